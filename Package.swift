@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+//
+// VideoQoS: video-player beacons -> windowed QoE metrics -> Parquet.
+// Data flows one way: QoSCore (decode, sessions, windows, metrics) and
+// Sketches are pure; Parquet and Enrichment are leaf libraries; Engine wires
+// them to files and Kafka; `qos` is the CLI.
+import PackageDescription
+
+let package = Package(
+    name: "VideoQoS",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "qos", targets: ["qos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb",
+                       providers: [.apt(["libmaxminddb-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+
+        // Pure logic: no I/O, no C libraries.
+        .target(name: "Sketches"),
+        .target(name: "QoSCore"),
+
+        // Leaf libraries.
+        .target(name: "Parquet", dependencies: ["CZstd"]),
+        .target(name: "Enrichment", dependencies: [
+            "CMaxMindDB", .product(name: "Yams", package: "Yams"),
+        ]),
+
+        // The pipeline and the CLI.
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "CZstd"]),
+        .executableTarget(name: "qos", dependencies: [
+            "Engine", "QoSCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "SketchesTests", dependencies: [
+            "Sketches", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "QoSCoreTests", dependencies: [
+            "QoSCore", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "ParquetTests", dependencies: [
+            "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet"]),
+    ]
+)

@@ -1,0 +1,92 @@
+/// Output tables and their dimensions (SPEC §5), and the interning of
+/// dimension values into small integers.
+
+/// The grouped metric tables. `sessions` and `rejects` are row tables and
+/// are not listed here.
+public enum MetricTable: Int, Sendable, CaseIterable {
+    case overall, video, geo, device, cdn
+
+    public var name: String {
+        switch self {
+        case .overall: return "overall"
+        case .video: return "video"
+        case .geo: return "geo"
+        case .device: return "device"
+        case .cdn: return "cdn"
+        }
+    }
+
+    /// Dimension column names, in order.
+    public var dimensions: [String] {
+        switch self {
+        case .overall: return []
+        case .video: return ["video_id"]
+        case .geo: return ["country", "region"]
+        case .device: return ["device_type", "os", "browser", "player_name"]
+        case .cdn: return ["cdn", "pop"]
+        }
+    }
+
+    /// Whether the table carries the segment (CDN) metrics.
+    public var hasSegmentMetrics: Bool { self == .overall || self == .cdn }
+}
+
+/// A group's dimension values as interned ids (unused slots are 0).
+public struct GroupKey: Hashable, Sendable {
+    public var a: UInt32 = 0, b: UInt32 = 0, c: UInt32 = 0, d: UInt32 = 0
+    public init(_ a: UInt32 = 0, _ b: UInt32 = 0, _ c: UInt32 = 0, _ d: UInt32 = 0) {
+        self.a = a; self.b = b; self.c = c; self.d = d
+    }
+    public var ids: [UInt32] { [a, b, c, d] }
+    /// The overflow group: every dimension is `__other__`.
+    public static let other = GroupKey(StringInterner.otherID, StringInterner.otherID,
+                                       StringInterner.otherID, StringInterner.otherID)
+}
+
+/// Interns dimension strings. Id 0 is `unknown`, id 1 is `__other__`.
+public final class StringInterner: @unchecked Sendable {
+    public static let unknownID: UInt32 = 0
+    public static let otherID: UInt32 = 1
+    public static let unknown = "unknown"
+    public static let other = "__other__"
+
+    private var ids: [String: UInt32] = [StringInterner.unknown: 0, StringInterner.other: 1]
+    public private(set) var strings: [String] = [StringInterner.unknown, StringInterner.other]
+
+    public init() {}
+
+    /// The id of `s`; nil and empty strings are `unknown`.
+    public func intern(_ s: String?) -> UInt32 {
+        guard let s, !s.isEmpty else { return StringInterner.unknownID }
+        if let id = ids[s] { return id }
+        let id = UInt32(strings.count)
+        ids[s] = id
+        strings.append(s)
+        return id
+    }
+
+    @inline(__always) public func string(_ id: UInt32) -> String { strings[Int(id)] }
+
+    public var count: Int { strings.count }
+}
+
+/// The dimension attributes of a session, interned; 0 = unknown.
+public struct SessionDims: Sendable, Equatable {
+    public var video: UInt32 = 0
+    public var country: UInt32 = 0, region: UInt32 = 0
+    public var deviceType: UInt32 = 0, os: UInt32 = 0, browser: UInt32 = 0, playerName: UInt32 = 0
+    public var cdn: UInt32 = 0, pop: UInt32 = 0
+
+    public init() {}
+
+    /// The session's group in `table`.
+    @inline(__always) public func key(_ table: MetricTable) -> GroupKey {
+        switch table {
+        case .overall: return GroupKey()
+        case .video: return GroupKey(video)
+        case .geo: return GroupKey(country, region)
+        case .device: return GroupKey(deviceType, os, browser, playerName)
+        case .cdn: return GroupKey(cdn, pop)
+        }
+    }
+}

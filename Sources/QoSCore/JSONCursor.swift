@@ -1,0 +1,243 @@
+/// A bounds-checked cursor over JSON bytes: the lexer under `BeaconDecoder`.
+/// Builds nothing it is not asked for; strings are returned as byte ranges
+/// and only unescaped / validated when a known field needs them.
+struct JSONCursor {
+    let base: UnsafeRawBufferPointer
+    var index: Int = 0
+    var count: Int { base.count }
+
+    init(_ base: UnsafeRawBufferPointer) { self.base = base }
+
+    var atEnd: Bool { index >= base.count }
+
+    @inline(__always) func peek() -> UInt8? {
+        index < base.count ? base[index] : nil
+    }
+
+    @inline(__always) mutating func next() -> UInt8? {
+        guard index < base.count else { return nil }
+        defer { index += 1 }
+        return base[index]
+    }
+
+    @inline(__always) mutating func advance() { index += 1 }
+
+    @inline(__always) mutating func skipWhitespace() {
+        while index < base.count {
+            let c = base[index]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            index += 1
+        }
+    }
+
+    /// A string token: the bytes between the quotes, and whether any escape occurs.
+    struct RawString {
+        var start: Int
+        var end: Int
+        var hasEscapes: Bool
+        var length: Int { end - start }
+    }
+
+    /// Reads a string token (validating escapes, rejecting raw control
+    /// characters). Cursor ends past the closing quote.
+    mutating func readRawString() -> RawString? {
+        guard next() == UInt8(ascii: "\"") else { return nil }
+        let start = index
+        var escapes = false
+        while index < base.count {
+            let c = base[index]
+            if c == UInt8(ascii: "\"") {
+                index += 1
+                return RawString(start: start, end: index - 1, hasEscapes: escapes)
+            }
+            if c < 0x20 { return nil }
+            if c == UInt8(ascii: "\\") {
+                escapes = true
+                index += 1
+                guard let e = next() else { return nil }
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    continue
+                case UInt8(ascii: "u"):
+                    guard index + 4 <= base.count else { return nil }
+                    for k in 0..<4 where JSONCursor.hexValue(base[index + k]) == nil { return nil }
+                    index += 4
+                default:
+                    return nil
+                }
+            } else {
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt32? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(c - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(c - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+
+    /// Builds the Swift string of a token, unescaping and validating UTF-8.
+    /// Returns nil for invalid UTF-8 or an unpaired surrogate escape.
+    func string(_ raw: RawString) -> String? {
+        let slice = UnsafeRawBufferPointer(rebasing: base[raw.start..<raw.end])
+        if !raw.hasEscapes {
+            return String(validating: slice, as: UTF8.self)
+        }
+        guard let bytes = unescaped(raw) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    /// The unescaped bytes of a token (escapes validated by `readRawString`).
+    func unescaped(_ raw: RawString) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.length)
+        var i = raw.start
+        while i < raw.end {
+            let c = base[i]
+            if c != UInt8(ascii: "\\") { out.append(c); i += 1; continue }
+            let e = base[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "u"):
+                guard let scalar = unicodeEscape(at: &i, end: raw.end) else { return nil }
+                out.append(contentsOf: Array(String(Character(scalar)).utf8))
+            default: out.append(e)
+            }
+        }
+        return out
+    }
+
+    /// `i` points just past `\u`. Handles surrogate pairs.
+    private func unicodeEscape(at i: inout Int, end: Int) -> Unicode.Scalar? {
+        let hi = hex4(i)
+        i += 4
+        if hi >= 0xD800 && hi < 0xDC00 {
+            guard i + 6 <= end, base[i] == UInt8(ascii: "\\"), base[i + 1] == UInt8(ascii: "u") else { return nil }
+            let lo = hex4(i + 2)
+            guard lo >= 0xDC00 && lo < 0xE000 else { return nil }
+            i += 6
+            return Unicode.Scalar(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+        }
+        return Unicode.Scalar(hi) // nil for a lone low surrogate
+    }
+
+    private func hex4(_ at: Int) -> UInt32 {
+        var v: UInt32 = 0
+        for k in 0..<4 { v = v << 4 | (JSONCursor.hexValue(base[at + k]) ?? 0) }
+        return v
+    }
+
+    /// A number token. `isInteger` is false when it has a fraction or exponent.
+    struct NumberToken { var start: Int; var end: Int; var isInteger: Bool }
+
+    /// Lexes a JSON number per RFC 8259.
+    mutating func readNumber() -> NumberToken? {
+        let start = index
+        if peek() == UInt8(ascii: "-") { index += 1 }
+        guard let d = peek(), isDigit(d) else { return nil }
+        if d == UInt8(ascii: "0") { index += 1 } else { skipDigits() }
+        var integer = true
+        if peek() == UInt8(ascii: ".") {
+            integer = false
+            index += 1
+            guard let f = peek(), isDigit(f) else { return nil }
+            skipDigits()
+        }
+        if let e = peek(), e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+            integer = false
+            index += 1
+            if let s = peek(), s == UInt8(ascii: "+") || s == UInt8(ascii: "-") { index += 1 }
+            guard let f = peek(), isDigit(f) else { return nil }
+            skipDigits()
+        }
+        return NumberToken(start: start, end: index, isInteger: integer)
+    }
+
+    @inline(__always) private func isDigit(_ c: UInt8) -> Bool { c &- 0x30 < 10 }
+
+    @inline(__always) private mutating func skipDigits() {
+        while index < base.count, isDigit(base[index]) { index += 1 }
+    }
+
+    /// The Int64 value of an integer token, nil on overflow.
+    func int64(_ t: NumberToken) -> Int64? {
+        var i = t.start
+        let negative = base[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        var v: Int64 = 0
+        while i < t.end {
+            let d = Int64(base[i] &- 0x30)
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (s, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+            if o1 || o2 { return nil }
+            v = s
+            i += 1
+        }
+        return v
+    }
+
+    /// Matches the literal `true`, `false` or `null` at the cursor.
+    mutating func readLiteral(_ lit: StaticString) -> Bool {
+        let n = lit.utf8CodeUnitCount
+        guard index + n <= base.count else { return false }
+        let p = lit.utf8Start
+        for k in 0..<n where base[index + k] != p[k] { return false }
+        index += n
+        return true
+    }
+
+    /// Skips (and validates) any JSON value. Depth-capped, never traps.
+    mutating func skipValue(depth: Int) -> Bool {
+        guard depth <= BeaconLimits.nestingDepthMax else { return false }
+        skipWhitespace()
+        guard let c = peek() else { return false }
+        switch c {
+        case UInt8(ascii: "\""): return readRawString() != nil
+        case UInt8(ascii: "{"): return skipContainer(close: UInt8(ascii: "}"), keyed: true, depth: depth)
+        case UInt8(ascii: "["): return skipContainer(close: UInt8(ascii: "]"), keyed: false, depth: depth)
+        case UInt8(ascii: "t"): return readLiteral("true")
+        case UInt8(ascii: "f"): return readLiteral("false")
+        case UInt8(ascii: "n"): return readLiteral("null")
+        default: return readNumber() != nil
+        }
+    }
+
+    private mutating func skipContainer(close: UInt8, keyed: Bool, depth: Int) -> Bool {
+        index += 1
+        skipWhitespace()
+        if peek() == close { index += 1; return true }
+        while true {
+            skipWhitespace()
+            if keyed {
+                guard readRawString() != nil else { return false }
+                skipWhitespace()
+                guard next() == UInt8(ascii: ":") else { return false }
+            }
+            guard skipValue(depth: depth + 1) else { return false }
+            skipWhitespace()
+            guard let c = next() else { return false }
+            if c == close { return true }
+            guard c == UInt8(ascii: ",") else { return false }
+        }
+    }
+
+    /// Compares a key token with an ASCII literal.
+    @inline(__always) func keyEquals(_ raw: RawString, _ lit: StaticString) -> Bool {
+        let n = lit.utf8CodeUnitCount
+        guard raw.length == n else { return false }
+        let p = lit.utf8Start
+        for k in 0..<n where base[raw.start + k] != p[k] { return false }
+        return true
+    }
+}

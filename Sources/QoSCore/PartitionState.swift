@@ -1,0 +1,85 @@
+/// The sessions of one input partition and its event-time watermark
+/// (SPEC §3). Close decisions depend only on this partition's message order.
+public final class PartitionState {
+    public let id: Int32
+    /// Max `ts` applied so far (`.min` before the first beacon).
+    public internal(set) var maxTs: Int64 = .min
+    public internal(set) var sessions: [String: SessionState] = [:]
+    var queue = CloseQueue()
+
+    public init(id: Int32) { self.id = id }
+
+    /// `maxTs − lateness`, or `.min` before the first beacon.
+    public func watermark(_ c: EngineConfig) -> Int64 {
+        maxTs == .min ? .min : maxTs - c.latenessMs
+    }
+
+    /// Queues `s` for a watermark-driven close if it is not queued yet.
+    func schedule(_ s: SessionState, _ c: EngineConfig) {
+        guard !s.queued else { return }
+        s.queued = true
+        queue.push(s.closeDue(c), s)
+    }
+
+    /// Pops every session whose close condition holds at `watermark`
+    /// (close instant ≤ watermark and arrival mark + timeout ≤ watermark).
+    func dueSessions(_ watermark: Int64, _ c: EngineConfig) -> [SessionState] {
+        var out: [SessionState] = []
+        while let top = queue.peekDue, top <= watermark {
+            let s = queue.pop()
+            s.queued = false
+            if s.closed { continue }
+            if s.closeDue(c) <= watermark { out.append(s) } else { schedule(s, c) }
+        }
+        return out
+    }
+}
+
+/// A binary min-heap of (due watermark, insertion order, session).
+/// Ties break by insertion order, so closes happen in a deterministic order.
+struct CloseQueue {
+    private var heap: [(due: Int64, order: UInt64, session: SessionState)] = []
+    private var counter: UInt64 = 0
+
+    var count: Int { heap.count }
+    var peekDue: Int64? { heap.first?.due }
+
+    mutating func push(_ due: Int64, _ s: SessionState) {
+        counter += 1
+        heap.append((due, counter, s))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard less(i, parent) else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> SessionState {
+        let top = heap[0].session
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            siftDown(0)
+        }
+        return top
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var i = start
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < heap.count && less(l, m) { m = l }
+            if r < heap.count && less(r, m) { m = r }
+            if m == i { return }
+            heap.swapAt(i, m)
+            i = m
+        }
+    }
+
+    private func less(_ a: Int, _ b: Int) -> Bool {
+        heap[a].due != heap[b].due ? heap[a].due < heap[b].due : heap[a].order < heap[b].order
+    }
+}

@@ -1,0 +1,241 @@
+/// The per-event rules of SPEC §5, session closes and window flushes.
+extension SessionEngine {
+    /// Attributes are fixed per field by the first beacon that carries each
+    /// (explicit beacon fields before IP / user-agent lookups, which run at
+    /// most once per session).
+    func updateAttributes(_ s: SessionState, _ b: Beacon) {
+        if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
+        if s.viewerId == nil { s.viewerId = b.viewerId }
+        if s.playerVersion == nil { s.playerVersion = b.playerVersion }
+        if s.live == nil { s.live = b.live }
+        if s.videoDurationMs == nil { s.videoDurationMs = b.videoDurationMs }
+        if s.dims.playerName == 0, let v = b.playerName { s.dims.playerName = interner.intern(v) }
+        if s.dims.cdn == 0, let v = b.cdn { s.dims.cdn = interner.intern(v) }
+        if s.dims.pop == 0, let v = b.pop { s.dims.pop = interner.intern(v) }
+        if s.dims.country == 0, let v = b.country { s.dims.country = interner.intern(v) }
+        if s.dims.region == 0, let v = b.region { s.dims.region = interner.intern(v) }
+        if s.dims.deviceType == 0, let v = b.deviceType { s.dims.deviceType = interner.intern(v) }
+        if s.dims.os == 0, let v = b.os { s.dims.os = interner.intern(v) }
+        if s.dims.browser == 0, let v = b.browser { s.dims.browser = interner.intern(v) }
+        if !s.ipLooked, let ip = b.ip {
+            s.ipLooked = true
+            if let g = enricher.geo(ip: ip) { applyGeo(s, g) }
+        }
+        if !s.uaLooked, let ua = b.userAgent {
+            s.uaLooked = true
+            if let d = enricher.device(userAgent: ua) { applyDevice(s, d) }
+        }
+    }
+
+    private func applyGeo(_ s: SessionState, _ g: GeoAttributes) {
+        if s.dims.country == 0 { s.dims.country = interner.intern(g.country) }
+        if s.dims.region == 0 { s.dims.region = interner.intern(g.region) }
+        if s.city == nil { s.city = g.city }
+        if s.asn == nil { s.asn = g.asn }
+        if s.asOrg == nil { s.asOrg = g.asOrg }
+    }
+
+    private func applyDevice(_ s: SessionState, _ d: DeviceAttributes) {
+        if s.dims.deviceType == 0 { s.dims.deviceType = interner.intern(d.deviceType) }
+        if s.dims.os == 0 { s.dims.os = interner.intern(d.os) }
+        if s.dims.browser == 0 { s.dims.browser = interner.intern(d.browser) }
+    }
+
+    /// Applies one accepted beacon's event to its open session.
+    func applyEvent(_ b: Beacon, _ s: SessionState, _ p: PartitionState) {
+        let t = b.ts
+        if let played = b.playedMs { applyPlayed(played, b, s) }
+        if b.event == .bitrateChange, let new = b.bitrateKbps, let cur = s.currentBitrate {
+            if new > cur { s.upshifts += 1; contribute(t, s) { $0.upshifts += 1 } }
+            if new < cur { s.downshifts += 1; contribute(t, s) { $0.downshifts += 1 } }
+        }
+        if let br = b.bitrateKbps { s.currentBitrate = br }
+        if let ph = b.playheadMs, ph > s.maxPlayheadMs { s.maxPlayheadMs = ph }
+        switch b.event {
+        case .viewStart: applyViewStart(t, s)
+        case .playStart: applyPlayStart(t, s)
+        case .rebufferStart:
+            guard s.firstPlayTs != nil, s.seekOpenTs == nil, s.stallOpenTs == nil else { break }
+            s.stallOpenTs = t
+            s.rebufferCount += 1
+            contribute(t, s) { $0.rebufferCount += 1 }
+        case .rebufferEnd:
+            guard let start = s.stallOpenTs else { break }
+            s.stallOpenTs = nil
+            addRebuffer(b.durationMs ?? max(0, t - start), at: t, s)
+        case .seekStart:
+            guard s.seekOpenTs == nil else { break }
+            s.seekOpenTs = t
+            s.seekCount += 1
+            contribute(t, s) { $0.seekCount += 1 }
+        case .seekEnd:
+            guard let start = s.seekOpenTs else { break }
+            s.seekOpenTs = nil
+            addSeek(max(0, t - start), at: t, s)
+        case .error: applyError(b, s)
+        case .segment: contributeSegment(b, s)
+        case .viewEnd: close(s, in: p, at: t, reason: b.reason ?? .exit)
+        case .heartbeat, .pause, .resume, .bitrateChange: break
+        }
+    }
+
+    /// `played_ms`, and the time-weighted bitrate with the bitrate current
+    /// before this beacon (else the beacon's own).
+    private func applyPlayed(_ played: Int64, _ b: Beacon, _ s: SessionState) {
+        s.playingMs += played
+        let rate = s.currentBitrate ?? b.bitrateKbps
+        if let rate {
+            s.bitrateMsSum += rate * played
+            s.bitratePlayedMs += played
+        }
+        contribute(b.ts, s) { m in
+            m.playingMs += played
+            if let rate { m.bitrateMsSum += rate * played; m.bitratePlayedMs += played }
+        }
+    }
+
+    private func applyViewStart(_ t: Int64, _ s: SessionState) {
+        guard s.viewStartTs == nil else { return }
+        s.viewStartTs = t
+        let viewer = s.viewerId ?? s.id
+        contribute(t, s) { m in m.views += 1; m.viewers.insert(viewer) }
+        if let play = s.firstPlayTs { addStartup(play - t, at: t, s) }
+    }
+
+    private func applyPlayStart(_ t: Int64, _ s: SessionState) {
+        guard s.firstPlayTs == nil else { return }
+        s.firstPlayTs = t
+        contribute(t, s) { $0.plays += 1 }
+        if let view = s.viewStartTs { addStartup(t - view, at: t, s) }
+    }
+
+    private func addStartup(_ x: Int64, at t: Int64, _ s: SessionState) {
+        guard x >= 0 && x <= config.startupMaxMs else { return }
+        s.startupMs = x
+        contribute(t, s) { m in m.startupMsSum += x; m.startupMsCount += 1; m.startupSketch.add(Double(x)) }
+    }
+
+    private func addRebuffer(_ d: Int64, at t: Int64, _ s: SessionState) {
+        s.rebufferMs += d
+        contribute(t, s) { $0.rebufferMs += d }
+    }
+
+    private func addSeek(_ d: Int64, at t: Int64, _ s: SessionState) {
+        s.seekMs += d
+        contribute(t, s) { $0.seekMs += d }
+    }
+
+    private func applyError(_ b: Beacon, _ s: SessionState) {
+        s.errors += 1
+        guard b.fatal == true, !s.fatalSeen else { return }
+        s.fatalSeen = true
+        s.fatalErrorCode = b.errorCode
+        if s.firstPlayTs != nil {
+            s.vpf = true
+            contribute(b.ts, s) { $0.vpf += 1 }
+        } else if s.viewStartTs != nil {
+            s.vsf = true
+            contribute(b.ts, s) { $0.vsf += 1 }
+        }
+    }
+
+    // MARK: Close
+
+    /// Closes `s` at `instant`: open stalls and seeks end there, and the
+    /// close's metrics go to the window of the instant.
+    func close(_ s: SessionState, in p: PartitionState, at instant: Int64, reason: CloseReason) {
+        s.closed = true
+        p.sessions[s.id] = nil
+        counters.sessionsClosed += 1
+        if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s) }
+        if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s) }
+        let duration = s.latestTs - s.earliestTs
+        let ebvs = s.viewStartTs != nil && s.firstPlayTs == nil && !s.fatalSeen
+        let completed = reason == .ended || isComplete(s)
+        contribute(instant, s) { m in
+            m.sessionsEnded += 1
+            m.sessionMsSum += duration
+            m.sessionSketch.add(Double(duration))
+            if ebvs { m.ebvs += 1 }
+            if completed { m.completed += 1 }
+        }
+        if let play = s.firstPlayTs { countConcurrentAtClose(s, firstPlay: play, instant: instant) }
+        aggregator.window(for: instant).sessions.append(
+            sessionRow(s, instant: instant, reason: reason, ebvs: ebvs, completed: completed))
+    }
+
+    private func isComplete(_ s: SessionState) -> Bool {
+        guard let d = s.videoDurationMs, d > 0 else { return false }
+        return Double(s.maxPlayheadMs) >= config.completionFraction * Double(d)
+    }
+
+    /// A session that closes after the end of an unwritten window it was
+    /// playing in counts in that window's concurrent plays.
+    private func countConcurrentAtClose(_ s: SessionState, firstPlay: Int64, instant: Int64) {
+        for w in aggregator.openWindows where firstPlay < w.end && instant > w.end {
+            addConcurrent(w, s)
+        }
+    }
+
+    private func addConcurrent(_ w: WindowState<K>, _ s: SessionState) {
+        for t in MetricTable.allCases {
+            let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: config.groupsPerWindowMax)
+            w.tables[t.rawValue].metrics[i].concurrentPlays += 1
+        }
+    }
+
+    // MARK: Flush
+
+    /// Writes (returns) every window the `watermark` has passed, plus every
+    /// pending late delta. Concurrent plays are sampled for the base windows.
+    public func flush(watermark: Int64) -> [WindowState<K>] {
+        let due = aggregator.windowsDue(watermark)
+        if !due.isEmpty {
+            for p in partitions.values.sorted(by: { $0.id < $1.id }) {
+                for s in p.sessions.values {
+                    guard let play = s.firstPlayTs else { continue }
+                    let closeAt = s.pendingClose(config).instant
+                    for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
+                }
+            }
+        }
+        return aggregator.flush(watermark)
+    }
+
+    /// End of input (`qos replay`): the watermark goes to +∞, every session
+    /// closes at its own close instant, every window is written.
+    public func finish() -> [WindowState<K>] {
+        for p in partitions.values.sorted(by: { $0.id < $1.id }) {
+            for s in p.dueSessions(.max, config) {
+                let (instant, reason) = s.pendingClose(config)
+                close(s, in: p, at: instant, reason: reason)
+            }
+        }
+        return flush(watermark: .max)
+    }
+
+    /// The watermark of a single-partition input (replay): its max ts − lateness.
+    public var replayWatermark: Int64 {
+        partitions.values.map { $0.watermark(config) }.min() ?? .min
+    }
+
+    func sessionRow(_ s: SessionState, instant: Int64, reason: CloseReason,
+                    ebvs: Bool, completed: Bool) -> SessionRow {
+        let n = interner
+        return SessionRow(
+            sessionId: s.id, viewerId: s.viewerId ?? s.id, videoId: n.string(s.dims.video),
+            country: n.string(s.dims.country), region: n.string(s.dims.region),
+            city: s.city ?? StringInterner.unknown, asn: s.asn, asOrg: s.asOrg ?? StringInterner.unknown,
+            deviceType: n.string(s.dims.deviceType), os: n.string(s.dims.os), browser: n.string(s.dims.browser),
+            playerName: n.string(s.dims.playerName), playerVersion: s.playerVersion ?? StringInterner.unknown,
+            cdn: n.string(s.dims.cdn), pop: n.string(s.dims.pop), live: s.live, videoDurationMs: s.videoDurationMs,
+            startTs: s.earliestTs, endTs: s.latestTs, closeTs: instant, closeReason: reason,
+            missingStart: s.missingStart, hadViewStart: s.viewStartTs != nil, played: s.firstPlayTs != nil,
+            startupMs: s.startupMs, playingMs: s.playingMs, rebufferCount: s.rebufferCount,
+            rebufferMs: s.rebufferMs, seekCount: s.seekCount, seekMs: s.seekMs,
+            bitrateMsSum: s.bitrateMsSum, bitratePlayedMs: s.bitratePlayedMs,
+            upshifts: s.upshifts, downshifts: s.downshifts, errors: s.errors,
+            fatalErrorCode: s.fatalErrorCode, vsf: s.vsf, vpf: s.vpf, ebvs: ebvs, completed: completed,
+            maxPlayheadMs: s.maxPlayheadMs, beacons: s.beacons)
+    }
+}

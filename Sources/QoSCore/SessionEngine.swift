@@ -1,0 +1,143 @@
+/// The core engine: decoded beacons in, finished windows out. Pure logic:
+/// time comes in as arguments (`nowMs` for the future check, watermarks for
+/// flushes), I/O stays in the `Engine` module.
+public final class SessionEngine<K: SketchKit> {
+    public let config: EngineConfig
+    public let interner = StringInterner()
+    public internal(set) var aggregator: WindowAggregator<K>
+    public private(set) var partitions: [Int32: PartitionState] = [:]
+    public internal(set) var counters = EngineCounters()
+    let enricher: Enricher
+
+    public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
+        self.config = config
+        self.enricher = enricher
+        self.aggregator = WindowAggregator(config: config)
+    }
+
+    public func partition(_ id: Int32) -> PartitionState {
+        if let p = partitions[id] { return p }
+        let p = PartitionState(id: id)
+        partitions[id] = p
+        return p
+    }
+
+    // MARK: Input
+
+    /// Decodes one message and applies its beacons (or records its rejects).
+    public func ingest(message: UnsafeRawBufferPointer, partition pid: Int32,
+                       source: SourcePosition, nowMs: Int64) {
+        counters.messages += 1
+        BeaconDecoder.decode(message) { item in
+            switch item {
+            case .beacon(let b): apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
+            case .reject(let reason, let range):
+                reject(reason, partition: partition(pid), source: source,
+                       payload: UnsafeRawBufferPointer(rebasing: message[range]))
+            }
+        }
+    }
+
+    /// Applies one beacon (SPEC §3): admission, watermark closes, gap close,
+    /// duplicate check, then the event itself.
+    public func apply(_ b: Beacon, partition pid: Int32, source: SourcePosition,
+                      raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {
+        let p = partition(pid)
+        if b.ts > nowMs &+ config.futureToleranceMs {
+            return reject(.tsInFuture, partition: p, source: source, payload: raw)
+        }
+        if p.maxTs != .min && b.ts < p.watermark(config) - config.maxLatenessMs {
+            return reject(.tsTooOld, partition: p, source: source, payload: raw)
+        }
+        if b.ts > p.maxTs { p.maxTs = b.ts }
+        let wm = p.watermark(config)
+        for s in p.dueSessions(wm, config) {
+            let (instant, reason) = s.pendingClose(config)
+            close(s, in: p, at: instant, reason: reason)
+        }
+        var session = p.sessions[b.sessionId]
+        if let s = session, s.isGap(b.ts, config) {
+            let (instant, reason) = s.pendingClose(config)
+            close(s, in: p, at: instant, reason: reason)
+            session = nil
+        }
+        let s = session ?? open(b, in: p)
+        if let seq = b.seq, !s.acceptSeq(seq) {
+            counters.duplicates += 1
+            return contribute(b.ts, s) { $0.duplicates += 1 }
+        }
+        counters.accepted += 1
+        s.arrivalMark = wm
+        s.beacons += 1
+        if b.ts < s.earliestTs { s.earliestTs = b.ts }
+        if b.ts > s.latestTs { s.latestTs = b.ts }
+        updateAttributes(s, b)
+        if aggregator.isWritten(b.ts) {
+            counters.lateEvents += 1
+            contribute(b.ts, s) { $0.lateEvents += 1 }
+        }
+        applyEvent(b, s, p)
+        if !s.closed { p.schedule(s, config) }
+    }
+
+    private func open(_ b: Beacon, in p: PartitionState) -> SessionState {
+        let s = SessionState(id: b.sessionId, ts: b.ts)
+        p.sessions[b.sessionId] = s
+        counters.sessionsOpened += 1
+        if b.event != .viewStart {
+            s.missingStart = true
+            updateAttributes(s, b)
+            contribute(b.ts, s) { $0.missingStart += 1 }
+        }
+        return s
+    }
+
+    // MARK: Rejects
+
+    func reject(_ reason: RejectReason, partition p: PartitionState, source: SourcePosition,
+                payload: UnsafeRawBufferPointer?) {
+        counters.rejected[reason.code, default: 0] += 1
+        let clock = p.maxTs == .min ? 0 : p.maxTs
+        let bytes = payload.map { Array($0.prefix(BeaconLimits.rejectPayloadBytesMax)) } ?? []
+        aggregator.window(for: clock).rejects.append(
+            RejectRow(ingestedAt: clock, reason: reason.code, source: source.description, payload: bytes))
+    }
+
+    // MARK: Contributions
+
+    /// Adds a contribution at `ts` to the session's group in every table.
+    @inline(__always)
+    func contribute(_ ts: Int64, _ s: SessionState, _ body: (inout SessionMetrics<K>) -> Void) {
+        let w = aggregator.window(for: ts)
+        let cap = config.groupsPerWindowMax
+        for t in MetricTable.allCases {
+            let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: cap)
+            body(&w.tables[t.rawValue].metrics[i])
+        }
+    }
+
+    /// Segment metrics go to `overall` and to `cdn` under the beacon's own
+    /// cdn/pop when present, else the session's.
+    func contributeSegment(_ b: Beacon, _ s: SessionState) {
+        let w = aggregator.window(for: b.ts)
+        let cap = config.groupsPerWindowMax
+        let cdn = b.cdn != nil ? interner.intern(b.cdn) : s.dims.cdn
+        let pop = b.pop != nil ? interner.intern(b.pop) : s.dims.pop
+        let o = w.tables[MetricTable.overall.rawValue].slot(GroupKey(), cap: cap)
+        w.tables[MetricTable.overall.rawValue].metrics[o].segment.add(b, slowMs: config.slowRequestMs)
+        let c = w.tables[MetricTable.cdn.rawValue].slot(GroupKey(cdn, pop), cap: cap)
+        w.tables[MetricTable.cdn.rawValue].metrics[c].segment.add(b, slowMs: config.slowRequestMs)
+    }
+}
+
+/// Engine-wide counters (for summaries and `/metrics`).
+public struct EngineCounters: Sendable, Equatable {
+    public var messages: Int64 = 0
+    public var accepted: Int64 = 0
+    public var rejected: [String: Int64] = [:]
+    public var duplicates: Int64 = 0
+    public var lateEvents: Int64 = 0
+    public var sessionsOpened: Int64 = 0
+    public var sessionsClosed: Int64 = 0
+    public var rejectedTotal: Int64 { rejected.values.reduce(0, +) }
+}

@@ -1,0 +1,166 @@
+/// Windows and late deltas (SPEC §4). Every contribution is routed by the
+/// `ts` it is attributed to: into the window's base state while the window
+/// is unwritten, into its late delta once it has been written.
+
+/// The groups of one metric table in one window.
+public struct TableAggregate<K: SketchKit>: Sendable {
+    public private(set) var keys: [GroupKey] = []
+    public var metrics: [SessionMetrics<K>] = []
+    private var index: [GroupKey: Int] = [:]
+    /// Contributions that went to `__other__` because the group cap was hit.
+    public private(set) var overflowed: Int64 = 0
+
+    public init() {}
+
+    /// The slot of `key`, created on first use; past `cap` groups the
+    /// `__other__` group takes new keys.
+    @inline(__always) public mutating func slot(_ key: GroupKey, cap: Int) -> Int {
+        if let i = index[key] { return i }
+        var k = key
+        if keys.count >= cap && key != .other {
+            overflowed += 1
+            k = .other
+            if let i = index[k] { return i }
+        }
+        index[k] = keys.count
+        keys.append(k)
+        metrics.append(SessionMetrics<K>())
+        return keys.count - 1
+    }
+
+    public var isEmpty: Bool { keys.isEmpty }
+}
+
+/// One row of the `sessions` table: the facts of one closed session.
+public struct SessionRow: Sendable, Equatable {
+    public var sessionId: String
+    public var viewerId: String
+    public var videoId: String
+    public var country: String, region: String, city: String
+    public var asn: Int64?
+    public var asOrg: String
+    public var deviceType: String, os: String, browser: String
+    public var playerName: String, playerVersion: String
+    public var cdn: String, pop: String
+    public var live: Bool?
+    public var videoDurationMs: Int64?
+    public var startTs: Int64
+    public var endTs: Int64
+    public var closeTs: Int64
+    public var closeReason: CloseReason
+    public var missingStart: Bool
+    public var hadViewStart: Bool
+    public var played: Bool
+    public var startupMs: Int64?
+    public var playingMs: Int64
+    public var rebufferCount: Int64, rebufferMs: Int64
+    public var seekCount: Int64, seekMs: Int64
+    public var bitrateMsSum: Int64, bitratePlayedMs: Int64
+    public var upshifts: Int64, downshifts: Int64
+    public var errors: Int64
+    public var fatalErrorCode: String?
+    public var vsf: Bool, vpf: Bool, ebvs: Bool, completed: Bool
+    public var maxPlayheadMs: Int64
+    public var beacons: Int64
+    public var durationMs: Int64 { endTs - startTs }
+}
+
+/// Where a beacon came from, for `rejects.source`.
+public enum SourcePosition: Sendable, Equatable {
+    case file(name: String, line: Int64)
+    case kafka(topic: String, partition: Int32, offset: Int64)
+
+    public var description: String {
+        switch self {
+        case .file(let n, let l): return "\(n):\(l)"
+        case .kafka(let t, let p, let o): return "\(t)/\(p)/\(o)"
+        }
+    }
+}
+
+/// One row of the `rejects` table.
+public struct RejectRow: Sendable, Equatable {
+    /// The partition's event-time clock when rejected (see README: replays
+    /// must produce identical files, so this is not wall-clock time).
+    public var ingestedAt: Int64
+    public var reason: String
+    public var source: String
+    public var payload: [UInt8]
+}
+
+/// All state of one window (or of one window's late delta).
+public final class WindowState<K: SketchKit>: @unchecked Sendable {
+    public let start: Int64
+    public let end: Int64
+    public let isDelta: Bool
+    public var tables: [TableAggregate<K>]
+    public var sessions: [SessionRow] = []
+    public var rejects: [RejectRow] = []
+
+    init(start: Int64, end: Int64, isDelta: Bool) {
+        self.start = start
+        self.end = end
+        self.isDelta = isDelta
+        self.tables = MetricTable.allCases.map { _ in TableAggregate<K>() }
+    }
+
+    public var isEmpty: Bool {
+        sessions.isEmpty && rejects.isEmpty && tables.allSatisfy(\.isEmpty)
+    }
+}
+
+/// Routes contributions to windows and hands out finished windows.
+public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
+    public let config: EngineConfig
+    /// Windows ending at or before this have been written: new
+    /// contributions to them go to late deltas.
+    public private(set) var writtenThrough: Int64 = .min
+    private(set) var base: [Int64: WindowState<K>] = [:]
+    private(set) var deltas: [Int64: WindowState<K>] = [:]
+
+    public init(config: EngineConfig, writtenThrough: Int64 = .min) {
+        self.config = config
+        self.writtenThrough = writtenThrough
+    }
+
+    @inline(__always) public func isWritten(_ ts: Int64) -> Bool {
+        config.windowStart(ts) + config.windowMs <= writtenThrough
+    }
+
+    /// The state that a contribution at `ts` goes to.
+    public mutating func window(for ts: Int64) -> WindowState<K> {
+        let start = config.windowStart(ts)
+        let delta = start + config.windowMs <= writtenThrough
+        if delta {
+            if let w = deltas[start] { return w }
+            let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: true)
+            deltas[start] = w
+            return w
+        }
+        if let w = base[start] { return w }
+        let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: false)
+        base[start] = w
+        return w
+    }
+
+    /// Unwritten base windows (for point samples such as concurrent plays).
+    public var openWindows: [WindowState<K>] { Array(base.values) }
+
+    /// Base windows that `watermark` has passed, in time order.
+    public func windowsDue(_ watermark: Int64) -> [WindowState<K>] {
+        base.values.filter { $0.end <= watermark }.sorted { $0.start < $1.start }
+    }
+
+    /// Removes and returns every base window that the watermark has passed
+    /// and every pending late delta; afterwards those windows are written.
+    public mutating func flush(_ watermark: Int64) -> [WindowState<K>] {
+        var out = windowsDue(watermark)
+        for w in out { base[w.start] = nil }
+        out += deltas.values.sorted { $0.start < $1.start }
+        deltas.removeAll()
+        if watermark > writtenThrough {
+            writtenThrough = config.windowStart(watermark)
+        }
+        return out.filter { !$0.isEmpty }
+    }
+}

@@ -1,0 +1,326 @@
+import Testing
+@testable import QoSCore
+
+/// One test per metric rule of SPEC §5, with beacons built by hand and the
+/// exact expected numbers.
+@Suite struct MetricTests {
+    @Test func basicViewStartupPlayingAndCompletion() {
+        let h = Harness()
+        h.beacon("view_start", 1000, "s1", ["viewer_id": "v1", "video_id": "A"])
+        h.beacon("play_start", 3000, "s1", ["bitrate_kbps": 1000])
+        h.beacon("heartbeat", 13000, "s1", ["played_ms": 10000])
+        h.beacon("view_end", 20000, "s1", ["reason": "ended", "played_ms": 7000])
+        h.finish()
+        let m = h.metrics(0)
+        #expect(m.views == 1 && m.uniqueViewers == 1 && m.plays == 1)
+        #expect(m.startupMsSum == 2000 && m.startupMsCount == 1 && m.startupSketch.values == [2000])
+        #expect(m.playingMs == 17000)
+        #expect(m.bitrateMsSum == 17_000_000 && m.bitratePlayedMs == 17000 && m.avgBitrateKbps == 1000)
+        #expect(m.sessionsEnded == 1 && m.sessionMsSum == 19000 && m.completed == 1 && m.ebvs == 0)
+        #expect(m.watchMs == 2000 + 17000)
+        #expect(m.rebufferRatio == 0)
+        #expect(h.metrics(0, .video, ["A"]).views == 1)
+        #expect(h.sessionRows.count == 1 && h.sessionRows[0].closeReason == .ended)
+    }
+
+    @Test func uniqueViewersCountDistinctViewerIdWithSessionFallback() {
+        let h = Harness()
+        h.beacon("view_start", 1000, "s1", ["viewer_id": "v1"])
+        h.beacon("view_start", 2000, "s2", ["viewer_id": "v1"])
+        h.beacon("view_start", 3000, "s3")
+        h.beacon("view_start", 4000, "s3") // a later view_start in the same session is ignored
+        h.finish()
+        #expect(h.metrics(0).views == 3)
+        #expect(h.metrics(0).viewers.items == ["v1", "s3"])
+    }
+
+    @Test func missingViewStart() {
+        let h = Harness()
+        h.beacon("heartbeat", 1000, "s1", ["played_ms": 5000])
+        h.beacon("play_start", 1500, "s1")
+        h.beacon("view_end", 2000, "s1")
+        h.finish()
+        let m = h.metrics(0)
+        #expect(m.missingStart == 1 && m.views == 0 && m.plays == 1)
+        #expect(m.startupMsCount == 0 && m.ebvs == 0 && m.sessionsEnded == 1)
+        #expect(h.sessionRows[0].missingStart && h.sessionRows[0].closeReason == .exit)
+    }
+
+    @Test func stallInsideSeekIsSeekTimeNotRebuffering() {
+        let h = Harness()
+        h.beacon("view_start", 0)
+        h.beacon("rebuffer_start", 500)   // initial buffering: startup, not rebuffering
+        h.beacon("rebuffer_end", 900)
+        h.beacon("play_start", 1000)
+        h.beacon("seek_start", 5000)
+        h.beacon("rebuffer_start", 5100)  // inside the seek
+        h.beacon("rebuffer_end", 6000)
+        h.beacon("seek_end", 6500)
+        h.beacon("rebuffer_start", 10000)
+        h.beacon("rebuffer_start", 10200) // a stall is already open
+        h.beacon("rebuffer_end", 10500)
+        h.beacon("view_end", 20000)
+        h.finish()
+        let m = h.metrics(0)
+        #expect(m.rebufferCount == 1 && m.rebufferMs == 500)
+        #expect(m.seekCount == 1 && m.seekMs == 1500)
+        #expect(m.startupMsSum == 1000)
+        #expect(m.watchMs == 1000 + 0 + 500 + 1500)
+    }
+
+    @Test func stallSpanningTwoWindowsCountsInTheEndWindow() {
+        let h = Harness()
+        h.beacon("view_start", 0)
+        h.beacon("play_start", 1000)
+        h.beacon("rebuffer_start", 110_000)
+        h.beacon("rebuffer_end", 130_000, "s1", ["duration_ms": 19000])
+        h.beacon("rebuffer_start", 150_000)
+        h.beacon("rebuffer_end", 170_000)
+        h.beacon("view_end", 180_000, "s1", ["played_ms": 60000])
+        h.finish()
+        #expect(h.metrics(0).rebufferCount == 1 && h.metrics(0).rebufferMs == 0)
+        let m = h.metrics(min2)
+        #expect(m.rebufferCount == 1 && m.rebufferMs == 19000 + 20000)
+        #expect(m.rebufferRatio == 39000.0 / (60000 + 39000))
+    }
+
+    @Test func stallNeverEndedEndsAtTheCloseInstant() {
+        let h = Harness()
+        h.beacon("view_start", 0)
+        h.beacon("play_start", 1000)
+        h.beacon("rebuffer_start", 50000)
+        h.finish()
+        // Inactivity close at 50 000 + 5 min = 350 000, in window [240 000, 360 000).
+        let m = h.metrics(240_000)
+        #expect(m.rebufferMs == 300_000 && m.sessionsEnded == 1 && m.sessionMsSum == 50000)
+        #expect(h.metrics(0).rebufferCount == 1 && h.metrics(0).sessionsEnded == 0)
+        #expect(h.sessionRows[0].closeReason == .timeout && h.sessionRows[0].closeTs == 350_000)
+    }
+
+    @Test func openSeekEndsAtClose() {
+        let h = Harness()
+        h.beacon("view_start", 0)
+        h.beacon("play_start", 1000)
+        h.beacon("seek_start", 10000)
+        h.beacon("seek_start", 11000) // a seek is open: not counted
+        h.beacon("view_end", 14000)
+        h.finish()
+        #expect(h.metrics(0).seekCount == 1 && h.metrics(0).seekMs == 4000)
+    }
+
+    @Test func duplicateSeqIsDroppedAndCounted() {
+        let h = Harness()
+        h.beacon("view_start", 0, "s1", ["seq": 1])
+        h.beacon("play_start", 1000, "s1", ["seq": 2])
+        h.beacon("heartbeat", 11000, "s1", ["seq": 3, "played_ms": 1000])
+        h.beacon("heartbeat", 11000, "s1", ["seq": 3, "played_ms": 1000])
+        h.beacon("play_start", 1000, "s1", ["seq": 2])
+        h.beacon("heartbeat", 21000, "s1", ["played_ms": 1000]) // no seq: never a duplicate
+        h.finish()
+        let m = h.metrics(0)
+        #expect(m.duplicates == 2 && m.playingMs == 2000 && m.plays == 1)
+        #expect(h.engine.counters.duplicates == 2)
+    }
+
+    @Test func lateEventAfterItsWindowWasWrittenLandsInTheDelta() {
+        let h = Harness()
+        h.beacon("view_start", 0, "s1")
+        h.beacon("play_start", 1000, "s1")
+        h.flushAtWatermark()
+        h.beacon("view_start", 200_000, "s2") // watermark 170 000 passes window 0's end
+        h.flushAtWatermark()
+        #expect(h.windows(start: 0).count == 1)
+        h.beacon("heartbeat", 100_000, "s1", ["played_ms": 4000])
+        h.flushAtWatermark()
+        let delta = h.metrics(0, deltaOnly: true)
+        #expect(delta.playingMs == 4000 && delta.lateEvents == 1 && delta.views == 0)
+        #expect(h.windows(start: 0).filter(\.isDelta).count == 1)
+        #expect(h.metrics(0).views == 1 && h.metrics(0).playingMs == 4000)
+        #expect(h.engine.counters.lateEvents == 1)
+    }
+
+    @Test func ebvsVersusVsfVersusVpf() {
+        let h = Harness()
+        h.beacon("view_start", 0, "A"); h.beacon("error", 5000, "A", ["fatal": true, "error_code": "E1"])
+        h.beacon("view_end", 6000, "A", ["reason": "error"])
+        h.beacon("view_start", 0, "B"); h.beacon("view_end", 130_000, "B")
+        h.beacon("view_start", 0, "C"); h.beacon("play_start", 1000, "C")
+        h.beacon("error", 30000, "C", ["fatal": true]); h.beacon("error", 31000, "C", ["fatal": true])
+        h.beacon("view_start", 0, "D"); h.beacon("error", 2000, "D", ["fatal": false])
+        h.beacon("view_end", 3000, "D")
+        h.beacon("heartbeat", 0, "E"); h.beacon("error", 1000, "E", ["fatal": true])
+        h.finish()
+        #expect(h.metrics(0).vsf == 1 && h.metrics(0).vpf == 1)
+        #expect(h.metrics(0).ebvs == 1)        // D, closed at 3 000
+        #expect(h.metrics(min2).ebvs == 1)     // B, closed at 130 000: the close's window
+        let rows = Dictionary(uniqueKeysWithValues: h.sessionRows.map { ($0.sessionId, $0) })
+        #expect(rows["A"]!.vsf && !rows["A"]!.ebvs && rows["A"]!.closeReason == .error && rows["A"]!.fatalErrorCode == "E1")
+        #expect(rows["C"]!.vpf && rows["C"]!.errors == 2 && !rows["E"]!.vsf && !rows["E"]!.vpf)
+    }
+
+    @Test func gapLongerThanTimeoutClosesAndReopens() {
+        let h = Harness()
+        h.beacon("view_start", 0); h.beacon("play_start", 1000); h.beacon("heartbeat", 2000)
+        h.beacon("heartbeat", 302_001)
+        h.finish()
+        #expect(h.metrics(240_000).sessionsEnded == 1)
+        #expect(h.metrics(240_000).missingStart == 1 && h.metrics(0).missingStart == 0)
+        let rows = h.sessionRows.sorted { $0.closeTs < $1.closeTs }
+        #expect(rows.count == 2)
+        #expect(rows[0].closeReason == .timeout && rows[0].closeTs == 302_000 && rows[0].durationMs == 2000)
+        #expect(rows[1].missingStart && rows[1].closeTs == 602_001)
+    }
+
+    @Test func sixHourCap() {
+        let h = Harness()
+        h.beacon("view_start", 0)
+        for k in 1...95 { h.beacon("heartbeat", Int64(k) * 240_000, "s1", ["played_ms": 1000]) }
+        h.finish()
+        let rows = h.sessionRows.sorted { $0.closeTs < $1.closeTs }
+        #expect(rows.count == 2)
+        #expect(rows[0].closeReason == .maxLength && rows[0].closeTs == 21_600_000)
+        #expect(rows[0].durationMs == 21_600_000 && rows[1].missingStart)
+        #expect(h.metrics(21_600_000).sessionsEnded == 1)
+    }
+
+    @Test func closeInstantDecidesTheWindowOfCompletion() {
+        let h = Harness()
+        h.beacon("view_start", 0, "A", ["video_duration_ms": 100_000])
+        h.beacon("play_start", 1000, "A")
+        h.beacon("heartbeat", 100_000, "A", ["playhead_ms": 95000])
+        h.finish() // timeout close at 400 000
+        #expect(h.metrics(360_000).completed == 1 && h.metrics(360_000).sessionsEnded == 1)
+        #expect(h.metrics(0).completed == 0)
+    }
+
+    @Test func completionRules() {
+        let h = Harness()
+        h.beacon("view_start", 0, "A"); h.beacon("view_end", 1000, "A", ["reason": "ended"])
+        h.beacon("view_start", 0, "B", ["video_duration_ms": 100_000])
+        h.beacon("view_end", 1000, "B", ["playhead_ms": 90000])
+        h.beacon("view_start", 0, "C", ["video_duration_ms": 100_000])
+        h.beacon("view_end", 1000, "C", ["playhead_ms": 89999])
+        h.beacon("view_start", 0, "D", ["video_duration_ms": 0, "live": true])
+        h.beacon("view_end", 1000, "D", ["playhead_ms": 89999])
+        h.finish()
+        #expect(h.metrics(0).completed == 2)
+    }
+
+    @Test func concurrentPlaysArePointSamplesAtWindowEnds() {
+        let h = Harness()
+        let beacons: [(String, Int64, String)] = [
+            ("view_start", 0, "s1"), ("view_start", 0, "s2"), ("view_start", 0, "s3"),
+            ("play_start", 10000, "s1"), ("play_start", 50000, "s2"), ("view_end", 100_000, "s2"),
+            ("view_start", 130_000, "s4"), ("play_start", 140_000, "s4"),
+            ("view_end", 150_000, "s3"), ("view_end", 200_000, "s1"),
+        ]
+        for (e, t, s) in beacons { h.beacon(e, t, s); h.flushAtWatermark() }
+        h.finish()
+        #expect(h.metrics(0).concurrentPlays == 1)     // s1 (s2 closed, s3 never played)
+        #expect(h.metrics(min2).concurrentPlays == 1)  // s4 (s1 closed at 200 000)
+    }
+
+    @Test func timeWeightedBitrateUsesTheBitrateCurrentBeforeTheBeacon() {
+        let h = Harness()
+        h.beacon("view_start", 0, "A")
+        h.beacon("play_start", 1000, "A", ["bitrate_kbps": 1000, "played_ms": 0])
+        h.beacon("heartbeat", 11000, "A", ["played_ms": 10000, "bitrate_kbps": 2000])
+        h.beacon("bitrate_change", 12000, "A", ["played_ms": 1000, "bitrate_kbps": 3000])
+        h.beacon("bitrate_change", 13000, "A", ["played_ms": 1000, "bitrate_kbps": 500])
+        h.beacon("heartbeat", 14000, "A", ["played_ms": 1000])
+        h.beacon("view_start", 0, "B")
+        h.beacon("heartbeat", 5000, "B", ["played_ms": 2000])                      // no bitrate known
+        h.beacon("heartbeat", 6000, "B", ["played_ms": 1000, "bitrate_kbps": 800]) // its own
+        h.beacon("bitrate_change", 0, "C", ["bitrate_kbps": 900])                  // nothing current: no shift
+        h.finish()
+        let m = h.metrics(0)
+        #expect(m.bitrateMsSum == 10_000_000 + 2_000_000 + 3_000_000 + 500_000 + 800_000)
+        #expect(m.bitratePlayedMs == 14000 && m.playingMs == 16000)
+        #expect(m.upshifts == 1 && m.downshifts == 1)
+    }
+
+    @Test func segmentMetricsGroupByTheBeaconsOwnCdn() {
+        let h = Harness()
+        h.beacon("view_start", 0, "s1", ["cdn": "akamai", "pop": "fra"])
+        h.beacon("segment", 1000, "s1", ["http_status": 200, "download_ms": 100, "ttfb_ms": 20,
+                                         "bytes": 1_000_000, "cache": "HIT"])
+        h.beacon("segment", 2000, "s1", ["http_status": 404, "download_ms": 300, "bytes": 500,
+                                         "cdn": "fastly", "pop": "ams"])
+        h.beacon("segment", 3000, "s1", ["http_status": 0])
+        h.beacon("segment", 4000, "s1", ["download_ms": 250])
+        h.beacon("segment", 5000, "s1", ["http_status": 503, "cache": "MISS"])
+        h.finish()
+        let s = h.metrics(0).segment
+        #expect(s.requests == 5 && s.failedRequests == 3 && s.http4xx == 1 && s.http5xx == 1)
+        #expect(s.slowRequests == 2 && s.cacheHits == 1 && s.bytes == 1_000_500 && s.downloadMsSum == 650)
+        #expect(s.downloadSketch.values.sorted() == [100, 250, 300] && s.ttfbSketch.values == [20])
+        #expect(s.throughputSketch.values.sorted() == [500.0 * 8 / 300, 80000])
+        #expect(h.metrics(0, .cdn, ["akamai", "fra"]).segment.requests == 4)
+        #expect(h.metrics(0, .cdn, ["fastly", "ams"]).segment.requests == 1)
+        #expect(h.metrics(0, .cdn, ["akamai", "fra"]).views == 1)
+        #expect(h.metrics(0, .video, ["unknown"]).segment.requests == 0)
+    }
+
+    @Test func watermarkClosesIdleSessionsButNotLateBursts() {
+        let h = Harness()
+        h.beacon("view_start", 0, "s1")
+        h.beacon("heartbeat", 1_000_000, "s2")  // watermark 970 000: s1 (close at 300 000) is closed
+        h.beacon("heartbeat", 5000, "s1")       // opens a new session under the same id
+        h.beacon("view_start", 10000, "s3")     // a late burst: arrival mark 970 000
+        h.beacon("heartbeat", 20000, "s3")      // not closed: arrival mark + timeout > watermark
+        h.finish()
+        let rows = h.sessionRows
+        #expect(rows.filter { $0.sessionId == "s1" }.count == 2)
+        #expect(rows.filter { $0.sessionId == "s3" }.count == 1)
+        #expect(rows.first { $0.sessionId == "s3" }!.closeTs == 320_000)
+        #expect(h.metrics(0).missingStart == 1)
+    }
+
+    @Test func groupingUsesAttributesKnownWhenApplied() {
+        let h = Harness()
+        h.beacon("heartbeat", 0, "s1", ["played_ms": 1000])
+        h.beacon("heartbeat", 1000, "s1", ["played_ms": 2000, "country": "FR", "video_id": "A"])
+        h.beacon("heartbeat", 2000, "s1", ["played_ms": 4000, "country": "DE"]) // first one wins
+        h.finish()
+        #expect(h.metrics(0, .geo, ["unknown", "unknown"]).playingMs == 1000)
+        #expect(h.metrics(0, .geo, ["FR", "unknown"]).playingMs == 6000)
+        #expect(h.metrics(0, .video, ["A"]).playingMs == 6000)
+        #expect(h.sessionRows[0].country == "FR")
+    }
+
+    @Test func rejectsForTimestampsOutOfBounds() {
+        let h = Harness()
+        h.nowMs = 1_000_000_000
+        h.beacon("view_start", 1_000_300_001, "s1")       // > 5 min ahead of the clock
+        h.beacon("view_start", 900_000_000, "s2")
+        h.beacon("heartbeat", 900_000_000 - 86_400_000 - 30_001, "s3") // > 24 h behind the watermark
+        h.beacon("heartbeat", 900_000_000 - 86_400_000 - 30_000, "s4") // exactly at the bound: accepted
+        h.finish()
+        #expect(h.rejectRows.map(\.reason) == ["ts_in_future", "ts_too_old"])
+        #expect(h.rejectRows[0].ingestedAt == 0 && h.rejectRows[1].ingestedAt == 900_000_000)
+        #expect(h.rejectRows[1].source == "test:3")
+        #expect(h.engine.counters.accepted == 2)
+    }
+
+    @Test func groupCapSendsOverflowToOther() {
+        let h = Harness { $0.groupsPerWindowMax = 2 }
+        for (i, v) in ["A", "B", "C", "D"].enumerated() {
+            h.beacon("view_start", Int64(i), "s\(i)", ["video_id": v])
+        }
+        h.finish()
+        #expect(h.metrics(0, .video, ["A"]).views == 1)
+        #expect(h.metrics(0, .video, ["__other__"]).views == 2)
+        #expect(h.metrics(0, .video, ["B"]).views == 1)
+        #expect(h.metrics(0).views == 4)
+    }
+
+    @Test func startupOutsideBoundsIsNotCounted() {
+        let h = Harness()
+        h.beacon("view_start", 0, "A"); h.beacon("play_start", 300_001, "A")
+        h.beacon("play_start", 1000, "B"); h.beacon("view_start", 2000, "B") // play before view: negative
+        h.beacon("play_start", 5000, "C"); h.beacon("view_start", 1000, "C") // arrives second: completes it
+        h.finish()
+        #expect(h.metrics(0).startupMsCount == 1 && h.metrics(0).startupMsSum == 4000)
+        #expect(h.metrics(0).plays == 2 && h.metrics(min2 * 2).plays == 1)
+    }
+}
