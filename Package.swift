@@ -29,6 +29,7 @@ let package = Package(
         // Pure logic: no I/O, no C libraries.
         .target(name: "Sketches"),
         .target(name: "QoSCore"),
+        .target(name: "Generator", dependencies: ["QoSCore"]),
 
         // Leaf libraries.
         .target(name: "Parquet", dependencies: ["CZstd"]),
@@ -39,7 +40,7 @@ let package = Package(
         // The pipeline and the CLI.
         .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "CZstd"]),
         .executableTarget(name: "qos", dependencies: [
-            "Engine", "QoSCore",
+            "Engine", "QoSCore", "Generator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -47,7 +48,7 @@ let package = Package(
             "Sketches", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "QoSCoreTests", dependencies: [
-            "QoSCore", .product(name: "PropertyBased", package: "swift-property-based"),
+            "QoSCore", "Generator", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ParquetTests", dependencies: [
             "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),

@@ -1,0 +1,164 @@
+import Testing
+@testable import QoSCore
+
+@Suite struct DecoderTests {
+    func decode(_ s: String) -> [DecodedItem] { BeaconDecoder.decode(Array(s.utf8)) }
+
+    func reasons(_ s: String) -> [String] {
+        decode(s).map { if case .reject(let r, _) = $0 { return r.code } else { return "ok" } }
+    }
+
+    func beacon(_ s: String) -> Beacon? {
+        let items = decode(s)
+        guard items.count == 1, case .beacon(let b) = items[0] else { return nil }
+        return b
+    }
+
+    @Test func decodesEveryField() throws {
+        let json = """
+        {"event":"segment","ts":1700000000123,"session_id":"s-1","seq":7,"viewer_id":"v","video_id":"vid",
+         "video_duration_ms":600000,"live":false,"ip":"81.2.69.142","country":"GB","region":"GB-ENG",
+         "user_agent":"Mozilla/5.0","device_type":"desktop","os":"Linux","browser":"Firefox",
+         "player_name":"hls.js","player_version":"1.5.7","cdn":"akamai","pop":"fra","bitrate_kbps":3000,
+         "played_ms":10000,"playhead_ms":55000,"duration_ms":0,"error_code":"E","fatal":true,"reason":"ended",
+         "http_status":200,"download_ms":120,"ttfb_ms":30,"bytes":1048576,"cache":"HIT","extra":{"a":[1,2,{"b":null}]}}
+        """
+        let b = try #require(beacon(json))
+        #expect(b.event == .segment && b.ts == 1_700_000_000_123 && b.sessionId == "s-1" && b.seq == 7)
+        #expect(b.viewerId == "v" && b.videoId == "vid" && b.videoDurationMs == 600_000 && b.live == false)
+        #expect(b.ip == "81.2.69.142" && b.country == "GB" && b.region == "GB-ENG" && b.userAgent == "Mozilla/5.0")
+        #expect(b.deviceType == "desktop" && b.os == "Linux" && b.browser == "Firefox")
+        #expect(b.playerName == "hls.js" && b.playerVersion == "1.5.7" && b.cdn == "akamai" && b.pop == "fra")
+        #expect(b.bitrateKbps == 3000 && b.playedMs == 10000 && b.playheadMs == 55000 && b.durationMs == 0)
+        #expect(b.errorCode == "E" && b.fatal == true && b.reason == .ended)
+        #expect(b.httpStatus == 200 && b.downloadMs == 120 && b.ttfbMs == 30 && b.bytes == 1_048_576 && b.cache == "HIT")
+        // The encoder writes what the decoder reads.
+        #expect(beacon(String(decoding: BeaconEncoder.encode(b), as: UTF8.self)) == b)
+    }
+
+    @Test func escapesAndUnicode() throws {
+        let b = try #require(beacon(#"{"ev\u0065nt":"view_start","ts":1,"session_id":"a\"b\\c\/d\n\u00e9\ud83d\ude00","video_id":"日本"}"#))
+        #expect(b.sessionId == "a\"b\\c/d\né😀")
+        #expect(b.videoId == "日本")
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"\ud83d"}"#) == ["invalid_utf8"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"\x"}"#) == ["invalid_json"])
+    }
+
+    @Test func nullMeansAbsent() throws {
+        let b = try #require(beacon(#"{"event":"heartbeat","ts":5,"session_id":"s","video_id":null,"seq":null}"#))
+        #expect(b.videoId == nil && b.seq == nil)
+        #expect(reasons(#"{"event":"heartbeat","ts":null,"session_id":"s"}"#) == ["missing_field:ts"])
+    }
+
+    @Test func arraysDecodeElementByElement() {
+        let r = reasons(#"[{"event":"view_start","ts":1,"session_id":"a"}, 5, {"event":"nope","ts":1,"session_id":"a"}, {"ts":1}]"#)
+        #expect(r == ["ok", "not_an_object", "unknown_event", "missing_field:event"])
+        #expect(reasons("[]") == ["empty_batch"])
+        #expect(reasons(#"[{"event":"view_start","ts":1,"session_id":"a"},"#) == ["invalid_json"])
+    }
+
+    @Test func rejectReasonCodes() {
+        #expect(reasons("") == ["invalid_json"])
+        #expect(reasons("{") == ["invalid_json"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a"} x"#) == ["invalid_json"])
+        #expect(reasons("42") == ["not_an_object"])
+        #expect(reasons(#"{"ts":1,"session_id":"a"}"#) == ["missing_field:event"])
+        #expect(reasons(#"{"event":"view_start","session_id":"a"}"#) == ["missing_field:ts"])
+        #expect(reasons(#"{"event":"view_start","ts":1}"#) == ["missing_field:session_id"])
+        #expect(reasons(#"{"event":"view_start","ts":"1","session_id":"a"}"#) == ["wrong_type:ts"])
+        #expect(reasons(#"{"event":"view_start","ts":1.5,"session_id":"a"}"#) == ["wrong_type:ts"])
+        #expect(reasons(#"{"event":"view_start","ts":99999999999999999999,"session_id":"a"}"#) == ["wrong_type:ts"])
+        #expect(reasons(#"{"event":"view_start","ts":-1,"session_id":"a"}"#) == ["invalid_value:ts"])
+        #expect(reasons(#"{"event":5,"ts":1,"session_id":"a"}"#) == ["wrong_type:event"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":7}"#) == ["wrong_type:session_id"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a","live":"yes"}"#) == ["wrong_type:live"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a","played_ms":-5}"#) == ["invalid_value:played_ms"])
+        #expect(reasons(#"{"event":"view_end","ts":1,"session_id":"a","reason":"bored"}"#) == ["invalid_value:reason"])
+        #expect(reasons(#"{"event":"unknown","ts":1,"session_id":"a"}"#) == ["unknown_event"])
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":""}"#) == ["invalid_value:session_id"])
+        let long = String(repeating: "x", count: 129)
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"\#(long)"}"#) == ["field_too_long:session_id"])
+        let ua = String(repeating: "u", count: 1025)
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a","user_agent":"\#(ua)"}"#) == ["field_too_long:user_agent"])
+        let big = #"{"event":"view_start","ts":1,"session_id":"a","pad":""# + String(repeating: "p", count: 1 << 20) + "\"}"
+        #expect(reasons(big) == ["too_large"])
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a","x":\#(deep)}"#) == ["invalid_json"])
+        #expect(BeaconDecoder.decode([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]).count == 1)
+        #expect(reasons("{\"event\":\"view_start\",\"ts\":1,\"session_id\":\"\u{1}\"}") == ["invalid_json"])
+    }
+
+    @Test func invalidUTF8InAKnownFieldIsRejected() {
+        var bytes = Array(#"{"event":"view_start","ts":1,"session_id":"ab"}"#.utf8)
+        bytes[bytes.count - 3] = 0xC3 // a lone lead byte
+        let items = BeaconDecoder.decode(bytes)
+        guard case .reject(let r, let range) = items[0] else { Issue.record("accepted"); return }
+        #expect(r == .invalidUTF8 && range == 0..<bytes.count)
+    }
+
+    /// 100 000 seeded random mutations of valid beacons: every message yields
+    /// at least one item, every item is a beacon or a reject with an
+    /// in-bounds payload, and every beacon survives an encode/decode round trip.
+    @Test func fuzzedBeaconsNeverCrash() {
+        var rng = SplitMix64(seed: 20261125)
+        let seeds = DecoderTests.seedMessages
+        var beacons = 0, rejects = 0
+        for _ in 0..<100_000 {
+            var m = Array(seeds[Int(rng.next() % UInt64(seeds.count))].utf8)
+            for _ in 0...(rng.next() % 4) { mutate(&m, &rng) }
+            let items = BeaconDecoder.decode(m)
+            #expect(!items.isEmpty)
+            for item in items {
+                switch item {
+                case .beacon(let b):
+                    beacons += 1
+                    let again = BeaconDecoder.decode(BeaconEncoder.encode(b))
+                    if case .beacon(let c) = again.first, again.count == 1 { #expect(c == b) } else {
+                        Issue.record("round trip failed for \(b)")
+                    }
+                case .reject(_, let range):
+                    rejects += 1
+                    #expect(range.lowerBound >= 0 && range.upperBound <= m.count)
+                }
+            }
+        }
+        #expect(beacons > 1000 && rejects > 1000)
+    }
+
+    static let seedMessages = [
+        #"{"event":"view_start","ts":1700000000000,"session_id":"s1","seq":1,"viewer_id":"v1","video_id":"vid-9","live":false,"user_agent":"Mozilla/5.0 (X11)","cdn":"akamai"}"#,
+        #"[{"event":"heartbeat","ts":1700000010000,"session_id":"s1","played_ms":10000,"bitrate_kbps":3000},{"event":"segment","ts":1700000010001,"session_id":"s1","http_status":200,"download_ms":120,"bytes":100000,"cache":"HIT"}]"#,
+        #"{"event":"error","ts":1700000020000,"session_id":"s\u00e9","error_code":"NET","fatal":true,"x":{"y":[1,2.5e3,"z",null,true]}}"#,
+        #"{"event":"view_end","ts":1700000030000,"session_id":"s1","reason":"ended","playhead_ms":599000}"#,
+    ]
+
+    func mutate(_ m: inout [UInt8], _ rng: inout SplitMix64) {
+        let specials: [UInt8] = Array("\"\\{}[],:0123456789-.eEtfnu ".utf8) + [0x00, 0x1F, 0x80, 0xC3, 0xFF]
+        let n = m.count
+        switch rng.next() % 6 {
+        case 0 where n > 0: m[Int(rng.next() % UInt64(n))] = UInt8(truncatingIfNeeded: rng.next())
+        case 1: m.insert(specials[Int(rng.next() % UInt64(specials.count))], at: Int(rng.next() % UInt64(n + 1)))
+        case 2 where n > 0:
+            let a = Int(rng.next() % UInt64(n)); let b = min(n, a + Int(rng.next() % 16))
+            m.removeSubrange(a..<b)
+        case 3 where n > 0: m.removeLast(Int(rng.next() % UInt64(n)))
+        case 4 where n > 0:
+            let a = Int(rng.next() % UInt64(n)); let b = min(n, a + Int(rng.next() % 32))
+            m.insert(contentsOf: m[a..<b], at: Int(rng.next() % UInt64(n)))
+        default: if n > 0 { m[Int(rng.next() % UInt64(n))] = specials[Int(rng.next() % UInt64(specials.count))] }
+        }
+    }
+}
+
+/// A tiny seeded generator (SplitMix64) for deterministic tests.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,98 @@
+import Testing
+import PropertyBased
+import Generator
+@testable import QoSCore
+
+/// Whole-engine properties over generated traffic: results must not depend
+/// on how input is split across instances or on the window size.
+@Suite struct PropertyTests {
+    typealias Table = [String: SessionMetrics<ExactKit>]
+
+    /// Runs the engine over `messages` (one partition, replay semantics)
+    /// with flushes at the watermark after every message.
+    static func run(_ messages: [GeneratedMessage], windowMs: Int64 = 120_000) -> (Table, [SessionRow]) {
+        var c = EngineConfig()
+        c.windowMs = windowMs
+        let engine = SessionEngine<ExactKit>(config: c)
+        var out: [WindowState<ExactKit>] = []
+        for (i, m) in messages.enumerated() {
+            m.payload.withUnsafeBytes {
+                engine.ingest(message: $0, partition: 0, source: .file(name: "gen", line: Int64(i + 1)),
+                              nowMs: 4_000_000_000_000)
+            }
+            out += engine.flush(watermark: engine.replayWatermark)
+        }
+        out += engine.finish()
+        return (canonical(out, engine, bucketMs: windowMs), out.flatMap(\.sessions))
+    }
+
+    /// Every group of every table keyed by "bucket|table|dims", merged over
+    /// files; `bucketMs` re-buckets windows (for roll-ups). The point-sample
+    /// and processing-order columns (concurrent plays, late events) are left
+    /// out: they are not additive over windows by definition.
+    static func canonical(_ windows: [WindowState<ExactKit>], _ e: SessionEngine<ExactKit>, bucketMs: Int64) -> Table {
+        var t: Table = [:]
+        for w in windows {
+            let bucket = w.start - ((w.start % bucketMs) + bucketMs) % bucketMs
+            for table in MetricTable.allCases {
+                let agg = w.tables[table.rawValue]
+                for (i, k) in agg.keys.enumerated() {
+                    let dims = k.ids.prefix(table.dimensions.count).map { e.interner.string($0) }
+                    var m = agg.metrics[i]
+                    m.concurrentPlays = 0
+                    m.lateEvents = 0
+                    t["\(bucket)|\(table.name)|\(dims.joined(separator: "/"))", default: SessionMetrics()].merge(m)
+                }
+            }
+        }
+        return t.filter { $0.value != SessionMetrics() }
+    }
+
+    static func generate(seed: UInt64, sessions: Int, duplicates: Double = 0.02) -> [GeneratedMessage] {
+        var o = GeneratorOptions()
+        o.seed = seed
+        o.sessions = sessions
+        o.rate = 400
+        o.duplicateFraction = duplicates
+        o.slowPop = "fastly/ams"
+        return Array(TrafficGenerator(o))
+    }
+
+    static func merged(_ a: Table, _ b: Table) -> Table {
+        var out = a
+        for (k, v) in b { out[k, default: SessionMetrics()].merge(v) }
+        return out
+    }
+
+    static func rowKey(_ r: SessionRow) -> String { "\(r.sessionId)|\(r.closeTs)|\(r.beacons)|\(r.playingMs)" }
+
+    @Test func splittingInputBySessionThenMergingEqualsTheWhole() async {
+        await propertyCheck(count: 6, input: Gen.int(in: 1...1_000_000)) { seed in
+            let messages = PropertyTests.generate(seed: UInt64(seed), sessions: 150)
+            let half = { (m: GeneratedMessage) in m.key.utf8.reduce(0) { $0 &+ Int($1) } % 2 == 0 }
+            let (whole, rows) = PropertyTests.run(messages)
+            let (a, rowsA) = PropertyTests.run(messages.filter(half))
+            let (b, rowsB) = PropertyTests.run(messages.filter { !half($0) })
+            #expect(!whole.isEmpty)
+            #expect(PropertyTests.merged(a, b) == whole)
+            #expect(Set((rowsA + rowsB).map(PropertyTests.rowKey)) == Set(rows.map(PropertyTests.rowKey)))
+        }
+    }
+
+    @Test func twoMinuteWindowsSummedToAnHourEqualHourWindows() async {
+        await propertyCheck(count: 6, input: Gen.int(in: 1...1_000_000)) { seed in
+            let messages = PropertyTests.generate(seed: UInt64(seed), sessions: 150)
+            let (small, _) = PropertyTests.run(messages, windowMs: 120_000)
+            let (hour, _) = PropertyTests.run(messages, windowMs: 3_600_000)
+            var rolled: Table = [:]
+            for (k, v) in small {
+                let parts = k.split(separator: "|", maxSplits: 1)
+                let start = Int64(parts[0])!
+                let bucket = start - start % 3_600_000
+                rolled["\(bucket)|\(parts[1])", default: SessionMetrics()].merge(v)
+            }
+            #expect(!hour.isEmpty)
+            #expect(rolled == hour)
+        }
+    }
+}
