@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CZstd
+import QoSCore
+
+/// A one-line, actionable error for the CLI (no stack traces).
+public struct UserError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Reads an input file (or stdin for `-`) as a byte stream, decompressing
+/// `.zst` files with libzstd's streaming API.
+final class ByteSource {
+    let name: String
+    private let fd: Int32
+    private let zstd: OpaquePointer?
+    private var raw = [UInt8](repeating: 0, count: 1 << 20)
+    private var rawStart = 0, rawEnd = 0
+    private var frameOpen = false
+    private var eof = false
+
+    init(path: String) throws {
+        name = path
+        if path == "-" {
+            fd = 0
+        } else {
+            fd = open(path, O_RDONLY)
+            guard fd >= 0 else {
+                throw UserError("cannot open input '\(path)': \(String(cString: strerror(errno))) — check the path")
+            }
+        }
+        zstd = path.hasSuffix(".zst") ? ZSTD_createDStream() : nil
+        if let z = zstd { ZSTD_initDStream(z) }
+    }
+
+    deinit {
+        if fd > 0 { close(fd) }
+        if let z = zstd { ZSTD_freeDStream(z) }
+    }
+
+    /// Fills `buffer` from the start; returns the bytes read, 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let z = zstd else { return try readRaw(buffer) }
+        while true {
+            if rawStart == rawEnd {
+                if eof { return try finishZstd() }
+                rawStart = 0
+                rawEnd = try raw.withUnsafeMutableBytes { try readRaw($0) }
+                if rawEnd == 0 { eof = true; continue }
+            }
+            let produced = try raw.withUnsafeBytes { rawBuf -> Int in
+                var input = ZSTD_inBuffer(src: rawBuf.baseAddress! + rawStart, size: rawEnd - rawStart, pos: 0)
+                var output = ZSTD_outBuffer(dst: buffer.baseAddress!, size: buffer.count, pos: 0)
+                let r = ZSTD_decompressStream(z, &output, &input)
+                if ZSTD_isError(r) != 0 {
+                    throw UserError("input '\(name)' is not a valid zstd stream (\(String(cString: ZSTD_getErrorName(r))))")
+                }
+                frameOpen = r != 0
+                rawStart += input.pos
+                return output.pos
+            }
+            if produced > 0 { return produced }
+        }
+    }
+
+    private func finishZstd() throws -> Int {
+        if frameOpen { throw UserError("input '\(name)' is a truncated zstd stream — the file is incomplete") }
+        return 0
+    }
+
+    private func readRaw(_ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw UserError("cannot read input '\(name)': \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// Splits a byte stream into lines (LF or CRLF) without copying them.
+/// A line longer than the message limit is handed over truncated to the
+/// limit + 1 byte, so the decoder rejects it as `too_large` with memory
+/// bounded by the limit.
+struct LineReader {
+    private let source: ByteSource
+    private var buffer: [UInt8]
+    private var start = 0, end = 0
+    private var overlong = false
+    private var done = false
+    private(set) var lineNumber: Int64 = 0
+    private(set) var bytesRead: Int64 = 0
+    static let limit = BeaconLimits.messageBytesMax + 1
+
+    init(_ source: ByteSource) {
+        self.source = source
+        buffer = [UInt8](repeating: 0, count: 4 << 20)
+    }
+
+    /// Calls `body` with each line; stops at the end of input.
+    mutating func forEachLine(_ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
+        while true {
+            if let nl = findNewline() {
+                lineNumber += 1
+                var lineEnd = nl
+                if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                let s = start
+                // Blank lines carry no beacon and are skipped.
+                try buffer.withUnsafeBytes { b in
+                    let len = min(lineEnd - s, LineReader.limit)
+                    if len > 0 { try body(UnsafeRawBufferPointer(rebasing: b[s..<(s + len)]), lineNumber) }
+                }
+                overlong = false
+                start = nl + 1
+                continue
+            }
+            if done {
+                if end > start {
+                    lineNumber += 1
+                    let s = start, e = end
+                    try buffer.withUnsafeBytes { b in
+                        try body(UnsafeRawBufferPointer(rebasing: b[s..<min(e, s + LineReader.limit)]), lineNumber)
+                    }
+                }
+                return
+            }
+            try refill()
+        }
+    }
+
+    private func findNewline() -> Int? {
+        var i = start
+        while i < end {
+            if buffer[i] == 0x0A { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Moves the partial line to the front and reads more. A partial line
+    /// past the limit keeps only its first `limit` bytes.
+    private mutating func refill() throws {
+        if end - start > LineReader.limit {
+            overlong = true
+            end = start + LineReader.limit
+        }
+        if start > 0 {
+            buffer.withUnsafeMutableBytes { b in
+                b.baseAddress!.copyMemory(from: b.baseAddress! + start, byteCount: end - start)
+            }
+            end -= start
+            start = 0
+        }
+        if overlong {
+            // Discard the rest of this line: read into scratch until a newline.
+            try skipOverlongTail()
+            return
+        }
+        let n = try buffer.withUnsafeMutableBytes { b in
+            try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[end...]))
+        }
+        bytesRead += Int64(n)
+        if n == 0 { done = true }
+        end += n
+    }
+
+    private mutating func skipOverlongTail() throws {
+        var scratch = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = try scratch.withUnsafeMutableBytes { try source.read(into: $0) }
+            bytesRead += Int64(n)
+            if n == 0 { done = true; return }
+            if let nl = scratch[0..<n].firstIndex(of: 0x0A) {
+                // Keep the truncated line, mark its end, then append the rest after it.
+                buffer[end] = 0x0A
+                let rest = n - nl - 1
+                buffer.withUnsafeMutableBytes { b in
+                    scratch.withUnsafeBytes { s in
+                        (b.baseAddress! + end + 1).copyMemory(from: s.baseAddress! + nl + 1, byteCount: rest)
+                    }
+                }
+                end += 1 + rest
+                return
+            }
+        }
+    }
+}

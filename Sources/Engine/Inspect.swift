@@ -1,0 +1,141 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Parquet
+import Sketches
+
+/// `qos inspect`: a file's schema, row groups and first rows, or a KPI
+/// summary of a table directory (all its files merged).
+public enum Inspector {
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = Glibc.open(path, O_RDONLY)
+        guard fd >= 0 else { throw UserError("cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { throw UserError("cannot read '\(path)': \(String(cString: strerror(errno)))") }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Every visible `.parquet` file under `dir` (skipping `.` and `_` names), sorted.
+    public static func parquetFiles(under dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(".") || name.hasPrefix("_") { continue }
+            let path = "\(dir)/\(name)"
+            if isDirectory(path) { out += parquetFiles(under: path) } else if name.hasSuffix(".parquet") { out.append(path) }
+        }
+        return out.sorted()
+    }
+
+    static func openReader(_ path: String) throws -> ParquetFileReader {
+        do { return try ParquetFileReader(bytes: readFile(path)) } catch let e as ParquetError {
+            throw UserError("'\(path)' is not a readable Parquet file: \(e.description)")
+        }
+    }
+
+    /// Schema, metadata, row groups and the first `rows` rows of one file.
+    public static func describeFile(_ path: String, rows: Int) throws -> String {
+        let r = try openReader(path)
+        var s = "file: \(path)\nrows: \(r.numRows), row groups: \(r.rowGroups.count), created by: \(r.createdBy ?? "?")\n"
+        s += "schema:\n"
+        for f in r.schema {
+            s += "  \(f.name): \(f.physical)\(f.logical == .none ? "" : " (\(f.logical))")\(f.optional ? " nullable" : "")\n"
+        }
+        s += "metadata:\n" + r.keyValueMetadata.map { "  \($0.key) = \($0.value)\n" }.joined()
+        for (i, g) in r.rowGroups.enumerated() { s += "row group \(i): \(g.numRows) rows, \(g.totalByteSize) bytes\n" }
+        let columns = try r.schema.indices.map { try r.column($0) }
+        let n = min(rows, r.numRows)
+        if n > 0 { s += "first \(n) rows:\n" }
+        for row in 0..<n {
+            let cells = zip(r.schema, columns).map { f, c in "\(f.name)=\(cell(c, row, f))" }
+            s += "  " + cells.joined(separator: " ") + "\n"
+        }
+        return s
+    }
+
+    static func cell(_ c: ParquetColumnData, _ i: Int, _ f: ParquetField) -> String {
+        switch c {
+        case .boolean(let v): return v[i].map { String($0) } ?? "null"
+        case .int32(let v): return v[i].map { String($0) } ?? "null"
+        case .int64(let v):
+            guard let x = v[i] else { return "null" }
+            return f.logical == .timestampMicrosUTC ? CivilTime(epochMs: x / 1000).iso : String(x)
+        case .double(let v): return v[i].map { String($0) } ?? "null"
+        case .byteArray(let v):
+            guard let b = v[i] else { return "null" }
+            return f.logical == .string ? String(decoding: b, as: UTF8.self) : "<\(b.count) bytes>"
+        }
+    }
+
+    /// KPIs of a metric-table directory: sums over every file, sketches merged.
+    public static func summarizeDirectory(_ dir: String) throws -> String {
+        let files = parquetFiles(under: dir)
+        guard !files.isEmpty else { throw UserError("no .parquet files under '\(dir)'") }
+        var sums: [String: Int64] = [:]
+        var viewers = HLLSketch(lgK: 12)
+        var startup = DDSketch()
+        var rows = 0
+        var windows = Set<Int64>()
+        for path in files {
+            let r = try openReader(path)
+            rows += r.numRows
+            for (i, f) in r.schema.enumerated() {
+                let col = try r.column(i)
+                if f.name == "window_start", case .int64(let v) = col { v.forEach { if let x = $0 { windows.insert(x) } } }
+                if f.name == "viewers_hll", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { viewers.merge(try HLLSketch(bytes: b)) }
+                }
+                if f.name == "startup_ms_sketch", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { startup.merge(try DDSketch(protobuf: b)) }
+                }
+                if f.physical == .int64, f.logical == .none, case .int64(let v) = col {
+                    sums[f.name, default: 0] += v.reduce(0) { $0 + ($1 ?? 0) }
+                }
+            }
+        }
+        return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup)
+    }
+
+    static func kpiText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],
+                        _ viewers: HLLSketch, _ startup: DDSketch) -> String {
+        func pct(_ a: Int64, _ b: Int64) -> String { b > 0 ? String(format2(100 * Double(a) / Double(b))) + " %" : "n/a" }
+        var out = "\(dir): \(files) files, \(rows) rows, \(windows) windows\n"
+        guard s["views"] != nil else {
+            return out + s.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined()
+        }
+        let v = s["views", default: 0], p = s["plays", default: 0]
+        out += "  views \(v), unique viewers ≈ \(Int(viewers.estimate.rounded())), plays \(p)\n"
+        out += "  startup p50 \(startup.quantile(0.5).map { "\(Int($0)) ms" } ?? "n/a"), "
+        out += "p95 \(startup.quantile(0.95).map { "\(Int($0)) ms" } ?? "n/a")\n"
+        let play = s["playing_ms", default: 0], reb = s["rebuffer_ms", default: 0]
+        out += "  rebuffer ratio \(pct(reb, play + reb)), VSF \(pct(s["vsf", default: 0], v)), "
+        out += "EBVS \(pct(s["ebvs", default: 0], v)), VPF \(pct(s["vpf", default: 0], p))\n"
+        out += "  sessions ended \(s["sessions_ended", default: 0]), completed \(s["completed", default: 0]), "
+        out += "late events \(s["late_events", default: 0]), duplicates \(s["duplicates", default: 0])\n"
+        if let req = s["requests"] {
+            out += "  segment requests \(req), failed \(pct(s["failed_requests", default: 0], req)), "
+            out += "cache hits \(pct(s["cache_hits", default: 0], req))\n"
+        }
+        return out
+    }
+
+    static func format2(_ x: Double) -> String {
+        let r = (x * 100).rounded() / 100
+        return String(r)
+    }
+}

@@ -1,0 +1,33 @@
+import QoSCore
+import Sketches
+
+/// The sketches the engine writes: DataSketches HLL_8 (lgK 12) for distinct
+/// viewers and DDSketch (1 % relative accuracy, Python's `ceil` key
+/// convention) for durations. Thin wrappers so QoSCore stays sketch-agnostic.
+public enum DataSketchesKit: SketchKit {
+    public typealias Distinct = ViewerHLL
+    public typealias Quantiles = DurationSketch
+}
+
+public struct ViewerHLL: DistinctCounter {
+    public var hll = HLLSketch(lgK: 12)
+    public init() {}
+    public init(_ hll: HLLSketch) { self.hll = hll }
+    @inline(__always) public mutating func insert(_ item: String) { hll.update(item) }
+    public mutating func merge(_ other: ViewerHLL) { hll.merge(other.hll) }
+    public var estimate: Double { hll.estimate }
+    public var isEmpty: Bool { hll.isEmpty }
+    public func serialized() -> [UInt8] { hll.compactBytes() }
+}
+
+public struct DurationSketch: QuantileSummary {
+    public var sketch = DDSketch(relativeAccuracy: 0.01)
+    public init() {}
+    public init(_ sketch: DDSketch) { self.sketch = sketch }
+    @inline(__always) public mutating func add(_ value: Double) { sketch.add(value) }
+    public mutating func merge(_ other: DurationSketch) { sketch.merge(other.sketch) }
+    public func quantile(_ q: Double) -> Double? { sketch.quantile(q) }
+    public var count: Double { sketch.count }
+    public var isEmpty: Bool { sketch.isEmpty }
+    public func serialized() -> [UInt8] { sketch.protobufBytes() }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file sink (SPEC §6): Hive-style partitions
+/// `<root>/<table>/dt=YYYY-MM-DD/hour=HH/<file>.parquet` (UTC), and atomic
+/// publication — write `.name.tmp` (readers skip dot files), fsync, rename,
+/// fsync the directory — so readers never see a partial file.
+public struct FileSink: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    /// The partition directory of a window starting at `startMs`.
+    public func directory(table: String, windowStartMs: Int64) -> String {
+        let c = CivilTime(epochMs: windowStartMs)
+        return "\(root)/\(table)/dt=\(c.date)/hour=\(c.hour2)"
+    }
+
+    /// Checks that the sink can be written before any work starts.
+    public func checkWritable() throws {
+        try FileSink.makeDirectories(root)
+        let probe = "\(root)/.qos-write-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw UserError("sink '\(root)' is not writable: \(String(cString: strerror(errno))) — choose another --sink or fix its permissions")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    /// Writes `bytes` to `dir/name` atomically and durably.
+    public func publish(_ bytes: [UInt8], dir: String, name: String) throws {
+        try FileSink.makeDirectories(dir)
+        let tmp = "\(dir)/.\(name).tmp"
+        try FileSink.writeDurably(bytes, to: tmp)
+        guard rename(tmp, "\(dir)/\(name)") == 0 else {
+            throw UserError("cannot publish '\(dir)/\(name)': \(String(cString: strerror(errno)))")
+        }
+        try FileSink.fsyncDirectory(dir)
+    }
+
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw UserError("cannot write '\(path)': \(String(cString: strerror(errno))) — check the sink's permissions and free space")
+        }
+        defer { close(fd) }
+        var off = 0
+        try bytes.withUnsafeBytes { b in
+            while off < b.count {
+                let n = write(fd, b.baseAddress! + off, b.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw UserError("cannot write '\(path)': \(String(cString: strerror(errno)))")
+                }
+                off += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw UserError("fsync failed for '\(path)': \(String(cString: strerror(errno)))") }
+    }
+
+    static func fsyncDirectory(_ dir: String) throws {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = fsync(fd)
+    }
+
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String) throws {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw UserError("cannot create directory '\(current)': \(String(cString: strerror(errno))) — check the sink path and permissions")
+            }
+        }
+    }
+}
+
+/// UTC calendar fields of an epoch-millisecond instant (proleptic
+/// Gregorian, days-from-civil inverse by H. Hinnant's algorithm).
+public struct CivilTime: Sendable {
+    public let year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
+
+    public init(epochMs: Int64) {
+        let secs = epochMs >= 0 ? epochMs / 1000 : (epochMs - 999) / 1000
+        var days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
+        let rem = Int(secs - days * 86_400)
+        hour = rem / 3600; minute = rem % 3600 / 60; second = rem % 60
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = Int(doy - (153 * mp + 2) / 5 + 1)
+        month = Int(mp < 10 ? mp + 3 : mp - 9)
+        year = Int(yoe + era * 400) + (month <= 2 ? 1 : 0)
+    }
+
+    static func pad(_ v: Int, _ w: Int = 2) -> String {
+        let s = String(v)
+        return String(repeating: "0", count: max(0, w - s.count)) + s
+    }
+
+    public var date: String { "\(CivilTime.pad(year, 4))-\(CivilTime.pad(month))-\(CivilTime.pad(day))" }
+    public var hour2: String { CivilTime.pad(hour) }
+    /// `20260101T0002Z`.
+    public var compact: String {
+        "\(CivilTime.pad(year, 4))\(CivilTime.pad(month))\(CivilTime.pad(day))T\(CivilTime.pad(hour))\(CivilTime.pad(minute))Z"
+    }
+    /// ISO 8601 with seconds, `2026-01-01T00:02:00Z`.
+    public var iso: String { "\(date)T\(hour2):\(CivilTime.pad(minute)):\(CivilTime.pad(second))Z" }
+}

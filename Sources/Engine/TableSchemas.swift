@@ -1,0 +1,242 @@
+import Parquet
+import QoSCore
+
+/// One output column: its Parquet field, its documentation, and how to
+/// read its values off a batch of rows. `schemas/tables/*.json` is
+/// generated from these lists (`qos schemas`), and a test keeps them equal.
+public struct OutputColumn<Row> {
+    public let field: ParquetField
+    public let doc: String
+    let values: ([Row]) -> ParquetColumnData
+
+    static func int(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
+        OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.map(f)) }
+    }
+    static func optInt(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64?) -> OutputColumn {
+        OutputColumn(field: .int64(name), doc: doc) { .int64($0.map(f)) }
+    }
+    static func double(_ name: String, _ doc: String, _ f: @escaping (Row) -> Double?) -> OutputColumn {
+        OutputColumn(field: .double(name), doc: doc) { .double($0.map(f)) }
+    }
+    static func string(_ name: String, _ doc: String, _ f: @escaping (Row) -> String) -> OutputColumn {
+        OutputColumn(field: .string(name, optional: false), doc: doc) { .strings($0.map(f)) }
+    }
+    static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
+        OutputColumn(field: .string(name), doc: doc) { .strings($0.map(f)) }
+    }
+    static func bool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool) -> OutputColumn {
+        OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean($0.map(f)) }
+    }
+    static func optBool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool?) -> OutputColumn {
+        OutputColumn(field: .boolean(name), doc: doc) { .boolean($0.map(f)) }
+    }
+    static func time(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
+        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) * 1000 }) }
+    }
+    static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
+        OutputColumn(field: .blob(name, optional: false), doc: doc) { .byteArray($0.map(f)) }
+    }
+}
+
+/// A row of a grouped metric table.
+public struct MetricRow<K: SketchKit> {
+    public var start: Int64
+    public var end: Int64
+    public var dims: [String]
+    public var m: SessionMetrics<K>
+}
+
+/// A `sessions` or `rejects` row with its window.
+public struct WindowedRow<R> {
+    public var start: Int64
+    public var end: Int64
+    public var row: R
+}
+
+public enum TableSchemas {
+    /// Every table name, in output order.
+    public static let tableNames = MetricTable.allCases.map(\.name) + ["sessions", "rejects"]
+
+    static func ratio(_ a: Int64, _ b: Int64) -> Double? { b > 0 ? Double(a) / Double(b) : nil }
+
+    static func windowColumns<R>(_ start: @escaping (R) -> Int64, _ end: @escaping (R) -> Int64) -> [OutputColumn<R>] {
+        [.time("window_start", "Start of the event-time window (inclusive), UTC.", start),
+         .time("window_end", "End of the event-time window (exclusive), UTC.", end)]
+    }
+
+    /// The columns of a grouped metric table (SPEC §5).
+    public static func metricColumns<K: SketchKit>(_ table: MetricTable, _: K.Type) -> [OutputColumn<MetricRow<K>>] {
+        typealias C = OutputColumn<MetricRow<K>>
+        var cols: [C] = windowColumns({ $0.start }, { $0.end })
+        for (i, d) in table.dimensions.enumerated() {
+            cols.append(.string(d, "Dimension `\(d)`; `unknown` when not known, `__other__` past the group cap.") { $0.dims[i] })
+        }
+        cols += sessionMetricColumns(K.self)
+        if table.hasSegmentMetrics { cols += segmentColumns(K.self) }
+        return cols
+    }
+
+    static func sessionMetricColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<MetricRow<K>>] {
+        typealias C = OutputColumn<MetricRow<K>>
+        let q: (String, Double) -> C = { name, p in
+            .double(name, "Startup time quantile \(p) from startup_ms_sketch (null when empty).") { $0.m.startupSketch.quantile(p) }
+        }
+        return [
+            .int("views", "Sessions whose first view_start is in the window.") { $0.m.views },
+            .double("unique_viewers", "Estimate of distinct viewer_id over those views (from viewers_hll).") { $0.m.viewers.estimate },
+            .blob("viewers_hll", "DataSketches HLL_8 lgK 12, compact serialization.") { $0.m.viewers.serialized() },
+            .int("plays", "Sessions whose first play_start is in the window.") { $0.m.plays },
+            .int("startup_ms_sum", "Σ startup time (first play_start − view_start, 0…5 min).") { $0.m.startupMsSum },
+            .int("startup_ms_count", "Sessions with a startup time.") { $0.m.startupMsCount },
+            .blob("startup_ms_sketch", "DDSketch (1 % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch.serialized() },
+            q("startup_ms_p50", 0.5), q("startup_ms_p90", 0.9), q("startup_ms_p95", 0.95), q("startup_ms_p99", 0.99),
+            .int("vsf", "Video start failures: first fatal error before play_start, after view_start.") { $0.m.vsf },
+            .double("vsf_rate", "vsf / views (null when no views).") { ratio($0.m.vsf, $0.m.views) },
+            .int("ebvs", "Exits before video start, in the window of the close.") { $0.m.ebvs },
+            .double("ebvs_rate", "ebvs / views (null when no views).") { ratio($0.m.ebvs, $0.m.views) },
+            .int("vpf", "Video playback failures: first fatal error after play_start.") { $0.m.vpf },
+            .double("vpf_rate", "vpf / plays (null when no plays).") { ratio($0.m.vpf, $0.m.plays) },
+            .int("playing_ms", "Σ played_ms.") { $0.m.playingMs },
+            .int("rebuffer_count", "Stalls after play_start, outside seeks.") { $0.m.rebufferCount },
+            .int("rebuffer_ms", "Stall time, in the window of the stall's end.") { $0.m.rebufferMs },
+            .double("rebuffer_ratio", "rebuffer_ms / (playing_ms + rebuffer_ms).") { $0.m.rebufferRatio },
+            .int("seek_count", "seek_start events (while no seek is open).") { $0.m.seekCount },
+            .int("seek_ms", "Seek latency, in the window of the seek's end.") { $0.m.seekMs },
+            .int("watch_ms", "startup_ms_sum + playing_ms + rebuffer_ms + seek_ms.") { $0.m.watchMs },
+            .int("bitrate_ms_sum", "Σ bitrate_kbps × played_ms over beacons with a known bitrate.") { $0.m.bitrateMsSum },
+            .int("bitrate_played_ms", "Σ played_ms over beacons with a known bitrate.") { $0.m.bitratePlayedMs },
+            .double("avg_bitrate_kbps", "bitrate_ms_sum / bitrate_played_ms.") { $0.m.avgBitrateKbps },
+            .int("upshifts", "bitrate_change to a higher bitrate.") { $0.m.upshifts },
+            .int("downshifts", "bitrate_change to a lower bitrate.") { $0.m.downshifts },
+            .int("sessions_ended", "Sessions whose close instant is in the window.") { $0.m.sessionsEnded },
+            .int("session_ms_sum", "Σ session duration (latest − earliest ts) of those sessions.") { $0.m.sessionMsSum },
+            .blob("session_ms_sketch", "DDSketch of session durations.") { $0.m.sessionSketch.serialized() },
+            .int("completed", "Closed sessions that ended or reached 90 % of the duration.") { $0.m.completed },
+            .int("concurrent_plays", "Sessions playing at the window's end (point sample; max on roll-up).") { $0.m.concurrentPlays },
+            .int("missing_start", "Sessions opened without view_start.") { $0.m.missingStart },
+            .int("late_events", "Beacons applied after their window was written.") { $0.m.lateEvents },
+            .int("duplicates", "Beacons dropped as duplicate (session_id, seq).") { $0.m.duplicates },
+        ]
+    }
+
+    static func segmentColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<MetricRow<K>>] {
+        typealias C = OutputColumn<MetricRow<K>>
+        return [
+            .int("requests", "segment beacons.") { $0.m.segment.requests },
+            .int("failed_requests", "http_status 0 or ≥ 400.") { $0.m.segment.failedRequests },
+            .int("http_4xx", "http_status 400–499.") { $0.m.segment.http4xx },
+            .int("http_5xx", "http_status 500–599.") { $0.m.segment.http5xx },
+            .int("slow_requests", "download_ms above the slow threshold (200 ms).") { $0.m.segment.slowRequests },
+            .int("cache_hits", "cache = HIT.") { $0.m.segment.cacheHits },
+            .int("bytes", "Σ bytes.") { $0.m.segment.bytes },
+            .int("download_ms_sum", "Σ download_ms.") { $0.m.segment.downloadMsSum },
+            .blob("download_ms_sketch", "DDSketch of download_ms.") { $0.m.segment.downloadSketch.serialized() },
+            .double("download_ms_p50", "Median download_ms.") { $0.m.segment.downloadSketch.quantile(0.5) },
+            .double("download_ms_p95", "95th percentile download_ms.") { $0.m.segment.downloadSketch.quantile(0.95) },
+            .blob("ttfb_ms_sketch", "DDSketch of ttfb_ms.") { $0.m.segment.ttfbSketch.serialized() },
+            .double("ttfb_ms_p95", "95th percentile ttfb_ms.") { $0.m.segment.ttfbSketch.quantile(0.95) },
+            .blob("throughput_kbps_sketch", "DDSketch of bytes × 8 / download_ms.") { $0.m.segment.throughputSketch.serialized() },
+            .double("throughput_kbps_p50", "Median throughput.") { $0.m.segment.throughputSketch.quantile(0.5) },
+        ]
+    }
+
+    /// The `sessions` table: one row per closed session, in its close's window.
+    public static func sessionColumns() -> [OutputColumn<WindowedRow<SessionRow>>] {
+        typealias C = OutputColumn<WindowedRow<SessionRow>>
+        return windowColumns({ $0.start }, { $0.end }) + [
+            .string("session_id", "Session id.") { $0.row.sessionId },
+            .string("viewer_id", "Viewer id (session_id when the beacons had none).") { $0.row.viewerId },
+            .string("video_id", "Video id.") { $0.row.videoId },
+            .string("country", "ISO 3166-1 alpha-2.") { $0.row.country },
+            .string("region", "ISO 3166-2 subdivision.") { $0.row.region },
+            .string("city", "City (GeoIP).") { $0.row.city },
+            .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.row.asn },
+            .string("as_org", "Autonomous system organisation.") { $0.row.asOrg },
+            .string("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.row.deviceType },
+            .string("os", "Operating system family.") { $0.row.os },
+            .string("browser", "Browser family.") { $0.row.browser },
+            .string("player_name", "Player name.") { $0.row.playerName },
+            .string("player_version", "Player version.") { $0.row.playerVersion },
+            .string("cdn", "CDN.") { $0.row.cdn },
+            .string("pop", "CDN point of presence.") { $0.row.pop },
+            .optBool("live", "Live stream.") { $0.row.live },
+            .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.row.videoDurationMs },
+            .time("started_at", "Earliest beacon ts.") { $0.row.startTs },
+            .time("last_beacon_at", "Latest beacon ts.") { $0.row.endTs },
+            .time("closed_at", "Close instant (decides the window).") { $0.row.closeTs },
+            .string("close_reason", "ended, exit, error, timeout or max_length.") { $0.row.closeReason.name },
+            .int("duration_ms", "last_beacon_at − started_at.") { $0.row.durationMs },
+            .bool("missing_start", "Opened without view_start.") { $0.row.missingStart },
+            .bool("had_view_start", "A view_start was seen.") { $0.row.hadViewStart },
+            .bool("played", "A play_start was seen.") { $0.row.played },
+            .optInt("startup_ms", "Startup time, when defined.") { $0.row.startupMs },
+            .int("playing_ms", "Σ played_ms.") { $0.row.playingMs },
+            .int("rebuffer_count", "Counted stalls.") { $0.row.rebufferCount },
+            .int("rebuffer_ms", "Stall time.") { $0.row.rebufferMs },
+            .int("seek_count", "Seeks.") { $0.row.seekCount },
+            .int("seek_ms", "Seek time.") { $0.row.seekMs },
+            .int("bitrate_ms_sum", "Σ bitrate × played_ms.") { $0.row.bitrateMsSum },
+            .int("bitrate_played_ms", "Σ played_ms with a known bitrate.") { $0.row.bitratePlayedMs },
+            .double("avg_bitrate_kbps", "Time-weighted bitrate.") { ratio($0.row.bitrateMsSum, $0.row.bitratePlayedMs) },
+            .int("upshifts", "Bitrate upshifts.") { $0.row.upshifts },
+            .int("downshifts", "Bitrate downshifts.") { $0.row.downshifts },
+            .int("errors", "error beacons.") { $0.row.errors },
+            .optString("fatal_error_code", "error_code of the first fatal error.") { $0.row.fatalErrorCode },
+            .bool("vsf", "Video start failure.") { $0.row.vsf },
+            .bool("vpf", "Video playback failure.") { $0.row.vpf },
+            .bool("ebvs", "Exit before video start.") { $0.row.ebvs },
+            .bool("completed", "Completed.") { $0.row.completed },
+            .int("max_playhead_ms", "Largest playhead_ms.") { $0.row.maxPlayheadMs },
+            .int("beacons", "Beacons applied (duplicates excluded).") { $0.row.beacons },
+        ]
+    }
+
+    /// The `rejects` table.
+    public static func rejectColumns() -> [OutputColumn<WindowedRow<RejectRow>>] {
+        windowColumns({ $0.start }, { $0.end }) + [
+            .time("ingested_at", "The partition's event-time clock (max ts seen) when rejected.") { $0.row.ingestedAt },
+            .string("reason", "Reject reason code (README lists them).") { $0.row.reason },
+            .string("source", "topic/partition/offset or file:line.") { $0.row.source },
+            .blob("payload", "First 4 KiB of the raw payload.") { $0.row.payload },
+        ]
+    }
+
+    /// The schema of `table` as JSON (for `schemas/tables/<table>.json`).
+    public static func schemaJSON(_ table: String) -> String {
+        let fields: [(ParquetField, String)]
+        if let t = MetricTable.allCases.first(where: { $0.name == table }) {
+            fields = metricColumns(t, DataSketchesKit.self).map { ($0.field, $0.doc) }
+        } else if table == "sessions" {
+            fields = sessionColumns().map { ($0.field, $0.doc) }
+        } else {
+            fields = rejectColumns().map { ($0.field, $0.doc) }
+        }
+        var out = "{\n  \"table\": \"\(table)\",\n  \"columns\": [\n"
+        out += fields.map { f, doc in
+            var d: [UInt8] = []
+            BeaconEncoder.quote(doc, &d)
+            return "    {\"name\": \"\(f.name)\", \"parquet_type\": \"\(physicalName(f.physical))\", "
+                + "\"logical_type\": \(logicalName(f.logical)), \"nullable\": \(f.optional), "
+                + "\"description\": \(String(decoding: d, as: UTF8.self))}"
+        }.joined(separator: ",\n")
+        return out + "\n  ]\n}\n"
+    }
+
+    static func physicalName(_ p: ParquetPhysicalType) -> String {
+        switch p {
+        case .boolean: return "BOOLEAN"
+        case .int32: return "INT32"
+        case .int64: return "INT64"
+        case .double: return "DOUBLE"
+        case .byteArray: return "BYTE_ARRAY"
+        }
+    }
+
+    static func logicalName(_ l: ParquetLogicalType) -> String {
+        switch l {
+        case .none: return "null"
+        case .string: return "\"STRING\""
+        case .timestampMicrosUTC: return "\"TIMESTAMP(MICROS,UTC)\""
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Parquet
+import QoSCore
+
+/// Turns flushed windows into Parquet files, one per table per window state
+/// (base or late delta). File names are deterministic: table, window,
+/// kind (`base`, or `late<flush>` for a delta) and a tag of the input, so a
+/// replay of the same input writes the same names and bytes.
+public struct WindowFileWriter {
+    public static let specVersion = "1"
+    public let sink: FileSink
+    public var parquet = ParquetWriterOptions()
+    public let windowMs: Int64
+    /// Identifies the input (files or topic) in names and metadata.
+    public let inputTag: String
+
+    public init(sink: FileSink, windowMs: Int64, inputTag: String, zstdLevel: Int = 3) {
+        self.sink = sink
+        self.windowMs = windowMs
+        self.inputTag = inputTag
+        parquet.compression = zstdLevel > 0 ? .zstd(level: zstdLevel) : .uncompressed
+    }
+
+    /// A file to publish: its bytes and where it goes.
+    public struct PlannedFile {
+        public var table: String
+        public var dir: String
+        public var name: String
+        public var bytes: [UInt8]
+        public var rows: Int
+        public var path: String { "\(dir)/\(name)" }
+    }
+
+    /// Encodes every table of `windows`. `flush` numbers the flush (late
+    /// delta names), `sourceRange` goes into the metadata.
+    public func plan(_ windows: [WindowState<DataSketchesKit>], interner: StringInterner,
+                     flush: Int, sourceRange: String) throws -> [PlannedFile] {
+        var out: [PlannedFile] = []
+        for w in windows {
+            let kind = w.isDelta ? "late\(CivilTime.pad(flush, 6))" : "base"
+            let meta = { (table: String) in metadata(table: table, window: w, kind: kind, sourceRange: sourceRange) }
+            for t in MetricTable.allCases where !w.tables[t.rawValue].isEmpty {
+                let rows = metricRows(w, t, interner)
+                let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
+                out.append(try file(t.name, w, kind, cols, rows, meta(t.name)))
+            }
+            if !w.sessions.isEmpty {
+                let rows = w.sessions.sorted { ($0.closeTs, $0.sessionId) < ($1.closeTs, $1.sessionId) }
+                    .map { WindowedRow(start: w.start, end: w.end, row: $0) }
+                out.append(try file("sessions", w, kind, TableSchemas.sessionColumns(), rows, meta("sessions")))
+            }
+            if !w.rejects.isEmpty {
+                let rows = w.rejects.map { WindowedRow(start: w.start, end: w.end, row: $0) }
+                out.append(try file("rejects", w, kind, TableSchemas.rejectColumns(), rows, meta("rejects")))
+            }
+        }
+        return out
+    }
+
+    /// Publishes planned files atomically, one by one.
+    public func publish(_ files: [PlannedFile]) throws {
+        for f in files { try sink.publish(f.bytes, dir: f.dir, name: f.name) }
+    }
+
+    func metricRows(_ w: WindowState<DataSketchesKit>, _ t: MetricTable,
+                    _ interner: StringInterner) -> [MetricRow<DataSketchesKit>] {
+        let agg = w.tables[t.rawValue]
+        let n = t.dimensions.count
+        return agg.keys.indices.map { i in
+            MetricRow(start: w.start, end: w.end,
+                      dims: agg.keys[i].ids.prefix(n).map { interner.string($0) }, m: agg.metrics[i])
+        }.sorted { $0.dims.lexicographicallyPrecedes($1.dims) }
+    }
+
+    func file<R>(_ table: String, _ w: WindowState<DataSketchesKit>, _ kind: String,
+                 _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)]) throws -> PlannedFile {
+        var opts = parquet
+        opts.keyValueMetadata = meta
+        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) }, options: opts)
+        let name = "\(table)_\(CivilTime(epochMs: w.start).compact)_\(windowMs / 1000)s_\(kind)_\(inputTag).parquet"
+        return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: w.start),
+                           name: name, bytes: bytes, rows: rows.count)
+    }
+
+    func metadata(table: String, window w: WindowState<DataSketchesKit>, kind: String,
+                  sourceRange: String) -> [(key: String, value: String)] {
+        [("videoqos.spec_version", WindowFileWriter.specVersion),
+         ("videoqos.table", table),
+         ("videoqos.window_start", CivilTime(epochMs: w.start).iso),
+         ("videoqos.window_end", CivilTime(epochMs: w.end).iso),
+         ("videoqos.window_ms", String(windowMs)),
+         ("videoqos.kind", kind),
+         ("videoqos.source", sourceRange),
+         ("hll.type", "HLL_8"), ("hll.lg_k", "12"),
+         ("ddsketch.relative_accuracy", "0.01"), ("ddsketch.key", "ceil")]
+    }
+}
+
+/// FNV-1a 64 of a string, as 8 hex digits (short, stable input tags).
+public func shortHash(_ s: String) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    let hex = String(h & 0xFFFF_FFFF, radix: 16)
+    return String(repeating: "0", count: 8 - hex.count) + hex
+}

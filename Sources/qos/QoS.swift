@@ -1,0 +1,19 @@
+import ArgumentParser
+import Engine
+
+@main
+struct QoS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qos",
+        abstract: "VideoQoS: video-player beacons → windowed quality-of-experience metrics → Parquet.",
+        discussion: "Beacon format: schemas/beacon.schema.json. Output tables: schemas/tables/.",
+        subcommands: [Generate.self, Replay.self, Inspect.self, Schemas.self])
+
+    /// Runs a command body, turning `UserError`s into one line on stderr and exit code 1.
+    static func guarded(_ body: () throws -> Void) throws {
+        do { try body() } catch let e as UserError {
+            writeStderr("qos: error: \(e.message)\n")
+            throw ExitCode(1)
+        }
+    }
+}
