@@ -4,7 +4,7 @@ SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev uap-core pkg-config mmdb-bin python3-ua-parser
-PY_PACKAGES := pyarrow duckdb datasketches ddsketch jsonschema mmdb-writer netaddr maxminddb pytest pyyaml
+PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pyyaml
 QOS_DEBUG := .build/debug/qos
 QOS_RELEASE := .build/release/qos
 

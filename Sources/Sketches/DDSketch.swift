@@ -1,0 +1,217 @@
+// DDSketch (Masson, Rim, Lee; VLDB 2019) with the logarithmic index mapping of
+// DataDog/sketches-py (`ddsketch/mapping.py` LogarithmicMapping, `ceil` key convention:
+// bucket k covers (gamma^(k-1), gamma^k]) and a collapsing-lowest dense store
+// (`ddsketch/store.py` CollapsingLowestDenseStore semantics, canonical form).
+//
+// Canonical store state: with M the multiset of keys and T = max(M) - binLimit + 1,
+// key k is counted in bin max(k, T). This is a function of M only, so adding values
+// in any order and merging sketches give identical contents (exact with integer counts).
+// Negative values, NaN and values above DBL_MAX / gamma are rejected.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct DDSketch: Sendable, Equatable {
+    /// The accuracy asked for (a decoded sketch reports (gamma - 1) / (gamma + 1)).
+    /// Sketches compare and merge by `gamma`.
+    public let relativeAccuracy: Double
+    /// Maximum number of bins; lower keys are collapsed into the lowest kept bin.
+    public let binLimit: Int
+    /// gamma = 1 + 2a/(1-a) (KeyMapping.__init__).
+    public let gamma: Double
+    /// (1 / log1p(2a/(1-a))) * log(2): the multiplier of log2(v) (LogarithmicMapping).
+    @usableFromInline let multiplier: Double
+    /// Values <= DBL_MIN * gamma count as zero (KeyMapping.min_possible).
+    @usableFromInline let minPossible: Double
+    /// Values > DBL_MAX / gamma are rejected (KeyMapping.max_possible).
+    @usableFromInline let maxPossible: Double
+
+    /// bins[i] counts key `offset + i`; keys outside [minKey, maxKey] are 0.
+    @usableFromInline var bins: ContiguousArray<Double>
+    @usableFromInline var offset: Int
+    @usableFromInline var minKey: Int
+    @usableFromInline var maxKey: Int
+    @usableFromInline var positiveCount: Double
+    @usableFromInline var zeros: Double
+    /// Count of values in [0, DBL_MIN * gamma].
+    public var zeroCount: Double { zeros }
+
+    @usableFromInline static let ln2: Double = log(2.0)
+
+    public init(relativeAccuracy: Double = 0.01, binLimit: Int = 2048) {
+        precondition(relativeAccuracy > 0 && relativeAccuracy < 1, "relative accuracy must be in (0, 1)")
+        precondition(binLimit >= 1, "binLimit must be positive")
+        self.binLimit = binLimit
+        // Canonical accuracy: the one a reader recovers from gamma (KeyMapping.from_gamma_offset,
+        // (gamma - 1) / (gamma + 1)), so a sketch maps and answers identically before and after
+        // a protobuf round trip, in Swift and in sketches-py.
+        let g0 = 1 + 2 * relativeAccuracy / (1 - relativeAccuracy)
+        let alpha = (g0 - 1) / (g0 + 1)
+        self.relativeAccuracy = relativeAccuracy
+        let mantissa = 2 * alpha / (1 - alpha)
+        gamma = 1 + mantissa
+        precondition(gamma > 1, "relative accuracy too small")
+        multiplier = (1 / log1p(mantissa)) * Self.ln2
+        minPossible = Double.leastNormalMagnitude * gamma
+        maxPossible = Double.greatestFiniteMagnitude / gamma
+        bins = []
+        offset = 0
+        minKey = 0
+        maxKey = -1
+        positiveCount = 0
+        zeros = 0
+    }
+
+    // MARK: - Mapping
+
+    /// key(v) = ceil(log2(v) * multiplier), computed as Python does: log(v) / log(2).
+    @inlinable @inline(__always)
+    public func key(_ value: Double) -> Int {
+        Int((log(value) / Self.ln2 * multiplier).rounded(.up))
+    }
+
+    /// The representative value of a bucket: 2^(k / multiplier) * 2 / (1 + gamma).
+    @inlinable
+    public func value(ofKey k: Int) -> Double {
+        pow(2.0, Double(k) / multiplier) * (2.0 / (1 + gamma))
+    }
+
+    // MARK: - Queries
+
+    public var count: Double { positiveCount + zeroCount }
+    public var isEmpty: Bool { count == 0 }
+
+    /// Quantile with the sketches-py rank convention: rank = q * (count - 1), the first
+    /// bucket whose cumulative count exceeds the rank. nil when empty or q outside [0, 1].
+    public func quantile(_ q: Double) -> Double? {
+        guard q >= 0, q <= 1, count > 0 else { return nil }
+        let rank = q * (count - 1)
+        if rank < zeroCount { return 0 }
+        let r = rank - zeroCount
+        var running = 0.0
+        for k in minKey ... maxKey {
+            running += bins[k - offset]
+            if running > r { return value(ofKey: k) }
+        }
+        return value(ofKey: maxKey)
+    }
+
+    /// (key, count) of the non-empty positive bins, ascending.
+    public var nonEmptyBins: [(key: Int, count: Double)] {
+        guard positiveCount > 0 else { return [] }
+        return (minKey ... maxKey).compactMap { k in bins[k - offset] > 0 ? (k, bins[k - offset]) : nil }
+    }
+
+    public static func == (a: DDSketch, b: DDSketch) -> Bool {
+        a.gamma == b.gamma && a.zeroCount == b.zeroCount && a.positiveCount == b.positiveCount
+            && a.nonEmptyBins.elementsEqual(b.nonEmptyBins) { $0.key == $1.key && $0.count == $1.count }
+    }
+
+    // MARK: - Updates
+
+    /// Adds a value; returns false (and ignores it) for negative, NaN or huge values.
+    @inlinable @discardableResult
+    public mutating func add(_ value: Double) -> Bool {
+        if value > minPossible {
+            if !(value <= maxPossible) { return false }
+            addKey(key(value), weight: 1)
+            return true
+        }
+        if value >= 0 {  // [0, minPossible]; NaN and negatives fail this test
+            zeros += 1
+            return true
+        }
+        return false
+    }
+
+    @inlinable @inline(__always)
+    mutating func addKey(_ k: Int, weight: Double) {
+        if k >= minKey && k <= maxKey {
+            bins[k &- offset] += weight
+            positiveCount += weight
+        } else {
+            addKeySlow(k, weight: weight)
+        }
+    }
+
+    /// Adds `weight` to key `k` when k is outside [minKey, maxKey] (or the store is empty).
+    @usableFromInline
+    mutating func addKeySlow(_ k0: Int, weight: Double) {
+        var k = k0
+        if positiveCount == 0 {
+            minKey = k
+            maxKey = k
+            ensureWindow(k, k)
+        } else if k > maxKey {
+            let lowest = k - binLimit + 1
+            if lowest > minKey { collapse(below: lowest) }
+            maxKey = k
+            ensureWindow(minKey, maxKey)
+        } else {
+            k = Swift.max(k, maxKey - binLimit + 1)  // clamp into the lowest allowed bin
+            if k < minKey {
+                minKey = k
+                ensureWindow(minKey, maxKey)
+            }
+        }
+        bins[k - offset] += weight
+        positiveCount += weight
+    }
+
+    /// Folds all counts of keys < `lowest` into bin `lowest` (which becomes minKey).
+    mutating func collapse(below lowest: Int) {
+        var folded = 0.0
+        let top = Swift.min(lowest - 1, maxKey)
+        if minKey <= top {
+            for key in minKey ... top {
+                folded += bins[key - offset]
+                bins[key - offset] = 0
+            }
+        }
+        minKey = lowest
+        ensureWindow(lowest, Swift.max(lowest, maxKey))
+        bins[lowest - offset] += folded
+    }
+
+    /// Makes the storage window cover [lo, hi], re-centering / growing with slack.
+    mutating func ensureWindow(_ lo: Int, _ hi: Int) {
+        if !bins.isEmpty && lo >= offset && hi < offset + bins.count { return }
+        let needed = hi - lo + 1
+        let size = Swift.max(needed + 2 * Swift.min(128, binLimit), 2 * needed)
+        let newOffset = lo - (size - needed) / 2
+        var fresh = ContiguousArray<Double>(repeating: 0, count: size)
+        if positiveCount > 0 || !bins.isEmpty {
+            // copy the live range that intersects the new window
+            let from = Swift.max(offset, newOffset), to = Swift.min(offset + bins.count, newOffset + size)
+            if from < to {
+                for key in from ..< to { fresh[key - newOffset] = bins[key - offset] }
+            }
+        }
+        bins = fresh
+        offset = newOffset
+    }
+
+    /// Whether `merge(other)` is allowed (same gamma, i.e. same relative accuracy).
+    public func canMerge(_ other: DDSketch) -> Bool { gamma == other.gamma }
+
+    /// Exact merge (bins and zero count add up). Requires the same gamma (see `canMerge`).
+    public mutating func merge(_ other: DDSketch) {
+        precondition(gamma == other.gamma, "cannot merge DDSketches with different relative accuracy")
+        zeros += other.zeros
+        guard other.positiveCount > 0 else { return }
+        // Extend to the larger max first so that collapsing happens once.
+        addKeyRange(other)
+    }
+
+    /// Adds other's bins from its highest key down, so any collapsing happens up front.
+    mutating func addKeyRange(_ other: DDSketch) {
+        for k in stride(from: other.maxKey, through: other.minKey, by: -1) {
+            let c = other.bins[k - other.offset]
+            if c != 0 { addKey(k, weight: c) }
+        }
+    }
+}
