@@ -1,0 +1,63 @@
+// Page compression: ZSTD frames through libzstd.
+import CZstd
+
+/// Largest page we agree to decompress (guards against absurd sizes in corrupt headers).
+let maxPageSize = 1 << 30
+
+/// Reusable ZSTD compression context (one per file write; not shared across threads).
+final class ZstdCompressor {
+    private let ctx: OpaquePointer
+    let level: Int32
+
+    init(level: Int) throws {
+        guard let c = ZSTD_createCCtx() else { throw ParquetError.compression("ZSTD_createCCtx failed") }
+        ctx = c
+        self.level = Int32(clamping: level)
+    }
+
+    deinit { ZSTD_freeCCtx(ctx) }
+
+    /// Compresses `input` into `output` (replacing its contents).
+    func compress(_ input: [UInt8], into output: inout [UInt8]) throws {
+        let bound = ZSTD_compressBound(input.count)
+        let written: Int = try input.withUnsafeBytes { src in
+            var result = 0
+            output = [UInt8](unsafeUninitializedCapacity: bound) { dst, count in
+                result = ZSTD_compressCCtx(ctx, dst.baseAddress, bound, src.baseAddress, src.count, level)
+                count = ZSTD_isError(result) != 0 ? 0 : result
+            }
+            guard ZSTD_isError(result) == 0 else {
+                throw ParquetError.compression(String(cString: ZSTD_getErrorName(result)))
+            }
+            return result
+        }
+        precondition(output.count == written)
+    }
+}
+
+/// Decompresses a ZSTD page body whose size is known from the page header.
+func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int) throws -> [UInt8] {
+    guard expectedSize >= 0, expectedSize <= maxPageSize else {
+        throw ParquetError.corrupt("page: uncompressed size \(expectedSize) out of range")
+    }
+    return try bytes.withUnsafeBytes { raw in
+        let src = UnsafeRawBufferPointer(rebasing: raw[range])
+        let frameSize = ZSTD_getFrameContentSize(src.baseAddress, src.count)
+        // UInt64.max / UInt64.max - 1: ZSTD_CONTENTSIZE_ERROR / ZSTD_CONTENTSIZE_UNKNOWN.
+        if frameSize < UInt64.max - 1 && frameSize != UInt64(expectedSize) {
+            throw ParquetError.corrupt("page: zstd frame holds \(frameSize) bytes, header says \(expectedSize)")
+        }
+        var result = 0
+        let out = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { dst, count in
+            result = ZSTD_decompress(dst.baseAddress, expectedSize, src.baseAddress, src.count)
+            count = ZSTD_isError(result) != 0 ? 0 : min(result, expectedSize)
+        }
+        guard ZSTD_isError(result) == 0 else {
+            throw ParquetError.corrupt("page: zstd: \(String(cString: ZSTD_getErrorName(result)))")
+        }
+        guard result == expectedSize else {
+            throw ParquetError.corrupt("page: zstd gave \(result) bytes, header says \(expectedSize)")
+        }
+        return out
+    }
+}
