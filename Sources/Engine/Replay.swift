@@ -15,6 +15,8 @@ public struct ReplayOptions {
     public var enricher: Enricher = NoEnricher()
     /// Progress line on stderr (the CLI enables it on a TTY).
     public var progress = false
+    /// Also write every output file's rows as JSON lines here (for tests).
+    public var jsonDump: String?
     /// Engine clock for the `ts_in_future` check; the wall clock by default.
     public var nowMs: () -> Int64 = wallClockMs
 
@@ -72,6 +74,7 @@ public final class ReplayJob {
     var flushes = 0
     var rangeStart = ""
     var lastProgress = 0.0
+    var dump: JSONDump?
 
     public init(_ options: ReplayOptions) throws {
         guard !options.inputs.isEmpty else { throw UserError("no input files — give one or more NDJSON files, or - for stdin") }
@@ -84,6 +87,7 @@ public final class ReplayJob {
 
     public func run() throws -> ReplaySummary {
         try writer.sink.checkWritable()
+        if let path = options.jsonDump { dump = try JSONDump(path: path, sinkRoot: options.sink) }
         let started = monotonicSeconds()
         var now = options.nowMs()
         for path in options.inputs {
@@ -100,9 +104,9 @@ public final class ReplayJob {
                 }
             }
             summary.bytes += reader.bytesRead
-            rangeStart = rangeStart.isEmpty ? "" : rangeStart
         }
         try flush(engine.finish(), through: "end")
+        try dump?.close()
         summary.counters = engine.counters
         summary.seconds = monotonicSeconds() - started
         if options.progress { writeStderr("\r\u{1B}[K") }
@@ -115,6 +119,7 @@ public final class ReplayJob {
         let files = try writer.plan(windows, interner: engine.interner, flush: flushes,
                                     sourceRange: "\(rangeStart)..\(through)")
         try writer.publish(files)
+        try dump?.record(files)
         summary.windowsWritten += windows.filter { !$0.isDelta }.count
         summary.filesWritten += files.count
     }

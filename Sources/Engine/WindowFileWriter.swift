@@ -27,6 +27,8 @@ public struct WindowFileWriter {
         public var name: String
         public var bytes: [UInt8]
         public var rows: Int
+        public var schema: [ParquetField]
+        public var columns: [ParquetColumnData]
         public var path: String { "\(dir)/\(name)" }
     }
 
@@ -75,10 +77,11 @@ public struct WindowFileWriter {
                  _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)]) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
-        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) }, options: opts)
+        let data = cols.map { $0.values(rows) }
+        let bytes = try writeParquet(schema: cols.map(\.field), columns: data, options: opts)
         let name = "\(table)_\(CivilTime(epochMs: w.start).compact)_\(windowMs / 1000)s_\(kind)_\(inputTag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: w.start),
-                           name: name, bytes: bytes, rows: rows.count)
+                           name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: data)
     }
 
     func metadata(table: String, window w: WindowState<DataSketchesKit>, kind: String,

@@ -53,9 +53,8 @@ public final class SessionState {
     public var seekOpenTs: Int64?
     public var currentBitrate: Int64?
     public var maxPlayheadMs: Int64 = 0
-    /// Duplicate detection: highest `seq` seen and a bitmap of the 64 below it.
-    public var seqMax: UInt32?
-    public var seqBits: UInt64 = 0
+    /// Duplicate detection: every `seq` seen.
+    public var seqs = SeqSet()
     public var closed = false
     /// Whether the session has an entry in the close queue.
     var queued = false
@@ -102,23 +101,5 @@ public final class SessionState {
     }
 
     /// Records `seq`; returns false when it was seen before (a duplicate).
-    /// Sequence numbers more than 64 below the highest seen are treated as
-    /// duplicates: the window of remembered numbers is bounded (README).
-    public func acceptSeq(_ seq: UInt32) -> Bool {
-        guard let top = seqMax else { seqMax = seq; return true }
-        if seq > top {
-            let shift = UInt64(seq - top)
-            seqBits = shift >= 64 ? 0 : (seqBits << shift)
-            seqBits |= shift <= 64 ? (1 << (shift - 1)) : 0
-            seqMax = seq
-            return true
-        }
-        if seq == top { return false }
-        let back = UInt64(top - seq)
-        if back > 64 { return false }
-        let bit: UInt64 = 1 << (back - 1)
-        if seqBits & bit != 0 { return false }
-        seqBits |= bit
-        return true
-    }
+    public func acceptSeq(_ seq: UInt32) -> Bool { seqs.insert(seq) }
 }

@@ -139,5 +139,6 @@ public struct EngineCounters: Sendable, Equatable {
     public var lateEvents: Int64 = 0
     public var sessionsOpened: Int64 = 0
     public var sessionsClosed: Int64 = 0
+    public init() {}
     public var rejectedTotal: Int64 { rejected.values.reduce(0, +) }
 }

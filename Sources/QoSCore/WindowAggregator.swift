@@ -117,6 +117,9 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     public private(set) var writtenThrough: Int64 = .min
     private(set) var base: [Int64: WindowState<K>] = [:]
     private(set) var deltas: [Int64: WindowState<K>] = [:]
+    /// The earliest end of an unwritten base window (`.max` when none):
+    /// a flush before the watermark reaches it writes nothing new.
+    public private(set) var nextDueEnd: Int64 = .max
 
     public init(config: EngineConfig, writtenThrough: Int64 = .min) {
         self.config = config
@@ -140,6 +143,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         if let w = base[start] { return w }
         let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: false)
         base[start] = w
+        if w.end < nextDueEnd { nextDueEnd = w.end }
         return w
     }
 
@@ -156,6 +160,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     public mutating func flush(_ watermark: Int64) -> [WindowState<K>] {
         var out = windowsDue(watermark)
         for w in out { base[w.start] = nil }
+        nextDueEnd = base.values.map(\.end).min() ?? .max
         out += deltas.values.sorted { $0.start < $1.start }
         deltas.removeAll()
         if watermark > writtenThrough {

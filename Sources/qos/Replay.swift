@@ -55,6 +55,8 @@ struct Replay: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: "ZSTD level for Parquet pages (0 = uncompressed).") var zstdLevel: Int = 3
     @Flag(help: "No progress line even on a terminal.") var quiet = false
+    @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
+    var jsonDump: String?
 
     func run() throws {
         try QoS.guarded {
@@ -63,6 +65,7 @@ struct Replay: ParsableCommand {
             o.sink = sink
             o.config = try engine.config()
             o.zstdLevel = zstdLevel
+            o.jsonDump = jsonDump
             o.progress = !quiet && isatty(2) != 0
             let summary = try ReplayJob(o).run()
             print(summary.text)

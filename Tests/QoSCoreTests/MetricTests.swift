@@ -324,3 +324,29 @@ import Testing
         #expect(h.metrics(0).plays == 2 && h.metrics(min2 * 2).plays == 1)
     }
 }
+
+@Suite struct SeqSetTests {
+    @Test func detectsDuplicatesInAnyOrder() {
+        var s = SeqSet()
+        let order: [UInt32] = [5, 6, 7, 1, 3, 2, 4, 100, 99, 0, UInt32.max]
+        for x in order { let added = s.insert(x); #expect(added) }
+        for x in order { let added = s.insert(x); #expect(!added) }
+        #expect(s.ranges == [0...7, 99...100, UInt32.max...UInt32.max])
+        let added = s.insert(8)
+        #expect(added && s.ranges[0] == 0...8)
+    }
+
+    @Test func aLateFirstBeaconAfterManyOthersIsNotADuplicate() {
+        var s = SeqSet()
+        for x in UInt32(2)...1000 { let added = s.insert(x); #expect(added) }
+        let first = s.insert(1)
+        #expect(first)
+        #expect(s.ranges == [1...1000])
+    }
+
+    @Test func rangesStayBounded() {
+        var s = SeqSet()
+        for x in stride(from: UInt32(0), to: 10_000, by: 3) { _ = s.insert(x) }
+        #expect(s.ranges.count <= SeqSet.rangesMax)
+    }
+}
