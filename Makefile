@@ -43,12 +43,19 @@ test-swift:
 test-interop: deps-python build
 	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q tests/interop
 
-## demo: the main job on the embedded defaults.
+## demo: the main job on the embedded defaults (until the daemon lands: generate + replay + summary).
+DEMO_DIR := output
 demo: deps release
-	$(QOS_RELEASE) demo
+	@mkdir -p .demo
+	$(QOS_RELEASE) generate --seed 2026 --sessions 5000 --rate 3000 --slow-pop fastly/ams \
+	  --failing-player shaka-player@4.7.11 --late-fraction 0.01 --duplicate-fraction 0.005 \
+	  --malformed-fraction 0.002 --out .demo/beacons.ndjson.zst
+	$(QOS_RELEASE) replay .demo/beacons.ndjson.zst --sink $(DEMO_DIR)
+	@$(QOS_RELEASE) inspect $(DEMO_DIR)/overall
+	@$(PY) tools/demo_query.py $(DEMO_DIR)
 
 bench: deps release
 	$(PY) bench/run.py
 
 clean:
-	rm -rf .build output/*/
+	rm -rf .build .demo output/*/

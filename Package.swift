@@ -38,7 +38,7 @@ let package = Package(
         ]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "CZstd"]),
+        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "CZstd"]),
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -54,6 +54,6 @@ let package = Package(
             "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator"]),
     ]
 )

@@ -1,0 +1,49 @@
+import Generator
+import QoSCore
+import Sketches
+
+/// Micro-benchmarks printed by `qos bench` (driven by `make bench`).
+/// Timings only; nothing here is asserted in tests.
+public enum MicroBench {
+    public struct Result { public var name: String; public var opsPerSec: Double; public var note: String }
+
+    /// Beacon decoding from raw bytes, on the generator's traffic.
+    public static func decoder(messages: Int = 300_000) -> Result {
+        var o = GeneratorOptions()
+        o.sessions = messages / 70 + 1
+        let payloads = TrafficGenerator(o).prefix(messages).map(\.payload)
+        var beacons = 0
+        let bytes = payloads.reduce(0) { $0 + $1.count }
+        let t0 = monotonicSeconds()
+        for _ in 0..<3 {
+            for p in payloads {
+                p.withUnsafeBytes { raw in
+                    BeaconDecoder.decode(raw) { if case .beacon = $0 { beacons += 1 } }
+                }
+            }
+        }
+        let dt = monotonicSeconds() - t0
+        let mbps = Double(bytes * 3) / dt / 1_048_576
+        return Result(name: "decode beacons", opsPerSec: Double(beacons) / dt, note: "\(Int(mbps)) MB/s")
+    }
+
+    /// The whole core engine (decode, sessionize, aggregate; no I/O).
+    public static func core(messages: Int = 500_000) -> Result {
+        var o = GeneratorOptions()
+        o.sessions = messages / 70 + 1
+        let payloads = TrafficGenerator(o).prefix(messages).map(\.payload)
+        let engine = SessionEngine<DataSketchesKit>()
+        let t0 = monotonicSeconds()
+        for (i, p) in payloads.enumerated() {
+            p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "b", line: Int64(i)), nowMs: .max / 2) }
+            if engine.replayWatermark >= engine.aggregator.nextDueEnd { _ = engine.flush(watermark: engine.replayWatermark) }
+        }
+        _ = engine.finish()
+        let dt = monotonicSeconds() - t0
+        return Result(name: "core engine (no I/O)", opsPerSec: Double(payloads.count) / dt, note: "1 thread")
+    }
+
+    public static func sketches() -> [Result] {
+        SketchBench.run().map { Result(name: $0.name, opsPerSec: $0.opsPerSec, note: "1 thread") }
+    }
+}
