@@ -36,7 +36,7 @@ public enum MicroBench {
         let t0 = monotonicSeconds()
         for (i, p) in payloads.enumerated() {
             p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "b", line: Int64(i)), nowMs: .max / 2) }
-            if engine.replayWatermark >= engine.aggregator.nextDueEnd { _ = engine.flush(watermark: engine.replayWatermark) }
+            if engine.replayWatermark >= engine.nextDueEnd { _ = engine.flush(watermark: engine.replayWatermark) }
         }
         _ = engine.finish()
         let dt = monotonicSeconds() - t0

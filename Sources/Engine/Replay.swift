@@ -99,7 +99,7 @@ public final class ReplayJob {
                 if number & 4095 == 0 { now = options.nowMs(); progress(started) }
                 engine.ingest(message: line, partition: 0, source: .file(name: name, line: number), nowMs: now)
                 summary.lines += 1
-                if engine.replayWatermark >= engine.aggregator.nextDueEnd {
+                if engine.replayWatermark >= engine.nextDueEnd {
                     try flush(engine.flush(watermark: engine.replayWatermark), through: "\(name):\(number)")
                 }
             }

@@ -1,13 +1,19 @@
-/// The sessions of one input partition and its event-time watermark
-/// (SPEC §3). Close decisions depend only on this partition's message order.
-public final class PartitionState {
+/// The sessions of one input partition, its event-time watermark (SPEC §3)
+/// and its share of the open windows. Close decisions depend only on this
+/// partition's message order, and all of a partition's state lives here so
+/// it can be checkpointed and moved to another instance on its own.
+public final class PartitionState<K: SketchKit> {
     public let id: Int32
+    public internal(set) var aggregator: WindowAggregator<K>
     /// Max `ts` applied so far (`.min` before the first beacon).
     public internal(set) var maxTs: Int64 = .min
     public internal(set) var sessions: [String: SessionState] = [:]
     var queue = CloseQueue()
 
-    public init(id: Int32) { self.id = id }
+    public init(id: Int32, config: EngineConfig) {
+        self.id = id
+        self.aggregator = WindowAggregator(config: config)
+    }
 
     /// `maxTs − lateness`, or `.min` before the first beacon.
     public func watermark(_ c: EngineConfig) -> Int64 {

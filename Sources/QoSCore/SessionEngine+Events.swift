@@ -42,38 +42,38 @@ extension SessionEngine {
     }
 
     /// Applies one accepted beacon's event to its open session.
-    func applyEvent(_ b: Beacon, _ s: SessionState, _ p: PartitionState) {
+    func applyEvent(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         let t = b.ts
-        if let played = b.playedMs { applyPlayed(played, b, s) }
+        if let played = b.playedMs { applyPlayed(played, b, s, p) }
         if b.event == .bitrateChange, let new = b.bitrateKbps, let cur = s.currentBitrate {
-            if new > cur { s.upshifts += 1; contribute(t, s) { $0.upshifts += 1 } }
-            if new < cur { s.downshifts += 1; contribute(t, s) { $0.downshifts += 1 } }
+            if new > cur { s.upshifts += 1; contribute(t, s, p) { $0.upshifts += 1 } }
+            if new < cur { s.downshifts += 1; contribute(t, s, p) { $0.downshifts += 1 } }
         }
         if let br = b.bitrateKbps { s.currentBitrate = br }
         if let ph = b.playheadMs, ph > s.maxPlayheadMs { s.maxPlayheadMs = ph }
         switch b.event {
-        case .viewStart: applyViewStart(t, s)
-        case .playStart: applyPlayStart(t, s)
+        case .viewStart: applyViewStart(t, s, p)
+        case .playStart: applyPlayStart(t, s, p)
         case .rebufferStart:
             guard s.firstPlayTs != nil, s.seekOpenTs == nil, s.stallOpenTs == nil else { break }
             s.stallOpenTs = t
             s.rebufferCount += 1
-            contribute(t, s) { $0.rebufferCount += 1 }
+            contribute(t, s, p) { $0.rebufferCount += 1 }
         case .rebufferEnd:
             guard let start = s.stallOpenTs else { break }
             s.stallOpenTs = nil
-            addRebuffer(b.durationMs ?? max(0, t - start), at: t, s)
+            addRebuffer(b.durationMs ?? max(0, t - start), at: t, s, p)
         case .seekStart:
             guard s.seekOpenTs == nil else { break }
             s.seekOpenTs = t
             s.seekCount += 1
-            contribute(t, s) { $0.seekCount += 1 }
+            contribute(t, s, p) { $0.seekCount += 1 }
         case .seekEnd:
             guard let start = s.seekOpenTs else { break }
             s.seekOpenTs = nil
-            addSeek(max(0, t - start), at: t, s)
-        case .error: applyError(b, s)
-        case .segment: contributeSegment(b, s)
+            addSeek(max(0, t - start), at: t, s, p)
+        case .error: applyError(b, s, p)
+        case .segment: contributeSegment(b, s, p)
         case .viewEnd: close(s, in: p, at: t, reason: b.reason ?? .exit)
         case .heartbeat, .pause, .resume, .bitrateChange: break
         }
@@ -81,61 +81,61 @@ extension SessionEngine {
 
     /// `played_ms`, and the time-weighted bitrate with the bitrate current
     /// before this beacon (else the beacon's own).
-    private func applyPlayed(_ played: Int64, _ b: Beacon, _ s: SessionState) {
+    private func applyPlayed(_ played: Int64, _ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         s.playingMs += played
         let rate = s.currentBitrate ?? b.bitrateKbps
         if let rate {
             s.bitrateMsSum += rate * played
             s.bitratePlayedMs += played
         }
-        contribute(b.ts, s) { m in
+        contribute(b.ts, s, p) { m in
             m.playingMs += played
             if let rate { m.bitrateMsSum += rate * played; m.bitratePlayedMs += played }
         }
     }
 
-    private func applyViewStart(_ t: Int64, _ s: SessionState) {
+    private func applyViewStart(_ t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         guard s.viewStartTs == nil else { return }
         s.viewStartTs = t
         let viewer = s.viewerId ?? s.id
-        contribute(t, s) { m in m.views += 1; m.viewers.insert(viewer) }
-        if let play = s.firstPlayTs { addStartup(play - t, at: t, s) }
+        contribute(t, s, p) { m in m.views += 1; m.viewers.insert(viewer) }
+        if let play = s.firstPlayTs { addStartup(play - t, at: t, s, p) }
     }
 
-    private func applyPlayStart(_ t: Int64, _ s: SessionState) {
+    private func applyPlayStart(_ t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         guard s.firstPlayTs == nil else { return }
         s.firstPlayTs = t
-        contribute(t, s) { $0.plays += 1 }
-        if let view = s.viewStartTs { addStartup(t - view, at: t, s) }
+        contribute(t, s, p) { $0.plays += 1 }
+        if let view = s.viewStartTs { addStartup(t - view, at: t, s, p) }
     }
 
-    private func addStartup(_ x: Int64, at t: Int64, _ s: SessionState) {
+    private func addStartup(_ x: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         guard x >= 0 && x <= config.startupMaxMs else { return }
         s.startupMs = x
-        contribute(t, s) { m in m.startupMsSum += x; m.startupMsCount += 1; m.startupSketch.add(Double(x)) }
+        contribute(t, s, p) { m in m.startupMsSum += x; m.startupMsCount += 1; m.startupSketch.add(Double(x)) }
     }
 
-    private func addRebuffer(_ d: Int64, at t: Int64, _ s: SessionState) {
+    private func addRebuffer(_ d: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         s.rebufferMs += d
-        contribute(t, s) { $0.rebufferMs += d }
+        contribute(t, s, p) { $0.rebufferMs += d }
     }
 
-    private func addSeek(_ d: Int64, at t: Int64, _ s: SessionState) {
+    private func addSeek(_ d: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         s.seekMs += d
-        contribute(t, s) { $0.seekMs += d }
+        contribute(t, s, p) { $0.seekMs += d }
     }
 
-    private func applyError(_ b: Beacon, _ s: SessionState) {
+    private func applyError(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         s.errors += 1
         guard b.fatal == true, !s.fatalSeen else { return }
         s.fatalSeen = true
         s.fatalErrorCode = b.errorCode
         if s.firstPlayTs != nil {
             s.vpf = true
-            contribute(b.ts, s) { $0.vpf += 1 }
+            contribute(b.ts, s, p) { $0.vpf += 1 }
         } else if s.viewStartTs != nil {
             s.vsf = true
-            contribute(b.ts, s) { $0.vsf += 1 }
+            contribute(b.ts, s, p) { $0.vsf += 1 }
         }
     }
 
@@ -143,24 +143,24 @@ extension SessionEngine {
 
     /// Closes `s` at `instant`: open stalls and seeks end there, and the
     /// close's metrics go to the window of the instant.
-    func close(_ s: SessionState, in p: PartitionState, at instant: Int64, reason: CloseReason) {
+    func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {
         s.closed = true
         p.sessions[s.id] = nil
         counters.sessionsClosed += 1
-        if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s) }
-        if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s) }
+        if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s, p) }
+        if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s, p) }
         let duration = s.latestTs - s.earliestTs
         let ebvs = s.viewStartTs != nil && s.firstPlayTs == nil && !s.fatalSeen
         let completed = reason == .ended || isComplete(s)
-        contribute(instant, s) { m in
+        contribute(instant, s, p) { m in
             m.sessionsEnded += 1
             m.sessionMsSum += duration
             m.sessionSketch.add(Double(duration))
             if ebvs { m.ebvs += 1 }
             if completed { m.completed += 1 }
         }
-        if let play = s.firstPlayTs { countConcurrentAtClose(s, firstPlay: play, instant: instant) }
-        aggregator.window(for: instant).sessions.append(
+        if let play = s.firstPlayTs { countConcurrentAtClose(s, p, firstPlay: play, instant: instant) }
+        p.aggregator.window(for: instant).sessions.append(
             sessionRow(s, instant: instant, reason: reason, ebvs: ebvs, completed: completed))
     }
 
@@ -171,8 +171,8 @@ extension SessionEngine {
 
     /// A session that closes after the end of an unwritten window it was
     /// playing in counts in that window's concurrent plays.
-    private func countConcurrentAtClose(_ s: SessionState, firstPlay: Int64, instant: Int64) {
-        for w in aggregator.openWindows where firstPlay < w.end && instant > w.end {
+    private func countConcurrentAtClose(_ s: SessionState, _ p: PartitionState<K>, firstPlay: Int64, instant: Int64) {
+        for w in p.aggregator.openWindows where firstPlay < w.end && instant > w.end {
             addConcurrent(w, s)
         }
     }
@@ -187,20 +187,25 @@ extension SessionEngine {
     // MARK: Flush
 
     /// Writes (returns) every window the `watermark` has passed, plus every
-    /// pending late delta. Concurrent plays are sampled for the base windows.
+    /// pending late delta, merged over partitions. Concurrent plays are
+    /// sampled for the base windows.
     public func flush(watermark: Int64) -> [WindowState<K>] {
-        let due = aggregator.windowsDue(watermark)
-        if !due.isEmpty {
-            for p in partitions.values.sorted(by: { $0.id < $1.id }) {
-                for s in p.sessions.values {
-                    guard let play = s.firstPlayTs else { continue }
-                    let closeAt = s.pendingClose(config).instant
-                    for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
-                }
+        var out: [WindowState<K>] = []
+        for p in partitions.values.sorted(by: { $0.id < $1.id }) {
+            let due = p.aggregator.windowsDue(watermark)
+            for s in p.sessions.values where !due.isEmpty {
+                guard let play = s.firstPlayTs else { continue }
+                let closeAt = s.pendingClose(config).instant
+                for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
             }
+            out += p.aggregator.flush(watermark)
         }
-        return aggregator.flush(watermark)
+        return WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
     }
+
+    /// The earliest end of an unwritten window over all partitions: a flush
+    /// at a watermark below it writes nothing new.
+    public var nextDueEnd: Int64 { partitions.values.map(\.aggregator.nextDueEnd).min() ?? .max }
 
     /// End of input (`qos replay`): the watermark goes to +∞, every session
     /// closes at its own close instant, every window is written.

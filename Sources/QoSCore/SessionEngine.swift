@@ -4,20 +4,18 @@
 public final class SessionEngine<K: SketchKit> {
     public let config: EngineConfig
     public let interner = StringInterner()
-    public internal(set) var aggregator: WindowAggregator<K>
-    public private(set) var partitions: [Int32: PartitionState] = [:]
+    public internal(set) var partitions: [Int32: PartitionState<K>] = [:]
     public internal(set) var counters = EngineCounters()
     let enricher: Enricher
 
     public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
         self.config = config
         self.enricher = enricher
-        self.aggregator = WindowAggregator(config: config)
     }
 
-    public func partition(_ id: Int32) -> PartitionState {
+    public func partition(_ id: Int32) -> PartitionState<K> {
         if let p = partitions[id] { return p }
-        let p = PartitionState(id: id)
+        let p = PartitionState<K>(id: id, config: config)
         partitions[id] = p
         return p
     }
@@ -64,7 +62,7 @@ public final class SessionEngine<K: SketchKit> {
         let s = session ?? open(b, in: p)
         if let seq = b.seq, !s.acceptSeq(seq) {
             counters.duplicates += 1
-            return contribute(b.ts, s) { $0.duplicates += 1 }
+            return contribute(b.ts, s, p) { $0.duplicates += 1 }
         }
         counters.accepted += 1
         s.arrivalMark = wm
@@ -72,34 +70,34 @@ public final class SessionEngine<K: SketchKit> {
         if b.ts < s.earliestTs { s.earliestTs = b.ts }
         if b.ts > s.latestTs { s.latestTs = b.ts }
         updateAttributes(s, b)
-        if aggregator.isWritten(b.ts) {
+        if p.aggregator.isWritten(b.ts) {
             counters.lateEvents += 1
-            contribute(b.ts, s) { $0.lateEvents += 1 }
+            contribute(b.ts, s, p) { $0.lateEvents += 1 }
         }
         applyEvent(b, s, p)
         if !s.closed { p.schedule(s, config) }
     }
 
-    private func open(_ b: Beacon, in p: PartitionState) -> SessionState {
+    private func open(_ b: Beacon, in p: PartitionState<K>) -> SessionState {
         let s = SessionState(id: b.sessionId, ts: b.ts)
         p.sessions[b.sessionId] = s
         counters.sessionsOpened += 1
         if b.event != .viewStart {
             s.missingStart = true
             updateAttributes(s, b)
-            contribute(b.ts, s) { $0.missingStart += 1 }
+            contribute(b.ts, s, p) { $0.missingStart += 1 }
         }
         return s
     }
 
     // MARK: Rejects
 
-    func reject(_ reason: RejectReason, partition p: PartitionState, source: SourcePosition,
+    func reject(_ reason: RejectReason, partition p: PartitionState<K>, source: SourcePosition,
                 payload: UnsafeRawBufferPointer?) {
         counters.rejected[reason.code, default: 0] += 1
         let clock = p.maxTs == .min ? 0 : p.maxTs
         let bytes = payload.map { Array($0.prefix(BeaconLimits.rejectPayloadBytesMax)) } ?? []
-        aggregator.window(for: clock).rejects.append(
+        p.aggregator.window(for: clock).rejects.append(
             RejectRow(ingestedAt: clock, reason: reason.code, source: source.description, payload: bytes))
     }
 
@@ -107,8 +105,9 @@ public final class SessionEngine<K: SketchKit> {
 
     /// Adds a contribution at `ts` to the session's group in every table.
     @inline(__always)
-    func contribute(_ ts: Int64, _ s: SessionState, _ body: (inout SessionMetrics<K>) -> Void) {
-        let w = aggregator.window(for: ts)
+    func contribute(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>,
+                    _ body: (inout SessionMetrics<K>) -> Void) {
+        let w = p.aggregator.window(for: ts)
         let cap = config.groupsPerWindowMax
         for t in MetricTable.allCases {
             let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: cap)
@@ -118,8 +117,8 @@ public final class SessionEngine<K: SketchKit> {
 
     /// Segment metrics go to `overall` and to `cdn` under the beacon's own
     /// cdn/pop when present, else the session's.
-    func contributeSegment(_ b: Beacon, _ s: SessionState) {
-        let w = aggregator.window(for: b.ts)
+    func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
+        let w = p.aggregator.window(for: b.ts)
         let cap = config.groupsPerWindowMax
         let cdn = b.cdn != nil ? interner.intern(b.cdn) : s.dims.cdn
         let pop = b.pop != nil ? interner.intern(b.pop) : s.dims.pop

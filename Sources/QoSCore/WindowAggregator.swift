@@ -107,6 +107,29 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     public var isEmpty: Bool {
         sessions.isEmpty && rejects.isEmpty && tables.allSatisfy(\.isEmpty)
     }
+
+    /// Adds another state of the same window (another partition's share).
+    public func merge(_ o: WindowState<K>, cap: Int) {
+        for t in tables.indices {
+            for (i, k) in o.tables[t].keys.enumerated() {
+                let j = tables[t].slot(k, cap: cap)
+                tables[t].metrics[j].merge(o.tables[t].metrics[i])
+            }
+        }
+        sessions += o.sessions
+        rejects += o.rejects
+    }
+
+    /// Merges states of the same (window, base/delta) into one, in time order.
+    public static func mergedByWindow(_ states: [WindowState<K>], cap: Int) -> [WindowState<K>] {
+        var byKey: [String: WindowState<K>] = [:]
+        var order: [WindowState<K>] = []
+        for w in states {
+            let key = "\(w.start)/\(w.isDelta)"
+            if let into = byKey[key] { into.merge(w, cap: cap) } else { byKey[key] = w; order.append(w) }
+        }
+        return order.sorted { ($0.start, $0.isDelta ? 1 : 0) < ($1.start, $1.isDelta ? 1 : 0) }
+    }
 }
 
 /// Routes contributions to windows and hands out finished windows.

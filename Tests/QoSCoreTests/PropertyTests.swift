@@ -10,16 +10,18 @@ import Generator
 
     /// Runs the engine over `messages` (one partition, replay semantics)
     /// with flushes at the watermark after every message.
-    static func run(_ messages: [GeneratedMessage], windowMs: Int64 = 120_000) -> (Table, [SessionRow]) {
+    static func run(_ messages: [GeneratedMessage], windowMs: Int64 = 120_000,
+                    partitions: Int32 = 1) -> (Table, [SessionRow]) {
         var c = EngineConfig()
         c.windowMs = windowMs
         let engine = SessionEngine<ExactKit>(config: c)
         var out: [WindowState<ExactKit>] = []
         for (i, m) in messages.enumerated() {
             m.payload.withUnsafeBytes {
-                engine.ingest(message: $0, partition: 0, source: .file(name: "gen", line: Int64(i + 1)),
+                engine.ingest(message: $0, partition: partitionOf(m, partitions), source: .file(name: "gen", line: Int64(i + 1)),
                               nowMs: 4_000_000_000_000)
             }
+            // The instance watermark: min over partitions.
             out += engine.flush(watermark: engine.replayWatermark)
         }
         out += engine.finish()
@@ -46,6 +48,10 @@ import Generator
             }
         }
         return t.filter { $0.value != SessionMetrics() }
+    }
+
+    static func partitionOf(_ m: GeneratedMessage, _ n: Int32) -> Int32 {
+        Int32(m.key.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0x7fff_ffff) % n
     }
 
     static func generate(seed: UInt64, sessions: Int, duplicates: Double = 0.02) -> [GeneratedMessage] {
@@ -76,6 +82,16 @@ import Generator
             #expect(!whole.isEmpty)
             #expect(PropertyTests.merged(a, b) == whole)
             #expect(Set((rowsA + rowsB).map(PropertyTests.rowKey)) == Set(rows.map(PropertyTests.rowKey)))
+        }
+    }
+
+    @Test func partitionsOfOneInstanceMergeToTheSingleParitionResult() async {
+        await propertyCheck(count: 4, input: Gen.int(in: 1...1_000_000)) { seed in
+            let messages = PropertyTests.generate(seed: UInt64(seed), sessions: 150)
+            let (one, rows) = PropertyTests.run(messages)
+            let (six, rows6) = PropertyTests.run(messages, partitions: 6)
+            #expect(!one.isEmpty && one == six)
+            #expect(Set(rows.map(PropertyTests.rowKey)) == Set(rows6.map(PropertyTests.rowKey)))
         }
     }
 
