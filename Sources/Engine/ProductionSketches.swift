@@ -31,3 +31,17 @@ public struct DurationSketch: QuantileSummary {
     public var isEmpty: Bool { sketch.isEmpty }
     public func serialized() -> [UInt8] { sketch.protobufBytes() }
 }
+
+extension DataSketchesKit: CheckpointableSketchKit {}
+
+extension ViewerHLL: CheckpointableSketch {
+    /// The updatable form keeps LIST/SET slot layout, so a restored sketch
+    /// serializes exactly as one that was never checkpointed.
+    public func checkpointBytes() -> [UInt8] { hll.updatableBytes() }
+    public init(checkpoint: [UInt8]) throws { hll = try HLLSketch(bytes: checkpoint) }
+}
+
+extension DurationSketch: CheckpointableSketch {
+    public func checkpointBytes() -> [UInt8] { sketch.protobufBytes() }
+    public init(checkpoint: [UInt8]) throws { sketch = try DDSketch(protobuf: checkpoint) }
+}

@@ -40,6 +40,9 @@ public struct SeqSet: Sendable, Equatable {
         return true
     }
 
+    /// Appends a range read from a checkpoint (ranges come sorted).
+    public mutating func restore(_ r: ClosedRange<UInt32>) { ranges.append(r) }
+
     private mutating func joinClosest() {
         var best = 0
         var bestGap = UInt32.max

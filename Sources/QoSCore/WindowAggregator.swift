@@ -170,6 +170,19 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         return w
     }
 
+    /// Every unwritten state, base windows then deltas, in time order (checkpoints).
+    public var allStates: [WindowState<K>] {
+        base.values.sorted { $0.start < $1.start } + deltas.values.sorted { $0.start < $1.start }
+    }
+
+    /// Puts back a state read from a checkpoint.
+    public mutating func insert(_ w: WindowState<K>) {
+        if w.isDelta { deltas[w.start] = w } else {
+            base[w.start] = w
+            if w.end < nextDueEnd { nextDueEnd = w.end }
+        }
+    }
+
     /// Unwritten base windows (for point samples such as concurrent plays).
     public var openWindows: [WindowState<K>] { Array(base.values) }
 

@@ -34,3 +34,31 @@ struct ExactQuantiles: QuantileSummary {
     func serialized() -> [UInt8] { values.sorted().flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
     static func == (a: ExactQuantiles, b: ExactQuantiles) -> Bool { a.values.sorted() == b.values.sorted() }
 }
+
+extension ExactKit: CheckpointableSketchKit {}
+
+extension ExactDistinct: CheckpointableSketch {
+    func checkpointBytes() -> [UInt8] {
+        var w = StateWriter()
+        w.uint(UInt64(items.count))
+        for s in items.sorted() { w.string(s) }
+        return w.bytes
+    }
+    init(checkpoint: [UInt8]) throws {
+        var r = StateReader(checkpoint)
+        for _ in 0..<(try r.count()) { items.insert(try r.string()) }
+    }
+}
+
+extension ExactQuantiles: CheckpointableSketch {
+    func checkpointBytes() -> [UInt8] {
+        var w = StateWriter()
+        w.uint(UInt64(values.count))
+        for v in values { w.uint(v.bitPattern) }
+        return w.bytes
+    }
+    init(checkpoint: [UInt8]) throws {
+        var r = StateReader(checkpoint)
+        for _ in 0..<(try r.count()) { values.append(Double(bitPattern: try r.uint())) }
+    }
+}

@@ -1,0 +1,81 @@
+/// Checkpoint encoding of one partition's state (see StateCodec.swift).
+extension SessionEngine where K: CheckpointableSketchKit {
+    static var snapshotMagic: [UInt8] { Array("QOSPART1".utf8) }
+
+    /// The state of partition `id` (empty state if the engine never saw it).
+    public func snapshot(partition id: Int32) -> [UInt8] {
+        let p = partition(id)
+        var w = StateWriter()
+        for b in Self.snapshotMagic { w.uint(UInt64(b)) }
+        w.int(Int64(p.id))
+        w.int(p.maxTs)
+        w.int(p.aggregator.writtenThrough)
+        let windows = p.aggregator.allStates
+        w.uint(UInt64(windows.count))
+        for win in windows { encode(win, &w) }
+        let sessions = p.sessions.values.sorted { $0.id < $1.id }
+        w.uint(UInt64(sessions.count))
+        for s in sessions { encode(s, &w) }
+        return w.bytes
+    }
+
+    /// Replaces partition `id`'s state with a snapshot.
+    public func restore(partition id: Int32, from bytes: [UInt8]) throws {
+        var r = StateReader(bytes)
+        for b in Self.snapshotMagic where try r.uint() != UInt64(b) {
+            throw StateError(message: "not a partition snapshot")
+        }
+        guard try r.int() == Int64(id) else { throw StateError(message: "snapshot is for another partition") }
+        let p = PartitionState<K>(id: id, config: config)
+        p.maxTs = try r.int()
+        p.aggregator = WindowAggregator(config: config, writtenThrough: try r.int())
+        for _ in 0..<(try r.count()) { p.aggregator.insert(try decodeWindow(&r)) }
+        for _ in 0..<(try r.count()) {
+            let s = try decodeSession(&r)
+            p.sessions[s.id] = s
+            p.schedule(s, config)
+        }
+        guard r.atEnd else { throw StateError(message: "trailing bytes") }
+        partitions[id] = p
+    }
+
+    /// Drops a partition (revoked and checkpointed).
+    public func forget(partition id: Int32) { partitions[id] = nil }
+
+    private func encode(_ win: WindowState<K>, _ w: inout StateWriter) {
+        w.int(win.start)
+        w.bool(win.isDelta)
+        for (t, table) in zip(MetricTable.allCases, win.tables) {
+            w.uint(UInt64(table.keys.count))
+            for (k, m) in zip(table.keys, table.metrics) {
+                for id in k.ids.prefix(t.dimensions.count) { w.string(interner.string(id)) }
+                m.encode(&w)
+            }
+        }
+        w.uint(UInt64(win.sessions.count))
+        for row in win.sessions { encodeRow(row, &w) }
+        w.uint(UInt64(win.rejects.count))
+        for row in win.rejects {
+            w.int(row.ingestedAt); w.string(row.reason); w.string(row.source); w.blob(row.payload)
+        }
+    }
+
+    private func decodeWindow(_ r: inout StateReader) throws -> WindowState<K> {
+        let start = try r.int()
+        let win = WindowState<K>(start: start, end: start + config.windowMs, isDelta: try r.bool())
+        for t in MetricTable.allCases {
+            for _ in 0..<(try r.count()) {
+                var ids: [UInt32] = [0, 0, 0, 0]
+                for i in 0..<t.dimensions.count { ids[i] = interner.intern(try r.string()) }
+                let slot = win.tables[t.rawValue].slot(GroupKey(ids[0], ids[1], ids[2], ids[3]), cap: .max)
+                win.tables[t.rawValue].metrics[slot] = try SessionMetrics<K>.decode(&r)
+            }
+        }
+        for _ in 0..<(try r.count()) { win.sessions.append(try decodeRow(&r)) }
+        for _ in 0..<(try r.count()) {
+            win.rejects.append(RejectRow(ingestedAt: try r.int(), reason: try r.string(),
+                                         source: try r.string(), payload: try r.blob()))
+        }
+        return win
+    }
+}

@@ -1,0 +1,117 @@
+/// Binary encoding of a partition's state for checkpoints: its watermark,
+/// open sessions and unwritten window shares (with sketches). Everything a
+/// restarted or reassigned instance needs to continue exactly where the
+/// checkpoint was cut. Dimension ids are written as strings, so a state can
+/// be loaded into an engine with a different interner.
+
+public struct StateError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "checkpoint state: \(message)" }
+}
+
+/// Appends LEB128 varints, zigzag integers, length-prefixed bytes.
+public struct StateWriter {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+
+    public mutating func uint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 { bytes.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+        bytes.append(UInt8(v))
+    }
+    public mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
+    public mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes += b }
+    public mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    public mutating func optInt(_ v: Int64?) { bool(v != nil); if let v { int(v) } }
+    public mutating func optString(_ v: String?) { bool(v != nil); if let v { string(v) } }
+    public mutating func optBool(_ v: Bool?) { uint(v == nil ? 2 : v! ? 1 : 0) }
+}
+
+/// Reads what `StateWriter` wrote; throws on truncated or malformed input.
+public struct StateReader {
+    let bytes: [UInt8]
+    var at = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var atEnd: Bool { at == bytes.count }
+
+    public mutating func uint() throws -> UInt64 {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while true {
+            guard at < bytes.count, shift < 64 else { throw StateError(message: "truncated varint") }
+            let b = bytes[at]; at += 1
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+    }
+    public mutating func int() throws -> Int64 {
+        let u = try uint()
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+    public mutating func count(_ max: Int = 1 << 30) throws -> Int {
+        let n = try uint()
+        guard n <= UInt64(max) else { throw StateError(message: "implausible count \(n)") }
+        return Int(n)
+    }
+    public mutating func bool() throws -> Bool {
+        guard at < bytes.count else { throw StateError(message: "truncated") }
+        defer { at += 1 }
+        return bytes[at] != 0
+    }
+    public mutating func blob() throws -> [UInt8] {
+        let n = try count()
+        guard at + n <= bytes.count else { throw StateError(message: "truncated bytes") }
+        defer { at += n }
+        return Array(bytes[at..<(at + n)])
+    }
+    public mutating func string() throws -> String { String(decoding: try blob(), as: UTF8.self) }
+    public mutating func optInt() throws -> Int64? { try bool() ? try int() : nil }
+    public mutating func optString() throws -> String? { try bool() ? try string() : nil }
+    public mutating func optBool() throws -> Bool? {
+        switch try uint() { case 0: return false; case 1: return true; default: return nil }
+    }
+}
+
+/// Sketches that can be restored from checkpoint bytes.
+public protocol CheckpointableSketchKit: SketchKit
+where Distinct: CheckpointableSketch, Quantiles: CheckpointableSketch {}
+
+public protocol CheckpointableSketch {
+    /// Exact state (for HLL: the updatable form, so later updates give the same bytes).
+    func checkpointBytes() -> [UInt8]
+    init(checkpoint: [UInt8]) throws
+}
+
+extension SessionMetrics {
+    static var counterPaths: [WritableKeyPath<SessionMetrics<K>, Int64>] {
+        [\.views, \.plays, \.startupMsSum, \.startupMsCount, \.vsf, \.ebvs, \.vpf, \.playingMs,
+         \.rebufferCount, \.rebufferMs, \.seekCount, \.seekMs, \.bitrateMsSum, \.bitratePlayedMs,
+         \.upshifts, \.downshifts, \.sessionsEnded, \.sessionMsSum, \.completed, \.concurrentPlays,
+         \.missingStart, \.lateEvents, \.duplicates, \.segment.requests, \.segment.failedRequests,
+         \.segment.http4xx, \.segment.http5xx, \.segment.slowRequests, \.segment.cacheHits,
+         \.segment.bytes, \.segment.downloadMsSum]
+    }
+}
+
+extension SessionMetrics where K: CheckpointableSketchKit {
+    func encode(_ w: inout StateWriter) {
+        for p in Self.counterPaths { w.int(self[keyPath: p]) }
+        w.blob(viewers.checkpointBytes())
+        for q in [startupSketch, sessionSketch, segment.downloadSketch, segment.ttfbSketch, segment.throughputSketch] {
+            w.blob(q.checkpointBytes())
+        }
+    }
+
+    static func decode(_ r: inout StateReader) throws -> SessionMetrics<K> {
+        var m = SessionMetrics<K>()
+        for p in counterPaths { m[keyPath: p] = try r.int() }
+        m.viewers = try K.Distinct(checkpoint: r.blob())
+        m.startupSketch = try K.Quantiles(checkpoint: r.blob())
+        m.sessionSketch = try K.Quantiles(checkpoint: r.blob())
+        m.segment.downloadSketch = try K.Quantiles(checkpoint: r.blob())
+        m.segment.ttfbSketch = try K.Quantiles(checkpoint: r.blob())
+        m.segment.throughputSketch = try K.Quantiles(checkpoint: r.blob())
+        return m
+    }
+}
