@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "ParquetTests", dependencies: [
             "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"]),
+        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"], exclude: ["known-failures.txt"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator"]),
     ]
 )
