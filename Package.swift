@@ -37,11 +37,14 @@ let package = Package(
             "CMaxMindDB", .product(name: "Yams", package: "Yams"),
         ]),
 
+        .target(name: "Kafka", dependencies: ["CRdKafka"]),
+
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "CZstd"]),
+        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd"]),
         .executableTarget(name: "qos", dependencies: [
-            "Engine", "QoSCore", "Generator",
+            "Engine", "QoSCore", "Generator", "Kafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "SketchesTests", dependencies: [
@@ -54,6 +57,7 @@ let package = Package(
             "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"], exclude: ["known-failures.txt"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator"]),
     ]
 )

@@ -35,24 +35,25 @@ public struct WindowFileWriter {
     /// Encodes every table of `windows`. `flush` numbers the flush (late
     /// delta names), `sourceRange` goes into the metadata.
     public func plan(_ windows: [WindowState<DataSketchesKit>], interner: StringInterner,
-                     flush: Int, sourceRange: String) throws -> [PlannedFile] {
+                     flush: Int, sourceRange: String, tag: String? = nil) throws -> [PlannedFile] {
         var out: [PlannedFile] = []
+        let tag = tag ?? inputTag
         for w in windows {
             let kind = w.isDelta ? "late\(CivilTime.pad(flush, 6))" : "base"
             let meta = { (table: String) in metadata(table: table, window: w, kind: kind, sourceRange: sourceRange) }
             for t in MetricTable.allCases where !w.tables[t.rawValue].isEmpty {
                 let rows = metricRows(w, t, interner)
                 let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
-                out.append(try file(t.name, w, kind, cols, rows, meta(t.name)))
+                out.append(try file(t.name, w, kind, tag, cols, rows, meta(t.name)))
             }
             if !w.sessions.isEmpty {
                 let rows = w.sessions.sorted { ($0.closeTs, $0.sessionId) < ($1.closeTs, $1.sessionId) }
                     .map { WindowedRow(start: w.start, end: w.end, row: $0) }
-                out.append(try file("sessions", w, kind, TableSchemas.sessionColumns(), rows, meta("sessions")))
+                out.append(try file("sessions", w, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
             if !w.rejects.isEmpty {
                 let rows = w.rejects.map { WindowedRow(start: w.start, end: w.end, row: $0) }
-                out.append(try file("rejects", w, kind, TableSchemas.rejectColumns(), rows, meta("rejects")))
+                out.append(try file("rejects", w, kind, tag, TableSchemas.rejectColumns(), rows, meta("rejects")))
             }
         }
         return out
@@ -73,13 +74,13 @@ public struct WindowFileWriter {
         }.sorted { $0.dims.lexicographicallyPrecedes($1.dims) }
     }
 
-    func file<R>(_ table: String, _ w: WindowState<DataSketchesKit>, _ kind: String,
+    func file<R>(_ table: String, _ w: WindowState<DataSketchesKit>, _ kind: String, _ tag: String,
                  _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)]) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
         let data = cols.map { $0.values(rows) }
         let bytes = try writeParquet(schema: cols.map(\.field), columns: data, options: opts)
-        let name = "\(table)_\(CivilTime(epochMs: w.start).compact)_\(windowMs / 1000)s_\(kind)_\(inputTag).parquet"
+        let name = "\(table)_\(CivilTime(epochMs: w.start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: w.start),
                            name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: data)
     }

@@ -206,8 +206,9 @@ enum RleHybrid {
                 out.append(contentsOf: repeatElement(value, count: take))
                 left -= take
             } else {
-                let groups = header >> 1
-                guard groups <= UInt64(c.remaining) else { throw c.fail("bit-packed run past end") }
+                // Width 0 (a one-entry dictionary) packs any number of groups into 0 bytes.
+                let groups = bitWidth == 0 ? min(header >> 1, UInt64(left)) : header >> 1
+                guard bitWidth == 0 || groups <= UInt64(c.remaining) else { throw c.fail("bit-packed run past end") }
                 let values = min(Int(groups) * 8, left)
                 try unpack(&c, values: values, groups: Int(groups), bitWidth: bitWidth, into: &out)
                 left -= values

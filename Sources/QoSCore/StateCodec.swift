@@ -6,6 +6,7 @@
 
 public struct StateError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { "checkpoint state: \(message)" }
 }
 

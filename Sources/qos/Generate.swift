@@ -1,7 +1,11 @@
 import ArgumentParser
 import Engine
 import Generator
+import Kafka
 import QoSCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,9 +19,12 @@ struct Generate: ParsableCommand {
 
     @Option(help: "Random seed: the same seed and options give the same bytes.") var seed: UInt64 = 1
     @Option(help: "Number of playback sessions.") var sessions: Int = 1000
-    @Option(help: "Beacons per second of event time (density of session starts).") var rate: Double = 2000
-    @Option(help: "Event time of the first session, epoch milliseconds (default 2026-01-01T00:00:00Z).")
-    var startMs: Int64 = 1_767_225_600_000
+    @Option(help: "Beacons per second: the event-time density, and the real-time pace with --kafka; `max` sends to Kafka as fast as possible.")
+    var rate: String = "2000"
+    @Option(help: "Event time of the first session, epoch ms (default: now with --kafka, else 2026-01-01T00:00:00Z).")
+    var startMs: Int64?
+    @Option(help: "Produce to Kafka at HOST:PORT instead of writing a file (keyed by session_id).") var kafka: String?
+    @Option(help: "Topic for --kafka.") var topic: String = "beacons"
     @Option(name: .shortAndLong, help: "Output file (.ndjson, or .ndjson.zst for zstd), - for stdout.")
     var out: String = "-"
     @Option(help: "Startup-time multiplier (2 = twice as slow).") var slowStartup: Double = 1
@@ -33,7 +40,7 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
-        guard rate > 0 else { throw ValidationError("--rate must be > 0") }
+        guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction)] where !(0...1).contains(v) {
             throw ValidationError("\(n) must be between 0 and 1")
@@ -42,7 +49,8 @@ struct Generate: ParsableCommand {
 
     var options: GeneratorOptions {
         var o = GeneratorOptions()
-        o.seed = seed; o.sessions = sessions; o.rate = rate; o.startMs = startMs
+        o.seed = seed; o.sessions = sessions; o.rate = Double(rate) ?? 2000
+        o.startMs = startMs ?? (kafka != nil ? wallClockMs() : o.startMs)
         o.slowStartup = slowStartup; o.rebufferRate = rebufferRate
         o.slowPop = slowPop; o.failingPlayer = failingPlayer
         o.lateFraction = lateFraction; o.duplicateFraction = duplicateFraction
@@ -53,6 +61,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         if geoTable { print(Catalog.geoCSV(), terminator: ""); return }
         try QoS.guarded {
+            if let kafka { return try produce(to: kafka) }
             let sink = try LineSink(path: out)
             var n = 0
             for m in TrafficGenerator(options) {
@@ -61,6 +70,24 @@ struct Generate: ParsableCommand {
             }
             try sink.close()
             if out != "-" { writeStderr("wrote \(n) messages to \(out)\n") }
+        }
+    }
+
+    func produce(to brokers: String) throws {
+        installStopHandlers()
+        do {
+            // zstd message sets: smaller on the wire and in the broker (the embedded broker keeps only 5 MiB per partition).
+            let producer = try KafkaProducer(brokers: brokers, extra: ["compression.codec": "zstd", "linger.ms": "20"])
+            _ = try producer.checkTopic(topic)
+            let pace = rate == "max" ? nil : Double(rate)
+            let done = try produceAll(TrafficGenerator(options), producer: producer, topic: topic, rate: pace,
+                                      progress: { p in if isatty(2) != 0 { writeStderr("\r\u{1B}[K\(p.sent) sent, \(p.delivered) delivered") } },
+                                      shouldStop: { runStopRequested != 0 },
+                                      transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
+            producer.close()
+            writeStderr("\rproduced \(done.delivered) messages to \(topic) at \(brokers)\u{1B}[K\n")
+        } catch let e as KafkaError {
+            throw UserError(e.message)
         }
     }
 }

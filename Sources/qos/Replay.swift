@@ -54,6 +54,9 @@ struct Replay: ParsableCommand {
     @Option(help: "Output directory (the sink).") var sink: String = "output"
     @OptionGroup var engine: EngineOptions
     @Option(help: "ZSTD level for Parquet pages (0 = uncompressed).") var zstdLevel: Int = 3
+    @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
+    var geoipDb: [String] = []
+    @Option(help: "uap-core regexes.yaml (default /usr/share/uap-core/regexes.yaml).") var uaRegexes: String?
     @Flag(help: "No progress line even on a terminal.") var quiet = false
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
@@ -66,6 +69,7 @@ struct Replay: ParsableCommand {
             o.config = try engine.config()
             o.zstdLevel = zstdLevel
             o.jsonDump = jsonDump
+            o.enricher = try makeEnricher(geoip: geoipDb, uaRegexes: uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } })
             o.progress = !quiet && isatty(2) != 0
             let summary = try ReplayJob(o).run()
             print(summary.text)

@@ -96,7 +96,10 @@ import Testing
                 x.update(int64: Int64(v))
                 y.update(int64: Int64(v * 3 + i))
             }
-            for i in 0 ..< 500 { y.update("y\(i)") }  // y is always in HLL mode
+            // Enough distinct items that y is in HLL mode even at lgK 14 (promotion
+            // happens past 3/4 of 2^(lgK-3) coupons = 1536): a LIST/SET y keeps x's lgK.
+            for i in 0 ..< 3000 { y.update("y\(i)") }
+            #expect(y.mode == .hll)
             var m = x
             m.merge(y)
             let k = min(k1, k2)

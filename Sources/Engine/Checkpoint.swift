@@ -1,0 +1,196 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import QoSCore
+
+/// Exactly-once publication (SPEC §6, notes/exactly-once.md): a flush epoch
+/// of one instance is
+///   1. its files written and fsynced under `<sink>/_staging/<instance>/<epoch>/`
+///      (readers skip `_` directories),
+///   2. one manifest written atomically under `<sink>/_qos/manifests/<instance>/`:
+///      per partition the next offset, a per-partition sequence number and
+///      the partition's state snapshot; and the staged → final file list.
+///      The manifest's rename is the commit point.
+///   3. the staged files renamed to their final paths, then the staging
+///      directory removed (published).
+/// Recovery rolls every manifest forward (renames are idempotent) and
+/// deletes staging directories that no manifest names: their epoch never
+/// committed, so its files must never become visible.
+public struct PartitionCheckpoint: Sendable {
+    public var topic: String
+    public var partition: Int32
+    /// Increases with every checkpoint of this partition, across instances.
+    public var seq: Int64
+    /// The next offset to consume.
+    public var nextOffset: Int64
+    public var state: [UInt8]
+}
+
+public struct Manifest: Sendable {
+    public var instance: String
+    public var epoch: Int64
+    public var partitions: [PartitionCheckpoint]
+    /// (staged path, final path), relative to the sink.
+    public var files: [(staged: String, final: String)]
+
+    static let magic = Array("QOSMANI1".utf8)
+
+    func encode() -> [UInt8] {
+        var w = StateWriter()
+        for b in Manifest.magic { w.uint(UInt64(b)) }
+        w.string(instance); w.int(epoch)
+        w.uint(UInt64(partitions.count))
+        for p in partitions {
+            w.string(p.topic); w.int(Int64(p.partition)); w.int(p.seq); w.int(p.nextOffset); w.blob(p.state)
+        }
+        w.uint(UInt64(files.count))
+        for f in files { w.string(f.staged); w.string(f.final) }
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) throws -> Manifest {
+        var r = StateReader(bytes)
+        for b in magic where try r.uint() != UInt64(b) { throw StateError(message: "not a manifest") }
+        var m = Manifest(instance: try r.string(), epoch: try r.int(), partitions: [], files: [])
+        for _ in 0..<(try r.count()) {
+            m.partitions.append(PartitionCheckpoint(topic: try r.string(), partition: Int32(truncatingIfNeeded: try r.int()),
+                                                    seq: try r.int(), nextOffset: try r.int(), state: try r.blob()))
+        }
+        for _ in 0..<(try r.count()) { m.files.append((try r.string(), try r.string())) }
+        guard r.atEnd else { throw StateError(message: "trailing bytes in manifest") }
+        return m
+    }
+}
+
+public final class CheckpointStore {
+    public let sink: FileSink
+    public let instance: String
+    public private(set) var epoch: Int64
+    var root: String { sink.root }
+    var manifestDir: String { "\(root)/_qos/manifests/\(instance)" }
+
+    public init(sink: FileSink, instance: String) throws {
+        self.sink = sink
+        self.instance = instance
+        try FileSink.makeDirectories("\(sink.root)/_qos/manifests/\(instance)")
+        epoch = CheckpointStore.listFiles("\(sink.root)/_qos/manifests/\(instance)")
+            .compactMap { Int64($0.split(separator: ".")[0]) }.max() ?? 0
+    }
+
+    /// Stages, commits and publishes one epoch. Returns the final paths.
+    @discardableResult
+    public func commit(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint]) throws -> [String] {
+        epoch += 1
+        let stage = "_staging/\(instance)/\(CivilTime.pad(Int(epoch), 12))"
+        var list: [(staged: String, final: String)] = []
+        for (i, f) in files.enumerated() {
+            let rel = String(f.path.dropFirst(root.count + 1))
+            let staged = "\(stage)/\(i)-\(f.name)"
+            try FileSink.makeDirectories("\(root)/\(stage)")
+            try FileSink.writeDurably(f.bytes, to: "\(root)/\(staged)")
+            list.append((staged, rel))
+        }
+        if !files.isEmpty { try FileSink.fsyncDirectory("\(root)/\(stage)") }
+        let m = Manifest(instance: instance, epoch: epoch, partitions: partitions, files: list)
+        try sink.publish(m.encode(), dir: manifestDir, name: "\(CivilTime.pad(Int(epoch), 12)).manifest")
+        try rollForward(m)
+        return list.map(\.final)
+    }
+
+    /// Finishes step 3 of a committed manifest (idempotent).
+    func rollForward(_ m: Manifest) throws {
+        var dirs = Set<String>()
+        for f in m.files {
+            let final = "\(root)/\(f.final)"
+            let dir = String(final[..<final.lastIndex(of: "/")!])
+            if access("\(root)/\(f.staged)", F_OK) == 0 {
+                try FileSink.makeDirectories(dir)
+                guard rename("\(root)/\(f.staged)", final) == 0 else {
+                    throw UserError("cannot publish '\(final)': \(String(cString: strerror(errno)))")
+                }
+                dirs.insert(dir)
+            }
+        }
+        for d in dirs { try FileSink.fsyncDirectory(d) }
+        CheckpointStore.removeTree("\(root)/_staging/\(m.instance)/\(CivilTime.pad(Int(m.epoch), 12))")
+    }
+
+    /// Every committed manifest in the sink (all instances).
+    public func manifests() throws -> [Manifest] {
+        var out: [Manifest] = []
+        for inst in CheckpointStore.listFiles("\(root)/_qos/manifests") {
+            for name in CheckpointStore.listFiles("\(root)/_qos/manifests/\(inst)") where name.hasSuffix(".manifest") {
+                let path = "\(root)/_qos/manifests/\(inst)/\(name)"
+                do { out.append(try Manifest.decode(Inspector.readFile(path))) } catch {
+                    throw UserError("checkpoint '\(path)' is unreadable (\(error)) — move it away to start that partition from its last good checkpoint")
+                }
+            }
+        }
+        return out
+    }
+
+    /// Recovery at start / on assignment: roll every manifest forward and
+    /// drop staging directories of epochs that never committed.
+    public func recover() throws -> [Manifest] {
+        let all = try manifests()
+        for m in all { try rollForward(m) }
+        let committed = Set(all.map { "\($0.instance)/\(CivilTime.pad(Int($0.epoch), 12))" })
+        for inst in CheckpointStore.listFiles("\(root)/_staging") {
+            for ep in CheckpointStore.listFiles("\(root)/_staging/\(inst)") where !committed.contains("\(inst)/\(ep)") {
+                // Only our own, or another instance's that is clearly dead (its epoch is older than 10 min).
+                if inst == instance || CheckpointStore.ageSeconds("\(root)/_staging/\(inst)/\(ep)") > 600 {
+                    CheckpointStore.removeTree("\(root)/_staging/\(inst)/\(ep)")
+                }
+            }
+        }
+        return all
+    }
+
+    /// The newest checkpoint of each partition of `topic`.
+    public static func latest(_ manifests: [Manifest], topic: String) -> [Int32: PartitionCheckpoint] {
+        var out: [Int32: PartitionCheckpoint] = [:]
+        for m in manifests {
+            for p in m.partitions where p.topic == topic && p.seq > (out[p.partition]?.seq ?? -1) { out[p.partition] = p }
+        }
+        return out
+    }
+
+    /// Deletes our manifests that every partition has moved past.
+    public func collectGarbage(_ manifests: [Manifest]) {
+        var newest: [String: Int64] = [:]
+        for m in manifests { for p in m.partitions { newest["\(p.topic)/\(p.partition)", default: -1] = max(newest["\(p.topic)/\(p.partition)", default: -1], p.seq) } }
+        for m in manifests where m.instance == instance && m.epoch < epoch {
+            if m.partitions.allSatisfy({ $0.seq < newest["\($0.topic)/\($0.partition)", default: -1] }) {
+                unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
+            }
+        }
+    }
+
+    static func listFiles(_ dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var out: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." && !name.hasPrefix(".") { out.append(name) }
+        }
+        return out.sorted()
+    }
+
+    static func removeTree(_ path: String) {
+        if Inspector.isDirectory(path) {
+            for n in listFiles(path) { removeTree("\(path)/\(n)") }
+            rmdir(path)
+        } else {
+            unlink(path)
+        }
+    }
+
+    static func ageSeconds(_ path: String) -> Double {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return 0 }
+        return Double(wallClockMs() / 1000 - Int64(st.st_mtim.tv_sec))
+    }
+}

@@ -1,0 +1,421 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Parquet
+import QoSCore
+
+/// `qos reaggregate`: rolls written partitions up to a coarser window and/or
+/// fewer dimensions, or compacts a window's files (base + late deltas +
+/// other writers) into one, in place.
+///
+/// Roll-up semantics (README, *Roll-ups*):
+/// - every counter is summed and every sketch merged (HLL union, DDSketch
+///   bin addition), then the derived columns are recomputed through
+///   `TableSchemas`: the result is what the engine computes for the coarser
+///   window, except `concurrent_plays` (a point sample: summed over the
+///   files and dropped dimensions of one source window, then the max over
+///   the source windows) and `late_events` (summed; it depends on when the
+///   source windows were written, not only on the beacons);
+/// - `sessions` and `rejects` rows are re-windowed by their own time
+///   (`closed_at` / `ingested_at`, which lies in their source window).
+///
+/// Memory holds one output window's groups (metric tables) or rows
+/// (`sessions`, `rejects`) plus one input file, whatever the input size:
+/// a first pass checks every input file (nothing is written if one is
+/// corrupt or from a newer schema), a second pass reads the files of one
+/// output window at a time.
+public struct ReaggregateOptions: Sendable {
+    public var sink = "output"
+    /// Tables to process.
+    public var tables: [String] = []
+    /// Output window; ignored by `compact`.
+    public var grainMs: Int64 = 3_600_000
+    /// Windows selected by start time (see `ReaggregateJob.range`).
+    public var fromMs: Int64 = .min
+    public var toMs: Int64 = .max
+    /// Dimensions to keep (a subset of the table's); nil keeps all.
+    public var dims: [String]?
+    /// Output root (files go to `<out>/<table>/dt=…/hour=…/`); nil =
+    /// `<sink>/rollup_<grain>`, or `<sink>/rollup_<grain>_by_<dims>` when
+    /// dimensions are dropped.
+    public var out: String?
+    /// Compact each window's files in place instead of rolling up.
+    public var compact = false
+    /// Missing table directories are skipped instead of being an error.
+    public var skipMissingTables = false
+    public var zstdLevel = 3
+    public var progress = false
+    /// After swapping a compacted directory in, wait this long before
+    /// deleting the replaced files (readers still listing the old directory).
+    public var graceSeconds = 1.0
+
+    public init() {}
+
+    /// `1h`, `10m`, `90s`, `500ms`.
+    public static func grainName(_ ms: Int64) -> String {
+        for (u, f) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms % f == 0 {
+            return "\(ms / f)\(u)"
+        }
+        return "\(ms)ms"
+    }
+
+    /// The output root.
+    public var outputRoot: String {
+        if let out { return out }
+        var root = "\(sink)/rollup_\(ReaggregateOptions.grainName(grainMs))"
+        if let dims { root += "_by_" + (dims.isEmpty ? "none" : dims.joined(separator: "_")) }
+        return root
+    }
+}
+
+public struct ReaggregateSummary: Sendable {
+    public var tables = 0
+    public var filesRead = 0
+    public var rowsIn = 0
+    public var filesWritten = 0
+    public var rowsOut = 0
+    public var windowsOut = 0
+    /// Compaction: files replaced by compacted files.
+    public var filesReplaced = 0
+    public var compact = false
+    /// Compaction fell back to publish-then-unlink (no RENAME_EXCHANGE).
+    public var fallbacks = 0
+    public var outputRoot = ""
+    public var seconds = 0.0
+
+    public var text: String {
+        let secs = (seconds * 100).rounded() / 100
+        if compact {
+            var s = "compacted \(windowsOut) windows in \(tables) tables: \(filesReplaced) files → \(filesWritten) files"
+            s += " (\(rowsIn) rows → \(rowsOut) rows), \(filesRead) files read, in \(secs) s"
+            if fallbacks > 0 { s += "\n\(fallbacks) directories compacted without an atomic directory swap (see --help)" }
+            return s
+        }
+        return "read \(filesRead) files (\(rowsIn) rows) from \(tables) tables, wrote \(filesWritten) files "
+            + "(\(rowsOut) rows, \(windowsOut) windows) under \(outputRoot) in \(secs) s"
+    }
+}
+
+/// Parses the `--from` / `--to` forms: epoch milliseconds, `2026-01-01`,
+/// `2026-01-01T10:00Z`, `2026-01-01T10:00:00Z` (UTC; the `Z` is optional).
+public enum UTCTime {
+    public static func parse(_ s: String) -> Int64? {
+        if let ms = Int64(s) { return ms }
+        let b = Array(s.utf8)
+        func num(_ r: Range<Int>) -> Int? {
+            guard r.upperBound <= b.count, r.allSatisfy({ b[$0] >= 48 && b[$0] <= 57 }) else { return nil }
+            return r.reduce(0) { $0 * 10 + Int(b[$1] - 48) }
+        }
+        guard b.count >= 10, let y = num(0..<4), b[4] == 45, let mo = num(5..<7), b[7] == 45, let d = num(8..<10),
+              (1...12).contains(mo), (1...31).contains(d) else { return nil }
+        var rest = Array(b[10...])
+        if rest.last == 90 || rest.last == 122 { rest.removeLast() }  // Z / z
+        var h = 0, mi = 0, sec = 0
+        if !rest.isEmpty {
+            let t = String(decoding: rest, as: UTF8.self)
+            guard t.first == "T" || t.first == "t" || t.first == " " else { return nil }
+            let parts = t.dropFirst().split(separator: ":", omittingEmptySubsequences: false)
+            guard (2...3).contains(parts.count), parts.allSatisfy({ $0.count == 2 }),
+                  let hh = Int(parts[0]), let mm = Int(parts[1]), hh < 24, mm < 60 else { return nil }
+            h = hh; mi = mm
+            if parts.count == 3 { guard let ss = Int(parts[2]), ss < 60 else { return nil }; sec = ss }
+        }
+        return (daysFromCivil(y, mo, d) * 86_400 + Int64(h * 3600 + mi * 60 + sec)) * 1000
+    }
+
+    /// H. Hinnant's days_from_civil.
+    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int64 {
+        let y = Int64(m <= 2 ? y0 - 1 : y0)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = Int64(m > 2 ? m - 3 : m + 9)
+        let doy = (153 * mp + 2) / 5 + Int64(d) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+public final class ReaggregateJob {
+    let options: ReaggregateOptions
+    var summary = ReaggregateSummary()
+    var lastProgress = 0.0
+    let started = monotonicSeconds()
+    var pendingCleanups: [PendingCleanup] = []
+
+    public init(_ options: ReaggregateOptions) throws {
+        self.options = options
+        guard !options.tables.isEmpty else { throw UserError("no table given — use --table NAME or --all-tables") }
+        for t in options.tables where !TableSchemas.tableNames.contains(t) {
+            throw UserError("unknown table '\(t)' — one of \(TableSchemas.tableNames.joined(separator: ", "))")
+        }
+        guard options.compact || options.grainMs > 0 else { throw UserError("--grain must be > 0") }
+        guard options.fromMs < options.toMs else { throw UserError("--from must be before --to") }
+        if let dims = options.dims {
+            guard !options.compact else { throw UserError("--compact keeps every dimension: drop --dims") }
+            for t in options.tables {
+                guard let mt = MetricTable.allCases.first(where: { $0.name == t }) else {
+                    throw UserError("--dims applies to the grouped tables, not to '\(t)'")
+                }
+                for d in dims where !mt.dimensions.contains(d) {
+                    throw UserError("'\(d)' is not a dimension of \(t) (its dimensions: \(mt.dimensions.isEmpty ? "none" : mt.dimensions.joined(separator: ", ")))")
+                }
+            }
+        }
+    }
+
+    /// The window starts a table's input files must have: for a roll-up,
+    /// every source window of the output windows overlapping [from, to);
+    /// for compaction, the windows starting in [from, to).
+    var range: (lo: Int64, hi: Int64) {
+        if options.compact { return (options.fromMs, options.toMs) }
+        let g = options.grainMs
+        let lo = options.fromMs == .min ? Int64.min : floorDiv(options.fromMs, g) * g
+        let hi = options.toMs == .max || options.toMs > Int64.max - g ? Int64.max : (floorDiv(options.toMs - 1, g) + 1) * g
+        return (lo, hi)
+    }
+
+    func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
+
+    /// Candidate files of a table: Hive hour directories outside the range are skipped.
+    func candidates(_ table: String) throws -> [String] {
+        let dir = "\(options.sink)/\(table)"
+        guard Inspector.isDirectory(dir) else {
+            if options.skipMissingTables { return [] }
+            throw UserError("no table directory '\(dir)' — check --sink and --table")
+        }
+        let (lo, hi) = range
+        return Inspector.parquetFiles(under: dir).filter { path in
+            guard let h = hourStart(path) else { return true }
+            return h < hi && h + 3_600_000 > lo
+        }
+    }
+
+    /// The start of the `dt=…/hour=…` directory holding `path`.
+    func hourStart(_ path: String) -> Int64? {
+        let parts = path.split(separator: "/")
+        guard parts.count >= 3, parts[parts.count - 3].hasPrefix("dt="), parts[parts.count - 2].hasPrefix("hour="),
+              let day = UTCTime.parse(String(parts[parts.count - 3].dropFirst(3))),
+              let h = Int64(parts[parts.count - 2].dropFirst(5)) else { return nil }
+        return day + h * 3_600_000
+    }
+
+    public func run() throws -> ReaggregateSummary {
+        summary.compact = options.compact
+        summary.outputRoot = options.outputRoot
+        // Pass 1: check every input file before anything is written.
+        var inputs: [(String, [TableReader.FileInfo])] = []
+        let (lo, hi) = range
+        for t in options.tables {
+            let paths = try candidates(t)
+            var infos: [TableReader.FileInfo] = []
+            for (i, p) in paths.enumerated() {
+                progress("checking \(t): \(i + 1)/\(paths.count) files")
+                let info = try TableReader.check(p, table: t)
+                guard info.rows > 0, info.windowStart >= lo, info.windowStart < hi else { continue }
+                if !options.compact {
+                    let w = info.windowEnd - info.windowStart
+                    guard options.grainMs % w == 0 else {
+                        throw UserError("--grain \(ReaggregateOptions.grainName(options.grainMs)) is not a multiple of the "
+                            + "\(ReaggregateOptions.grainName(w)) window of '\(p)' — choose a multiple of the source window")
+                    }
+                    if let dims = options.dims, let missing = dims.first(where: { !info.dims.contains($0) }) {
+                        throw UserError("'\(p)' has no '\(missing)' column (it is a roll-up without it) — choose dimensions it has")
+                    }
+                }
+                infos.append(info)
+            }
+            if Inspector.isDirectory("\(options.sink)/\(t)") { summary.tables += 1 }
+            inputs.append((t, infos))
+        }
+        // Pass 2: one output window at a time.
+        do {
+            for (t, infos) in inputs {
+                if options.compact { try compactTable(t, infos) } else { try rollUpTable(t, infos) }
+            }
+        } catch {
+            if options.compact { try? finishCompaction() }  // what was swapped in stays; delete what it replaced
+            throw error
+        }
+        if options.compact { try finishCompaction() }
+        if options.progress { writeStderr("\r\u{1B}[K") }
+        summary.seconds = monotonicSeconds() - started
+        return summary
+    }
+
+    func progress(_ s: @autoclosure () -> String) {
+        guard options.progress else { return }
+        let t = monotonicSeconds()
+        guard t - lastProgress >= 0.25 else { return }
+        lastProgress = t
+        writeStderr("\r\u{1B}[K" + s())
+    }
+
+    /// Files of one window in a stable order: by window, base before late
+    /// deltas (in flush order) before others, then by path.
+    static func ordered(_ infos: [TableReader.FileInfo]) -> [TableReader.FileInfo] {
+        func rank(_ k: String) -> Int { k == "base" ? 0 : k.hasPrefix("late") ? 1 : 2 }
+        return infos.sorted {
+            ($0.windowStart, $0.windowEnd, rank($0.kind), $0.kind, $0.path) < ($1.windowStart, $1.windowEnd, rank($1.kind), $1.kind, $1.path)
+        }
+    }
+
+    // MARK: - Roll-up
+
+    func rollUpTable(_ table: String, _ infos: [TableReader.FileInfo]) throws {
+        let g = options.grainMs
+        let byWindow = Dictionary(grouping: infos) { floorDiv($0.windowStart, g) * g }
+        let sink = FileSink(root: options.outputRoot)
+        for (n, start) in byWindow.keys.sorted().enumerated() {
+            progress("\(table): window \(n + 1)/\(byWindow.count), \(summary.filesRead) files read")
+            let files = ReaggregateJob.ordered(byWindow[start]!)
+            let w = Window(start: start, end: start + g, ms: g)
+            let source = "reaggregate of \(files.count) files: \(basename(files.first!.path))..\(basename(files.last!.path))"
+            let planned: (bytes: [UInt8], rows: Int)
+            if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
+                let keep = options.dims ?? mt.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
+                planned = try mergeMetricFiles(mt, files, window: w, keep: keep, kind: "rollup", source: source)
+            } else {
+                planned = try mergeRowFiles(table, files, window: w, kind: "rollup", source: source)
+            }
+            let name = "\(table)_\(CivilTime(epochMs: start).compact)_\(g / 1000)s_rollup.parquet"
+            try sink.publish(planned.bytes, dir: sink.directory(table: table, windowStartMs: start), name: name)
+            summary.filesWritten += 1
+            summary.rowsOut += planned.rows
+            summary.windowsOut += 1
+        }
+    }
+
+    struct Window { var start: Int64, end: Int64, ms: Int64 }
+
+    func parquetOptions(_ meta: [(key: String, value: String)]) -> ParquetWriterOptions {
+        var o = ParquetWriterOptions()
+        o.compression = options.zstdLevel > 0 ? .zstd(level: options.zstdLevel) : .uncompressed
+        o.keyValueMetadata = meta
+        return o
+    }
+
+    func metadata(_ table: String, _ w: Window, kind: String, source: String, dims: [String]?) -> [(key: String, value: String)] {
+        var m: [(key: String, value: String)] = [
+            ("videoqos.spec_version", WindowFileWriter.specVersion),
+            ("videoqos.table", table),
+            ("videoqos.window_start", CivilTime(epochMs: w.start).iso),
+            ("videoqos.window_end", CivilTime(epochMs: w.end).iso),
+            ("videoqos.window_ms", String(w.ms)),
+            ("videoqos.kind", kind),
+            ("videoqos.source", source)]
+        if let dims { m.append(("videoqos.dimensions", dims.joined(separator: ","))) }
+        return m + [("hll.type", "HLL_8"), ("hll.lg_k", "12"),
+                    ("ddsketch.relative_accuracy", "0.01"), ("ddsketch.key", "ceil")]
+    }
+
+    /// Merges metric-table files into one output window's groups and encodes them.
+    func mergeMetricFiles(_ table: MetricTable, _ files: [TableReader.FileInfo], window w: Window,
+                          keep: [String], kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
+        let keepIdx = keep.compactMap { table.dimensions.firstIndex(of: $0) }
+        var groups = GroupMerger(dimCount: table.dimensions.count, keep: keepIdx)
+        var generation = 0
+        var lastWindow: (Int64, Int64)? = nil
+        for f in files {
+            let (_, rows) = try TableReader.readMetricFile(f.path, table: table)
+            summary.filesRead += 1
+            summary.rowsIn += rows.count
+            if lastWindow.map({ $0 != (f.windowStart, f.windowEnd) }) ?? true {
+                generation += 1
+                lastWindow = (f.windowStart, f.windowEnd)
+            }
+            for r in rows { groups.add(r, generation: generation) }
+        }
+        let rows = groups.rows(start: w.start, end: w.end)
+        let cols = TableReader.metricColumns(table, keeping: keep)
+        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
+                                     options: parquetOptions(metadata(table.name, w, kind: kind, source: source, dims: keep)))
+        return (bytes, rows.count)
+    }
+
+    /// Concatenates `sessions` / `rejects` files, re-windowed into `w`.
+    func mergeRowFiles(_ table: String, _ files: [TableReader.FileInfo], window w: Window,
+                       kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
+        let schema = TableReader.rowSchema(table)
+        var cols: [ParquetColumnData]? = nil
+        for f in files {
+            let rf = try TableReader.readRowFile(f.path, table: table)
+            summary.filesRead += 1
+            summary.rowsIn += rf.info.rows
+            if cols == nil { cols = rf.columns.map(\.emptyCopy) }
+            for i in rf.columns.indices { cols![i].append(rf.columns[i]) }
+        }
+        var c = cols ?? []
+        let n = c.first?.count ?? 0
+        // Re-window: each row's time lies in its source window, hence in `w`.
+        let ws = schema.firstIndex { $0.name == "window_start" }!, we = schema.firstIndex { $0.name == "window_end" }!
+        c[ws] = .int64([Int64?](repeating: w.start * 1000, count: n))
+        c[we] = .int64([Int64?](repeating: w.end * 1000, count: n))
+        // Order as the engine does: sessions by (closed_at, session_id), rejects by ingested_at (stable).
+        var order = Array(0..<n)
+        if table == "sessions" {
+            let ci = schema.firstIndex { $0.name == "closed_at" }!, si = schema.firstIndex { $0.name == "session_id" }!
+            guard case .int64(let closed) = c[ci], let ids = c[si].stringValues else { preconditionFailure("sessions schema") }
+            order.sort { (closed[$0]!, ids[$0]!, $0) < (closed[$1]!, ids[$1]!, $1) }
+        } else {
+            let ii = schema.firstIndex { $0.name == "ingested_at" }!
+            guard case .int64(let t) = c[ii] else { preconditionFailure("rejects schema") }
+            order.sort { (t[$0]!, $0) < (t[$1]!, $1) }
+        }
+        c = c.map { $0.permuted(order) }
+        let bytes = try writeParquet(schema: schema, columns: c,
+                                     options: parquetOptions(metadata(table, w, kind: kind, source: source, dims: nil)))
+        return (bytes, n)
+    }
+}
+
+/// The groups of one output window: dimension values → merged state, with
+/// `concurrent_plays` summed within a source window (generation) and
+/// max'ed across source windows.
+struct GroupMerger {
+    let dimCount: Int
+    let keep: [Int]
+    var index: [[String]: Int] = [:]
+    var keys: [[String]] = []
+    var metrics: [SessionMetrics<DataSketchesKit>] = []
+    var concMax: [Int64] = []
+    var concCur: [Int64] = []
+    var concGen: [Int] = []
+
+    init(dimCount: Int, keep: [Int]) {
+        self.dimCount = dimCount
+        self.keep = keep
+    }
+
+    mutating func add(_ r: MetricRow<DataSketchesKit>, generation: Int) {
+        let key = keep.map { r.dims[$0] }
+        let i: Int
+        if let j = index[key] { i = j } else {
+            i = keys.count
+            index[key] = i
+            keys.append(key)
+            metrics.append(SessionMetrics())
+            concMax.append(0); concCur.append(0); concGen.append(generation)
+        }
+        var m = r.m
+        let c = m.concurrentPlays
+        m.concurrentPlays = 0
+        metrics[i].merge(m)
+        if concGen[i] != generation {
+            concMax[i] = max(concMax[i], concCur[i])
+            concCur[i] = 0
+            concGen[i] = generation
+        }
+        concCur[i] += c
+    }
+
+    /// The output rows, sorted by dimensions (as the engine writes them).
+    func rows(start: Int64, end: Int64) -> [MetricRow<DataSketchesKit>] {
+        keys.indices.map { i -> MetricRow<DataSketchesKit> in
+            var dims = [String](repeating: "", count: dimCount)
+            for (k, d) in keep.enumerated() { dims[d] = keys[i][k] }
+            var m = metrics[i]
+            m.concurrentPlays = max(concMax[i], concCur[i])
+            return MetricRow(start: start, end: end, dims: dims, m: m)
+        }.sorted { a, b in keep.map { a.dims[$0] }.lexicographicallyPrecedes(keep.map { b.dims[$0] }) }
+    }
+}

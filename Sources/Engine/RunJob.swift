@@ -1,0 +1,270 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Kafka
+import QoSCore
+
+/// `qos run`: a consumer-group member that turns a topic of beacons into
+/// windowed Parquet partitions with exactly-once output (see Checkpoint.swift).
+/// One thread polls (librdkafka 2.0.x rule); every flush is a checkpoint
+/// epoch: files staged, manifest committed (offsets + partition states),
+/// files published, then offsets committed to Kafka for lag monitoring only.
+public struct RunOptions {
+    public var brokers = "localhost:9092"
+    public var topic = "beacons"
+    public var group = "videoqos"
+    public var sink = "output"
+    public var config = EngineConfig()
+    public var zstdLevel = 3
+    public var enricher: Enricher = NoEnricher()
+    /// librdkafka properties passed through unchanged (`kafka.*` keys).
+    public var kafka: [String: String] = [:]
+    public var instance = RunOptions.defaultInstance()
+    /// A partition idle this long (wall clock) does not hold the watermark back.
+    public var idleTimeoutMs: Int64 = 30_000
+    /// Checkpoint at least this often even when no window is due (bounds replay after a crash).
+    public var checkpointIntervalMs: Int64 = 10_000
+    public var pollBatch = 5000
+    /// Batch mode: once this instance owns every partition and has read each to its end, treat
+    /// that as the end of input (close every session, write every window,
+    /// like `qos replay`), checkpoint and stop.
+    public var untilCaughtUp = false
+    /// Stop after this many seconds (nil: until SIGTERM/SIGINT).
+    public var durationSeconds: Double?
+    /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
+    public var onCheckpoint: ((RunStatus) -> Void)?
+    public var log: (String) -> Void = { writeStderr($0 + "\n") }
+
+    public init() {}
+
+    public static func defaultInstance() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        return "\(String(cString: buf))-\(getpid())"
+    }
+}
+
+/// A snapshot of the daemon's progress.
+public struct RunStatus: Sendable {
+    public var counters = EngineCounters()
+    public var openSessions = 0
+    public var windowsWritten = 0
+    public var filesWritten = 0
+    public var epoch: Int64 = 0
+    public var watermarkMs: Int64?
+    public var partitions: [Int32] = []
+    public var lag: [Int32: Int64] = [:]
+    public var lastFlushMs = 0.0
+    public var lastWindows: [WindowState<DataSketchesKit>] = []
+    public var interner: StringInterner?
+}
+
+/// Set by the signal handlers; checked between polls.
+nonisolated(unsafe) public var runStopRequested: sig_atomic_t = 0
+
+public final class RunJob {
+    let o: RunOptions
+    let engine: SessionEngine<DataSketchesKit>
+    let writer: WindowFileWriter
+    let store: CheckpointStore
+    var consumer: KafkaConsumer!
+    var tracker: WatermarkTracker
+    /// Partitions we own: checkpoint sequence, next offset, first offset of this epoch.
+    var owned: [Int32: (seq: Int64, next: Int64, epochStart: Int64)] = [:]
+    var status = RunStatus()
+    var lastCheckpointWall: Int64 = 0
+    var lastErrorLog: [String: Int64] = [:]
+    var caughtUpSince: Double?
+    var partitionCount = 0
+    var finished = false
+
+    public init(_ options: RunOptions) throws {
+        o = options
+        let sink = FileSink(root: options.sink)
+        try sink.checkWritable()
+        engine = SessionEngine(config: options.config, enricher: options.enricher)
+        writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: "k",
+                                  zstdLevel: options.zstdLevel)
+        store = try CheckpointStore(sink: sink, instance: options.instance)
+        tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
+    }
+
+    /// Connects, checks the topic, and consumes until stopped. Returns the final status.
+    public func run() throws -> RunStatus {
+        _ = try store.recover()
+        do {
+            consumer = try KafkaConsumer(brokers: o.brokers, groupId: o.group, topics: [o.topic], extra: o.kafka)
+            let topics = try consumer.checkTopics(timeoutMs: 10_000)
+            partitionCount = topics[o.topic] ?? 0
+            guard topics[o.topic] != nil else {
+                throw UserError("topic '\(o.topic)' does not exist on \(o.brokers) — create it or fix --topic")
+            }
+        } catch let e as KafkaError {
+            throw UserError(e.message)
+        }
+        o.log("qos run: consuming \(o.topic) from \(o.brokers) as \(o.instance) in group \(o.group), sink \(o.sink)")
+        let started = monotonicSeconds()
+        lastCheckpointWall = wallClockMs()
+        while runStopRequested == 0 && !finished {
+            if let d = o.durationSeconds, monotonicSeconds() - started >= d { break }
+            try step()
+        }
+        if !finished { try checkpoint(reason: "shutdown") }
+        consumer.close()
+        let c = engine.counters
+        o.log("qos run: stopped after checkpoint epoch \(store.epoch): \(c.messages) messages, accepted \(c.accepted), "
+              + "rejected \(c.rejectedTotal), duplicates \(c.duplicates), late \(c.lateEvents), sessions closed \(c.sessionsClosed)")
+        return status
+    }
+
+    /// One poll and whatever it makes due.
+    func step() throws {
+        let events: [KafkaEvent]
+        do { events = try consumer.poll(maxMessages: o.pollBatch, timeoutMs: 100) } catch let e as KafkaError {
+            throw UserError(e.message)
+        }
+        let now = wallClockMs()
+        if o.untilCaughtUp, try checkCaughtUp(events) { return try finish() }
+        for e in events {
+            switch e {
+            case .message(let m): ingest(m, now)
+            case .assigned(let tps): try assign(tps, now)
+            case .revoked(let tps, let lost): try revoke(tps, lost: lost)
+            case .error(let err): logError(err, now)
+            }
+        }
+        if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
+            try checkpoint(reason: "window")
+        } else if now - lastCheckpointWall >= o.checkpointIntervalMs {
+            try checkpoint(reason: "interval")
+        }
+    }
+
+    func ingest(_ m: KafkaMessage, _ now: Int64) {
+        guard var own = owned[m.partition], m.offset >= own.next else { return }
+        m.payload.withUnsafeBytes {
+            engine.ingest(message: $0, partition: m.partition,
+                          source: .kafka(topic: m.topic, partition: m.partition, offset: m.offset), nowMs: now)
+        }
+        own.next = m.offset + 1
+        owned[m.partition] = own
+        let maxTs = engine.partition(m.partition).maxTs
+        tracker.observe(partition: m.partition, ts: maxTs == .min ? nil : maxTs, wallMs: now)
+    }
+
+    /// New partitions: load their newest checkpoint (rolling forward any
+    /// unfinished publish), then start from its offsets.
+    func assign(_ tps: [TopicPartition], _ now: Int64) throws {
+        let latest = CheckpointStore.latest(try store.recover(), topic: o.topic)
+        var start: [TopicPartition: Int64] = [:]
+        for tp in tps where tp.topic == o.topic {
+            if let ck = latest[tp.partition] {
+                try engine.restore(partition: tp.partition, from: ck.state)
+                owned[tp.partition] = (ck.seq, ck.nextOffset, ck.nextOffset)
+                start[tp] = ck.nextOffset
+                let maxTs = engine.partition(tp.partition).maxTs
+                if maxTs != .min { tracker.restore(partition: tp.partition, maxTs: maxTs, wallMs: now) }
+            } else {
+                engine.forget(partition: tp.partition)
+                owned[tp.partition] = (0, 0, 0)
+                start[tp] = KafkaOffset.beginning
+            }
+        }
+        try consumer.completeAssign(startOffsets: start, otherwise: KafkaOffset.beginning)
+        o.log("qos run: assigned partitions \(tps.map(\.partition).sorted()) at offsets \(start.values.sorted())")
+    }
+
+    /// Partitions taken away: checkpoint them (and everything else) before
+    /// they are released, unless the group already gave them away.
+    func revoke(_ tps: [TopicPartition], lost: Bool) throws {
+        let ids = tps.filter { $0.topic == o.topic }.map(\.partition)
+        if lost {
+            for p in ids { engine.forget(partition: p); owned[p] = nil; tracker.remove(partition: p) }
+            try checkpoint(reason: "lost")
+        } else {
+            try checkpoint(reason: "revoke")
+            for p in ids { engine.forget(partition: p); owned[p] = nil; tracker.remove(partition: p) }
+        }
+        try consumer.completeRevoke()
+        o.log("qos run: revoked partitions \(ids.sorted())\(lost ? " (lost)" : "")")
+    }
+
+    /// Caught up: no messages in this poll and every owned partition's next
+    /// offset at its high watermark, for a second in a row.
+    func checkCaughtUp(_ events: [KafkaEvent]) throws -> Bool {
+        // Only an instance that owns every partition of the topic may end the input.
+        let idle = !owned.isEmpty && owned.count == partitionCount
+            && !events.contains { if case .message = $0 { return true } else { return false } }
+        guard idle else { caughtUpSince = nil; return false }
+        for (p, own) in owned {
+            let hi = try consumer.queryWatermarks(TopicPartition(o.topic, p), timeoutMs: 5000).high
+            if own.next < hi { caughtUpSince = nil; return false }
+        }
+        let t = monotonicSeconds()
+        if caughtUpSince == nil { caughtUpSince = t }
+        return t - caughtUpSince! >= 1
+    }
+
+    /// End of input (batch mode): every session closes, every window is written.
+    func finish() throws {
+        try checkpoint(reason: "end of input", windows: engine.finish())
+        finished = true
+        o.log("qos run: caught up; wrote every window (end of input)")
+    }
+
+    /// One epoch: flush what the watermark allows, stage, commit, publish.
+    func checkpoint(reason: String, windows flushed: [WindowState<DataSketchesKit>]? = nil) throws {
+        let t0 = monotonicSeconds()
+        let now = wallClockMs()
+        let wm = tracker.value(wallMs: now) ?? .min
+        let windows = flushed ?? engine.flush(watermark: wm)
+        let ids = owned.keys.sorted()
+        let range = ids.map { "\($0):\(owned[$0]!.epochStart)-\(owned[$0]!.next)" }.joined(separator: ",")
+        let tag = "k" + shortHash("\(o.instance)|\(o.topic)|\(range)")
+        let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
+                                    sourceRange: "\(o.topic)[\(range)]", tag: tag)
+        let unchanged = ids.allSatisfy { owned[$0]!.epochStart == owned[$0]!.next }
+        if files.isEmpty && unchanged {
+            // Nothing new since the last checkpoint: it still describes our state.
+            lastCheckpointWall = now
+            return update(windows, files, wm, t0)
+        }
+        let parts = ids.map { p in
+            PartitionCheckpoint(topic: o.topic, partition: p, seq: owned[p]!.seq + 1,
+                                nextOffset: owned[p]!.next, state: engine.snapshot(partition: p))
+        }
+        try store.commit(files: files, partitions: parts)
+        for p in ids { owned[p] = (owned[p]!.seq + 1, owned[p]!.next, owned[p]!.next) }
+        if store.epoch % 20 == 0 { store.collectGarbage(try store.manifests()) }
+        let offsets = Dictionary(uniqueKeysWithValues: ids.filter { owned[$0]!.next > 0 }
+            .map { (TopicPartition(o.topic, $0), owned[$0]!.next) })
+        if !offsets.isEmpty { try? consumer.commit(offsets, async: true) }
+        lastCheckpointWall = now
+        update(windows, files, wm, t0)
+    }
+
+    func update(_ windows: [WindowState<DataSketchesKit>], _ files: [WindowFileWriter.PlannedFile],
+                _ wm: Int64, _ t0: Double) {
+        status.counters = engine.counters
+        status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
+        status.windowsWritten += windows.filter { !$0.isDelta }.count
+        status.filesWritten += files.count
+        status.epoch = store.epoch
+        status.watermarkMs = wm == .min ? nil : wm
+        status.partitions = owned.keys.sorted()
+        status.lag = Dictionary(uniqueKeysWithValues: consumer.lag().map { ($0.key.partition, $0.value) })
+        status.lastFlushMs = (monotonicSeconds() - t0) * 1000
+        if windows.contains(where: { !$0.isDelta }) { status.lastWindows = windows.filter { !$0.isDelta } }
+        status.interner = engine.interner
+        o.onCheckpoint?(status)
+    }
+
+    /// Broker trouble is logged (once per kind per 10 s), never fatal: librdkafka retries.
+    func logError(_ e: KafkaError, _ now: Int64) {
+        let key = "\(e.kind)"
+        if now - (lastErrorLog[key] ?? 0) >= 10_000 {
+            lastErrorLog[key] = now
+            o.log("qos run: kafka: \(e.message) (retrying)")
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import Parquet
+import QoSCore
+import Sketches
+
+/// Reads the files the sink wrote back into rows, for `qos reaggregate`.
+///
+/// A metric-table file (`overall`, `video`, `geo`, `device`, `cdn`, or a
+/// roll-up of one with fewer dimensions) becomes `MetricRow`s: window,
+/// dimension values and the mergeable state (`SessionMetrics`) — the
+/// additive counters and the sketches (`viewers_hll` through
+/// `HLLSketch(bytes:)`, the `*_sketch` columns through `DDSketch(protobuf:)`).
+/// Derived columns (rates, ratios, estimates, percentiles, `watch_ms`) are
+/// ignored: they are recomputed from the state on write (`TableSchemas`).
+/// A `sessions` / `rejects` file is read as its raw columns.
+///
+/// Every check names the file: not Parquet / corrupt, not a VideoQoS file,
+/// a newer `videoqos.spec_version`, a schema this version does not write.
+public enum TableReader {
+    typealias M = SessionMetrics<DataSketchesKit>
+
+    /// Additive Int64 columns and where they live in `SessionMetrics`.
+    static var additiveColumns: [(name: String, path: WritableKeyPath<M, Int64>)] {
+        [("views", \.views), ("plays", \.plays), ("startup_ms_sum", \.startupMsSum),
+         ("startup_ms_count", \.startupMsCount), ("vsf", \.vsf), ("ebvs", \.ebvs), ("vpf", \.vpf),
+         ("playing_ms", \.playingMs), ("rebuffer_count", \.rebufferCount), ("rebuffer_ms", \.rebufferMs),
+         ("seek_count", \.seekCount), ("seek_ms", \.seekMs), ("bitrate_ms_sum", \.bitrateMsSum),
+         ("bitrate_played_ms", \.bitratePlayedMs), ("upshifts", \.upshifts), ("downshifts", \.downshifts),
+         ("sessions_ended", \.sessionsEnded), ("session_ms_sum", \.sessionMsSum), ("completed", \.completed),
+         ("concurrent_plays", \.concurrentPlays), ("missing_start", \.missingStart),
+         ("late_events", \.lateEvents), ("duplicates", \.duplicates),
+         ("requests", \.segment.requests), ("failed_requests", \.segment.failedRequests),
+         ("http_4xx", \.segment.http4xx), ("http_5xx", \.segment.http5xx),
+         ("slow_requests", \.segment.slowRequests), ("cache_hits", \.segment.cacheHits),
+         ("bytes", \.segment.bytes), ("download_ms_sum", \.segment.downloadMsSum)]
+    }
+
+    /// DDSketch columns.
+    static var quantileColumns: [(name: String, path: WritableKeyPath<M, DurationSketch>)] {
+        [("startup_ms_sketch", \.startupSketch), ("session_ms_sketch", \.sessionSketch),
+         ("download_ms_sketch", \.segment.downloadSketch), ("ttfb_ms_sketch", \.segment.ttfbSketch),
+         ("throughput_kbps_sketch", \.segment.throughputSketch)]
+    }
+
+    /// Columns recomputed on write (never read).
+    static let derivedColumns: Set<String> = [
+        "unique_viewers", "startup_ms_p50", "startup_ms_p90", "startup_ms_p95", "startup_ms_p99",
+        "vsf_rate", "ebvs_rate", "vpf_rate", "rebuffer_ratio", "watch_ms", "avg_bitrate_kbps",
+        "download_ms_p50", "download_ms_p95", "ttfb_ms_p95", "throughput_kbps_p50"]
+
+    /// The highest `videoqos.spec_version` this version reads.
+    public static let maxSpecVersion = Int(WindowFileWriter.specVersion) ?? 1
+
+    /// The columns of `table` restricted to the dimensions `dims` (a subset
+    /// of the table's, in the table's order): what a roll-up writes.
+    static func metricColumns(_ table: MetricTable, keeping dims: [String]) -> [OutputColumn<MetricRow<DataSketchesKit>>] {
+        let dropped = Set(table.dimensions).subtracting(dims)
+        return TableSchemas.metricColumns(table, DataSketchesKit.self).filter { !dropped.contains($0.field.name) }
+    }
+
+    /// A file's footer-level facts, checked.
+    public struct FileInfo: Sendable {
+        public var path: String
+        public var table: String
+        public var windowStart: Int64
+        public var windowEnd: Int64
+        /// `base`, `lateNNNNNN`, `rollup`, `compact`, … (`videoqos.kind`).
+        public var kind: String
+        public var rows: Int
+        /// The table's dimensions present in the file (metric tables).
+        public var dims: [String]
+    }
+
+    /// Opens `path` and checks that it is a VideoQoS file of `table` that
+    /// this version can read.
+    static func open(_ path: String, table: String) throws -> ParquetFileReader {
+        let r: ParquetFileReader
+        do { r = try ParquetFileReader(bytes: Inspector.readFile(path)) } catch let e as ParquetError {
+            throw UserError("'\(path)' is not a readable Parquet file (\(e.description)) — move it out of the table directory or restore it")
+        }
+        guard let v = r.metadataValue(forKey: "videoqos.spec_version") else {
+            throw UserError("'\(path)' is not a VideoQoS file (no videoqos.spec_version metadata) — move it out of the table directory")
+        }
+        guard let n = Int(v), n >= 1 else {
+            throw UserError("'\(path)' has an invalid videoqos.spec_version '\(v)'")
+        }
+        guard n <= maxSpecVersion else {
+            throw UserError("'\(path)' was written by a newer VideoQoS (videoqos.spec_version=\(n), this qos reads up to \(maxSpecVersion)) — upgrade qos")
+        }
+        if let t = r.metadataValue(forKey: "videoqos.table"), t != table {
+            throw UserError("'\(path)' belongs to table '\(t)', not '\(table)' — move it to its own table directory")
+        }
+        return r
+    }
+
+    static func checkSchema(_ r: ParquetFileReader, _ expected: [ParquetField], _ path: String, _ table: String) throws {
+        guard r.schema != expected else { return }
+        let have = r.schema.map(\.name), want = expected.map(\.name)
+        let detail: String
+        if let extra = have.first(where: { !want.contains($0) }) {
+            detail = "unexpected column '\(extra)'"
+        } else if let missing = want.first(where: { !have.contains($0) }) {
+            detail = "missing column '\(missing)'"
+        } else if let i = expected.indices.first(where: { expected[$0] != r.schema[$0] }) {
+            detail = "column '\(expected[i].name)' has another type or position"
+        } else {
+            detail = "different schema"
+        }
+        throw UserError("'\(path)' does not have the \(table) schema of this qos version (\(detail))")
+    }
+
+    static func int64s(_ r: ParquetFileReader, _ name: String, _ path: String) throws -> [Int64] {
+        guard case .int64(let v) = try column(r, name, path) else {
+            throw UserError("'\(path)': column '\(name)' is not INT64")
+        }
+        return try v.map {
+            guard let x = $0 else { throw UserError("'\(path)': null in non-null column '\(name)'") }
+            return x
+        }
+    }
+
+    static func blobs(_ r: ParquetFileReader, _ name: String, _ path: String) throws -> [[UInt8]] {
+        guard case .byteArray(let v) = try column(r, name, path) else {
+            throw UserError("'\(path)': column '\(name)' is not BYTE_ARRAY")
+        }
+        return try v.map {
+            guard let x = $0 else { throw UserError("'\(path)': null in non-null column '\(name)'") }
+            return x
+        }
+    }
+
+    static func column(_ r: ParquetFileReader, _ name: String, _ path: String) throws -> ParquetColumnData {
+        do { return try r.column(named: name) } catch let e as ParquetError {
+            throw UserError("'\(path)' is corrupt: column '\(name)': \(e.description)")
+        }
+    }
+
+    /// One window per file: the engine and `reaggregate` write files that way.
+    static func window(_ starts: [Int64], _ ends: [Int64], _ path: String) throws -> (Int64, Int64) {
+        guard let s = starts.first, let e = ends.first else { return (0, 0) }
+        guard starts.allSatisfy({ $0 == s }), ends.allSatisfy({ $0 == e }), e > s, s % 1000 == 0, e % 1000 == 0 else {
+            throw UserError("'\(path)' holds rows of several windows (or an empty window) — not a file written by qos")
+        }
+        return (s / 1000, e / 1000)
+    }
+
+    /// Reads a metric-table file: its facts and its rows (`dims` hold every
+    /// dimension of the table, "" for those the file does not have).
+    public static func readMetricFile(_ path: String, table: MetricTable) throws -> (FileInfo, [MetricRow<DataSketchesKit>]) {
+        let r = try open(path, table: table.name)
+        let names = Set(r.schema.map(\.name))
+        let dims = table.dimensions.filter { names.contains($0) }
+        try checkSchema(r, metricColumns(table, keeping: dims).map(\.field), path, table.name)
+        let (ws, we) = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
+        let n = r.numRows
+        var rows = [MetricRow<DataSketchesKit>](repeating: MetricRow(start: ws, end: we, dims: [], m: M()), count: n)
+        var dimValues: [[String]] = []
+        for d in table.dimensions {
+            guard dims.contains(d) else { dimValues.append([String](repeating: "", count: n)); continue }
+            guard let v = try column(r, d, path).stringValues, !v.contains(where: { $0 == nil }) else {
+                throw UserError("'\(path)': dimension column '\(d)' is not a non-null string")
+            }
+            dimValues.append(v.map { $0! })
+        }
+        for i in 0..<n { rows[i].dims = dimValues.map { $0[i] } }
+        for (name, kp) in additiveColumns where names.contains(name) {
+            for (i, x) in try int64s(r, name, path).enumerated() { rows[i].m[keyPath: kp] = x }
+        }
+        for (i, b) in try blobs(r, "viewers_hll", path).enumerated() {
+            do { rows[i].m.viewers = ViewerHLL(try HLLSketch(bytes: b)) } catch {
+                throw UserError("'\(path)': row \(i): viewers_hll is not a DataSketches HLL sketch (\(error))")
+            }
+        }
+        let reference = DDSketch(relativeAccuracy: 0.01)
+        for (name, kp) in quantileColumns where names.contains(name) {
+            for (i, b) in try blobs(r, name, path).enumerated() {
+                let s: DDSketch
+                do { s = try DDSketch(protobuf: b) } catch {
+                    throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
+                }
+                guard s.canMerge(reference) else {
+                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not 0.01 — it cannot be merged")
+                }
+                rows[i].m[keyPath: kp] = DurationSketch(s)
+            }
+        }
+        let info = FileInfo(path: path, table: table.name, windowStart: ws, windowEnd: we,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: n, dims: dims)
+        return (info, rows)
+    }
+
+    /// The columns of a `sessions` or `rejects` file.
+    public struct RowFile {
+        public var info: FileInfo
+        public var schema: [ParquetField]
+        public var columns: [ParquetColumnData]
+    }
+
+    /// The schema of a row table.
+    static func rowSchema(_ table: String) -> [ParquetField] {
+        table == "sessions" ? TableSchemas.sessionColumns().map(\.field) : TableSchemas.rejectColumns().map(\.field)
+    }
+
+    /// Reads a `sessions` / `rejects` file column by column.
+    public static func readRowFile(_ path: String, table: String) throws -> RowFile {
+        let r = try open(path, table: table)
+        let schema = rowSchema(table)
+        try checkSchema(r, schema, path, table)
+        let cols = try schema.map { try column(r, $0.name, path) }
+        let (ws, we) = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
+        for (f, c) in zip(schema, cols) where !f.optional {
+            let hasNull: Bool
+            switch c {
+            case .boolean(let v): hasNull = v.contains { $0 == nil }
+            case .int32(let v): hasNull = v.contains { $0 == nil }
+            case .int64(let v): hasNull = v.contains { $0 == nil }
+            case .double(let v): hasNull = v.contains { $0 == nil }
+            case .byteArray(let v): hasNull = v.contains { $0 == nil }
+            }
+            if hasNull { throw UserError("'\(path)': null in non-null column '\(f.name)'") }
+        }
+        let info = FileInfo(path: path, table: table, windowStart: ws, windowEnd: we,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: r.numRows, dims: [])
+        return RowFile(info: info, schema: schema, columns: cols)
+    }
+
+    /// Reads any table's file and returns only its facts (validating every value).
+    public static func check(_ path: String, table: String) throws -> FileInfo {
+        if let t = MetricTable.allCases.first(where: { $0.name == table }) {
+            return try readMetricFile(path, table: t).0
+        }
+        return try readRowFile(path, table: table).info
+    }
+}
+
+extension ParquetColumnData {
+    /// `self` followed by `other` (same physical type).
+    mutating func append(_ other: ParquetColumnData) {
+        switch (self, other) {
+        case (.boolean(var a), .boolean(let b)): a += b; self = .boolean(a)
+        case (.int32(var a), .int32(let b)): a += b; self = .int32(a)
+        case (.int64(var a), .int64(let b)): a += b; self = .int64(a)
+        case (.double(var a), .double(let b)): a += b; self = .double(a)
+        case (.byteArray(var a), .byteArray(let b)): a += b; self = .byteArray(a)
+        default: preconditionFailure("appending columns of different types")
+        }
+    }
+
+    /// The values at `order`.
+    func permuted(_ order: [Int]) -> ParquetColumnData {
+        switch self {
+        case .boolean(let v): return .boolean(order.map { v[$0] })
+        case .int32(let v): return .int32(order.map { v[$0] })
+        case .int64(let v): return .int64(order.map { v[$0] })
+        case .double(let v): return .double(order.map { v[$0] })
+        case .byteArray(let v): return .byteArray(order.map { v[$0] })
+        }
+    }
+
+    /// An empty column of the same type.
+    var emptyCopy: ParquetColumnData {
+        switch self {
+        case .boolean: return .boolean([])
+        case .int32: return .int32([])
+        case .int64: return .int64([])
+        case .double: return .double([])
+        case .byteArray: return .byteArray([])
+        }
+    }
+}

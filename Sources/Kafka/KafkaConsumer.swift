@@ -1,0 +1,504 @@
+// KafkaConsumer: a consumer-group member whose offsets are owned by the
+// caller (checkpointed with the output), built on rd_kafka_consumer_poll.
+
+import CRdKafka
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What `KafkaConsumer.poll` returns, in the order it happened.
+public enum KafkaEvent: Sendable {
+    /// A record.
+    case message(KafkaMessage)
+    /// Partitions newly assigned to this member. Always the LAST event of a
+    /// poll. Nothing is fetched for them until the caller calls
+    /// `completeAssign(startOffsets:otherwise:)` (or the next `poll`, which
+    /// completes it with the committed offsets).
+    case assigned([TopicPartition])
+    /// Partitions being taken away. Always the LAST event of a poll; every
+    /// message of these partitions that this member will ever see has already
+    /// been returned (earlier in this batch or before). The partitions stay
+    /// owned by this member until the caller calls `completeRevoke()` (or the
+    /// next `poll`): flush and checkpoint them first. `lost` means the group
+    /// already gave them to someone else (session timeout): do not commit.
+    case revoked([TopicPartition], lost: Bool)
+    /// A non-fatal error (broker down, transport failure, unknown topic …).
+    /// librdkafka keeps retrying; this is for logs and health.
+    case error(KafkaError)
+}
+
+/// A consumer-group member with `enable.auto.commit=false` and
+/// `enable.auto.offset.store=false`: the caller owns the offsets.
+///
+/// Threading rule: `poll`, `completeAssign`, `completeRevoke`, `commit`,
+/// `seek`, `pause`, `resume`, `committed`, `checkTopics` and `close` must be
+/// called from the one polling thread (librdkafka 2.0.x: consume_batch is
+/// unsafe with concurrent seek/pause/rebalance; rebalance callbacks run inside
+/// poll on that thread). `lag()`, `assignment`, `cachedWatermarks` are safe
+/// from any thread (for /metrics). Hence `@unchecked Sendable`: the type may
+/// move to the polling thread, not be shared by several pollers.
+public final class KafkaConsumer: @unchecked Sendable {
+    public let brokers: String
+    public let groupId: String
+    public let topics: [String]
+
+    private let rk: OpaquePointer
+    private let box: ClientBox
+    private var opaque: UnsafeMutableRawPointer?
+    private var topicNames: [UnsafeMutableRawPointer: String] = [:]
+
+    // Guarded by stateLock (read by lag() from other threads).
+    private let stateLock = Lock()
+    private var closed = false
+    private var assigned: Set<TopicPartition> = []
+    /// Next offset per partition: the one after the last message returned by
+    /// poll, or the explicit start offset given to completeAssign / seek.
+    private var positions: [TopicPartition: Int64] = [:]
+    /// Start offset given at assignment when it was symbolic (beginning/end/committed).
+    private var symbolicStart: [TopicPartition: Int64] = [:]
+
+    /// - Parameters:
+    ///   - brokers: `bootstrap.servers`, e.g. "kafka1:9092,kafka2:9092".
+    ///   - groupId: consumer group.
+    ///   - topics: topics to subscribe to (a name starting with `^` is a regex).
+    ///   - extra: passed verbatim to `rd_kafka_conf_set` (after the defaults,
+    ///     so they win), e.g. `["security.protocol": "SASL_SSL", …]`. A bad key
+    ///     or value throws a one-line `KafkaError(.configuration)` naming it.
+    ///     `enable.auto.commit` / `enable.auto.offset.store` may not be set to
+    ///     true.
+    ///   - logHandler: librdkafka log lines (default: errors to stderr).
+    public init(brokers: String, groupId: String, topics: [String], extra: [String: String] = [:],
+                logHandler: KafkaLogHandler? = KafkaLog.errorsToStderr) throws {
+        self.brokers = brokers
+        self.groupId = groupId
+        self.topics = topics
+        guard !topics.isEmpty else { throw KafkaError(.configuration, "no Kafka topic given — set --topic") }
+        let box = ClientBox(logHandler: logHandler)
+        self.box = box
+        let settings = try mergeSettings(
+            defaults: [
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "false"),
+                ("client.id", "videoqos"),
+            ],
+            extra: extra,
+            forced: [
+                ("bootstrap.servers", brokers),
+                ("group.id", groupId),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+            ])
+        let conf = try makeConf(settings, box: box)
+        rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+        rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
+        let (rk, opaque) = try makeHandle(RD_KAFKA_CONSUMER, conf: conf, box: box)
+        self.rk = rk
+        self.opaque = opaque
+        // Serve error/log/stats events from the consumer queue, i.e. in poll().
+        rd_kafka_poll_set_consumer(rk)
+        box.cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+            || (extra["partition.assignment.strategy"]?.contains("cooperative") ?? false)
+
+        // Subscription is deferred to the first poll() so checkTopics() can
+        // run first: the 2.0.2 mock cluster auto-creates a subscribed topic
+        // that does not exist (4 partitions), hiding a --topic typo.
+    }
+
+    private var subscribed = false
+
+    private func subscribeIfNeeded() throws {
+        guard !subscribed else { return }
+        let list = makePartitionList(topics.map { (TopicPartition($0, -1), KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_subscribe(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(.configuration, "cannot subscribe to \(topics.joined(separator: ",")): \(errName(err))",
+                             code: err.rawValue)
+        }
+        subscribed = true
+    }
+
+    deinit { close() }
+
+    // MARK: Polling
+
+    /// Polls for up to `maxMessages` messages: blocks up to `timeoutMs` for
+    /// the first event, then drains what is already available without
+    /// blocking. Rebalance events end the batch (see `KafkaEvent`). Throws
+    /// only on a fatal client error.
+    public func poll(maxMessages: Int = 1000, timeoutMs: Int = 100) throws -> [KafkaEvent] {
+        precondition(!isClosed, "KafkaConsumer.poll after close()")
+        try subscribeIfNeeded()
+        if box.lock.withLock({ box.pendingRebalance != nil }) {
+            try autoCompleteRebalance()
+        }
+        var out: [KafkaEvent] = []
+        var messages = 0
+        var first = true
+        pollLoop: while messages < maxMessages {
+            let m = rd_kafka_consumer_poll(rk, first ? Int32(clamping: timeoutMs) : 0)
+            first = false
+            let (cbEvents, rebalance) = box.lock.withLock { () -> ([KafkaEvent], PendingRebalance?) in
+                let e = box.events
+                box.events.removeAll()
+                return (e, box.pendingRebalance)
+            }
+            // Callback events (errors, rebalance) happened before `m` was popped.
+            // A rebalance event is kept for the end of the batch.
+            for e in cbEvents {
+                if case .assigned = e { continue }
+                if case .revoked = e { continue }
+                out.append(e)
+            }
+            if let m {
+                defer { rd_kafka_message_destroy(m) }
+                if let ev = convert(m, dropping: rebalance) {
+                    if case .message = ev { messages += 1 }
+                    out.append(ev)
+                }
+            }
+            if let rebalance {
+                switch rebalance.kind {
+                case .assign: out.append(.assigned(rebalance.partitions))
+                case .revoke: out.append(.revoked(rebalance.partitions, lost: rebalance.lost))
+                }
+                break pollLoop
+            }
+            if m == nil { break }
+        }
+        if let f = box.lock.withLock({ box.fatal }) {
+            throw KafkaError(.fatal, "Kafka consumer failed: \(f)")
+        }
+        return out
+    }
+
+    private func convert(_ m: UnsafeMutablePointer<rd_kafka_message_t>, dropping rebalance: PendingRebalance?) -> KafkaEvent? {
+        let msg = m.pointee
+        if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
+            let text = String(cString: rd_kafka_message_errstr(m))
+            var where_ = ""
+            if let rkt = msg.rkt {
+                where_ = " (\(topicName(rkt))\(msg.partition >= 0 ? "/\(msg.partition)" : ""))"
+            }
+            if msg.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
+                return .error(KafkaError(.unknownTopic, "Kafka: \(text)\(where_) — create the topic or fix --topic",
+                                         code: msg.err.rawValue))
+            }
+            return .error(KafkaError(.other, "Kafka consumer error\(where_): \(text)", code: msg.err.rawValue))
+        }
+        let topic = msg.rkt.map { topicName($0) } ?? ""
+        let tp = TopicPartition(topic, msg.partition)
+        if let rebalance, rebalance.kind == .revoke, rebalance.partitions.contains(tp) {
+            return nil  // popped after the revoke callback: leave it for the next owner
+        }
+        let payload: [UInt8]
+        if let p = msg.payload, msg.len > 0 {
+            payload = Array(UnsafeRawBufferPointer(start: p, count: msg.len))
+        } else {
+            payload = []
+        }
+        let key: [UInt8]? = msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) }
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(m, &tsType)
+        stateLock.withLock { positions[tp] = msg.offset + 1 }
+        return .message(KafkaMessage(topic: topic, partition: msg.partition, offset: msg.offset, key: key,
+                                     payload: payload, timestampMs: ts >= 0 ? ts : nil))
+    }
+
+    private func topicName(_ rkt: OpaquePointer) -> String {
+        let k = UnsafeMutableRawPointer(rkt)
+        if let n = topicNames[k] { return n }
+        let n = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[k] = n
+        return n
+    }
+
+    // MARK: Rebalance completion
+
+    /// Starts fetching the partitions of the last `.assigned` event.
+    /// `startOffsets[tp]` is the next offset to read (e.g. from a checkpoint)
+    /// or a `KafkaOffset` constant; partitions without an entry start at
+    /// `otherwise` (default: the oldest retained message).
+    public func completeAssign(startOffsets: [TopicPartition: Int64] = [:], otherwise: Int64 = KafkaOffset.beginning) throws {
+        guard let pending = box.lock.withLock({ box.pendingRebalance }), pending.kind == .assign else { return }
+        let entries = pending.partitions.map { ($0, startOffsets[$0] ?? otherwise) }
+        let list = makePartitionList(entries)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let errText: String?
+        if box.cooperative {
+            errText = takeError(rd_kafka_incremental_assign(rk, list)).map { $0.1 }
+        } else {
+            let err = rd_kafka_assign(rk, list)
+            errText = err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : errName(err)
+        }
+        box.lock.withLock { box.pendingRebalance = nil }
+        stateLock.withLock {
+            if !box.cooperative { assigned.removeAll(); positions.removeAll(); symbolicStart.removeAll() }
+            for (tp, off) in entries {
+                assigned.insert(tp)
+                if off >= 0 { positions[tp] = off; symbolicStart[tp] = nil } else { positions[tp] = nil; symbolicStart[tp] = off }
+            }
+        }
+        if let errText { throw KafkaError(.other, "Kafka assign failed: \(errText)") }
+    }
+
+    /// Releases the partitions of the last `.revoked` event (call after the
+    /// flush/checkpoint of those partitions is durable).
+    public func completeRevoke() throws {
+        guard let pending = box.lock.withLock({ box.pendingRebalance }), pending.kind == .revoke else { return }
+        let errText = unassign(pending.partitions)
+        box.lock.withLock { box.pendingRebalance = nil }
+        if let errText { throw KafkaError(.other, "Kafka unassign failed: \(errText)") }
+    }
+
+    private func unassign(_ partitions: [TopicPartition]) -> String? {
+        let errText: String?
+        if box.cooperative {
+            let list = makePartitionList(partitions.map { ($0, KafkaOffset.invalid) })
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            errText = takeError(rd_kafka_incremental_unassign(rk, list)).map { $0.1 }
+        } else {
+            let err = rd_kafka_assign(rk, nil)
+            errText = err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : errName(err)
+        }
+        stateLock.withLock {
+            if box.cooperative {
+                for tp in partitions { assigned.remove(tp); positions[tp] = nil }
+            } else {
+                assigned.removeAll(); positions.removeAll()
+            }
+        }
+        return errText
+    }
+
+    private func autoCompleteRebalance() throws {
+        guard let pending = box.lock.withLock({ box.pendingRebalance }) else { return }
+        switch pending.kind {
+        case .assign: try completeAssign(otherwise: KafkaOffset.committed)
+        case .revoke: try completeRevoke()
+        }
+    }
+
+    // MARK: Offsets
+
+    /// Commits offsets to the group (the NEXT offset to read, i.e. last
+    /// processed + 1). For lag monitoring only — the checkpoint is the truth.
+    /// `async: true` returns immediately (result ignored).
+    public func commit(_ offsets: [TopicPartition: Int64], async: Bool = true) throws {
+        guard !offsets.isEmpty else { return }
+        let list = makePartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(rk, list, async ? 1 : 0)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET {
+            throw KafkaError(.other, "Kafka offset commit failed: \(errName(err))", code: err.rawValue)
+        }
+    }
+
+    /// The group's committed offsets (next offset to read) for `partitions`;
+    /// partitions without a committed offset are absent.
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int = 10_000) throws -> [TopicPartition: Int64] {
+        guard !partitions.isEmpty else { return [:] }
+        let list = makePartitionList(partitions.map { ($0, KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_committed(rk, list, Int32(clamping: timeoutMs))
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(.other, "cannot read committed offsets from Kafka: \(errName(err))", code: err.rawValue)
+        }
+        var out: [TopicPartition: Int64] = [:]
+        for (tp, off, _) in readPartitionList(list) where off >= 0 { out[tp] = off }
+        return out
+    }
+
+    /// Moves the fetch position of an assigned partition (next offset to read,
+    /// or a `KafkaOffset` constant). Messages already returned are not undone.
+    public func seek(_ tp: TopicPartition, to offset: Int64, timeoutMs: Int = 10_000) throws {
+        let list = makePartitionList([(tp, offset)])
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if let (code, text) = takeError(rd_kafka_seek_partitions(rk, list, Int32(clamping: timeoutMs))) {
+            throw KafkaError(.other, "Kafka seek \(tp) to \(offset) failed: \(text)", code: code.rawValue)
+        }
+        if let (_, _, err) = readPartitionList(list).first, err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(.other, "Kafka seek \(tp) to \(offset) failed: \(errName(err))", code: err.rawValue)
+        }
+        stateLock.withLock { positions[tp] = offset >= 0 ? offset : nil }
+    }
+
+    /// Stops / restarts fetching partitions (backpressure) without leaving the group.
+    public func pause(_ partitions: [TopicPartition]) throws { try pauseResume(partitions, pause: true) }
+    public func resume(_ partitions: [TopicPartition]) throws { try pauseResume(partitions, pause: false) }
+
+    private func pauseResume(_ partitions: [TopicPartition], pause: Bool) throws {
+        guard !partitions.isEmpty else { return }
+        let list = makePartitionList(partitions.map { ($0, KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = pause ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(.other, "Kafka \(pause ? "pause" : "resume") failed: \(errName(err))", code: err.rawValue)
+        }
+    }
+
+    // MARK: Monitoring (any thread)
+
+    /// Partitions currently assigned (after completeAssign, before completeRevoke).
+    public var assignment: [TopicPartition] {
+        stateLock.withLock { assigned.sorted() }
+    }
+
+    /// The (low, high) watermarks librdkafka last saw in fetch responses;
+    /// nil until the first fetch of that partition. Non-blocking.
+    public func cachedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {
+        stateLock.withLock {
+            guard !closed else { return nil }
+            var lo: Int64 = KafkaOffset.invalid, hi: Int64 = KafkaOffset.invalid
+            let err = rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &lo, &hi)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, hi >= 0 else { return nil }
+            return (lo, hi)
+        }
+    }
+
+    /// Consumer lag per assigned partition: cached high watermark − next
+    /// offset this consumer returns. Non-blocking; partitions whose position
+    /// or watermark is not known yet are absent.
+    public func lag() -> [TopicPartition: Int64] {
+        stateLock.withLock {
+            guard !closed else { return [:] }
+            var out: [TopicPartition: Int64] = [:]
+            for tp in assigned {
+                var lo: Int64 = KafkaOffset.invalid, hi: Int64 = KafkaOffset.invalid
+                guard rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                      hi >= 0 else { continue }
+                var pos = positions[tp]
+                if pos == nil, let sym = symbolicStart[tp] {
+                    if sym == KafkaOffset.beginning { pos = max(lo, 0) }
+                    if sym == KafkaOffset.end { pos = hi }
+                }
+                if pos == nil {
+                    // Nothing returned yet: use librdkafka's fetch position.
+                    let list = makePartitionList([(tp, KafkaOffset.invalid)])
+                    if rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                       let (_, off, _) = readPartitionList(list).first, off >= 0 { pos = off }
+                    rd_kafka_topic_partition_list_destroy(list)
+                }
+                if let pos { out[tp] = max(0, hi - pos) }
+            }
+            return out
+        }
+    }
+
+    /// Queries the partition leader for (low, high) watermarks. Blocking; call
+    /// from the polling thread or any thread that is not inside a callback.
+    public func queryWatermarks(_ tp: TopicPartition, timeoutMs: Int = 5000) throws -> (low: Int64, high: Int64) {
+        try Kafka.queryWatermarks(rk: rk, tp, timeoutMs: timeoutMs)
+    }
+
+    /// Checks that the cluster is reachable and every subscribed topic exists;
+    /// returns partition counts. Throws one-line `.unreachable` ("cannot reach
+    /// Kafka at … — check --brokers") or `.unknownTopic` ("topic 'x' does not
+    /// exist on brokers … — create it or fix --topic") errors.
+    @discardableResult
+    public func checkTopics(timeoutMs: Int = 10_000) throws -> [String: Int] {
+        try Kafka.checkTopics(rk: rk, box: box, brokers: brokers, topics: topics, timeoutMs: timeoutMs)
+    }
+
+    // MARK: Close
+
+    private var isClosed: Bool { stateLock.withLock { closed } }
+
+    /// Leaves the group and destroys the client. Flush/checkpoint BEFORE
+    /// calling: partitions are released without a `.revoked` event.
+    /// Idempotent; call from the polling thread.
+    public func close() {
+        if isClosed { return }
+        box.lock.withLock { box.closing = true }
+        if let pending = box.lock.withLock({ box.pendingRebalance }) {
+            if pending.kind == .revoke { _ = unassign(pending.partitions) }
+            box.lock.withLock { box.pendingRebalance = nil }
+        }
+        _ = rd_kafka_consumer_close(rk)
+        destroyHandle()
+    }
+
+    private func destroyHandle() {
+        stateLock.withLock {
+            closed = true
+            assigned.removeAll()
+        }
+        rd_kafka_destroy(rk)
+        if let opaque {
+            Unmanaged<ClientBox>.fromOpaque(opaque).release()
+            self.opaque = nil
+        }
+    }
+}
+
+// MARK: - C callbacks (run on the polling thread, inside rd_kafka_consumer_poll)
+
+private let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { rk, err, partitions, opaque in
+    guard let rk, let box = ClientBox.from(opaque) else { return }
+    let tps = readPartitionList(partitions).map { $0.0 }
+    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+    let closing = box.lock.withLock { () -> Bool in
+        box.cooperative = cooperative
+        return box.closing
+    }
+    if closing {
+        // close(): the caller already checkpointed; release right away.
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            // Should not happen while closing; assign nothing new.
+            if cooperative { _ = takeError(rd_kafka_incremental_assign(rk, partitions)) } else { _ = rd_kafka_assign(rk, partitions) }
+        } else if cooperative {
+            _ = takeError(rd_kafka_incremental_unassign(rk, partitions))
+        } else {
+            _ = rd_kafka_assign(rk, nil)
+        }
+        return
+    }
+    let pending: PendingRebalance
+    if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+        pending = PendingRebalance(kind: .assign, partitions: tps, lost: false)
+    } else if err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+        pending = PendingRebalance(kind: .revoke, partitions: tps, lost: rd_kafka_assignment_lost(rk) != 0)
+    } else {
+        // Rebalance error: drop the assignment (librdkafka's documented advice).
+        box.lock.withLock {
+            box.events.append(.error(KafkaError(.other, "Kafka rebalance error: \(errName(err))", code: err.rawValue)))
+        }
+        pending = PendingRebalance(kind: .revoke, partitions: tps, lost: true)
+    }
+    box.lock.withLock { box.pendingRebalance = pending }
+    // Return from rd_kafka_consumer_poll right away so the caller sees it.
+    rd_kafka_yield(rk)
+}
+
+private let consumerErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = { rk, code, reason, opaque in
+    guard let rk, let box = ClientBox.from(opaque) else { return }
+    let err = rd_kafka_resp_err_t(rawValue: code)
+    let text = reason.map { String(cString: $0) } ?? errName(err)
+    if err == RD_KAFKA_RESP_ERR__FATAL {
+        var buf = [CChar](repeating: 0, count: 512)
+        let orig = rd_kafka_fatal_error(rk, &buf, buf.count)
+        box.lock.withLock { box.fatal = "\(cString(buf)) (\(errName(orig)))" }
+        return
+    }
+    let kind: KafkaError.Kind
+    switch err {
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__RESOLVE:
+        kind = .unreachable
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION, RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED, RD_KAFKA_RESP_ERR__SSL:
+        kind = .auth
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        kind = .unknownTopic
+    default:
+        kind = .other
+    }
+    box.lock.withLock {
+        if box.events.count < 1000 {  // bounded if nobody polls for a while
+            box.events.append(.error(KafkaError(kind, "Kafka: \(text)", code: code)))
+        }
+    }
+}

@@ -1,0 +1,68 @@
+// `qos broker`: an embedded development Kafka broker (librdkafka's mock
+// cluster). Self-contained: depends only on ArgumentParser and Kafka.
+
+import ArgumentParser
+import Kafka
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct Broker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an embedded development Kafka broker (in memory only; not for production).",
+        discussion: """
+        Built on librdkafka's mock cluster: consumer groups, offset commits and \
+        produce/fetch work; data lives in memory and is lost on exit. The broker \
+        listens on 127.0.0.1:--port for bootstrap and advertises its own \
+        127.0.0.1 address, so clients must run on this host. Runs until SIGINT \
+        or SIGTERM. For a production-like setup use docker-compose-process.yml.
+        """)
+
+    @Option(help: "Local bootstrap port (0 = any free port).") var port: Int = 9092
+    @Option(help: "Partitions of the topic.") var partitions: Int = 6
+    @Option(help: "Topic to create.") var topic: String = "beacons"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard partitions >= 1 else { throw ValidationError("--partitions must be ≥ 1") }
+        guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
+    }
+
+    func run() throws {
+        // Block SIGINT/SIGTERM before librdkafka starts its threads (they
+        // inherit the mask), then wait for them synchronously.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        let broker: MockBroker
+        do {
+            broker = try MockBroker(brokers: 1, port: port, topics: [topic: partitions])
+        } catch let e as KafkaError {
+            brokerWrite(2, "qos: error: \(e.message)\n")
+            throw ExitCode(1)
+        }
+        brokerWrite(1, """
+            Kafka development broker listening on \(broker.bootstrapServers) \
+            (topic '\(topic)', \(partitions) partitions; librdkafka \(librdkafkaVersion) mock cluster)
+            Data is kept in memory only and lost on exit — not for production.
+            Clients must run on this host (the broker advertises \(broker.clusterBootstrapServers)).
+            Press Ctrl-C to stop.
+
+            """)
+
+        var sig: Int32 = 0
+        while sigwait(&signals, &sig) != 0 {}
+        broker.close()
+        brokerWrite(2, "qos broker: stopped (\(sig == SIGINT ? "SIGINT" : "SIGTERM")); in-memory data discarded\n")
+    }
+}
+
+private func brokerWrite(_ fd: Int32, _ s: String) {
+    var s = s
+    s.withUTF8 { b in _ = write(fd, b.baseAddress, b.count) }
+}

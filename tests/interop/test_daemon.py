@@ -1,0 +1,151 @@
+"""qos run against the embedded broker over real TCP, with qos as separate
+processes: end to end, crashes (SIGKILL), rebalance, bad input, operator
+errors. Each compares the daemon's tables with `qos replay` of the same
+beacons, value for value (qos_tables merges each window's files)."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import qos_tables
+from conftest import qos, qos_bin
+
+GEN = ["--seed", "17", "--sessions", "2800", "--rate", "2000", "--start-ms", "1767225600000",
+       "--duplicate-fraction", "0.01", "--malformed-fraction", "0.002"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, partitions=6):
+        self.port = free_port()
+        self.proc = subprocess.Popen([qos_bin(), "broker", "--port", str(self.port), "--partitions", str(partitions)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        line = self.proc.stdout.readline()
+        assert "listening" in line, line
+        self.address = f"127.0.0.1:{self.port}"
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """A broker holding the generated beacons, and the replay of the same beacons."""
+    base = tmp_path_factory.mktemp("daemon")
+    broker = Broker()
+    qos("generate", *GEN, "--kafka", broker.address, "--rate", "max")
+    data = base / "beacons.ndjson"
+    qos("generate", *GEN, "--out", data)
+    lines = sum(1 for _ in open(data, "rb"))
+    assert lines > 190_000
+    qos("replay", data, "--sink", base / "replay", "--quiet")
+    expected = qos_tables.load(base / "replay")
+    yield broker, expected, base
+    broker.stop()
+
+
+def run(broker, sink, group, *extra, check=True, timeout=600):
+    return qos("run", "--brokers", broker.address, "--group", group, "--sink", sink,
+               "--idle-timeout", "2s", *extra, check=check, timeout=timeout)
+
+
+def assert_same(sink, expected):
+    got = qos_tables.load(sink)
+    problems = qos_tables.diff(got, expected)
+    assert not problems, "\n".join(problems)
+
+
+def test_end_to_end_equals_replay(loaded):
+    broker, expected, base = loaded
+    r = run(broker, base / "e2e", "e2e", "--until-caught-up")
+    assert "caught up" in r.stderr
+    assert_same(base / "e2e", expected)
+    rejects = Counter(row["reason"] for row in pq.read_table(base / "e2e" / "rejects").to_pylist())
+    assert sum(rejects.values()) > 100 and len(rejects) >= 5
+
+
+def visible_counts_no_beacon_twice(sink, expected):
+    """Right after a kill: no session row twice, and no additive number of
+    any group above its final value (a double count would exceed it)."""
+    got = qos_tables.load(sink)
+    rows = got.get(("sessions",), [])
+    assert len(rows) == len(set(rows)), "a session row is visible twice"
+    assert Counter(rows) - Counter(expected[("sessions",)]) == Counter(), "a session row that should not exist"
+    for key, values in got.items():
+        if len(key) == 1:
+            continue
+        want = expected.get(key, {})
+        for col, v in values.items():
+            if isinstance(v, int) and v > want.get(col, 0):
+                raise AssertionError(f"{key} {col}: visible {v} > final {want.get(col, 0)}")
+
+
+def test_sigkill_at_random_instants_loses_and_duplicates_nothing(loaded):
+    broker, expected, base = loaded
+    sink = base / "crash"
+    rng = random.Random(20261125)
+    for i in range(10):
+        p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "crash", "--sink", str(sink),
+                              "--idle-timeout", "2s", "--checkpoint-interval", "1s"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 4.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        visible_counts_no_beacon_twice(sink, expected)
+    run(broker, sink, "crash", "--until-caught-up")
+    assert_same(sink, expected)
+    leftovers = [p for p in sink.rglob("*.parquet") if "_staging" in str(p)]
+    assert not leftovers
+
+
+def test_rebalance_two_instances_equal_one(loaded):
+    broker, expected, base = loaded
+    sink = base / "rebalance"
+    a = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "rb", "--sink", str(sink),
+                          "--idle-timeout", "2s", "--instance", "a"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    b = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "rb", "--sink", str(sink),
+                          "--idle-timeout", "2s", "--instance", "b", "--until-caught-up"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    a.send_signal(signal.SIGTERM)
+    _, a_err = a.communicate(timeout=30)
+    assert a.returncode == 0, a_err
+    assert "revoked" in a_err or "stopped" in a_err
+    _, b_err = b.communicate(timeout=600)
+    assert b.returncode == 0 and "caught up" in b_err, b_err
+    assert "assigned" in b_err
+    assert_same(sink, expected)
+
+
+def test_operator_errors_are_one_line(loaded, tmp_path):
+    broker, _, _ = loaded
+    cases = [
+        (["run", "--brokers", f"127.0.0.1:{free_port()}", "--sink", tmp_path / "o"], "cannot reach"),
+        (["run", "--brokers", broker.address, "--topic", "nope", "--sink", tmp_path / "o"], "does not exist"),
+        (["run", "--brokers", broker.address, "--sink", "/proc/qos-sink"], "sink"),
+        (["run", "--brokers", broker.address, "--sink", tmp_path / "o", "--kafka", "no.such.property=1"], "no.such.property"),
+    ]
+    config = tmp_path / "bad.yaml"
+    config.write_text("brokers: localhost:9092\nwindw: 2m\n")
+    cases.append((["run", "--config", config, "--sink", tmp_path / "o"], "windw"))
+    for args, needle in cases:
+        r = qos(*args, check=False, timeout=60)
+        assert r.returncode != 0, args
+        lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
+        assert len(lines) == 1 and needle in lines[0], (args, r.stderr)
