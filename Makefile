@@ -43,14 +43,14 @@ test-swift:
 test-interop: deps-python build
 	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q tests/interop
 
-## demo: the main job on the embedded defaults (until the daemon lands: generate + replay + summary).
+## demo: the main job on the embedded defaults: broker + generator + daemon (qos demo), then a look with DuckDB.
 DEMO_DIR := output
+DEMO_SECONDS ?= 60
 demo: deps release
 	@mkdir -p .demo
-	$(QOS_RELEASE) generate --seed 2026 --sessions 5000 --rate 3000 --slow-pop fastly/ams \
-	  --failing-player shaka-player@4.7.11 --late-fraction 0.01 --duplicate-fraction 0.005 \
-	  --malformed-fraction 0.002 --out .demo/beacons.ndjson.zst
-	$(QOS_RELEASE) replay .demo/beacons.ndjson.zst --sink $(DEMO_DIR)
+	@$(QOS_RELEASE) generate --geo-table > .demo/geo.csv
+	@$(PY) tools/build_mmdb.py .demo/geo.csv --city .demo/city.mmdb --asn .demo/asn.mmdb
+	$(QOS_RELEASE) demo --sink $(DEMO_DIR) --duration $(DEMO_SECONDS) --geoip-db .demo/city.mmdb --geoip-db .demo/asn.mmdb
 	@$(QOS_RELEASE) inspect $(DEMO_DIR)/overall
 	@$(PY) tools/demo_query.py $(DEMO_DIR)
 

@@ -21,7 +21,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Number of playback sessions.") var sessions: Int = 1000
     @Option(help: "Beacons per second: the event-time density, and the real-time pace with --kafka; `max` sends to Kafka as fast as possible.")
     var rate: String = "2000"
-    @Option(help: "Event time of the first session, epoch ms (default: now with --kafka, else 2026-01-01T00:00:00Z).")
+    @Option(help: "Event time of the first session, epoch ms (default: 2026-01-01T00:00:00Z for files; now for --kafka in real time; far enough in the past for --kafka --rate max).")
     var startMs: Int64?
     @Option(help: "Produce to Kafka at HOST:PORT instead of writing a file (keyed by session_id).") var kafka: String?
     @Option(help: "Topic for --kafka.") var topic: String = "beacons"
@@ -50,12 +50,22 @@ struct Generate: ParsableCommand {
     var options: GeneratorOptions {
         var o = GeneratorOptions()
         o.seed = seed; o.sessions = sessions; o.rate = Double(rate) ?? 2000
-        o.startMs = startMs ?? (kafka != nil ? wallClockMs() : o.startMs)
+        o.startMs = startMs ?? defaultStart(o)
         o.slowStartup = slowStartup; o.rebufferRate = rebufferRate
         o.slowPop = slowPop; o.failingPlayer = failingPlayer
         o.lateFraction = lateFraction; o.duplicateFraction = duplicateFraction
         o.malformedFraction = malformedFraction; o.explicitGeo = explicitGeo
         return o
+    }
+
+    /// Files: a fixed date (reproducible). Kafka in real time: now. Kafka as
+    /// fast as possible: far enough in the past that no event time lies ahead
+    /// of the clock (sessions start over sessions × 70 / rate s and play for
+    /// up to about 2 h).
+    func defaultStart(_ o: GeneratorOptions) -> Int64 {
+        guard kafka != nil else { return o.startMs }
+        guard rate == "max" else { return wallClockMs() }
+        return wallClockMs() - Int64(Double(sessions) * 70 / o.rate * 1000) - 7_200_000
     }
 
     func run() throws {

@@ -13,7 +13,7 @@ import Glibc
 /// zstd_level; `kafka:` map / QOS_KAFKA_<PROP> (dots as underscores) /
 /// --kafka key=value pass through to librdkafka.
 struct RunSettings {
-    static let keys = ["brokers", "topic", "group", "sink", "window", "lateness", "max_lateness",
+    static let keys = ["metrics_port", "brokers", "topic", "group", "sink", "window", "lateness", "max_lateness",
                        "session_timeout", "session_max", "idle_timeout", "checkpoint_interval", "instance",
                        "geoip_db", "ua_regexes", "zstd_level", "kafka", "group_cap", "slow_request_ms"]
     var values: [String: String] = [:]
@@ -105,6 +105,8 @@ struct Run: ParsableCommand {
     var geoipDb: [String] = []
     @Option(help: "uap-core regexes.yaml (default /usr/share/uap-core/regexes.yaml).") var uaRegexes: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
+    @Option(help: "Port for /metrics and /healthz on 127.0.0.1 (0 = any free port, -1 = off; default 9309).")
+    var metricsPort: Int?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
     var untilCaughtUp = false
@@ -117,7 +119,7 @@ struct Run: ParsableCommand {
             ("brokers", brokers), ("topic", topic), ("group", group), ("sink", sink), ("window", window),
             ("lateness", lateness), ("max_lateness", maxLateness), ("session_timeout", sessionTimeout),
             ("session_max", sessionMax), ("idle_timeout", idleTimeout), ("checkpoint_interval", checkpointInterval),
-            ("instance", instance), ("ua_regexes", uaRegexes)]
+            ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort.map(String.init))]
         for (k, v) in flags { if let v { s.values[k] = v } }
         if !geoipDb.isEmpty { s.geoip = geoipDb }
         for kv in kafka {
@@ -157,7 +159,16 @@ struct Run: ParsableCommand {
 
     func run() throws {
         try QoS.guarded {
-            let o = try options(try settings())
+            let s = try settings()
+            var o = try options(s)
+            let port = Int(s.values["metrics_port"] ?? "9309") ?? 9309
+            if port >= 0 {
+                let server = try MetricsServer(port: port)
+                server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
+                server.start()
+                o.log("qos run: /metrics and /healthz on 127.0.0.1:\(server.port)")
+                o.onCheckpoint = { server.publish($0) }
+            }
             installStopHandlers()
             _ = try RunJob(o).run()
         }
