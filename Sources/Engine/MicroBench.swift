@@ -1,3 +1,4 @@
+import Enrichment
 import Generator
 import QoSCore
 import Sketches
@@ -41,6 +42,42 @@ public enum MicroBench {
         _ = engine.finish()
         let dt = monotonicSeconds() - t0
         return Result(name: "core engine (no I/O)", opsPerSec: Double(payloads.count) / dt, note: "1 thread")
+    }
+
+    /// User-agent classification (warm LRU cache and cold) and GeoIP lookups
+    /// on a synthetic City + ASN database.
+    public static func enrichment() -> [Result] {
+        EnrichmentBench.run().map { Result(name: $0.name, opsPerSec: $0.opsPerSec, note: "1 thread") }
+    }
+
+    /// Memory per open session: resident-set growth while 200 000 sessions are
+    /// opened (each by a realistic view_start and one heartbeat), divided by
+    /// the number of sessions. Window state is kept apart by putting all
+    /// beacons in one window.
+    public static func bytesPerSession(sessions: Int = 200_000) -> Result {
+        var o = GeneratorOptions()
+        o.sessions = sessions
+        o.rate = 1e8  // every session starts within a few seconds of event time
+        var starts: [[UInt8]] = []
+        starts.reserveCapacity(sessions)
+        for m in TrafficGenerator(o) where starts.count < sessions {
+            if m.payload.starts(with: Array(#"{"event":"view_start""#.utf8)) { starts.append(m.payload) }
+        }
+        let engine = SessionEngine<DataSketchesKit>()
+        let before = residentBytes()
+        for (i, p) in starts.enumerated() {
+            p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "m", line: Int64(i)), nowMs: .max / 2) }
+        }
+        let after = residentBytes()
+        let open = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
+        return Result(name: "bytes per open session", opsPerSec: Double(after - before) / Double(max(open, 1)),
+                      note: "\(open) sessions, RSS growth (value is bytes, not ops/s)")
+    }
+
+    static func residentBytes() -> Int {
+        guard let text = try? Inspector.readFile("/proc/self/statm") else { return 0 }
+        let fields = String(decoding: text, as: UTF8.self).split(separator: " ")
+        return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 4096
     }
 
     public static func sketches() -> [Result] {

@@ -55,6 +55,11 @@ public struct RunStatus: Sendable {
     public var partitions: [Int32] = []
     public var lag: [Int32: Int64] = [:]
     public var lastFlushMs = 0.0
+    /// Time from the watermark passing a window's end (detected after a poll)
+    /// to its files being visible: max and mean over the run.
+    public var windowLatencyMsMax = 0.0
+    public var windowLatencyMsSum = 0.0
+    public var windowLatencyCount = 0
     public var lastWindows: [WindowState<DataSketchesKit>] = []
     public var interner: StringInterner?
 }
@@ -113,7 +118,9 @@ public final class RunJob {
         consumer.close()
         let c = engine.counters
         o.log("qos run: stopped after checkpoint epoch \(store.epoch): \(c.messages) messages, accepted \(c.accepted), "
-              + "rejected \(c.rejectedTotal), duplicates \(c.duplicates), late \(c.lateEvents), sessions closed \(c.sessionsClosed)")
+              + "rejected \(c.rejectedTotal), duplicates \(c.duplicates), late \(c.lateEvents), sessions closed \(c.sessionsClosed); "
+              + "window latency mean \(Int(status.windowLatencyMsSum / Double(max(status.windowLatencyCount, 1)))) ms, "
+              + "max \(Int(status.windowLatencyMsMax)) ms over \(status.windowLatencyCount) flushes")
         return status
     }
 
@@ -254,6 +261,11 @@ public final class RunJob {
         status.partitions = owned.keys.sorted()
         status.lag = Dictionary(uniqueKeysWithValues: consumer.lag().map { ($0.key.partition, $0.value) })
         status.lastFlushMs = (monotonicSeconds() - t0) * 1000
+        if windows.contains(where: { !$0.isDelta }) {
+            status.windowLatencyMsMax = max(status.windowLatencyMsMax, status.lastFlushMs)
+            status.windowLatencyMsSum += status.lastFlushMs
+            status.windowLatencyCount += 1
+        }
         if windows.contains(where: { !$0.isDelta }) { status.lastWindows = windows.filter { !$0.isDelta } }
         status.interner = engine.interner
         o.onCheckpoint?(status)

@@ -146,8 +146,21 @@ struct FieldReader {
         return bytes.elementsEqual(UnsafeBufferPointer(start: lit.utf8Start, count: lit.utf8CodeUnitCount))
     }
 
+    /// Known keys bucketed by byte length, so a key is compared with at
+    /// most four candidates instead of all 31.
+    static let byLength: [[Field]] = {
+        var buckets = [[Field]](repeating: [], count: 20)
+        for f in Field.allCases { buckets[names[f.rawValue].utf8CodeUnitCount].append(f) }
+        return buckets
+    }()
+
     static func field(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> Field? {
-        for f in Field.allCases where matches(raw, p, names[f.rawValue]) { return f }
+        if raw.hasEscapes {
+            for f in Field.allCases where matches(raw, p, names[f.rawValue]) { return f }
+            return nil
+        }
+        guard raw.length < byLength.count else { return nil }
+        for f in byLength[raw.length] where p.keyEquals(raw, names[f.rawValue]) { return f }
         return nil
     }
 

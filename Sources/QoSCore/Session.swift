@@ -69,6 +69,14 @@ public final class SessionState {
     var ipLooked = false
     var uaLooked = false
 
+    // Contribution cache: the window state and the group slots of the five
+    // tables that the session's last contribution went to. Valid while the
+    // window start, the aggregator's generation and the dimensions are unchanged.
+    var cacheStart: Int64 = .min
+    var cacheGeneration: Int = -1
+    var cacheWindow: AnyObject?
+    var cacheSlots: (Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0)
+
     // Facts for the `sessions` row.
     public var startupMs: Int64?
     public var playingMs: Int64 = 0

@@ -4,6 +4,8 @@ extension SessionEngine {
     /// (explicit beacon fields before IP / user-agent lookups, which run at
     /// most once per session).
     func updateAttributes(_ s: SessionState, _ b: Beacon) {
+        let before = s.dims
+        defer { if s.dims != before { s.cacheStart = .min } }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
         if s.viewerId == nil { s.viewerId = b.viewerId }
         if s.playerVersion == nil { s.playerVersion = b.playerVersion }

@@ -104,28 +104,55 @@ public final class SessionEngine<K: SketchKit> {
     // MARK: Contributions
 
     /// Adds a contribution at `ts` to the session's group in every table.
+    /// The common case (same window and groups as the session's previous
+    /// contribution) touches no hash table.
     @inline(__always)
     func contribute(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>,
                     _ body: (inout SessionMetrics<K>) -> Void) {
+        let w = cachedWindow(ts, s, p)
+        let slots = s.cacheSlots
+        body(&w.tables[0].metrics[Int(slots.0)])
+        body(&w.tables[1].metrics[Int(slots.1)])
+        body(&w.tables[2].metrics[Int(slots.2)])
+        body(&w.tables[3].metrics[Int(slots.3)])
+        body(&w.tables[4].metrics[Int(slots.4)])
+    }
+
+    /// The window state for `ts`, with `s.cacheSlots` valid for it.
+    @inline(__always)
+    func cachedWindow(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>) -> WindowState<K> {
+        let start = config.windowStart(ts)
+        if start == s.cacheStart && s.cacheGeneration == p.aggregator.generation, let c = s.cacheWindow {
+            return unsafeDowncast(c, to: WindowState<K>.self)
+        }
         let w = p.aggregator.window(for: ts)
         let cap = config.groupsPerWindowMax
-        for t in MetricTable.allCases {
-            let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: cap)
-            body(&w.tables[t.rawValue].metrics[i])
-        }
+        func slot(_ t: MetricTable) -> Int32 { Int32(w.tables[t.rawValue].slot(s.dims.key(t), cap: cap)) }
+        s.cacheSlots = (slot(.overall), slot(.video), slot(.geo), slot(.device), slot(.cdn))
+        s.cacheStart = start
+        s.cacheGeneration = p.aggregator.generation
+        s.cacheWindow = w
+        return w
     }
 
     /// Segment metrics go to `overall` and to `cdn` under the beacon's own
     /// cdn/pop when present, else the session's.
     func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
+        let slow = config.slowRequestMs
+        if b.cdn == nil && b.pop == nil {
+            let w = cachedWindow(b.ts, s, p)
+            w.tables[MetricTable.overall.rawValue].metrics[Int(s.cacheSlots.0)].segment.add(b, slowMs: slow)
+            w.tables[MetricTable.cdn.rawValue].metrics[Int(s.cacheSlots.4)].segment.add(b, slowMs: slow)
+            return
+        }
         let w = p.aggregator.window(for: b.ts)
         let cap = config.groupsPerWindowMax
         let cdn = b.cdn != nil ? interner.intern(b.cdn) : s.dims.cdn
         let pop = b.pop != nil ? interner.intern(b.pop) : s.dims.pop
         let o = w.tables[MetricTable.overall.rawValue].slot(GroupKey(), cap: cap)
-        w.tables[MetricTable.overall.rawValue].metrics[o].segment.add(b, slowMs: config.slowRequestMs)
+        w.tables[MetricTable.overall.rawValue].metrics[o].segment.add(b, slowMs: slow)
         let c = w.tables[MetricTable.cdn.rawValue].slot(GroupKey(cdn, pop), cap: cap)
-        w.tables[MetricTable.cdn.rawValue].metrics[c].segment.add(b, slowMs: config.slowRequestMs)
+        w.tables[MetricTable.cdn.rawValue].metrics[c].segment.add(b, slowMs: slow)
     }
 }
 

@@ -143,6 +143,9 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// The earliest end of an unwritten base window (`.max` when none):
     /// a flush before the watermark reaches it writes nothing new.
     public private(set) var nextDueEnd: Int64 = .max
+    /// Changes whenever a window state may be replaced (flush, restore):
+    /// cached references to states are valid only within one generation.
+    public private(set) var generation = 0
 
     public init(config: EngineConfig, writtenThrough: Int64 = .min) {
         self.config = config
@@ -177,6 +180,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
 
     /// Puts back a state read from a checkpoint.
     public mutating func insert(_ w: WindowState<K>) {
+        generation += 1
         if w.isDelta { deltas[w.start] = w } else {
             base[w.start] = w
             if w.end < nextDueEnd { nextDueEnd = w.end }
@@ -195,6 +199,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// and every pending late delta; afterwards those windows are written.
     public mutating func flush(_ watermark: Int64) -> [WindowState<K>] {
         var out = windowsDue(watermark)
+        generation += 1
         for w in out { base[w.start] = nil }
         nextDueEnd = base.values.map(\.end).min() ?? .max
         out += deltas.values.sorted { $0.start < $1.start }

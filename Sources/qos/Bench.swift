@@ -3,13 +3,14 @@ import Engine
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the micro-benchmarks (decoder, core engine, sketches) and print one line each.",
+        abstract: "Run the micro-benchmarks (decoder, core engine, sketches, enrichment) and print one line each.",
         discussion: "Build with -c release for meaningful numbers; `make bench` runs this plus the end-to-end and peer comparisons.")
 
     @Flag(help: "Print tab-separated name, ops/s, note (for bench/run.py).") var tsv = false
 
     func run() throws {
-        let results = [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches()
+        let results = [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
+            + [MicroBench.bytesPerSession()]
         for r in results {
             if tsv { print("\(r.name)\t\(Int(r.opsPerSec))\t\(r.note)") } else {
                 print("\(r.name): \(Int(r.opsPerSec / 1000)) k ops/s (\(r.note))")

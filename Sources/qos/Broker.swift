@@ -14,7 +14,8 @@ struct Broker: ParsableCommand {
         abstract: "Run an embedded development Kafka broker (in memory only; not for production).",
         discussion: """
         Built on librdkafka's mock cluster: consumer groups, offset commits and \
-        produce/fetch work; data lives in memory and is lost on exit. The broker \
+        produce/fetch work; data lives in memory and is lost on exit (at most 5 MiB of message \
+        sets per partition are kept). SIGUSR1 / SIGUSR2 take the broker down / up (outage tests). The broker \
         listens on 127.0.0.1:--port for bootstrap and advertises its own \
         127.0.0.1 address, so clients must run on this host. Runs until SIGINT \
         or SIGTERM. For a production-like setup use docker-compose-process.yml.
@@ -37,6 +38,8 @@ struct Broker: ParsableCommand {
         sigemptyset(&signals)
         sigaddset(&signals, SIGINT)
         sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGUSR1)
+        sigaddset(&signals, SIGUSR2)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         let broker: MockBroker
@@ -51,12 +54,23 @@ struct Broker: ParsableCommand {
             (topic '\(topic)', \(partitions) partitions; librdkafka \(librdkafkaVersion) mock cluster)
             Data is kept in memory only and lost on exit — not for production.
             Clients must run on this host (the broker advertises \(broker.clusterBootstrapServers)).
-            Press Ctrl-C to stop.
+            Press Ctrl-C to stop. SIGUSR1 takes the broker down (an outage), SIGUSR2 brings it back.
 
             """)
 
         var sig: Int32 = 0
-        while sigwait(&signals, &sig) != 0 {}
+        while true {
+            guard sigwait(&signals, &sig) == 0 else { continue }
+            if sig == SIGUSR1 {
+                try? broker.setBrokerDown(1)
+                brokerWrite(2, "qos broker: down (SIGUSR1): connections refused until SIGUSR2\n")
+            } else if sig == SIGUSR2 {
+                try? broker.setBrokerUp(1)
+                brokerWrite(2, "qos broker: up again (SIGUSR2)\n")
+            } else {
+                break
+            }
+        }
         broker.close()
         brokerWrite(2, "qos broker: stopped (\(sig == SIGINT ? "SIGINT" : "SIGTERM")); in-memory data discarded\n")
     }

@@ -105,8 +105,8 @@ struct Run: ParsableCommand {
     var geoipDb: [String] = []
     @Option(help: "uap-core regexes.yaml (default /usr/share/uap-core/regexes.yaml).") var uaRegexes: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
-    @Option(help: "Port for /metrics and /healthz on 127.0.0.1 (0 = any free port, -1 = off; default 9309).")
-    var metricsPort: Int?
+    @Option(help: "Port for /metrics and /healthz on 127.0.0.1: a number (0 = any free port) or off (default 9309).")
+    var metricsPort: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
     var untilCaughtUp = false
@@ -119,7 +119,7 @@ struct Run: ParsableCommand {
             ("brokers", brokers), ("topic", topic), ("group", group), ("sink", sink), ("window", window),
             ("lateness", lateness), ("max_lateness", maxLateness), ("session_timeout", sessionTimeout),
             ("session_max", sessionMax), ("idle_timeout", idleTimeout), ("checkpoint_interval", checkpointInterval),
-            ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort.map(String.init))]
+            ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort)]
         for (k, v) in flags { if let v { s.values[k] = v } }
         if !geoipDb.isEmpty { s.geoip = geoipDb }
         for kv in kafka {
@@ -161,8 +161,11 @@ struct Run: ParsableCommand {
         try QoS.guarded {
             let s = try settings()
             var o = try options(s)
-            let port = Int(s.values["metrics_port"] ?? "9309") ?? 9309
-            if port >= 0 {
+            let setting = s.values["metrics_port"] ?? "9309"
+            guard setting == "off" || Int(setting) != nil else {
+                throw UserError("metrics_port '\(setting)' must be a port number or off")
+            }
+            if let port = Int(setting) {
                 let server = try MetricsServer(port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()

@@ -61,7 +61,7 @@ def loaded(tmp_path_factory):
 
 def run(broker, sink, group, *extra, check=True, timeout=600):
     return qos("run", "--brokers", broker.address, "--group", group, "--sink", sink,
-               "--idle-timeout", "2s", *extra, check=check, timeout=timeout)
+               "--idle-timeout", "2s", "--metrics-port", "0", *extra, check=check, timeout=timeout)
 
 
 def assert_same(sink, expected):
@@ -101,7 +101,7 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing(loaded):
     rng = random.Random(20261125)
     for i in range(10):
         p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "crash", "--sink", str(sink),
-                              "--idle-timeout", "2s", "--checkpoint-interval", "1s"],
+                              "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(1.0, 4.0))
         p.send_signal(signal.SIGKILL)
@@ -117,10 +117,10 @@ def test_rebalance_two_instances_equal_one(loaded):
     broker, expected, base = loaded
     sink = base / "rebalance"
     a = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "rb", "--sink", str(sink),
-                          "--idle-timeout", "2s", "--instance", "a"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          "--idle-timeout", "2s", "--instance", "a", "--metrics-port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(2)
     b = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "rb", "--sink", str(sink),
-                          "--idle-timeout", "2s", "--instance", "b", "--until-caught-up"],
+                          "--idle-timeout", "2s", "--instance", "b", "--until-caught-up", "--metrics-port", "0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
     a.send_signal(signal.SIGTERM)
@@ -145,7 +145,32 @@ def test_operator_errors_are_one_line(loaded, tmp_path):
     config.write_text("brokers: localhost:9092\nwindw: 2m\n")
     cases.append((["run", "--config", config, "--sink", tmp_path / "o"], "windw"))
     for args, needle in cases:
-        r = qos(*args, check=False, timeout=60)
+        r = qos(*args, "--metrics-port", "off", check=False, timeout=60)
         assert r.returncode != 0, args
         lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
         assert len(lines) == 1 and needle in lines[0], (args, r.stderr)
+
+
+def test_broker_outage_is_waited_out(tmp_path):
+    """The broker goes down for 10 s mid-run: the daemon logs it, waits,
+    resumes, and the output equals the fault-free replay."""
+    broker = Broker()
+    try:
+        gen = ["--seed", "23", "--sessions", "900", "--rate", "2000", "--start-ms", "1767225600000"]
+        qos("generate", *gen, "--kafka", broker.address, "--rate", "max")
+        qos("generate", *gen, "--out", tmp_path / "in.ndjson")
+        qos("replay", tmp_path / "in.ndjson", "--sink", tmp_path / "replay", "--quiet")
+        sink = tmp_path / "outage"
+        p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "outage", "--sink", str(sink),
+                              "--idle-timeout", "2s", "--until-caught-up", "--metrics-port", "off"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        broker.signal(signal.SIGUSR1)
+        time.sleep(10)
+        broker.signal(signal.SIGUSR2)
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        assert "kafka:" in err and "retrying" in err, err
+        assert_same(sink, qos_tables.load(tmp_path / "replay"))
+    finally:
+        broker.stop()
