@@ -6,6 +6,10 @@
 // them to files and Kafka; `qos` is the CLI.
 import PackageDescription
 
+/// The hot path is generic code in QoSCore (and Sketches) instantiated in
+/// Engine: let release builds specialize and inline across module borders.
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "VideoQoS",
     platforms: [.macOS(.v14)],
@@ -27,12 +31,12 @@ let package = Package(
                        providers: [.apt(["librdkafka-dev"])]),
 
         // Pure logic: no I/O, no C libraries.
-        .target(name: "Sketches"),
-        .target(name: "QoSCore"),
+        .target(name: "Sketches", swiftSettings: crossModule),
+        .target(name: "QoSCore", swiftSettings: crossModule),
         .target(name: "Generator", dependencies: ["QoSCore"]),
 
         // Leaf libraries.
-        .target(name: "Parquet", dependencies: ["CZstd"]),
+        .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: crossModule),
         .target(name: "Enrichment", dependencies: [
             "CMaxMindDB", .product(name: "Yams", package: "Yams"),
         ]),
@@ -40,7 +44,8 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd"]),
+        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd"],
+                swiftSettings: crossModule),
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator", "Kafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -42,8 +42,8 @@ extension ReaggregateJob {
         for (k, files) in windows where files.count > 1 { byDir[k.dir, default: []].append(ReaggregateJob.ordered(files)) }
         var n = 0
         let total = byDir.values.reduce(0) { $0 + $1.count }
-        for dir in byDir.keys.sorted() {
-            let staging = "\(options.sink)/.qos-compact/\(table)-\(getpid())-\(shortHash(dir))"
+        for (d, dir) in byDir.keys.sorted().enumerated() {
+            let staging = "\(options.sink)/.qos-compact/\(table)-\(getpid())-\(d)"
             try removeTree(staging)
             try FileSink.makeDirectories(staging)
             var replaced = Set<String>()

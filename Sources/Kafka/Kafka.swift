@@ -4,6 +4,26 @@
 // platform; it knows nothing about beacons. Errors are `KafkaError`s whose
 // `message` is one operator-facing line (what went wrong + the fix).
 //
+// A checkpointing consumer loop (offsets live in the sink's checkpoint;
+// Kafka commits are for lag monitoring only):
+//
+//     let c = try KafkaConsumer(brokers: b, groupId: g, topics: [t], extra: kafkaConf)
+//     try c.checkTopics()                       // one-line errors before subscribing
+//     while running {
+//         for ev in try c.poll(maxMessages: 5000, timeoutMs: 200) {
+//             switch ev {
+//             case .message(let m):   engine.apply(m)   // checkpoint m.offset + 1
+//             case .assigned(let tps):                 // nothing fetched yet
+//                 try c.completeAssign(startOffsets: checkpoint.offsets(for: tps))
+//             case .revoked(let tps, _):               // still ours until completeRevoke
+//                 flushAndCheckpoint(tps); try c.completeRevoke()
+//             case .error(let e):     log(e.message)   // librdkafka keeps retrying
+//             }
+//         }
+//         if flushDue { flushAndCheckpoint(all); try c.commit(checkpoint.offsets) }
+//     }
+//     flushAndCheckpoint(all); c.close()
+//
 // Threading rules (see each class): a `KafkaConsumer` is polled from ONE
 // thread (librdkafka 2.0.x: consume_batch is unsafe with concurrent
 // seek/pause/rebalance, so we use rd_kafka_consumer_poll in a loop and every

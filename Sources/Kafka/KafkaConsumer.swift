@@ -349,6 +349,12 @@ public final class KafkaConsumer: @unchecked Sendable {
         stateLock.withLock { assigned.sorted() }
     }
 
+    /// Next offset per assigned partition: after the last message poll()
+    /// returned, or the explicit start / seek offset. Absent = not known yet.
+    public var nextOffsets: [TopicPartition: Int64] {
+        stateLock.withLock { positions.filter { assigned.contains($0.key) } }
+    }
+
     /// The (low, high) watermarks librdkafka last saw in fetch responses;
     /// nil until the first fetch of that partition. Non-blocking.
     public func cachedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {

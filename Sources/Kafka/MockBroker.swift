@@ -8,6 +8,18 @@
 // bootstrap: clients then connect to the addresses advertised in metadata,
 // which are the mock brokers' own 127.0.0.1:<random> listeners. Consequence:
 // clients must run on the same host (the advertised address is loopback).
+//
+// Other 2.0.2 mock-cluster behaviour worth knowing (verified in tests):
+// - Retention: each partition keeps only its newest ~5 MiB (or 100 000
+//   message sets); older data is dropped silently (log start moves). A
+//   consumer that falls further behind jumps forward (auto.offset.reset).
+// - Unknown topics are auto-created with 4 partitions by a producer's
+//   metadata request and by a consumer's subscription: call
+//   `KafkaProducer.checkTopic` / `KafkaConsumer.checkTopics` first.
+// - Groups: the first join of a group takes 3 s; any later rebalance waits
+//   up to session.timeout.ms − 1 s for members to rejoin, so use a short
+//   session.timeout.ms (e.g. 6000) with the mock.
+// - ListOffsets by timestamp is not implemented.
 
 import CRdKafka
 #if canImport(Glibc)

@@ -207,7 +207,11 @@ extension SessionEngine {
 
     /// The earliest end of an unwritten window over all partitions: a flush
     /// at a watermark below it writes nothing new.
-    public var nextDueEnd: Int64 { partitions.values.map(\.aggregator.nextDueEnd).min() ?? .max }
+    public var nextDueEnd: Int64 {
+        var m = Int64.max
+        for p in partitions.values where p.aggregator.nextDueEnd < m { m = p.aggregator.nextDueEnd }
+        return m
+    }
 
     /// End of input (`qos replay`): the watermark goes to +∞, every session
     /// closes at its own close instant, every window is written.
@@ -223,7 +227,9 @@ extension SessionEngine {
 
     /// The watermark of a single-partition input (replay): its max ts − lateness.
     public var replayWatermark: Int64 {
-        partitions.values.map { $0.watermark(config) }.min() ?? .min
+        var m = Int64.max
+        for p in partitions.values { m = min(m, p.watermark(config)) }
+        return m == .max ? .min : m
     }
 
     func sessionRow(_ s: SessionState, instant: Int64, reason: CloseReason,

@@ -105,7 +105,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     }
 
     public var isEmpty: Bool {
-        sessions.isEmpty && rejects.isEmpty && tables.allSatisfy(\.isEmpty)
+        sessions.isEmpty && rejects.isEmpty && tables.allSatisfy { $0.isEmpty }
     }
 
     /// Adds another state of the same window (another partition's share).
@@ -201,7 +201,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         var out = windowsDue(watermark)
         generation += 1
         for w in out { base[w.start] = nil }
-        nextDueEnd = base.values.map(\.end).min() ?? .max
+        nextDueEnd = base.values.map { $0.end }.min() ?? .max
         out += deltas.values.sorted { $0.start < $1.start }
         deltas.removeAll()
         if watermark > writtenThrough {

@@ -12,7 +12,9 @@ struct Bench: ParsableCommand {
         let results = [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
             + [MicroBench.bytesPerSession()]
         for r in results {
-            if tsv { print("\(r.name)\t\(Int(r.opsPerSec))\t\(r.note)") } else {
+            if tsv { print("\(r.name)\t\(Int(r.opsPerSec))\t\(r.note)") } else if r.name.hasPrefix("bytes") {
+                print("\(r.name): \(Int(r.opsPerSec)) (\(r.note))")
+            } else {
                 print("\(r.name): \(Int(r.opsPerSec / 1000)) k ops/s (\(r.note))")
             }
         }
