@@ -15,6 +15,8 @@ public struct UserError: Error, CustomStringConvertible {
 /// `.zst` files with libzstd's streaming API.
 final class ByteSource {
     let name: String
+    /// Bytes handed out so far (decompressed for `.zst`).
+    private(set) var bytesRead: Int64 = 0
     private let fd: Int32
     private let zstd: OpaquePointer?
     private var raw = [UInt8](repeating: 0, count: 1 << 20)
@@ -43,6 +45,12 @@ final class ByteSource {
 
     /// Fills `buffer` from the start; returns the bytes read, 0 at the end.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try readDecoded(into: buffer)
+        bytesRead += Int64(n)
+        return n
+    }
+
+    private func readDecoded(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let z = zstd else { return try readRaw(buffer) }
         while true {
             if rawStart == rawEnd {
@@ -92,7 +100,6 @@ struct LineReader {
     private var overlong = false
     private var done = false
     private(set) var lineNumber: Int64 = 0
-    private(set) var bytesRead: Int64 = 0
     static let limit = BeaconLimits.messageBytesMax + 1
 
     init(_ source: ByteSource) {
@@ -162,7 +169,6 @@ struct LineReader {
         let n = try buffer.withUnsafeMutableBytes { b in
             try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[end...]))
         }
-        bytesRead += Int64(n)
         if n == 0 { done = true }
         end += n
     }
@@ -171,7 +177,6 @@ struct LineReader {
         var scratch = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = try scratch.withUnsafeMutableBytes { try source.read(into: $0) }
-            bytesRead += Int64(n)
             if n == 0 { done = true; return }
             if let nl = scratch[0..<n].firstIndex(of: 0x0A) {
                 // Keep the truncated line, mark its end, then append the rest after it.

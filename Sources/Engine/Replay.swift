@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import QoSCore
 
 /// `qos replay`: the engine over NDJSON files (plain, `.zst`, or `-` for
@@ -66,6 +67,10 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// Three stages on their own threads, so replay uses both cores while the
+/// engine still sees every line in input order (so output is identical to a
+/// single-threaded run): read + decode → sessions + windows → Parquet encode
+/// + publish.
 public final class ReplayJob {
     let options: ReplayOptions
     let engine: SessionEngine<DataSketchesKit>
@@ -75,6 +80,8 @@ public final class ReplayJob {
     var rangeStart = ""
     var lastProgress = 0.0
     var dump: JSONDump?
+    var output: OutputStage?
+    static let batchLines = 4096
 
     public init(_ options: ReplayOptions) throws {
         guard !options.inputs.isEmpty else { throw UserError("no input files — give one or more NDJSON files, or - for stdin") }
@@ -89,23 +96,24 @@ public final class ReplayJob {
         try writer.sink.checkWritable()
         if let path = options.jsonDump { dump = try JSONDump(path: path, sinkRoot: options.sink) }
         let started = monotonicSeconds()
+        let decoded = BoundedQueue<DecodedBatch>(capacity: 4)
+        let inputs = options.inputs
+        let reader = Thread { ReplayJob.readAndDecode(inputs, into: decoded) }
+        reader.start()
+        let out = OutputStage(writer: writer, dump: dump)
+        output = out
+        defer { decoded.close(); out.close() }
         var now = options.nowMs()
-        for path in options.inputs {
-            let source = try ByteSource(path: path)
-            var reader = LineReader(source)
-            let name = path == "-" ? "stdin" : path
-            if rangeStart.isEmpty { rangeStart = "\(name):1" }
-            try reader.forEachLine { line, number in
-                if number & 4095 == 0 { now = options.nowMs(); progress(started) }
-                engine.ingest(message: line, partition: 0, source: .file(name: name, line: number), nowMs: now)
-                summary.lines += 1
-                if engine.replayWatermark >= engine.nextDueEnd {
-                    try flush(engine.flush(watermark: engine.replayWatermark), through: "\(name):\(number)")
-                }
-            }
-            summary.bytes += reader.bytesRead
+        while let batch = try decoded.take() {
+            try apply(batch, now: now)
+            summary.bytes += batch.bytesRead
+            now = options.nowMs()
+            progress(started)
         }
         try flush(engine.finish(), through: "end")
+        out.close()
+        let written = try out.wait()
+        summary.filesWritten = written
         try dump?.close()
         summary.counters = engine.counters
         summary.seconds = monotonicSeconds() - started
@@ -113,15 +121,61 @@ public final class ReplayJob {
         return summary
     }
 
+    /// The engine stage: every line of a batch, in order.
+    func apply(_ batch: DecodedBatch, now: Int64) throws {
+        try batch.bytes.withUnsafeBytes { raw in
+            for line in batch.lines {
+                if rangeStart.isEmpty { rangeStart = "\(batch.file):\(line.number)" }
+                engine.countMessage()
+                let message = UnsafeRawBufferPointer(rebasing: raw[line.range])
+                let source = SourcePosition.file(name: batch.file, line: line.number)
+                for i in line.first..<(line.first + line.count) {
+                    engine.ingest(batch.items[i], message: message, partition: 0, source: source, nowMs: now)
+                }
+                summary.lines += 1
+                if engine.replayWatermark >= engine.nextDueEnd {
+                    try flush(engine.flush(watermark: engine.replayWatermark), through: "\(batch.file):\(line.number)")
+                }
+            }
+        }
+    }
+
+    /// The read + decode stage (its own thread).
+    static func readAndDecode(_ inputs: [String], into queue: BoundedQueue<DecodedBatch>) {
+        do {
+            for path in inputs {
+                let source = try ByteSource(path: path)
+                var reader = LineReader(source)
+                let name = path == "-" ? "stdin" : path
+                var batch = DecodedBatch(file: name)
+                var lastBytes: Int64 = 0
+                try reader.forEachLine { line, number in
+                    let start = batch.bytes.count
+                    batch.bytes.append(contentsOf: line)
+                    let first = batch.items.count
+                    BeaconDecoder.decode(line) { batch.items.append($0) }
+                    batch.lines.append((start..<batch.bytes.count, number, first, batch.items.count - first))
+                    if batch.lines.count == batchLines {
+                        batch.bytesRead = source.bytesRead - lastBytes
+                        lastBytes = source.bytesRead
+                        queue.put(batch)
+                        batch = DecodedBatch(file: name)
+                    }
+                }
+                batch.bytesRead = source.bytesRead - lastBytes
+                queue.put(batch)
+            }
+            queue.close()
+        } catch {
+            queue.close(error)
+        }
+    }
+
     func flush(_ windows: [WindowState<DataSketchesKit>], through: String) throws {
         guard !windows.isEmpty else { return }
         flushes += 1
-        let files = try writer.plan(windows, interner: engine.interner, flush: flushes,
-                                    sourceRange: "\(rangeStart)..\(through)")
-        try writer.publish(files)
-        try dump?.record(files)
         summary.windowsWritten += windows.filter { !$0.isDelta }.count
-        summary.filesWritten += files.count
+        try output?.submit(windows, names: engine.interner.strings, flush: flushes, sourceRange: "\(rangeStart)..\(through)")
     }
 
     func progress(_ started: Double) {
@@ -131,5 +185,62 @@ public final class ReplayJob {
         lastProgress = t
         let rate = Double(summary.lines) / max(t - started, 1e-9)
         writeStderr("\r\u{1B}[K\(summary.lines) beacons, \(Int(rate)) beacons/s, \(summary.windowsWritten) windows written")
+    }
+}
+
+/// The encode + publish stage: flushed windows are encoded to Parquet and
+/// published on their own thread, in flush order.
+final class OutputStage: @unchecked Sendable {
+    struct Job { var windows: [WindowState<DataSketchesKit>]; var names: [String]; var flush: Int; var range: String }
+    let queue = BoundedQueue<Job>(capacity: 2)
+    let writer: WindowFileWriter
+    let dump: JSONDump?
+    private let done = NSCondition()
+    private var finished = false
+    private var error: Error?
+    private var files = 0
+
+    init(writer: WindowFileWriter, dump: JSONDump?) {
+        self.writer = writer
+        self.dump = dump
+        Thread { [self] in run() }.start()
+    }
+
+    func submit(_ windows: [WindowState<DataSketchesKit>], names: [String], flush: Int, sourceRange: String) throws {
+        if let e = done.withLock({ error }) { throw e }
+        queue.put(Job(windows: windows, names: names, flush: flush, range: sourceRange))
+    }
+
+    func close() { queue.close() }
+
+    /// Waits until every submitted flush is published; returns the file count.
+    func wait() throws -> Int {
+        done.lock()
+        defer { done.unlock() }
+        while !finished { done.wait() }
+        if let error { throw error }
+        return files
+    }
+
+    private func run() {
+        var failure: Error?
+        var count = 0
+        do {
+            while let job = try queue.take() {
+                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range)
+                try writer.publish(planned)
+                try dump?.record(planned)
+                count += planned.count
+            }
+        } catch {
+            failure = error
+            queue.close()
+        }
+        done.lock()
+        finished = true
+        self.error = failure
+        files = count
+        done.broadcast()
+        done.unlock()
     }
 }

@@ -36,13 +36,20 @@ public struct WindowFileWriter {
     /// delta names), `sourceRange` goes into the metadata.
     public func plan(_ windows: [WindowState<DataSketchesKit>], interner: StringInterner,
                      flush: Int, sourceRange: String, tag: String? = nil) throws -> [PlannedFile] {
+        try plan(windows, names: interner.strings, flush: flush, sourceRange: sourceRange, tag: tag)
+    }
+
+    /// As above, with the interner's strings as a snapshot (so another
+    /// thread can encode while the engine interns new values).
+    public func plan(_ windows: [WindowState<DataSketchesKit>], names: [String],
+                     flush: Int, sourceRange: String, tag: String? = nil) throws -> [PlannedFile] {
         var out: [PlannedFile] = []
         let tag = tag ?? inputTag
         for w in windows {
             let kind = w.isDelta ? "late\(CivilTime.pad(flush, 6))" : "base"
             let meta = { (table: String) in metadata(table: table, window: w, kind: kind, sourceRange: sourceRange) }
             for t in MetricTable.allCases where !w.tables[t.rawValue].isEmpty {
-                let rows = metricRows(w, t, interner)
+                let rows = metricRows(w, t, names)
                 let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
                 out.append(try file(t.name, w, kind, tag, cols, rows, meta(t.name)))
             }
@@ -65,12 +72,12 @@ public struct WindowFileWriter {
     }
 
     func metricRows(_ w: WindowState<DataSketchesKit>, _ t: MetricTable,
-                    _ interner: StringInterner) -> [MetricRow<DataSketchesKit>] {
+                    _ names: [String]) -> [MetricRow<DataSketchesKit>] {
         let agg = w.tables[t.rawValue]
         let n = t.dimensions.count
         return agg.keys.indices.map { i in
             MetricRow(start: w.start, end: w.end,
-                      dims: agg.keys[i].ids.prefix(n).map { interner.string($0) }, m: agg.metrics[i])
+                      dims: agg.keys[i].ids.prefix(n).map { names[Int($0)] }, m: agg.metrics[i])
         }.sorted { $0.dims.lexicographicallyPrecedes($1.dims) }
     }
 

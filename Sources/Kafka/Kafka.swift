@@ -99,6 +99,10 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
         case auth
         /// The client instance is unusable (librdkafka fatal error).
         case fatal
+        /// A start/checkpoint offset is no longer retained (or beyond the end)
+        /// and librdkafka reset the position per `auto.offset.reset`:
+        /// messages were skipped. Operators must hear about it.
+        case offsetReset
         /// A local port could not be bound (mock broker forwarder).
         case portInUse
         /// Anything else (transient errors, timeouts, ...).
@@ -216,6 +220,7 @@ final class ClientBox: @unchecked Sendable {
     var closing = false
     var fatal: String?
     var cooperative = false
+    var isConsumer = false
 
     // Producer: delivery report counters.
     var delivered = 0
@@ -244,6 +249,15 @@ let kafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar
     let msg = buf.map { String(cString: $0) } ?? ""
     if facility == "FAIL" || facility == "ERROR" {
         box.lock.withLock { box.lastFailure = msg }
+    } else if facility == "OFFSET" && msg.contains("offset reset") {
+        // librdkafka 2.0.2 reports an out-of-range reset only as a log line.
+        box.lock.withLock {
+            if box.isConsumer && box.events.count < 1000 {
+                box.events.append(.error(KafkaError(
+                    .offsetReset,
+                    "Kafka \(msg) — messages were skipped (retention deleted them, or the checkpoint is ahead of the log)")))
+            }
+        }
     }
     guard let h = box.logHandler else { return }
     h(KafkaLogMessage(level: level, facility: facility, message: msg,

@@ -78,6 +78,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         self.topics = topics
         guard !topics.isEmpty else { throw KafkaError(.configuration, "no Kafka topic given — set --topic") }
         let box = ClientBox(logHandler: logHandler)
+        box.isConsumer = true
         self.box = box
         let settings = try mergeSettings(
             defaults: [
@@ -187,6 +188,11 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
             if msg.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
                 return .error(KafkaError(.unknownTopic, "Kafka: \(text)\(where_) — create the topic or fix --topic",
+                                         code: msg.err.rawValue))
+            }
+            if msg.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || msg.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
+                return .error(KafkaError(.offsetReset,
+                                         "Kafka offset out of range\(where_), position reset by auto.offset.reset — messages were skipped (retention?): \(text)",
                                          code: msg.err.rawValue))
             }
             return .error(KafkaError(.other, "Kafka consumer error\(where_): \(text)", code: msg.err.rawValue))

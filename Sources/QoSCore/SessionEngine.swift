@@ -27,14 +27,24 @@ public final class SessionEngine<K: SketchKit> {
                        source: SourcePosition, nowMs: Int64) {
         counters.messages += 1
         BeaconDecoder.decode(message) { item in
-            switch item {
-            case .beacon(let b): apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
-            case .reject(let reason, let range):
-                reject(reason, partition: partition(pid), source: source,
-                       payload: UnsafeRawBufferPointer(rebasing: message[range]))
-            }
+            ingest(item, message: message, partition: pid, source: source, nowMs: nowMs)
         }
     }
+
+    /// Applies one item already decoded from `message` (pipelined callers
+    /// decode on another thread; they count the message with `countMessage`).
+    @inline(__always)
+    public func ingest(_ item: DecodedItem, message: UnsafeRawBufferPointer, partition pid: Int32,
+                       source: SourcePosition, nowMs: Int64) {
+        switch item {
+        case .beacon(let b): apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
+        case .reject(let reason, let range):
+            reject(reason, partition: partition(pid), source: source,
+                   payload: UnsafeRawBufferPointer(rebasing: message[range]))
+        }
+    }
+
+    public func countMessage() { counters.messages += 1 }
 
     /// Applies one beacon (SPEC §3): admission, watermark closes, gap close,
     /// duplicate check, then the event itself.
