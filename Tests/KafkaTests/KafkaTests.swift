@@ -207,6 +207,7 @@ struct KafkaTests {
                 }
             }
             #expect(first.count == 250)
+            #expect(c.nextOffsets.filter { $0.value > 0 } == commitOffsets)
             try c.commit(commitOffsets, async: false)
             #expect(try c.committed(Array(commitOffsets.keys)) == commitOffsets)
             // lag(): known partitions only (cached watermarks come with fetches).
@@ -384,6 +385,7 @@ struct KafkaTests {
         try broker.setBrokerDown(1)
         try pump(until: { !errors.isEmpty }, seconds: 10)
         #expect(!errors.isEmpty, "no error event while the broker was down")
+        #expect(errors.contains { $0.kind == .unreachable }, "\(errors.prefix(3).map(\.message))")
         #expect(errors.allSatisfy { !$0.message.contains("\n") })
         try pump(until: { false }, seconds: 2)  // stay down a while longer (< session timeout)
         try broker.setBrokerUp(1)
@@ -393,6 +395,60 @@ struct KafkaTests {
         try pump(until: { false }, seconds: 0.5)
         #expect(got.count == 600)
         #expect(Set(got).count == 600)
+    }
+
+    @Test func closeDuringOutageDoesNotHang() throws {
+        let broker = try MockBroker(topics: ["c": 2], logHandler: testLog)
+        defer { broker.close() }
+        let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g8"), topics: ["c"],
+                                  extra: fastGroup, logHandler: testLog)
+        var assigned = false
+        let d = now() + 20
+        while !assigned && now() < d {
+            for ev in try c.poll(timeoutMs: 100) { if case .assigned = ev { assigned = true; try c.completeAssign() } }
+        }
+        #expect(assigned)
+        _ = try c.poll(timeoutMs: 200)
+        try broker.setBrokerDown(1)
+        _ = try c.poll(timeoutMs: 500)
+        let t0 = now()
+        c.close()
+        #expect(now() - t0 < 15)
+        try broker.setBrokerUp(1)
+    }
+
+    @Test func checkpointOffsetBelowRetentionIsReported() throws {
+        // The mock keeps only ~5 MiB per partition: 25 000 × 300 B pushes the
+        // log start past 0, so a checkpoint at offset 0 is out of range.
+        let broker = try MockBroker(topics: ["x": 1], logHandler: testLog)
+        defer { broker.close() }
+        let p = try KafkaProducer(brokers: broker.bootstrapServers, logHandler: testLog)
+        let payload = [UInt8](repeating: 120, count: 300)
+        try produceAll(0..<25_000, producer: p, topic: "x", rate: nil) { _ in OutgoingMessage(key: nil, payload: payload) }
+        p.close()
+        let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g9"), topics: ["x"],
+                                  extra: fastGroup, logHandler: testLog)
+        defer { c.close() }
+        let tp = TopicPartition("x", 0)
+        let w = try c.queryWatermarks(tp)
+        #expect(w.high == 25_000)
+        #expect(w.low > 0, "mock retention should have dropped the oldest messages")
+        var reset: KafkaError? = nil
+        var firstOffset: Int64? = nil
+        let d = now() + 20
+        while (reset == nil || firstOffset == nil) && now() < d {
+            for ev in try c.poll(maxMessages: 1000, timeoutMs: 100) {
+                switch ev {
+                case .assigned: try c.completeAssign(startOffsets: [tp: 0])
+                case .error(let e) where e.kind == .offsetReset: reset = e
+                case .message(let m): if firstOffset == nil { firstOffset = m.offset }
+                default: break
+                }
+            }
+        }
+        #expect(reset != nil, "no offsetReset error event")
+        #expect(reset?.message.contains("\n") == false)
+        #expect(firstOffset == w.low)
     }
 
     @Test func badConfigurationIsOneLineNamingTheKey() throws {

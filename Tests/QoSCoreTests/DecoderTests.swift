@@ -1,3 +1,4 @@
+import Generator
 import Testing
 @testable import QoSCore
 
@@ -147,18 +148,5 @@ import Testing
             m.insert(contentsOf: m[a..<b], at: Int(rng.next() % UInt64(n)))
         default: if n > 0 { m[Int(rng.next() % UInt64(n))] = specials[Int(rng.next() % UInt64(specials.count))] }
         }
-    }
-}
-
-/// A tiny seeded generator (SplitMix64) for deterministic tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }

@@ -144,11 +144,19 @@ def test_operator_errors_are_one_line(loaded, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("brokers: localhost:9092\nwindw: 2m\n")
     cases.append((["run", "--config", config, "--sink", tmp_path / "o"], "windw"))
+    # The config file and the environment are read: a topic named only there is used.
+    good = tmp_path / "good.yaml"
+    good.write_text(f"brokers: {broker.address}\ntopic: from-config\nkafka:\n  client.id: qos-test\n")
+    cases.append((["run", "--config", good, "--sink", tmp_path / "o"], "'from-config' does not exist"))
     for args, needle in cases:
         r = qos(*args, "--metrics-port", "off", check=False, timeout=60)
         assert r.returncode != 0, args
         lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
         assert len(lines) == 1 and needle in lines[0], (args, r.stderr)
+    env = dict(os.environ, QOS_TOPIC="from-env", QOS_BROKERS=broker.address)
+    r = subprocess.run([qos_bin(), "run", "--config", good, "--sink", str(tmp_path / "o"), "--metrics-port", "off"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "'from-env' does not exist" in r.stderr, r.stderr
 
 
 def test_broker_outage_is_waited_out(tmp_path):
