@@ -23,8 +23,10 @@ public enum KafkaEvent: Sendable {
     /// message of these partitions that this member will ever see has already
     /// been returned (earlier in this batch or before). The partitions stay
     /// owned by this member until the caller calls `completeRevoke()` (or the
-    /// next `poll`): flush and checkpoint them first. `lost` means the group
-    /// already gave them to someone else (session timeout): do not commit.
+    /// next `poll`): flush and checkpoint them first — within
+    /// max.poll.interval.ms (the group's rebalance timeout; on the 2.0.2 mock
+    /// cluster, session.timeout.ms − 1 s). `lost` means the group already
+    /// gave them to someone else (session timeout): do not commit.
     case revoked([TopicPartition], lost: Bool)
     /// A non-fatal error (broker down, transport failure, unknown topic …).
     /// librdkafka keeps retrying; this is for logs and health.

@@ -18,7 +18,10 @@
 //   `KafkaProducer.checkTopic` / `KafkaConsumer.checkTopics` first.
 // - Groups: the first join of a group takes 3 s; any later rebalance waits
 //   up to session.timeout.ms − 1 s for members to rejoin, so use a short
-//   session.timeout.ms (e.g. 6000) with the mock.
+//   session.timeout.ms (e.g. 6000) with the mock. That same wait is the
+//   mock's rebalance timeout: a member whose revoke handling (flush +
+//   checkpoint before `completeRevoke`) takes longer is dropped and its
+//   partitions go to others. Real brokers wait max.poll.interval.ms.
 // - ListOffsets by timestamp is not implemented.
 
 import CRdKafka

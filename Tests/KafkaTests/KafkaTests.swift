@@ -85,7 +85,8 @@ typealias Store = Locked<[TopicPartition: Int64]>
 /// releasing. Returns every message processed.
 func checkpointingLoop(_ c: KafkaConsumer, store: Store, timeout: Double, batch: Int = 200,
                        processed: Locked<[KafkaMessage]>, events: Locked<[String]>? = nil,
-                       perBatchDelay: Double = 0, stop: () -> Bool) throws {
+                       perBatchDelay: Double = 0, revokeDelay: Double = 0,
+                       times: Locked<[String: Double]>? = nil, stop: () -> Bool) throws {
     var pending: [TopicPartition: Int64] = [:]  // processed but not yet checkpointed
     let deadline = now() + timeout
     while now() < deadline && !stop() {
@@ -96,6 +97,7 @@ func checkpointingLoop(_ c: KafkaConsumer, store: Store, timeout: Double, batch:
                 pending[m.topicPartition] = m.offset + 1
             case .assigned(let tps):
                 events?.with { $0.append("assigned \(tps.count)") }
+                if !tps.isEmpty { times?.with { if $0["assigned"] == nil { $0["assigned"] = now() } } }
                 let start = store.with { s in s.filter { tps.contains($0.key) } }
                 try c.completeAssign(startOffsets: start, otherwise: KafkaOffset.beginning)
             case .revoked(let tps, _):
@@ -103,6 +105,9 @@ func checkpointingLoop(_ c: KafkaConsumer, store: Store, timeout: Double, batch:
                 let flush = pending.filter { tps.contains($0.key) }
                 store.with { s in for (k, v) in flush { s[k] = v } }
                 for tp in tps { pending[tp] = nil }
+                // A slow flush: the partitions must stay ours meanwhile.
+                if revokeDelay > 0 { Thread.sleep(forTimeInterval: revokeDelay) }
+                times?.with { $0["revokeCompleted"] = now() }
                 try c.completeRevoke()
             case .error(let e):
                 events?.with { $0.append("error \(e.message)") }
@@ -290,6 +295,7 @@ struct KafkaTests {
         let store = Store([:])
         let processedA = Locked<[KafkaMessage]>([]), processedB = Locked<[KafkaMessage]>([])
         let eventsA = Locked<[String]>([]), eventsB = Locked<[String]>([])
+        let timesA = Locked<[String: Double]>([:]), timesB = Locked<[String: Double]>([:])
         let total: @Sendable () -> Int = { processedA.get.count + processedB.get.count }
         let stopAt = Locked<Double?>(nil)
         let stop: @Sendable () -> Bool = {
@@ -309,7 +315,7 @@ struct KafkaTests {
                 defer { c.close() }
                 // Slow consumer, so B joins while A still has work.
                 try checkpointingLoop(c, store: store, timeout: 60, batch: 50, processed: processedA,
-                                      events: eventsA, perBatchDelay: 0.02, stop: stop)
+                                      events: eventsA, perBatchDelay: 0.02, revokeDelay: 1.5, times: timesA, stop: stop)
             } catch { errors.with { $0.append("A: \(error)") } }
         }
         // Let A get all partitions and process some, then start B and produce the rest.
@@ -324,7 +330,7 @@ struct KafkaTests {
                                           logHandler: testLog)
                 defer { c.close() }
                 try checkpointingLoop(c, store: store, timeout: 60, batch: 50, processed: processedB,
-                                      events: eventsB, perBatchDelay: 0.02, stop: stop)
+                                      events: eventsB, perBatchDelay: 0.02, times: timesB, stop: stop)
             } catch { errors.with { $0.append("B: \(error)") } }
         }
         // Produce the second half once B owns partitions, so both get work.
@@ -346,6 +352,13 @@ struct KafkaTests {
         #expect(eventsA.get.contains(strategy == "range" ? "revoked 6" : "revoked 3"), "\(eventsA.get)")
         #expect(eventsB.get.contains { $0.hasPrefix("assigned") }, "\(eventsB.get)")
         #expect(!processedB.get.isEmpty)
+        // B got partitions only after A finished its (slow) revoke handling:
+        // the revoke event comes before librdkafka releases the partitions.
+        if let revoked = timesA.get["revokeCompleted"], let bAssigned = timesB.get["assigned"] {
+            #expect(bAssigned >= revoked, "B was assigned \(revoked - bAssigned) s before A released its partitions")
+        } else {
+            Issue.record("missing timings: A \(timesA.get), B \(timesB.get)")
+        }
         let bParts = Set(processedB.get.map(\.partition)), aLate = Set(processedA.get.suffix(200).map(\.partition))
         #expect(bParts.isDisjoint(with: aLate), "after the rebalance each partition has one owner")
     }
