@@ -272,7 +272,13 @@ public final class RunJob {
     }
 
     /// Broker trouble is logged (once per kind per 10 s), never fatal: librdkafka retries.
+    /// An offset reset is different: the checkpointed offset is no longer
+    /// retained, messages were skipped — logged every time, as data loss.
     func logError(_ e: KafkaError, _ now: Int64) {
+        if e.kind == .offsetReset {
+            o.log("qos run: DATA LOSS: \(e.message) — Kafka no longer retains the checkpointed offset; raise the topic's retention")
+            return
+        }
         let key = "\(e.kind)"
         if now - (lastErrorLog[key] ?? 0) >= 10_000 {
             lastErrorLog[key] = now

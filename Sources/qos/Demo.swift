@@ -55,6 +55,8 @@ struct Demo: ParsableCommand {
             o.durationSeconds = seconds
             o.enricher = try makeEnricher(geoip: geoipDb, uaRegexes: nil, log: { print($0) })
             o.log = { _ in }
+            // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
+            o.kafka = ["session.timeout.ms": "6000"]
             let view = LiveView(speed: speed)
             o.onCheckpoint = { view.show($0) }
             let status = try RunJob(o).run()
