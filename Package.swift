@@ -8,7 +8,12 @@ import PackageDescription
 
 /// The hot path is generic code in QoSCore (and Sketches) instantiated in
 /// Engine: let release builds specialize and inline across module borders.
+/// The per-beacon state lives in classes; release builds of the hot-path
+/// modules skip the dynamic exclusivity checks (they cost a quarter of
+/// replay's CPU time; debug builds and tests keep them).
 let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+let hotPath: [SwiftSetting] = crossModule
+    + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "VideoQoS",
@@ -31,12 +36,12 @@ let package = Package(
                        providers: [.apt(["librdkafka-dev"])]),
 
         // Pure logic: no I/O, no C libraries.
-        .target(name: "Sketches", swiftSettings: crossModule),
-        .target(name: "QoSCore", swiftSettings: crossModule),
+        .target(name: "Sketches", swiftSettings: hotPath),
+        .target(name: "QoSCore", swiftSettings: hotPath),
         .target(name: "Generator", dependencies: ["QoSCore"]),
 
         // Leaf libraries.
-        .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: crossModule),
+        .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: hotPath),
         .target(name: "Enrichment", dependencies: [
             "CMaxMindDB", .product(name: "Yams", package: "Yams"),
         ]),
@@ -45,7 +50,7 @@ let package = Package(
 
         // The pipeline and the CLI.
         .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd"],
-                swiftSettings: crossModule),
+                swiftSettings: hotPath),
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator", "Kafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
