@@ -98,7 +98,11 @@ public final class RunJob {
     public func run() throws -> RunStatus {
         _ = try store.recover()
         do {
-            consumer = try KafkaConsumer(brokers: o.brokers, groupId: o.group, topics: [o.topic], extra: o.kafka)
+            // Short fetch waits: catch-up is not held back by brokers (librdkafka's
+            // mock cluster among them) that wait the full fetch.wait.max.ms per fetch.
+            var extra = ["fetch.wait.max.ms": "20"]
+            extra.merge(o.kafka) { _, user in user }
+            consumer = try KafkaConsumer(brokers: o.brokers, groupId: o.group, topics: [o.topic], extra: extra)
             let topics = try consumer.checkTopics(timeoutMs: 10_000)
             partitionCount = topics[o.topic] ?? 0
             guard topics[o.topic] != nil else {
