@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Kafka
 import QoSCore
 
@@ -33,7 +34,8 @@ public struct RunOptions {
     public var durationSeconds: Double?
     /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
     public var onCheckpoint: ((RunStatus) -> Void)?
-    public var log: (String) -> Void = { writeStderr($0 + "\n") }
+    /// Structured log lines on stderr (logfmt: `ts=… level=… msg="…"`).
+    public var log: (String) -> Void = { writeStderr(logfmt($0)) }
 
     public init() {}
 
@@ -62,6 +64,13 @@ public struct RunStatus: Sendable {
     public var windowLatencyCount = 0
     public var lastWindows: [WindowState<DataSketchesKit>] = []
     public var interner: StringInterner?
+}
+
+/// One logfmt line: timestamp, level (`warn` for data loss and broker trouble), message.
+public func logfmt(_ message: String, level: String? = nil) -> String {
+    let lvl = level ?? (message.contains("DATA LOSS") ? "error" : message.contains("kafka:") ? "warn" : "info")
+    let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    return "ts=\(CivilTime(epochMs: wallClockMs()).iso) level=\(lvl) msg=\"\(escaped)\"\n"
 }
 
 /// Set by the signal handlers; checked between polls.
@@ -102,7 +111,11 @@ public final class RunJob {
             // mock cluster among them) that wait the full fetch.wait.max.ms per fetch.
             var extra = ["fetch.wait.max.ms": "20"]
             extra.merge(o.kafka) { _, user in user }
-            consumer = try KafkaConsumer(brokers: o.brokers, groupId: o.group, topics: [o.topic], extra: extra)
+            consumer = try KafkaConsumer(brokers: o.brokers, groupId: o.group, topics: [o.topic], extra: extra,
+                                         logHandler: { m in
+                                             guard m.level <= 3 else { return }  // librdkafka errors only
+                                             writeStderr(logfmt("kafka: \(m.facility): \(m.message)", level: "warn"))
+                                         })
             let topics = try consumer.checkTopics(timeoutMs: 10_000)
             partitionCount = topics[o.topic] ?? 0
             guard topics[o.topic] != nil else {
