@@ -5,10 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev uap-core pkg-config mmdb-bin python3-ua-parser
 PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pyyaml
+# make bench only (peer engines; never make test / CI): Spark needs a Java 17+ runtime.
+PY_BENCH_PACKAGES := pyspark
+BENCH_APT_JAVA := openjdk-17-jre-headless
 QOS_DEBUG := .build/debug/qos
 QOS_RELEASE := .build/release/qos
 
-.PHONY: deps deps-system deps-python build release test test-swift test-interop demo bench clean
+.PHONY: deps deps-system deps-python deps-bench build release test test-swift test-interop demo bench clean
 
 ## deps: install the system libraries (apt-get, as root) and the Python test oracles (.venv). Idempotent.
 deps: deps-system deps-python
@@ -54,8 +57,22 @@ demo: deps release
 	@$(QOS_RELEASE) inspect $(DEMO_DIR)/overall
 	@$(PY) tools/demo_query.py $(DEMO_DIR)
 
-bench: deps release
+## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement.
+bench: deps deps-bench release
 	$(PY) bench/run.py
+
+## deps-bench: the peer engines for make bench (pyspark into .venv; a Java 17+ runtime via apt if missing). Idempotent.
+deps-bench: $(VENV)/.stamp-bench
+
+$(VENV)/.stamp-bench: $(VENV)/.stamp
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  echo "installing: $(BENCH_APT_JAVA)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_APT_JAVA) >/dev/null; \
+	fi
+	$(PY) -m pip install -q --disable-pip-version-check $(PY_BENCH_PACKAGES)
+	@touch $@
 
 clean:
 	rm -rf .build .demo output/*/

@@ -1,14 +1,35 @@
 #!/usr/bin/env python3
-"""`make bench`: end-to-end `qos replay` throughput on a generated input and
-the micro-benchmarks, printed as one table and written to
+"""`make bench`: end-to-end `qos replay` throughput on a generated input, the
+same job in peer engines (DuckDB, Spark) with agreement checks, the daemon's
+catch-up and the micro-benchmarks, printed as one table and written to
 bench/results/latest.md. Numbers are from this machine; nothing here runs
-in `make test`.
+in `make test` or CI.
+
+Peers (bench/peers/): DuckDB (SQL over read_ndjson) and Spark (pyspark,
+local[2], Spark SQL) compute the comparison subset — per window × video_id
+and window × country: views, unique_viewers, plays, startup p50/p95 (and
+count/sum), playing_ms, rebuffer_count, rebuffer_ms, vsf, ebvs — over the
+same NDJSON file. bench/compare.py checks them against qos's Parquet output
+(exact columns equal, approximate ones within their error bounds) and that
+Spark reads qos's Parquet as pyarrow does; any mismatch fails the benchmark
+before anything is timed or written.
+
+Measurement: every job runs as a child process; wall time is the median of
+BENCH_RUNS runs after a warm-up. CPU time is user+sys of the job's whole
+process tree: wait4() returns the child's usage including its reaped
+descendants (Spark's JVM, which spark_job.py waits for), and this driver is
+a child subreaper, so a descendant orphaned by its parent is reparented
+here and reaped with its usage too. Peak RSS is the larger of the biggest
+single process's ru_maxrss and the sum of the tree's RSS sampled every
+0.1 s (Spark: Python driver + JVM).
 
 Environment: BENCH_BEACONS (default 2_000_000), QOS_BIN (default the
-release build), BENCH_RUNS (default 3, median reported after a warm-up)."""
+release build), BENCH_RUNS (default 3), BENCH_PEERS (default
+"duckdb,spark"; empty skips the peers and their checks),
+BENCH_DAEMON_BEACONS (default 5_000_000)."""
+import ctypes
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -18,29 +39,110 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import compare  # noqa: E402
+
 QOS = os.environ.get("QOS_BIN", str(ROOT / ".build" / "release" / "qos"))
 BEACONS = int(os.environ.get("BENCH_BEACONS", "2000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
+PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
+PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py"}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+HZ = os.sysconf("SC_CLK_TCK")
+BACKGROUND = []  # per timed run: cores' worth of CPU used by processes outside the job
+
+
+def busy_seconds():
+    """CPU seconds spent by the whole machine (all processes), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / HZ  # user nice system irq softirq steal
 
 
 def run(args, **kw):
     return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw)
 
 
-def timed(args, log=None):
-    """Wall seconds, CPU seconds (user+sys) and peak RSS (MiB) of one child
-    run; its stderr goes to `log` (a path) when given."""
+def become_subreaper():
+    """Orphaned descendants of a job (a JVM whose parent did not wait) are
+    reparented to this process instead of init, so their usage is not lost."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def processes():
+    """{pid: (ppid, rss bytes)} of every process."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(d)] = (int(fields[1]), int(fields[21]) * PAGE)
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def tree_rss(root, me, before):
+    """RSS (bytes) of `root`'s process tree plus orphans reparented to us."""
+    procs = processes()
+    kids = {}
+    for pid, (ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    todo = [root] + [p for p in kids.get(me, []) if p not in before and p != root]
+    total, seen = 0, set()
+    while todo:
+        p = todo.pop()
+        if p in seen or p not in procs:
+            continue
+        seen.add(p)
+        total += procs[p][1]
+        todo += kids.get(p, [])
+    return total
+
+
+def timed(args, log=None, sample=False, env=None):
+    """Wall seconds, CPU seconds (user+sys of the process tree) and peak RSS
+    (MiB) of one child run; its stderr goes to `log` (a path) when given.
+    With `sample`, the tree's summed RSS is polled every 0.1 s."""
+    me = os.getpid()
+    before = {pid for pid, (ppid, _) in processes().items() if ppid == me}
     err = open(log, "w") if log else subprocess.DEVNULL
+    busy0 = busy_seconds()
     t0 = time.perf_counter()
-    p = subprocess.Popen([str(a) for a in args], stdout=subprocess.DEVNULL, stderr=err)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.Popen([str(a) for a in args], stdout=subprocess.DEVNULL, stderr=err, env=env)
+    peak_tree = 0
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG if sample else 0)
+        if pid:
+            break
+        peak_tree = max(peak_tree, tree_rss(p.pid, me, before))
+        time.sleep(0.1)
     wall = time.perf_counter() - t0
+    p.returncode = status
+    cpu, maxrss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    while True:  # reap orphaned descendants (reparented to us), with their usage
+        orphans = [pid for pid, (ppid, _) in processes().items() if ppid == me and pid not in before]
+        if not orphans:
+            break
+        for o in orphans:
+            try:
+                _, _, oru = os.wait4(o, 0)
+            except ChildProcessError:
+                continue
+            cpu += oru.ru_utime + oru.ru_stime
+            maxrss = max(maxrss, oru.ru_maxrss)
+    BACKGROUND.append(max(0.0, busy_seconds() - busy0 - cpu) / wall)
     if log:
         err.close()
     if status != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed ({status})" + (f": {open(log).read()[-500:]}" if log else ""))
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+        raise SystemExit(f"{' '.join(map(str, args))} failed ({status})" + (f": {open(log).read()[-1500:]}" if log else ""))
+    return wall, cpu, max(maxrss / 1024, peak_tree / 1_048_576)
 
 
 def machine():
@@ -55,7 +157,61 @@ def machine():
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu})"
 
 
+def median_row(results):
+    """(wall, cpu, rss) of the runs -> median wall, median CPU, max RSS."""
+    return (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
+            max(r[2] for r in results))
+
+
+def peer_command(engine, *args):
+    return [sys.executable, PEER_SCRIPTS[engine], *args]
+
+
+def peers(work, data, sink, lines):
+    """Runs each peer once (warm-up), checks agreement with qos's output
+    (raises on a mismatch), then times BENCH_RUNS runs of each; returns
+    table rows and the agreement report lines."""
+    outs = {}
+    for engine in PEERS:
+        outs[engine] = work / f"{engine}.json"
+        wall, _, _ = timed(peer_command(engine, data, outs[engine]), log=work / f"{engine}-warm.log", sample=True)
+        print(f"{engine}: warm-up {wall:.1f} s", flush=True)
+    agreement = []
+    if set(PEERS) >= {"duckdb", "spark"}:
+        ref, interop = work / "reference.json", work / "interop.json"
+        timed(peer_command("duckdb", data, ref, "--reference"), log=work / "reference.log")
+        timed(peer_command("spark", "--read-qos", sink, interop), log=work / "interop.log")
+        try:
+            agreement = compare.compare(sink, outs["duckdb"], outs["spark"], ref, interop)
+        except compare.Failed as e:
+            raise SystemExit(f"make bench: the engines disagree — no timings written.\n{e.code}")
+        print("\n".join(agreement), flush=True)
+    rows = []
+    for engine in PEERS:
+        results = []
+        checked = {k: {c: r[c] for c in compare.common.EXACT} for k, r in compare.keyed(compare.common.read(outs[engine])).items()}
+        for i in range(RUNS):
+            out = work / f"{engine}-{i}.json"
+            results.append(timed(peer_command(engine, data, out), log=work / f"{engine}-{i}.log", sample=True))
+            again = compare.keyed(compare.common.read(out))
+            if {k: {c: r[c] for c in compare.common.EXACT} for k, r in again.items()} != checked:
+                raise SystemExit(f"{engine}: run {i} gave other exact results than its checked warm-up run")
+            print(f"{engine}: run {i + 1}/{RUNS} {results[-1][0]:.1f} s", flush=True)
+        docs = [compare.common.read(work / f"{engine}-{i}.json") for i in range(RUNS)]
+        doc = docs[-1]
+        wall, cpu, rss = median_row(results)
+        if engine == "duckdb":
+            name = f"DuckDB {doc['version']} (SQL over read_ndjson, {os.cpu_count()} threads; comparison subset)"
+        else:
+            start = statistics.median(d["timings"].get("session_start_s", 0) for d in docs)
+            name = (f"Spark {doc['version']} (Spark SQL, local[2]; comparison subset; "
+                    f"JVM + session start {start:.0f} s of it)")
+        rows.append((name, wall, cpu, rss, lines))
+    return rows, agreement
+
+
 def main():
+    become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="qos-bench-"))
     try:
         data = work / "beacons.ndjson"
@@ -69,13 +225,14 @@ def main():
         for i in range(RUNS):
             shutil.rmtree(work / "out", ignore_errors=True)
             results.append(timed([QOS, "replay", data, "--sink", work / "out", "--quiet"]))
-        wall = statistics.median(r[0] for r in results)
-        cpu = statistics.median(r[1] for r in results)
-        rss = max(r[2] for r in results)
-        rows.append(("qos replay (all tables)", wall, lines / wall, lines / cpu, size_mb / wall, rss))
+        wall, cpu, rss = median_row(results)
+        print(f"qos replay: {wall:.2f} s", flush=True)
+        rows.append(("qos replay (all tables, all metrics, Parquet out)", wall, cpu, rss, lines))
+        peer_rows, agreement = peers(work, data, work / "out", lines) if PEERS else ([], [])
+        rows += peer_rows
         rows.append(daemon(work))
         micro = [line.split("\t") for line in run([QOS, "bench", "--tsv"]).stdout.splitlines()]
-        report(lines, size_mb, rows, micro)
+        report(lines, size_mb, rows, agreement, micro)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -100,27 +257,51 @@ def daemon(work):
         log = work / "run.log"
         wall, cpu, rss = timed([QOS, "run", "--brokers", f"127.0.0.1:{port}", "--sink", work / "daemon",
                                 "--until-caught-up", "--metrics-port", "off", "--group", "bench"], log=log)
+        BACKGROUND.pop()  # the embedded broker serving the daemon is not background load
         text = open(log).read()
         consumed = int(text.split(" messages, accepted")[0].rsplit(" ", 1)[1])
         latency = text.split("window latency ")[1].split(" over")[0]
         print(f"daemon: {consumed} beacons in {wall:.1f} s; window latency {latency}")
         return (f"qos run catch-up ({consumed:,} beacons in the embedded broker; window latency {latency})",
-                wall, consumed / wall, consumed / cpu, 0, rss)
+                wall, cpu, rss, consumed)
     finally:
         broker.terminate()
         broker.wait(10)
 
 
-def report(lines, size_mb, rows, micro):
+def versions():
+    out = []
+    try:
+        out.append(subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0])
+    except (OSError, IndexError):
+        pass
+    return ", ".join(out)
+
+
+def report(lines, size_mb, rows, agreement, micro):
+    qos_rate = rows[0][4] / rows[0][1]
     out = [f"# VideoQoS benchmarks", "",
            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-           f"- machine: {machine()}",
-           f"- input: {lines} beacons, {size_mb:.0f} MB NDJSON (qos generate --seed 1)", "",
-           "| job | wall s (median) | beacons/s | beacons per CPU-second | MB/s | peak RSS MiB |",
-           "|---|---|---|---|---|---|"]
-    for name, wall, bps, bpcpu, mbps, rss in rows:
-        mb = f"{mbps:.0f}" if mbps else "—"
-        out.append(f"| {name} | {wall:.2f} | {bps:,.0f} | {bpcpu:,.0f} | {mb} | {rss:.0f} |")
+           f"- machine: {machine()}" + (f"; {versions()}" if PEERS else ""),
+           f"- input: {lines} beacons, {size_mb:.0f} MB NDJSON (qos generate --seed 1 --rate 20000 --explicit-geo)",
+           f"- wall time: median of {RUNS} runs after a warm-up; CPU = user+sys of the job's process tree; "
+           "cores used = CPU s / wall s; peak RSS of the tree; last column: time per beacon relative to qos replay",
+           f"- background load (CPU of other processes while a job ran): mean {statistics.mean(BACKGROUND):.2f}, "
+           f"max {max(BACKGROUND):.2f} cores of {os.cpu_count()}", "",
+           "| engine | wall s (median) | beacons/s | beacons per CPU-second | cores used | peak RSS MiB | time vs qos replay |",
+           "|---|---|---|---|---|---|---|"]
+    for name, wall, cpu, rss, n in rows:
+        ratio = (wall / n) * qos_rate
+        out.append(f"| {name} | {wall:.2f} | {n / wall:,.0f} | {n / cpu:,.0f} | {cpu / wall:.2f} | {rss:.0f} | {ratio:.2f}× |")
+    if agreement:
+        out += ["", "The peers compute the comparison subset only (per window × video_id and window × country: "
+                "views, unique_viewers, plays, startup p50/p95, playing_ms, rebuffer_count, rebuffer_ms, vsf, ebvs; "
+                "bench/peers/), qos replay computes every table and metric and writes Parquet. "
+                "Agreement (bench/compare.py), checked before timing:", ""] + agreement + [
+                "- not exercised by this input (no late or duplicate beacons, no malformed lines, no gap over the "
+                "5-minute timeout, no overlapping stalls): the peers' SQL splits sessions at view_end and at gaps, "
+                "fails on a session reaching the 6 h cap (not modelled), and takes an open stall's latest "
+                "rebuffer_start as its start (qos: the first)"]
     out += ["", "| micro-benchmark | ops/s | note |", "|---|---|---|"]
     for name, ops, note in micro:
         out.append(f"| {name} | {int(ops):,} | {note} |")
