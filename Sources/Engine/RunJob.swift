@@ -89,6 +89,7 @@ public final class RunJob {
     var lastCheckpointWall: Int64 = 0
     var lastErrorLog: [String: Int64] = [:]
     var caughtUpSince: Double?
+    var touched = Set<Int32>()
     var partitionCount = 0
     var finished = false
 
@@ -152,11 +153,12 @@ public final class RunJob {
         for e in events {
             switch e {
             case .message(let m): ingest(m, now)
-            case .assigned(let tps): try assign(tps, now)
-            case .revoked(let tps, let lost): try revoke(tps, lost: lost)
+            case .assigned(let tps): observeTouched(now); try assign(tps, now)
+            case .revoked(let tps, let lost): observeTouched(now); try revoke(tps, lost: lost)
             case .error(let err): logError(err, now)
             }
         }
+        observeTouched(now)
         if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
             try checkpoint(reason: "window")
         } else if now - lastCheckpointWall >= o.checkpointIntervalMs {
@@ -172,8 +174,17 @@ public final class RunJob {
         }
         own.next = m.offset + 1
         owned[m.partition] = own
-        let maxTs = engine.partition(m.partition).maxTs
-        tracker.observe(partition: m.partition, ts: maxTs == .min ? nil : maxTs, wallMs: now)
+        touched.insert(m.partition)
+    }
+
+    /// Feeds the watermark tracker once per poll for each partition that had
+    /// messages (not once per message).
+    func observeTouched(_ now: Int64) {
+        for p in touched {
+            let maxTs = engine.partition(p).maxTs
+            tracker.observe(partition: p, ts: maxTs == .min ? nil : maxTs, wallMs: now)
+        }
+        touched.removeAll(keepingCapacity: true)
     }
 
     /// New partitions: load their newest checkpoint (rolling forward any
@@ -192,6 +203,7 @@ public final class RunJob {
                 engine.forget(partition: tp.partition)
                 owned[tp.partition] = (0, 0, 0)
                 start[tp] = KafkaOffset.beginning
+                tracker.observe(partition: tp.partition, ts: nil, wallMs: now)
             }
         }
         try consumer.completeAssign(startOffsets: start, otherwise: KafkaOffset.beginning)

@@ -85,19 +85,32 @@ public protocol CheckpointableSketch {
 }
 
 extension SessionMetrics {
-    static var counterPaths: [WritableKeyPath<SessionMetrics<K>, Int64>] {
-        [\.views, \.plays, \.startupMsSum, \.startupMsCount, \.vsf, \.ebvs, \.vpf, \.playingMs,
-         \.rebufferCount, \.rebufferMs, \.seekCount, \.seekMs, \.bitrateMsSum, \.bitratePlayedMs,
-         \.upshifts, \.downshifts, \.sessionsEnded, \.sessionMsSum, \.completed, \.concurrentPlays,
-         \.missingStart, \.lateEvents, \.duplicates, \.segment.requests, \.segment.failedRequests,
-         \.segment.http4xx, \.segment.http5xx, \.segment.slowRequests, \.segment.cacheHits,
-         \.segment.bytes, \.segment.downloadMsSum]
+    /// The counters in checkpoint order (explicit, not key paths: this runs
+    /// for every group of every open window at every checkpoint).
+    var counters: [Int64] {
+        [views, plays, startupMsSum, startupMsCount, vsf, ebvs, vpf, playingMs,
+         rebufferCount, rebufferMs, seekCount, seekMs, bitrateMsSum, bitratePlayedMs,
+         upshifts, downshifts, sessionsEnded, sessionMsSum, completed, concurrentPlays,
+         missingStart, lateEvents, duplicates, segment.requests, segment.failedRequests,
+         segment.http4xx, segment.http5xx, segment.slowRequests, segment.cacheHits,
+         segment.bytes, segment.downloadMsSum]
     }
+
+    mutating func setCounters(_ c: [Int64]) {
+        (views, plays, startupMsSum, startupMsCount, vsf, ebvs, vpf, playingMs) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
+        (rebufferCount, rebufferMs, seekCount, seekMs, bitrateMsSum, bitratePlayedMs) = (c[8], c[9], c[10], c[11], c[12], c[13])
+        (upshifts, downshifts, sessionsEnded, sessionMsSum, completed, concurrentPlays) = (c[14], c[15], c[16], c[17], c[18], c[19])
+        (missingStart, lateEvents, duplicates) = (c[20], c[21], c[22])
+        (segment.requests, segment.failedRequests, segment.http4xx, segment.http5xx) = (c[23], c[24], c[25], c[26])
+        (segment.slowRequests, segment.cacheHits, segment.bytes, segment.downloadMsSum) = (c[27], c[28], c[29], c[30])
+    }
+
+    static var counterCount: Int { 31 }
 }
 
 extension SessionMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
-        for p in Self.counterPaths { w.int(self[keyPath: p]) }
+        for v in counters { w.int(v) }
         w.blob(viewers.checkpointBytes())
         for q in [startupSketch, sessionSketch, segment.downloadSketch, segment.ttfbSketch, segment.throughputSketch] {
             w.blob(q.checkpointBytes())
@@ -106,7 +119,10 @@ extension SessionMetrics where K: CheckpointableSketchKit {
 
     static func decode(_ r: inout StateReader) throws -> SessionMetrics<K> {
         var m = SessionMetrics<K>()
-        for p in counterPaths { m[keyPath: p] = try r.int() }
+        var c: [Int64] = []
+        c.reserveCapacity(counterCount)
+        for _ in 0..<counterCount { c.append(try r.int()) }
+        m.setCounters(c)
         m.viewers = try K.Distinct(checkpoint: r.blob())
         m.startupSketch = try K.Quantiles(checkpoint: r.blob())
         m.sessionSketch = try K.Quantiles(checkpoint: r.blob())

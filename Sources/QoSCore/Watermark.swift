@@ -34,16 +34,23 @@ public struct WatermarkTracker: Sendable, Equatable {
 
     public mutating func remove(partition: Int32) { partitions[partition] = nil }
 
-    /// The watermark, or nil when no partition has seen a timestamp.
+    /// The watermark, or nil when there is none yet. A partition that was
+    /// assigned (`observe(ts: nil)`) but has not delivered a timestamp holds
+    /// the watermark back until it has been idle for the idle timeout: its
+    /// data may simply not have been fetched yet.
     public func value(wallMs: Int64) -> Int64? {
         var active: Int64?
         var all: Int64?
-        for p in partitions.values where p.maxTs != .min {
+        for p in partitions.values {
+            let idle = wallMs - p.lastActiveWallMs >= idleTimeoutMs
+            if p.maxTs == .min {
+                if !idle { return nil }
+                continue
+            }
             let wm = p.maxTs - latenessMs
             all = max(all ?? wm, wm)
-            if wallMs - p.lastActiveWallMs < idleTimeoutMs { active = min(active ?? wm, wm) }
+            if !idle { active = min(active ?? wm, wm) }
         }
-        // Partitions that never saw a timestamp are ignored (nothing to wait for).
         return active ?? all
     }
 }

@@ -350,3 +350,19 @@ import Testing
         #expect(s.ranges.count <= SeqSet.rangesMax)
     }
 }
+
+@Suite struct WatermarkTests {
+    @Test func minOverActivePartitionsWithIdlenessAndUnfetchedPartitionsHolding() {
+        var t = WatermarkTracker(latenessMs: 30_000, idleTimeoutMs: 30_000)
+        #expect(t.value(wallMs: 0) == nil)
+        t.observe(partition: 0, ts: 1_000_000, wallMs: 0)
+        t.observe(partition: 1, ts: nil, wallMs: 0)           // assigned, nothing fetched yet
+        #expect(t.value(wallMs: 1_000) == nil)                 // holds the watermark back
+        t.observe(partition: 1, ts: 500_000, wallMs: 1_000)
+        #expect(t.value(wallMs: 2_000) == 470_000)             // min over partitions
+        #expect(t.value(wallMs: 31_500) == 970_000)            // partition 1 idle: no longer holds back
+        #expect(t.value(wallMs: 40_000) == 970_000)            // all idle: the max
+        t.observe(partition: 2, ts: nil, wallMs: 40_000)
+        #expect(t.value(wallMs: 80_000) == 970_000)            // an empty partition idle for long is ignored
+    }
+}
