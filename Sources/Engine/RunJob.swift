@@ -117,11 +117,8 @@ public final class RunJob {
                                              guard m.level <= 3 else { return }  // librdkafka errors only
                                              writeStderr(logfmt("kafka: \(m.facility): \(m.message)", level: "warn"))
                                          })
-            let topics = try consumer.checkTopics(timeoutMs: 10_000)
-            partitionCount = topics[o.topic] ?? 0
-            guard topics[o.topic] != nil else {
-                throw UserError("topic '\(o.topic)' does not exist on \(o.brokers) — create it or fix --topic")
-            }
+            // Throws the one-line "unreachable" / "topic does not exist" errors itself.
+            partitionCount = try consumer.checkTopics(timeoutMs: 10_000)[o.topic] ?? 0
         } catch let e as KafkaError {
             throw UserError(e.message)
         }
