@@ -33,6 +33,29 @@ public enum KafkaEvent: Sendable {
     case error(KafkaError)
 }
 
+/// A message borrowed from librdkafka by `KafkaConsumer.poll(maxMessages:timeoutMs:onMessage:onEvent:)`:
+/// its bytes are valid only during that callback (`copy()` keeps them).
+public struct KafkaRecord {
+    let message: UnsafeMutablePointer<rd_kafka_message_t>
+    public let topic: String
+    public let partition: Int32
+    public let offset: Int64
+    public let key: UnsafeRawBufferPointer?
+    public let payload: UnsafeRawBufferPointer
+
+    /// Kafka message timestamp (create or log-append time), epoch ms; nil if unknown.
+    public var timestampMs: Int64? {
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(message, &tsType)
+        return ts >= 0 ? ts : nil
+    }
+
+    public func copy() -> KafkaMessage {
+        KafkaMessage(topic: topic, partition: partition, offset: offset, key: key.map { Array($0) },
+                     payload: Array(payload), timestampMs: timestampMs)
+    }
+}
+
 /// A consumer-group member with `enable.auto.commit=false` and
 /// `enable.auto.offset.store=false`: the caller owns the offsets.
 ///
@@ -134,18 +157,39 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// blocking. Rebalance events end the batch (see `KafkaEvent`). Throws
     /// only on a fatal client error.
     public func poll(maxMessages: Int = 1000, timeoutMs: Int = 100) throws -> [KafkaEvent] {
+        var out: [KafkaEvent] = []
+        _ = try poll(maxMessages: maxMessages, timeoutMs: timeoutMs,
+                     onMessage: { out.append(.message($0.copy())) }, onEvent: { out.append($0) })
+        return out
+    }
+
+    /// The same poll without copying: each message is handed to `onMessage`
+    /// as a `KafkaRecord` whose bytes are librdkafka's own (valid only during
+    /// the call); every other event goes to `onEvent`, in the order it
+    /// happened, rebalance events last. Returns the number of messages.
+    public func poll(maxMessages: Int, timeoutMs: Int, onMessage: (KafkaRecord) throws -> Void,
+                     onEvent: (KafkaEvent) -> Void) throws -> Int {
         precondition(!isClosed, "KafkaConsumer.poll after close()")
         try subscribeIfNeeded()
         if box.lock.withLock({ box.pendingRebalance != nil }) {
             try autoCompleteRebalance()
         }
-        var out: [KafkaEvent] = []
         var messages = 0
         var first = true
+        // Positions are recorded per run of messages from one partition, not per message.
+        var run: (rkt: OpaquePointer, partition: Int32, next: Int64)?
+        func endRun() {
+            guard let r = run else { return }
+            let tp = TopicPartition(topicName(r.rkt), r.partition)
+            stateLock.withLock { positions[tp] = r.next }
+            run = nil
+        }
+        defer { endRun() }
         pollLoop: while messages < maxMessages {
             let m = rd_kafka_consumer_poll(rk, first ? Int32(clamping: timeoutMs) : 0)
             first = false
             let (cbEvents, rebalance) = box.lock.withLock { () -> ([KafkaEvent], PendingRebalance?) in
+                if box.events.isEmpty { return ([], box.pendingRebalance) }
                 let e = box.events
                 box.events.removeAll()
                 return (e, box.pendingRebalance)
@@ -155,19 +199,34 @@ public final class KafkaConsumer: @unchecked Sendable {
             for e in cbEvents {
                 if case .assigned = e { continue }
                 if case .revoked = e { continue }
-                out.append(e)
+                onEvent(e)
             }
             if let m {
                 defer { rd_kafka_message_destroy(m) }
-                if let ev = convert(m, dropping: rebalance) {
-                    if case .message = ev { messages += 1 }
-                    out.append(ev)
+                let msg = m.pointee
+                if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    if let e = convertError(m) { onEvent(e) }
+                } else if let rkt = msg.rkt {
+                    let dropped = rebalance.map { r in
+                        r.kind == .revoke && r.partitions.contains(TopicPartition(topicName(rkt), msg.partition))
+                    } ?? false
+                    // A message popped after the revoke callback is left for the next owner.
+                    if !dropped {
+                        if let r = run, r.rkt != rkt || r.partition != msg.partition { endRun() }
+                        run = (rkt, msg.partition, msg.offset + 1)
+                        messages += 1
+                        let payload = msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) }
+                        try onMessage(KafkaRecord(
+                            message: m, topic: topicName(rkt), partition: msg.partition, offset: msg.offset,
+                            key: msg.key.map { UnsafeRawBufferPointer(start: $0, count: msg.key_len) },
+                            payload: payload ?? UnsafeRawBufferPointer(start: nil, count: 0)))
+                    }
                 }
             }
             if let rebalance {
                 switch rebalance.kind {
-                case .assign: out.append(.assigned(rebalance.partitions))
-                case .revoke: out.append(.revoked(rebalance.partitions, lost: rebalance.lost))
+                case .assign: onEvent(.assigned(rebalance.partitions))
+                case .revoke: onEvent(.revoked(rebalance.partitions, lost: rebalance.lost))
                 }
                 break pollLoop
             }
@@ -176,46 +235,27 @@ public final class KafkaConsumer: @unchecked Sendable {
         if let f = box.lock.withLock({ box.fatal }) {
             throw KafkaError(.fatal, "Kafka consumer failed: \(f)")
         }
-        return out
+        return messages
     }
 
-    private func convert(_ m: UnsafeMutablePointer<rd_kafka_message_t>, dropping rebalance: PendingRebalance?) -> KafkaEvent? {
+    private func convertError(_ m: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaEvent? {
         let msg = m.pointee
-        if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
-            let text = String(cString: rd_kafka_message_errstr(m))
-            var where_ = ""
-            if let rkt = msg.rkt {
-                where_ = " (\(topicName(rkt))\(msg.partition >= 0 ? "/\(msg.partition)" : ""))"
-            }
-            if msg.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
-                return .error(KafkaError(.unknownTopic, "Kafka: \(text)\(where_) — create the topic or fix --topic",
-                                         code: msg.err.rawValue))
-            }
-            if msg.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || msg.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
-                return .error(KafkaError(.offsetReset,
-                                         "Kafka offset out of range\(where_), position reset by auto.offset.reset — messages were skipped (retention?): \(text)",
-                                         code: msg.err.rawValue))
-            }
-            return .error(KafkaError(.other, "Kafka consumer error\(where_): \(text)", code: msg.err.rawValue))
+        if msg.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return nil }
+        let text = String(cString: rd_kafka_message_errstr(m))
+        var where_ = ""
+        if let rkt = msg.rkt {
+            where_ = " (\(topicName(rkt))\(msg.partition >= 0 ? "/\(msg.partition)" : ""))"
         }
-        let topic = msg.rkt.map { topicName($0) } ?? ""
-        let tp = TopicPartition(topic, msg.partition)
-        if let rebalance, rebalance.kind == .revoke, rebalance.partitions.contains(tp) {
-            return nil  // popped after the revoke callback: leave it for the next owner
+        if msg.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC {
+            return .error(KafkaError(.unknownTopic, "Kafka: \(text)\(where_) — create the topic or fix --topic",
+                                     code: msg.err.rawValue))
         }
-        let payload: [UInt8]
-        if let p = msg.payload, msg.len > 0 {
-            payload = Array(UnsafeRawBufferPointer(start: p, count: msg.len))
-        } else {
-            payload = []
+        if msg.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || msg.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
+            return .error(KafkaError(.offsetReset,
+                                     "Kafka offset out of range\(where_), position reset by auto.offset.reset — messages were skipped (retention?): \(text)",
+                                     code: msg.err.rawValue))
         }
-        let key: [UInt8]? = msg.key.map { Array(UnsafeRawBufferPointer(start: $0, count: msg.key_len)) }
-        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let ts = rd_kafka_message_timestamp(m, &tsType)
-        stateLock.withLock { positions[tp] = msg.offset + 1 }
-        return .message(KafkaMessage(topic: topic, partition: msg.partition, offset: msg.offset, key: key,
-                                     payload: payload, timestampMs: ts >= 0 ? ts : nil))
+        return .error(KafkaError(.other, "Kafka consumer error\(where_): \(text)", code: msg.err.rawValue))
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {

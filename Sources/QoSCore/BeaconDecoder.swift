@@ -38,26 +38,39 @@ public enum BeaconDecoder {
     /// Decode one message. Calls `sink` once per object (or once with a
     /// reject for a message that is not valid JSON).
     public static func decode(_ bytes: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
+        decodeEach(bytes, onBeacon: { sink(.beacon($0)) }, onReject: { sink(.reject($0, payload: $1)) })
+    }
+
+    /// Decode one message without copying beacons: `onBeacon` gets each
+    /// beacon in place (it may be modified; it is overwritten by the next
+    /// one), `onReject` each reject with the byte range of the offending
+    /// object (or of the whole message when it is not parseable).
+    @inline(__always)
+    public static func decodeEach(_ bytes: UnsafeRawBufferPointer, onBeacon: (inout Beacon) -> Void,
+                                  onReject: (RejectReason, Range<Int>) -> Void) {
         let whole = 0..<bytes.count
-        guard bytes.count <= BeaconLimits.messageBytesMax else {
-            sink(.reject(.tooLarge, payload: whole)); return
-        }
+        guard bytes.count <= BeaconLimits.messageBytesMax else { return onReject(.tooLarge, whole) }
         var p = JSONCursor(bytes)
         p.skipWhitespace()
-        guard let first = p.peek() else { sink(.reject(.invalidJSON, payload: whole)); return }
-        if first == UInt8(ascii: "[") {
-            decodeArray(&p, whole: whole, sink)
-        } else if first == UInt8(ascii: "{") {
-            let item = decodeObject(&p)
+        guard let first = p.peek() else { return onReject(.invalidJSON, whole) }
+        var fields = FieldReader()
+        if first == UInt8(ascii: "{") {
+            let outcome = decodeObject(&p, &fields)
             p.skipWhitespace()
-            if p.atEnd { sink(item) } else { sink(.reject(.invalidJSON, payload: whole)) }
+            guard p.atEnd else { return onReject(.invalidJSON, whole) }
+            switch outcome {
+            case .beacon: onBeacon(&fields.beacon)
+            case .reject(let r, let range): onReject(r, range)
+            }
+        } else if first == UInt8(ascii: "[") {
+            decodeArray(&p, &fields, whole: whole, onBeacon, onReject)
         } else {
             // Valid JSON that is not an object is "not_an_object"; anything else invalid_json.
             var probe = JSONCursor(bytes)
             probe.skipWhitespace()
             let ok = probe.skipValue(depth: 0)
             probe.skipWhitespace()
-            sink(.reject(ok && probe.atEnd ? .notAnObject : .invalidJSON, payload: whole))
+            onReject(ok && probe.atEnd ? .notAnObject : .invalidJSON, whole)
         }
     }
 
@@ -68,35 +81,47 @@ public enum BeaconDecoder {
         return out
     }
 
-    private static func decodeArray(_ p: inout JSONCursor, whole: Range<Int>, _ sink: (DecodedItem) -> Void) {
+    private static func decodeArray(_ p: inout JSONCursor, _ fields: inout FieldReader, whole: Range<Int>,
+                                    _ onBeacon: (inout Beacon) -> Void,
+                                    _ onReject: (RejectReason, Range<Int>) -> Void) {
         // Validate the whole array first so a malformed batch is one reject,
         // not a prefix of beacons followed by garbage.
         var probe = p
-        guard probe.skipValue(depth: 0) else { sink(.reject(.invalidJSON, payload: whole)); return }
+        guard probe.skipValue(depth: 0) else { return onReject(.invalidJSON, whole) }
         probe.skipWhitespace()
-        guard probe.atEnd else { sink(.reject(.invalidJSON, payload: whole)); return }
+        guard probe.atEnd else { return onReject(.invalidJSON, whole) }
         p.advance() // '['
         p.skipWhitespace()
-        if p.peek() == UInt8(ascii: "]") { sink(.reject(.emptyBatch, payload: whole)); return }
+        if p.peek() == UInt8(ascii: "]") { return onReject(.emptyBatch, whole) }
         while true {
             p.skipWhitespace()
             let start = p.index
             if p.peek() == UInt8(ascii: "{") {
-                sink(decodeObject(&p))
+                fields.reset()
+                switch decodeObject(&p, &fields) {
+                case .beacon: onBeacon(&fields.beacon)
+                case .reject(let r, let range): onReject(r, range)
+                }
             } else {
                 _ = p.skipValue(depth: 1)
-                sink(.reject(.notAnObject, payload: start..<p.index))
+                onReject(.notAnObject, start..<p.index)
             }
             p.skipWhitespace()
             guard let c = p.next(), c == UInt8(ascii: ",") else { return } // ']' (validated above)
         }
     }
 
-    /// Decode one object at the cursor; on return the cursor is past it.
-    static func decodeObject(_ p: inout JSONCursor) -> DecodedItem {
+    enum ObjectOutcome {
+        /// The beacon is in the reader's `beacon`.
+        case beacon
+        case reject(RejectReason, Range<Int>)
+    }
+
+    /// Decode one object at the cursor into `fields` (fresh or reset); on
+    /// return the cursor is past it.
+    static func decodeObject(_ p: inout JSONCursor, _ fields: inout FieldReader) -> ObjectOutcome {
         let start = p.index
-        var fields = FieldReader()
-        guard p.next() == UInt8(ascii: "{") else { return .reject(.invalidJSON, payload: start..<p.index) }
+        guard p.next() == UInt8(ascii: "{") else { return .reject(.invalidJSON, start..<p.index) }
         p.skipWhitespace()
         if p.peek() == UInt8(ascii: "}") { p.advance() } else {
             while true {
@@ -113,16 +138,12 @@ public enum BeaconDecoder {
             }
         }
         let range = start..<p.index
-        if let reason = fields.error { return .reject(reason, payload: range) }
-        switch fields.build() {
-        case .success(let b): return .beacon(b)
-        case .failure(let r): return .reject(r.reason, payload: range)
-        }
+        if let reason = fields.error ?? fields.missing() { return .reject(reason, range) }
+        return .beacon
     }
 
-    private static func failObject(_ p: inout JSONCursor, _ start: Int) -> DecodedItem {
-        return .reject(.invalidJSON, payload: start..<max(start, min(p.index, p.count)))
+    private static func failObject(_ p: inout JSONCursor, _ start: Int) -> ObjectOutcome {
+        return .reject(.invalidJSON, start..<max(start, min(p.index, p.count)))
     }
 }
 
-struct RejectError: Error { let reason: RejectReason }

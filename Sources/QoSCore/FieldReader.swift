@@ -95,6 +95,11 @@ struct FieldReader {
 
     private mutating func readInt(_ p: inout JSONCursor, _ field: Field, min lo: Int64 = .min, max hi: Int64 = .max,
                                   _ set: (inout Beacon, Int64) -> Void) -> Bool {
+        if let v = p.readPlainInteger() {
+            guard v >= lo && v <= hi else { fail(.invalidValue(field.name)); return true }
+            set(&beacon, v)
+            return true
+        }
         guard let c = p.peek(), c == UInt8(ascii: "-") || (c &- 0x30) < 10 else {
             fail(.wrongType(field.name)); return p.skipValue(depth: 1)
         }
@@ -115,12 +120,9 @@ struct FieldReader {
     private mutating func readEvent(_ p: inout JSONCursor) -> Bool {
         guard p.peek() == UInt8(ascii: "\"") else { fail(.wrongType("event")); return p.skipValue(depth: 1) }
         guard let raw = p.readRawString() else { return false }
-        for e in EventType.allCases where FieldReader.matches(raw, p, FieldReader.eventNames[Int(e.rawValue)]) {
-            beacon.event = e
-            hasEvent = true
-            return true
-        }
-        fail(.unknownEvent)
+        guard let e = FieldReader.event(raw, p) else { fail(.unknownEvent); return true }
+        beacon.event = e
+        hasEvent = true
         return true
     }
 
@@ -154,22 +156,191 @@ struct FieldReader {
         return buckets
     }()
 
+    /// A token's first 24 bytes as little-endian words, bytes past its end
+    /// zeroed; nil when it is longer than 24 bytes or too close to the end
+    /// of the buffer for word loads (callers then compare bytes).
+    @inline(__always) static func words(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> (UInt64, UInt64, UInt64)? {
+        let n = raw.length
+        guard n <= 24, raw.start + 24 <= p.count else { return nil }
+        @inline(__always) func word(_ k: Int) -> UInt64 {
+            let valid = n - 8 * k
+            if valid <= 0 { return 0 }
+            let w = p.base.loadUnaligned(fromByteOffset: raw.start + 8 * k, as: UInt64.self)
+            return valid >= 8 ? w : w & ((1 << (8 * UInt64(valid))) - 1)
+        }
+        return (word(0), word(1), word(2))
+    }
+
     static func field(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> Field? {
         if raw.hasEscapes {
             for f in Field.allCases where matches(raw, p, names[f.rawValue]) { return f }
             return nil
         }
+        if let w = words(raw, p) { return fieldByWords(raw.length, w.0, w.1, w.2) }
         guard raw.length < byLength.count else { return nil }
         for f in byLength[raw.length] where p.keyEquals(raw, names[f.rawValue]) { return f }
         return nil
     }
 
-    /// Final checks: required fields present.
-    func build() -> Result<Beacon, RejectError> {
-        if !hasEvent { return .failure(RejectError(reason: .missingField("event"))) }
-        if !hasTs { return .failure(RejectError(reason: .missingField("ts"))) }
-        if !hasSessionId { return .failure(RejectError(reason: .missingField("session_id"))) }
-        if beacon.sessionId.isEmpty { return .failure(RejectError(reason: .invalidValue("session_id"))) }
-        return .success(beacon)
+    static func event(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> EventType? {
+        if !raw.hasEscapes, let w = words(raw, p) { return eventByWords(raw.length, w.0, w.1, w.2) }
+        for e in EventType.allCases where matches(raw, p, eventNames[Int(e.rawValue)]) { return e }
+        return nil
     }
+
+    /// Generated from the names below: the key's words (see `words`) to its case.
+    @inline(__always) static func fieldByWords(_ n: Int, _ w0: UInt64, _ w1: UInt64, _ w2: UInt64) -> Field? {
+        switch w0 {
+        case 0x000000746e657665:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .event }  // event
+            return nil
+        case 0x0000000000007374:
+            if n == 2 && w1 == 0x0 && w2 == 0x0 { return .ts }  // ts
+            return nil
+        case 0x5f6e6f6973736573:
+            if n == 10 && w1 == 0x6469 && w2 == 0x0 { return .sessionId }  // session_id
+            return nil
+        case 0x0000000000716573:
+            if n == 3 && w1 == 0x0 && w2 == 0x0 { return .seq }  // seq
+            return nil
+        case 0x695f726577656976:
+            if n == 9 && w1 == 0x64 && w2 == 0x0 { return .viewerId }  // viewer_id
+            return nil
+        case 0x64695f6f65646976:
+            if n == 8 && w1 == 0x0 && w2 == 0x0 { return .videoId }  // video_id
+            return nil
+        case 0x75645f6f65646976:
+            if n == 17 && w1 == 0x6d5f6e6f69746172 && w2 == 0x73 { return .videoDurationMs }  // video_duration_ms
+            return nil
+        case 0x000000006576696c:
+            if n == 4 && w1 == 0x0 && w2 == 0x0 { return .live }  // live
+            return nil
+        case 0x0000000000007069:
+            if n == 2 && w1 == 0x0 && w2 == 0x0 { return .ip }  // ip
+            return nil
+        case 0x007972746e756f63:
+            if n == 7 && w1 == 0x0 && w2 == 0x0 { return .country }  // country
+            return nil
+        case 0x00006e6f69676572:
+            if n == 6 && w1 == 0x0 && w2 == 0x0 { return .region }  // region
+            return nil
+        case 0x6567615f72657375:
+            if n == 10 && w1 == 0x746e && w2 == 0x0 { return .userAgent }  // user_agent
+            return nil
+        case 0x745f656369766564:
+            if n == 11 && w1 == 0x657079 && w2 == 0x0 { return .deviceType }  // device_type
+            return nil
+        case 0x000000000000736f:
+            if n == 2 && w1 == 0x0 && w2 == 0x0 { return .os }  // os
+            return nil
+        case 0x00726573776f7262:
+            if n == 7 && w1 == 0x0 && w2 == 0x0 { return .browser }  // browser
+            return nil
+        case 0x6e5f726579616c70:
+            if n == 11 && w1 == 0x656d61 && w2 == 0x0 { return .playerName }  // player_name
+            return nil
+        case 0x765f726579616c70:
+            if n == 14 && w1 == 0x6e6f69737265 && w2 == 0x0 { return .playerVersion }  // player_version
+            return nil
+        case 0x00000000006e6463:
+            if n == 3 && w1 == 0x0 && w2 == 0x0 { return .cdn }  // cdn
+            return nil
+        case 0x0000000000706f70:
+            if n == 3 && w1 == 0x0 && w2 == 0x0 { return .pop }  // pop
+            return nil
+        case 0x5f65746172746962:
+            if n == 12 && w1 == 0x7370626b && w2 == 0x0 { return .bitrateKbps }  // bitrate_kbps
+            return nil
+        case 0x6d5f646579616c70:
+            if n == 9 && w1 == 0x73 && w2 == 0x0 { return .playedMs }  // played_ms
+            return nil
+        case 0x6461656879616c70:
+            if n == 11 && w1 == 0x736d5f && w2 == 0x0 { return .playheadMs }  // playhead_ms
+            return nil
+        case 0x6e6f697461727564:
+            if n == 11 && w1 == 0x736d5f && w2 == 0x0 { return .durationMs }  // duration_ms
+            return nil
+        case 0x6f635f726f727265:
+            if n == 10 && w1 == 0x6564 && w2 == 0x0 { return .errorCode }  // error_code
+            return nil
+        case 0x0000006c61746166:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .fatal }  // fatal
+            return nil
+        case 0x00006e6f73616572:
+            if n == 6 && w1 == 0x0 && w2 == 0x0 { return .reason }  // reason
+            return nil
+        case 0x6174735f70747468:
+            if n == 11 && w1 == 0x737574 && w2 == 0x0 { return .httpStatus }  // http_status
+            return nil
+        case 0x64616f6c6e776f64:
+            if n == 11 && w1 == 0x736d5f && w2 == 0x0 { return .downloadMs }  // download_ms
+            return nil
+        case 0x00736d5f62667474:
+            if n == 7 && w1 == 0x0 && w2 == 0x0 { return .ttfbMs }  // ttfb_ms
+            return nil
+        case 0x0000007365747962:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .bytes }  // bytes
+            return nil
+        case 0x0000006568636163:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .cache }  // cache
+            return nil
+        default: return nil
+        }
+    }
+
+    /// Generated from the names below: the key's words (see `words`) to its case.
+    @inline(__always) static func eventByWords(_ n: Int, _ w0: UInt64, _ w1: UInt64, _ w2: UInt64) -> EventType? {
+        switch w0 {
+        case 0x6174735f77656976:
+            if n == 10 && w1 == 0x7472 && w2 == 0x0 { return .viewStart }  // view_start
+            return nil
+        case 0x6174735f79616c70:
+            if n == 10 && w1 == 0x7472 && w2 == 0x0 { return .playStart }  // play_start
+            return nil
+        case 0x6165627472616568:
+            if n == 9 && w1 == 0x74 && w2 == 0x0 { return .heartbeat }  // heartbeat
+            return nil
+        case 0x7265666675626572:
+            if n == 14 && w1 == 0x74726174735f && w2 == 0x0 { return .rebufferStart }  // rebuffer_start
+            if n == 12 && w1 == 0x646e655f && w2 == 0x0 { return .rebufferEnd }  // rebuffer_end
+            return nil
+        case 0x0000006573756170:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .pause }  // pause
+            return nil
+        case 0x0000656d75736572:
+            if n == 6 && w1 == 0x0 && w2 == 0x0 { return .resume }  // resume
+            return nil
+        case 0x6174735f6b656573:
+            if n == 10 && w1 == 0x7472 && w2 == 0x0 { return .seekStart }  // seek_start
+            return nil
+        case 0x646e655f6b656573:
+            if n == 8 && w1 == 0x0 && w2 == 0x0 { return .seekEnd }  // seek_end
+            return nil
+        case 0x5f65746172746962:
+            if n == 14 && w1 == 0x65676e616863 && w2 == 0x0 { return .bitrateChange }  // bitrate_change
+            return nil
+        case 0x000000726f727265:
+            if n == 5 && w1 == 0x0 && w2 == 0x0 { return .error }  // error
+            return nil
+        case 0x646e655f77656976:
+            if n == 8 && w1 == 0x0 && w2 == 0x0 { return .viewEnd }  // view_end
+            return nil
+        case 0x00746e656d676573:
+            if n == 7 && w1 == 0x0 && w2 == 0x0 { return .segment }  // segment
+            return nil
+        default: return nil
+        }
+    }
+
+    /// Final checks: the reason a required field is missing or empty, if it is.
+    func missing() -> RejectReason? {
+        if !hasEvent { return .missingField("event") }
+        if !hasTs { return .missingField("ts") }
+        if !hasSessionId { return .missingField("session_id") }
+        if beacon.sessionId.isEmpty { return .invalidValue("session_id") }
+        return nil
+    }
+
+    /// Ready for the next object of a batch.
+    mutating func reset() { self = FieldReader() }
 }

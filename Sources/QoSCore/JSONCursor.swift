@@ -44,6 +44,12 @@ struct JSONCursor {
         guard next() == UInt8(ascii: "\"") else { return nil }
         let start = index
         var escapes = false
+        // Eight bytes at a time while none of them is a quote, a backslash or a control character.
+        while index + 8 <= base.count {
+            let w = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if JSONCursor.hasSpecialByte(w) { break }
+            index += 8
+        }
         while index < base.count {
             let c = base[index]
             if c == UInt8(ascii: "\"") {
@@ -73,6 +79,31 @@ struct JSONCursor {
         return nil
     }
 
+    /// Whether any byte of `w` is `"`, `\` or below 0x20 (SWAR: a byte is
+    /// zero after the xor / below n after the subtraction exactly when its
+    /// high bit survives the mask).
+    @inline(__always) static func hasSpecialByte(_ w: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let q = w ^ (ones &* 0x22), b = w ^ (ones &* 0x5C)
+        let zeroQ = (q &- ones) & ~q, zeroB = (b &- ones) & ~b
+        let control = (w &- ones &* 0x20) & ~w
+        return (zeroQ | zeroB | control) & highs != 0
+    }
+
+    /// Whether the token's bytes are all ASCII (then they are valid UTF-8).
+    @inline(__always) func isASCII(_ raw: RawString) -> Bool {
+        var i = raw.start
+        while i + 8 <= raw.end {
+            if base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < raw.end {
+            if base[i] >= 0x80 { return false }
+            i += 1
+        }
+        return true
+    }
+
     static func hexValue(_ c: UInt8) -> UInt32? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))
@@ -87,6 +118,8 @@ struct JSONCursor {
     func string(_ raw: RawString) -> String? {
         let slice = UnsafeRawBufferPointer(rebasing: base[raw.start..<raw.end])
         if !raw.hasEscapes {
+            // ASCII needs no validation (and skips the unspecialized generic path).
+            if isASCII(raw) { return String(decoding: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
             return String(validating: slice, as: UTF8.self)
         }
         guard let bytes = unescaped(raw) else { return nil }
@@ -168,6 +201,32 @@ struct JSONCursor {
 
     @inline(__always) private mutating func skipDigits() {
         while index < base.count, isDigit(base[index]) { index += 1 }
+    }
+
+    /// Fast path for the common number: a non-negative integer of at most
+    /// 18 digits with no fraction or exponent. Returns it and moves past it;
+    /// returns nil (cursor unchanged) for anything else, which `readNumber`
+    /// then handles.
+    @inline(__always) mutating func readPlainInteger() -> Int64? {
+        var i = index
+        let end = base.count
+        guard i < end, isDigit(base[i]) else { return nil }
+        var v: Int64 = 0
+        if base[i] == UInt8(ascii: "0") {
+            i += 1
+        } else {
+            while i < end, isDigit(base[i]) {
+                guard i - index < 18 else { return nil }
+                v = v &* 10 &+ Int64(base[i] &- 0x30)
+                i += 1
+            }
+        }
+        if i < end {
+            let c = base[i]
+            if isDigit(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { return nil }
+        }
+        index = i
+        return v
     }
 
     /// The Int64 value of an integer token, nil on overflow.

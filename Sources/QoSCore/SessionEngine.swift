@@ -26,9 +26,11 @@ public final class SessionEngine<K: SketchKit> {
     public func ingest(message: UnsafeRawBufferPointer, partition pid: Int32,
                        source: SourcePosition, nowMs: Int64) {
         counters.messages += 1
-        BeaconDecoder.decode(message) { item in
-            ingest(item, message: message, partition: pid, source: source, nowMs: nowMs)
-        }
+        BeaconDecoder.decodeEach(message, onBeacon: { b in
+            apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
+        }, onReject: { reason, range in
+            reject(reason, partition: partition(pid), source: source, payload: UnsafeRawBufferPointer(rebasing: message[range]))
+        })
     }
 
     /// Applies one item already decoded from `message` (pipelined callers

@@ -9,12 +9,12 @@ import Glibc
 /// `qos run` settings: defaults < config file (YAML) < QOS_* environment < flags.
 /// Keys (file / env / flag): brokers / QOS_BROKERS / --brokers, topic, group,
 /// sink, window, lateness, max_lateness, session_timeout, session_max,
-/// idle_timeout, checkpoint_interval, instance, geoip_db (list), ua_regexes,
+/// idle_timeout, checkpoint_interval, checkpoint_min_interval, instance, geoip_db (list), ua_regexes,
 /// zstd_level; `kafka:` map / QOS_KAFKA_<PROP> (dots as underscores) /
 /// --kafka key=value pass through to librdkafka.
 struct RunSettings {
     static let keys = ["metrics_port", "brokers", "topic", "group", "sink", "window", "lateness", "max_lateness",
-                       "session_timeout", "session_max", "idle_timeout", "checkpoint_interval", "instance",
+                       "session_timeout", "session_max", "idle_timeout", "checkpoint_interval", "checkpoint_min_interval", "instance",
                        "geoip_db", "ua_regexes", "zstd_level", "kafka", "group_cap", "slow_request_ms"]
     var values: [String: String] = [:]
     var geoip: [String] = []
@@ -100,6 +100,8 @@ struct Run: ParsableCommand {
     @Option(help: "Maximum session length (default 6h).") var sessionMax: String?
     @Option(help: "Idle partition timeout, wall clock (default 30s).") var idleTimeout: String?
     @Option(help: "Checkpoint at least this often (default 10s).") var checkpointInterval: String?
+    @Option(help: "Checkpoint at most this often for windows that become due (default 2s): windows closed while catching up share a checkpoint; window latency grows by at most this much.")
+    var checkpointMinInterval: String?
     @Option(help: "Instance id, unique per running process (default host-pid).") var instance: String?
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
     var geoipDb: [String] = []
@@ -119,6 +121,7 @@ struct Run: ParsableCommand {
             ("brokers", brokers), ("topic", topic), ("group", group), ("sink", sink), ("window", window),
             ("lateness", lateness), ("max_lateness", maxLateness), ("session_timeout", sessionTimeout),
             ("session_max", sessionMax), ("idle_timeout", idleTimeout), ("checkpoint_interval", checkpointInterval),
+            ("checkpoint_min_interval", checkpointMinInterval),
             ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort)]
         for (k, v) in flags { if let v { s.values[k] = v } }
         if !geoipDb.isEmpty { s.geoip = geoipDb }
@@ -149,6 +152,9 @@ struct Run: ParsableCommand {
         o.config = c
         if let x = v["idle_timeout"] { o.idleTimeoutMs = try Duration.parse(x, "idle_timeout") }
         if let x = v["checkpoint_interval"] { o.checkpointIntervalMs = try Duration.parse(x, "checkpoint_interval") }
+        if let x = v["checkpoint_min_interval"] {
+            o.checkpointMinIntervalMs = try Duration.parse(x, "checkpoint_min_interval")
+        }
         if let x = v["zstd_level"] { o.zstdLevel = Int(x) ?? 3 }
         o.kafka = s.kafka
         o.enricher = try makeEnricher(geoip: s.geoip, uaRegexes: v["ua_regexes"], log: o.log)

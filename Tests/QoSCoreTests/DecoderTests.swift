@@ -89,6 +89,78 @@ import Testing
         #expect(reasons("{\"event\":\"view_start\",\"ts\":1,\"session_id\":\"\u{1}\"}") == ["invalid_json"])
     }
 
+    /// The word-compare key and event lookup (tokens with 24 bytes after
+    /// them) agrees with the byte compare (tokens near the end of a message)
+    /// for every known name, and near misses stay unknown.
+    @Test func everyKeyAndEventIsRecognisedAtAnyPosition() throws {
+        for (i, name) in FieldReader.names.enumerated() {
+            let key = name.description
+            for tail in ["", String(repeating: " ", count: 30)] {
+                let m = Array(#"{"\#(key)":null"#.utf8) + Array(tail.utf8) + [UInt8(ascii: "}")]
+                m.withUnsafeBytes { raw in
+                    var p = JSONCursor(raw)
+                    p.advance()
+                    let tok = p.readRawString()!
+                    #expect(FieldReader.field(tok, p)?.rawValue == i, "\(key) tail \(tail.count)")
+                }
+            }
+            for miss in [key + "x", String(key.dropLast()), "x" + key, key.uppercased()] {
+                for tail in ["", String(repeating: " ", count: 30)] {
+                    let m = Array(#"{"\#(miss)":1"#.utf8) + Array(tail.utf8) + [UInt8(ascii: "}")]
+                    m.withUnsafeBytes { raw in
+                        var p = JSONCursor(raw)
+                        p.advance()
+                        let tok = p.readRawString()!
+                        #expect(FieldReader.field(tok, p) == nil, "\(miss)")
+                    }
+                }
+            }
+        }
+        for e in EventType.allCases {
+            for tail in ["", String(repeating: " ", count: 30)] {
+                let b = try #require(beacon(#"{"ts":1,"session_id":"s","event":"\#(e.name)"\#(tail)}"#))
+                #expect(b.event == e)
+                #expect(reasons(#"{"ts":1,"session_id":"s","event":"\#(e.name)_"\#(tail)}"#) == ["unknown_event"])
+                #expect(reasons(#"{"ts":1,"session_id":"s","event":"\#(e.name.dropLast())"\#(tail)}"#) == ["unknown_event"])
+            }
+        }
+    }
+
+    /// The integer fast path and the general number lexer agree.
+    @Test func integersTakeTheFastPathOnlyWhenPlain() throws {
+        func ts(_ v: String) -> [String] { reasons(#"{"event":"heartbeat","session_id":"s","ts":\#(v)}"#) }
+        #expect(try #require(beacon(#"{"event":"heartbeat","session_id":"s","ts":0}"#)).ts == 0)
+        #expect(try #require(beacon(#"{"event":"heartbeat","session_id":"s","ts":999999999999999999}"#)).ts == 999_999_999_999_999_999)
+        #expect(try #require(beacon(#"{"event":"heartbeat","session_id":"s","ts":9223372036854775807}"#)).ts == .max)
+        #expect(ts("9223372036854775808") == ["wrong_type:ts"])  // overflow
+        #expect(ts("01") == ["invalid_json"])
+        #expect(ts("1.0") == ["wrong_type:ts"])
+        #expect(ts("1e3") == ["wrong_type:ts"])
+        #expect(ts("-1") == ["invalid_value:ts"])
+        #expect(ts("1x") == ["invalid_json"])
+    }
+
+    /// Strings are scanned eight bytes at a time: a quote, backslash, control
+    /// character or non-ASCII byte at any offset is still seen.
+    @Test func stringsAreScannedCorrectlyAtEveryOffset() throws {
+        for k in 0..<20 {
+            let pad = String(repeating: "a", count: k)
+            let b = try #require(beacon(#"{"event":"heartbeat","ts":1,"session_id":"\#(pad)\"q\\b\#(pad)"}"#))
+            #expect(b.sessionId == pad + "\"q\\b" + pad)
+            #expect(try #require(beacon(#"{"event":"heartbeat","ts":1,"session_id":"\#(pad)é\#(pad)"}"#)).sessionId == pad + "é" + pad)
+            var raw = Array(#"{"event":"heartbeat","ts":1,"session_id":"\#(pad)X\#(pad)"}"#.utf8)
+            let x = raw.firstIndex(of: UInt8(ascii: "X"))!
+            raw[x] = 0x0A  // a raw control character
+            #expect(reasonsOf(raw) == ["invalid_json"])
+            raw[x] = 0xFF  // not UTF-8
+            #expect(reasonsOf(raw) == ["invalid_utf8"])
+        }
+    }
+
+    func reasonsOf(_ bytes: [UInt8]) -> [String] {
+        BeaconDecoder.decode(bytes).map { if case .reject(let r, _) = $0 { return r.code } else { return "ok" } }
+    }
+
     @Test func invalidUTF8InAKnownFieldIsRejected() {
         var bytes = Array(#"{"event":"view_start","ts":1,"session_id":"ab"}"#.utf8)
         bytes[bytes.count - 3] = 0xC3 // a lone lead byte
