@@ -15,6 +15,20 @@ import Musl
 import Darwin
 #endif
 
+/// `key(v)` of the default (1 %) mapping for the integers 0..<count, computed
+/// once with the same formula: most values sketched are whole milliseconds.
+@usableFromInline enum SmallKeys {
+    @usableFromInline static let count = 1 << 14
+    @usableFromInline static let multiplier = DDSketch(relativeAccuracy: 0.01).multiplier
+    @usableFromInline nonisolated(unsafe) static let table: UnsafeMutablePointer<Int32> = {
+        let mapping = DDSketch(relativeAccuracy: 0.01)
+        let t = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+        t[0] = 0  // never read: 0 is not above minPossible
+        for i in 1..<count { t[i] = Int32(mapping.key(Double(i))) }
+        return t
+    }()
+}
+
 public struct DDSketch: Sendable, Equatable {
     /// The accuracy asked for (a decoded sketch reports (gamma - 1) / (gamma + 1)).
     /// Sketches compare and merge by `gamma`.
@@ -118,7 +132,12 @@ public struct DDSketch: Sendable, Equatable {
     public mutating func add(_ value: Double) -> Bool {
         if value > minPossible {
             if !(value <= maxPossible) { return false }
-            addKey(key(value), weight: 1)
+            // Whole milliseconds below 2^14 under the default mapping: a table lookup, no log.
+            if value < Double(SmallKeys.count), multiplier == SmallKeys.multiplier, let i = Int(exactly: value) {
+                addKey(Int(SmallKeys.table[i]), weight: 1)
+            } else {
+                addKey(key(value), weight: 1)
+            }
             return true
         }
         if value >= 0 {  // [0, minPossible]; NaN and negatives fail this test

@@ -5,6 +5,25 @@ import Testing
 @Suite struct DDSketchTests {
     static let mappingHex = "0a0909fd4a815abf52f03f"  // mapping { gamma = 1.0202020202020203 }
 
+    /// Whole-millisecond values take a precomputed key table; it must give
+    /// the key the formula gives, for every entry and at the edges.
+    @Test func smallIntegerKeysEqualTheFormula() {
+        let s = DDSketch(relativeAccuracy: 0.01)
+        for v in 1..<SmallKeys.count {
+            var one = DDSketch(relativeAccuracy: 0.01)
+            one.add(Double(v))
+            #expect(one.nonEmptyBins.first?.key == s.key(Double(v)), "value \(v)")
+            if one.nonEmptyBins.first?.key != s.key(Double(v)) { break }
+        }
+        var other = DDSketch(relativeAccuracy: 0.02)  // another mapping never uses the table
+        other.add(100)
+        #expect(other.nonEmptyBins.first?.key == other.key(100))
+        var edge = DDSketch(relativeAccuracy: 0.01)
+        for v in [Double(SmallKeys.count), Double(SmallKeys.count) - 0.5, 0.5] { edge.add(v) }
+        let want = Set([0.5, Double(SmallKeys.count) - 0.5, Double(SmallKeys.count)].map { s.key($0) }).sorted()
+        #expect(edge.nonEmptyBins.map(\.key) == want)
+    }
+
     @Test func mappingMatchesPythonConstants() {
         let s = DDSketch()
         #expect(s.gamma.bitPattern == 0x3ff0_52bf_5a81_4afd)  // 1.0202020202020203, as Python
