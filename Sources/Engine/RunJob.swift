@@ -79,6 +79,10 @@ public func logfmt(_ message: String, level: String? = nil) -> String {
     return "ts=\(CivilTime(epochMs: wallClockMs()).iso) level=\(lvl) msg=\"\(escaped)\"\n"
 }
 
+/// glibc's mallopt (malloc.h is not part of the Glibc module).
+@_silgen_name("mallopt")
+func qosMallopt(_ param: Int32, _ value: Int32) -> Int32
+
 /// Set by the signal handlers; checked between polls.
 nonisolated(unsafe) public var runStopRequested: sig_atomic_t = 0
 
@@ -114,6 +118,12 @@ public final class RunJob {
 
     /// Connects, checks the topic, and consumes until stopped. Returns the final status.
     public func run() throws -> RunStatus {
+        #if canImport(Glibc)
+        // Checkpoints build buffers of several MiB each time. Served from the heap (and kept
+        // there) instead of fresh mmaps, they cost no page faults; ~4 % of catch-up CPU.
+        _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
+        _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
+        #endif
         _ = try store.recover()
         do {
             // Short fetch waits: catch-up is not held back by brokers (librdkafka's
