@@ -168,8 +168,10 @@ public final class RunJob {
             n = try consumer.poll(maxMessages: o.pollBatch, timeoutMs: 100,
                                   onMessage: { ingest($0, now) }, onEvent: { events.append($0) })
         } catch let e as KafkaError {
+            endRun()
             throw UserError(e.message)
         }
+        endRun()
         now = wallClockMs()
         if o.untilCaughtUp, try checkCaughtUp(messages: n) { return try finish() }
         for e in events {
@@ -189,13 +191,25 @@ public final class RunJob {
         }
     }
 
+    /// Messages come in runs from one partition: its `owned` entry is read
+    /// once per run and written back at the run's end (`endRun`).
+    var current: (partition: Int32, own: (seq: Int64, next: Int64, epochStart: Int64)?)?
+
     func ingest(_ m: KafkaRecord, _ now: Int64) {
-        guard var own = owned[m.partition], m.offset >= own.next else { return }
+        if current?.partition != m.partition {
+            endRun()
+            current = (m.partition, owned[m.partition])
+            if current!.own != nil { touched.insert(m.partition) }
+        }
+        guard let own = current!.own, m.offset >= own.next else { return }
         engine.ingest(message: m.payload, partition: m.partition,
                       source: .kafka(topic: m.topic, partition: m.partition, offset: m.offset), nowMs: now)
-        own.next = m.offset + 1
-        owned[m.partition] = own
-        touched.insert(m.partition)
+        current!.own!.next = m.offset + 1
+    }
+
+    func endRun() {
+        if let r = current, let own = r.own { owned[r.partition] = own }
+        current = nil
     }
 
     /// Feeds the watermark tracker once per poll for each partition that had
