@@ -34,6 +34,13 @@ public final class NoEnricher: Enricher {
 
 /// One open session. A class: the session table, the close queue and the
 /// point-sample scan all refer to the same state.
+///
+/// Memory layout (one instance per open session, so it is kept compact):
+/// optional integers are stored as `Int64.min` sentinels and the flags are
+/// bits of one word, behind properties with the usual optional / Bool types.
+/// The sentinel is safe because every such value comes from a beacon field
+/// the decoder bounds to ≥ 0 (`ts`, `bitrate_kbps`, `video_duration_ms`), a
+/// difference checked to be ≥ 0 (startup), or an ASN, which is 32-bit.
 public final class SessionState {
     public let id: String
     public var earliestTs: Int64
@@ -41,33 +48,18 @@ public final class SessionState {
     /// The partition watermark when the latest beacon was applied (SPEC §3).
     public var arrivalMark: Int64 = .min
     public var beacons: Int64 = 0
-    public var missingStart = false
-    public var viewStartTs: Int64?
-    public var firstPlayTs: Int64?
-    public var fatalSeen = false
-    public var fatalErrorCode: String?
-    public var vsf = false, vpf = false
     public var errors: Int64 = 0
-    /// Start of the counted stall / seek that is open, if any.
-    public var stallOpenTs: Int64?
-    public var seekOpenTs: Int64?
-    public var currentBitrate: Int64?
     public var maxPlayheadMs: Int64 = 0
-    /// Duplicate detection: every `seq` seen.
-    public var seqs = SeqSet()
-    public var closed = false
-    /// Whether the session has an entry in the close queue.
-    var queued = false
 
-    // Attributes (fixed once known; 0 / nil = not yet known).
-    public var dims = SessionDims()
-    public var viewerId: String?
-    public var playerVersion: String?
-    public var city: String?, asn: Int64?, asOrg: String?
-    public var live: Bool?
-    public var videoDurationMs: Int64?
-    var ipLooked = false
-    var uaLooked = false
+    // Optional integers, `Int64.min` = nil (see the type's comment).
+    private var _viewStartTs: Int64 = .min
+    private var _firstPlayTs: Int64 = .min
+    private var _stallOpenTs: Int64 = .min
+    private var _seekOpenTs: Int64 = .min
+    private var _currentBitrate: Int64 = .min
+    private var _asn: Int64 = .min
+    private var _videoDurationMs: Int64 = .min
+    private var _startupMs: Int64 = .min
 
     // Contribution cache: the window state and the group slots of the five
     // tables that the session's last contribution went to. Valid while the
@@ -75,15 +67,82 @@ public final class SessionState {
     var cacheStart: Int64 = .min
     var cacheGeneration: Int = -1
     var cacheWindow: AnyObject?
-    var cacheSlots: (Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0)
 
     // Facts for the `sessions` row.
-    public var startupMs: Int64?
     public var playingMs: Int64 = 0
     public var rebufferCount: Int64 = 0, rebufferMs: Int64 = 0
     public var seekCount: Int64 = 0, seekMs: Int64 = 0
     public var bitrateMsSum: Int64 = 0, bitratePlayedMs: Int64 = 0
     public var upshifts: Int64 = 0, downshifts: Int64 = 0
+
+    // Attributes (fixed once known; 0 / nil = not yet known).
+    public var viewerId: String?
+    /// Ids in the engine's `ValueInterner` (0 = nil).
+    public var fatalErrorCode: UInt32 = 0
+    public var playerVersion: UInt32 = 0
+    public var city: UInt32 = 0, asOrg: UInt32 = 0
+
+    /// Duplicate detection: every `seq` seen.
+    public var seqs = SeqSet()
+    public var dims = SessionDims()
+    var cacheSlots: (Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0)
+    private var flags: UInt16 = 0
+
+    private static let fMissingStart: UInt16 = 1 << 0, fFatalSeen: UInt16 = 1 << 1
+    private static let fVsf: UInt16 = 1 << 2, fVpf: UInt16 = 1 << 3, fClosed: UInt16 = 1 << 4
+    private static let fQueued: UInt16 = 1 << 5, fIpLooked: UInt16 = 1 << 6, fUaLooked: UInt16 = 1 << 7
+    private static let fLiveKnown: UInt16 = 1 << 8, fLive: UInt16 = 1 << 9
+
+    @inline(__always) private func flag(_ f: UInt16) -> Bool { flags & f != 0 }
+    @inline(__always) private func setFlag(_ f: UInt16, _ v: Bool) { if v { flags |= f } else { flags &= ~f } }
+    @inline(__always) private static func opt(_ v: Int64) -> Int64? { v == .min ? nil : v }
+
+    public var missingStart: Bool { get { flag(Self.fMissingStart) } set { setFlag(Self.fMissingStart, newValue) } }
+    public var fatalSeen: Bool { get { flag(Self.fFatalSeen) } set { setFlag(Self.fFatalSeen, newValue) } }
+    public var vsf: Bool { get { flag(Self.fVsf) } set { setFlag(Self.fVsf, newValue) } }
+    public var vpf: Bool { get { flag(Self.fVpf) } set { setFlag(Self.fVpf, newValue) } }
+    public var closed: Bool { get { flag(Self.fClosed) } set { setFlag(Self.fClosed, newValue) } }
+    /// Whether the session has an entry in the close queue.
+    var queued: Bool { get { flag(Self.fQueued) } set { setFlag(Self.fQueued, newValue) } }
+    var ipLooked: Bool { get { flag(Self.fIpLooked) } set { setFlag(Self.fIpLooked, newValue) } }
+    var uaLooked: Bool { get { flag(Self.fUaLooked) } set { setFlag(Self.fUaLooked, newValue) } }
+    public var live: Bool? {
+        get { flag(Self.fLiveKnown) ? flag(Self.fLive) : nil }
+        set { setFlag(Self.fLiveKnown, newValue != nil); setFlag(Self.fLive, newValue == true) }
+    }
+
+    public var viewStartTs: Int64? {
+        get { Self.opt(_viewStartTs) } set { _viewStartTs = Self.stored(newValue) }
+    }
+    public var firstPlayTs: Int64? {
+        get { Self.opt(_firstPlayTs) } set { _firstPlayTs = Self.stored(newValue) }
+    }
+    /// Start of the counted stall / seek that is open, if any.
+    public var stallOpenTs: Int64? {
+        get { Self.opt(_stallOpenTs) } set { _stallOpenTs = Self.stored(newValue) }
+    }
+    public var seekOpenTs: Int64? {
+        get { Self.opt(_seekOpenTs) } set { _seekOpenTs = Self.stored(newValue) }
+    }
+    public var currentBitrate: Int64? {
+        get { Self.opt(_currentBitrate) } set { _currentBitrate = Self.stored(newValue) }
+    }
+    public var asn: Int64? {
+        get { Self.opt(_asn) } set { _asn = Self.stored(newValue) }
+    }
+    public var videoDurationMs: Int64? {
+        get { Self.opt(_videoDurationMs) } set { _videoDurationMs = Self.stored(newValue) }
+    }
+    public var startupMs: Int64? {
+        get { Self.opt(_startupMs) } set { _startupMs = Self.stored(newValue) }
+    }
+
+    /// The stored form of an optional: `Int64.min` is reserved for nil.
+    @inline(__always) private static func stored(_ v: Int64?) -> Int64 {
+        guard let v else { return .min }
+        precondition(v != .min, "Int64.min is reserved as the nil sentinel")
+        return v
+    }
 
     public init(id: String, ts: Int64) {
         self.id = id

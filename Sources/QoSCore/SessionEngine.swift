@@ -4,6 +4,8 @@
 public final class SessionEngine<K: SketchKit> {
     public let config: EngineConfig
     public let interner = StringInterner()
+    /// Player version, city, AS organization and fatal error code of sessions.
+    public let values = ValueInterner()
     public internal(set) var partitions: [Int32: PartitionState<K>] = [:]
     public internal(set) var counters = EngineCounters()
     let enricher: Enricher
