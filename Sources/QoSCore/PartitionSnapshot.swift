@@ -32,7 +32,7 @@ extension SessionEngine where K: CheckpointableSketchKit {
         for _ in 0..<(try r.count()) { p.aggregator.insert(try decodeWindow(&r)) }
         for _ in 0..<(try r.count()) {
             let s = try decodeSession(&r)
-            p.sessions[s.id] = s
+            p.sessions.insert(s)
             p.schedule(s, config)
         }
         guard r.atEnd else { throw StateError(message: "trailing bytes") }

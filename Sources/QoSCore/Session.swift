@@ -144,10 +144,21 @@ public final class SessionState {
         return v
     }
 
+    /// `SessionTable.hash` of the id's UTF-8 bytes.
+    let idHash: UInt32
+
     public init(id: String, ts: Int64) {
         self.id = id
+        self.idHash = SessionTable.withBytes(id) { SessionTable.hash($0) }
         self.earliestTs = ts
         self.latestTs = ts
+    }
+
+    /// Whether the id's UTF-8 bytes are `bytes`.
+    @inline(__always) func idEquals(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        SessionTable.withBytes(id) { mine in
+            mine.count == bytes.count && mine.elementsEqual(bytes)
+        }
     }
 
     /// When and why the session closes if nothing more arrives.

@@ -147,7 +147,7 @@ extension SessionEngine {
     /// close's metrics go to the window of the instant.
     func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {
         s.closed = true
-        p.sessions[s.id] = nil
+        p.sessions.remove(s)
         counters.sessionsClosed += 1
         if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s, p) }
         if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s, p) }
@@ -195,10 +195,12 @@ extension SessionEngine {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
             let due = p.aggregator.windowsDue(watermark)
-            for s in p.sessions.values where !due.isEmpty {
-                guard let play = s.firstPlayTs else { continue }
-                let closeAt = s.pendingClose(config).instant
-                for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
+            if !due.isEmpty {
+                p.sessions.forEach { s in
+                    guard let play = s.firstPlayTs else { return }
+                    let closeAt = s.pendingClose(config).instant
+                    for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
+                }
             }
             out += p.aggregator.flush(watermark)
         }

@@ -65,7 +65,7 @@ public final class SessionEngine<K: SketchKit> {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
         }
-        var session = p.sessions[b.sessionId]
+        var session = p.sessions.lookup(b.sessionId)
         if let s = session, s.isGap(b.ts, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
@@ -92,7 +92,7 @@ public final class SessionEngine<K: SketchKit> {
 
     private func open(_ b: Beacon, in p: PartitionState<K>) -> SessionState {
         let s = SessionState(id: b.sessionId, ts: b.ts)
-        p.sessions[b.sessionId] = s
+        p.sessions.insert(s)
         counters.sessionsOpened += 1
         if b.event != .viewStart {
             s.missingStart = true
