@@ -42,7 +42,6 @@ public final class NoEnricher: Enricher {
 /// the decoder bounds to ≥ 0 (`ts`, `bitrate_kbps`, `video_duration_ms`), a
 /// difference checked to be ≥ 0 (startup), or an ASN, which is 32-bit.
 public final class SessionState {
-    public let id: String
     public var earliestTs: Int64
     public var latestTs: Int64
     /// The partition watermark when the latest beacon was applied (SPEC §3).
@@ -76,7 +75,6 @@ public final class SessionState {
     public var upshifts: Int64 = 0, downshifts: Int64 = 0
 
     // Attributes (fixed once known; 0 / nil = not yet known).
-    public var viewerId: String?
     /// Ids in the engine's `ValueInterner` (0 = nil).
     public var fatalErrorCode: UInt32 = 0
     public var playerVersion: UInt32 = 0
@@ -87,6 +85,66 @@ public final class SessionState {
     public var dims = SessionDims()
     var cacheSlots: (Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0)
     private var flags: UInt16 = 0
+
+    // The session id and viewer id: their UTF-8 bytes back to back in
+    // `idBytes` when they fit (48 bytes: two UUIDs do not, a UUID and a
+    // short viewer id do), else in `idSpill`. Exact bytes are kept.
+    private var idBytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    private static let idBytesMax = 48
+    /// Bytes of the id in `idBytes`; `spilled` = in `idSpill`.
+    private var idLen: UInt8 = 0
+    /// Bytes of the viewer id in `idBytes` after the id; `none` = nil, `spilled` = in `idSpill`.
+    private var viewerLen: UInt8 = SessionState.none
+    private var idSpill: IdSpill?
+    private static let none: UInt8 = 0xFF, spilled: UInt8 = 0xFE
+
+    private final class IdSpill {
+        var id: String?, viewerId: String?
+    }
+
+    @inline(__always) private func withIdBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        withUnsafeBytes(of: idBytes, body)
+    }
+
+    private func storeInline(_ s: String, at offset: Int) -> Bool {
+        let n = s.utf8.count
+        guard offset + n <= SessionState.idBytesMax else { return false }
+        withUnsafeMutableBytes(of: &idBytes) { buf in
+            _ = UnsafeMutableRawBufferPointer(rebasing: buf[offset..<(offset + n)]).copyBytes(from: s.utf8)
+        }
+        return true
+    }
+
+    public var id: String {
+        if idLen == SessionState.spilled { return idSpill!.id! }
+        return withIdBytes { String(decoding: $0.prefix(Int(idLen)), as: UTF8.self) }
+    }
+
+    var hasViewerId: Bool { viewerLen != SessionState.none }
+
+    public var viewerId: String? {
+        get {
+            switch viewerLen {
+            case SessionState.none: return nil
+            case SessionState.spilled: return idSpill!.viewerId
+            default:
+                let start = idLen == SessionState.spilled ? 0 : Int(idLen)
+                return withIdBytes { String(decoding: $0[start..<(start + Int(viewerLen))], as: UTF8.self) }
+            }
+        }
+        set {
+            if viewerLen == SessionState.spilled { idSpill!.viewerId = nil }
+            guard let v = newValue else { viewerLen = SessionState.none; return }
+            let start = idLen == SessionState.spilled ? 0 : Int(idLen)
+            if v.utf8.count < Int(SessionState.spilled) && storeInline(v, at: start) {
+                viewerLen = UInt8(v.utf8.count)
+            } else {
+                if idSpill == nil { idSpill = IdSpill() }
+                idSpill!.viewerId = v
+                viewerLen = SessionState.spilled
+            }
+        }
+    }
 
     private static let fMissingStart: UInt16 = 1 << 0, fFatalSeen: UInt16 = 1 << 1
     private static let fVsf: UInt16 = 1 << 2, fVpf: UInt16 = 1 << 3, fClosed: UInt16 = 1 << 4
@@ -148,17 +206,26 @@ public final class SessionState {
     let idHash: UInt32
 
     public init(id: String, ts: Int64) {
-        self.id = id
         self.idHash = SessionTable.withBytes(id) { SessionTable.hash($0) }
         self.earliestTs = ts
         self.latestTs = ts
+        if id.utf8.count < Int(SessionState.spilled) && storeInline(id, at: 0) {
+            idLen = UInt8(id.utf8.count)
+        } else {
+            let spill = IdSpill()
+            spill.id = id
+            idSpill = spill
+            idLen = SessionState.spilled
+        }
     }
 
     /// Whether the id's UTF-8 bytes are `bytes`.
     @inline(__always) func idEquals(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        SessionTable.withBytes(id) { mine in
-            mine.count == bytes.count && mine.elementsEqual(bytes)
+        if idLen == SessionState.spilled {
+            return SessionTable.withBytes(idSpill!.id!) { $0.count == bytes.count && $0.elementsEqual(bytes) }
         }
+        guard Int(idLen) == bytes.count else { return false }
+        return withIdBytes { UnsafeRawBufferPointer(rebasing: $0.prefix(Int(idLen))).elementsEqual(bytes) }
     }
 
     /// When and why the session closes if nothing more arrives.

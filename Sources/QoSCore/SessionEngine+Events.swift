@@ -7,7 +7,7 @@ extension SessionEngine {
         let before = s.dims
         defer { if s.dims != before { s.cacheStart = .min } }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
-        if s.viewerId == nil { s.viewerId = b.viewerId }
+        if !s.hasViewerId, let v = b.viewerId { s.viewerId = v }
         if s.playerVersion == 0 { s.playerVersion = values.intern(b.playerVersion) }
         if s.live == nil { s.live = b.live }
         if s.videoDurationMs == nil { s.videoDurationMs = b.videoDurationMs }

@@ -38,4 +38,27 @@ import Testing
         for id in ids { #expect(table.lookup(id)?.id == id) }
         #expect(table.lookup("1234567") == nil)
     }
+
+    /// Ids and viewer ids keep their exact bytes whether they are stored
+    /// inline or spilled (too long for the 48 inline bytes).
+    @Test func idsRoundTripInlineAndSpilled() {
+        let uuid = "2f1c9a4e-8b7d-4c3e-9f10-0a1b2c3d4e5f"
+        let ids = ["", "x", "968d212178ef3e47-285458e6", uuid, String(repeating: "é", count: 24),
+                   String(repeating: "z", count: 49), String(repeating: "q", count: 128)]
+        let viewers: [String?] = [nil, "", "viewer-75b2a3bbdb6e14da", uuid, String(repeating: "v", count: 128)]
+        for id in ids {
+            for v in viewers {
+                let s = SessionState(id: id, ts: 1)
+                #expect(s.id == id && s.viewerId == nil)
+                s.viewerId = v
+                #expect(s.id == id && s.viewerId == v)
+                let found = Array(id.utf8).withUnsafeBytes { s.idEquals($0) }
+                #expect(found)
+                let other = Array((id + "!").utf8).withUnsafeBytes { s.idEquals($0) }
+                #expect(!other)
+                s.viewerId = nil
+                #expect(s.viewerId == nil && s.id == id)
+            }
+        }
+    }
 }
