@@ -46,8 +46,6 @@ public final class SessionState {
     public var latestTs: Int64
     /// The partition watermark when the latest beacon was applied (SPEC §3).
     public var arrivalMark: Int64 = .min
-    public var beacons: Int64 = 0
-    public var errors: Int64 = 0
     public var maxPlayheadMs: Int64 = 0
 
     // Optional integers, `Int64.min` = nil (see the type's comment).
@@ -64,15 +62,38 @@ public final class SessionState {
     // tables that the session's last contribution went to. Valid while the
     // window start, the aggregator's generation and the dimensions are unchanged.
     var cacheStart: Int64 = .min
-    var cacheGeneration: Int = -1
+    /// The aggregator generation of the cache; `UInt32.max` = none (a
+    /// generation that does not fit is never cached: always a miss).
+    var cacheGeneration: Int {
+        get { _cacheGeneration == .max ? -1 : Int(_cacheGeneration) }
+        set { _cacheGeneration = newValue >= 0 && newValue < Int(UInt32.max) ? UInt32(newValue) : .max }
+    }
     var cacheWindow: AnyObject?
 
     // Facts for the `sessions` row.
     public var playingMs: Int64 = 0
-    public var rebufferCount: Int64 = 0, rebufferMs: Int64 = 0
-    public var seekCount: Int64 = 0, seekMs: Int64 = 0
+    public var rebufferMs: Int64 = 0
+    public var seekMs: Int64 = 0
     public var bitrateMsSum: Int64 = 0, bitratePlayedMs: Int64 = 0
-    public var upshifts: Int64 = 0, downshifts: Int64 = 0
+    /// Duplicate detection: every `seq` seen.
+    public var seqs = SeqSet()
+    /// Session id and viewer id bytes (see `id`, `viewerId`).
+    private var idBytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    private var idSpill: IdSpill?
+
+    // Per-session event counts, 32-bit and saturating at UInt32.max (about
+    // 4.3 billion; README). The window metrics count in 64 bits regardless.
+    private var _beacons: UInt32 = 0, _errors: UInt32 = 0
+    private var _rebufferCount: UInt32 = 0, _seekCount: UInt32 = 0
+    private var _upshifts: UInt32 = 0, _downshifts: UInt32 = 0
+    public var beacons: Int64 { get { Int64(_beacons) } set { _beacons = UInt32(clamping: newValue) } }
+    public var errors: Int64 { get { Int64(_errors) } set { _errors = UInt32(clamping: newValue) } }
+    public var rebufferCount: Int64 {
+        get { Int64(_rebufferCount) } set { _rebufferCount = UInt32(clamping: newValue) }
+    }
+    public var seekCount: Int64 { get { Int64(_seekCount) } set { _seekCount = UInt32(clamping: newValue) } }
+    public var upshifts: Int64 { get { Int64(_upshifts) } set { _upshifts = UInt32(clamping: newValue) } }
+    public var downshifts: Int64 { get { Int64(_downshifts) } set { _downshifts = UInt32(clamping: newValue) } }
 
     // Attributes (fixed once known; 0 / nil = not yet known).
     /// Ids in the engine's `ValueInterner` (0 = nil).
@@ -80,22 +101,19 @@ public final class SessionState {
     public var playerVersion: UInt32 = 0
     public var city: UInt32 = 0, asOrg: UInt32 = 0
 
-    /// Duplicate detection: every `seq` seen.
-    public var seqs = SeqSet()
     public var dims = SessionDims()
     var cacheSlots: (Int32, Int32, Int32, Int32, Int32) = (0, 0, 0, 0, 0)
+    private var _cacheGeneration: UInt32 = .max
     private var flags: UInt16 = 0
 
     // The session id and viewer id: their UTF-8 bytes back to back in
     // `idBytes` when they fit (48 bytes: two UUIDs do not, a UUID and a
     // short viewer id do), else in `idSpill`. Exact bytes are kept.
-    private var idBytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
     private static let idBytesMax = 48
     /// Bytes of the id in `idBytes`; `spilled` = in `idSpill`.
     private var idLen: UInt8 = 0
     /// Bytes of the viewer id in `idBytes` after the id; `none` = nil, `spilled` = in `idSpill`.
     private var viewerLen: UInt8 = SessionState.none
-    private var idSpill: IdSpill?
     private static let none: UInt8 = 0xFF, spilled: UInt8 = 0xFE
 
     private final class IdSpill {
@@ -202,11 +220,14 @@ public final class SessionState {
         return v
     }
 
-    /// `SessionTable.hash` of the id's UTF-8 bytes.
-    let idHash: UInt32
+    /// `SessionTable.hash` of the id's UTF-8 bytes (computed, not stored:
+    /// the table needs it only to grow and on deletion).
+    var idHash: UInt32 {
+        if idLen == SessionState.spilled { return SessionTable.withBytes(idSpill!.id!) { SessionTable.hash($0) } }
+        return withIdBytes { SessionTable.hash(UnsafeRawBufferPointer(rebasing: $0.prefix(Int(idLen)))) }
+    }
 
     public init(id: String, ts: Int64) {
-        self.idHash = SessionTable.withBytes(id) { SessionTable.hash($0) }
         self.earliestTs = ts
         self.latestTs = ts
         if id.utf8.count < Int(SessionState.spilled) && storeInline(id, at: 0) {

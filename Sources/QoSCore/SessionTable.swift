@@ -1,9 +1,9 @@
 /// The open sessions of one partition, keyed by the session id's UTF-8
 /// bytes: open addressing with linear probing over a power-of-two array of
 /// session references (8 bytes a bucket, at most 3/4 full), and
-/// backward-shift deletion, so no tombstones build up. Each session keeps
-/// the 32-bit hash of its id, so probing compares ids only on a hash match
-/// and growing or deleting never rehashes a string.
+/// backward-shift deletion, so no tombstones build up. Probing compares the
+/// id's length first, then its bytes; sessions do not store their hash
+/// (growing and deleting hash the ids again; ids are short).
 ///
 /// Lookups take the id as raw bytes (a `String` overload is a convenience),
 /// so a caller can find a session straight from the beacon's bytes.
@@ -50,7 +50,7 @@ public struct SessionTable {
         let mask = buckets.count - 1
         var i = Int(h) & mask
         while let s = buckets[i] {
-            if s.idHash == h && s.idEquals(id) { return s }
+            if s.idEquals(id) { return s }
             i = (i + 1) & mask
         }
         return nil
