@@ -70,6 +70,29 @@ public final class StringInterner: @unchecked Sendable {
     public var count: Int { strings.count }
 }
 
+/// Interns per-session attribute values that are not dimensions (player
+/// version, city, AS organization, fatal error code) so a session stores a
+/// 4-byte id instead of a 16-byte optional string. Id 0 is nil; every other
+/// value, the empty string included, keeps its exact text. Like the
+/// dimension interner, it keeps every distinct value it has seen.
+public final class ValueInterner: @unchecked Sendable {
+    private var ids: [String: UInt32] = [:]
+    private var strings: [String] = [""]  // index 0: nil
+
+    public init() {}
+
+    public func intern(_ s: String?) -> UInt32 {
+        guard let s else { return 0 }
+        if let id = ids[s] { return id }
+        let id = UInt32(strings.count)
+        ids[s] = id
+        strings.append(s)
+        return id
+    }
+
+    @inline(__always) public func string(_ id: UInt32) -> String? { id == 0 ? nil : strings[Int(id)] }
+}
+
 /// The dimension attributes of a session, interned; 0 = unknown.
 public struct SessionDims: Sendable, Equatable {
     public var video: UInt32 = 0

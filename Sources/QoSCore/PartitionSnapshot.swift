@@ -13,7 +13,7 @@ extension SessionEngine where K: CheckpointableSketchKit {
         let windows = p.aggregator.allStates
         w.uint(UInt64(windows.count))
         for win in windows { encode(win, &w) }
-        let sessions = p.sessions.values.sorted { $0.id < $1.id }
+        let sessions = p.sessions.values.map { ($0.id, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
         w.uint(UInt64(sessions.count))
         for s in sessions { encode(s, &w) }
         return w.bytes
@@ -32,7 +32,7 @@ extension SessionEngine where K: CheckpointableSketchKit {
         for _ in 0..<(try r.count()) { p.aggregator.insert(try decodeWindow(&r)) }
         for _ in 0..<(try r.count()) {
             let s = try decodeSession(&r)
-            p.sessions[s.id] = s
+            p.sessions.insert(s)
             p.schedule(s, config)
         }
         guard r.atEnd else { throw StateError(message: "trailing bytes") }

@@ -7,7 +7,7 @@ public final class PartitionState<K: SketchKit> {
     public internal(set) var aggregator: WindowAggregator<K>
     /// Max `ts` applied so far (`.min` before the first beacon).
     public internal(set) var maxTs: Int64 = .min
-    public internal(set) var sessions: [String: SessionState] = [:]
+    public internal(set) var sessions = SessionTable()
     var queue = CloseQueue()
 
     public init(id: Int32, config: EngineConfig) {

@@ -2,15 +2,44 @@
 /// send in order, so this is one range almost always; late or reordered
 /// beacons add a few. Bounded: past `rangesMax` ranges the two closest are
 /// joined (the numbers between them then count as seen — README).
+///
+/// Layout: the first range is stored inline (no heap allocation for the
+/// usual single range); a second range moves every range into `spilled`.
 public struct SeqSet: Sendable, Equatable {
     public static let rangesMax = 32
-    /// Inclusive ranges, sorted, disjoint and non-adjacent.
-    public private(set) var ranges: [ClosedRange<UInt32>] = []
+    /// The only range while `spilled` is empty; `lo > hi` means no range.
+    private var lo: UInt32 = 1, hi: UInt32 = 0
+    /// All ranges once there are two or more (then `lo`/`hi` are unused).
+    private var spilled: [ClosedRange<UInt32>] = []
 
     public init() {}
 
+    /// Inclusive ranges, sorted, disjoint and non-adjacent.
+    public var ranges: [ClosedRange<UInt32>] {
+        if !spilled.isEmpty { return spilled }
+        return lo <= hi ? [lo...hi] : []
+    }
+
+    public static func == (a: SeqSet, b: SeqSet) -> Bool { a.ranges == b.ranges }
+
     /// Inserts `seq`; returns false when it was already present (a duplicate).
     public mutating func insert(_ seq: UInt32) -> Bool {
+        if spilled.isEmpty {
+            if lo > hi { lo = seq; hi = seq; return true }
+            // Fast path: the next number after the only range.
+            if seq == hi &+ 1 && seq != 0 { hi = seq; return true }
+            if seq >= lo && seq <= hi { return false }
+            if seq &+ 1 == lo && seq != UInt32.max { lo = seq; return true }
+            spilled = [lo...hi]
+            lo = 1; hi = 0
+        }
+        return insertSpilled(seq)
+    }
+
+    private mutating func insertSpilled(_ seq: UInt32) -> Bool {
+        var ranges = spilled
+        spilled = []
+        defer { spilled = ranges; normalize() }
         // Fast path: the next number after the last range.
         if let last = ranges.last {
             if seq == last.upperBound &+ 1 && seq != 0 {
@@ -35,15 +64,27 @@ public struct SeqSet: Sendable, Equatable {
         case (false, true): ranges[lo] = seq...ranges[lo].upperBound
         case (false, false):
             ranges.insert(seq...seq, at: lo)
-            if ranges.count > SeqSet.rangesMax { joinClosest() }
+            if ranges.count > SeqSet.rangesMax { SeqSet.joinClosest(&ranges) }
         }
         return true
     }
 
-    /// Appends a range read from a checkpoint (ranges come sorted).
-    public mutating func restore(_ r: ClosedRange<UInt32>) { ranges.append(r) }
+    /// Back to the inline form when one range is left.
+    private mutating func normalize() {
+        if spilled.count == 1 {
+            lo = spilled[0].lowerBound; hi = spilled[0].upperBound
+            spilled = []
+        }
+    }
 
-    private mutating func joinClosest() {
+    /// Appends a range read from a checkpoint (ranges come sorted).
+    public mutating func restore(_ r: ClosedRange<UInt32>) {
+        if spilled.isEmpty && lo > hi { lo = r.lowerBound; hi = r.upperBound; return }
+        if spilled.isEmpty { spilled = [lo...hi]; lo = 1; hi = 0 }
+        spilled.append(r)
+    }
+
+    private static func joinClosest(_ ranges: inout [ClosedRange<UInt32>]) {
         var best = 0
         var bestGap = UInt32.max
         for i in 0..<(ranges.count - 1) {

@@ -7,8 +7,8 @@ extension SessionEngine {
         let before = s.dims
         defer { if s.dims != before { s.cacheStart = .min } }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
-        if s.viewerId == nil { s.viewerId = b.viewerId }
-        if s.playerVersion == nil { s.playerVersion = b.playerVersion }
+        if !s.hasViewerId, let v = b.viewerId { s.viewerId = v }
+        if s.playerVersion == 0 { s.playerVersion = values.intern(b.playerVersion) }
         if s.live == nil { s.live = b.live }
         if s.videoDurationMs == nil { s.videoDurationMs = b.videoDurationMs }
         if s.dims.playerName == 0, let v = b.playerName { s.dims.playerName = interner.intern(v) }
@@ -32,9 +32,9 @@ extension SessionEngine {
     private func applyGeo(_ s: SessionState, _ g: GeoAttributes) {
         if s.dims.country == 0 { s.dims.country = interner.intern(g.country) }
         if s.dims.region == 0 { s.dims.region = interner.intern(g.region) }
-        if s.city == nil { s.city = g.city }
+        if s.city == 0 { s.city = values.intern(g.city) }
         if s.asn == nil { s.asn = g.asn }
-        if s.asOrg == nil { s.asOrg = g.asOrg }
+        if s.asOrg == 0 { s.asOrg = values.intern(g.asOrg) }
     }
 
     private func applyDevice(_ s: SessionState, _ d: DeviceAttributes) {
@@ -131,7 +131,7 @@ extension SessionEngine {
         s.errors += 1
         guard b.fatal == true, !s.fatalSeen else { return }
         s.fatalSeen = true
-        s.fatalErrorCode = b.errorCode
+        s.fatalErrorCode = values.intern(b.errorCode)
         if s.firstPlayTs != nil {
             s.vpf = true
             contribute(b.ts, s, p) { $0.vpf += 1 }
@@ -147,7 +147,7 @@ extension SessionEngine {
     /// close's metrics go to the window of the instant.
     func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {
         s.closed = true
-        p.sessions[s.id] = nil
+        p.sessions.remove(s)
         counters.sessionsClosed += 1
         if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s, p) }
         if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s, p) }
@@ -195,10 +195,12 @@ extension SessionEngine {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
             let due = p.aggregator.windowsDue(watermark)
-            for s in p.sessions.values where !due.isEmpty {
-                guard let play = s.firstPlayTs else { continue }
-                let closeAt = s.pendingClose(config).instant
-                for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
+            if !due.isEmpty {
+                p.sessions.forEach { s in
+                    guard let play = s.firstPlayTs else { return }
+                    let closeAt = s.pendingClose(config).instant
+                    for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
+                }
             }
             out += p.aggregator.flush(watermark)
         }
@@ -238,9 +240,10 @@ extension SessionEngine {
         return SessionRow(
             sessionId: s.id, viewerId: s.viewerId ?? s.id, videoId: n.string(s.dims.video),
             country: n.string(s.dims.country), region: n.string(s.dims.region),
-            city: s.city ?? StringInterner.unknown, asn: s.asn, asOrg: s.asOrg ?? StringInterner.unknown,
+            city: values.string(s.city) ?? StringInterner.unknown, asn: s.asn,
+            asOrg: values.string(s.asOrg) ?? StringInterner.unknown,
             deviceType: n.string(s.dims.deviceType), os: n.string(s.dims.os), browser: n.string(s.dims.browser),
-            playerName: n.string(s.dims.playerName), playerVersion: s.playerVersion ?? StringInterner.unknown,
+            playerName: n.string(s.dims.playerName), playerVersion: values.string(s.playerVersion) ?? StringInterner.unknown,
             cdn: n.string(s.dims.cdn), pop: n.string(s.dims.pop), live: s.live, videoDurationMs: s.videoDurationMs,
             startTs: s.earliestTs, endTs: s.latestTs, closeTs: instant, closeReason: reason,
             missingStart: s.missingStart, hadViewStart: s.viewStartTs != nil, played: s.firstPlayTs != nil,
@@ -248,7 +251,7 @@ extension SessionEngine {
             rebufferMs: s.rebufferMs, seekCount: s.seekCount, seekMs: s.seekMs,
             bitrateMsSum: s.bitrateMsSum, bitratePlayedMs: s.bitratePlayedMs,
             upshifts: s.upshifts, downshifts: s.downshifts, errors: s.errors,
-            fatalErrorCode: s.fatalErrorCode, vsf: s.vsf, vpf: s.vpf, ebvs: ebvs, completed: completed,
+            fatalErrorCode: values.string(s.fatalErrorCode), vsf: s.vsf, vpf: s.vpf, ebvs: ebvs, completed: completed,
             maxPlayheadMs: s.maxPlayheadMs, beacons: s.beacons)
     }
 }

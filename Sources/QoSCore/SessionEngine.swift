@@ -4,6 +4,8 @@
 public final class SessionEngine<K: SketchKit> {
     public let config: EngineConfig
     public let interner = StringInterner()
+    /// Player version, city, AS organization and fatal error code of sessions.
+    public let values = ValueInterner()
     public internal(set) var partitions: [Int32: PartitionState<K>] = [:]
     public internal(set) var counters = EngineCounters()
     let enricher: Enricher
@@ -65,7 +67,7 @@ public final class SessionEngine<K: SketchKit> {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
         }
-        var session = p.sessions[b.sessionId]
+        var session = p.sessions.lookup(b.sessionId)
         if let s = session, s.isGap(b.ts, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
@@ -92,7 +94,7 @@ public final class SessionEngine<K: SketchKit> {
 
     private func open(_ b: Beacon, in p: PartitionState<K>) -> SessionState {
         let s = SessionState(id: b.sessionId, ts: b.ts)
-        p.sessions[b.sessionId] = s
+        p.sessions.insert(s)
         counters.sessionsOpened += 1
         if b.event != .viewStart {
             s.missingStart = true

@@ -8,7 +8,8 @@ extension SessionEngine where K: CheckpointableSketchKit {
         for v in [s.viewStartTs, s.firstPlayTs, s.stallOpenTs, s.seekOpenTs, s.currentBitrate, s.asn,
                   s.videoDurationMs, s.startupMs] { w.optInt(v) }
         for v in [s.missingStart, s.fatalSeen, s.vsf, s.vpf, s.ipLooked, s.uaLooked] { w.bool(v) }
-        for v in [s.fatalErrorCode, s.viewerId, s.playerVersion, s.city, s.asOrg] { w.optString(v) }
+        for v in [values.string(s.fatalErrorCode), s.viewerId, values.string(s.playerVersion),
+                  values.string(s.city), values.string(s.asOrg)] { w.optString(v) }
         w.optBool(s.live)
         let d = s.dims
         for id in [d.video, d.country, d.region, d.deviceType, d.os, d.browser, d.playerName, d.cdn, d.pop] {
@@ -36,7 +37,9 @@ extension SessionEngine where K: CheckpointableSketchKit {
             (flags[0], flags[1], flags[2], flags[3], flags[4], flags[5])
         var strs: [String?] = []
         for _ in 0..<5 { strs.append(try r.optString()) }
-        (s.fatalErrorCode, s.viewerId, s.playerVersion, s.city, s.asOrg) = (strs[0], strs[1], strs[2], strs[3], strs[4])
+        s.viewerId = strs[1]
+        (s.fatalErrorCode, s.playerVersion) = (values.intern(strs[0]), values.intern(strs[2]))
+        (s.city, s.asOrg) = (values.intern(strs[3]), values.intern(strs[4]))
         s.live = try r.optBool()
         var ids: [UInt32] = []
         for _ in 0..<9 { ids.append(interner.intern(try r.string())) }

@@ -6,11 +6,12 @@ struct Bench: ParsableCommand {
         abstract: "Run the micro-benchmarks (decoder, core engine, sketches, enrichment) and print one line each.",
         discussion: "Build with -c release for meaningful numbers; `make bench` runs this plus the end-to-end and peer comparisons.")
 
+    @Flag(help: "Run only the memory-per-session benchmark.") var memoryOnly = false
     @Flag(help: "Print tab-separated name, ops/s, note (for bench/run.py).") var tsv = false
 
     func run() throws {
-        let results = [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
-            + [MicroBench.bytesPerSession()]
+        let results = memoryOnly ? MicroBench.bytesPerSession() : [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
+            + MicroBench.bytesPerSession()
         for r in results {
             if tsv { print("\(r.name)\t\(Int(r.opsPerSec))\t\(r.note)") } else if r.name.hasPrefix("bytes") {
                 print("\(r.name): \(Int(r.opsPerSec)) (\(r.note))")

@@ -349,6 +349,68 @@ import Testing
         for x in stride(from: UInt32(0), to: 10_000, by: 3) { _ = s.insert(x) }
         #expect(s.ranges.count <= SeqSet.rangesMax)
     }
+
+    /// The inline-first-range layout behaves exactly like the plain sorted
+    /// array of ranges it replaced (the reference below), including the
+    /// joins past `rangesMax` and going back to one range.
+    @Test func matchesTheArrayReference() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            var s = SeqSet(), ref = ReferenceSeqSet()
+            let span = UInt32([4, 40, 400, 100_000][round % 4])
+            for _ in 0..<400 {
+                let edge = [0, 1, UInt32.max - 1, UInt32.max]
+                let x = Int.random(in: 0..<50, using: &rng) == 0 ? edge.randomElement(using: &rng)!
+                    : UInt32.random(in: 0...span, using: &rng)
+                #expect(s.insert(x) == ref.insert(x))
+                #expect(s.ranges == ref.ranges)
+            }
+            var restored = SeqSet()
+            for r in s.ranges { restored.restore(r) }
+            #expect(restored == s && restored.ranges == s.ranges)
+        }
+    }
+}
+
+/// The previous SeqSet implementation, kept as the reference.
+private struct ReferenceSeqSet {
+    var ranges: [ClosedRange<UInt32>] = []
+    mutating func insert(_ seq: UInt32) -> Bool {
+        if let last = ranges.last {
+            if seq == last.upperBound &+ 1 && seq != 0 {
+                ranges[ranges.count - 1] = last.lowerBound...seq
+                return true
+            }
+            if last.contains(seq) { return false }
+        }
+        var lo = 0, hi = ranges.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ranges[mid].upperBound < seq { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < ranges.count && ranges[lo].contains(seq) { return false }
+        let joinsLeft = lo > 0 && ranges[lo - 1].upperBound &+ 1 == seq
+        let joinsRight = lo < ranges.count && seq &+ 1 == ranges[lo].lowerBound
+        switch (joinsLeft, joinsRight) {
+        case (true, true):
+            ranges[lo - 1] = ranges[lo - 1].lowerBound...ranges[lo].upperBound
+            ranges.remove(at: lo)
+        case (true, false): ranges[lo - 1] = ranges[lo - 1].lowerBound...seq
+        case (false, true): ranges[lo] = seq...ranges[lo].upperBound
+        case (false, false):
+            ranges.insert(seq...seq, at: lo)
+            if ranges.count > SeqSet.rangesMax {
+                var best = 0, bestGap = UInt32.max
+                for i in 0..<(ranges.count - 1) {
+                    let gap = ranges[i + 1].lowerBound - ranges[i].upperBound
+                    if gap < bestGap { bestGap = gap; best = i }
+                }
+                ranges[best] = ranges[best].lowerBound...ranges[best + 1].upperBound
+                ranges.remove(at: best + 1)
+            }
+        }
+        return true
+    }
 }
 
 @Suite struct WatermarkTests {

@@ -1,0 +1,117 @@
+/// The open sessions of one partition, keyed by the session id's UTF-8
+/// bytes: open addressing with linear probing over a power-of-two array of
+/// session references (8 bytes a bucket, at most 3/4 full), and
+/// backward-shift deletion, so no tombstones build up. Probing compares the
+/// id's length first, then its bytes; sessions do not store their hash
+/// (growing and deleting hash the ids again; ids are short).
+///
+/// Lookups take the id as raw bytes (a `String` overload is a convenience),
+/// so a caller can find a session straight from the beacon's bytes.
+public struct SessionTable {
+    private var buckets: [SessionState?] = Array(repeating: nil, count: 8)
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// A 64-bit hash of `bytes` (multiply-xorshift over 8-byte words, then
+    /// murmur3's finalizer); fixed seed, so it is the same in every process.
+    @inline(__always)
+    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)
+        var i = 0
+        let n = bytes.count
+        while i + 8 <= n {
+            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+            i += 8
+        }
+        if i < n {
+            var w: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n { w |= UInt64(bytes[i]) << shift; shift += 8; i += 1 }
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+        }
+        h ^= h >> 33; h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33; h &*= 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    @inline(__always) static func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let r = s.utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return r }
+        return Array(s.utf8).withUnsafeBytes(body)
+    }
+
+    /// The open session with this id, if any.
+    @inline(__always)
+    public func lookup(_ id: UnsafeRawBufferPointer) -> SessionState? {
+        let h = SessionTable.hash(id)
+        let mask = buckets.count - 1
+        var i = Int(h) & mask
+        while let s = buckets[i] {
+            if s.idEquals(id) { return s }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
+
+    public func lookup(_ id: String) -> SessionState? { SessionTable.withBytes(id) { lookup($0) } }
+
+    /// Adds `s`, whose id must not be in the table.
+    mutating func insert(_ s: SessionState) {
+        if (count + 1) * 4 > buckets.count * 3 { grow() }
+        place(s)
+        count += 1
+    }
+
+    private mutating func place(_ s: SessionState) {
+        let mask = buckets.count - 1
+        var i = Int(s.idHash) & mask
+        while buckets[i] != nil { i = (i + 1) & mask }
+        buckets[i] = s
+    }
+
+    private mutating func grow() {
+        let old = buckets
+        buckets = Array(repeating: nil, count: old.count * 2)
+        for case let s? in old { place(s) }
+    }
+
+    /// Removes `s` (by identity) if it is in the table.
+    mutating func remove(_ s: SessionState) {
+        let mask = buckets.count - 1
+        var i = Int(s.idHash) & mask
+        while true {
+            guard let e = buckets[i] else { return }
+            if e === s { break }
+            i = (i + 1) & mask
+        }
+        // Backward shift: move later entries of the probe run into the hole
+        // unless their home bucket lies cyclically in (hole, entry].
+        var j = i
+        while true {
+            j = (j + 1) & mask
+            guard let e = buckets[j] else { break }
+            let home = Int(e.idHash) & mask
+            let stays = i <= j ? (i < home && home <= j) : (i < home || home <= j)
+            if stays { continue }
+            buckets[i] = e
+            i = j
+        }
+        buckets[i] = nil
+        count -= 1
+    }
+
+    /// Every open session, in no particular order.
+    public func forEach(_ body: (SessionState) -> Void) {
+        for case let s? in buckets { body(s) }
+    }
+
+    public var values: [SessionState] {
+        var out: [SessionState] = []
+        out.reserveCapacity(count)
+        forEach { out.append($0) }
+        return out
+    }
+}
