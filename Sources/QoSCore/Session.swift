@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// Per-session state (SPEC §3).
 
 /// Attributes derived from an IP address or a user agent. The engine's
@@ -243,10 +248,13 @@ public final class SessionState {
     /// Whether the id's UTF-8 bytes are `bytes`.
     @inline(__always) func idEquals(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if idLen == SessionState.spilled {
-            return SessionTable.withBytes(idSpill!.id!) { $0.count == bytes.count && $0.elementsEqual(bytes) }
+            return SessionTable.withBytes(idSpill!.id!) {
+                $0.count == bytes.count && (bytes.count == 0 || memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0)
+            }
         }
         guard Int(idLen) == bytes.count else { return false }
-        return withIdBytes { UnsafeRawBufferPointer(rebasing: $0.prefix(Int(idLen))).elementsEqual(bytes) }
+        guard let b = bytes.baseAddress else { return true }
+        return withIdBytes { memcmp($0.baseAddress!, b, bytes.count) == 0 }
     }
 
     /// When and why the session closes if nothing more arrives.
