@@ -6,7 +6,11 @@ public final class SessionEngine<K: SketchKit> {
     public let interner = StringInterner()
     /// Player version, city, AS organization and fatal error code of sessions.
     public let values = ValueInterner()
-    public internal(set) var partitions: [Int32: PartitionState<K>] = [:]
+    public internal(set) var partitions: [Int32: PartitionState<K>] = [:] {
+        didSet { lastPartition = nil }
+    }
+    /// The partition of the previous lookup: beacons come in runs from one partition.
+    private var lastPartition: PartitionState<K>?
     public internal(set) var counters = EngineCounters()
     let enricher: Enricher
 
@@ -15,8 +19,10 @@ public final class SessionEngine<K: SketchKit> {
         self.enricher = enricher
     }
 
+    @inline(__always)
     public func partition(_ id: Int32) -> PartitionState<K> {
-        if let p = partitions[id] { return p }
+        if let p = lastPartition, p.id == id { return p }
+        if let p = partitions[id] { lastPartition = p; return p }
         let p = PartitionState<K>(id: id, config: config)
         partitions[id] = p
         return p
