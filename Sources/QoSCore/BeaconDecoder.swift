@@ -38,15 +38,21 @@ public enum BeaconDecoder {
     /// Decode one message. Calls `sink` once per object (or once with a
     /// reject for a message that is not valid JSON).
     public static func decode(_ bytes: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
-        decodeEach(bytes, onBeacon: { sink(.beacon($0)) }, onReject: { sink(.reject($0, payload: $1)) })
+        decodeEach(bytes, onBeacon: { b, id in
+            if let id { b.sessionId = String(decoding: id, as: UTF8.self) }
+            sink(.beacon(b))
+        }, onReject: { sink(.reject($0, payload: $1)) })
     }
 
     /// Decode one message without copying beacons: `onBeacon` gets each
     /// beacon in place (it may be modified; it is overwritten by the next
-    /// one), `onReject` each reject with the byte range of the offending
+    /// one) and, when the session id is plain ASCII, its bytes — then
+    /// `sessionId` is empty and the caller builds it if it needs it.
+    /// `onReject` gets each reject with the byte range of the offending
     /// object (or of the whole message when it is not parseable).
     @inline(__always)
-    public static func decodeEach(_ bytes: UnsafeRawBufferPointer, onBeacon: (inout Beacon) -> Void,
+    public static func decodeEach(_ bytes: UnsafeRawBufferPointer,
+                                  onBeacon: (inout Beacon, UnsafeRawBufferPointer?) -> Void,
                                   onReject: (RejectReason, Range<Int>) -> Void) {
         let whole = 0..<bytes.count
         guard bytes.count <= BeaconLimits.messageBytesMax else { return onReject(.tooLarge, whole) }
@@ -59,7 +65,7 @@ public enum BeaconDecoder {
             p.skipWhitespace()
             guard p.atEnd else { return onReject(.invalidJSON, whole) }
             switch outcome {
-            case .beacon: onBeacon(&fields.beacon)
+            case .beacon: onBeacon(&fields.beacon, fields.sessionIdRange.map { UnsafeRawBufferPointer(rebasing: bytes[$0]) })
             case .reject(let r, let range): onReject(r, range)
             }
         } else if first == UInt8(ascii: "[") {
@@ -82,7 +88,7 @@ public enum BeaconDecoder {
     }
 
     private static func decodeArray(_ p: inout JSONCursor, _ fields: inout FieldReader, whole: Range<Int>,
-                                    _ onBeacon: (inout Beacon) -> Void,
+                                    _ onBeacon: (inout Beacon, UnsafeRawBufferPointer?) -> Void,
                                     _ onReject: (RejectReason, Range<Int>) -> Void) {
         // Validate the whole array first so a malformed batch is one reject,
         // not a prefix of beacons followed by garbage.
@@ -99,7 +105,7 @@ public enum BeaconDecoder {
             if p.peek() == UInt8(ascii: "{") {
                 fields.reset()
                 switch decodeObject(&p, &fields) {
-                case .beacon: onBeacon(&fields.beacon)
+                case .beacon: onBeacon(&fields.beacon, fields.sessionIdRange.map { p.slice($0) })
                 case .reject(let r, let range): onReject(r, range)
                 }
             } else {

@@ -23,6 +23,8 @@ struct FieldReader {
     var hasEvent = false
     var hasTs = false
     var hasSessionId = false
+    /// Set when the session id was read as a byte range (`beacon.sessionId` is then empty).
+    var sessionIdRange: Range<Int>?
     /// First semantic error in the object, if any.
     var error: RejectReason?
 
@@ -36,7 +38,7 @@ struct FieldReader {
         switch field {
         case .event: return readEvent(&p)
         case .ts: return readInt(&p, field, min: 0) { b, v in b.ts = v } && mark(&hasTs)
-        case .sessionId: return readString(&p, field, BeaconLimits.sessionIdBytesMax) { b, v in b.sessionId = v } && mark(&hasSessionId)
+        case .sessionId: return readSessionId(&p)
         case .seq: return readInt(&p, field, min: 0, max: Int64(UInt32.max)) { b, v in b.seq = UInt32(v) }
         case .viewerId: return readString(&p, field, BeaconLimits.viewerIdBytesMax) { b, v in b.viewerId = v }
         case .videoId: return readString(&p, field, BeaconLimits.videoIdBytesMax) { b, v in b.videoId = v }
@@ -79,6 +81,26 @@ struct FieldReader {
     private func mark(_ flag: inout Bool) -> Bool { flag = true; return true }
 
     private mutating func fail(_ r: RejectReason) { if error == nil { error = r } }
+
+    /// A plain ASCII session id (no escapes) is kept as its byte range:
+    /// the engine looks sessions up by bytes and builds the String only for
+    /// a new session. Anything else takes the general string path.
+    private mutating func readSessionId(_ p: inout JSONCursor) -> Bool {
+        guard p.peek() == UInt8(ascii: "\"") else {
+            fail(.wrongType(Field.sessionId.name)); return p.skipValue(depth: 1)
+        }
+        var probe = p
+        guard let raw = probe.readRawString() else { return false }
+        if !raw.hasEscapes && raw.length <= BeaconLimits.sessionIdBytesMax && p.isASCII(raw) {
+            p = probe
+            sessionIdRange = raw.start..<raw.end
+            beacon.sessionId = ""
+            hasSessionId = true
+            return true
+        }
+        sessionIdRange = nil
+        return readString(&p, .sessionId, BeaconLimits.sessionIdBytesMax) { b, v in b.sessionId = v } && mark(&hasSessionId)
+    }
 
     private mutating func readString(_ p: inout JSONCursor, _ field: Field, _ limit: Int,
                                      _ set: (inout Beacon, String) -> Void) -> Bool {
@@ -337,7 +359,7 @@ struct FieldReader {
         if !hasEvent { return .missingField("event") }
         if !hasTs { return .missingField("ts") }
         if !hasSessionId { return .missingField("session_id") }
-        if beacon.sessionId.isEmpty { return .invalidValue("session_id") }
+        if sessionIdRange?.isEmpty ?? beacon.sessionId.isEmpty { return .invalidValue("session_id") }
         return nil
     }
 

@@ -10,6 +10,8 @@ struct JSONCursor {
 
     var atEnd: Bool { index >= base.count }
 
+    @inline(__always) func slice(_ r: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: base[r]) }
+
     @inline(__always) func peek() -> UInt8? {
         index < base.count ? base[index] : nil
     }

@@ -34,8 +34,8 @@ public final class SessionEngine<K: SketchKit> {
     public func ingest(message: UnsafeRawBufferPointer, partition pid: Int32,
                        source: SourcePosition, nowMs: Int64) {
         counters.messages += 1
-        BeaconDecoder.decodeEach(message, onBeacon: { b in
-            apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
+        BeaconDecoder.decodeEach(message, onBeacon: { b, id in
+            apply(b, id: id, partition: pid, source: source, raw: message, nowMs: nowMs)
         }, onReject: { reason, range in
             reject(reason, partition: partition(pid), source: source, payload: UnsafeRawBufferPointer(rebasing: message[range]))
         })
@@ -60,6 +60,13 @@ public final class SessionEngine<K: SketchKit> {
     /// duplicate check, then the event itself.
     public func apply(_ b: Beacon, partition pid: Int32, source: SourcePosition,
                       raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {
+        apply(b, id: nil, partition: pid, source: source, raw: raw, nowMs: nowMs)
+    }
+
+    /// `id`: the session id's bytes when `b.sessionId` was left empty by the decoder.
+    @inline(__always)
+    func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, partition pid: Int32, source: SourcePosition,
+               raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         let p = partition(pid)
         if b.ts > nowMs &+ config.futureToleranceMs {
             return reject(.tsInFuture, partition: p, source: source, payload: raw)
@@ -73,13 +80,13 @@ public final class SessionEngine<K: SketchKit> {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
         }
-        var session = p.sessions.lookup(b.sessionId)
+        var session = id.map { p.sessions.lookup($0) } ?? p.sessions.lookup(b.sessionId)
         if let s = session, s.isGap(b.ts, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
             session = nil
         }
-        let s = session ?? open(b, in: p)
+        let s = session ?? open(b, id: id, in: p)
         if let seq = b.seq, !s.acceptSeq(seq) {
             counters.duplicates += 1
             return contribute(b.ts, s, p) { $0.duplicates += 1 }
@@ -98,8 +105,8 @@ public final class SessionEngine<K: SketchKit> {
         if !s.closed { p.schedule(s, config) }
     }
 
-    private func open(_ b: Beacon, in p: PartitionState<K>) -> SessionState {
-        let s = SessionState(id: b.sessionId, ts: b.ts)
+    private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> SessionState {
+        let s = SessionState(id: id.map { String(decoding: $0, as: UTF8.self) } ?? b.sessionId, ts: b.ts)
         p.sessions.insert(s)
         counters.sessionsOpened += 1
         if b.event != .viewStart {

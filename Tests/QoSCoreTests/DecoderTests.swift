@@ -157,6 +157,31 @@ import Testing
         }
     }
 
+    /// decodeEach hands a plain ASCII session id over as bytes (sessionId
+    /// left empty) and anything else as the String; the last key wins.
+    @Test func sessionIdsComeAsBytesWhenPlain() {
+        func each(_ json: String) -> [(String, String?)] {
+            var out: [(String, String?)] = []
+            Array(json.utf8).withUnsafeBytes { raw in
+                BeaconDecoder.decodeEach(raw, onBeacon: { b, id in
+                    out.append((b.sessionId, id.map { String(decoding: $0, as: UTF8.self) }))
+                }, onReject: { _, _ in })
+            }
+            return out
+        }
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"abc-123"}"#).map { $0.1 } == ["abc-123"])
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"abc-123"}"#).map { $0.0 } == [""])
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"a\u0062c"}"#).map { $0.0 } == ["abc"])
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"é"}"#).map { $0.1 } == [nil])
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"x","session_id":"\u0079"}"#).map { $0.0 } == ["y"])
+        #expect(each(#"{"event":"heartbeat","ts":1,"session_id":"\u0079","session_id":"x"}"#).map { $0.1 } == ["x"])
+        #expect(each(#"[{"event":"heartbeat","ts":1,"session_id":"p"},{"event":"heartbeat","ts":1,"session_id":"q"}]"#).map { $0.1 } == ["p", "q"])
+        #expect(reasons(#"{"event":"heartbeat","ts":1,"session_id":""}"#) == ["invalid_value:session_id"])
+        #expect(reasons(#"{"event":"heartbeat","ts":1,"session_id":"\#(String(repeating: "a", count: 129))"}"#) == ["field_too_long:session_id"])
+        // The array API still carries the String.
+        #expect(beacon(#"{"event":"heartbeat","ts":1,"session_id":"abc-123"}"#)?.sessionId == "abc-123")
+    }
+
     func reasonsOf(_ bytes: [UInt8]) -> [String] {
         BeaconDecoder.decode(bytes).map { if case .reject(let r, _) = $0 { return r.code } else { return "ok" } }
     }
