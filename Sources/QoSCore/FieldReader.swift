@@ -170,20 +170,20 @@ struct FieldReader {
         return bytes.elementsEqual(UnsafeBufferPointer(start: lit.utf8Start, count: lit.utf8CodeUnitCount))
     }
 
-    /// Known keys bucketed by byte length, so a key is compared with at
-    /// most four candidates instead of all 31.
-    static let byLength: [[Field]] = {
-        var buckets = [[Field]](repeating: [], count: 20)
-        for f in Field.allCases { buckets[names[f.rawValue].utf8CodeUnitCount].append(f) }
-        return buckets
-    }()
-
     /// A token's first 24 bytes as little-endian words, bytes past its end
-    /// zeroed; nil when it is longer than 24 bytes or too close to the end
-    /// of the buffer for word loads (callers then compare bytes).
+    /// zeroed (no known key or event is longer); nil when it is longer.
+    /// Near the end of the buffer the bytes are gathered one by one.
     @inline(__always) static func words(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> (UInt64, UInt64, UInt64)? {
         let n = raw.length
-        guard n <= 24, raw.start + 24 <= p.count else { return nil }
+        guard n <= 24 else { return nil }
+        if raw.start + 24 > p.count {
+            var w: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            for k in 0..<n {
+                let b = UInt64(p.base[raw.start + k]) << (8 * UInt64(k % 8))
+                switch k / 8 { case 0: w.0 |= b; case 1: w.1 |= b; default: w.2 |= b }
+            }
+            return w
+        }
         @inline(__always) func word(_ k: Int) -> UInt64 {
             let valid = n - 8 * k
             if valid <= 0 { return 0 }
@@ -193,19 +193,21 @@ struct FieldReader {
         return (word(0), word(1), word(2))
     }
 
+    /// The known key a token names (escaped tokens are compared after unescaping).
     static func field(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> Field? {
         if raw.hasEscapes {
             for f in Field.allCases where matches(raw, p, names[f.rawValue]) { return f }
             return nil
         }
-        if let w = words(raw, p) { return fieldByWords(raw.length, w.0, w.1, w.2) }
-        guard raw.length < byLength.count else { return nil }
-        for f in byLength[raw.length] where p.keyEquals(raw, names[f.rawValue]) { return f }
-        return nil
+        guard let w = words(raw, p) else { return nil }
+        return fieldByWords(raw.length, w.0, w.1, w.2)
     }
 
     static func event(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> EventType? {
-        if !raw.hasEscapes, let w = words(raw, p) { return eventByWords(raw.length, w.0, w.1, w.2) }
+        if !raw.hasEscapes {
+            guard let w = words(raw, p) else { return nil }
+            return eventByWords(raw.length, w.0, w.1, w.2)
+        }
         for e in EventType.allCases where matches(raw, p, eventNames[Int(e.rawValue)]) { return e }
         return nil
     }

@@ -89,9 +89,9 @@ import Testing
         #expect(reasons("{\"event\":\"view_start\",\"ts\":1,\"session_id\":\"\u{1}\"}") == ["invalid_json"])
     }
 
-    /// The word-compare key and event lookup (tokens with 24 bytes after
-    /// them) agrees with the byte compare (tokens near the end of a message)
-    /// for every known name, and near misses stay unknown.
+    /// The word-compare key and event lookup recognises every known name
+    /// whether its bytes are loaded as words (24 bytes follow the token) or
+    /// gathered one by one (near the end of a message); near misses stay unknown.
     @Test func everyKeyAndEventIsRecognisedAtAnyPosition() throws {
         for (i, name) in FieldReader.names.enumerated() {
             let key = name.description
