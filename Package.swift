@@ -17,7 +17,7 @@ let hotPath: [SwiftSetting] = crossModule
 
 let package = Package(
     name: "VideoQoS",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "qos", targets: ["qos"]),
     ],

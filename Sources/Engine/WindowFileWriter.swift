@@ -54,8 +54,13 @@ public struct WindowFileWriter {
                 out.append(try file(t.name, w, kind, tag, cols, rows, meta(t.name)))
             }
             if !w.sessions.isEmpty {
-                let rows = w.sessions.sorted { ($0.closeTs, $0.sessionId) < ($1.closeTs, $1.sessionId) }
-                    .map { WindowedRow(start: w.start, end: w.end, row: $0) }
+                // Sort indices, not the (large) rows.
+                let order = w.sessions.withUnsafeBufferPointer { r in
+                    r.indices.sorted { a, b in
+                        r[a].closeTs != r[b].closeTs ? r[a].closeTs < r[b].closeTs : r[a].sessionId < r[b].sessionId
+                    }
+                }
+                let rows = order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
                 out.append(try file("sessions", w, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
             if !w.rejects.isEmpty {
@@ -75,10 +80,9 @@ public struct WindowFileWriter {
                     _ names: [String]) -> [MetricRow<DataSketchesKit>] {
         let agg = w.tables[t.rawValue]
         let n = t.dimensions.count
-        return agg.keys.indices.map { i in
-            MetricRow(start: w.start, end: w.end,
-                      dims: agg.keys[i].ids.prefix(n).map { names[Int($0)] }, m: agg.metrics[i])
-        }.sorted { $0.dims.lexicographicallyPrecedes($1.dims) }
+        let dims = agg.keys.map { k in Array([k.a, k.b, k.c, k.d].prefix(n).map { names[Int($0)] }) }
+        let order = dims.indices.sorted { dims[$0].lexicographicallyPrecedes(dims[$1]) }
+        return order.map { i in MetricRow(start: w.start, end: w.end, dims: dims[i], m: agg.metrics[i]) }
     }
 
     func file<R>(_ table: String, _ w: WindowState<DataSketchesKit>, _ kind: String, _ tag: String,

@@ -31,6 +31,7 @@
 // `poll` may be called from any thread.
 
 import CRdKafka
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -215,8 +216,17 @@ final class ClientBox: @unchecked Sendable {
     var lastFailure: String?
 
     // Consumer: events produced by callbacks during rd_kafka_consumer_poll.
-    var events: [KafkaEvent] = []
-    var pendingRebalance: PendingRebalance?
+    // Changed under `lock` only.
+    var events: [KafkaEvent] = [] {
+        didSet { if !events.isEmpty { signal.store(1, ordering: .releasing) } }
+    }
+    var pendingRebalance: PendingRebalance? {
+        didSet { if pendingRebalance != nil { signal.store(1, ordering: .releasing) } }
+    }
+    /// Nonzero while `events` or `pendingRebalance` may be set, so the poll
+    /// loop takes the lock only then (not once per message). Cleared under
+    /// `lock` when both are found empty.
+    let signal = Atomic<Int>(0)
     var closing = false
     var fatal: String?
     var cooperative = false

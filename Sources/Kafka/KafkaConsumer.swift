@@ -2,6 +2,7 @@
 // caller (checkpointed with the output), built on rd_kafka_consumer_poll.
 
 import CRdKafka
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -75,6 +76,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     private let box: ClientBox
     private var opaque: UnsafeMutableRawPointer?
     private var topicNames: [UnsafeMutableRawPointer: String] = [:]
+    /// The topic of the previous message (messages come in runs of one topic).
+    private var lastTopic: (rkt: OpaquePointer, name: String)?
 
     // Guarded by stateLock (read by lag() from other threads).
     private let stateLock = Lock()
@@ -188,12 +191,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         pollLoop: while messages < maxMessages {
             let m = rd_kafka_consumer_poll(rk, first ? Int32(clamping: timeoutMs) : 0)
             first = false
-            let (cbEvents, rebalance) = box.lock.withLock { () -> ([KafkaEvent], PendingRebalance?) in
-                if box.events.isEmpty { return ([], box.pendingRebalance) }
-                let e = box.events
-                box.events.removeAll()
-                return (e, box.pendingRebalance)
-            }
+            let (cbEvents, rebalance) = box.signal.load(ordering: .acquiring) == 0 ? ([], nil)
+                : box.lock.withLock { () -> ([KafkaEvent], PendingRebalance?) in
+                    let e = box.events
+                    if !e.isEmpty { box.events = [] }
+                    if box.pendingRebalance == nil { box.signal.store(0, ordering: .relaxed) }
+                    return (e, box.pendingRebalance)
+                }
             // Callback events (errors, rebalance) happened before `m` was popped.
             // A rebalance event is kept for the end of the batch.
             for e in cbEvents {
@@ -259,8 +263,9 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {
+        if let last = lastTopic, last.rkt == rkt { return last.name }
         let k = UnsafeMutableRawPointer(rkt)
-        if let n = topicNames[k] { return n }
+        if let n = topicNames[k] { lastTopic = (rkt, n); return n }
         let n = String(cString: rd_kafka_topic_name(rkt))
         topicNames[k] = n
         return n

@@ -38,6 +38,12 @@ public struct GroupKey: Hashable, Sendable {
         self.a = a; self.b = b; self.c = c; self.d = d
     }
     public var ids: [UInt32] { [a, b, c, d] }
+    /// Two words instead of four: group lookups happen whenever a session
+    /// enters a new window.
+    @inline(__always) public func hash(into h: inout Hasher) {
+        h.combine(UInt64(a) | UInt64(b) << 32)
+        h.combine(UInt64(c) | UInt64(d) << 32)
+    }
     /// The overflow group: every dimension is `__other__`.
     public static let other = GroupKey(StringInterner.otherID, StringInterner.otherID,
                                        StringInterner.otherID, StringInterner.otherID)

@@ -5,7 +5,7 @@ extension SessionEngine where K: CheckpointableSketchKit {
     /// The state of partition `id` (empty state if the engine never saw it).
     public func snapshot(partition id: Int32) -> [UInt8] {
         let p = partition(id)
-        var w = StateWriter()
+        var w = StateWriter(capacity: p.snapshotSizeHint + p.snapshotSizeHint / 8)
         for b in Self.snapshotMagic { w.uint(UInt64(b)) }
         w.int(Int64(p.id))
         w.int(p.maxTs)
@@ -13,9 +13,11 @@ extension SessionEngine where K: CheckpointableSketchKit {
         let windows = p.aggregator.allStates
         w.uint(UInt64(windows.count))
         for win in windows { encode(win, &w) }
-        let sessions = p.sessions.values.map { ($0.id, $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        // In id order, so equal states give equal bytes.
+        let sessions = p.sessions.values.map { ($0.id, $0) }.sorted { $0.0 < $1.0 }
         w.uint(UInt64(sessions.count))
-        for s in sessions { encode(s, &w) }
+        for (id, s) in sessions { encode(s, id: id, &w) }
+        p.snapshotSizeHint = w.bytes.count
         return w.bytes
     }
 
@@ -47,8 +49,12 @@ extension SessionEngine where K: CheckpointableSketchKit {
         w.bool(win.isDelta)
         for (t, table) in zip(MetricTable.allCases, win.tables) {
             w.uint(UInt64(table.keys.count))
+            let n = t.dimensions.count
             for (k, m) in zip(table.keys, table.metrics) {
-                for id in k.ids.prefix(t.dimensions.count) { w.string(interner.string(id)) }
+                if n > 0 { w.string(interner.string(k.a)) }
+                if n > 1 { w.string(interner.string(k.b)) }
+                if n > 2 { w.string(interner.string(k.c)) }
+                if n > 3 { w.string(interner.string(k.d)) }
                 m.encode(&w)
             }
         }

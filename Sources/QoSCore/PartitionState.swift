@@ -9,6 +9,8 @@ public final class PartitionState<K: SketchKit> {
     public internal(set) var maxTs: Int64 = .min
     public internal(set) var sessions = SessionTable()
     var queue = CloseQueue()
+    /// Size of the last checkpoint snapshot (to size the next one's buffer).
+    var snapshotSizeHint = 0
 
     public init(id: Int32, config: EngineConfig) {
         self.id = id

@@ -1,22 +1,30 @@
 /// Checkpoint encoding of open sessions and `sessions` rows.
 extension SessionEngine where K: CheckpointableSketchKit {
-    func encode(_ s: SessionState, _ w: inout StateWriter) {
-        w.string(s.id)
-        for v in [s.earliestTs, s.latestTs, s.arrivalMark, s.beacons, s.errors, s.maxPlayheadMs, s.playingMs,
-                  s.rebufferCount, s.rebufferMs, s.seekCount, s.seekMs, s.bitrateMsSum, s.bitratePlayedMs,
-                  s.upshifts, s.downshifts] { w.int(v) }
-        for v in [s.viewStartTs, s.firstPlayTs, s.stallOpenTs, s.seekOpenTs, s.currentBitrate, s.asn,
-                  s.videoDurationMs, s.startupMs] { w.optInt(v) }
-        for v in [s.missingStart, s.fatalSeen, s.vsf, s.vpf, s.ipLooked, s.uaLooked] { w.bool(v) }
-        for v in [values.string(s.fatalErrorCode), s.viewerId, values.string(s.playerVersion),
-                  values.string(s.city), values.string(s.asOrg)] { w.optString(v) }
+    /// `id`: `s.id`, when the caller has it already.
+    func encode(_ s: SessionState, id: String? = nil, _ w: inout StateWriter) {
+        // Field by field, no temporary arrays (every open session, every checkpoint).
+        w.string(id ?? s.id)
+        w.int(s.earliestTs); w.int(s.latestTs); w.int(s.arrivalMark); w.int(s.beacons); w.int(s.errors)
+        w.int(s.maxPlayheadMs); w.int(s.playingMs); w.int(s.rebufferCount); w.int(s.rebufferMs)
+        w.int(s.seekCount); w.int(s.seekMs); w.int(s.bitrateMsSum); w.int(s.bitratePlayedMs)
+        w.int(s.upshifts); w.int(s.downshifts)
+        w.optInt(s.viewStartTs); w.optInt(s.firstPlayTs); w.optInt(s.stallOpenTs); w.optInt(s.seekOpenTs)
+        w.optInt(s.currentBitrate); w.optInt(s.asn); w.optInt(s.videoDurationMs); w.optInt(s.startupMs)
+        w.bool(s.missingStart); w.bool(s.fatalSeen); w.bool(s.vsf); w.bool(s.vpf); w.bool(s.ipLooked)
+        w.bool(s.uaLooked)
+        w.optString(values.string(s.fatalErrorCode)); w.optString(s.viewerId)
+        w.optString(values.string(s.playerVersion)); w.optString(values.string(s.city))
+        w.optString(values.string(s.asOrg))
         w.optBool(s.live)
         let d = s.dims
-        for id in [d.video, d.country, d.region, d.deviceType, d.os, d.browser, d.playerName, d.cdn, d.pop] {
-            w.string(interner.string(id))
-        }
-        w.uint(UInt64(s.seqs.ranges.count))
-        for r in s.seqs.ranges { w.uint(UInt64(r.lowerBound)); w.uint(UInt64(r.upperBound)) }
+        w.string(interner.string(d.video)); w.string(interner.string(d.country))
+        w.string(interner.string(d.region)); w.string(interner.string(d.deviceType))
+        w.string(interner.string(d.os)); w.string(interner.string(d.browser))
+        w.string(interner.string(d.playerName)); w.string(interner.string(d.cdn))
+        w.string(interner.string(d.pop))
+        let ranges = s.seqs.ranges
+        w.uint(UInt64(ranges.count))
+        for r in ranges { w.uint(UInt64(r.lowerBound)); w.uint(UInt64(r.upperBound)) }
     }
 
     func decodeSession(_ r: inout StateReader) throws -> SessionState {

@@ -13,17 +13,22 @@ public struct StateError: Error, CustomStringConvertible {
 /// Appends LEB128 varints, zigzag integers, length-prefixed bytes.
 public struct StateWriter {
     public private(set) var bytes: [UInt8] = []
-    public init() {}
+    /// `capacity`: expected size (a previous snapshot's), to grow the buffer once.
+    public init(capacity: Int = 0) { if capacity > 0 { bytes.reserveCapacity(capacity) } }
 
-    public mutating func uint(_ v: UInt64) {
+    @inline(__always) public mutating func uint(_ v: UInt64) {
+        if v < 0x80 { bytes.append(UInt8(v)); return }
         var v = v
         while v >= 0x80 { bytes.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
         bytes.append(UInt8(v))
     }
-    public mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
-    public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
-    public mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes += b }
-    public mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    @inline(__always) public mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
+    public mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes.append(contentsOf: b) }
+    public mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
+    }
     public mutating func optInt(_ v: Int64?) { bool(v != nil); if let v { int(v) } }
     public mutating func optString(_ v: String?) { bool(v != nil); if let v { string(v) } }
     public mutating func optBool(_ v: Bool?) { uint(v == nil ? 2 : v! ? 1 : 0) }
@@ -85,15 +90,16 @@ public protocol CheckpointableSketch {
 }
 
 extension SessionMetrics {
-    /// The counters in checkpoint order (explicit, not key paths: this runs
-    /// for every group of every open window at every checkpoint).
-    var counters: [Int64] {
-        [views, plays, startupMsSum, startupMsCount, vsf, ebvs, vpf, playingMs,
-         rebufferCount, rebufferMs, seekCount, seekMs, bitrateMsSum, bitratePlayedMs,
-         upshifts, downshifts, sessionsEnded, sessionMsSum, completed, concurrentPlays,
-         missingStart, lateEvents, duplicates, segment.requests, segment.failedRequests,
-         segment.http4xx, segment.http5xx, segment.slowRequests, segment.cacheHits,
-         segment.bytes, segment.downloadMsSum]
+    /// The counters in checkpoint order, one call each (explicit, not key
+    /// paths or an array: this runs for every group of every open window at
+    /// every checkpoint). `setCounters` reads them back in the same order.
+    @inline(__always) func forEachCounter(_ f: (Int64) -> Void) {
+        f(views); f(plays); f(startupMsSum); f(startupMsCount); f(vsf); f(ebvs); f(vpf); f(playingMs)
+        f(rebufferCount); f(rebufferMs); f(seekCount); f(seekMs); f(bitrateMsSum); f(bitratePlayedMs)
+        f(upshifts); f(downshifts); f(sessionsEnded); f(sessionMsSum); f(completed); f(concurrentPlays)
+        f(missingStart); f(lateEvents); f(duplicates); f(segment.requests); f(segment.failedRequests)
+        f(segment.http4xx); f(segment.http5xx); f(segment.slowRequests); f(segment.cacheHits)
+        f(segment.bytes); f(segment.downloadMsSum)
     }
 
     mutating func setCounters(_ c: [Int64]) {
@@ -110,11 +116,13 @@ extension SessionMetrics {
 
 extension SessionMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
-        for v in counters { w.int(v) }
+        forEachCounter { w.int($0) }
         w.blob(viewers.checkpointBytes())
-        for q in [startupSketch, sessionSketch, segment.downloadSketch, segment.ttfbSketch, segment.throughputSketch] {
-            w.blob(q.checkpointBytes())
-        }
+        w.blob(startupSketch.checkpointBytes())
+        w.blob(sessionSketch.checkpointBytes())
+        w.blob(segment.downloadSketch.checkpointBytes())
+        w.blob(segment.ttfbSketch.checkpointBytes())
+        w.blob(segment.throughputSketch.checkpointBytes())
     }
 
     static func decode(_ r: inout StateReader) throws -> SessionMetrics<K> {

@@ -200,7 +200,10 @@ public struct DDSketch: Sendable, Equatable {
     mutating func ensureWindow(_ lo: Int, _ hi: Int) {
         if !bins.isEmpty && lo >= offset && hi < offset + bins.count { return }
         let needed = hi - lo + 1
-        let size = Swift.max(needed + 2 * Swift.min(128, binLimit), 2 * needed)
+        // Start small (most sketches of a window group see few distinct
+        // keys), then at least double: amortized O(1) copying per key.
+        let margin = 2 * Swift.min(24, binLimit)
+        let size = bins.isEmpty ? needed + margin : Swift.max(needed + margin, 2 * needed)
         let newOffset = lo - (size - needed) / 2
         var fresh = ContiguousArray<Double>(repeating: 0, count: size)
         if positiveCount > 0 || !bins.isEmpty {

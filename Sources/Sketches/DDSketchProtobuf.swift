@@ -12,17 +12,28 @@
 
 extension DDSketch {
     public func protobufBytes() -> [UInt8] {
-        var mapping = ProtoWriter()
-        mapping.fixed64(field: 1, gamma.bitPattern)
+        // One buffer, lengths computed up front (this runs for every sketch
+        // of every open window group at every checkpoint).
+        let n = positiveCount > 0 ? maxKey - minKey + 1 : 0
+        let countsLen = 8 * n
+        let storeLen = n == 0 ? 0
+            : 1 + varintSize(UInt64(countsLen)) + countsLen
+                + (minKey != 0 ? 1 + varintSize(zigzag(Int32(minKey))) : 0)
         var out = ProtoWriter()
-        out.bytes(field: 1, mapping.buffer)
-        if positiveCount > 0 {
-            var counts = ProtoWriter()
-            for k in minKey ... maxKey { counts.rawFixed64(bins[k - offset].bitPattern) }
-            var store = ProtoWriter()
-            store.bytes(field: 2, counts.buffer)
-            if minKey != 0 { store.varint(field: 3, zigzag(Int32(minKey))) }
-            out.bytes(field: 2, store.buffer)
+        out.buffer.reserveCapacity(11 + (n == 0 ? 0 : 1 + varintSize(UInt64(storeLen)) + storeLen) + 9)
+        out.tag(1, 2)
+        out.rawVarint(9)
+        out.fixed64(field: 1, gamma.bitPattern)
+        if n > 0 {
+            out.tag(2, 2)
+            out.rawVarint(UInt64(storeLen))
+            out.tag(2, 2)
+            out.rawVarint(UInt64(countsLen))
+            bins.withUnsafeBufferPointer { b in
+                let from = minKey - offset
+                for i in from ..< (from + n) { out.rawFixed64(b[i].bitPattern) }
+            }
+            if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
         }
         if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
         return out.buffer
@@ -98,6 +109,9 @@ extension DDSketch {
         return pairs
     }
 }
+
+/// Bytes of `v` as a protobuf varint.
+func varintSize(_ v: UInt64) -> Int { v == 0 ? 1 : (64 - v.leadingZeroBitCount + 6) / 7 }
 
 func zigzag(_ v: Int32) -> UInt64 { UInt64(UInt32(bitPattern: (v << 1) ^ (v >> 31))) }
 func unzigzag(_ v: UInt64) -> Int32 {
