@@ -54,12 +54,22 @@ public enum BeaconDecoder {
     public static func decodeEach(_ bytes: UnsafeRawBufferPointer,
                                   onBeacon: (inout Beacon, UnsafeRawBufferPointer?) -> Void,
                                   onReject: (RejectReason, Range<Int>) -> Void) {
+        var fields = FieldReader()
+        decodeEach(bytes, reader: &fields, onBeacon: onBeacon, onReject: onReject)
+    }
+
+    /// The same with a reader kept by the caller across messages (it is
+    /// reset before each object), so no beacon is built or destroyed per message.
+    @inline(__always)
+    static func decodeEach(_ bytes: UnsafeRawBufferPointer, reader fields: inout FieldReader,
+                           onBeacon: (inout Beacon, UnsafeRawBufferPointer?) -> Void,
+                           onReject: (RejectReason, Range<Int>) -> Void) {
         let whole = 0..<bytes.count
         guard bytes.count <= BeaconLimits.messageBytesMax else { return onReject(.tooLarge, whole) }
         var p = JSONCursor(bytes)
         p.skipWhitespace()
         guard let first = p.peek() else { return onReject(.invalidJSON, whole) }
-        var fields = FieldReader()
+        fields.reset()
         if first == UInt8(ascii: "{") {
             let outcome = decodeObject(&p, &fields)
             p.skipWhitespace()

@@ -13,6 +13,8 @@ public final class SessionEngine<K: SketchKit> {
     private var lastPartition: PartitionState<K>?
     public internal(set) var counters = EngineCounters()
     let enricher: Enricher
+    /// The decoder's reader, reused for every message (see `FieldReader.reset`).
+    private var reader = FieldReader()
 
     public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
         self.config = config
@@ -34,7 +36,7 @@ public final class SessionEngine<K: SketchKit> {
     public func ingest(message: UnsafeRawBufferPointer, partition pid: Int32,
                        source: SourcePosition, nowMs: Int64) {
         counters.messages += 1
-        BeaconDecoder.decodeEach(message, onBeacon: { b, id in
+        BeaconDecoder.decodeEach(message, reader: &reader, onBeacon: { b, id in
             apply(b, id: id, partition: pid, source: source, raw: message, nowMs: nowMs)
         }, onReject: { reason, range in
             reject(reason, partition: partition(pid), source: source, payload: UnsafeRawBufferPointer(rebasing: message[range]))

@@ -182,6 +182,60 @@ import Testing
         #expect(beacon(#"{"event":"heartbeat","ts":1,"session_id":"abc-123"}"#)?.sessionId == "abc-123")
     }
 
+    /// The engine reuses one FieldReader for every message: after `reset()`
+    /// it must equal a fresh one whatever the previous object set.
+    @Test func resetClearsEveryField() {
+        let full = #"{"event":"view_end","ts":1,"session_id":"s\u002d1","seq":1,"viewer_id":"v","video_id":"vid","#
+            + #""video_duration_ms":5,"live":true,"ip":"1.2.3.4","country":"US","region":"CA","user_agent":"ua","#
+            + #""device_type":"tv","os":"x","browser":"b","player_name":"p","player_version":"1","cdn":"c","pop":"pp","#
+            + #""bitrate_kbps":1,"played_ms":1,"playhead_ms":1,"duration_ms":1,"error_code":"E","fatal":true,"#
+            + #""reason":"ended","http_status":200,"download_ms":1,"ttfb_ms":1,"bytes":1,"cache":"HIT"}"#
+        // Every Beacon field has a wire name, and `full` sets every one of them.
+        #expect(Mirror(reflecting: Beacon(event: .heartbeat, ts: 0, sessionId: "")).children.count == FieldReader.names.count)
+        var reader = FieldReader()
+        Array(full.utf8).withUnsafeBytes { raw in
+            BeaconDecoder.decodeEach(raw, reader: &reader, onBeacon: { b, _ in
+                for child in Mirror(reflecting: b).children {
+                    let m = Mirror(reflecting: child.value)
+                    if m.displayStyle == .optional { #expect(m.children.count == 1, "\(child.label ?? "?") not set") }
+                }
+                #expect(b.sessionId == "s-1")
+            }, onReject: { r, _ in Issue.record("rejected: \(r)") })
+        }
+        #expect(reader != FieldReader())
+        reader.reset()
+        #expect(reader == FieldReader())
+        // A reject's error and a byte-range session id are cleared too.
+        Array(#"{"event":"heartbeat","ts":"x","session_id":"abc"}"#.utf8).withUnsafeBytes { raw in
+            BeaconDecoder.decodeEach(raw, reader: &reader, onBeacon: { _, _ in }, onReject: { _, _ in })
+        }
+        #expect(reader.error != nil && reader.sessionIdRange != nil)
+        reader.reset()
+        #expect(reader == FieldReader())
+    }
+
+    /// One reader across a generated stream decodes exactly what a fresh reader per message does.
+    @Test func reusedReaderDecodesLikeFreshOnes() {
+        var o = GeneratorOptions()
+        o.sessions = 40
+        var reader = FieldReader()
+        var n = 0
+        for m in TrafficGenerator(o) {
+            var reused: [String] = [], fresh: [String] = []
+            m.payload.withUnsafeBytes { raw in
+                BeaconDecoder.decodeEach(raw, reader: &reader, onBeacon: { b, id in
+                    reused.append("\(b) \(id.map { Array($0) } ?? [])")
+                }, onReject: { r, range in reused.append("\(r) \(range)") })
+                BeaconDecoder.decodeEach(raw, onBeacon: { b, id in
+                    fresh.append("\(b) \(id.map { Array($0) } ?? [])")
+                }, onReject: { r, range in fresh.append("\(r) \(range)") })
+            }
+            #expect(reused == fresh)
+            n += 1
+        }
+        #expect(n > 500)
+    }
+
     func reasonsOf(_ bytes: [UInt8]) -> [String] {
         BeaconDecoder.decode(bytes).map { if case .reject(let r, _) = $0 { return r.code } else { return "ok" } }
     }
