@@ -41,7 +41,7 @@ public final class NoEnricher: Enricher {
 /// point-sample scan all refer to the same state.
 ///
 /// Memory layout (one instance per open session, so it is kept compact: the
-/// fields take 228 bytes, a 240-byte malloc chunk; `SessionLayoutTests`):
+/// fields take 232 bytes, a 240-byte malloc chunk; `SessionLayoutTests`):
 /// - Event times are `Int32` offsets from `base`, the earliest `ts`
 ///   (`Int32.min` = nil). Every time a session stores lies within
 ///   `EngineConfig.sessionTimeSpanMs` of its earliest `ts` (README), which
@@ -66,6 +66,8 @@ public final class SessionState {
     // Event times: offsets from `base` (`Int32.min` = nil).
     private var _latest: Int32 = 0
     private var _arrival: Int32 = .min
+    /// The due watermark of the session's close-queue entry, while `queued`.
+    private var _due: Int32 = 0
     private var _viewStart: Int32 = .min, _firstPlay: Int32 = .min
     private var _stallOpen: Int32 = .min, _seekOpen: Int32 = .min
 
@@ -183,6 +185,11 @@ public final class SessionState {
         get { time(_arrival) ?? .min }
         set { _arrival = newValue == .min ? .min : offset(newValue) }
     }
+    /// The due watermark of the close-queue entry (set by `CloseQueue.push`).
+    var queuedDue: Int64 {
+        get { base &+ Int64(_due) }
+        set { _due = offset(newValue) }
+    }
 
     /// Makes `t` the earliest `ts`: the other times keep their values.
     /// A session fresh from `init` (no other time stored yet, as when a
@@ -202,11 +209,12 @@ public final class SessionState {
         }
         guard !o, let latest = shifted(_latest), let arrival = shifted(_arrival),
               let view = shifted(_viewStart), let play = shifted(_firstPlay),
-              let stall = shifted(_stallOpen), let seek = shifted(_seekOpen) else {
+              let stall = shifted(_stallOpen), let seek = shifted(_seekOpen),
+              let due = queued ? shifted(_due) : _due else {
             preconditionFailure("earliest ts \(t) lies 2^31 ms or more from the session's other times")
         }
-        (_latest, _arrival, _viewStart, _firstPlay, _stallOpen, _seekOpen) =
-            (latest, arrival, view, play, stall, seek)
+        (_latest, _arrival, _viewStart, _firstPlay, _stallOpen, _seekOpen, _due) =
+            (latest, arrival, view, play, stall, seek, due)
         base = t
     }
 
