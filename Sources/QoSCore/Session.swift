@@ -116,11 +116,17 @@ public final class SessionState {
         /// Every `seq` range once there are two or more (see `SeqSet`).
         var seqSpill: [ClosedRange<UInt32>] = []
         var fatalErrorCode: UInt32 = 0
-        /// Values too large for their compact field, by `Wide`.
-        var wide = [Int64](repeating: 0, count: Wide.allCases.count)
+        /// Values too large for their compact field, by `Wide` (empty, no
+        /// allocation, until the first).
+        var wide: [Int64] = []
+
+        func setWide(_ w: Wide, _ v: Int64) {
+            if wide.isEmpty { wide = [Int64](repeating: 0, count: Wide.allCases.count) }
+            wide[w.rawValue] = v
+        }
     }
 
-    private enum Wide: Int, CaseIterable {
+    fileprivate enum Wide: Int, CaseIterable {
         case beacons, errors, rebufferCount, seekCount, upshifts, downshifts
         case maxPlayhead, videoDuration, bitrate, asn, playing, rebuffer, seek, bitratePlayed, startup
     }
@@ -137,7 +143,7 @@ public final class SessionState {
     }
     @inline(__always) private func put16(_ v: Int64, _ w: Wide) -> UInt16 {
         if v >= 0 && v < Int64(SessionState.wide16) { return UInt16(truncatingIfNeeded: v) }
-        ensureExtra().wide[w.rawValue] = v
+        ensureExtra().setWide(w, v)
         return SessionState.wide16
     }
     @inline(__always) private func get32(_ v: UInt32, _ w: Wide) -> Int64 {
@@ -145,7 +151,7 @@ public final class SessionState {
     }
     @inline(__always) private func put32(_ v: Int64, _ w: Wide) -> UInt32 {
         if v >= 0 && v < Int64(SessionState.wide32) { return UInt32(truncatingIfNeeded: v) }
-        ensureExtra().wide[w.rawValue] = v
+        ensureExtra().setWide(w, v)
         return SessionState.wide32
     }
     @inline(__always) private func getOpt32(_ v: UInt32, _ w: Wide) -> Int64? {
@@ -259,7 +265,7 @@ public final class SessionState {
             setFlag(Self.fStartup, newValue != nil)
             guard let v = newValue else { return }
             if let play = firstPlayTs, let view = viewStartTs, play &- view == v { return }
-            ensureExtra().wide[Wide.startup.rawValue] = v
+            ensureExtra().setWide(.startup, v)
             setFlag(Self.fStartupWide, true)
         }
     }
