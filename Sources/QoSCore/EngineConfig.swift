@@ -24,9 +24,47 @@ public struct EngineConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// The widest range of event time one session's state spans:
+    /// `session_max + session_timeout + lateness + max_lateness` (saturating).
+    /// Every time a session stores (its beacons' `ts`, its arrival mark, its
+    /// close-queue due) lies within this of its earliest `ts`.
+    public var sessionTimeSpanMs: Int64 {
+        [sessionMaxMs, sessionTimeoutMs, latenessMs, maxLatenessMs].reduce(0) { a, b in
+            let (v, o) = a.addingReportingOverflow(b)
+            return o ? .max : v
+        }
+    }
+
+    /// The limit on `sessionTimeSpanMs`: sessions store times as 32-bit
+    /// offsets from their earliest `ts` (2^31 − 1 ms ≈ 24.8 days).
+    public static let sessionTimeSpanMaxMs = Int64(Int32.max)
+
+    /// One line naming what is wrong with this config and how to fix it, or
+    /// nil when it is usable.
+    public var problem: String? {
+        let durations = [("lateness", latenessMs), ("max_lateness", maxLatenessMs),
+                         ("session_timeout", sessionTimeoutMs), ("session_max", sessionMaxMs)]
+        for (name, v) in durations where v < 0 { return "\(name) must be ≥ 0 (got \(v) ms)" }
+        if sessionTimeSpanMs > Self.sessionTimeSpanMaxMs {
+            let days = Double(sessionTimeSpanMs) / 86_400_000
+            return "session_max + session_timeout + lateness + max_lateness is "
+                + "\(days.formatted1) days; it must stay below 24.8 days (2^31 ms) — lower max_lateness or session_max"
+        }
+        return nil
+    }
+
     /// Start of the window containing `ts` (epoch-aligned, floor for negatives).
     @inline(__always) public func windowStart(_ ts: Int64) -> Int64 {
         let r = ts % windowMs
         return r >= 0 ? ts - r : ts - r - windowMs
+    }
+}
+
+private extension Double {
+    /// One decimal, without Foundation.
+    var formatted1: String {
+        guard isFinite, abs(self) < 1e15 else { return "\(self)" }
+        let tenths = Int64((self * 10).rounded())
+        return "\(tenths / 10).\(abs(tenths % 10))"
     }
 }

@@ -43,18 +43,21 @@ public final class PartitionState<K: SketchKit> {
     }
 }
 
-/// A binary min-heap of (due watermark, insertion order, session).
-/// Ties break by insertion order, so closes happen in a deterministic order.
+/// A binary min-heap of sessions by the due watermark of their entry,
+/// which the session itself holds (`queuedDue`, 4 bytes) so that an entry is
+/// one reference (8 bytes). Sessions with the same due leave in an order set
+/// by the sequence of pushes and pops alone, so closes are deterministic for
+/// a given input. (They are not in push order: a restored partition pushes
+/// its sessions in id order anyway.)
 struct CloseQueue {
-    private var heap: [(due: Int64, order: UInt64, session: SessionState)] = []
-    private var counter: UInt64 = 0
+    private var heap: [SessionState] = []
 
     var count: Int { heap.count }
-    var peekDue: Int64? { heap.first?.due }
+    var peekDue: Int64? { heap.first?.queuedDue }
 
     mutating func push(_ due: Int64, _ s: SessionState) {
-        counter += 1
-        heap.append((due, counter, s))
+        s.queuedDue = due
+        heap.append(s)
         var i = heap.count - 1
         while i > 0 {
             let parent = (i - 1) / 2
@@ -65,7 +68,7 @@ struct CloseQueue {
     }
 
     mutating func pop() -> SessionState {
-        let top = heap[0].session
+        let top = heap[0]
         let last = heap.removeLast()
         if !heap.isEmpty {
             heap[0] = last
@@ -87,7 +90,5 @@ struct CloseQueue {
         }
     }
 
-    private func less(_ a: Int, _ b: Int) -> Bool {
-        heap[a].due != heap[b].due ? heap[a].due < heap[b].due : heap[a].order < heap[b].order
-    }
+    @inline(__always) private func less(_ a: Int, _ b: Int) -> Bool { heap[a].queuedDue < heap[b].queuedDue }
 }

@@ -14,6 +14,13 @@ public struct SeqSet: Sendable, Equatable {
 
     public init() {}
 
+    /// The stored form (`SessionState` keeps `lo`/`hi` inline and the rest aside).
+    init(lo: UInt32, hi: UInt32, spilled: [ClosedRange<UInt32>]) {
+        (self.lo, self.hi, self.spilled) = (lo, hi, spilled)
+    }
+
+    var parts: (lo: UInt32, hi: UInt32, spilled: [ClosedRange<UInt32>]) { (lo, hi, spilled) }
+
     /// Inclusive ranges, sorted, disjoint and non-adjacent.
     public var ranges: [ClosedRange<UInt32>] {
         if !spilled.isEmpty { return spilled }

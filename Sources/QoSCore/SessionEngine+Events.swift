@@ -5,7 +5,7 @@ extension SessionEngine {
     /// most once per session).
     func updateAttributes(_ s: SessionState, _ b: Beacon) {
         let before = s.dims
-        defer { if s.dims != before { s.cacheStart = .min } }
+        defer { if s.dims != before { s.cacheSerial = 0 } }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
         if !s.hasViewerId, let v = b.viewerId { s.viewerId = v }
         if s.playerVersion == 0 { s.playerVersion = values.intern(b.playerVersion) }

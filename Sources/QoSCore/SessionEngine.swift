@@ -17,6 +17,7 @@ public final class SessionEngine<K: SketchKit> {
     private var reader = FieldReader()
 
     public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
+        if let problem = config.problem { preconditionFailure(problem) }
         self.config = config
         self.enricher = enricher
     }
@@ -138,30 +139,37 @@ public final class SessionEngine<K: SketchKit> {
     @inline(__always)
     func contribute(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>,
                     _ body: (inout SessionMetrics<K>) -> Void) {
-        let w = cachedWindow(ts, s, p)
-        let slots = s.cacheSlots
-        body(&w.tables[0].metrics[Int(slots.0)])
-        body(&w.tables[1].metrics[Int(slots.1)])
-        body(&w.tables[2].metrics[Int(slots.2)])
-        body(&w.tables[3].metrics[Int(slots.3)])
-        body(&w.tables[4].metrics[Int(slots.4)])
+        let (w, g) = groups(ts, s, p)
+        body(&w.tables[0].metrics[g.overall])
+        body(&w.tables[1].metrics[g.video])
+        body(&w.tables[2].metrics[g.geo])
+        body(&w.tables[3].metrics[g.device])
+        body(&w.tables[4].metrics[g.cdn])
     }
 
-    /// The window state for `ts`, with `s.cacheSlots` valid for it.
+    typealias Slots = (overall: Int, video: Int, geo: Int, device: Int, cdn: Int)
+
+    /// The window state for `ts` and the session's group slot in each of its
+    /// tables, from the session's cache when it is for that state.
     @inline(__always)
-    func cachedWindow(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>) -> WindowState<K> {
-        let start = config.windowStart(ts)
-        if start == s.cacheStart && s.cacheGeneration == p.aggregator.generation, let c = s.cacheWindow {
-            return unsafeDowncast(c, to: WindowState<K>.self)
-        }
+    func groups(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>) -> (WindowState<K>, Slots) {
         let w = p.aggregator.window(for: ts)
+        if s.cacheSerial == w.serial && w.serial != 0 {
+            let c = s.cacheSlots
+            return (w, (0, Int(c.0), Int(c.1), Int(c.2), Int(c.3)))
+        }
         let cap = config.groupsPerWindowMax
-        func slot(_ t: MetricTable) -> Int32 { Int32(w.tables[t.rawValue].slot(s.dims.key(t), cap: cap)) }
-        s.cacheSlots = (slot(.overall), slot(.video), slot(.geo), slot(.device), slot(.cdn))
-        s.cacheStart = start
-        s.cacheGeneration = p.aggregator.generation
-        s.cacheWindow = w
-        return w
+        func slot(_ t: MetricTable) -> Int { w.tables[t.rawValue].slot(s.dims.key(t), cap: cap) }
+        let g: Slots = (slot(.overall), slot(.video), slot(.geo), slot(.device), slot(.cdn))
+        // `overall` has one group (slot 0); a slot past 16 bits is not cached.
+        let max = Int(UInt16.max)
+        if g.overall == 0 && g.video < max && g.geo < max && g.device < max && g.cdn < max {
+            s.cacheSlots = (UInt16(g.video), UInt16(g.geo), UInt16(g.device), UInt16(g.cdn))
+            s.cacheSerial = w.serial
+        } else {
+            s.cacheSerial = 0
+        }
+        return (w, g)
     }
 
     /// Segment metrics go to `overall` and to `cdn` under the beacon's own
@@ -169,9 +177,9 @@ public final class SessionEngine<K: SketchKit> {
     func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         let slow = config.slowRequestMs
         if b.cdn == nil && b.pop == nil {
-            let w = cachedWindow(b.ts, s, p)
-            w.tables[MetricTable.overall.rawValue].metrics[Int(s.cacheSlots.0)].segment.add(b, slowMs: slow)
-            w.tables[MetricTable.cdn.rawValue].metrics[Int(s.cacheSlots.4)].segment.add(b, slowMs: slow)
+            let (w, g) = groups(b.ts, s, p)
+            w.tables[MetricTable.overall.rawValue].metrics[g.overall].segment.add(b, slowMs: slow)
+            w.tables[MetricTable.cdn.rawValue].metrics[g.cdn].segment.add(b, slowMs: slow)
             return
         }
         let w = p.aggregator.window(for: b.ts)

@@ -94,6 +94,9 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     public let end: Int64
     public let isDelta: Bool
     public var tables: [TableAggregate<K>]
+    /// Unique among the states of one `WindowAggregator` (0 = not from one):
+    /// sessions cache their group slots by it.
+    var serial: UInt32 = 0
     public var sessions: [SessionRow] = []
     public var rejects: [RejectRow] = []
 
@@ -146,6 +149,11 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// Changes whenever a window state may be replaced (flush, restore):
     /// cached references to states are valid only within one generation.
     public private(set) var generation = 0
+    /// The serial of the latest state created or inserted (`UInt32.max`: they
+    /// ran out, later states get 0 and are not cached).
+    private var lastSerial: UInt32 = 0
+    /// The state `window(for:)` returned last (most contributions go to one window).
+    private var last: WindowState<K>?
 
     public init(config: EngineConfig, writtenThrough: Int64 = .min) {
         self.config = config
@@ -157,20 +165,35 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     }
 
     /// The state that a contribution at `ts` goes to.
+    @inline(__always)
     public mutating func window(for ts: Int64) -> WindowState<K> {
         let start = config.windowStart(ts)
+        if let w = last, w.start == start { return w }
+        let w = lookup(start)
+        last = w
+        return w
+    }
+
+    private mutating func lookup(_ start: Int64) -> WindowState<K> {
         let delta = start + config.windowMs <= writtenThrough
         if delta {
             if let w = deltas[start] { return w }
             let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: true)
+            w.serial = nextSerial()
             deltas[start] = w
             return w
         }
         if let w = base[start] { return w }
         let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: false)
+        w.serial = nextSerial()
         base[start] = w
         if w.end < nextDueEnd { nextDueEnd = w.end }
         return w
+    }
+
+    private mutating func nextSerial() -> UInt32 {
+        if lastSerial < .max { lastSerial += 1 }
+        return lastSerial == .max ? 0 : lastSerial
     }
 
     /// Every unwritten state, base windows then deltas, in time order (checkpoints).
@@ -181,6 +204,8 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// Puts back a state read from a checkpoint.
     public mutating func insert(_ w: WindowState<K>) {
         generation += 1
+        last = nil
+        w.serial = nextSerial()
         if w.isDelta { deltas[w.start] = w } else {
             base[w.start] = w
             if w.end < nextDueEnd { nextDueEnd = w.end }
@@ -200,6 +225,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     public mutating func flush(_ watermark: Int64) -> [WindowState<K>] {
         var out = windowsDue(watermark)
         generation += 1
+        last = nil
         for w in out { base[w.start] = nil }
         nextDueEnd = base.values.map { $0.end }.min() ?? .max
         out += deltas.values.sorted { $0.start < $1.start }

@@ -26,6 +26,7 @@ struct EngineOptions: ParsableArguments {
         c.groupsPerWindowMax = groupCap
         c.slowRequestMs = slowRequestMs
         guard c.windowMs > 0 else { throw ValidationError("--window must be > 0") }
+        if let problem = c.problem { throw ValidationError(problem) }
         return c
     }
 }
@@ -35,7 +36,11 @@ enum Duration {
     static func parse(_ s: String, _ flag: String) throws -> Int64 {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (u, f) in units where s.hasSuffix(u) {
-            if let v = Int64(s.dropLast(u.count)), v >= 0 { return v * f }
+            if let v = Int64(s.dropLast(u.count)), v >= 0 {
+                let (ms, overflow) = v.multipliedReportingOverflow(by: f)
+                guard !overflow else { throw ValidationError("\(flag): '\(s)' is too long a duration") }
+                return ms
+            }
         }
         throw ValidationError("\(flag): '\(s)' is not a duration — use e.g. 500ms, 30s, 2m, 1h, 1d")
     }

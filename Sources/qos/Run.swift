@@ -149,6 +149,7 @@ struct Run: ParsableCommand {
         if let x = v["group_cap"] { c.groupsPerWindowMax = Int(x) ?? c.groupsPerWindowMax }
         if let x = v["slow_request_ms"] { c.slowRequestMs = Int64(x) ?? c.slowRequestMs }
         guard c.windowMs > 0 else { throw UserError("window must be > 0 — e.g. 2m") }
+        if let problem = c.problem { throw UserError(problem) }
         o.config = c
         if let x = v["idle_timeout"] { o.idleTimeoutMs = try Duration.parse(x, "idle_timeout") }
         if let x = v["checkpoint_interval"] { o.checkpointIntervalMs = try Duration.parse(x, "checkpoint_interval") }
