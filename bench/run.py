@@ -46,7 +46,7 @@ QOS = os.environ.get("QOS_BIN", str(ROOT / ".build" / "release" / "qos"))
 BEACONS = int(os.environ.get("BENCH_BEACONS", "2000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
-DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "3"))
+DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
 PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -255,7 +255,7 @@ def daemon(work):
         assert "listening" in broker.stdout.readline()
         sessions = max(1, DAEMON_BEACONS // 74)
         run([QOS, "generate", "--seed", "2", "--sessions", sessions, "--kafka", f"127.0.0.1:{port}", "--rate", "max"])
-        # Three catch-ups of the same topic (a fresh group and sink each): this
+        # Five catch-ups of the same topic (a fresh group and sink each): this
         # 2-core VM's CPU time varies by ±5 % run to run; the median is reported.
         runs = []
         for i in range(DAEMON_RUNS):

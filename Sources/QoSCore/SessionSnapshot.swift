@@ -28,15 +28,29 @@ extension SessionEngine where K: CheckpointableSketchKit {
     }
 
     func decodeSession(_ r: inout StateReader) throws -> SessionState {
-        let s = SessionState(id: try r.string(), ts: 0)
+        let id = try r.string()
+        let s = SessionState(id: id, ts: 0)
         var ints: [Int64] = []
         for _ in 0..<15 { ints.append(try r.int()) }
+        var opts: [Int64?] = []
+        for _ in 0..<8 { opts.append(try r.optInt()) }
+        // A session keeps its times as 32-bit offsets from the earliest ts
+        // (EngineConfig.sessionTimeSpanMs < 2^31 ms), its close-queue due
+        // time (≤ a time + session_timeout) too: a checkpoint written under
+        // a config with a wider span is refused here, not trapped on.
+        let times = [ints[1], ints[2] == .min ? nil : ints[2]] + opts[0..<4]
+        let bound = Int64(Int32.max) - config.sessionTimeoutMs
+        for case let t? in times {
+            let (d, o) = t.subtractingReportingOverflow(ints[0])
+            guard !o, d >= -bound, d <= bound else {
+                throw StateError(message: "session \(id): its times span 2^31 ms or more (written with a larger "
+                                 + "session_max / lateness / max_lateness than this version accepts)")
+            }
+        }
         (s.earliestTs, s.latestTs, s.arrivalMark, s.beacons, s.errors) = (ints[0], ints[1], ints[2], ints[3], ints[4])
         (s.maxPlayheadMs, s.playingMs, s.rebufferCount, s.rebufferMs) = (ints[5], ints[6], ints[7], ints[8])
         (s.seekCount, s.seekMs, s.bitrateMsSum, s.bitratePlayedMs) = (ints[9], ints[10], ints[11], ints[12])
         (s.upshifts, s.downshifts) = (ints[13], ints[14])
-        var opts: [Int64?] = []
-        for _ in 0..<8 { opts.append(try r.optInt()) }
         (s.viewStartTs, s.firstPlayTs, s.stallOpenTs, s.seekOpenTs) = (opts[0], opts[1], opts[2], opts[3])
         (s.currentBitrate, s.asn, s.videoDurationMs, s.startupMs) = (opts[4], opts[5], opts[6], opts[7])
         var flags: [Bool] = []

@@ -156,4 +156,31 @@ import Testing
             #expect(r.startupMs == 2_000)
         }
     }
+
+    /// A checkpoint whose session times span 2^31 ms or more (written under a
+    /// wider config) is refused with an error, not a trap.
+    @Test func restoreRefusesTooWideSessions() throws {
+        func snapshot(latest: Int64) -> [UInt8] {
+            var w = StateWriter()
+            for b in Array("QOSPART1".utf8) { w.uint(UInt64(b)) }
+            w.int(0); w.int(1_000); w.int(.min)  // partition, max ts, written through
+            w.uint(0)  // windows
+            w.uint(1)  // sessions, in SessionSnapshot's encode order:
+            w.string("s1")
+            for v: Int64 in [0, latest, .min, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] { w.int(v) }
+            for _ in 0..<8 { w.optInt(nil) }
+            for _ in 0..<6 { w.bool(false) }
+            for _ in 0..<5 { w.optString(nil) }
+            w.optBool(nil)
+            for _ in 0..<9 { w.string("unknown") }
+            w.uint(0)  // seq ranges
+            return w.bytes
+        }
+        let engine = SessionEngine<ExactKit>()
+        let edge = Int64(Int32.max) - engine.config.sessionTimeoutMs
+        try engine.restore(partition: 0, from: snapshot(latest: edge))
+        #expect(engine.partitions[0]?.sessions.lookup("s1")?.latestTs == edge)
+        #expect(throws: StateError.self) { try engine.restore(partition: 0, from: snapshot(latest: edge + 1)) }
+        #expect(throws: StateError.self) { try engine.restore(partition: 0, from: snapshot(latest: .max)) }
+    }
 }
