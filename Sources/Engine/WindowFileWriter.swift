@@ -80,7 +80,7 @@ public struct WindowFileWriter {
                     _ names: [String]) -> [MetricRow<DataSketchesKit>] {
         let agg = w.tables[t.rawValue]
         let n = t.dimensions.count
-        let dims = agg.keys.map { k in Array([k.a, k.b, k.c, k.d].prefix(n).map { names[Int($0)] }) }
+        let dims = agg.keys.map { k in k.ids.prefix(n).map { names[Int($0)] } }
         let order = dims.indices.sorted { dims[$0].lexicographicallyPrecedes(dims[$1]) }
         return order.map { i in MetricRow(start: w.start, end: w.end, dims: dims[i], m: agg.metrics[i]) }
     }
