@@ -13,7 +13,7 @@ import QoSCore
 /// snapshots keep coming (the poll loop is alive) and 503 after
 /// `staleAfterSeconds` without one.
 ///
-/// A client cannot take the endpoints down (README "Limits and guarantees"):
+/// A client cannot take the endpoints down (README, "The daemon", Operations):
 /// connections are served concurrently; one that has not sent a complete
 /// request within `Limits.requestTimeoutSeconds` is closed (idle clients and
 /// slow senders alike); past `Limits.connectionsMax` open connections a new
@@ -135,6 +135,8 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_checkpoint_epoch", "gauge", "Last committed checkpoint epoch.", [("", Double(s.epoch))])
         metric("qos_flush_latency_ms", "gauge", "Duration of the last flush + checkpoint.", [("", s.lastFlushMs)])
         if let wm = s.watermarkMs { metric("qos_watermark_ms", "gauge", "Instance watermark, epoch ms.", [("", Double(wm))]) }
+        metric("qos_interned_strings", "gauge", "Distinct strings held by the engine's interners (bounded).",
+               [("{interner=\"dimensions\"}", Double(s.internedDimensions)), ("{interner=\"values\"}", Double(s.internedValues))])
         metric("qos_consumer_lag", "gauge", "Messages behind the high watermark, per partition.",
                s.lag.sorted { $0.key < $1.key }.map { ("{partition=\"\($0.key)\"}", Double($0.value)) })
         return out

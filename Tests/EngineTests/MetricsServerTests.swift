@@ -58,6 +58,7 @@ import Testing
         s.start()
         var status = RunStatus()
         status.epoch = 7
+        status.internedDimensions = 1234
         s.publish(status)
         return s
     }
@@ -68,6 +69,7 @@ import Testing
         let metrics = try get(s.port, "/metrics")
         #expect(metrics.hasPrefix("HTTP/1.1 200"))
         #expect(metrics.contains("\nqos_checkpoint_epoch 7\n"))
+        #expect(metrics.contains("\nqos_interned_strings{interner=\"dimensions\"} 1234\n"))
         #expect(try get(s.port, "/nope").hasPrefix("HTTP/1.1 404"))
         s.staleAfterSeconds = 0
         #expect(try get(s.port, "/healthz").hasPrefix("HTTP/1.1 503"))
