@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev).
@@ -49,7 +50,10 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd"],
+        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd",
+                                               .product(name: "NIOCore", package: "swift-nio"),
+                                               .product(name: "NIOPosix", package: "swift-nio"),
+                                               .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: hotPath),
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator", "Kafka",

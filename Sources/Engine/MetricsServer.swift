@@ -2,48 +2,89 @@
 import Glibc
 #endif
 import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import QoSCore
 
 /// `/metrics` (Prometheus text format 0.0.4) and `/healthz` on a local port,
-/// served from a background thread. The daemon publishes a new snapshot at
-/// every checkpoint; `/healthz` is 200 while snapshots keep coming (the poll
-/// loop is alive) and 503 after `staleAfterSeconds` without one.
+/// served by swift-nio on one event-loop thread of its own. The daemon
+/// publishes a new snapshot at every checkpoint; `/healthz` is 200 while
+/// snapshots keep coming (the poll loop is alive) and 503 after
+/// `staleAfterSeconds` without one.
+///
+/// A client cannot take the endpoints down (README, "The daemon", Operations):
+/// connections are served concurrently; one that has not sent a complete
+/// request within `Limits.requestTimeoutSeconds` is closed (idle clients and
+/// slow senders alike); past `Limits.connectionsMax` open connections a new
+/// one is closed as soon as it is accepted; a request larger than
+/// `Limits.requestBytesMax` closes its connection. One request per
+/// connection (`Connection: close`).
 public final class MetricsServer: @unchecked Sendable {
-    private let fd: Int32
+    public struct Limits: Sendable {
+        public var requestTimeoutSeconds = 10.0
+        public var connectionsMax = 256
+        public var requestBytesMax = 8192
+        public init() {}
+    }
+
     private let lock = NSLock()
     private var body = "# no checkpoint yet\n"
     private var updatedAt = monotonicSeconds()
+    private var stale = 60.0
+    private var connections = 0
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: Channel
+    public let limits: Limits
+    public let host: String
     public let port: Int
-    public var staleAfterSeconds = 60.0
-
-    public init(host: String = "127.0.0.1", port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw UserError("metrics: cannot create a socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &addr.sin_addr)
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard ok == 0, listen(fd, 16) == 0 else {
-            close(fd)
-            throw UserError("metrics: cannot listen on \(host):\(port) (\(String(cString: strerror(errno)))) — choose another --metrics-port, or 0 to disable")
-        }
-        var bound = sockaddr_in()
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        self.fd = fd
-        self.port = Int(UInt16(bigEndian: bound.sin_port))
+    public var staleAfterSeconds: Double {
+        get { lock.withLock { stale } }
+        set { lock.withLock { stale = newValue } }
     }
 
+    /// Binds `host:port` (port 0: any free port); connections are accepted after `start()`.
+    public init(host: String = "127.0.0.1", port: Int, limits: Limits = Limits()) throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
+        self.limits = limits
+        self.host = host
+        let box = WeakBox()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let server = box.server else { throw ChannelError.ioOnClosedChannel }
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ConnectionGuard(server: server),
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                        HTTPResponseEncoder(),
+                        RequestHandler(server: server),
+                    ])
+                }
+            }
+        do {
+            channel = try bootstrap.bind(host: host, port: port).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            throw UserError("metrics: cannot listen on \(host):\(port) (\(reason)) — choose another --metrics-port, or off to disable")
+        }
+        self.port = channel.localAddress?.port ?? port
+        box.server = self
+    }
+
+    /// Starts accepting connections.
     public func start() {
-        let t = Thread { [self] in serve() }
-        t.start()
+        _ = channel.setOption(ChannelOptions.autoRead, value: true)
+    }
+
+    /// Closes the listening socket and every connection, and ends the event-loop thread.
+    public func stop() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
     }
 
     public func publish(_ status: RunStatus) {
@@ -51,38 +92,27 @@ public final class MetricsServer: @unchecked Sendable {
         lock.withLock { body = text; updatedAt = monotonicSeconds() }
     }
 
-    private func serve() {
-        while true {
-            let c = accept(fd, nil, nil)
-            if c < 0 { if errno == EINTR { continue }; return }
-            handle(c)
-            close(c)
+    /// Counts a new connection in; false (close it) when `connectionsMax` are open.
+    fileprivate func admit() -> Bool {
+        lock.withLock {
+            guard connections < limits.connectionsMax else { return false }
+            connections += 1
+            return true
         }
     }
 
-    private func handle(_ c: Int32) {
-        var buf = [UInt8](repeating: 0, count: 2048)
-        let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return }
-        let line = String(decoding: buf[0..<n], as: UTF8.self).split(separator: "\r\n").first ?? ""
-        let parts = line.split(separator: " ")
-        let path = parts.count > 1 ? String(parts[1]) : "/"
-        let (snapshot, age) = lock.withLock { (body, monotonicSeconds() - updatedAt) }
-        switch path {
-        case "/metrics": reply(c, 200, "text/plain; version=0.0.4", snapshot)
+    fileprivate func release() { lock.withLock { connections -= 1 } }
+
+    /// Status, content type and body for a request path.
+    fileprivate func response(_ path: String) -> (HTTPResponseStatus, String, String) {
+        let (snapshot, age, stale) = lock.withLock { (body, monotonicSeconds() - updatedAt, self.stale) }
+        switch path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path {
+        case "/metrics": return (.ok, "text/plain; version=0.0.4", snapshot)
         case "/healthz":
-            age < staleAfterSeconds ? reply(c, 200, "text/plain", "ok\n")
-                                    : reply(c, 503, "text/plain", "stalled: no checkpoint for \(Int(age)) s\n")
-        default: reply(c, 404, "text/plain", "not found: try /metrics or /healthz\n")
+            return age < stale ? (.ok, "text/plain", "ok\n")
+                               : (.serviceUnavailable, "text/plain", "stalled: no checkpoint for \(Int(age)) s\n")
+        default: return (.notFound, "text/plain", "not found: try /metrics or /healthz\n")
         }
-    }
-
-    private func reply(_ c: Int32, _ code: Int, _ type: String, _ text: String) {
-        let reason = code == 200 ? "OK" : code == 404 ? "Not Found" : "Service Unavailable"
-        let payload = Array(text.utf8)
-        let head = "HTTP/1.1 \(code) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
-        let all = Array(head.utf8) + payload
-        _ = all.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// The Prometheus exposition of a status snapshot.
@@ -105,8 +135,84 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_checkpoint_epoch", "gauge", "Last committed checkpoint epoch.", [("", Double(s.epoch))])
         metric("qos_flush_latency_ms", "gauge", "Duration of the last flush + checkpoint.", [("", s.lastFlushMs)])
         if let wm = s.watermarkMs { metric("qos_watermark_ms", "gauge", "Instance watermark, epoch ms.", [("", Double(wm))]) }
+        metric("qos_interned_strings", "gauge", "Distinct strings held by the engine's interners (bounded).",
+               [("{interner=\"dimensions\"}", Double(s.internedDimensions)), ("{interner=\"values\"}", Double(s.internedValues))])
         metric("qos_consumer_lag", "gauge", "Messages behind the high watermark, per partition.",
                s.lag.sorted { $0.key < $1.key }.map { ("{partition=\"\($0.key)\"}", Double($0.value)) })
         return out
     }
+}
+
+/// The server, for the channel initializer (which is built before the server exists).
+private final class WeakBox: @unchecked Sendable {
+    weak var server: MetricsServer?
+}
+
+/// First handler of a connection: the connection cap, the request deadline
+/// and the request-size cap.
+private final class ConnectionGuard: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let server: MetricsServer
+    var admitted = false
+    var bytes = 0
+    var deadline: Scheduled<Void>?
+
+    init(server: MetricsServer) { self.server = server }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard server.admit() else { return context.close(promise: nil) }
+        admitted = true
+        let timeout = TimeAmount.milliseconds(Int64(server.limits.requestTimeoutSeconds * 1000))
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if admitted { server.release(); admitted = false }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        bytes += unwrapInboundIn(data).readableBytes
+        guard bytes <= server.limits.requestBytesMax else { return context.close(promise: nil) }
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// Answers the first complete request and closes the connection.
+private final class RequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let server: MetricsServer
+    var path: String?
+    var answered = false
+
+    init(server: MetricsServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): path = head.uri
+        case .body: break
+        case .end:
+            guard !answered, let path else { return }
+            answered = true
+            let (status, type, text) = server.response(path)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: type)
+            headers.add(name: "Content-Length", value: String(text.utf8.count))
+            headers.add(name: "Connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                          promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }

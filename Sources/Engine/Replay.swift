@@ -20,6 +20,8 @@ public struct ReplayOptions {
     public var jsonDump: String?
     /// Engine clock for the `ts_in_future` check; the wall clock by default.
     public var nowMs: () -> Int64 = wallClockMs
+    /// Tests: rebuild the engine's interners at every flush (output must not change).
+    public var rebuildInternersAtEveryFlush = false
 
     public init() {}
 }
@@ -87,6 +89,7 @@ public final class ReplayJob {
         guard !options.inputs.isEmpty else { throw UserError("no input files — give one or more NDJSON files, or - for stdin") }
         self.options = options
         engine = SessionEngine(config: options.config, enricher: options.enricher)
+        engine.internerRebuild.always = options.rebuildInternersAtEveryFlush
         let tag = shortHash(options.inputs.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: "\n"))
         writer = WindowFileWriter(sink: FileSink(root: options.sink), windowMs: options.config.windowMs,
                                   inputTag: "r" + tag, zstdLevel: options.zstdLevel)

@@ -70,6 +70,9 @@ public struct RunStatus: Sendable {
     public var windowLatencyCount = 0
     public var lastWindows: [WindowState<DataSketchesKit>] = []
     public var interner: StringInterner?
+    /// Strings held by the engine's dimension and value interners (bounded: see README).
+    public var internedDimensions = 0
+    public var internedValues = 0
 }
 
 /// One logfmt line: timestamp, level (`warn` for data loss and broker trouble), message.
@@ -360,8 +363,13 @@ public final class RunJob {
             status.windowLatencyCount += 1
             windowDueSince = nil
         }
-        if windows.contains(where: { !$0.isDelta }) { status.lastWindows = windows.filter { !$0.isDelta } }
-        status.interner = engine.interner
+        if windows.contains(where: { !$0.isDelta }) {
+            // The windows' ids are those of this flush's interner (a later flush may rebuild it).
+            status.lastWindows = windows.filter { !$0.isDelta }
+            status.interner = engine.interner
+        }
+        status.internedDimensions = engine.interner.count
+        status.internedValues = engine.values.count
         o.onCheckpoint?(status)
     }
 

@@ -50,6 +50,9 @@ public struct GroupKey: Hashable, Sendable {
 }
 
 /// Interns dimension strings. Id 0 is `unknown`, id 1 is `__other__`.
+/// The engine replaces its interner by a smaller one when most strings are
+/// no longer referenced (`SessionEngine.rebuildInternersIfDue`): ids are
+/// valid with the interner they came from.
 public final class StringInterner: @unchecked Sendable {
     public static let unknownID: UInt32 = 0
     public static let otherID: UInt32 = 1
@@ -74,13 +77,26 @@ public final class StringInterner: @unchecked Sendable {
     @inline(__always) public func string(_ id: UInt32) -> String { strings[Int(id)] }
 
     public var count: Int { strings.count }
+
+    /// A new interner with the strings whose id is marked in `live` (ids 0
+    /// and 1 always), in id order, and the map old id → new id (`UInt32.max`
+    /// for a dropped id). See `SessionEngine.rebuildInternersIfDue`.
+    public func keeping(_ live: [Bool]) -> (StringInterner, [UInt32]) {
+        let out = StringInterner()
+        var map = [UInt32](repeating: .max, count: strings.count)
+        map[0] = StringInterner.unknownID
+        map[1] = StringInterner.otherID
+        for (id, s) in strings.enumerated().dropFirst(2) where live[id] { map[id] = out.intern(s) }
+        return (out, map)
+    }
 }
 
 /// Interns per-session attribute values that are not dimensions (player
 /// version, city, AS organization, fatal error code) so a session stores a
 /// 4-byte id instead of a 16-byte optional string. Id 0 is nil; every other
 /// value, the empty string included, keeps its exact text. Like the
-/// dimension interner, it keeps every distinct value it has seen.
+/// dimension interner, it keeps every distinct value it has seen until the
+/// engine rebuilds it from the values still referenced.
 public final class ValueInterner: @unchecked Sendable {
     private var ids: [String: UInt32] = [:]
     private var strings: [String] = [""]  // index 0: nil
@@ -97,6 +113,17 @@ public final class ValueInterner: @unchecked Sendable {
     }
 
     @inline(__always) public func string(_ id: UInt32) -> String? { id == 0 ? nil : strings[Int(id)] }
+
+    public var count: Int { strings.count }
+
+    /// As `StringInterner.keeping`: the marked values (id 0 always) and the id map.
+    public func keeping(_ live: [Bool]) -> (ValueInterner, [UInt32]) {
+        let out = ValueInterner()
+        var map = [UInt32](repeating: .max, count: strings.count)
+        map[0] = 0
+        for (id, s) in strings.enumerated().dropFirst() where live[id] { map[id] = out.intern(s) }
+        return (out, map)
+    }
 }
 
 /// The dimension attributes of a session, interned; 0 = unknown.

@@ -190,7 +190,8 @@ extension SessionEngine {
 
     /// Writes (returns) every window the `watermark` has passed, plus every
     /// pending late delta, merged over partitions. Concurrent plays are
-    /// sampled for the base windows.
+    /// sampled for the base windows. The windows' group keys are ids of
+    /// `interner` as it is on return: a later flush may rebuild it.
     public func flush(watermark: Int64) -> [WindowState<K>] {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
@@ -204,7 +205,9 @@ extension SessionEngine {
             }
             out += p.aggregator.flush(watermark)
         }
-        return WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
+        let windows = WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
+        rebuildInternersIfDue(flushed: windows)
+        return windows
     }
 
     /// The earliest end of an unwritten window over all partitions: a flush

@@ -3,9 +3,15 @@
 /// flushes), I/O stays in the `Engine` module.
 public final class SessionEngine<K: SketchKit> {
     public let config: EngineConfig
-    public let interner = StringInterner()
+    /// Dimension strings; replaced by a rebuilt one at a flush (see
+    /// `rebuildInternersIfDue`), so read ids with the interner of their time.
+    public internal(set) var interner = StringInterner()
     /// Player version, city, AS organization and fatal error code of sessions.
-    public let values = ValueInterner()
+    public internal(set) var values = ValueInterner()
+    /// When the interners are rebuilt from what is still referenced.
+    public var internerRebuild = InternerRebuildPolicy()
+    /// Strings each interner held after its last rebuild.
+    var internedAfterRebuild = (dimensions: 0, values: 0)
     public internal(set) var partitions: [Int32: PartitionState<K>] = [:] {
         didSet { lastPartition = nil }
     }

@@ -29,6 +29,21 @@ public struct TableAggregate<K: SketchKit>: Sendable {
     }
 
     public var isEmpty: Bool { keys.isEmpty }
+
+    /// Renames the ids of every key through `map` (an interner rebuild,
+    /// injective on the ids present); every group keeps its slot.
+    mutating func remapIDs(_ map: [UInt32]) {
+        guard !keys.isEmpty else { return }
+        var newIndex = [GroupKey: Int](minimumCapacity: keys.count)
+        for i in keys.indices {
+            let k = keys[i]
+            let n = GroupKey(map[Int(k.a)], map[Int(k.b)], map[Int(k.c)], map[Int(k.d)])
+            assert(n.ids.allSatisfy { $0 != .max }, "a group key refers to a dropped string")
+            keys[i] = n
+            newIndex[n] = i
+        }
+        index = newIndex
+    }
 }
 
 /// One row of the `sessions` table: the facts of one closed session.

@@ -13,7 +13,7 @@ import Glibc
 /// zstd_level; `kafka:` map / QOS_KAFKA_<PROP> (dots as underscores) /
 /// --kafka key=value pass through to librdkafka.
 struct RunSettings {
-    static let keys = ["metrics_port", "brokers", "topic", "group", "sink", "window", "lateness", "max_lateness",
+    static let keys = ["metrics_port", "metrics_host", "brokers", "topic", "group", "sink", "window", "lateness", "max_lateness",
                        "session_timeout", "session_max", "idle_timeout", "checkpoint_interval", "checkpoint_min_interval", "instance",
                        "geoip_db", "ua_regexes", "zstd_level", "kafka", "group_cap", "slow_request_ms"]
     var values: [String: String] = [:]
@@ -107,8 +107,10 @@ struct Run: ParsableCommand {
     var geoipDb: [String] = []
     @Option(help: "uap-core regexes.yaml (default /usr/share/uap-core/regexes.yaml).") var uaRegexes: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
-    @Option(help: "Port for /metrics and /healthz on 127.0.0.1: a number (0 = any free port) or off (default 9309).")
+    @Option(help: "Port for /metrics and /healthz: a number (0 = any free port) or off (default 9309).")
     var metricsPort: String?
+    @Option(help: "Address /metrics and /healthz listen on (default 127.0.0.1, loopback only; 0.0.0.0 for every interface).")
+    var metricsHost: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
     var untilCaughtUp = false
@@ -122,7 +124,8 @@ struct Run: ParsableCommand {
             ("lateness", lateness), ("max_lateness", maxLateness), ("session_timeout", sessionTimeout),
             ("session_max", sessionMax), ("idle_timeout", idleTimeout), ("checkpoint_interval", checkpointInterval),
             ("checkpoint_min_interval", checkpointMinInterval),
-            ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort)]
+            ("instance", instance), ("ua_regexes", uaRegexes), ("metrics_port", metricsPort),
+            ("metrics_host", metricsHost)]
         for (k, v) in flags { if let v { s.values[k] = v } }
         if !geoipDb.isEmpty { s.geoip = geoipDb }
         for kv in kafka {
@@ -173,10 +176,11 @@ struct Run: ParsableCommand {
                 throw UserError("metrics_port '\(setting)' must be a port number or off")
             }
             if let port = Int(setting) {
-                let server = try MetricsServer(port: port)
+                let host = s.values["metrics_host"] ?? "127.0.0.1"
+                let server = try MetricsServer(host: host, port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()
-                o.log("qos run: /metrics and /healthz on 127.0.0.1:\(server.port)")
+                o.log("qos run: /metrics and /healthz on \(host):\(server.port)")
                 o.onCheckpoint = { server.publish($0) }
             }
             installStopHandlers()

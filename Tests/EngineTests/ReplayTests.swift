@@ -51,6 +51,35 @@ import QoSCore
         #expect(text.contains("views \(views)"))
     }
 
+    /// Every file under `root`, by relative path.
+    func files(_ root: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let e = FileManager.default.enumerator(atPath: root)!
+        while let rel = e.nextObject() as? String {
+            var dir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: root + "/" + rel, isDirectory: &dir), !dir.boolValue {
+                out[rel] = try Data(contentsOf: URL(fileURLWithPath: root + "/" + rel))
+            }
+        }
+        return out
+    }
+
+    @Test func rebuildingTheInternersAtEveryFlushWritesTheSameFiles() throws {
+        let dir = tempDir()
+        var o = ReplayOptions()
+        o.inputs = [try writeInput(dir, sessions: 600)]
+        o.nowMs = { 4_000_000_000_000 }
+        o.sink = dir + "/plain"
+        _ = try ReplayJob(o).run()
+        o.sink = dir + "/rebuilt"
+        o.rebuildInternersAtEveryFlush = true
+        _ = try ReplayJob(o).run()
+        let plain = try files(dir + "/plain"), rebuilt = try files(dir + "/rebuilt")
+        #expect(plain.keys.filter { $0.hasSuffix(".parquet") }.count > 10)
+        #expect(plain.keys.sorted() == rebuilt.keys.sorted())
+        for (path, bytes) in plain { #expect(rebuilt[path] == bytes, "\(path) differs") }
+    }
+
     @Test func missingInputIsAUserError() throws {
         var o = ReplayOptions()
         o.inputs = ["/nonexistent/beacons.ndjson"]

@@ -182,3 +182,47 @@ def test_broker_outage_is_waited_out(tmp_path):
         assert_same(sink, qos_tables.load(tmp_path / "replay"))
     finally:
         broker.stop()
+
+
+def test_healthz_answers_beside_idle_and_slow_clients(tmp_path):
+    """A Kubernetes liveness probe must not fail because other clients hold
+    connections open: 200 idle connections and one that sends its request a
+    byte at a time leave /healthz and /metrics answering (within 5 s, the
+    bound of a default probe)."""
+    import urllib.request
+    broker = Broker(partitions=1)
+    p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "probe", "--sink", str(tmp_path / "o"),
+                          "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    held = []
+    try:
+        port = None
+        for _ in range(50):
+            line = p.stderr.readline()
+            if "/healthz on 127.0.0.1:" in line:
+                port = int(line.split("127.0.0.1:")[1].split('"')[0])
+                break
+        assert port, "no metrics port logged"
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(200)]
+        slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.append(slow)
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                assert r.status == 200 and r.read() == b"ok\n"
+            slow.sendall(b"a")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert r.status == 200
+        for _ in range(60):  # the first checkpoint comes after the partition assignment
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                if b"qos_interned_strings{interner=\"dimensions\"}" in r.read():
+                    break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no interner gauge in /metrics after 30 s")
+    finally:
+        for s in held:
+            s.close()
+        p.terminate()
+        p.wait(30)
+        broker.stop()
