@@ -104,6 +104,16 @@ import QoSCore
         #expect(files.contains { $0.table == "overall" } && files.contains { $0.table == "sessions" })
     }
 
+    @Test func saturationsAreExposedInMetricsAndTheReplaySummary() {
+        var status = RunStatus()
+        status.saturatedValues = 3
+        #expect(MetricsServer.render(status).contains("\nqos_saturated_values_total 3\n"))
+        var summary = ReplaySummary()
+        #expect(!summary.text.contains("saturated"))
+        summary.saturatedValues = 2
+        #expect(summary.text.contains("sums saturated at Int64.max: 2"))
+    }
+
     @Test func aByteOrderMarkBeforeTheFirstBeaconIsAccepted() throws {
         let text = [line("view_start", 0, "s"), line("view_end", 1000, "s")].joined(separator: "\n") + "\n"
         let (s, _) = try replay(text, prefix: [0xEF, 0xBB, 0xBF])
