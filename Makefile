@@ -11,7 +11,7 @@ BENCH_APT_JAVA := openjdk-17-jre-headless
 QOS_DEBUG := .build/debug/qos
 QOS_RELEASE := .build/release/qos
 
-.PHONY: deps deps-system deps-python deps-bench build release test test-swift test-interop demo bench clean
+.PHONY: deps deps-system deps-python deps-bench build release test test-swift test-interop demo bench fuzz clean
 
 ## deps: install the system libraries (apt-get, as root) and the Python test oracles (.venv). Idempotent.
 deps: deps-system deps-python
@@ -56,6 +56,20 @@ demo: deps release
 	$(QOS_RELEASE) demo --sink $(DEMO_DIR) --duration $(DEMO_SECONDS) --geoip-db .demo/city.mmdb --geoip-db .demo/asn.mmdb
 	@$(QOS_RELEASE) inspect $(DEMO_DIR)/overall
 	@$(PY) tools/demo_query.py $(DEMO_DIR)
+
+## fuzz: libFuzzer over decoder + engine + Parquet encoding (Sources/QoSFuzz) for FUZZ_MINUTES (default 5),
+## seeded from qos generate and tests/fuzz/hostile.ndjson; a finding is written to .build-fuzz/crashes/.
+FUZZ_MINUTES ?= 5
+FUZZ_DIR := .build-fuzz
+fuzz: build
+	$(SWIFT) build -c debug --build-path $(FUZZ_DIR) -Xswiftc -sanitize=fuzzer -Xswiftc -DQOS_FUZZ --product qos-fuzz
+	@rm -rf $(FUZZ_DIR)/seed && mkdir -p $(FUZZ_DIR)/seed $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	@$(QOS_DEBUG) generate --seed 7 --sessions 30 --duplicate-fraction 0.02 --late-fraction 0.02 \
+	  --malformed-fraction 0.02 --out $(FUZZ_DIR)/seed/generated.ndjson 2>/dev/null
+	@cd $(FUZZ_DIR)/seed && split -l 40 generated.ndjson gen- && rm generated.ndjson \
+	  && split -l 1 $(abspath tests/fuzz/hostile.ndjson) hostile- && cp $(abspath tests/fuzz/hostile.ndjson) hostile-all
+	$(FUZZ_DIR)/debug/qos-fuzz -max_total_time=$$(( $(FUZZ_MINUTES) * 60 )) -max_len=16384 -timeout=60 \
+	  -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seed
 
 ## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement.
 bench: deps deps-bench release

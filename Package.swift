@@ -20,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "qos", targets: ["qos"]),
+        .executable(name: "qos-fuzz", targets: ["QoSFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
+        // libFuzzer target (`make fuzz`); a stub without -DQOS_FUZZ.
+        .executableTarget(name: "QoSFuzz", dependencies: ["Engine"]),
 
         .testTarget(name: "SketchesTests", dependencies: [
             "Sketches", .product(name: "PropertyBased", package: "swift-property-based"),

@@ -348,8 +348,8 @@ public final class ReaggregateJob {
         let n = c.first?.count ?? 0
         // Re-window: each row's time lies in its source window, hence in `w`.
         let ws = schema.firstIndex { $0.name == "window_start" }!, we = schema.firstIndex { $0.name == "window_end" }!
-        c[ws] = .int64([Int64?](repeating: w.start * 1000, count: n))
-        c[we] = .int64([Int64?](repeating: w.end * 1000, count: n))
+        c[ws] = .int64([Int64?](repeating: w.start *| 1000, count: n))
+        c[we] = .int64([Int64?](repeating: w.end *| 1000, count: n))
         // Order as the engine does: sessions by (closed_at, session_id), rejects by ingested_at (stable).
         var order = Array(0..<n)
         if table == "sessions" {
@@ -405,7 +405,7 @@ struct GroupMerger {
             concCur[i] = 0
             concGen[i] = generation
         }
-        concCur[i] += c
+        concCur[i] +|= c
     }
 
     /// The output rows, sorted by dimensions (as the engine writes them).

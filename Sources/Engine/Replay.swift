@@ -30,6 +30,8 @@ public struct ReplaySummary: Sendable {
     public var lines: Int64 = 0
     public var bytes: Int64 = 0
     public var counters = EngineCounters()
+    /// Sums that stuck at Int64.max during this replay (README "Numeric safety").
+    public var saturatedValues: Int64 = 0
     public var windowsWritten = 0
     public var filesWritten = 0
     public var seconds = 0.0
@@ -41,6 +43,7 @@ public struct ReplaySummary: Sendable {
         s += "accepted \(counters.accepted), rejected \(counters.rejectedTotal), duplicates \(counters.duplicates), "
         s += "late \(counters.lateEvents), sessions \(counters.sessionsClosed)\n"
         for (reason, n) in counters.rejected.sorted(by: { $0.key < $1.key }) { s += "  rejected \(reason): \(n)\n" }
+        if saturatedValues > 0 { s += "sums saturated at Int64.max: \(saturatedValues) (see README \"Numeric safety\")\n" }
         s += "windows written \(windowsWritten), files written \(filesWritten)"
         return s
     }
@@ -99,6 +102,7 @@ public final class ReplayJob {
         try writer.sink.checkWritable()
         if let path = options.jsonDump { dump = try JSONDump(path: path, sinkRoot: options.sink) }
         let started = monotonicSeconds()
+        let saturatedBefore = SaturationCounter.total
         let decoded = BoundedQueue<DecodedBatch>(capacity: 4)
         let inputs = options.inputs
         let reader = Thread { ReplayJob.readAndDecode(inputs, into: decoded) }
@@ -119,6 +123,7 @@ public final class ReplayJob {
         summary.filesWritten = written
         try dump?.close()
         summary.counters = engine.counters
+        summary.saturatedValues = SaturationCounter.total - saturatedBefore
         summary.seconds = monotonicSeconds() - started
         if options.progress { writeStderr("\r\u{1B}[K") }
         return summary

@@ -62,6 +62,8 @@ public struct RunStatus: Sendable {
     public var partitions: [Int32] = []
     public var lag: [Int32: Int64] = [:]
     public var lastFlushMs = 0.0
+    /// Sums that stuck at Int64.max since the process started (README "Numeric safety").
+    public var saturatedValues: Int64 = 0
     /// Time from the watermark passing a window's end (detected after a poll)
     /// to its files being visible (including any wait for
     /// `checkpointMinIntervalMs`): max and mean over the run.
@@ -356,6 +358,12 @@ public final class RunJob {
         status.partitions = owned.keys.sorted()
         status.lag = Dictionary(uniqueKeysWithValues: consumer.lag().map { ($0.key.partition, $0.value) })
         status.lastFlushMs = (monotonicSeconds() - t0) * 1000
+        let saturated = SaturationCounter.total
+        if saturated != status.saturatedValues {
+            o.log("qos run: \(saturated - status.saturatedValues) sums saturated at Int64.max in this flush "
+                  + "(\(saturated) in all) — a value past the beacon bounds; see README \"Numeric safety\"")
+            status.saturatedValues = saturated
+        }
         if windows.contains(where: { !$0.isDelta }) {
             let latencyMs = (monotonicSeconds() - min(windowDueSince ?? t0, t0)) * 1000
             status.windowLatencyMsMax = max(status.windowLatencyMsMax, latencyMs)

@@ -31,7 +31,7 @@ public struct OutputColumn<Row> {
         OutputColumn(field: .boolean(name), doc: doc) { .boolean($0.map(f)) }
     }
     static func time(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
-        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) * 1000 }) }
+        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) *| 1000 }) }
     }
     static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .blob(name, optional: false), doc: doc) { .byteArray($0.map(f)) }

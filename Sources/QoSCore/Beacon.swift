@@ -102,4 +102,21 @@ public enum BeaconLimits {
     public static let rejectPayloadBytesMax = 4096
     /// Nesting depth accepted inside skipped (unknown) values.
     public static let nestingDepthMax = 64
+
+    // Numeric bounds (README "Rejects"): larger values are no player's and
+    // are rejected as `invalid_value:<field>`, which keeps every sum far
+    // from Int64.max (the sums saturate anyway, see `SaturationCounter`).
+    /// `played_ms`, `duration_ms`, `download_ms`, `ttfb_ms`: 24 h in one beacon.
+    public static let durationMsMax: Int64 = 86_400_000
+    /// `bitrate_kbps`: 10 Gbit/s.
+    public static let bitrateKbpsMax: Int64 = 10_000_000
+    /// `bytes` of one segment: 1 TiB.
+    public static let segmentBytesMax: Int64 = 1 << 40
+    /// `video_duration_ms`, `playhead_ms`: 2^40 ms (about 35 years).
+    public static let positionMsMax: Int64 = 1 << 40
+    /// `seq`: an unsigned 32-bit counter.
+    public static let seqMax = Int64(UInt32.max)
+    /// Default earliest `ts` the engine accepts (`EngineConfig.tsMinMs`):
+    /// 2000-01-01T00:00:00Z. Earlier is a clock that was never set.
+    public static let tsMinMs: Int64 = 946_684_800_000
 }

@@ -67,6 +67,7 @@ public enum BeaconDecoder {
         let whole = 0..<bytes.count
         guard bytes.count <= BeaconLimits.messageBytesMax else { return onReject(.tooLarge, whole) }
         var p = JSONCursor(bytes)
+        p.skipByteOrderMark()
         p.skipWhitespace()
         guard let first = p.peek() else { return onReject(.invalidJSON, whole) }
         fields.reset()
@@ -83,6 +84,7 @@ public enum BeaconDecoder {
         } else {
             // Valid JSON that is not an object is "not_an_object"; anything else invalid_json.
             var probe = JSONCursor(bytes)
+            probe.skipByteOrderMark()
             probe.skipWhitespace()
             let ok = probe.skipValue(depth: 0)
             probe.skipWhitespace()

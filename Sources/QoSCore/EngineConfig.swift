@@ -9,6 +9,9 @@ public struct EngineConfig: Sendable, Equatable {
     public var maxLatenessMs: Int64 = 86_400_000
     /// Beacons more than this ahead of the engine clock are rejected (default 5 min).
     public var futureToleranceMs: Int64 = 300_000
+    /// Beacons with an earlier `ts` are rejected as `invalid_value:ts`
+    /// (default 2000-01-01T00:00:00Z: an unset device clock, not an event).
+    public var tsMinMs: Int64 = BeaconLimits.tsMinMs
     /// Session inactivity timeout (default 5 min).
     public var sessionTimeoutMs: Int64 = 300_000
     /// Maximum session length (default 6 h).

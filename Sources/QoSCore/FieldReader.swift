@@ -39,22 +39,22 @@ struct FieldReader: Equatable {
         case .event: return readEvent(&p)
         case .ts: return readInt(&p, field, min: 0) { b, v in b.ts = v } && mark(&hasTs)
         case .sessionId: return readSessionId(&p)
-        case .seq: return readInt(&p, field, min: 0, max: Int64(UInt32.max)) { b, v in b.seq = UInt32(v) }
+        case .seq: return readInt(&p, field, min: 0, max: BeaconLimits.seqMax) { b, v in b.seq = UInt32(v) }
         case .viewerId: return readString(&p, field, BeaconLimits.viewerIdBytesMax) { b, v in b.viewerId = v }
         case .videoId: return readString(&p, field, BeaconLimits.videoIdBytesMax) { b, v in b.videoId = v }
-        case .videoDurationMs: return readInt(&p, field, min: 0) { b, v in b.videoDurationMs = v }
+        case .videoDurationMs: return readInt(&p, field, min: 0, max: BeaconLimits.positionMsMax) { b, v in b.videoDurationMs = v }
         case .live: return readBool(&p, field) { b, v in b.live = v }
         case .fatal: return readBool(&p, field) { b, v in b.fatal = v }
         case .userAgent: return readString(&p, field, BeaconLimits.userAgentBytesMax) { b, v in b.userAgent = v }
         case .reason: return readReason(&p)
-        case .bitrateKbps: return readInt(&p, field, min: 0) { b, v in b.bitrateKbps = v }
-        case .playedMs: return readInt(&p, field, min: 0) { b, v in b.playedMs = v }
-        case .playheadMs: return readInt(&p, field, min: 0) { b, v in b.playheadMs = v }
-        case .durationMs: return readInt(&p, field, min: 0) { b, v in b.durationMs = v }
+        case .bitrateKbps: return readInt(&p, field, min: 0, max: BeaconLimits.bitrateKbpsMax) { b, v in b.bitrateKbps = v }
+        case .playedMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.playedMs = v }
+        case .playheadMs: return readInt(&p, field, min: 0, max: BeaconLimits.positionMsMax) { b, v in b.playheadMs = v }
+        case .durationMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.durationMs = v }
         case .httpStatus: return readInt(&p, field, min: 0, max: 999) { b, v in b.httpStatus = v }
-        case .downloadMs: return readInt(&p, field, min: 0) { b, v in b.downloadMs = v }
-        case .ttfbMs: return readInt(&p, field, min: 0) { b, v in b.ttfbMs = v }
-        case .bytes: return readInt(&p, field, min: 0) { b, v in b.bytes = v }
+        case .downloadMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.downloadMs = v }
+        case .ttfbMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.ttfbMs = v }
+        case .bytes: return readInt(&p, field, min: 0, max: BeaconLimits.segmentBytesMax) { b, v in b.bytes = v }
         default: return readDimension(&p, field)
         }
     }

@@ -24,6 +24,12 @@ struct JSONCursor {
 
     @inline(__always) mutating func advance() { index += 1 }
 
+    /// A UTF-8 byte order mark (EF BB BF) at the start of a message or file
+    /// is not part of the JSON text (as RFC 8259 §8.1 allows a parser to do).
+    @inline(__always) mutating func skipByteOrderMark() {
+        if index == 0 && base.count >= 3 && base[0] == 0xEF && base[1] == 0xBB && base[2] == 0xBF { index = 3 }
+    }
+
     @inline(__always) mutating func skipWhitespace() {
         while index < base.count {
             let c = base[index]

@@ -2,6 +2,7 @@
 /// sketch, so the state of a group in a window can be merged with the state
 /// of the same group from another file (late delta, another instance) and
 /// rolled up to coarser windows. Derived columns are computed on output.
+/// Sums saturate at Int64.max (`+|`, see `SaturationCounter`).
 public struct SessionMetrics<K: SketchKit>: Sendable, Equatable {
     public var views: Int64 = 0
     public var viewers = K.Distinct()
@@ -37,26 +38,27 @@ public struct SessionMetrics<K: SketchKit>: Sendable, Equatable {
 
     /// Merges the state of the same group and window from another file.
     public mutating func merge(_ o: SessionMetrics<K>) {
-        views += o.views; viewers.merge(o.viewers); plays += o.plays
-        startupMsSum += o.startupMsSum; startupMsCount += o.startupMsCount; startupSketch.merge(o.startupSketch)
-        vsf += o.vsf; ebvs += o.ebvs; vpf += o.vpf
-        playingMs += o.playingMs; rebufferCount += o.rebufferCount; rebufferMs += o.rebufferMs
-        seekCount += o.seekCount; seekMs += o.seekMs
-        bitrateMsSum += o.bitrateMsSum; bitratePlayedMs += o.bitratePlayedMs
-        upshifts += o.upshifts; downshifts += o.downshifts
-        sessionsEnded += o.sessionsEnded; sessionMsSum += o.sessionMsSum; sessionSketch.merge(o.sessionSketch)
-        completed += o.completed; concurrentPlays += o.concurrentPlays
-        missingStart += o.missingStart; lateEvents += o.lateEvents; duplicates += o.duplicates
+        views +|= o.views; viewers.merge(o.viewers); plays +|= o.plays
+        startupMsSum +|= o.startupMsSum; startupMsCount +|= o.startupMsCount; startupSketch.merge(o.startupSketch)
+        vsf +|= o.vsf; ebvs +|= o.ebvs; vpf +|= o.vpf
+        playingMs +|= o.playingMs; rebufferCount +|= o.rebufferCount; rebufferMs +|= o.rebufferMs
+        seekCount +|= o.seekCount; seekMs +|= o.seekMs
+        bitrateMsSum +|= o.bitrateMsSum; bitratePlayedMs +|= o.bitratePlayedMs
+        upshifts +|= o.upshifts; downshifts +|= o.downshifts
+        sessionsEnded +|= o.sessionsEnded; sessionMsSum +|= o.sessionMsSum; sessionSketch.merge(o.sessionSketch)
+        completed +|= o.completed; concurrentPlays +|= o.concurrentPlays
+        missingStart +|= o.missingStart; lateEvents +|= o.lateEvents; duplicates +|= o.duplicates
         segment.merge(o.segment)
     }
 
     // Derived columns.
     public var uniqueViewers: Double { viewers.estimate }
-    public var watchMs: Int64 { startupMsSum + playingMs + rebufferMs + seekMs }
+    public var watchMs: Int64 { startupMsSum +| playingMs +| rebufferMs +| seekMs }
     /// Conviva's rebuffering ratio; nil when nothing was played or stalled.
+    /// The denominator is summed in Double so it cannot overflow.
     public var rebufferRatio: Double? {
-        let d = playingMs + rebufferMs
-        return d > 0 ? Double(rebufferMs) / Double(d) : nil
+        let d = Double(playingMs) + Double(rebufferMs)
+        return d > 0 ? Double(rebufferMs) / d : nil
     }
     public var avgBitrateKbps: Double? {
         bitratePlayedMs > 0 ? Double(bitrateMsSum) / Double(bitratePlayedMs) : nil
@@ -80,9 +82,9 @@ public struct SegmentMetrics<K: SketchKit>: Sendable, Equatable {
     public init() {}
 
     public mutating func merge(_ o: SegmentMetrics<K>) {
-        requests += o.requests; failedRequests += o.failedRequests
-        http4xx += o.http4xx; http5xx += o.http5xx; slowRequests += o.slowRequests
-        cacheHits += o.cacheHits; bytes += o.bytes; downloadMsSum += o.downloadMsSum
+        requests +|= o.requests; failedRequests +|= o.failedRequests
+        http4xx +|= o.http4xx; http5xx +|= o.http5xx; slowRequests +|= o.slowRequests
+        cacheHits +|= o.cacheHits; bytes +|= o.bytes; downloadMsSum +|= o.downloadMsSum
         downloadSketch.merge(o.downloadSketch); ttfbSketch.merge(o.ttfbSketch)
         throughputSketch.merge(o.throughputSketch)
     }
@@ -97,12 +99,12 @@ public struct SegmentMetrics<K: SketchKit>: Sendable, Equatable {
         }
         if let d = b.downloadMs {
             if d > slowMs { slowRequests += 1 }
-            downloadMsSum += d
+            downloadMsSum +|= d
             downloadSketch.add(Double(d))
             if let n = b.bytes, d > 0 { throughputSketch.add(Double(n) * 8 / Double(d)) }
         }
         if let t = b.ttfbMs { ttfbSketch.add(Double(t)) }
-        if let n = b.bytes { bytes += n }
+        if let n = b.bytes { bytes +|= n }
         if b.cache == "HIT" { cacheHits += 1 }
     }
 }

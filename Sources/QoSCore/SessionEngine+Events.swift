@@ -84,15 +84,16 @@ extension SessionEngine {
     /// `played_ms`, and the time-weighted bitrate with the bitrate current
     /// before this beacon (else the beacon's own).
     private func applyPlayed(_ played: Int64, _ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
-        s.playingMs += played
+        s.playingMs +|= played
         let rate = s.currentBitrate ?? b.bitrateKbps
-        if let rate {
-            s.bitrateMsSum += rate * played
-            s.bitratePlayedMs += played
+        let weighted = rate.map { $0 *| played }
+        if let weighted {
+            s.bitrateMsSum +|= weighted
+            s.bitratePlayedMs +|= played
         }
         contribute(b.ts, s, p) { m in
-            m.playingMs += played
-            if let rate { m.bitrateMsSum += rate * played; m.bitratePlayedMs += played }
+            m.playingMs +|= played
+            if let weighted { m.bitrateMsSum +|= weighted; m.bitratePlayedMs +|= played }
         }
     }
 
@@ -114,17 +115,17 @@ extension SessionEngine {
     private func addStartup(_ x: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
         guard x >= 0 && x <= config.startupMaxMs else { return }
         s.startupMs = x
-        contribute(t, s, p) { m in m.startupMsSum += x; m.startupMsCount += 1; m.startupSketch.add(Double(x)) }
+        contribute(t, s, p) { m in m.startupMsSum +|= x; m.startupMsCount += 1; m.startupSketch.add(Double(x)) }
     }
 
     private func addRebuffer(_ d: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
-        s.rebufferMs += d
-        contribute(t, s, p) { $0.rebufferMs += d }
+        s.rebufferMs +|= d
+        contribute(t, s, p) { $0.rebufferMs +|= d }
     }
 
     private func addSeek(_ d: Int64, at t: Int64, _ s: SessionState, _ p: PartitionState<K>) {
-        s.seekMs += d
-        contribute(t, s, p) { $0.seekMs += d }
+        s.seekMs +|= d
+        contribute(t, s, p) { $0.seekMs +|= d }
     }
 
     private func applyError(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
@@ -156,7 +157,7 @@ extension SessionEngine {
         let completed = reason == .ended || isComplete(s)
         contribute(instant, s, p) { m in
             m.sessionsEnded += 1
-            m.sessionMsSum += duration
+            m.sessionMsSum +|= duration
             m.sessionSketch.add(Double(duration))
             if ebvs { m.ebvs += 1 }
             if completed { m.completed += 1 }

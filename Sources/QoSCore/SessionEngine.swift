@@ -77,6 +77,9 @@ public final class SessionEngine<K: SketchKit> {
     func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, partition pid: Int32, source: SourcePosition,
                raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         let p = partition(pid)
+        if _slowPath(b.ts < config.tsMinMs) {
+            return reject(.invalidValue("ts"), partition: p, source: source, payload: raw)
+        }
         if b.ts > nowMs &+ config.futureToleranceMs {
             return reject(.tsInFuture, partition: p, source: source, payload: raw)
         }

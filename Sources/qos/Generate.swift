@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Engine
 import Generator
 import Kafka
@@ -25,6 +26,8 @@ struct Generate: ParsableCommand {
     var startMs: Int64?
     @Option(help: "Produce to Kafka at HOST:PORT instead of writing a file (keyed by session_id).") var kafka: String?
     @Option(help: "Topic for --kafka.") var topic: String = "beacons"
+    @Option(help: "With --kafka: produce the lines of this NDJSON file instead of generated traffic, each keyed by its session_id.")
+    var input: String?
     @Option(name: .customLong("kafka-property"), help: "librdkafka producer property key=value for --kafka; repeatable (e.g. compression.codec=lz4, linger.ms=5).")
     var kafkaProperty: [String] = []
     @Option(name: .shortAndLong, help: "Output file (.ndjson, or .ndjson.zst for zstd), - for stdout.")
@@ -42,6 +45,7 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
+        guard input == nil || kafka != nil else { throw ValidationError("--input is for --kafka: it produces a file's lines to Kafka") }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction)] where !(0...1).contains(v) {
@@ -102,14 +106,34 @@ struct Generate: ParsableCommand {
             let producer = try KafkaProducer(brokers: brokers, extra: extra)
             _ = try producer.checkTopic(topic)
             let pace = rate == "max" ? nil : Double(rate)
-            let done = try produceAll(TrafficGenerator(options), producer: producer, topic: topic, rate: pace,
-                                      progress: { p in if isatty(2) != 0 { writeStderr("\r\u{1B}[K\(p.sent) sent, \(p.delivered) delivered") } },
-                                      shouldStop: { runStopRequested != 0 },
-                                      transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
+            let progress = { (p: ProduceProgress) in if isatty(2) != 0 { writeStderr("\r\u{1B}[K\(p.sent) sent, \(p.delivered) delivered") } }
+            let done = try input.map { path in
+                try produceAll(try Generate.messages(ofFile: path), producer: producer, topic: topic, rate: pace,
+                               progress: progress, shouldStop: { runStopRequested != 0 })
+            } ?? produceAll(TrafficGenerator(options), producer: producer, topic: topic, rate: pace,
+                            progress: progress, shouldStop: { runStopRequested != 0 },
+                            transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
             producer.close()
             writeStderr("\rproduced \(done.delivered) messages to \(topic) at \(brokers)\u{1B}[K\n")
         } catch let e as KafkaError {
             throw UserError(e.message)
+        }
+    }
+
+    /// The non-empty lines of an NDJSON file as messages keyed by the
+    /// first `"session_id":"…"` in each (unkeyed when there is none).
+    static func messages(ofFile path: String) throws -> [OutgoingMessage] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw UserError("cannot read --input '\(path)' — give a readable NDJSON file")
+        }
+        let marker = Array(#""session_id":""#.utf8)
+        return data.split(separator: UInt8(ascii: "\n")).map { line in
+            let bytes = Array(line)
+            var key: [UInt8]?
+            if let r = bytes.firstRange(of: marker), let end = bytes[r.upperBound...].firstIndex(of: UInt8(ascii: "\"")) {
+                key = Array(bytes[r.upperBound..<end])
+            }
+            return OutgoingMessage(key: key, payload: bytes)
         }
     }
 }

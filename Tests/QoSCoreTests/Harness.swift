@@ -10,6 +10,7 @@ final class Harness {
 
     init(_ configure: (inout EngineConfig) -> Void = { _ in }) {
         var c = EngineConfig()
+        c.tsMinMs = 0  // the metric tests count time from the epoch
         configure(&c)
         engine = SessionEngine(config: c)
     }

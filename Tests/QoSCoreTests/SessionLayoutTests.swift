@@ -145,14 +145,15 @@ import Testing
         // Late beacons of `a`, each as late as admission allows.
         let wm = t0 + maxLate + 2_000 - h.config.latenessMs
         let early = wm - maxLate
-        h.beacon("heartbeat", early, "a", ["seq": 3, "played_ms": 4_294_967_296])
-        h.beacon("heartbeat", early + 10, "a", ["seq": 4, "played_ms": 1, "playhead_ms": 5_000_000_000])
+        // 50 × the largest played_ms (24 h) passes 2^32: the wide field.
+        for k in 0..<50 { h.beacon("heartbeat", early + Int64(k), "a", ["seq": 3 + k, "played_ms": 86_400_000]) }
+        h.beacon("heartbeat", early + 100, "a", ["seq": 53, "played_ms": 1, "playhead_ms": 5_000_000_000])
         h.finish()
         let rows = h.written.flatMap(\.sessions).filter { $0.sessionId == "a" }
         #expect(rows.count == 1)
         if let r = rows.first {
             #expect(r.startTs == early && r.endTs == t0 + maxLate + 2_000)
-            #expect(r.playingMs == 4_294_967_297 && r.maxPlayheadMs == 5_000_000_000 && r.beacons == 4)
+            #expect(r.playingMs == 4_320_000_001 && r.maxPlayheadMs == 5_000_000_000 && r.beacons == 53)
             #expect(r.startupMs == 2_000)
         }
     }

@@ -2,6 +2,7 @@
 processes: end to end, crashes (SIGKILL), rebalance, bad input, operator
 errors. Each compares the daemon's tables with `qos replay` of the same
 beacons, value for value (qos_tables merges each window's files)."""
+import json
 import os
 import random
 import signal
@@ -226,3 +227,36 @@ def test_healthz_answers_beside_idle_and_slow_clients(tmp_path):
         p.terminate()
         p.wait(30)
         broker.stop()
+
+
+def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path):
+    """Beacons whose numbers overflowed the engine's sums (README "Numeric
+    safety") among valid traffic of the same sessions: `qos run` must not
+    trap (it did, at the same offset after every restart), the poison must
+    be reject rows, and everything else must count as `qos replay` counts it."""
+    data = tmp_path / "valid.ndjson"
+    qos("generate", "--seed", "23", "--sessions", "40", "--start-ms", "1767225600000", "--out", data)
+    lines = data.read_text().splitlines()
+    assert 2000 < len(lines) < 10_000
+    poisoned = []
+    for n, line in enumerate(lines):
+        poisoned.append(line)
+        if n in (len(lines) // 3, len(lines) // 2):
+            b = json.loads(line)
+            base = {"ts": b["ts"], "session_id": b["session_id"]}
+            poisoned.append(json.dumps({"event": "heartbeat", **base, "played_ms": 9000000000000000000, "bitrate_kbps": 3000}))
+            poisoned.append(json.dumps({"event": "bitrate_change", **base, "played_ms": 1000, "bitrate_kbps": 4000000000000000000}))
+            poisoned.append(json.dumps({"event": "segment", **base, "bytes": 5000000000000000000, "download_ms": 100}))
+    data = tmp_path / "poisoned.ndjson"
+    data.write_text("\n".join(poisoned) + "\n")
+    qos("replay", data, "--sink", tmp_path / "replay", "--quiet")
+    broker = Broker(partitions=3)
+    try:
+        qos("generate", "--kafka", broker.address, "--input", data, "--rate", "max")
+        r = run(broker, tmp_path / "daemon", "poison", "--until-caught-up")
+    finally:
+        broker.stop()
+    assert r.returncode == 0 and "caught up" in r.stderr
+    reasons = Counter(row["reason"] for row in pq.read_table(tmp_path / "daemon" / "rejects").to_pylist())
+    assert reasons == {"invalid_value:played_ms": 2, "invalid_value:bitrate_kbps": 2, "invalid_value:bytes": 2}
+    assert_same(tmp_path / "daemon", qos_tables.load(tmp_path / "replay"))

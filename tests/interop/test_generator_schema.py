@@ -68,3 +68,32 @@ def test_malformed_lines_are_exactly_the_rejects(tmp_path):
     assert set(reasons) <= {"invalid_json", "missing_field:ts", "wrong_type:ts", "unknown_event",
                             "field_too_long:session_id", "not_an_object", "invalid_value:played_ms"}
     assert len(reasons) >= 6
+
+
+def test_schema_bounds_are_the_engine_bounds(tmp_path):
+    """Each numeric bound in the schema is the engine's: the maximum is
+    valid and accepted, one more is invalid and rejected as
+    invalid_value:<field> (README "Rejects")."""
+    schema = json.loads((ROOT / "schemas" / "beacon.schema.json").read_text())
+    v = validator()
+    t0 = 1_767_225_600_000
+    lines, expected = [], Counter({"invalid_value:ts": 1})
+    floor = schema["properties"]["ts"]["minimum"]
+    for ts, ok in ((floor - 1, False), (floor, True)):  # first: later beacons make 2000 too old
+        obj = {"event": "view_start", "ts": ts, "session_id": f"ts-{ok}"}
+        assert (not list(v.iter_errors(obj))) == ok
+        lines.append(json.dumps(obj))
+    for i, field in enumerate(["played_ms", "duration_ms", "download_ms", "ttfb_ms", "bitrate_kbps", "bytes",
+                               "video_duration_ms", "playhead_ms", "seq"]):
+        top = schema["properties"][field]["maximum"]
+        for value, ok in ((top, True), (top + 1, False)):
+            obj = {"event": "segment", "ts": t0 + i, "session_id": f"{field}-{ok}", field: value}
+            assert (not list(v.iter_errors(obj))) == ok, (field, value)
+            lines.append(json.dumps(obj))
+            if not ok:
+                expected[f"invalid_value:{field}"] += 1
+    gen = tmp_path / "bounds.ndjson"
+    gen.write_text("\n".join(lines) + "\n")
+    qos("replay", gen, "--sink", tmp_path / "out", "--quiet")
+    rejects = pq.read_table(tmp_path / "out" / "rejects", partitioning="hive").to_pylist()
+    assert Counter(r["reason"] for r in rejects) == expected
