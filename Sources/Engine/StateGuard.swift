@@ -98,6 +98,9 @@ extension CheckpointStore {
     /// use. With `accept` a refusal is logged instead, and the ledgers are
     /// lowered to the surviving state so the next start needs no flag.
     public func openState(accept: Bool, log: (String) -> Void) throws {
+        // Ledgers before manifests: a ledger entry is written after its
+        // manifest, so an instance committing meanwhile cannot look ahead.
+        var ledgers = try readLedgers()
         let all = try manifests()
         var problems: [String] = []
         let ids = Set(all.map(\.sinkId).filter { !$0.isEmpty })
@@ -111,7 +114,6 @@ extension CheckpointStore {
             problems.append("it holds published files (e.g. '\(file)') but no checkpoint state ('\(root)/_qos/manifests' is empty)")
         }
         let newest = CheckpointStore.newestSeqs(all)
-        let ledgers = try readLedgers()
         for (inst, entries) in ledgers {
             for (key, e) in entries.sorted(by: { $0.key < $1.key }) where e.seq > newest[key] ?? -1 {
                 problems.append("partition \(key) was checkpointed at sequence \(e.seq) (offset \(e.next), per '\(ledgerDir)/\(inst)') "
@@ -126,6 +128,7 @@ extension CheckpointStore {
                 var lowered = entries.filter { newest[$0.key] != nil }
                 for k in lowered.keys { lowered[k]!.seq = min(lowered[k]!.seq, newest[k]!) }
                 if lowered != entries { try writeLedger(lowered, instance: inst) }
+                ledgers[inst] = lowered
             }
             if let i = id, ids.contains(where: { $0 != i }) { id = nil }  // adopt a fresh identity
         }
