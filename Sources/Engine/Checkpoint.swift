@@ -201,6 +201,7 @@ public final class CheckpointStore {
                 unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
             }
         }
+        collectLedgers(newest)
     }
 
     public static func listFiles(_ dir: String) -> [String] {

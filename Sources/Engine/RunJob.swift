@@ -129,8 +129,7 @@ public final class RunJob {
         _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
         _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
         #endif
-        _ = try store.recover()
-        try store.openState(accept: o.acceptStateLoss, log: o.log)
+        try store.openState(accept: o.acceptStateLoss, log: o.log)  // rolls forward, like recover()
         do {
             // Short fetch waits: catch-up is not held back by brokers (librdkafka's
             // mock cluster among them) that wait the full fetch.wait.max.ms per fetch.

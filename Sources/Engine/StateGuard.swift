@@ -101,7 +101,7 @@ extension CheckpointStore {
         // Ledgers before manifests: a ledger entry is written after its
         // manifest, so an instance committing meanwhile cannot look ahead.
         var ledgers = try readLedgers()
-        let all = try manifests()
+        let all = try recover()
         var problems: [String] = []
         let ids = Set(all.map(\.sinkId).filter { !$0.isEmpty })
         var id = try readSinkId()
@@ -162,6 +162,16 @@ extension CheckpointStore {
         }
         guard found == sinkId else {
             throw CheckpointError.sinkReplaced(sink: root, detail: "was replaced (its identity is now '\(found)', was '\(sinkId)')")
+        }
+    }
+
+    /// Deletes other instances' ledgers that every partition has moved past
+    /// (newer manifests, recorded in their own instances' ledgers, cover them),
+    /// so `ledger/` holds about one file per live instance.
+    func collectLedgers(_ newest: [String: Int64]) {
+        guard let ledgers = try? readLedgers() else { return }
+        for (inst, entries) in ledgers where inst != instance {
+            if entries.allSatisfy({ $0.value.seq < newest[$0.key] ?? -1 }) { unlink("\(ledgerDir)/\(inst)") }
         }
     }
 

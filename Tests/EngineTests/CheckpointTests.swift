@@ -66,6 +66,21 @@ import QoSCore
         _ = try store(sink)  // needed once
     }
 
+    /// A partition moved from instance a to b: a's ledger is collected, b's
+    /// still catches b's lost newest manifest.
+    @Test func ledgersOfInstancesMovedPastAreCollected() throws {
+        let sink = tempSink()
+        let a = try store(sink, "a")
+        try a.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
+        let b = try store(sink, "b")
+        try b.commit(files: [], partitions: [part(0, seq: 2, next: 12)])
+        try b.commit(files: [], partitions: [part(0, seq: 3, next: 14)])
+        b.collectGarbage(try b.manifests())
+        #expect(CheckpointStore.listFiles("\(sink)/_qos/ledger") == ["b"])
+        unlink("\(sink)/_qos/manifests/b/000000000002.manifest")
+        #expect(throws: CheckpointError.self) { try store(sink, "c") }
+    }
+
     @Test func deletedStateWithPublishedFilesIsRefused() throws {
         let sink = tempSink()
         _ = try store(sink)
