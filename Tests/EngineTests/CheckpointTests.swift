@@ -121,6 +121,18 @@ import QoSCore
         try t.checkCluster("one", topic: "beacons", accept: false, log: { _ in })
     }
 
+    /// Manifests of older versions (no checksum, no identities) still load.
+    @Test func versionOneManifestStillDecodes() throws {
+        var w = StateWriter()
+        for b in "QOSMANI1".utf8 { w.uint(UInt64(b)) }
+        w.string("old"); w.int(7); w.uint(1)
+        w.string("beacons"); w.int(3); w.int(5); w.int(99); w.blob([1])
+        w.uint(1); w.string("_staging/old/000000000007/0-x.parquet"); w.string("overall/x.parquet")
+        let m = try Manifest.decode(w.bytes, path: "p")
+        #expect(m.instance == "old" && m.epoch == 7 && m.sinkId == "" && m.clusterId == "")
+        #expect(m.partitions.map(\.nextOffset) == [99] && m.partitions[0].source == "p" && m.files.count == 1)
+    }
+
     @Test func fsyncOfAMissingDirectoryThrowsWithErrno() {
         #expect(performing: { try FileSink.fsyncDirectory("/nonexistent-qos-dir") }, throws: { e in
             (e as? StorageError)?.errno == ENOENT && "\(e)".contains("/nonexistent-qos-dir")
