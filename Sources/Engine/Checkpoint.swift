@@ -24,37 +24,66 @@ public struct PartitionCheckpoint: Sendable {
     /// The next offset to consume.
     public var nextOffset: Int64
     public var state: [UInt8]
+    /// Not stored per partition: the Kafka cluster id and the path of the
+    /// manifest this checkpoint was read from.
+    public var clusterId = ""
+    public var source = ""
 }
 
 public struct Manifest: Sendable {
     public var instance: String
     public var epoch: Int64
+    /// The sink's identity (`<sink>/_qos/sink-id`) and the Kafka cluster id
+    /// the offsets belong to ("" in version-1 manifests).
+    public var sinkId = ""
+    public var clusterId = ""
     public var partitions: [PartitionCheckpoint]
     /// (staged path, final path), relative to the sink.
     public var files: [(staged: String, final: String)]
 
-    static let magic = Array("QOSMANI1".utf8)
+    /// Version 2 ends with a CRC32C of the bytes before it; version 1 (no
+    /// checksum or identities, written by older versions) is still read.
+    static let magic = Array("QOSMANI2".utf8)
+    static let magicV1 = Array("QOSMANI1".utf8)
+
+    init(instance: String, epoch: Int64, sinkId: String = "", clusterId: String = "",
+         partitions: [PartitionCheckpoint], files: [(staged: String, final: String)]) {
+        self.instance = instance
+        self.epoch = epoch
+        self.sinkId = sinkId
+        self.clusterId = clusterId
+        self.partitions = partitions
+        self.files = files
+    }
 
     func encode() -> [UInt8] {
         var w = StateWriter()
         for b in Manifest.magic { w.uint(UInt64(b)) }
-        w.string(instance); w.int(epoch)
+        w.string(instance); w.int(epoch); w.string(sinkId); w.string(clusterId)
         w.uint(UInt64(partitions.count))
         for p in partitions {
             w.string(p.topic); w.int(Int64(p.partition)); w.int(p.seq); w.int(p.nextOffset); w.blob(p.state)
         }
         w.uint(UInt64(files.count))
         for f in files { w.string(f.staged); w.string(f.final) }
+        w.seal()
         return w.bytes
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> Manifest {
-        var r = StateReader(bytes)
-        for b in magic where try r.uint() != UInt64(b) { throw StateError(message: "not a manifest") }
+    /// Verifies the CRC32C (version 2) and decodes. `path` only labels the
+    /// partitions' `source`; callers name the file in their errors.
+    static func decode(_ bytes: [UInt8], path: String = "") throws -> Manifest {
+        let v2 = bytes.starts(with: magic)
+        guard v2 || bytes.starts(with: magicV1) else { throw StateError(message: "not a manifest") }
+        guard !v2 || CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
+        var r = StateReader(bytes, end: v2 ? bytes.count - 4 : bytes.count)
+        for _ in magic { _ = try r.uint() }
         var m = Manifest(instance: try r.string(), epoch: try r.int(), partitions: [], files: [])
+        if v2 { m.sinkId = try r.string(); m.clusterId = try r.string() }
         for _ in 0..<(try r.count()) {
             m.partitions.append(PartitionCheckpoint(topic: try r.string(), partition: Int32(truncatingIfNeeded: try r.int()),
-                                                    seq: try r.int(), nextOffset: try r.int(), state: try r.blob()))
+                                                    seq: try r.int(), nextOffset: try r.int(), state: try r.blob(),
+                                                    clusterId: m.clusterId, source: path))
         }
         for _ in 0..<(try r.count()) { m.files.append((try r.string(), try r.string())) }
         guard r.atEnd else { throw StateError(message: "trailing bytes in manifest") }
@@ -66,6 +95,11 @@ public final class CheckpointStore {
     public let sink: FileSink
     public let instance: String
     public private(set) var epoch: Int64
+    /// Set by `openState` / `checkCluster` (StateGuard.swift); written into every manifest.
+    public internal(set) var sinkId = ""
+    public internal(set) var clusterId = ""
+    /// This instance's ledger: per `topic/partition`, the highest sequence committed.
+    var ledger: [String: LedgerEntry] = [:]
     var root: String { sink.root }
     var manifestDir: String { "\(root)/_qos/manifests/\(instance)" }
 
@@ -80,6 +114,7 @@ public final class CheckpointStore {
     /// Stages, commits and publishes one epoch. Returns the final paths.
     @discardableResult
     public func commit(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint]) throws -> [String] {
+        try checkIdentity()
         epoch += 1
         let stage = "_staging/\(instance)/\(CivilTime.pad(Int(epoch), 12))"
         var list: [(staged: String, final: String)] = []
@@ -91,8 +126,11 @@ public final class CheckpointStore {
             list.append((staged, rel))
         }
         if !files.isEmpty { try FileSink.fsyncDirectory("\(root)/\(stage)") }
-        let m = Manifest(instance: instance, epoch: epoch, partitions: partitions, files: list)
+        let m = Manifest(instance: instance, epoch: epoch, sinkId: sinkId, clusterId: clusterId, partitions: partitions, files: list)
         try sink.publish(m.encode(), dir: manifestDir, name: "\(CivilTime.pad(Int(epoch), 12)).manifest")
+        // After the commit point (a ledger ahead of the manifests would refuse
+        // a start), before the files become visible.
+        try recordInLedger(partitions)
         try rollForward(m)
         return list.map(\.final)
     }
@@ -105,9 +143,7 @@ public final class CheckpointStore {
             let dir = String(final[..<final.lastIndex(of: "/")!])
             if access("\(root)/\(f.staged)", F_OK) == 0 {
                 try FileSink.makeDirectories(dir)
-                guard rename("\(root)/\(f.staged)", final) == 0 else {
-                    throw UserError("cannot publish '\(final)': \(String(cString: strerror(errno)))")
-                }
+                guard rename("\(root)/\(f.staged)", final) == 0 else { throw StorageError("rename", final) }
                 dirs.insert(dir)
             }
         }
@@ -121,8 +157,9 @@ public final class CheckpointStore {
         for inst in CheckpointStore.listFiles("\(root)/_qos/manifests") {
             for name in CheckpointStore.listFiles("\(root)/_qos/manifests/\(inst)") where name.hasSuffix(".manifest") {
                 let path = "\(root)/_qos/manifests/\(inst)/\(name)"
-                do { out.append(try Manifest.decode(Inspector.readFile(path))) } catch {
-                    throw UserError("checkpoint '\(path)' is unreadable (\(error)) — move it away to start that partition from its last good checkpoint")
+                let bytes = try Inspector.readFile(path)
+                do { out.append(try Manifest.decode(bytes, path: path)) } catch let e as StateError {
+                    throw CheckpointError.corrupt(path: path, detail: e == .checksumMismatch ? e.message : "\(e)")
                 }
             }
         }
@@ -164,9 +201,10 @@ public final class CheckpointStore {
                 unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
             }
         }
+        collectLedgers(newest)
     }
 
-    static func listFiles(_ dir: String) -> [String] {
+    public static func listFiles(_ dir: String) -> [String] {
         guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }
         var out: [String] = []
@@ -179,7 +217,7 @@ public final class CheckpointStore {
         return out.sorted()
     }
 
-    static func removeTree(_ path: String) {
+    public static func removeTree(_ path: String) {
         if Inspector.isDirectory(path) {
             for n in listFiles(path) { removeTree("\(path)/\(n)") }
             rmdir(path)

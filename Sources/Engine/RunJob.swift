@@ -35,6 +35,9 @@ public struct RunOptions {
     /// that as the end of input (close every session, write every window,
     /// like `qos replay`), checkpoint and stop.
     public var untilCaughtUp = false
+    /// Start even when the checkpoint state does not cover the sink's
+    /// published output or came from another Kafka cluster (README "The daemon").
+    public var acceptStateLoss = false
     /// Stop after this many seconds (nil: until SIGTERM/SIGINT).
     public var durationSeconds: Double?
     /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
@@ -131,7 +134,7 @@ public final class RunJob {
         _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
         _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
         #endif
-        _ = try store.recover()
+        try store.openState(accept: o.acceptStateLoss, log: o.log)  // rolls forward, like recover()
         do {
             // Short fetch waits: catch-up is not held back by brokers (librdkafka's
             // mock cluster among them) that wait the full fetch.wait.max.ms per fetch.
@@ -144,6 +147,7 @@ public final class RunJob {
                                          })
             // Throws the one-line "unreachable" / "topic does not exist" errors itself.
             partitionCount = try consumer.checkTopics(timeoutMs: 10_000)[o.topic] ?? 0
+            try store.checkCluster(consumer.clusterId() ?? "", topic: o.topic, accept: o.acceptStateLoss, log: o.log)
         } catch let e as KafkaError {
             throw UserError(e.message)
         }
@@ -237,7 +241,9 @@ public final class RunJob {
         var start: [TopicPartition: Int64] = [:]
         for tp in tps where tp.topic == o.topic {
             if let ck = latest[tp.partition] {
-                try engine.restore(partition: tp.partition, from: ck.state)
+                do { try engine.restore(partition: tp.partition, from: ck.state) } catch let e as StateError {
+                    throw CheckpointError.corrupt(path: ck.source, detail: "partition \(tp.partition): \(e.message)")
+                }
                 owned[tp.partition] = (ck.seq, ck.nextOffset, ck.nextOffset)
                 start[tp] = ck.nextOffset
                 let maxTs = engine.partition(tp.partition).maxTs
@@ -318,6 +324,7 @@ public final class RunJob {
 
     /// One epoch: flush what the watermark allows, stage, commit, publish.
     func checkpoint(reason: String, windows flushed: [WindowState<DataSketchesKit>]? = nil) throws {
+        try store.checkIdentity()
         let t0 = monotonicSeconds()
         let now = wallClockMs()
         let wm = tracker.value(wallMs: now) ?? .min

@@ -34,17 +34,13 @@ public struct FileSink: Sendable {
         try FileSink.makeDirectories(dir)
         let tmp = "\(dir)/.\(name).tmp"
         try FileSink.writeDurably(bytes, to: tmp)
-        guard rename(tmp, "\(dir)/\(name)") == 0 else {
-            throw UserError("cannot publish '\(dir)/\(name)': \(String(cString: strerror(errno)))")
-        }
+        guard rename(tmp, "\(dir)/\(name)") == 0 else { throw StorageError("rename", "\(dir)/\(name)") }
         try FileSink.fsyncDirectory(dir)
     }
 
     static func writeDurably(_ bytes: [UInt8], to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else {
-            throw UserError("cannot write '\(path)': \(String(cString: strerror(errno))) — check the sink's permissions and free space")
-        }
+        guard fd >= 0 else { throw StorageError("create", path) }
         defer { close(fd) }
         var off = 0
         try bytes.withUnsafeBytes { b in
@@ -52,19 +48,21 @@ public struct FileSink: Sendable {
                 let n = write(fd, b.baseAddress! + off, b.count - off)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw UserError("cannot write '\(path)': \(String(cString: strerror(errno)))")
+                    throw StorageError("write", path)
                 }
                 off += n
             }
         }
-        guard fsync(fd) == 0 else { throw UserError("fsync failed for '\(path)': \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw StorageError("fsync", path) }
     }
 
+    /// Makes a directory's entries (a rename, a new file) durable. An error is
+    /// not ignored: without it, a published file could vanish after a crash.
     static func fsyncDirectory(_ dir: String) throws {
         let fd = open(dir, O_RDONLY | O_DIRECTORY)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { throw StorageError("open directory", dir) }
         defer { close(fd) }
-        _ = fsync(fd)
+        guard fsync(fd) == 0 else { throw StorageError("fsync directory", dir) }
     }
 
     /// `mkdir -p`.
@@ -73,7 +71,7 @@ public struct FileSink: Sendable {
         for part in path.split(separator: "/") {
             current += "/" + part
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
-                throw UserError("cannot create directory '\(current)': \(String(cString: strerror(errno))) — check the sink path and permissions")
+                throw StorageError("create directory", current)
             }
         }
     }

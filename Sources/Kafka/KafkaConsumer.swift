@@ -464,6 +464,14 @@ public final class KafkaConsumer: @unchecked Sendable {
         try Kafka.checkTopics(rk: rk, box: box, brokers: brokers, topics: topics, timeoutMs: timeoutMs)
     }
 
+    /// The cluster id the brokers report in their metadata (nil when the
+    /// cluster does not report one, or does not answer within `timeoutMs`).
+    public func clusterId(timeoutMs: Int = 10_000) -> String? {
+        guard let p = rd_kafka_clusterid(rk, Int32(timeoutMs)) else { return nil }
+        defer { rd_kafka_mem_free(rk, p) }
+        return String(cString: p)
+    }
+
     // MARK: Close
 
     private var isClosed: Bool { stateLock.withLock { closed } }

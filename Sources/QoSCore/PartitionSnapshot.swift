@@ -1,6 +1,9 @@
 /// Checkpoint encoding of one partition's state (see StateCodec.swift).
 extension SessionEngine where K: CheckpointableSketchKit {
-    static var snapshotMagic: [UInt8] { Array("QOSPART1".utf8) }
+    /// Version 2 ends with a CRC32C of the bytes before it; version 1 (no
+    /// checksum, written by older versions) is still read.
+    static var snapshotMagic: [UInt8] { Array("QOSPART2".utf8) }
+    static var snapshotMagicV1: [UInt8] { Array("QOSPART1".utf8) }
 
     /// The state of partition `id` (empty state if the engine never saw it).
     public func snapshot(partition id: Int32) -> [UInt8] {
@@ -17,16 +20,27 @@ extension SessionEngine where K: CheckpointableSketchKit {
         let sessions = p.sessions.values.map { ($0.id, $0) }.sorted { $0.0 < $1.0 }
         w.uint(UInt64(sessions.count))
         for (id, s) in sessions { encode(s, id: id, &w) }
+        w.seal()
         p.snapshotSizeHint = w.bytes.count
         return w.bytes
     }
 
-    /// Replaces partition `id`'s state with a snapshot.
-    public func restore(partition id: Int32, from bytes: [UInt8]) throws {
-        var r = StateReader(bytes)
-        for b in Self.snapshotMagic where try r.uint() != UInt64(b) {
-            throw StateError(message: "not a partition snapshot")
+    /// Checks a snapshot's magic and CRC32C without decoding it; returns
+    /// where its content ends. Throws `StateError.checksumMismatch` when the
+    /// bytes are not the ones written.
+    public static func verifySnapshot(_ bytes: [UInt8]) throws -> Int {
+        if bytes.starts(with: snapshotMagic) {
+            guard CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
+            return bytes.count - 4
         }
+        guard bytes.starts(with: snapshotMagicV1) else { throw StateError(message: "not a partition snapshot") }
+        return bytes.count
+    }
+
+    /// Replaces partition `id`'s state with a snapshot (verified first).
+    public func restore(partition id: Int32, from bytes: [UInt8]) throws {
+        var r = StateReader(bytes, end: try Self.verifySnapshot(bytes))
+        for _ in Self.snapshotMagic { _ = try r.uint() }
         guard try r.int() == Int64(id) else { throw StateError(message: "snapshot is for another partition") }
         let p = PartitionState<K>(id: id, config: config)
         p.maxTs = try r.int()

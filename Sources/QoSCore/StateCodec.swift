@@ -4,9 +4,11 @@
 /// checkpoint was cut. Dimension ids are written as strings, so a state can
 /// be loaded into an engine with a different interner.
 
-public struct StateError: Error, CustomStringConvertible {
+public struct StateError: Error, CustomStringConvertible, Equatable {
     public let message: String
     public init(message: String) { self.message = message }
+    /// The bytes are not the ones written (the CRC32C trailer does not match).
+    public static let checksumMismatch = StateError(message: "CRC32C mismatch")
     public var description: String { "checkpoint state: \(message)" }
 }
 
@@ -32,19 +34,23 @@ public struct StateWriter {
     public mutating func optInt(_ v: Int64?) { bool(v != nil); if let v { int(v) } }
     public mutating func optString(_ v: String?) { bool(v != nil); if let v { string(v) } }
     public mutating func optBool(_ v: Bool?) { uint(v == nil ? 2 : v! ? 1 : 0) }
+    /// Appends the CRC32C of everything written so far (the last thing written).
+    public mutating func seal() { CRC32C.seal(&bytes) }
 }
 
 /// Reads what `StateWriter` wrote; throws on truncated or malformed input.
 public struct StateReader {
     let bytes: [UInt8]
     var at = 0
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-    public var atEnd: Bool { at == bytes.count }
+    /// Reads stop here (a sealed file's CRC trailer is not part of its content).
+    let end: Int
+    public init(_ bytes: [UInt8], end: Int? = nil) { self.bytes = bytes; self.end = min(end ?? bytes.count, bytes.count) }
+    public var atEnd: Bool { at == end }
 
     public mutating func uint() throws -> UInt64 {
         var v: UInt64 = 0, shift: UInt64 = 0
         while true {
-            guard at < bytes.count, shift < 64 else { throw StateError(message: "truncated varint") }
+            guard at < end, shift < 64 else { throw StateError(message: "truncated varint") }
             let b = bytes[at]; at += 1
             v |= UInt64(b & 0x7F) << shift
             if b < 0x80 { return v }
@@ -61,13 +67,13 @@ public struct StateReader {
         return Int(n)
     }
     public mutating func bool() throws -> Bool {
-        guard at < bytes.count else { throw StateError(message: "truncated") }
+        guard at < end else { throw StateError(message: "truncated") }
         defer { at += 1 }
         return bytes[at] != 0
     }
     public mutating func blob() throws -> [UInt8] {
         let n = try count()
-        guard at + n <= bytes.count else { throw StateError(message: "truncated bytes") }
+        guard n <= end - at else { throw StateError(message: "truncated bytes") }
         defer { at += n }
         return Array(bytes[at..<(at + n)])
     }

@@ -12,10 +12,11 @@ struct Demo: ParsableCommand {
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
         broken player version included) in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
-        --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink.
+        --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
+        which clears them (--sink must be empty or hold a previous demo's output).
         """)
 
-    @Option(help: "Output directory.") var sink: String = "output"
+    @Option(help: "Output directory: empty, or a previous demo's output (cleared first).") var sink: String = "output"
     @Option(help: "Seconds to run.") var duration: Double = 60
     @Option(help: "Beacons per second of event time.") var rate: Double = 3000
     @Option(help: "Time-lapse factor: event time runs this many times faster than the clock.") var speed: Double = 10
@@ -32,6 +33,7 @@ struct Demo: ParsableCommand {
                 throw UserError(e.message)
             }
             defer { broker.close() }
+            try prepareSink()
             print("embedded broker at \(broker.bootstrapServers) (in memory only), sink \(sink)/")
             let seconds = duration
             var gen = GeneratorOptions()
@@ -63,6 +65,27 @@ struct Demo: ParsableCommand {
             producer.stop()
             view.finish(status, sink: sink)
         }
+    }
+}
+
+extension Demo {
+    static let marker = "_qos/demo"
+
+    /// The demo's broker lives in memory: the checkpoints of a previous demo
+    /// name offsets of a broker that is gone. So a demo starts from a clean
+    /// sink: an earlier demo's output (marked by `_qos/demo`) is cleared,
+    /// saying so; a sink holding anything else is refused.
+    func prepareSink() throws {
+        let entries = CheckpointStore.listFiles(sink)  // dot files (e.g. .gitkeep) stay
+        if !entries.isEmpty {
+            guard access("\(sink)/\(Demo.marker)", F_OK) == 0 else {
+                throw UserError("sink '\(sink)' holds files qos demo did not write — remove them (make clean clears output/) or pass --sink with an empty directory")
+            }
+            print("clearing the previous demo's output in \(sink)/ (its in-memory broker is gone)")
+            for e in entries { CheckpointStore.removeTree("\(sink)/\(e)") }
+        }
+        try FileSink(root: sink).publish(Array("written by qos demo; the next demo clears this sink\n".utf8),
+                                         dir: "\(sink)/_qos", name: "demo")
     }
 }
 

@@ -14,6 +14,9 @@ struct QoS: ParsableCommand {
         do { try body() } catch let e as UserError {
             writeStderr("qos: error: \(e.message)\n")
             throw ExitCode(1)
+        } catch let e as any OperatorError {
+            writeStderr("qos: error: \(e.description)\n")
+            throw ExitCode(1)
         }
     }
 }

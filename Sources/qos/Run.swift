@@ -85,7 +85,9 @@ struct Run: ParsableCommand {
         Any librdkafka property passes through: `kafka:` in the file, QOS_KAFKA_SASL_MECHANISM=… in the \
         environment (underscores become dots), or --kafka sasl.mechanism=PLAIN. Offsets and open-session \
         state are checkpointed under <sink>/_qos with the files they produced; Kafka's committed offsets \
-        are for lag monitoring only. SIGTERM/SIGINT: flush what can be flushed, checkpoint, exit 0.
+        are for lag monitoring only. A start whose checkpoint state does not cover the files already \
+        published, or comes from another Kafka cluster, is refused (see --accept-state-loss); a sink \
+        deleted under the running daemon stops it. SIGTERM/SIGINT: flush what can be flushed, checkpoint, exit 0.
         """)
 
     @Option(help: "YAML config file.") var config: String?
@@ -112,6 +114,8 @@ struct Run: ParsableCommand {
     @Option(help: "Address /metrics and /healthz listen on (default 127.0.0.1, loopback only; 0.0.0.0 for every interface).")
     var metricsHost: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
+    @Flag(help: "Start even if the checkpoint state in <sink>/_qos does not cover the files already published (a manifest or _qos deleted or restored from an old backup), belongs to another sink, or was taken from another Kafka cluster; windows already published may then be counted again. Needed once.")
+    var acceptStateLoss = false
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
     var untilCaughtUp = false
 
@@ -164,6 +168,7 @@ struct Run: ParsableCommand {
         o.enricher = try makeEnricher(geoip: s.geoip, uaRegexes: v["ua_regexes"], log: o.log)
         o.durationSeconds = duration
         o.untilCaughtUp = untilCaughtUp
+        o.acceptStateLoss = acceptStateLoss
         return o
     }
 
