@@ -196,9 +196,25 @@ public final class CheckpointStore {
     public func collectGarbage(_ manifests: [Manifest]) {
         var newest: [String: Int64] = [:]
         for m in manifests { for p in m.partitions { newest["\(p.topic)/\(p.partition)", default: -1] = max(newest["\(p.topic)/\(p.partition)", default: -1], p.seq) } }
-        for m in manifests where m.instance == instance && m.epoch < epoch {
-            if m.partitions.allSatisfy({ $0.seq < newest["\($0.topic)/\($0.partition)", default: -1] }) {
-                unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
+        func superseded(_ m: Manifest) -> Bool {
+            m.partitions.allSatisfy { $0.seq < newest["\($0.topic)/\($0.partition)", default: -1] }
+        }
+        for m in manifests where m.instance == instance && m.epoch < epoch && superseded(m) {
+            unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
+        }
+        // Another instance's manifest (a restarted daemon gets a new instance
+        // name) is deleted once every partition it holds has a newer
+        // checkpoint elsewhere: whoever took those partitions over rolled it
+        // forward first (`recover`). One that holds no partition is deleted
+        // once it is as old as a dead instance's staging directory. Without
+        // this, every restart left its last manifest (a full state) forever.
+        for m in manifests where m.instance != instance {
+            let dir = "\(root)/_qos/manifests/\(m.instance)"
+            let path = "\(dir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest"
+            let due = m.partitions.isEmpty ? CheckpointStore.ageSeconds(path) > 600 : superseded(m)
+            if due {
+                unlink(path)
+                rmdir(dir)  // only succeeds once the instance has no manifest left
             }
         }
         collectLedgers(newest)

@@ -81,6 +81,26 @@ import QoSCore
         #expect(throws: CheckpointError.self) { try store(sink, "c") }
     }
 
+    /// Every restart of `qos run` is a new instance name: the manifests of
+    /// earlier instances must not stay forever once superseded.
+    @Test func supersededManifestsOfEarlierInstancesAreCollected() throws {
+        let sink = tempSink()
+        for (i, name) in ["run-1", "run-2", "run-3", "run-4"].enumerated() {
+            let s = try store(sink, name)
+            try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 1), next: 10), part(1, seq: Int64(2 * i + 1), next: 5)])
+            try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 2), next: 12), part(1, seq: Int64(2 * i + 2), next: 6)])
+            s.collectGarbage(try s.manifests())
+        }
+        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests") == ["run-4"])
+        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests/run-4") == ["000000000002.manifest"])
+        // A partition still held only by an earlier instance keeps its manifest.
+        let s5 = try store(sink, "run-5")
+        try s5.commit(files: [], partitions: [part(0, seq: 9, next: 13)])
+        s5.collectGarbage(try s5.manifests())
+        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests") == ["run-4", "run-5"])
+        #expect(CheckpointStore.latest(try s5.manifests(), topic: "beacons").mapValues(\.seq) == [0: 9, 1: 8])
+    }
+
     @Test func deletedStateWithPublishedFilesIsRefused() throws {
         let sink = tempSink()
         _ = try store(sink)
