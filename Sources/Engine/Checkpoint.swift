@@ -114,6 +114,14 @@ public final class CheckpointStore {
     /// Stages, commits and publishes one epoch. Returns the final paths.
     @discardableResult
     public func commit(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint]) throws -> [String] {
+        let m = try commitManifest(files: files, partitions: partitions)
+        try rollForward(m)
+        return m.files.map(\.final)
+    }
+
+    /// Steps 1 and 2 of an epoch: stages the files, then writes the manifest
+    /// (the commit point). `rollForward` publishes it.
+    func commitManifest(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint]) throws -> Manifest {
         try checkIdentity()
         epoch += 1
         let stage = "_staging/\(instance)/\(CivilTime.pad(Int(epoch), 12))"
@@ -131,8 +139,7 @@ public final class CheckpointStore {
         // After the commit point (a ledger ahead of the manifests would refuse
         // a start), before the files become visible.
         try recordInLedger(partitions)
-        try rollForward(m)
-        return list.map(\.final)
+        return m
     }
 
     /// Finishes step 3 of a committed manifest (idempotent).

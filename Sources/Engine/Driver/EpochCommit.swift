@@ -1,0 +1,58 @@
+import QoSCore
+
+/// One checkpoint epoch, in order: flush (windows the watermark passed) →
+/// plan (encode their files) → snapshot (every owned partition's state and
+/// next offset) → commit (files staged, then the manifest written: the
+/// commit point) → publish (staged files renamed into place). A crash before
+/// the commit point leaves the previous epoch in force; after it, recovery
+/// (`CheckpointStore.recover`) finishes the publish, so the visible output
+/// is the same as without the crash (README "The daemon").
+struct EpochCommit {
+    let store: CheckpointStore
+    let writer: WindowFileWriter
+    /// The stream's name (topic) and this instance: they tag the epoch's files.
+    let stream: String
+    let instance: String
+    /// Fault injection for tests: runs after the manifest is committed and
+    /// before the files are published (throwing there is a crash at that point).
+    var afterCommit: (() throws -> Void)?
+
+    struct Outcome {
+        var windows: [WindowState<DataSketchesKit>]
+        var files: [WindowFileWriter.PlannedFile]
+        /// False when nothing changed since the last epoch (no manifest written).
+        var committed: Bool
+    }
+
+    /// Runs one epoch. `flushed`: windows already flushed (end of input);
+    /// otherwise those the `watermark` has passed.
+    func run(engine: SessionEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64,
+             flushed: [WindowState<DataSketchesKit>]? = nil) throws -> Outcome {
+        try store.checkIdentity()
+        book.check(enginePartitions: engine.partitions.keys)
+        // Flush.
+        let windows = flushed ?? engine.flush(watermark: watermark)
+        // Plan.
+        let range = book.epochRange
+        let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
+        let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
+                                    sourceRange: "\(stream)[\(range)]", tag: tag)
+        if files.isEmpty && book.unchangedThisEpoch {
+            // Nothing new since the last checkpoint: it still describes our state.
+            return Outcome(windows: windows, files: files, committed: false)
+        }
+        // Snapshot.
+        let parts = book.ids.map { p in
+            PartitionCheckpoint(topic: stream, partition: p, seq: book.nextSeq(p),
+                                nextOffset: book[p]!.next, state: engine.snapshot(partition: p))
+        }
+        // Commit.
+        let manifest = try store.commitManifest(files: files, partitions: parts)
+        book.epochCommitted()
+        try afterCommit?()
+        // Publish.
+        try store.rollForward(manifest)
+        if store.epoch % 20 == 0 { store.collectGarbage(try store.manifests()) }
+        return Outcome(windows: windows, files: files, committed: true)
+    }
+}

@@ -1,0 +1,253 @@
+import QoSCore
+
+/// The pipeline of `qos run` over any `RecordSource`: records are decoded by
+/// a `RecordFormat` straight into the session engine on the polling thread
+/// (librdkafka 2.0.x rule: one thread polls), and every flush is a
+/// checkpoint epoch (`EpochCommit`). The driver owns the partitions'
+/// bookkeeping (`PartitionBook`), the watermark over partitions, and the
+/// checkpoint policy; the source only delivers records and ownership
+/// changes. Time comes from an injected `Clock`, so tests drive rebalances,
+/// idleness and the policy in-process (DriverTests).
+public final class StreamDriver {
+    let o: RunOptions
+    let format: any RecordFormat
+    let clock: any Clock
+    let engine: SessionEngine<DataSketchesKit>
+    let writer: WindowFileWriter
+    let store: CheckpointStore
+    var epochCommit: EpochCommit
+    var source: (any RecordSource)!
+    var tracker: WatermarkTracker
+    var book = PartitionBook()
+    var status = RunStatus()
+    var lastCheckpointWall: Int64 = 0
+    /// When the watermark was first seen past the next due window end (monotonic s).
+    var windowDueSince: Double?
+    var lastErrorLog: [String: Int64] = [:]
+    var caughtUpSince: Double?
+    var touched = Set<Int32>()
+    public private(set) var finished = false
+
+    public init(_ options: RunOptions, format: any RecordFormat = BeaconJSONFormat(), clock: any Clock = SystemClock()) throws {
+        o = options
+        self.format = format
+        self.clock = clock
+        let sink = FileSink(root: options.sink)
+        try sink.checkWritable()
+        engine = SessionEngine(config: options.config, enricher: options.enricher)
+        writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: "k",
+                                  zstdLevel: options.zstdLevel)
+        store = try CheckpointStore(sink: sink, instance: options.instance)
+        tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
+        epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, instance: options.instance)
+    }
+
+    /// Reads from `source` from now on; the checkpoint interval starts now.
+    public func attach(_ source: any RecordSource) {
+        self.source = source
+        epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, instance: o.instance,
+                                  afterCommit: epochCommit.afterCommit)
+        lastCheckpointWall = clock.wallMs()
+    }
+
+    /// Consumes until stopped (signal, `durationSeconds`, or end of input in
+    /// `untilCaughtUp` mode), then checkpoints. Returns the final status.
+    public func run(_ source: any RecordSource) throws -> RunStatus {
+        attach(source)
+        let started = clock.monotonicSeconds()
+        while runStopRequested == 0 && !finished {
+            if let d = o.durationSeconds, clock.monotonicSeconds() - started >= d { break }
+            try step()
+        }
+        if !finished { try checkpoint(reason: "shutdown") }
+        return status
+    }
+
+    /// One poll and whatever it makes due. Records are decoded and applied
+    /// straight from the source's buffers; ownership changes are handled
+    /// after the poll (they always come last).
+    public func step() throws {
+        var events: [SourceEvent] = []
+        var now = clock.wallMs()
+        let n = try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
+                                onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+        endRun()
+        now = clock.wallMs()
+        if n == 0 { source.idle(next: book.nextOffsets) }
+        if o.untilCaughtUp, try checkCaughtUp(records: n) { return try finish() }
+        for e in events {
+            switch e {
+            case .assigned(let ps): observeTouched(now); try assign(ps, now)
+            case .revoked(let ps, let lost): observeTouched(now); try revoke(ps, lost: lost)
+            case .error(let err): logError(err, now)
+            }
+        }
+        observeTouched(now)
+        if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
+            if windowDueSince == nil { windowDueSince = clock.monotonicSeconds() }
+            if now - lastCheckpointWall >= o.checkpointMinIntervalMs { try checkpoint(reason: "window") }
+        } else if now - lastCheckpointWall >= o.checkpointIntervalMs {
+            try checkpoint(reason: "interval")
+        }
+    }
+
+    /// Records come in runs from one partition: its book entry is read once
+    /// per run and written back at the run's end (`endRun`).
+    var current: (partition: Int32, next: Int64?)?
+
+    @inline(__always)
+    func ingest(_ r: RawRecord, _ now: Int64) {
+        if current?.partition != r.partition {
+            endRun()
+            let next = book[r.partition]?.next
+            current = (r.partition, next)
+            if next != nil { touched.insert(r.partition) }
+        }
+        // Not owned, or before the partition's checkpoint: already counted.
+        guard let next = current!.next, r.offset >= next else { return }
+        format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
+        current!.next = r.offset + 1
+    }
+
+    func endRun() {
+        if let r = current, let next = r.next { book.advance(r.partition, to: next) }
+        current = nil
+    }
+
+    /// Feeds the watermark tracker once per poll for each partition that had
+    /// records (not once per record).
+    func observeTouched(_ now: Int64) {
+        for p in touched {
+            let maxTs = engine.partition(p).maxTs
+            tracker.observe(partition: p, ts: maxTs == .min ? nil : maxTs, wallMs: now)
+        }
+        touched.removeAll(keepingCapacity: true)
+    }
+
+    /// New partitions: load their newest checkpoint (rolling forward any
+    /// unfinished publish), then start from its offsets.
+    func assign(_ partitions: [Int32], _ now: Int64) throws {
+        let latest = CheckpointStore.latest(try store.recover(), topic: source.name)
+        var start: [Int32: Int64?] = [:]
+        for p in partitions {
+            if let ck = latest[p] {
+                do { try engine.restore(partition: p, from: ck.state) } catch let e as StateError {
+                    throw CheckpointError.corrupt(path: ck.source, detail: "partition \(p): \(e.message)")
+                }
+                book.own(p, seq: ck.seq, next: ck.nextOffset)
+                start[p] = ck.nextOffset
+                let maxTs = engine.partition(p).maxTs
+                if maxTs != .min { tracker.restore(partition: p, maxTs: maxTs, wallMs: now) }
+            } else {
+                engine.forget(partition: p)
+                _ = engine.partition(p)  // an empty state: the engine's partitions stay the book's
+                book.own(p, seq: 0, next: 0)
+                start[p] = .some(nil)
+                tracker.observe(partition: p, ts: nil, wallMs: now)
+            }
+        }
+        try source.startAssigned(start)
+        book.check(enginePartitions: engine.partitions.keys)
+        o.log("qos run: assigned partitions \(partitions.sorted()) at offsets \(start.values.map { $0 ?? -2 }.sorted())")
+    }
+
+    /// Partitions taken away: checkpoint them (and everything else) before
+    /// they are released, unless the group already gave them away.
+    func revoke(_ partitions: [Int32], lost: Bool) throws {
+        if lost {
+            release(partitions)
+            try checkpoint(reason: "lost")
+        } else {
+            try checkpoint(reason: "revoke")
+            release(partitions)
+        }
+        try source.completeRevoke()
+        book.check(enginePartitions: engine.partitions.keys)
+        o.log("qos run: revoked partitions \(partitions.sorted())\(lost ? " (lost)" : "")")
+    }
+
+    func release(_ partitions: [Int32]) {
+        for p in partitions { engine.forget(partition: p); book.release(p); tracker.remove(partition: p) }
+    }
+
+    /// Caught up: no records in this poll and every owned partition's next
+    /// offset at its end, for a second in a row.
+    func checkCaughtUp(records: Int) throws -> Bool {
+        // Only an owner of every partition of the stream may end the input.
+        let idle = !book.isEmpty && book.count == source.partitionCount && records == 0
+        guard idle else { caughtUpSince = nil; return false }
+        for p in book.ids where try book[p]!.next < source.endOffset(p) {
+            caughtUpSince = nil
+            return false
+        }
+        let t = clock.monotonicSeconds()
+        if caughtUpSince == nil { caughtUpSince = t }
+        return t - caughtUpSince! >= 1
+    }
+
+    /// End of input (batch mode): every session closes, every window is written.
+    func finish() throws {
+        try checkpoint(reason: "end of input", windows: engine.finish())
+        finished = true
+        o.log("qos run: caught up; wrote every window (end of input)")
+    }
+
+    /// One epoch (`EpochCommit`), then the durable offsets go back to the source.
+    func checkpoint(reason: String, windows flushed: [WindowState<DataSketchesKit>]? = nil) throws {
+        let t0 = clock.monotonicSeconds()
+        let now = clock.wallMs()
+        let wm = tracker.value(wallMs: now) ?? .min
+        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, flushed: flushed)
+        if outcome.committed {
+            source.commit(book.nextOffsets.filter { $0.value > 0 })
+        }
+        lastCheckpointWall = now
+        update(outcome.windows, outcome.files, wm, t0)
+    }
+
+    func update(_ windows: [WindowState<DataSketchesKit>], _ files: [WindowFileWriter.PlannedFile],
+                _ wm: Int64, _ t0: Double) {
+        status.counters = engine.counters
+        status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
+        status.windowsWritten += windows.filter { !$0.isDelta }.count
+        status.filesWritten += files.count
+        status.epoch = store.epoch
+        status.watermarkMs = wm == .min ? nil : wm
+        status.partitions = book.ids
+        status.lag = source.lag()
+        status.lastFlushMs = (clock.monotonicSeconds() - t0) * 1000
+        let saturated = SaturationCounter.total
+        if saturated != status.saturatedValues {
+            o.log("qos run: \(saturated - status.saturatedValues) sums saturated at Int64.max in this flush "
+                  + "(\(saturated) in all) — a value past the beacon bounds; see README \"Numeric safety\"")
+            status.saturatedValues = saturated
+        }
+        if windows.contains(where: { !$0.isDelta }) {
+            let latencyMs = (clock.monotonicSeconds() - min(windowDueSince ?? t0, t0)) * 1000
+            status.windowLatencyMsMax = max(status.windowLatencyMsMax, latencyMs)
+            status.windowLatencyMsSum += latencyMs
+            status.windowLatencyCount += 1
+            windowDueSince = nil
+            // The windows' ids are those of this flush's interner (a later flush may rebuild it).
+            status.lastWindows = windows.filter { !$0.isDelta }
+            status.interner = engine.interner
+        }
+        status.internedDimensions = engine.interner.count
+        status.internedValues = engine.values.count
+        o.onCheckpoint?(status)
+    }
+
+    /// Source trouble is logged (once per kind per 10 s), never fatal: the source retries.
+    /// Data loss is different (Kafka: the checkpointed offset is no longer
+    /// retained, records were skipped): logged every time.
+    func logError(_ e: SourceError, _ now: Int64) {
+        if e.dataLoss {
+            o.log("qos run: DATA LOSS: \(e.message) — Kafka no longer retains the checkpointed offset; raise the topic's retention")
+            return
+        }
+        if now - (lastErrorLog[e.kind] ?? 0) >= 10_000 {
+            lastErrorLog[e.kind] = now
+            o.log("qos run: kafka: \(e.message) (retrying)")
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import QoSCore
+
+/// A record is one JSON object or an array of them, each a beacon (README
+/// "Beacons"); decoding is QoSCore's `BeaconDecoder`.
+public struct BeaconJSONFormat: RecordFormat {
+    public let name = "beacon-json"
+
+    public init() {}
+
+    public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
+        BeaconDecoder.decode(record, sink)
+    }
+
+    /// Decodes straight into the engine with its reused field reader, without
+    /// building session-id strings (the daemon's hot path).
+    public func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+                       partition: Int32, position: SourcePosition, nowMs: Int64) {
+        engine.ingest(message: record, partition: partition, source: position, nowMs: nowMs)
+    }
+}

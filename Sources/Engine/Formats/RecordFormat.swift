@@ -1,0 +1,43 @@
+import QoSCore
+
+/// Turns one raw record into engine input: beacons, or rejects with a
+/// reason and the offending bytes. The beacon JSON of README "Beacons" is
+/// `BeaconJSONFormat`; a new input format (CDN access logs, CMCD) is a new
+/// file in this folder plus one line in `RecordFormats.all`.
+public protocol RecordFormat: Sendable {
+    /// The name a configuration selects the format by.
+    var name: String { get }
+    /// Decodes one record, in order, into beacons and rejects (for pipelines
+    /// that decode on another thread than the engine's).
+    func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void)
+    /// Decodes one record and applies it to the engine, counting it as one
+    /// message. The default decodes then applies; a format may go faster.
+    func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+                partition: Int32, position: SourcePosition, nowMs: Int64)
+}
+
+extension RecordFormat {
+    public func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+                       partition: Int32, position: SourcePosition, nowMs: Int64) {
+        engine.countMessage()
+        decode(record) { engine.ingest($0, message: record, partition: partition, source: position, nowMs: nowMs) }
+    }
+}
+
+/// The registry of input formats, by name.
+public enum RecordFormats {
+    /// Every format `qos` can read. Register a new one here.
+    public static let all: [any RecordFormat] = [
+        BeaconJSONFormat(),
+    ]
+
+    public static let defaultName = BeaconJSONFormat().name
+
+    /// The format called `name`; throws a one-line error listing the known ones.
+    public static func named(_ name: String) throws -> any RecordFormat {
+        guard let f = all.first(where: { $0.name == name }) else {
+            throw UserError("unknown input format '\(name)' — use one of: \(all.map(\.name).joined(separator: ", "))")
+        }
+        return f
+    }
+}

@@ -1,0 +1,91 @@
+import QoSCore
+
+/// A `RecordSource` held in memory, for in-process tests of the driver (in
+/// the style of swift-nio's `EmbeddedChannel`): records are appended per
+/// partition, and the test plays the consumer group — `assign` / `revoke`
+/// queue ownership events for the next poll, as Kafka's rebalance callbacks
+/// would. Offsets are indices into a partition's records.
+public final class MemoryRecordSource: RecordSource {
+    public let name: String
+    public var partitionCount: Int { records.count }
+    public private(set) var records: [[[UInt8]]]
+    /// Next index to deliver per owned partition.
+    public private(set) var position: [Int32: Int64] = [:]
+    /// Offsets the driver declared durable, per partition.
+    public private(set) var committed: [Int32: Int64] = [:]
+    /// Records delivered from one partition before the next partition's turn.
+    public var run = 100
+    var pending: [SourceEvent] = []
+    var awaitingAssign = false
+    var awaitingRevoke = false
+
+    public init(name: String = "memory", partitions: Int) {
+        self.name = name
+        records = Array(repeating: [], count: partitions)
+    }
+
+    public func append(_ bytes: [UInt8], partition: Int32) { records[Int(partition)].append(bytes) }
+
+    /// The group gives this member `partitions` (delivered at the next poll).
+    public func assign(_ partitions: [Int32]) { pending.append(.assigned(partitions)) }
+
+    /// The group takes `partitions` away; `lost`: already given to someone else.
+    public func revoke(_ partitions: [Int32], lost: Bool = false) { pending.append(.revoked(partitions, lost: lost)) }
+
+    public func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
+                     onEvent: (SourceEvent) -> Void) throws -> Int {
+        precondition(!awaitingAssign && !awaitingRevoke, "poll before the last ownership change was completed")
+        // Runs of up to `run` records per partition, round-robin, like a
+        // consumer's fetches from several partitions.
+        var n = 0
+        var progressed = true
+        while n < maxRecords && progressed {
+            progressed = false
+            for p in position.keys.sorted() {
+                var i = position[p]!
+                let recs = records[Int(p)]
+                var k = 0
+                while n < maxRecords && k < run && i < Int64(recs.count) {
+                    recs[Int(i)].withUnsafeBytes { b in
+                        onRecord(RawRecord(bytes: b, partition: p, offset: i,
+                                           position: .memory(name: name, partition: p, index: i)))
+                    }
+                    i += 1
+                    n += 1
+                    k += 1
+                    progressed = true
+                }
+                position[p] = i
+            }
+        }
+        if !pending.isEmpty {
+            let e = pending.removeFirst()
+            switch e {
+            case .assigned: awaitingAssign = true
+            case .revoked(let ps, _): awaitingRevoke = true; for p in ps { position[p] = nil }
+            case .error: break
+            }
+            onEvent(e)
+        }
+        return n
+    }
+
+    public func startAssigned(_ start: [Int32: Int64?]) throws {
+        precondition(awaitingAssign, "startAssigned without an assignment")
+        awaitingAssign = false
+        for (p, o) in start { position[p] = o ?? 0 }
+    }
+
+    public func completeRevoke() throws {
+        precondition(awaitingRevoke, "completeRevoke without a revocation")
+        awaitingRevoke = false
+    }
+
+    public func commit(_ next: [Int32: Int64]) { committed.merge(next) { _, n in n } }
+    public func endOffset(_ partition: Int32) throws -> Int64 { Int64(records[Int(partition)].count) }
+    public func idle(next: [Int32: Int64]) {}
+    public func lag() -> [Int32: Int64] {
+        Dictionary(uniqueKeysWithValues: position.map { ($0.key, Int64(records[Int($0.key)].count) - $0.value) })
+    }
+    public func close() {}
+}

@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+@testable import Engine
+import Generator
+import Parquet
+import QoSCore
+
+/// The `qos run` driver in-process, without a broker: an in-memory source
+/// plays the consumer group (assignment, revocation) and a manual clock
+/// plays time, so rebalances, idleness, the checkpoint policy and a crash
+/// between commit and publish are driven step by step (in the style of
+/// swift-nio's EmbeddedChannel). The broker tests (tests/interop/test_daemon.py)
+/// keep covering the real Kafka protocol.
+@Suite struct DriverTests {
+    static let start: Int64 = 1_767_225_600_000
+    /// Wall clock well after the generated event times (nothing is `ts_in_future`).
+    static let wall: Int64 = start + 10 * 3_600_000
+
+    final class Harness {
+        let sink: String
+        let clock = ManualClock(wallMs: DriverTests.wall)
+        var options = RunOptions()
+        var driver: StreamDriver!
+        var log: [String] = []
+
+        init(sink: String, instance: String = "test-a") throws {
+            self.sink = sink
+            options.sink = sink
+            options.instance = instance
+            options.pollBatch = 500
+            // Checkpoints only when a test asks for them, unless it sets a policy.
+            options.checkpointIntervalMs = 3_600_000
+            options.checkpointMinIntervalMs = 3_600_000
+            let box = LogBox()
+            options.log = { box.lines.append($0) }
+            logBox = box
+        }
+        var logBox: LogBox
+
+        @discardableResult
+        func start(_ source: MemoryRecordSource) throws -> StreamDriver {
+            driver = try StreamDriver(options, clock: clock)
+            try driver.store.openState(accept: false, log: { _ in })
+            driver.attach(source)
+            return driver
+        }
+
+        /// Polls until a poll returns nothing and no ownership change is pending.
+        func drain(_ source: MemoryRecordSource) throws {
+            var polls = 0
+            repeat {
+                try driver.step()
+                polls += 1
+            } while (source.lag().values.contains { $0 > 0 } || !source.pending.isEmpty) && polls < 10_000
+        }
+    }
+
+    final class LogBox: @unchecked Sendable { var lines: [String] = [] }
+
+    static func tempDir() -> String {
+        let d = NSTemporaryDirectory() + "qos-driver-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// Generated beacons (with late, duplicate and malformed ones), keyed by
+    /// session into `partitions` partitions like a Kafka producer would.
+    static func source(partitions: Int, sessions: Int = 150, seed: UInt64 = 5) -> MemoryRecordSource {
+        var o = GeneratorOptions()
+        o.seed = seed
+        o.sessions = sessions
+        o.rate = 20
+        o.startMs = start
+        o.lateFraction = 0.03
+        o.duplicateFraction = 0.02
+        o.malformedFraction = 0.02
+        let src = MemoryRecordSource(name: "beacons", partitions: partitions)
+        for m in TrafficGenerator(o) {
+            var h: UInt32 = 2_166_136_261
+            for b in m.key.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+            src.append(m.payload, partition: Int32(h % UInt32(partitions)))
+        }
+        return src
+    }
+
+    /// A copy of `source`'s records, ownership reset (a restarted process reads the same topic).
+    static func reopen(_ source: MemoryRecordSource) -> MemoryRecordSource {
+        let s = MemoryRecordSource(name: source.name, partitions: source.partitionCount)
+        for (p, recs) in source.records.enumerated() { for r in recs { s.append(r, partition: Int32(p)) } }
+        return s
+    }
+
+    /// Every visible output file (not the checkpoint state), by relative path.
+    static func visible(_ root: String) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        let e = FileManager.default.enumerator(atPath: root)!
+        while let rel = e.nextObject() as? String {
+            guard rel.hasSuffix(".parquet"), !rel.hasPrefix("_") else { continue }
+            out[rel] = try Data(contentsOf: URL(fileURLWithPath: root + "/" + rel))
+        }
+        return out
+    }
+
+    /// Sums of a few `overall` columns over every visible file (bases and
+    /// late deltas). Not `late_events`: whether a beacon is late depends on
+    /// whether its window was already written, i.e. on when checkpoints ran.
+    static func overallTotals(_ root: String) throws -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for f in Inspector.parquetFiles(under: root + "/overall") {
+            let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+            for name in ["views", "sessions_ended", "duplicates", "playing_ms", "rebuffer_count"] {
+                guard case .int64(let v) = try r.column(named: name) else { continue }
+                out[name, default: 0] += v.reduce(0) { $0 + ($1 ?? 0) }
+            }
+        }
+        return out
+    }
+
+    /// Runs `source` with one owner of every partition from start to end of input.
+    static func uninterrupted(_ source: MemoryRecordSource, sink: String, checkpointAfterPolls: Int? = nil) throws -> Harness {
+        let h = try Harness(sink: sink)
+        let d = try h.start(source)
+        source.assign((0..<Int32(source.partitionCount)).map { $0 })
+        var polls = 0
+        repeat {
+            try d.step()
+            polls += 1
+            if polls == checkpointAfterPolls { try d.checkpoint(reason: "test") }
+        } while source.lag().values.contains { $0 > 0 } || !source.pending.isEmpty
+        try d.finish()
+        return h
+    }
+
+    @Test func aCrashBetweenCommitAndPublishIsFinishedByTheNextStart() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reference = try Self.uninterrupted(Self.source(partitions: 3), sink: dir + "/reference", checkpointAfterPolls: 4)
+
+        struct Crash: Error {}
+        let src = Self.source(partitions: 3)
+        let h = try Harness(sink: dir + "/crashed")
+        let d = try h.start(src)
+        d.epochCommit.afterCommit = { throw Crash() }
+        src.assign([0, 1, 2])
+        for _ in 0..<4 { try d.step() }
+        #expect(throws: Crash.self) { try d.checkpoint(reason: "test") }
+        // Committed but not published: the epoch's files are staged, none is visible.
+        #expect(d.store.epoch == 1)
+        #expect(try Self.visible(dir + "/crashed").isEmpty)
+        #expect(!CheckpointStore.listFiles(dir + "/crashed/_staging/test-a").isEmpty)
+
+        // A new process on the same sink rolls the epoch forward and continues from its offsets.
+        let again = Self.reopen(src)
+        let h2 = try Harness(sink: dir + "/crashed")
+        let d2 = try h2.start(again)
+        #expect(try Self.visible(dir + "/crashed").count > 0)
+        again.assign([0, 1, 2])
+        try h2.drain(again)
+        #expect(d2.book.ids == [0, 1, 2] && d2.book.unchangedThisEpoch == false)
+        try d2.finish()
+
+        let want = try Self.visible(dir + "/reference"), got = try Self.visible(dir + "/crashed")
+        #expect(want.count > 20)
+        #expect(want.keys.sorted() == got.keys.sorted())
+        for (path, bytes) in want { #expect(got[path] == bytes, "\(path) differs") }
+        _ = reference
+    }
+
+    @Test func revocationMidEpochHandsPartitionsOverAtTheirCheckpoint() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try Self.uninterrupted(Self.source(partitions: 4), sink: dir + "/reference")
+        let want = try Self.overallTotals(dir + "/reference")
+
+        let srcA = Self.source(partitions: 4), srcB = Self.reopen(srcA)
+        let a = try Harness(sink: dir + "/out", instance: "a"), b = try Harness(sink: dir + "/out", instance: "b")
+        let da = try a.start(srcA), db = try b.start(srcB)
+        srcA.assign([0, 1, 2, 3])
+        for _ in 0..<3 { try da.step() }
+        let readBeforeRevoke = da.book.nextOffsets
+        #expect(readBeforeRevoke[2]! > 0 && readBeforeRevoke[3]! > 0)
+        // Mid-epoch: the group moves 2 and 3 to b. a checkpoints them first.
+        srcA.revoke([2, 3])
+        try da.step()
+        #expect(da.book.ids == [0, 1])
+        #expect(Set(da.engine.partitions.keys) == [0, 1])
+        srcB.assign([2, 3])
+        try db.step()
+        // b starts where a's checkpoint ended: nothing read twice, nothing skipped.
+        #expect(db.book[2]?.seq == 1 && db.book[3]?.seq == 1)
+        #expect(db.book[2]!.epochStart >= readBeforeRevoke[2]! && db.book[3]!.epochStart >= readBeforeRevoke[3]!)
+        try a.drain(srcA)
+        try b.drain(srcB)
+        // Then everything back to a, which ends the input.
+        srcB.revoke([2, 3])
+        try db.step()
+        #expect(db.book.isEmpty && db.engine.partitions.isEmpty)
+        srcA.assign([2, 3])
+        try a.drain(srcA)
+        try da.finish()
+        #expect(da.book.ids == [0, 1, 2, 3])
+        #expect(da.engine.counters.messages + db.engine.counters.messages
+                == Int64(srcA.records.reduce(0) { $0 + $1.count }))
+        let got = try Self.overallTotals(dir + "/out")
+        #expect(got == want, "\(got) != \(want)")
+        #expect(want["views", default: 0] > 100)
+    }
+
+    @Test func aLostPartitionRestartsFromItsLastCheckpoint() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.source(partitions: 2, sessions: 40)
+        let h = try Harness(sink: dir + "/out")
+        let d = try h.start(src)
+        src.assign([0, 1])
+        try h.drain(src)
+        // Lost: another member already owns 1, so it is dropped before the checkpoint.
+        src.revoke([1], lost: true)
+        try d.step()
+        #expect(d.book.ids == [0])
+        let manifests = try d.store.manifests()
+        #expect(manifests.count == 1 && manifests[0].partitions.map(\.partition) == [0])
+        // Its new owner finds no checkpoint of 1 and reads it from the beginning.
+        let other = Self.reopen(src)
+        let h2 = try Harness(sink: dir + "/out", instance: "b")
+        let d2 = try h2.start(other)
+        other.assign([1])
+        try d2.step()
+        #expect(d2.book[1]?.seq == 0 && d2.book[1]?.epochStart == 0)
+    }
+
+    @Test func anIdlePartitionStopsHoldingTheWatermarkBack() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let all = Self.source(partitions: 1, sessions: 60).records[0]
+        // Partition 1 delivers only the first 50 beacons, then nothing; partition 0 keeps going.
+        let src = MemoryRecordSource(name: "beacons", partitions: 2)
+        for r in all.dropLast(40) { src.append(r, partition: 0) }
+        for r in all.prefix(50) { src.append(r, partition: 1) }
+        let h = try Harness(sink: dir + "/out")
+        h.options.idleTimeoutMs = 30_000
+        h.options.checkpointMinIntervalMs = 0
+        let d = try h.start(src)
+        src.assign([0, 1])
+        try h.drain(src)
+        let p1 = d.engine.partition(1).maxTs - d.o.config.latenessMs
+        #expect(d.tracker.value(wallMs: h.clock.wallMs()) == p1)
+        #expect(d.status.watermarkMs == nil || d.status.watermarkMs! <= p1)
+        h.clock.advance(ms: 29_999)
+        for r in all.dropLast(40).suffix(20) { src.append(r, partition: 0) }
+        try d.step()
+        #expect(d.tracker.value(wallMs: h.clock.wallMs()) == p1)
+        let filesBefore = d.status.filesWritten
+        h.clock.advance(ms: 1)
+        for r in all.suffix(20) { src.append(r, partition: 0) }
+        try d.step()
+        // Partition 1 idle for the timeout, partition 0 active: the watermark
+        // is partition 0's, and the windows it passed are written.
+        let wm = d.engine.partition(0).maxTs - d.o.config.latenessMs
+        #expect(wm > p1)
+        #expect(d.tracker.value(wallMs: h.clock.wallMs()) == wm)
+        #expect(d.status.watermarkMs == wm)
+        #expect(d.status.filesWritten > filesBefore)
+    }
+
+    @Test func checkpointPolicyFollowsTheIntervals() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.source(partitions: 1, sessions: 80)
+        let h = try Harness(sink: dir + "/out")
+        h.options.checkpointIntervalMs = 10_000
+        h.options.checkpointMinIntervalMs = 2_000
+        let d = try h.start(src)
+        src.assign([0])
+        try h.drain(src)
+        // Windows are due, but the previous checkpoint (the start) is less than 2 s old.
+        #expect(d.store.epoch == 0 && d.windowDueSince != nil)
+        h.clock.advance(ms: 1_999)
+        try d.step()
+        #expect(d.store.epoch == 0)
+        h.clock.advance(ms: 1)
+        try d.step()
+        #expect(d.store.epoch == 1 && d.status.filesWritten > 0 && d.windowDueSince == nil)
+        // Nothing due and nothing read: the interval passes without a new manifest.
+        h.clock.advance(ms: 10_000)
+        try d.step()
+        #expect(d.store.epoch == 1)
+        // New records but no window due: a checkpoint after checkpoint_interval, not before.
+        let ts = d.engine.partition(0).maxTs
+        src.append(Array(#"{"event":"heartbeat","ts":\#(ts),"session_id":"x","seq":1}"#.utf8), partition: 0)
+        h.clock.advance(ms: 9_999)
+        try d.step()
+        #expect(d.store.epoch == 1 && d.book[0]!.epochStart < d.book[0]!.next)
+        h.clock.advance(ms: 1)
+        try d.step()
+        #expect(d.store.epoch == 2 && d.book.unchangedThisEpoch)
+    }
+}
