@@ -109,7 +109,14 @@ struct LineReader {
 
     /// Calls `body` with each line; stops at the end of input.
     mutating func forEachLine(_ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws {
+        _ = try forEachLine(maxLines: .max, body)
+    }
+
+    /// As above, but returns after `maxLines` lines; true at the end of input.
+    mutating func forEachLine(maxLines: Int, _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Bool {
+        var count = 0
         while true {
+            if count >= maxLines { return false }
             if let nl = findNewline() {
                 lineNumber += 1
                 var lineEnd = nl
@@ -120,6 +127,7 @@ struct LineReader {
                     let len = min(lineEnd - s, LineReader.limit)
                     if len > 0 { try body(UnsafeRawBufferPointer(rebasing: b[s..<(s + len)]), lineNumber) }
                 }
+                if lineEnd > s { count += 1 }
                 overlong = false
                 start = nl + 1
                 continue
@@ -131,8 +139,9 @@ struct LineReader {
                     try buffer.withUnsafeBytes { b in
                         try body(UnsafeRawBufferPointer(rebasing: b[s..<min(e, s + LineReader.limit)]), lineNumber)
                     }
+                    start = end
                 }
-                return
+                return true
             }
             try refill()
         }

@@ -14,6 +14,8 @@ public struct ReplayOptions {
     public var config = EngineConfig()
     public var zstdLevel = 3
     public var enricher: Enricher = NoEnricher()
+    /// How input lines become beacons (Formats/).
+    public var format: any RecordFormat = BeaconJSONFormat()
     /// Progress line on stderr (the CLI enables it on a TTY).
     public var progress = false
     /// Also write every output file's rows as JSON lines here (for tests).
@@ -105,7 +107,8 @@ public final class ReplayJob {
         let saturatedBefore = SaturationCounter.total
         let decoded = BoundedQueue<DecodedBatch>(capacity: 4)
         let inputs = options.inputs
-        let reader = Thread { ReplayJob.readAndDecode(inputs, into: decoded) }
+        let format = options.format
+        let reader = Thread { ReplayJob.readAndDecode(inputs, format: format, into: decoded) }
         reader.start()
         let out = OutputStage(writer: writer, dump: dump)
         output = out
@@ -148,30 +151,33 @@ public final class ReplayJob {
         }
     }
 
-    /// The read + decode stage (its own thread).
-    static func readAndDecode(_ inputs: [String], into queue: BoundedQueue<DecodedBatch>) {
+    /// The read + decode stage (its own thread): records of the files'
+    /// source, decoded by the input format, in batches that never span two files.
+    static func readAndDecode(_ inputs: [String], format: any RecordFormat, into queue: BoundedQueue<DecodedBatch>) {
         do {
-            for path in inputs {
-                let source = try ByteSource(path: path)
-                var reader = LineReader(source)
-                let name = path == "-" ? "stdin" : path
-                var batch = DecodedBatch(file: name)
-                var lastBytes: Int64 = 0
-                try reader.forEachLine { line, number in
-                    let start = batch.bytes.count
-                    batch.bytes.append(contentsOf: line)
-                    let first = batch.items.count
-                    BeaconDecoder.decode(line) { batch.items.append($0) }
-                    batch.lines.append((start..<batch.bytes.count, number, first, batch.items.count - first))
-                    if batch.lines.count == batchLines {
-                        batch.bytesRead = source.bytesRead - lastBytes
-                        lastBytes = source.bytesRead
-                        queue.put(batch)
-                        batch = DecodedBatch(file: name)
-                    }
+            let source = FileRecordSource(paths: inputs)
+            var batch: DecodedBatch?
+            var lastBytes: Int64 = 0
+            while !source.atEnd {
+                let file = source.fileIndex
+                var assigned = false
+                _ = try source.poll(maxRecords: batchLines - (batch?.lines.count ?? 0), timeoutMs: 0, onRecord: { r in
+                    if batch == nil { batch = DecodedBatch(file: source.currentFile) }
+                    guard case .file(_, let number) = r.position else { return }
+                    let start = batch!.bytes.count
+                    batch!.bytes.append(contentsOf: r.bytes)
+                    let first = batch!.items.count
+                    format.decode(r.bytes) { batch!.items.append($0) }
+                    batch!.lines.append((start..<batch!.bytes.count, number, first, batch!.items.count - first))
+                }, onEvent: { e in if case .assigned = e { assigned = true } })
+                if assigned { try source.startAssigned([0: nil]) }
+                if batch?.lines.count == batchLines || source.fileIndex != file {
+                    var b = batch ?? DecodedBatch(file: source.currentFile)
+                    b.bytesRead = source.bytesRead - lastBytes
+                    lastBytes = source.bytesRead
+                    queue.put(b)
+                    batch = nil
                 }
-                batch.bytesRead = source.bytesRead - lastBytes
-                queue.put(batch)
             }
             queue.close()
         } catch {
