@@ -88,7 +88,8 @@ public struct GeneratedMessage: Sendable {
     public var payload: [UInt8]
     /// Event time the message belongs to (for real-time pacing).
     public var ts: Int64
-    /// For injected malformed messages: the reject reason the engine must give.
+    /// For injected malformed messages: the reject reason the engine must
+    /// give (`ts_in_future` for `futureFraction` beacons, in real time).
     public var expectedReject: String?
 }
 
@@ -109,6 +110,7 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
     var delayed = MinHeap<(key: Int64, order: Int, beacon: Beacon)>()
     var order = 0
     var pendingMalformed: GeneratedMessage?
+    var pendingFuture: GeneratedMessage?
 
     public init(_ options: GeneratorOptions) {
         self.options = options
@@ -121,6 +123,7 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
 
     public mutating func next() -> GeneratedMessage? {
         if let m = pendingMalformed { pendingMalformed = nil; return m }
+        if let m = pendingFuture { pendingFuture = nil; return m }
         startSessionsDue()
         let fromActive = active.peek?.key
         let fromDelayed = delayed.peek?.key
@@ -144,7 +147,19 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
             return nil
         }
         if rng.chance(options.malformedFraction) { pendingMalformed = Malformed.make(&rng, ts: b.ts) }
+        // Drawn only when asked, so other seeds' output stays as it was.
+        if options.futureFraction > 0 && rng.chance(options.futureFraction) { pendingFuture = future(b) }
         return GeneratedMessage(key: b.sessionId, payload: BeaconEncoder.encode(b), ts: b.ts, expectedReject: nil)
+    }
+
+    /// A copy of `b` 10–60 min ahead of it, under a session id of its own
+    /// (so that, when accepted after all, it opens its own session).
+    mutating func future(_ b: Beacon) -> GeneratedMessage {
+        var f = b
+        f.ts = b.ts + rng.int(600_000...3_600_000)
+        f.sessionId = "future-" + World.hex(rng.next(), width: 16)
+        return GeneratedMessage(key: f.sessionId, payload: BeaconEncoder.encode(f), ts: f.ts,
+                                expectedReject: RejectReason.tsInFuture.code)
     }
 
     /// Starts every session whose start time is not after the next beacon due.

@@ -44,7 +44,7 @@ struct Demo: ParsableCommand {
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
-            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, pace: rate * speed)
+            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed)
             producer.start()
             var o = RunOptions()
             o.brokers = broker.bootstrapServers
@@ -70,23 +70,27 @@ struct Demo: ParsableCommand {
 final class ProducerThread: @unchecked Sendable {
     let brokers: String
     let options: GeneratorOptions
-    let pace: Double
+    let speed: Double
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
 
-    init(brokers: String, options: GeneratorOptions, pace: Double) {
+    init(brokers: String, options: GeneratorOptions, speed: Double) {
         self.brokers = brokers
         self.options = options
-        self.pace = pace
+        self.speed = speed
     }
 
     func start() {
         let t = Thread { [self] in
             do {
                 let producer = try KafkaProducer(brokers: brokers, extra: ["compression.codec": "zstd", "linger.ms": "20"])
-                try produceAll(TrafficGenerator(options), producer: producer, topic: "beacons", rate: pace,
-                               shouldStop: { self.lock.withLock { self.stopping } },
+                let stop = { self.lock.withLock { self.stopping } }
+                // Time-lapse paced by event time: never ahead of the clock.
+                let paced = RealTimePacer(TrafficGenerator(options), eventStartMs: options.startMs, speed: speed,
+                                          clock: wallClockMs, wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
+                                          shouldStop: stop)
+                try produceAll(paced, producer: producer, topic: "beacons", rate: nil, shouldStop: stop,
                                transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
                 producer.close()
             } catch {
