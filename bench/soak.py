@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""`make soak` (part of `make bench`, never `make test` / CI): real-time
+traffic with hostile parts, to show that the daemon's memory, checkpoint size
+and open files stay flat.
+
+Runs `qos broker`, `qos generate --kafka --rate RATE --malformed-fraction 0.05
+--future-fraction 0.02` (paced by event time: no beacon ahead of the clock
+except the injected future ones) and `qos run` for SOAK_SECONDS of wall time.
+Every SOAK_SAMPLE_SECONDS it samples the daemon's RSS (/proc/PID/status
+VmRSS), the size of its newest checkpoint manifest (<sink>/_qos/manifests/,
+which holds every partition's state) and its open file descriptors
+(/proc/PID/fd). After SIGTERM it checks that the `rejects` table holds every
+beacon the daemon counted as rejected.
+
+Reported: the slope of each series over the second half of the run (least
+squares; the first half is warm-up: the generator's rate builds up while its
+first sessions start, and open sessions grow until the first ones end), per
+minute, written to bench/results/soak.md. Flat means a slope that is small
+against the level (see the table's "relative" column).
+
+Environment: SOAK_SECONDS (default 600), SOAK_RATE (default 20000),
+SOAK_SAMPLE_SECONDS (default 10), SOAK_PARTITIONS (default 6), QOS_BIN
+(default the release build)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+QOS = os.environ.get("QOS_BIN", str(ROOT / ".build" / "release" / "qos"))
+SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
+RATE = int(os.environ.get("SOAK_RATE", "20000"))
+SAMPLE = float(os.environ.get("SOAK_SAMPLE_SECONDS", "10"))
+PARTITIONS = int(os.environ.get("SOAK_PARTITIONS", "6"))
+MALFORMED = 0.05
+FUTURE = 0.02
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def newest_manifest_kib(sink):
+    files = [p for p in Path(sink, "_qos", "manifests").rglob("*.manifest")]
+    if not files:
+        return 0.0
+    return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)).stat().st_size / 1024
+
+
+def slope_per_minute(points):
+    """Least-squares slope of (seconds, value) points, per minute."""
+    n = len(points)
+    if n < 2:
+        return float("nan")
+    mx = sum(t for t, _ in points) / n
+    my = sum(v for _, v in points) / n
+    sxx = sum((t - mx) ** 2 for t, _ in points)
+    sxy = sum((t - mx) * (v - my) for t, v in points)
+    return 60 * sxy / sxx if sxx else float("nan")
+
+
+def stop(proc, sig=signal.SIGTERM, timeout=60):
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    if not Path(QOS).exists():
+        sys.exit(f"soak: {QOS} not found — run `make release` or set QOS_BIN")
+    work = Path(tempfile.mkdtemp(prefix="qos-soak-"))
+    sink = work / "sink"
+    port = free_port()
+    broker = subprocess.Popen([QOS, "broker", "--port", str(port), "--partitions", str(PARTITIONS)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = broker.stdout.readline()
+    if "listening" not in line:
+        sys.exit(f"soak: broker did not start: {line}")
+    address = f"127.0.0.1:{port}"
+    # Enough sessions for the whole run (about 70 beacons each).
+    sessions = int(RATE * (SECONDS + 120) / 70) + 1000
+    gen = subprocess.Popen([QOS, "generate", "--kafka", address, "--rate", str(RATE), "--sessions", str(sessions),
+                            "--malformed-fraction", str(MALFORMED), "--future-fraction", str(FUTURE)],
+                           stdout=subprocess.DEVNULL, stderr=open(work / "generate.log", "w"))
+    run_log = open(work / "run.log", "w")
+    run = subprocess.Popen([QOS, "run", "--brokers", address, "--group", "soak", "--sink", str(sink),
+                            "--metrics-port", "off"], stdout=run_log, stderr=subprocess.STDOUT)
+    print(f"soak: {SECONDS:.0f} s at {RATE} beacons/s (malformed {MALFORMED}, future {FUTURE}), "
+          f"{PARTITIONS} partitions, sampling every {SAMPLE:.0f} s; work dir {work}", flush=True)
+    samples = []  # (t, rss MiB, manifest KiB, fds)
+    start = time.monotonic()
+    try:
+        next_at = start + SAMPLE
+        while time.monotonic() - start < SECONDS:
+            if run.poll() is not None:
+                sys.exit(f"soak: qos run exited early ({run.returncode}); see {work / 'run.log'}")
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += SAMPLE
+            t = time.monotonic() - start
+            s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid))
+            samples.append(s)
+            print(f"  t={s[0]:6.0f} s  rss {s[1]:7.1f} MiB  manifest {s[2]:8.1f} KiB  fds {s[3]}", flush=True)
+    finally:
+        stop(gen, signal.SIGINT)
+        stop(run)
+        stop(broker)
+    run_log.close()
+    log = (work / "run.log").read_text()
+    m = re.search(r"(\d+) messages, accepted (\d+), rejected (\d+)", log)
+    counted = int(m.group(3)) if m else None
+    rows, future_rows = 0, 0
+    if (sink / "rejects").exists():
+        t = pq.read_table(sink / "rejects", columns=["reason"])
+        rows = t.num_rows
+        future_rows = sum(1 for r in t.column("reason").to_pylist() if r == "ts_in_future")
+    half = [s for s in samples if s[0] >= SECONDS / 2]
+    series = [("RSS", "MiB", 1), ("newest manifest", "KiB", 2), ("open fds", "", 3)]
+    lines = [
+        "# Soak: real-time traffic with malformed and future beacons",
+        "",
+        f"`make soak` (bench/soak.py) on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{SECONDS:.0f} s at {RATE} beacons/s of event time, {MALFORMED:.0%} malformed, {FUTURE:.0%} "
+        f"future (10–60 min ahead), {PARTITIONS} partitions, `qos run` sampled every {SAMPLE:.0f} s. "
+        "Slopes are least-squares fits over the second half of the run (the first half is warm-up).",
+        "",
+        "| series | first sample | last sample | slope (2nd half) per min | relative (slope / mean, per min) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, unit, i in series:
+        pts = [(s[0], s[i]) for s in half]
+        slope = slope_per_minute(pts)
+        mean = sum(v for _, v in pts) / len(pts) if pts else float("nan")
+        rel = slope / mean if mean else float("nan")
+        lines.append(f"| {name} | {samples[0][i]:.1f} {unit} | {samples[-1][i]:.1f} {unit} | "
+                     f"{slope:+.2f} {unit} | {rel:+.2%} |")
+    c = m.groups() if m else ("?", "?", "?")
+    lines += [
+        "",
+        f"Daemon totals: {c[0]} messages, accepted {c[1]}, rejected {c[2]}. "
+        f"`rejects` table after SIGTERM: {rows} rows ({future_rows} `ts_in_future`) — "
+        + ("every counted reject written." if counted == rows else "MISMATCH with the count."),
+        "",
+        "Samples (s, RSS MiB, newest manifest KiB, fds):",
+        "",
+        "```",
+        *[f"{s[0]:6.0f} {s[1]:8.1f} {s[2]:9.1f} {s[3]:4d}" for s in samples],
+        "```",
+        "",
+    ]
+    out = ROOT / "bench" / "results" / "soak.md"
+    out.write_text("\n".join(lines))
+    print("\n".join(lines[6:6 + len(series)]))
+    print(lines[-(len(samples) + 6)])
+    print(f"written to {out}")
+    if counted != rows:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
