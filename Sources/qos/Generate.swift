@@ -40,12 +40,15 @@ struct Generate: ParsableCommand {
     @Option(help: "Share of extra malformed messages.") var malformedFraction: Double = 0
     @Option(help: "Share of extra beacons 10–60 min in the future (rejected as ts_in_future in real time).")
     var futureFraction: Double = 0
+    @Option(help: "Start as if traffic had flowed this many ms already: sessions in progress, their earlier beacons not sent (steady-state rate at once; count their sessions in --sessions).")
+    var warmStartMs: Int64 = 0
     @Flag(help: "Put country/region explicitly into view_start beacons.") var explicitGeo = false
     @Flag(help: "Print the generator's IP-range table as CSV (input of tools/build_mmdb.py) and exit.")
     var geoTable = false
 
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
+        guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction), ("--future-fraction", futureFraction)] where !(0...1).contains(v) {
@@ -61,7 +64,7 @@ struct Generate: ParsableCommand {
         o.slowPop = slowPop; o.failingPlayer = failingPlayer
         o.lateFraction = lateFraction; o.duplicateFraction = duplicateFraction
         o.malformedFraction = malformedFraction; o.futureFraction = futureFraction
-        o.explicitGeo = explicitGeo
+        o.explicitGeo = explicitGeo; o.warmStartMs = warmStartMs
         return o
     }
 

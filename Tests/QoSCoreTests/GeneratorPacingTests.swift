@@ -85,4 +85,26 @@ import Testing
         o.futureFraction = 0
         #expect(!TrafficGenerator(o).contains { $0.expectedReject == "ts_in_future" })
     }
+
+    @Test func warmStartSendsSteadyStateTrafficFromTheFirstMinute() {
+        // Beacons per 5 min of event time, cold and after a 40 min warm start.
+        func density(warmMs: Int64) -> [Int] {
+            var o = GeneratorOptions()
+            o.rate = 40
+            o.startMs = GeneratorPacingTests.startMs
+            o.warmStartMs = warmMs
+            o.sessions = Int(40 * Double(warmMs + 1_500_000) / 70_000)
+            var bins = [Int](repeating: 0, count: 5)
+            for m in TrafficGenerator(o) {
+                #expect(m.ts >= o.startMs)
+                let i = Int((m.ts - o.startMs) / 300_000)
+                if i < bins.count { bins[i] += 1 }
+            }
+            return bins
+        }
+        let cold = density(warmMs: 0), warm = density(warmMs: 2_400_000)
+        // Cold traffic builds up (sessions last long); warm traffic starts near its level.
+        #expect(Double(cold[0]) < 0.6 * Double(warm[0]))
+        #expect(Double(warm[0]) > 0.85 * Double(warm[4]))
+    }
 }
