@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -69,6 +70,18 @@ def newest_manifest_kib(sink):
     if not files:
         return 0.0
     return max(files, key=lambda p: (p.stat().st_mtime_ns, p.name)).stat().st_size / 1024
+
+
+def open_sessions(port):
+    """qos_open_sessions from the daemon's /metrics (nan if unavailable)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("qos_open_sessions"):
+                    return float(line.split()[-1])
+    except OSError:
+        pass
+    return float("nan")
 
 
 def slope_per_minute(points):
@@ -112,11 +125,12 @@ def main():
                             "--warm-start-ms", str(WARM_MS)],
                            stdout=subprocess.DEVNULL, stderr=open(work / "generate.log", "w"))
     run_log = open(work / "run.log", "w")
+    metrics_port = free_port()
     run = subprocess.Popen([QOS, "run", "--brokers", address, "--group", "soak", "--sink", str(sink),
-                            "--metrics-port", "off"], stdout=run_log, stderr=subprocess.STDOUT)
+                            "--metrics-port", str(metrics_port)], stdout=run_log, stderr=subprocess.STDOUT)
     print(f"soak: {SECONDS:.0f} s at {RATE} beacons/s (malformed {MALFORMED}, future {FUTURE}), "
           f"{PARTITIONS} partitions, sampling every {SAMPLE:.0f} s; work dir {work}", flush=True)
-    samples = []  # (t, rss MiB, manifest KiB, fds)
+    samples = []  # (t, rss MiB, manifest KiB, fds, open sessions)
     try:
         # The clock starts with traffic: the daemon's first checkpoint.
         waited = time.monotonic()
@@ -133,9 +147,10 @@ def main():
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += SAMPLE
             t = time.monotonic() - start
-            s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid))
+            s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid), open_sessions(metrics_port))
             samples.append(s)
-            print(f"  t={s[0]:6.0f} s  rss {s[1]:7.1f} MiB  manifest {s[2]:8.1f} KiB  fds {s[3]}", flush=True)
+            print(f"  t={s[0]:6.0f} s  rss {s[1]:7.1f} MiB  manifest {s[2]:8.1f} KiB  fds {s[3]}  "
+                  f"open sessions {s[4]:.0f}", flush=True)
     finally:
         stop(gen, signal.SIGINT)
         stop(run)
@@ -150,7 +165,7 @@ def main():
         rows = t.num_rows
         future_rows = sum(1 for r in t.column("reason").to_pylist() if r == "ts_in_future")
     half = [s for s in samples if s[0] >= SECONDS / 2]
-    series = [("RSS", "MiB", 1), ("newest manifest", "KiB", 2), ("open fds", "", 3)]
+    series = [("RSS", "MiB", 1), ("newest manifest", "KiB", 2), ("open fds", "", 3), ("open sessions", "", 4)]
     lines = [
         "# Soak: real-time traffic with malformed and future beacons",
         "",
@@ -176,10 +191,13 @@ def main():
         f"`rejects` table after SIGTERM: {rows} rows ({future_rows} `ts_in_future`) — "
         + ("every counted reject written." if counted == rows else "MISMATCH with the count."),
         "",
-        "Samples (s, RSS MiB, newest manifest KiB, fds):",
+        "The manifest holds every partition's state: open sessions, and the unwritten windows (their groups and",
+        "the rows of sessions closed in them), so it rises between window flushes (every 2 min) and drops at each.",
+        "",
+        "Samples (s, RSS MiB, newest manifest KiB, fds, open sessions):",
         "",
         "```",
-        *[f"{s[0]:6.0f} {s[1]:8.1f} {s[2]:9.1f} {s[3]:4d}" for s in samples],
+        *[f"{s[0]:6.0f} {s[1]:8.1f} {s[2]:9.1f} {s[3]:4d} {s[4]:8.0f}" for s in samples],
         "```",
         "",
     ]
