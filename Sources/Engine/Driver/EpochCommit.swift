@@ -1,6 +1,7 @@
 import QoSCore
 
-/// One checkpoint epoch, in order: flush (windows the watermark passed) →
+/// One checkpoint epoch, in order: flush (windows the watermark passed,
+/// and the reject rows held) →
 /// plan (encode their files) → snapshot (every owned partition's state and
 /// next offset) → commit (files staged, then the manifest written: the
 /// commit point) → publish (staged files renamed into place). A crash before
@@ -24,9 +25,10 @@ struct EpochCommit {
         var committed: Bool
     }
 
-    /// Runs one epoch. `flushed`: windows already flushed (end of input);
-    /// otherwise those the `watermark` has passed.
-    func run(engine: SessionEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64,
+    /// Runs one epoch: windows (`flushed`: already flushed at the end of
+    /// input; otherwise those the `watermark` has passed) and every reject
+    /// row held since the last epoch (ingestion time `nowMs`).
+    func run(engine: SessionEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64, nowMs: Int64,
              flushed: [WindowState<DataSketchesKit>]? = nil) throws -> Outcome {
         try store.checkIdentity()
         book.check(enginePartitions: engine.partitions.keys)
@@ -37,6 +39,8 @@ struct EpochCommit {
         let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
         let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
                                     sourceRange: "\(stream)[\(range)]", tag: tag)
+            + writer.planRejects(engine.takeRejects(nowMs: nowMs), flush: Int(store.epoch + 1),
+                                 sourceRange: "\(stream)[\(range)]", tag: tag)
         if files.isEmpty && book.unchangedThisEpoch {
             // Nothing new since the last checkpoint: it still describes our state.
             return Outcome(windows: windows, files: files, committed: false)

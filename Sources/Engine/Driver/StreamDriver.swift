@@ -83,7 +83,9 @@ public final class StreamDriver {
             }
         }
         observeTouched(now)
-        if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
+        if engine.rejectsHeldOverCap {
+            try checkpoint(reason: "rejects held")  // writes them: memory stays bounded, nothing is dropped
+        } else if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
             if windowDueSince == nil { windowDueSince = clock.monotonicSeconds() }
             if now - lastCheckpointWall >= o.checkpointMinIntervalMs { try checkpoint(reason: "window") }
         } else if now - lastCheckpointWall >= o.checkpointIntervalMs {
@@ -197,7 +199,7 @@ public final class StreamDriver {
         let t0 = clock.monotonicSeconds()
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
-        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, flushed: flushed)
+        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed)
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })
         }
