@@ -1,7 +1,7 @@
 import QoSCore
 
 /// Turns one raw record into engine input: beacons, or rejects with a
-/// reason and the offending bytes. The beacon JSON of README "Beacons" is
+/// reason and the offending bytes. The beacon JSON of README "Input: beacons" is
 /// `BeaconJSONFormat`; a new input format (CDN access logs, CMCD) is a new
 /// file in this folder plus one line in `RecordFormats.all`.
 public protocol RecordFormat: Sendable {
