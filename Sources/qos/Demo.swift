@@ -56,7 +56,7 @@ struct Demo: ParsableCommand {
             o.idleTimeoutMs = 5000
             o.durationSeconds = seconds
             o.enricher = try makeEnricher(geoip: geoipDb, uaRegexes: nil, log: { print($0) })
-            o.log = { _ in }
+            o.log = .silent
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]
             let view = LiveView(speed: speed)

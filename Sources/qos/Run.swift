@@ -165,7 +165,7 @@ struct Run: ParsableCommand {
         }
         if let x = v["zstd_level"] { o.zstdLevel = Int(x) ?? 3 }
         o.kafka = s.kafka
-        o.enricher = try makeEnricher(geoip: s.geoip, uaRegexes: v["ua_regexes"], log: o.log)
+        o.enricher = try makeEnricher(geoip: s.geoip, uaRegexes: v["ua_regexes"], log: o.log.info)
         o.durationSeconds = duration
         o.untilCaughtUp = untilCaughtUp
         o.acceptStateLoss = acceptStateLoss
