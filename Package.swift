@@ -56,7 +56,8 @@ let package = Package(
         .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
-                                               .product(name: "NIOHTTP1", package: "swift-nio")],
+                                               .product(name: "NIOHTTP1", package: "swift-nio"),
+                                               .product(name: "Yams", package: "Yams")],
                 swiftSettings: hotPath),
         // Benchmarks and their fixtures (`qos bench`): not linked by Engine.
         .target(name: "QoSBench", dependencies: ["Engine", "QoSCore", "Generator", "Sketches", "Enrichment", "SplitMix"]),
