@@ -11,25 +11,25 @@ import QoSCore
 /// epoch: files staged, manifest committed (offsets + partition states),
 /// files published, then offsets committed to Kafka for lag monitoring only.
 public struct RunOptions {
-    public var brokers = "localhost:9092"
-    public var topic = "beacons"
-    public var group = "videoqos"
-    public var sink = "output"
+    public var brokers = Defaults.brokers
+    public var topic = Defaults.topic
+    public var group = Defaults.group
+    public var sink = Defaults.sink
     public var config = EngineConfig()
-    public var zstdLevel = 3
+    public var zstdLevel = Defaults.zstdLevel
     public var enricher: Enricher = NoEnricher()
     /// librdkafka properties passed through unchanged (`kafka.*` keys).
     public var kafka: [String: String] = [:]
     public var instance = RunOptions.defaultInstance()
     /// A partition idle this long (wall clock) does not hold the watermark back.
-    public var idleTimeoutMs: Int64 = 30_000
+    public var idleTimeoutMs = Defaults.idleTimeoutMs
     /// Checkpoint at least this often even when no window is due (bounds replay after a crash).
-    public var checkpointIntervalMs: Int64 = 10_000
+    public var checkpointIntervalMs = Defaults.checkpointIntervalMs
     /// A window that becomes due sooner than this after the previous
     /// checkpoint waits for it (wall clock): while catching up, several
     /// windows then share one checkpoint instead of one each. Window latency
     /// grows by at most this much.
-    public var checkpointMinIntervalMs: Int64 = 2_000
+    public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
     public var pollBatch = 5000
     /// Batch mode: once this instance owns every partition and has read each to its end, treat
     /// that as the end of input (close every session, write every window,
