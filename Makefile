@@ -11,7 +11,7 @@ BENCH_APT_JAVA := openjdk-17-jre-headless
 QOS_DEBUG := .build/debug/qos
 QOS_RELEASE := .build/release/qos
 
-.PHONY: deps deps-system deps-python deps-bench build release test test-swift test-interop demo bench fuzz clean
+.PHONY: deps deps-system deps-python deps-bench build release test test-swift test-interop demo bench soak fuzz clean
 
 ## deps: install the system libraries (apt-get, as root) and the Python test oracles (.venv). Idempotent.
 deps: deps-system deps-python
@@ -74,6 +74,11 @@ fuzz: build
 ## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement.
 bench: deps deps-bench release
 	$(PY) bench/run.py
+	$(PY) bench/soak.py
+
+## soak: 10 min (SOAK_SECONDS) of real-time traffic at 20 000 beacons/s with 5 % malformed and 2 % future beacons; RSS, checkpoint size and fds must stay flat (bench/results/soak.md).
+soak: deps release
+	$(PY) bench/soak.py
 
 ## deps-bench: the peer engines for make bench (pyspark into .venv; a Java 17+ runtime via apt if missing). Idempotent.
 deps-bench: $(VENV)/.stamp-bench

@@ -2,6 +2,7 @@
 """Shows what `make demo` wrote, the way a user would look at it: DuckDB
 over the Hive-partitioned Parquet dataset. Prints each query, then its result."""
 import sys
+from pathlib import Path
 
 import duckdb
 
@@ -23,6 +24,12 @@ group by all order by vsf_pct desc nulls last limit 8"""),
 from read_parquet('{sink}/geo/**/*.parquet', hive_partitioning = true)
 group by all order by views desc limit 8"""),
 ]
+if any(Path(sink, "rejects").rglob("*.parquet")):
+    # `qos demo` printed how many it counted live; these rows must add up to it.
+    QUERIES.append(("Rejects by reason (ts_in_future must be absent: the demo injects none)",
+                    f"""select reason, count(*) as rows
+from read_parquet('{sink}/rejects/**/*.parquet', hive_partitioning = true)
+group by all order by rows desc"""))
 for title, sql in QUERIES:
     print(f"-- {title}\n{sql};")
     print(duckdb.sql(sql))

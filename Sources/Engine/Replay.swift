@@ -141,7 +141,7 @@ public final class ReplayJob {
                     engine.ingest(batch.items[i], message: message, partition: 0, source: source, nowMs: now)
                 }
                 summary.lines += 1
-                if engine.replayWatermark >= engine.nextDueEnd {
+                if engine.replayWatermark >= engine.nextDueEnd || engine.rejectsHeldOverCap {
                     try flush(engine.flush(watermark: engine.replayWatermark), through: "\(batch.file):\(line.number)")
                 }
             }
@@ -179,11 +179,14 @@ public final class ReplayJob {
         }
     }
 
+    /// Writes `windows` and the reject rows held since the last flush.
     func flush(_ windows: [WindowState<DataSketchesKit>], through: String) throws {
-        guard !windows.isEmpty else { return }
+        let rejects = engine.takeRejects(nowMs: options.nowMs())
+        guard !windows.isEmpty || !rejects.isEmpty else { return }
         flushes += 1
         summary.windowsWritten += windows.filter { !$0.isDelta }.count
-        try output?.submit(windows, names: engine.interner.strings, flush: flushes, sourceRange: "\(rangeStart)..\(through)")
+        try output?.submit(windows, rejects: rejects, names: engine.interner.strings, flush: flushes,
+                           sourceRange: "\(rangeStart)..\(through)")
     }
 
     func progress(_ started: Double) {
@@ -199,7 +202,9 @@ public final class ReplayJob {
 /// The encode + publish stage: flushed windows are encoded to Parquet and
 /// published on their own thread, in flush order.
 final class OutputStage: @unchecked Sendable {
-    struct Job { var windows: [WindowState<DataSketchesKit>]; var names: [String]; var flush: Int; var range: String }
+    struct Job {
+        var windows: [WindowState<DataSketchesKit>]; var rejects: [RejectRow]; var names: [String]; var flush: Int; var range: String
+    }
     let queue = BoundedQueue<Job>(capacity: 2)
     let writer: WindowFileWriter
     let dump: JSONDump?
@@ -214,9 +219,10 @@ final class OutputStage: @unchecked Sendable {
         Thread { [self] in run() }.start()
     }
 
-    func submit(_ windows: [WindowState<DataSketchesKit>], names: [String], flush: Int, sourceRange: String) throws {
+    func submit(_ windows: [WindowState<DataSketchesKit>], rejects: [RejectRow], names: [String], flush: Int,
+                sourceRange: String) throws {
         if let e = done.withLock({ error }) { throw e }
-        queue.put(Job(windows: windows, names: names, flush: flush, range: sourceRange))
+        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flush, range: sourceRange))
     }
 
     func close() { queue.close() }
@@ -236,6 +242,7 @@ final class OutputStage: @unchecked Sendable {
         do {
             while let job = try queue.take() {
                 let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range)
+                    + writer.planRejects(job.rejects, flush: job.flush, sourceRange: job.range)
                 try writer.publish(planned)
                 try dump?.record(planned)
                 count += planned.count

@@ -188,7 +188,9 @@ public final class RunJob {
             }
         }
         observeTouched(now)
-        if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
+        if engine.rejectsHeldOverCap {
+            try checkpoint(reason: "rejects held")  // writes them: memory stays bounded, nothing is dropped
+        } else if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
             if windowDueSince == nil { windowDueSince = monotonicSeconds() }
             if now - lastCheckpointWall >= o.checkpointMinIntervalMs { try checkpoint(reason: "window") }
         } else if now - lastCheckpointWall >= o.checkpointIntervalMs {
@@ -327,6 +329,8 @@ public final class RunJob {
         let tag = "k" + shortHash("\(o.instance)|\(o.topic)|\(range)")
         let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
                                     sourceRange: "\(o.topic)[\(range)]", tag: tag)
+            + writer.planRejects(engine.takeRejects(nowMs: now), flush: Int(store.epoch + 1),
+                                 sourceRange: "\(o.topic)[\(range)]", tag: tag)
         let unchanged = ids.allSatisfy { owned[$0]!.epochStart == owned[$0]!.next }
         if files.isEmpty && unchanged {
             // Nothing new since the last checkpoint: it still describes our state.

@@ -48,19 +48,21 @@ public final class EngineSelfCheck {
     func problem(_ s: String) { if problems.count < 100 { problems.append(s) } }
 
     func write(_ windows: [WindowState<DataSketchesKit>]) {
-        guard !windows.isEmpty else { return }
+        let rejects = engine.takeRejects(nowMs: nowMs)
+        guard !windows.isEmpty || !rejects.isEmpty else { return }
         flushes += 1
         for w in windows { check(w) }
+        rejectRows += Int64(rejects.count)
+        for r in rejects where r.reason.isEmpty { problem("reject row without a reason") }
         do {
             filesPlanned += try writer.plan(windows, interner: engine.interner, flush: flushes, sourceRange: "check").count
+            filesPlanned += try writer.planRejects(rejects, flush: flushes, sourceRange: "check").count
         } catch {
             problem("Parquet encoding failed: \(error)")
         }
     }
 
     func check(_ w: WindowState<DataSketchesKit>) {
-        rejectRows += Int64(w.rejects.count)
-        for r in w.rejects where r.reason.isEmpty { problem("reject row without a reason") }
         for t in MetricTable.allCases {
             for m in w.tables[t.rawValue].metrics {
                 nonNegative(m, "\(t.name) metrics")

@@ -63,7 +63,7 @@ public enum TableReader {
         public var table: String
         public var windowStart: Int64
         public var windowEnd: Int64
-        /// `base`, `lateNNNNNN`, `rollup`, `compact`, … (`videoqos.kind`).
+        /// `base`, `lateNNNNNN`, `flushNNNNNN` (rejects), `rollup`, `compact`, … (`videoqos.kind`).
         public var kind: String
         public var rows: Int
         /// The table's dimensions present in the file (metric tables).

@@ -194,7 +194,7 @@ public enum TableSchemas {
     /// The `rejects` table.
     public static func rejectColumns() -> [OutputColumn<WindowedRow<RejectRow>>] {
         windowColumns({ $0.start }, { $0.end }) + [
-            .time("ingested_at", "The partition's event-time clock (max ts seen) when rejected.") { $0.row.ingestedAt },
+            .time("ingested_at", "The partition's event-time clock (max ts seen) when rejected; before its first accepted beacon, that beacon's ts, or the engine clock at the flush if none came yet.") { $0.row.ingestedAt },
             .string("reason", "Reject reason code (README lists them).") { $0.row.reason },
             .string("source", "topic/partition/offset or file:line.") { $0.row.source },
             .blob("payload", "First 4 KiB of the raw payload.") { $0.row.payload },

@@ -47,11 +47,13 @@ public struct WindowFileWriter {
         let tag = tag ?? inputTag
         for w in windows {
             let kind = w.isDelta ? "late\(CivilTime.pad(flush, 6))" : "base"
-            let meta = { (table: String) in metadata(table: table, window: w, kind: kind, sourceRange: sourceRange) }
+            let meta = { (table: String) in
+                metadata(table: table, start: w.start, end: w.end, kind: kind, sourceRange: sourceRange)
+            }
             for t in MetricTable.allCases where !w.tables[t.rawValue].isEmpty {
                 let rows = metricRows(w, t, names)
                 let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
-                out.append(try file(t.name, w, kind, tag, cols, rows, meta(t.name)))
+                out.append(try file(t.name, w.start, kind, tag, cols, rows, meta(t.name)))
             }
             if !w.sessions.isEmpty {
                 // Sort indices, not the (large) rows.
@@ -61,14 +63,29 @@ public struct WindowFileWriter {
                     }
                 }
                 let rows = order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
-                out.append(try file("sessions", w, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
-            }
-            if !w.rejects.isEmpty {
-                let rows = w.rejects.map { WindowedRow(start: w.start, end: w.end, row: $0) }
-                out.append(try file("rejects", w, kind, tag, TableSchemas.rejectColumns(), rows, meta("rejects")))
+                out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
         }
         return out
+    }
+
+    /// Encodes the reject rows that flush number `flush` took from the
+    /// engine: one file per window of their `ingested_at` (so the file's
+    /// `dt=/hour=` is the hour of its rows' `ingested_at` whenever the window
+    /// divides an hour), rows in the order given, kind `flushNNNNNN`.
+    public func planRejects(_ rows: [RejectRow], flush: Int, sourceRange: String,
+                            tag: String? = nil) throws -> [PlannedFile] {
+        var byStart: [Int64: [WindowedRow<RejectRow>]] = [:]
+        for r in rows {
+            let m = r.ingestedAt % windowMs
+            let start = m >= 0 ? r.ingestedAt - m : r.ingestedAt - m - windowMs
+            byStart[start, default: []].append(WindowedRow(start: start, end: start + windowMs, row: r))
+        }
+        let kind = "flush\(CivilTime.pad(flush, 6))"
+        return try byStart.keys.sorted().map { start in
+            let meta = metadata(table: "rejects", start: start, end: start + windowMs, kind: kind, sourceRange: sourceRange)
+            return try file("rejects", start, kind, tag ?? inputTag, TableSchemas.rejectColumns(), byStart[start]!, meta)
+        }
     }
 
     /// Publishes planned files atomically, one by one.
@@ -85,23 +102,23 @@ public struct WindowFileWriter {
         return order.map { i in MetricRow(start: w.start, end: w.end, dims: dims[i], m: agg.metrics[i]) }
     }
 
-    func file<R>(_ table: String, _ w: WindowState<DataSketchesKit>, _ kind: String, _ tag: String,
+    func file<R>(_ table: String, _ start: Int64, _ kind: String, _ tag: String,
                  _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)]) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
         let data = cols.map { $0.values(rows) }
         let bytes = try writeParquet(schema: cols.map(\.field), columns: data, options: opts)
-        let name = "\(table)_\(CivilTime(epochMs: w.start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
-        return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: w.start),
+        let name = "\(table)_\(CivilTime(epochMs: start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
+        return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
                            name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: data)
     }
 
-    func metadata(table: String, window w: WindowState<DataSketchesKit>, kind: String,
+    func metadata(table: String, start: Int64, end: Int64, kind: String,
                   sourceRange: String) -> [(key: String, value: String)] {
         [("videoqos.spec_version", WindowFileWriter.specVersion),
          ("videoqos.table", table),
-         ("videoqos.window_start", CivilTime(epochMs: w.start).iso),
-         ("videoqos.window_end", CivilTime(epochMs: w.end).iso),
+         ("videoqos.window_start", CivilTime(epochMs: start).iso),
+         ("videoqos.window_end", CivilTime(epochMs: end).iso),
          ("videoqos.window_ms", String(windowMs)),
          ("videoqos.kind", kind),
          ("videoqos.source", sourceRange),

@@ -23,6 +23,14 @@ public struct GeneratorOptions: Sendable {
     public var duplicateFraction: Double = 0
     /// Share of extra malformed messages (each with a known reject reason).
     public var malformedFraction: Double = 0
+    /// Share of extra beacons 10–60 min ahead of the beacon they follow (in
+    /// real time: ahead of the clock, rejected as `ts_in_future`).
+    public var futureFraction: Double = 0
+    /// Start as if traffic had been flowing this long: sessions start from
+    /// `startMs − warmStartMs`, and only beacons from `startMs` on are sent
+    /// (sessions in progress at the start lack their earlier beacons). Gives
+    /// steady-state traffic from the first second (soak tests).
+    public var warmStartMs: Int64 = 0
     /// Put `country` / `region` explicitly into `view_start` beacons.
     public var explicitGeo = false
 

@@ -89,7 +89,8 @@ public struct GeneratedMessage: Sendable {
     public var payload: [UInt8]
     /// Event time the message belongs to (for real-time pacing).
     public var ts: Int64
-    /// For injected malformed messages: the reject reason the engine must give.
+    /// For injected malformed messages: the reject reason the engine must
+    /// give (`ts_in_future` for `futureFraction` beacons, in real time).
     public var expectedReject: String?
 }
 
@@ -110,42 +111,60 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
     var delayed = MinHeap<(key: Int64, order: Int, beacon: Beacon)>()
     var order = 0
     var pendingMalformed: GeneratedMessage?
+    var pendingFuture: GeneratedMessage?
 
     public init(_ options: GeneratorOptions) {
         self.options = options
         world = World(seed: options.seed, sessions: options.sessions)
         rng = SplitMix64(seed: options.seed ^ 0xA11C_E5ED)
-        nextStart = options.startMs
+        nextStart = options.startMs - Swift.max(options.warmStartMs, 0)
         // About 70 beacons per session on average.
         meanGapMs = 70_000 / Swift.max(options.rate, 0.001)
     }
 
     public mutating func next() -> GeneratedMessage? {
         if let m = pendingMalformed { pendingMalformed = nil; return m }
-        startSessionsDue()
-        let fromActive = active.peek?.key
-        let fromDelayed = delayed.peek?.key
+        if let m = pendingFuture { pendingFuture = nil; return m }
         var b: Beacon
-        if let d = fromDelayed, fromActive == nil || d <= fromActive! {
-            b = delayed.pop().beacon
-        } else if fromActive != nil {
+        while true {
+            startSessionsDue()
+            let fromActive = active.peek?.key
+            let fromDelayed = delayed.peek?.key
+            if let d = fromDelayed, fromActive == nil || d <= fromActive! {
+                b = delayed.pop().beacon
+                if b.ts < options.startMs { continue }  // warm start: before the traffic's start
+                break
+            }
+            guard fromActive != nil else { return nil }
             var top = active.pop()
             b = top.beacons.removeFirst()
             if let n = top.beacons.first { top.key = n.ts; active.push(top) }
+            if b.ts < options.startMs { continue }
             if rng.chance(options.lateFraction) {
                 order += 1
                 delayed.push((b.ts + rng.int(60_000...600_000), order, b))
-                return next()
+                continue
             }
             if rng.chance(options.duplicateFraction) {
                 order += 1
                 delayed.push((b.ts + rng.int(0...5000), order, b))
             }
-        } else {
-            return nil
+            break
         }
         if rng.chance(options.malformedFraction) { pendingMalformed = Malformed.make(&rng, ts: b.ts) }
+        // Drawn only when asked, so other seeds' output stays as it was.
+        if options.futureFraction > 0 && rng.chance(options.futureFraction) { pendingFuture = future(b) }
         return GeneratedMessage(key: b.sessionId, payload: BeaconEncoder.encode(b), ts: b.ts, expectedReject: nil)
+    }
+
+    /// A copy of `b` 10–60 min ahead of it, under a session id of its own
+    /// (so that, when accepted after all, it opens its own session).
+    mutating func future(_ b: Beacon) -> GeneratedMessage {
+        var f = b
+        f.ts = b.ts + rng.int(600_000...3_600_000)
+        f.sessionId = "future-" + World.hex(rng.next(), width: 16)
+        return GeneratedMessage(key: f.sessionId, payload: BeaconEncoder.encode(f), ts: f.ts,
+                                expectedReject: RejectReason.tsInFuture.code)
     }
 
     /// Starts every session whose start time is not after the next beacon due.
@@ -183,9 +202,12 @@ enum Malformed {
     }
 }
 
-/// A binary min-heap ordered by (key, order).
+/// A binary min-heap ordered by (key, order). The keys live in an array of
+/// their own, so sifting compares plain integers instead of copying (and
+/// retaining) elements.
 struct MinHeap<T> where T: Any {
     private var items: [T] = []
+    private var keys: [(Int64, Int)] = []
     private let keyOf: (T) -> (Int64, Int)
 
     init() where T == (key: Int64, order: Int, beacons: ArraySlice<Beacon>) { keyOf = { ($0.key, $0.order) } }
@@ -195,29 +217,36 @@ struct MinHeap<T> where T: Any {
 
     mutating func push(_ x: T) {
         items.append(x)
+        keys.append(keyOf(x))
         var i = items.count - 1
-        while i > 0, keyOf(items[i]) < keyOf(items[(i - 1) / 2]) {
-            items.swapAt(i, (i - 1) / 2)
+        while i > 0, keys[i] < keys[(i - 1) / 2] {
+            swap(i, (i - 1) / 2)
             i = (i - 1) / 2
         }
     }
 
     mutating func pop() -> T {
         let top = items[0]
-        let last = items.removeLast()
+        let last = items.removeLast(), lastKey = keys.removeLast()
         if !items.isEmpty {
             items[0] = last
+            keys[0] = lastKey
             var i = 0
             while true {
                 let l = 2 * i + 1, r = l + 1
                 var m = i
-                if l < items.count, keyOf(items[l]) < keyOf(items[m]) { m = l }
-                if r < items.count, keyOf(items[r]) < keyOf(items[m]) { m = r }
+                if l < keys.count, keys[l] < keys[m] { m = l }
+                if r < keys.count, keys[r] < keys[m] { m = r }
                 if m == i { break }
-                items.swapAt(i, m)
+                swap(i, m)
                 i = m
             }
         }
         return top
+    }
+
+    private mutating func swap(_ a: Int, _ b: Int) {
+        items.swapAt(a, b)
+        keys.swapAt(a, b)
     }
 }

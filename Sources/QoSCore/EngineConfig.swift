@@ -24,6 +24,12 @@ public struct EngineConfig: Sendable, Equatable {
     public var groupsPerWindowMax: Int = 100_000
     /// Completion threshold: max playhead ≥ this fraction of the duration.
     public var completionFraction: Double = 0.9
+    /// Reject rows held per partition between flushes, in bytes (`RejectRow.heldBytes`):
+    /// past it the engine reports `rejectsHeldOverCap` and the driver flushes early.
+    public var rejectBytesHeldMax: Int = EngineConfig.rejectBytesHeldMaxDefault
+
+    /// 4 MiB: about 10 000 rows of typical beacons, 1 000 of 4 KiB payloads.
+    public static let rejectBytesHeldMaxDefault = 4 << 20
 
     public init() {}
 

@@ -1,7 +1,9 @@
 /// Checkpoint encoding of one partition's state (see StateCodec.swift).
 extension SessionEngine where K: CheckpointableSketchKit {
-    /// Version 2 ends with a CRC32C of the bytes before it; version 1 (no
-    /// checksum, written by older versions) is still read.
+    /// Version 2 holds the partition's pending reject rows after its
+    /// sessions and ends with a CRC32C of the bytes before it; version 1
+    /// (written by older versions: reject rows inside windows, no checksum)
+    /// is still read.
     static var snapshotMagic: [UInt8] { Array("QOSPART2".utf8) }
     static var snapshotMagicV1: [UInt8] { Array("QOSPART1".utf8) }
 
@@ -20,6 +22,8 @@ extension SessionEngine where K: CheckpointableSketchKit {
         let sessions = p.sessions.values.map { ($0.id, $0) }.sorted { $0.0 < $1.0 }
         w.uint(UInt64(sessions.count))
         for (id, s) in sessions { encode(s, id: id, &w) }
+        w.uint(UInt64(p.pendingRejects.count))
+        for row in p.pendingRejects { encode(row, &w) }
         w.seal()
         p.snapshotSizeHint = w.bytes.count
         return w.bytes
@@ -39,18 +43,24 @@ extension SessionEngine where K: CheckpointableSketchKit {
 
     /// Replaces partition `id`'s state with a snapshot (verified first).
     public func restore(partition id: Int32, from bytes: [UInt8]) throws {
+        let v1 = bytes.starts(with: Self.snapshotMagicV1)
         var r = StateReader(bytes, end: try Self.verifySnapshot(bytes))
         for _ in Self.snapshotMagic { _ = try r.uint() }
         guard try r.int() == Int64(id) else { throw StateError(message: "snapshot is for another partition") }
         let p = PartitionState<K>(id: id, config: config)
         p.maxTs = try r.int()
         p.aggregator = WindowAggregator(config: config, writtenThrough: try r.int())
-        for _ in 0..<(try r.count()) { p.aggregator.insert(try decodeWindow(&r)) }
+        for _ in 0..<(try r.count()) {
+            let (win, rejects) = try decodeWindow(&r, withRejects: v1)
+            p.aggregator.insert(win)
+            for row in rejects { hold(row, in: p) }
+        }
         for _ in 0..<(try r.count()) {
             let s = try decodeSession(&r)
             p.sessions.insert(s)
             p.schedule(s, config)
         }
+        if !v1 { for _ in 0..<(try r.count()) { hold(try decodeReject(&r), in: p) } }
         guard r.atEnd else { throw StateError(message: "trailing bytes") }
         partitions[id] = p
     }
@@ -74,13 +84,18 @@ extension SessionEngine where K: CheckpointableSketchKit {
         }
         w.uint(UInt64(win.sessions.count))
         for row in win.sessions { encodeRow(row, &w) }
-        w.uint(UInt64(win.rejects.count))
-        for row in win.rejects {
-            w.int(row.ingestedAt); w.string(row.reason); w.string(row.source); w.blob(row.payload)
-        }
     }
 
-    private func decodeWindow(_ r: inout StateReader) throws -> WindowState<K> {
+    private func encode(_ row: RejectRow, _ w: inout StateWriter) {
+        w.int(row.ingestedAt); w.string(row.reason); w.string(row.source); w.blob(row.payload)
+    }
+
+    private func decodeReject(_ r: inout StateReader) throws -> RejectRow {
+        RejectRow(ingestedAt: try r.int(), reason: try r.string(), source: try r.string(), payload: try r.blob())
+    }
+
+    /// A window; a version-1 window also carries reject rows.
+    private func decodeWindow(_ r: inout StateReader, withRejects: Bool) throws -> (WindowState<K>, [RejectRow]) {
         let start = try r.int()
         let win = WindowState<K>(start: start, end: start + config.windowMs, isDelta: try r.bool())
         for t in MetricTable.allCases {
@@ -92,10 +107,8 @@ extension SessionEngine where K: CheckpointableSketchKit {
             }
         }
         for _ in 0..<(try r.count()) { win.sessions.append(try decodeRow(&r)) }
-        for _ in 0..<(try r.count()) {
-            win.rejects.append(RejectRow(ingestedAt: try r.int(), reason: try r.string(),
-                                         source: try r.string(), payload: try r.blob()))
-        }
-        return win
+        var rejects: [RejectRow] = []
+        if withRejects { for _ in 0..<(try r.count()) { rejects.append(try decodeReject(&r)) } }
+        return (win, rejects)
     }
 }

@@ -9,6 +9,10 @@ public final class PartitionState<K: SketchKit> {
     public internal(set) var maxTs: Int64 = .min
     public internal(set) var sessions = SessionTable()
     var queue = CloseQueue()
+    /// Reject rows not yet written, in arrival order (every flush takes them: `takeRejects`).
+    public internal(set) var pendingRejects: [RejectRow] = []
+    /// `heldBytes` of `pendingRejects`.
+    public internal(set) var pendingRejectBytes = 0
     /// Size of the last checkpoint snapshot (to size the next one's buffer).
     var snapshotSizeHint = 0
 

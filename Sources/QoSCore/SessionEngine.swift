@@ -18,6 +18,9 @@ public final class SessionEngine<K: SketchKit> {
     /// The partition of the previous lookup: beacons come in runs from one partition.
     private var lastPartition: PartitionState<K>?
     public internal(set) var counters = EngineCounters()
+    /// Some partition holds more than `config.rejectBytesHeldMax` of reject
+    /// rows: the driver should flush (`takeRejects`) before reading on.
+    public private(set) var rejectsHeldOverCap = false
     let enricher: Enricher
     /// The decoder's reader, reused for every message (see `FieldReader.reset`).
     private var reader = FieldReader()
@@ -86,7 +89,10 @@ public final class SessionEngine<K: SketchKit> {
         if p.maxTs != .min && b.ts < p.watermark(config) - config.maxLatenessMs {
             return reject(.tsTooOld, partition: p, source: source, payload: raw)
         }
-        if b.ts > p.maxTs { p.maxTs = b.ts }
+        if b.ts > p.maxTs {
+            if p.maxTs == .min { stampRejects(p, b.ts) }
+            p.maxTs = b.ts
+        }
         let wm = p.watermark(config)
         for s in p.dueSessions(wm, config) {
             let (instant, reason) = s.pendingClose(config)
@@ -131,13 +137,43 @@ public final class SessionEngine<K: SketchKit> {
 
     // MARK: Rejects
 
+    /// Holds a reject row in its partition until the next flush takes it. Rows
+    /// go to no window: a window may never be written (a clock stuck behind
+    /// future beacons), and its rows would then stay in memory for good.
     func reject(_ reason: RejectReason, partition p: PartitionState<K>, source: SourcePosition,
                 payload: UnsafeRawBufferPointer?) {
         counters.rejected[reason.code, default: 0] += 1
-        let clock = p.maxTs == .min ? 0 : p.maxTs
+        let clock = p.maxTs == .min ? RejectRow.unstamped : p.maxTs
         let bytes = payload.map { Array($0.prefix(BeaconLimits.rejectPayloadBytesMax)) } ?? []
-        p.aggregator.window(for: clock).rejects.append(
-            RejectRow(ingestedAt: clock, reason: reason.code, source: source.description, payload: bytes))
+        hold(RejectRow(ingestedAt: clock, reason: reason.code, source: source.description, payload: bytes), in: p)
+    }
+
+    func hold(_ row: RejectRow, in p: PartitionState<K>) {
+        p.pendingRejects.append(row)
+        p.pendingRejectBytes += row.heldBytes
+        if p.pendingRejectBytes > config.rejectBytesHeldMax { rejectsHeldOverCap = true }
+    }
+
+    /// The partition's first clock reading: rows rejected before it get it.
+    private func stampRejects(_ p: PartitionState<K>, _ ts: Int64) {
+        for i in p.pendingRejects.indices where p.pendingRejects[i].ingestedAt == RejectRow.unstamped {
+            p.pendingRejects[i].ingestedAt = ts
+        }
+    }
+
+    /// Every partition's reject rows held since the last call, by partition
+    /// then arrival, and forgets them. Rows of a partition that has no clock
+    /// yet (no accepted beacon) get `nowMs`, the engine clock.
+    public func takeRejects(nowMs: Int64) -> [RejectRow] {
+        var out: [RejectRow] = []
+        for p in partitions.values.sorted(by: { $0.id < $1.id }) where !p.pendingRejects.isEmpty {
+            if p.maxTs == .min { stampRejects(p, nowMs) }
+            out += p.pendingRejects
+            p.pendingRejects = []
+            p.pendingRejectBytes = 0
+        }
+        rejectsHeldOverCap = false
+        return out
     }
 
     // MARK: Contributions

@@ -95,12 +95,26 @@ public enum SourcePosition: Sendable, Equatable {
 
 /// One row of the `rejects` table.
 public struct RejectRow: Sendable, Equatable {
-    /// The partition's event-time clock when rejected (see README: replays
-    /// must produce identical files, so this is not wall-clock time).
+    /// The partition's event-time clock when rejected (see README "Rejects":
+    /// replays must produce identical files, so this is not wall-clock
+    /// time); `unstamped` until the partition has a clock.
     public var ingestedAt: Int64
     public var reason: String
     public var source: String
     public var payload: [UInt8]
+
+    public init(ingestedAt: Int64, reason: String, source: String, payload: [UInt8]) {
+        self.ingestedAt = ingestedAt
+        self.reason = reason
+        self.source = source
+        self.payload = payload
+    }
+
+    /// `ingestedAt` of a row rejected before its partition's first accepted beacon.
+    public static let unstamped = Int64.min
+
+    /// Memory held by the row (payload, strings, and their headers), for the cap on rejects held.
+    public var heldBytes: Int { payload.count + source.utf8.count + reason.utf8.count + 96 }
 }
 
 /// All state of one window (or of one window's late delta).
@@ -113,7 +127,6 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     /// sessions cache their group slots by it.
     var serial: UInt32 = 0
     public var sessions: [SessionRow] = []
-    public var rejects: [RejectRow] = []
 
     init(start: Int64, end: Int64, isDelta: Bool) {
         self.start = start
@@ -123,7 +136,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     }
 
     public var isEmpty: Bool {
-        sessions.isEmpty && rejects.isEmpty && tables.allSatisfy { $0.isEmpty }
+        sessions.isEmpty && tables.allSatisfy { $0.isEmpty }
     }
 
     /// Adds another state of the same window (another partition's share).
@@ -135,7 +148,6 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
             }
         }
         sessions += o.sessions
-        rejects += o.rejects
     }
 
     /// Merges states of the same (window, base/delta) into one, in time order.

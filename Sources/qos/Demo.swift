@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Generator
 import Kafka
+import Parquet
 import QoSCore
 
 struct Demo: ParsableCommand {
@@ -57,7 +58,7 @@ struct Demo: ParsableCommand {
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
-            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, pace: rate * speed)
+            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed)
             producer.start()
             var o = c.runOptions()
             o.brokers = broker.bootstrapServers
@@ -106,23 +107,27 @@ extension Demo {
 final class ProducerThread: @unchecked Sendable {
     let brokers: String
     let options: GeneratorOptions
-    let pace: Double
+    let speed: Double
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
 
-    init(brokers: String, options: GeneratorOptions, pace: Double) {
+    init(brokers: String, options: GeneratorOptions, speed: Double) {
         self.brokers = brokers
         self.options = options
-        self.pace = pace
+        self.speed = speed
     }
 
     func start() {
         let t = Thread { [self] in
             do {
                 let producer = try KafkaProducer(brokers: brokers, extra: ["compression.codec": "zstd", "linger.ms": "20"])
-                try produceAll(TrafficGenerator(options), producer: producer, topic: "beacons", rate: pace,
-                               shouldStop: { self.lock.withLock { self.stopping } },
+                let stop = { self.lock.withLock { self.stopping } }
+                // Time-lapse paced by event time: never ahead of the clock.
+                let paced = RealTimePacer(TrafficGenerator(options), eventStartMs: options.startMs, speed: speed,
+                                          clock: wallClockMs, wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
+                                          shouldStop: stop)
+                try produceAll(paced, producer: producer, topic: "beacons", rate: nil, shouldStop: stop,
                                transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
                 producer.close()
             } catch {
@@ -162,6 +167,30 @@ final class LiveView: @unchecked Sendable {
         }
     }
 
+    /// Every beacon counted as rejected must be a row of the `rejects` table
+    /// (the shutdown checkpoint wrote the last ones); `ts_in_future` must be 0
+    /// (the demo injects none). Prints both counts.
+    func checkRejects(_ s: RunStatus, sink: String) {
+        var rows = 0, future = 0
+        do {
+            for f in Inspector.parquetFiles(under: sink + "/rejects") {
+                let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+                rows += r.numRows
+                future += (try r.column(named: "reason")).stringValues?.filter { $0 == "ts_in_future" }.count ?? 0
+            }
+        } catch {
+            print("rejects: cannot read \(sink)/rejects: \(error)")
+            return
+        }
+        let counted = s.counters.rejectedTotal
+        print("rejects: \(counted) counted live, \(rows) rows in \(sink)/rejects; ts_in_future: \(future) rows, "
+              + "\(s.counters.rejected["ts_in_future", default: 0]) counted")
+        if Int64(rows) != counted || future != 0 {
+            print("rejects: MISMATCH — expected every counted reject as a row and no ts_in_future "
+                  + "(a sink left by an earlier run adds its rows: use an empty --sink)")
+        }
+    }
+
     /// The last written window: views, startup p95, rebuffer ratio, top countries.
     static func windowSummary(_ s: RunStatus) -> [String] {
         guard let w = s.lastWindows.last, let interner = s.interner else { return ["(no window written yet)"] }
@@ -181,6 +210,7 @@ final class LiveView: @unchecked Sendable {
 
     func finish(_ s: RunStatus, sink: String) {
         print("\nstopped: \(s.counters.messages) beacons consumed, \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        checkRejects(s, sink: sink)
         print("query them with DuckDB, e.g.:")
         print("  select window_start, sum(views), sum(rebuffer_ms)/sum(playing_ms+rebuffer_ms) as rebuffer_ratio")
         print("  from read_parquet('\(sink)/overall/**/*.parquet', hive_partitioning=true) group by 1 order by 1;")

@@ -15,12 +15,14 @@ struct Generate: ParsableCommand {
         Sessions start by a Poisson process; each plays a scripted view (startup, \
         segments, stalls, seeks, pauses, ladder shifts, errors). Problem knobs: \
         --slow-startup, --rebuffer-rate, --slow-pop, --failing-player, and delivery \
-        faults --late-fraction, --duplicate-fraction, --malformed-fraction.
+        faults --late-fraction, --duplicate-fraction, --malformed-fraction, --future-fraction. \
+        With --kafka in real time, a message leaves when the clock reaches its event time, so no \
+        beacon is ahead of the clock (the rate builds up while the first sessions start).
         """)
 
     @Option(help: "Random seed: the same seed and options give the same bytes.") var seed: UInt64 = 1
     @Option(help: "Number of playback sessions.") var sessions: Int = 1000
-    @Option(help: "Beacons per second: the event-time density, and the real-time pace with --kafka; `max` sends to Kafka as fast as possible.")
+    @Option(help: "Beacons per second of event time (how densely sessions start); with --kafka, messages leave when the clock reaches their event time; `max` sends to Kafka as fast as possible.")
     var rate: String = "2000"
     @Option(help: "Event time of the first session, epoch ms (default: 2026-01-01T00:00:00Z for files; now for --kafka in real time; far enough in the past for --kafka --rate max).")
     var startMs: Int64?
@@ -39,6 +41,10 @@ struct Generate: ParsableCommand {
     @Option(help: "Share of beacons delivered 1–10 min late.") var lateFraction: Double = 0
     @Option(help: "Share of beacons delivered twice.") var duplicateFraction: Double = 0
     @Option(help: "Share of extra malformed messages.") var malformedFraction: Double = 0
+    @Option(help: "Share of extra beacons 10–60 min in the future (rejected as ts_in_future in real time).")
+    var futureFraction: Double = 0
+    @Option(help: "Start as if traffic had flowed this many ms already: sessions in progress, their earlier beacons not sent (steady-state rate at once; count their sessions in --sessions).")
+    var warmStartMs: Int64 = 0
     @Flag(help: "Put country/region explicitly into view_start beacons.") var explicitGeo = false
     @Flag(help: "Print the generator's IP-range table as CSV (input of tools/build_mmdb.py) and exit.")
     var geoTable = false
@@ -46,9 +52,10 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
         guard input == nil || kafka != nil else { throw ValidationError("--input is for --kafka: it produces a file's lines to Kafka") }
+        guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
-                       ("--malformed-fraction", malformedFraction)] where !(0...1).contains(v) {
+                       ("--malformed-fraction", malformedFraction), ("--future-fraction", futureFraction)] where !(0...1).contains(v) {
             throw ValidationError("\(n) must be between 0 and 1")
         }
     }
@@ -60,7 +67,8 @@ struct Generate: ParsableCommand {
         o.slowStartup = slowStartup; o.rebufferRate = rebufferRate
         o.slowPop = slowPop; o.failingPlayer = failingPlayer
         o.lateFraction = lateFraction; o.duplicateFraction = duplicateFraction
-        o.malformedFraction = malformedFraction; o.explicitGeo = explicitGeo
+        o.malformedFraction = malformedFraction; o.futureFraction = futureFraction
+        o.explicitGeo = explicitGeo; o.warmStartMs = warmStartMs
         return o
     }
 
@@ -105,14 +113,23 @@ struct Generate: ParsableCommand {
             }
             let producer = try KafkaProducer(brokers: brokers, extra: extra)
             _ = try producer.checkTopic(topic)
-            let pace = rate == "max" ? nil : Double(rate)
             let progress = { (p: ProduceProgress) in if isatty(2) != 0 { writeStderr("\r\u{1B}[K\(p.sent) sent, \(p.delivered) delivered") } }
-            let done = try input.map { path in
-                try produceAll(try Generate.messages(ofFile: path), producer: producer, topic: topic, rate: pace,
-                               progress: progress, shouldStop: { runStopRequested != 0 })
-            } ?? produceAll(TrafficGenerator(options), producer: producer, topic: topic, rate: pace,
-                            progress: progress, shouldStop: { runStopRequested != 0 },
-                            transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
+            let done: ProduceProgress
+            if let input {
+                // A file's lines carry their own times: paced by count (--rate), sent as they are.
+                done = try produceAll(try Generate.messages(ofFile: input), producer: producer, topic: topic,
+                                      rate: rate == "max" ? nil : Double(rate), progress: progress,
+                                      shouldStop: { runStopRequested != 0 })
+            } else {
+                let gen = options
+                let messages: AnySequence<GeneratedMessage> = rate == "max" ? AnySequence(TrafficGenerator(gen))
+                    : AnySequence(RealTimePacer(TrafficGenerator(gen), eventStartMs: gen.startMs, clock: wallClockMs,
+                                                wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
+                                                shouldStop: { runStopRequested != 0 }))
+                done = try produceAll(messages, producer: producer, topic: topic, rate: nil, progress: progress,
+                                      shouldStop: { runStopRequested != 0 },
+                                      transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
+            }
             producer.close()
             writeStderr("\rproduced \(done.delivered) messages to \(topic) at \(brokers)\u{1B}[K\n")
         } catch let e as KafkaError {

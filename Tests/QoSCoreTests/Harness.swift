@@ -5,6 +5,8 @@ import QoSCore
 final class Harness {
     let engine: SessionEngine<ExactKit>
     private(set) var written: [WindowState<ExactKit>] = []
+    /// Reject rows taken by every flush.
+    private(set) var rejectRows: [RejectRow] = []
     var nowMs: Int64 = 4_000_000_000_000
     var line: Int64 = 0
 
@@ -46,8 +48,14 @@ final class Harness {
         return "{" + body.joined(separator: ",") + "}"
     }
 
-    func flush(_ watermark: Int64) { written += engine.flush(watermark: watermark) }
-    func finish() { written += engine.finish() }
+    func flush(_ watermark: Int64) {
+        written += engine.flush(watermark: watermark)
+        rejectRows += engine.takeRejects(nowMs: nowMs)
+    }
+    func finish() {
+        written += engine.finish()
+        rejectRows += engine.takeRejects(nowMs: nowMs)
+    }
 
     /// Flushes at the replay watermark (what `qos replay` does between messages).
     func flushAtWatermark() { flush(engine.replayWatermark) }
@@ -73,7 +81,6 @@ final class Harness {
     }
 
     var sessionRows: [SessionRow] { written.flatMap(\.sessions) }
-    var rejectRows: [RejectRow] { written.flatMap(\.rejects) }
     func windows(start: Int64) -> [WindowState<ExactKit>] { written.filter { $0.start == start } }
 }
 

@@ -74,7 +74,11 @@ import Generator
                     }
                 }
                 out.append(Written(label: "\(w.start)|\(w.isDelta)", groups: groups, metrics: metrics,
-                                   sessions: w.sessions, rejects: w.rejects))
+                                   sessions: w.sessions, rejects: []))
+            }
+            let rejects = engine.takeRejects(nowMs: 4_000_000_000_000)
+            if !rejects.isEmpty {
+                out.append(Written(label: "rejects", groups: [], metrics: [], sessions: [], rejects: rejects))
             }
         }
         for (i, m) in messages.enumerated() {

@@ -297,7 +297,8 @@ import Testing
         h.beacon("heartbeat", 900_000_000 - 86_400_000 - 30_000, "s4") // exactly at the bound: accepted
         h.finish()
         #expect(h.rejectRows.map(\.reason) == ["ts_in_future", "ts_too_old"])
-        #expect(h.rejectRows[0].ingestedAt == 0 && h.rejectRows[1].ingestedAt == 900_000_000)
+        // Rejected before the partition's first accepted beacon: stamped with that beacon's ts.
+        #expect(h.rejectRows[0].ingestedAt == 900_000_000 && h.rejectRows[1].ingestedAt == 900_000_000)
         #expect(h.rejectRows[1].source == "test:3")
         #expect(h.engine.counters.accepted == 2)
     }

@@ -173,11 +173,21 @@ def test_broker_outage_is_waited_out(tmp_path):
         p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "outage", "--sink", str(sink),
                               "--idle-timeout", "2s", "--until-caught-up", "--metrics-port", "off"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        # The outage starts once the daemon owns its partitions (a fixed sleep
+        # lost that race on a loaded machine and the daemon never met the outage).
+        head = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = p.stderr.readline()
+            head.append(line)
+            if not line or "assigned partitions" in line:
+                break
+        assert any("assigned partitions" in l for l in head), "".join(head)
         broker.signal(signal.SIGUSR1)
         time.sleep(10)
         broker.signal(signal.SIGUSR2)
         _, err = p.communicate(timeout=600)
+        err = "".join(head) + err
         assert p.returncode == 0, err
         assert "kafka:" in err and "retrying" in err, err
         assert_same(sink, qos_tables.load(tmp_path / "replay"))
