@@ -64,7 +64,6 @@ let package = Package(
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator", "Kafka", "QoSBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
         ]),
         // libFuzzer target (`make fuzz`); a stub without -DQOS_FUZZ.
         .executableTarget(name: "QoSFuzz", dependencies: ["Engine"]),
