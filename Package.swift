@@ -3,7 +3,8 @@
 // VideoQoS: video-player beacons -> windowed QoE metrics -> Parquet.
 // Data flows one way: QoSCore (decode, sessions, windows, metrics) and
 // Sketches are pure; Parquet and Enrichment are leaf libraries; Engine wires
-// them to files and Kafka; `qos` is the CLI.
+// them to files and Kafka; `qos` is the CLI. Benchmarks and their fixtures
+// live in QoSBench, so Engine does not link the traffic generator.
 import PackageDescription
 
 /// The hot path is generic code in QoSCore (and Sketches) instantiated in
@@ -40,7 +41,8 @@ let package = Package(
         // Pure logic: no I/O, no C libraries.
         .target(name: "Sketches", swiftSettings: hotPath),
         .target(name: "QoSCore", swiftSettings: hotPath),
-        .target(name: "Generator", dependencies: ["QoSCore"]),
+        .target(name: "SplitMix"),
+        .target(name: "Generator", dependencies: ["QoSCore", "SplitMix"]),
 
         // Leaf libraries.
         .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: hotPath),
@@ -51,30 +53,34 @@ let package = Package(
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Generator", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd",
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
-                                               .product(name: "NIOHTTP1", package: "swift-nio")],
+                                               .product(name: "NIOHTTP1", package: "swift-nio"),
+                                               .product(name: "Yams", package: "Yams")],
                 swiftSettings: hotPath),
+        // Benchmarks and their fixtures (`qos bench`): not linked by Engine.
+        .target(name: "QoSBench", dependencies: ["Engine", "QoSCore", "Generator", "Sketches", "Enrichment", "SplitMix"]),
         .executableTarget(name: "qos", dependencies: [
-            "Engine", "QoSCore", "Generator", "Kafka",
+            "Engine", "QoSCore", "Generator", "Kafka", "QoSBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
         ]),
         // libFuzzer target (`make fuzz`); a stub without -DQOS_FUZZ.
         .executableTarget(name: "QoSFuzz", dependencies: ["Engine"]),
 
         .testTarget(name: "SketchesTests", dependencies: [
-            "Sketches", .product(name: "PropertyBased", package: "swift-property-based"),
+            "Sketches", "SplitMix", "QoSBench", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "QoSCoreTests", dependencies: [
-            "QoSCore", "Generator", .product(name: "PropertyBased", package: "swift-property-based"),
+            "QoSCore", "Generator", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ParquetTests", dependencies: [
-            "Parquet", .product(name: "PropertyBased", package: "swift-property-based"),
+            "Parquet", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment"], exclude: ["known-failures.txt"]),
+        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix"], exclude: ["known-failures.txt"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix"]),
+        // The CLI's --help and flags against the typed configuration.
+        .testTarget(name: "QoSCLITests", dependencies: ["qos", "Engine"]),
     ]
 )

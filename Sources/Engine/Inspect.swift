@@ -87,8 +87,8 @@ public enum Inspector {
         let files = parquetFiles(under: dir)
         guard !files.isEmpty else { throw UserError("no .parquet files under '\(dir)'") }
         var sums: [String: Int64] = [:]
-        var viewers = HLLSketch(lgK: 12)
-        var startup = DDSketch()
+        var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
+        var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         var rows = 0
         var windows = Set<Int64>()
         for path in files {

@@ -1,16 +1,30 @@
 import QoSCore
 import Sketches
 
+/// The parameters of the sketches the engine writes, one home each: file
+/// metadata, table docs, the reader's merge check and `qos inspect` use these.
+public enum SketchParameters {
+    /// DataSketches HLL_8 log2 of the register count.
+    public static let hllLgK = 12
+    /// DDSketch relative accuracy (1 %).
+    public static let ddsketchRelativeAccuracy = 0.01
+    /// The accuracy as file metadata writes it: "0.01".
+    public static var ddsketchRelativeAccuracyText: String { "\(ddsketchRelativeAccuracy)" }
+    /// The accuracy in percent for docs: "1".
+    public static var ddsketchAccuracyPercent: String { "\(Int((ddsketchRelativeAccuracy * 100).rounded()))" }
+}
+
 /// The sketches the engine writes: DataSketches HLL_8 (lgK 12) for distinct
 /// viewers and DDSketch (1 % relative accuracy, Python's `ceil` key
-/// convention) for durations. Thin wrappers so QoSCore stays sketch-agnostic.
+/// convention) for durations (`SketchParameters`). Thin wrappers so QoSCore
+/// stays sketch-agnostic.
 public enum DataSketchesKit: SketchKit {
     public typealias Distinct = ViewerHLL
     public typealias Quantiles = DurationSketch
 }
 
 public struct ViewerHLL: DistinctCounter {
-    public var hll = HLLSketch(lgK: 12)
+    public var hll = HLLSketch(lgK: SketchParameters.hllLgK)
     public init() {}
     public init(_ hll: HLLSketch) { self.hll = hll }
     @inline(__always) public mutating func insert(_ item: String) { hll.update(item) }
@@ -21,7 +35,7 @@ public struct ViewerHLL: DistinctCounter {
 }
 
 public struct DurationSketch: QuantileSummary {
-    public var sketch = DDSketch(relativeAccuracy: 0.01)
+    public var sketch = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
     public init() {}
     public init(_ sketch: DDSketch) { self.sketch = sketch }
     @inline(__always) public mutating func add(_ value: Double) { sketch.add(value) }

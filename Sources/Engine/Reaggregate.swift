@@ -43,7 +43,7 @@ public struct ReaggregateOptions: Sendable {
     public var compact = false
     /// Missing table directories are skipped instead of being an error.
     public var skipMissingTables = false
-    public var zstdLevel = 3
+    public var zstdLevel = Defaults.zstdLevel
     public var progress = false
     /// After swapping a compacted directory in, wait this long before
     /// deleting the replaced files (readers still listing the old directory).
@@ -304,8 +304,8 @@ public final class ReaggregateJob {
             ("videoqos.kind", kind),
             ("videoqos.source", source)]
         if let dims { m.append(("videoqos.dimensions", dims.joined(separator: ","))) }
-        return m + [("hll.type", "HLL_8"), ("hll.lg_k", "12"),
-                    ("ddsketch.relative_accuracy", "0.01"), ("ddsketch.key", "ceil")]
+        return m + [("hll.type", "HLL_8"), ("hll.lg_k", "\(SketchParameters.hllLgK)"),
+                    ("ddsketch.relative_accuracy", SketchParameters.ddsketchRelativeAccuracyText), ("ddsketch.key", "ceil")]
     }
 
     /// Merges metric-table files into one output window's groups and encodes them.

@@ -8,5 +8,5 @@
 //   Aho-Corasick literal prefilter.
 // - UserAgentClassifier.swift — `UserAgentClassifier`: the parse plus
 //   `DeviceType` (DeviceType.swift, docs/device-type.md) behind an LRU cache.
-// - Bench.swift — `EnrichmentBench.run()`; SyntheticMMDB.swift builds its
-//   database; SampleUserAgents.swift is its user-agent mix.
+// Its benchmark (`EnrichmentBench`), the synthetic MaxMind DB writer and the
+// user-agent mix live in the QoSBench module.

@@ -1,20 +1,10 @@
 import Foundation
 
-/// SplitMix64: small, fast, and the same sequence on every platform, so a
-/// `--seed` always produces the same bytes.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
+import SplitMix
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The generator's draws on SplitMix64 (Sources/SplitMix: one home for the
+/// stream `qos generate`, the benchmarks and the tests use).
+extension SplitMix64 {
     /// Uniform in [0, 1).
     public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 

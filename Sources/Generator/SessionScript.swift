@@ -1,4 +1,5 @@
 import QoSCore
+import SplitMix
 
 /// Knobs of the synthetic traffic. Defaults describe a healthy platform.
 public struct GeneratorOptions: Sendable {

@@ -1,4 +1,5 @@
 import QoSCore
+import SplitMix
 
 /// Viewers and videos, derived from the seed so a viewer keeps its device,
 /// player and address across sessions (returning viewers).

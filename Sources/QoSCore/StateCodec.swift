@@ -98,31 +98,32 @@ public protocol CheckpointableSketch {
 extension SessionMetrics {
     /// The counters in checkpoint order, one call each (explicit, not key
     /// paths or an array: this runs for every group of every open window at
-    /// every checkpoint). `setCounters` reads them back in the same order.
-    @inline(__always) func forEachCounter(_ f: (Int64) -> Void) {
-        f(views); f(plays); f(startupMsSum); f(startupMsCount); f(vsf); f(ebvs); f(vpf); f(playingMs)
-        f(rebufferCount); f(rebufferMs); f(seekCount); f(seekMs); f(bitrateMsSum); f(bitratePlayedMs)
-        f(upshifts); f(downshifts); f(sessionsEnded); f(sessionMsSum); f(completed); f(concurrentPlays)
-        f(missingStart); f(lateEvents); f(duplicates); f(segment.requests); f(segment.failedRequests)
-        f(segment.http4xx); f(segment.http5xx); f(segment.slowRequests); f(segment.cacheHits)
-        f(segment.bytes); f(segment.downloadMsSum)
+    /// every checkpoint). The one list both `encode` (reads each) and
+    /// `decode` (assigns each) walk, so the number of counters and their
+    /// order cannot differ between writer and reader.
+    @inline(__always) mutating func visitCounters(_ f: (inout Int64) throws -> Void) rethrows {
+        try f(&views); try f(&plays); try f(&startupMsSum); try f(&startupMsCount); try f(&vsf); try f(&ebvs)
+        try f(&vpf); try f(&playingMs); try f(&rebufferCount); try f(&rebufferMs); try f(&seekCount); try f(&seekMs)
+        try f(&bitrateMsSum); try f(&bitratePlayedMs); try f(&upshifts); try f(&downshifts); try f(&sessionsEnded)
+        try f(&sessionMsSum); try f(&completed); try f(&concurrentPlays); try f(&missingStart); try f(&lateEvents)
+        try f(&duplicates); try f(&segment.requests); try f(&segment.failedRequests); try f(&segment.http4xx)
+        try f(&segment.http5xx); try f(&segment.slowRequests); try f(&segment.cacheHits); try f(&segment.bytes)
+        try f(&segment.downloadMsSum)
     }
 
-    mutating func setCounters(_ c: [Int64]) {
-        (views, plays, startupMsSum, startupMsCount, vsf, ebvs, vpf, playingMs) = (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7])
-        (rebufferCount, rebufferMs, seekCount, seekMs, bitrateMsSum, bitratePlayedMs) = (c[8], c[9], c[10], c[11], c[12], c[13])
-        (upshifts, downshifts, sessionsEnded, sessionMsSum, completed, concurrentPlays) = (c[14], c[15], c[16], c[17], c[18], c[19])
-        (missingStart, lateEvents, duplicates) = (c[20], c[21], c[22])
-        (segment.requests, segment.failedRequests, segment.http4xx, segment.http5xx) = (c[23], c[24], c[25], c[26])
-        (segment.slowRequests, segment.cacheHits, segment.bytes, segment.downloadMsSum) = (c[27], c[28], c[29], c[30])
+    /// How many counters a checkpoint holds per group: counted from
+    /// `visitCounters`, not written by hand.
+    static var counterCount: Int {
+        var m = SessionMetrics<K>(), n = 0
+        m.visitCounters { _ in n += 1 }
+        return n
     }
-
-    static var counterCount: Int { 31 }
 }
 
 extension SessionMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
-        forEachCounter { w.int($0) }
+        var counters = self  // copies the counters; the sketches are shared, not copied
+        counters.visitCounters { w.int($0) }
         w.blob(viewers.checkpointBytes())
         w.blob(startupSketch.checkpointBytes())
         w.blob(sessionSketch.checkpointBytes())
@@ -133,10 +134,7 @@ extension SessionMetrics where K: CheckpointableSketchKit {
 
     static func decode(_ r: inout StateReader) throws -> SessionMetrics<K> {
         var m = SessionMetrics<K>()
-        var c: [Int64] = []
-        c.reserveCapacity(counterCount)
-        for _ in 0..<counterCount { c.append(try r.int()) }
-        m.setCounters(c)
+        try m.visitCounters { $0 = try r.int() }
         m.viewers = try K.Distinct(checkpoint: r.blob())
         m.startupSketch = try K.Quantiles(checkpoint: r.blob())
         m.sessionSketch = try K.Quantiles(checkpoint: r.blob())

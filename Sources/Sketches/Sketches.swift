@@ -9,7 +9,6 @@
 //   HLLUnion.swift           union gadget semantics (merge)
 //   DDSketch.swift           DDSketch, log mapping (Python `ceil` keys), collapsing-lowest store
 //   DDSketchProtobuf.swift   hand-written ddsketch.proto encoder/decoder
-//   SketchBench.swift        update-rate microbenchmark
 
 #if canImport(Glibc)
 import Glibc

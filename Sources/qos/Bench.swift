@@ -1,5 +1,5 @@
 import ArgumentParser
-import Engine
+import QoSBench
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

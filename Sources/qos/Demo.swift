@@ -14,27 +14,38 @@ struct Demo: ParsableCommand {
         broken player version included) in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
-        which clears them (--sink must be empty or hold a previous demo's output).
+        which clears them (--sink must be empty or hold a previous demo's output). \
+        --config and QOS_* environment variables (the keys of `qos run`) set the window, lateness, \
+        sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; the demo's own \
+        broker, fast checkpoints and idle timeout stay (brokers, topic, group, instance, idle_timeout, \
+        checkpoint_*, metrics_* and kafka are checked and ignored).
         """)
 
-    @Option(help: "Output directory: empty, or a previous demo's output (cleared first).") var sink: String = "output"
+    @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
+    @Option(name: .customLong("sink"), help: ArgumentHelp("Output directory: empty, or a previous demo's output (cleared first) (default \(Defaults.sink)).")) var sinkOption: String?
     @Option(help: "Seconds to run.") var duration: Double = 60
     @Option(help: "Beacons per second of event time.") var rate: Double = 3000
     @Option(help: "Time-lapse factor: event time runs this many times faster than the clock.") var speed: Double = 10
-    @Option(help: "Window size.") var window: String = "2m"
+    @Option(help: ArgumentHelp("Window size \(defaultDuration(Defaults.engine.windowMs)).")) var window: String?
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file(s) for the geo breakdown (make demo builds them).")
     var geoipDb: [String] = []
     @Option(help: "Partitions of the demo topic.") var partitions: Int = 6
 
     func run() throws {
         try QoS.guarded {
+            let c = try loadConfiguration(file: config) { l in
+                l.set(.sink, flag: sinkOption)
+                l.set(.window, flag: window)
+                l.set(geoipDb: geoipDb)
+            }
+            let sink = c.sink
             installStopHandlers()
             let broker: MockBroker
             do { broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions]) } catch let e as KafkaError {
                 throw UserError(e.message)
             }
             defer { broker.close() }
-            try prepareSink()
+            try Demo.prepareSink(sink)
             print("embedded broker at \(broker.bootstrapServers) (in memory only), sink \(sink)/")
             let seconds = duration
             var gen = GeneratorOptions()
@@ -49,17 +60,19 @@ struct Demo: ParsableCommand {
             gen.malformedFraction = 0.001
             let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed)
             producer.start()
-            var o = RunOptions()
+            var o = c.runOptions()
             o.brokers = broker.bootstrapServers
-            o.sink = sink
-            o.config.windowMs = try Duration.parse(window, "--window")
+            o.topic = "beacons"
+            o.group = Defaults.group
+            o.instance = RunOptions.defaultInstance()
             o.checkpointIntervalMs = 1000
+            o.checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
             o.idleTimeoutMs = 5000
             o.durationSeconds = seconds
-            o.enricher = try makeEnricher(geoip: geoipDb, uaRegexes: nil, log: { print($0) })
-            o.log = { _ in }
+            o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { print($0) })
+            o.log = .silent
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
-            o.kafka = ["session.timeout.ms": "6000"]
+            o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
             let view = LiveView(speed: speed)
             o.onCheckpoint = { view.show($0) }
             let status = try RunJob(o).run()
@@ -76,7 +89,7 @@ extension Demo {
     /// name offsets of a broker that is gone. So a demo starts from a clean
     /// sink: an earlier demo's output (marked by `_qos/demo`) is cleared,
     /// saying so; a sink holding anything else is refused.
-    func prepareSink() throws {
+    static func prepareSink(_ sink: String) throws {
         let entries = CheckpointStore.listFiles(sink)  // dot files (e.g. .gitkeep) stay
         if !entries.isEmpty {
             guard access("\(sink)/\(Demo.marker)", F_OK) == 0 else {

@@ -71,7 +71,9 @@ struct Reaggregate: ParsableCommand {
         guard grace >= 0 else { throw ValidationError("--grace must be ≥ 0") }
         if let from { _ = try Reaggregate.time(from, "--from") }
         if let to { _ = try Reaggregate.time(to, "--to") }
-        if let grain { _ = try Duration.parse(grain, "--grain") }
+        if let grain {
+            do { _ = try DurationText.parse(grain, "--grain") } catch let e as UserError { throw ValidationError(e.message) }
+        }
     }
 
     static func time(_ s: String, _ flag: String) throws -> Int64 {
@@ -86,7 +88,7 @@ struct Reaggregate: ParsableCommand {
         o.sink = sink
         o.tables = allTables ? TableSchemas.tableNames : [table!]
         o.skipMissingTables = allTables
-        if let grain { o.grainMs = try Duration.parse(grain, "--grain") }
+        if let grain { o.grainMs = try DurationText.parse(grain, "--grain") }
         if let from { o.fromMs = try Reaggregate.time(from, "--from") }
         if let to { o.toMs = try Reaggregate.time(to, "--to") }
         o.dims = dims.map { $0.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty } }

@@ -32,7 +32,7 @@ import QoSCore
             options.checkpointIntervalMs = 3_600_000
             options.checkpointMinIntervalMs = 3_600_000
             let box = LogBox()
-            options.log = { box.lines.append($0) }
+            options.log = Logger { _, message in box.lines.append(message) }
             logBox = box
         }
         var logBox: LogBox

@@ -3,6 +3,7 @@ import Testing
 @testable import Engine
 import Generator
 import QoSCore
+import SplitMix
 
 /// The deterministic short form of `make fuzz`: 100 000 mutations of the
 /// generator's output and of the hostile cases (`tests/fuzz/hostile.ndjson`)

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Enrichment
+import SplitMix
+import QoSBench
 
 @Suite("GeoIP")
 struct GeoIPTests {

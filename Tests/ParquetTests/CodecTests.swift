@@ -1,6 +1,7 @@
 import Testing
 import PropertyBased
 @testable import Parquet
+import SplitMix
 
 /// The layers below the file format, each on its own.
 @Suite struct ThriftCompactTests {

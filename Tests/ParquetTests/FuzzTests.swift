@@ -1,5 +1,6 @@
 import Testing
 @testable import Parquet
+import SplitMix
 
 /// Corrupted files must make the reader throw a ParquetError or succeed — never trap.
 @Suite struct FuzzTests {

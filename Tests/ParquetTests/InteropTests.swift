@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Parquet
+import SplitMix
 
 /// A file we write for the external readers, with what they must see.
 struct InteropCase {

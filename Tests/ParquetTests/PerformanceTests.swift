@@ -1,5 +1,6 @@
 import Testing
 @testable import Parquet
+import SplitMix
 
 /// A flush-sized table (10^5 rows, engine-like columns) must write and read in
 /// reasonable time even in a debug build, and compress well.

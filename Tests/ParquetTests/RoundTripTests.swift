@@ -1,6 +1,7 @@
 import Testing
 import PropertyBased
 @testable import Parquet
+import SplitMix
 
 struct RandomTable {
     var schema: [ParquetField] = []

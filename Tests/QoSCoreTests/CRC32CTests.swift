@@ -1,6 +1,7 @@
 import Generator
 @testable import QoSCore
 import Testing
+import SplitMix
 
 /// CRC-32C against the published check values (RFC 3720 appendix B.4 and
 /// the catalogue's check value), a bitwise reference at every length and

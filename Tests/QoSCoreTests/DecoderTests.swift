@@ -1,6 +1,7 @@
 import Generator
 import Testing
 @testable import QoSCore
+import SplitMix
 
 @Suite struct DecoderTests {
     func decode(_ s: String) -> [DecodedItem] { BeaconDecoder.decode(Array(s.utf8)) }

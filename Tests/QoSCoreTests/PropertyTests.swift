@@ -2,6 +2,7 @@ import Testing
 import PropertyBased
 import Generator
 @testable import QoSCore
+import SplitMix
 
 /// Whole-engine properties over generated traffic: results must not depend
 /// on how input is split across instances or on the window size.

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Sketches
+import SplitMix
+import QoSBench
 
 /// Statistical accuracy over many random seeds. Inputs are pre-hashed 64-bit values from
 /// SplitMix64 through `update(hash:)` (Murmur hashing itself is covered by the interop tests),
@@ -14,7 +16,7 @@ import Testing
         var within = 0
         var worst = 0.0
         for seed in 0 ..< seeds {
-            var rng = SketchBench.SplitMix64(seed: UInt64(seed) &* 0x1000_0001 &+ 17)
+            var rng = SplitMix64(seed: UInt64(seed) &* 0x1000_0001 &+ 17)
             var s = HLLSketch(lgK: 12)
             for _ in 0 ..< n { s.update(hash: rng.next()) }
             let err = abs(s.estimate / Double(n) - 1)
@@ -30,7 +32,7 @@ import Testing
         let rse = 1.03896 / (4096.0).squareRoot()
         var within = 0
         for seed in 0 ..< 20 {
-            var rng = SketchBench.SplitMix64(seed: UInt64(seed) + 1000)
+            var rng = SplitMix64(seed: UInt64(seed) + 1000)
             let hashes = (0 ..< 1_000_000).map { _ in rng.next() }
             var a = HLLSketch(lgK: 12), b = HLLSketch(lgK: 12)
             for h in hashes[0 ..< 600_000] { a.update(hash: h) }
@@ -45,7 +47,7 @@ import Testing
     /// Small cardinalities through the composite estimator (linear-counting branch).
     @Test func hllCompositeSmallCardinalities() {
         for n in [500, 2000, 5000, 20000] {
-            var rng = SketchBench.SplitMix64(seed: UInt64(n))
+            var rng = SplitMix64(seed: UInt64(n))
             var a = HLLSketch(lgK: 12), b = HLLSketch(lgK: 12)
             for i in 0 ..< n {
                 let h = rng.next()
@@ -64,7 +66,7 @@ import Testing
         var violations: [String] = []
         for seed in 0 ... 100 {
             let n = seed == 100 ? 1_000_000 : 100_000
-            var rng = SketchBench.SplitMix64(seed: UInt64(seed) &+ 99)
+            var rng = SplitMix64(seed: UInt64(seed) &+ 99)
             var s = DDSketch()
             var values = [Double]()
             values.reserveCapacity(n)

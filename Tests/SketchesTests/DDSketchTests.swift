@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Sketches
+import SplitMix
 
 @Suite struct DDSketchTests {
     static let mappingHex = "0a0909fd4a815abf52f03f"  // mapping { gamma = 1.0202020202020203 }
@@ -146,7 +147,7 @@ import Testing
     }
 
     @Test func pythonDecodesOurSketches() throws {
-        var rng = SketchBench.SplitMix64(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var sketches: [[String: Any]] = []
         var ours: [(DDSketch, [Double])] = []
         for n in [1, 10, 1000, 100_000] {

@@ -95,3 +95,30 @@ def test_unwritable_sink_is_one_line_error(generated, tmp_path):
     r = qos("replay", generated, "--sink", blocker / "sub", check=False)
     lines = error_lines(r.stderr)
     assert r.returncode != 0 and len(lines) == 1 and ("sink" in lines[0] or "directory" in lines[0])
+
+
+def test_replay_config_file_and_environment_equal_flags(generated, tmp_path):
+    """qos replay reads the daemon's config file and QOS_* environment: the
+    same settings given as flags, in a file or in the environment write the
+    same bytes; a key replay has no use for (brokers) is accepted, a bad value
+    is one line naming the key, its origin and the expected form."""
+    qos("replay", generated, "--sink", tmp_path / "flags", "--window", "10m", "--zstd-level", "0", "--quiet")
+    cfg = tmp_path / "qos.yaml"
+    cfg.write_text(f"sink: {tmp_path / 'file'}\nwindow: 10m\nzstd_level: 0\nbrokers: kafka:9092\n")
+    qos("replay", generated, "--config", cfg, "--quiet")
+    env = dict(os.environ, QOS_WINDOW="10m", QOS_ZSTD_LEVEL="0", QOS_SINK=str(tmp_path / "env"))
+    subprocess.run([qos_bin(), "replay", str(generated), "--quiet"], check=True, capture_output=True, env=env)
+    flags = tree(tmp_path / "flags")
+    assert flags and tree(tmp_path / "file") == flags and tree(tmp_path / "env") == flags
+    assert flags != tree_of_default(generated, tmp_path)  # the settings did change the output
+    bad = dict(os.environ, QOS_ZSTD_LEVEL="fast")
+    r = subprocess.run([qos_bin(), "replay", str(generated), "--sink", str(tmp_path / "bad")],
+                       capture_output=True, text=True, env=bad)
+    lines = error_lines(r.stderr)
+    assert r.returncode != 0 and lines == [
+        "qos: error: zstd_level: 'fast' (from environment variable QOS_ZSTD_LEVEL) is not an integer from 0 (uncompressed) to 22"]
+
+
+def tree_of_default(generated, tmp_path):
+    qos("replay", generated, "--sink", tmp_path / "default", "--quiet")
+    return tree(tmp_path / "default")

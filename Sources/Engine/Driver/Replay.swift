@@ -10,9 +10,9 @@ import QoSCore
 /// of input the watermark goes to +∞ and everything is written.
 public struct ReplayOptions {
     public var inputs: [String] = []
-    public var sink = "output"
+    public var sink = Defaults.sink
     public var config = EngineConfig()
-    public var zstdLevel = 3
+    public var zstdLevel = Defaults.zstdLevel
     public var enricher: Enricher = NoEnricher()
     /// How input lines become beacons (Formats/).
     public var format: any RecordFormat = BeaconJSONFormat()

@@ -11,25 +11,25 @@ import QoSCore
 /// epoch: files staged, manifest committed (offsets + partition states),
 /// files published, then offsets committed to Kafka for lag monitoring only.
 public struct RunOptions {
-    public var brokers = "localhost:9092"
-    public var topic = "beacons"
-    public var group = "videoqos"
-    public var sink = "output"
+    public var brokers = Defaults.brokers
+    public var topic = Defaults.topic
+    public var group = Defaults.group
+    public var sink = Defaults.sink
     public var config = EngineConfig()
-    public var zstdLevel = 3
+    public var zstdLevel = Defaults.zstdLevel
     public var enricher: Enricher = NoEnricher()
     /// librdkafka properties passed through unchanged (`kafka.*` keys).
     public var kafka: [String: String] = [:]
     public var instance = RunOptions.defaultInstance()
     /// A partition idle this long (wall clock) does not hold the watermark back.
-    public var idleTimeoutMs: Int64 = 30_000
+    public var idleTimeoutMs = Defaults.idleTimeoutMs
     /// Checkpoint at least this often even when no window is due (bounds replay after a crash).
-    public var checkpointIntervalMs: Int64 = 10_000
+    public var checkpointIntervalMs = Defaults.checkpointIntervalMs
     /// A window that becomes due sooner than this after the previous
     /// checkpoint waits for it (wall clock): while catching up, several
     /// windows then share one checkpoint instead of one each. Window latency
     /// grows by at most this much.
-    public var checkpointMinIntervalMs: Int64 = 2_000
+    public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
     public var pollBatch = 5000
     /// Batch mode: once this instance owns every partition and has read each to its end, treat
     /// that as the end of input (close every session, write every window,
@@ -43,7 +43,7 @@ public struct RunOptions {
     /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
     public var onCheckpoint: ((RunStatus) -> Void)?
     /// Structured log lines on stderr (logfmt: `ts=… level=… msg="…"`).
-    public var log: (String) -> Void = { writeStderr(logfmt($0)) }
+    public var log: Logger = .stderr
 
     public init() {}
 
@@ -80,13 +80,6 @@ public struct RunStatus: Sendable {
     public var internedValues = 0
 }
 
-/// One logfmt line: timestamp, level (`warn` for data loss and broker trouble), message.
-public func logfmt(_ message: String, level: String? = nil) -> String {
-    let lvl = level ?? (message.contains("DATA LOSS") ? "error" : message.contains("kafka:") ? "warn" : "info")
-    let escaped = message.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-    return "ts=\(CivilTime(epochMs: wallClockMs()).iso) level=\(lvl) msg=\"\(escaped)\"\n"
-}
-
 /// glibc's mallopt (malloc.h is not part of the Glibc module).
 @_silgen_name("mallopt")
 func qosMallopt(_ param: Int32, _ value: Int32) -> Int32
@@ -115,7 +108,7 @@ public final class RunJob {
         _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
         #endif
         let store = driver.store
-        try store.openState(accept: o.acceptStateLoss, log: o.log)  // rolls forward, like recover()
+        try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource
         do {
             // Short fetch waits: catch-up is not held back by brokers (librdkafka's
@@ -125,9 +118,9 @@ public final class RunJob {
             source = try KafkaRecordSource(brokers: o.brokers, group: o.group, topic: o.topic, properties: extra,
                                            logHandler: { m in
                                                guard m.level <= 3 else { return }  // librdkafka errors only
-                                               writeStderr(logfmt("kafka: \(m.facility): \(m.message)", level: "warn"))
+                                               writeStderr(logfmt(level: .warn, message: "kafka: \(m.facility): \(m.message)"))
                                            })
-            try store.checkCluster(source.clusterId(), topic: o.topic, accept: o.acceptStateLoss, log: o.log)
+            try store.checkCluster(source.clusterId(), topic: o.topic, accept: o.acceptStateLoss, log: o.log.warn)
         } catch let e as KafkaError {
             throw UserError(e.message)
         }

@@ -244,12 +244,12 @@ public final class StreamDriver {
     /// retained, records were skipped): logged every time.
     func logError(_ e: SourceError, _ now: Int64) {
         if e.dataLoss {
-            o.log("qos run: DATA LOSS: \(e.message) — Kafka no longer retains the checkpointed offset; raise the topic's retention")
+            o.log.error("qos run: DATA LOSS: \(e.message) — Kafka no longer retains the checkpointed offset; raise the topic's retention")
             return
         }
         if now - (lastErrorLog[e.kind] ?? 0) >= 10_000 {
             lastErrorLog[e.kind] = now
-            o.log("qos run: kafka: \(e.message) (retrying)")
+            o.log.warn("qos run: kafka: \(e.message) (retrying)")
         }
     }
 }

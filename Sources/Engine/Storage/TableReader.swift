@@ -170,7 +170,7 @@ public enum TableReader {
                 throw UserError("'\(path)': row \(i): viewers_hll is not a DataSketches HLL sketch (\(error))")
             }
         }
-        let reference = DDSketch(relativeAccuracy: 0.01)
+        let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         for (name, kp) in quantileColumns where names.contains(name) {
             for (i, b) in try blobs(r, name, path).enumerated() {
                 let s: DDSketch
@@ -178,7 +178,7 @@ public enum TableReader {
                     throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
                 }
                 guard s.canMerge(reference) else {
-                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not 0.01 — it cannot be merged")
+                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
                 }
                 rows[i].m[keyPath: kp] = DurationSketch(s)
             }

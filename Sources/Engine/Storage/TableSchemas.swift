@@ -84,11 +84,11 @@ public enum TableSchemas {
         return [
             .int("views", "Sessions whose first view_start is in the window.") { $0.m.views },
             .double("unique_viewers", "Estimate of distinct viewer_id over those views (from viewers_hll).") { $0.m.viewers.estimate },
-            .blob("viewers_hll", "DataSketches HLL_8 lgK 12, compact serialization.") { $0.m.viewers.serialized() },
+            .blob("viewers_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK), compact serialization.") { $0.m.viewers.serialized() },
             .int("plays", "Sessions whose first play_start is in the window.") { $0.m.plays },
             .int("startup_ms_sum", "Σ startup time (first play_start − view_start, 0…5 min).") { $0.m.startupMsSum },
             .int("startup_ms_count", "Sessions with a startup time.") { $0.m.startupMsCount },
-            .blob("startup_ms_sketch", "DDSketch (1 % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch.serialized() },
+            .blob("startup_ms_sketch", "DDSketch (\(SketchParameters.ddsketchAccuracyPercent) % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch.serialized() },
             q("startup_ms_p50", 0.5), q("startup_ms_p90", 0.9), q("startup_ms_p95", 0.95), q("startup_ms_p99", 0.99),
             .int("vsf", "Video start failures: first fatal error before play_start, after view_start.") { $0.m.vsf },
             .double("vsf_rate", "vsf / views (null when no views).") { ratio($0.m.vsf, $0.m.views) },

@@ -13,7 +13,7 @@ public struct WindowFileWriter {
     /// Identifies the input (files or topic) in names and metadata.
     public let inputTag: String
 
-    public init(sink: FileSink, windowMs: Int64, inputTag: String, zstdLevel: Int = 3) {
+    public init(sink: FileSink, windowMs: Int64, inputTag: String, zstdLevel: Int = Defaults.zstdLevel) {
         self.sink = sink
         self.windowMs = windowMs
         self.inputTag = inputTag
@@ -122,8 +122,8 @@ public struct WindowFileWriter {
          ("videoqos.window_ms", String(windowMs)),
          ("videoqos.kind", kind),
          ("videoqos.source", sourceRange),
-         ("hll.type", "HLL_8"), ("hll.lg_k", "12"),
-         ("ddsketch.relative_accuracy", "0.01"), ("ddsketch.key", "ceil")]
+         ("hll.type", "HLL_8"), ("hll.lg_k", "\(SketchParameters.hllLgK)"),
+         ("ddsketch.relative_accuracy", SketchParameters.ddsketchRelativeAccuracyText), ("ddsketch.key", "ceil")]
     }
 }
 

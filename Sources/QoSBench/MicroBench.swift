@@ -1,8 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Engine
 import Enrichment
 import Generator
+import SplitMix
 import QoSCore
 import Sketches
 
@@ -127,3 +129,6 @@ public enum MicroBench {
 /// glibc's malloc_trim (not exported by the Glibc module).
 @_silgen_name("malloc_trim")
 func qosMallocTrim(_ pad: Int) -> Int32
+
+/// The monotonic clock the benchmarks time with (one reading function for QoSBench).
+private func monotonicSeconds() -> Double { SketchBench.now() }

@@ -6,9 +6,11 @@
 // 32-bit records, IPv4 networks at ::/96, data section of maps/strings/uints,
 // metadata after "\xAB\xCD\xEFMaxMind.com".
 
+import Enrichment
 import Foundation
+import SplitMix
 
-struct SyntheticMMDB {
+public struct SyntheticMMDB {
     indirect enum Value {
         case string(String)
         case uint16(UInt16)
@@ -147,7 +149,7 @@ struct SyntheticMMDB {
     /// Builds a City and an ASN database over `networks` random networks,
     /// writes them into `directory`, and returns (city path, asn path,
     /// `samples` addresses inside the networks, Zipf-distributed over networks).
-    static func makeBenchmarkDatabases(in directory: URL, networks: Int = 20_000, samples: Int = 200_000, seed: UInt64 = 7)
+    public static func makeBenchmarkDatabases(in directory: URL, networks: Int = 20_000, samples: Int = 200_000, seed: UInt64 = 7)
         throws -> (city: String, asn: String, addresses: [String]) {
         var rng = SplitMix64(seed: seed)
         var city = SyntheticMMDB(databaseType: "GeoIP2-City")

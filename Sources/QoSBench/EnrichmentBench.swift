@@ -1,6 +1,8 @@
 // Throughput benchmarks for the Enrichment module (called by the bench harness).
 
+import Enrichment
 import Foundation
+import SplitMix
 
 public enum EnrichmentBench {
     /// Runs every benchmark with defaults: uap-core regexes from

@@ -3,6 +3,8 @@
 // browsers, smart TVs and sticks, consoles, native player stacks) plus a few
 // bots, expanded over versions and models.
 
+import SplitMix
+
 public enum SampleUserAgents {
     /// Base templates; `{v}` is replaced by a browser/app major version, `{m}`
     /// by a device model, `{o}` by an OS version.
@@ -92,18 +94,5 @@ public enum SampleUserAgents {
             out.append(all[lo].userAgent)
         }
         return out
-    }
-}
-
-/// Small deterministic PRNG for benchmarks and test data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

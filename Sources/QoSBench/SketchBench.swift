@@ -1,5 +1,7 @@
 // Update-rate microbenchmark, for a harness to call (no executable here, no I/O).
 // Uses the monotonic clock; inputs are generated before timing starts.
+import Sketches
+import SplitMix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,19 +11,6 @@ import Darwin
 #endif
 
 public enum SketchBench {
-    /// SplitMix64: a cheap, well-mixed 64-bit stream (used for pre-hashed inputs).
-    public struct SplitMix64: Sendable {
-        public var state: UInt64
-        public init(seed: UInt64) { state = seed }
-        @inlinable public mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

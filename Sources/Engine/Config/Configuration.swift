@@ -1,0 +1,223 @@
+import QoSCore
+
+/// The settings of `qos run`, `qos replay` and `qos demo`: one typed value,
+/// decoded from the layers defaults < YAML config file < `QOS_*` environment
+/// < flags (`ConfigurationLayers`). README "The daemon", Settings, lists the
+/// keys; a test keeps that list, `--help` and `Key` equal.
+///
+/// Every value arrives as text (a YAML scalar, an environment variable, a
+/// flag) and is parsed here, so each layer gets the same checks: an unknown
+/// key or a bad value is a `ConfigurationError` naming the key, the value
+/// and the expected form — never a silent fallback to the default.
+public struct Configuration: Decodable, Equatable, Sendable {
+    /// Kafka bootstrap servers.
+    public var brokers = Defaults.brokers
+    /// Topic to consume.
+    public var topic = Defaults.topic
+    /// Consumer group.
+    public var group = Defaults.group
+    /// Output directory.
+    public var sink = Defaults.sink
+    /// The engine's event-time knobs: window, lateness, max_lateness,
+    /// session_timeout, session_max, group_cap, slow_request_ms.
+    public var engine = Defaults.engine
+    public var idleTimeoutMs = Defaults.idleTimeoutMs
+    public var checkpointIntervalMs = Defaults.checkpointIntervalMs
+    public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
+    /// Instance id, unique per running process (nil: host-pid).
+    public var instance: String?
+    /// MaxMind DB files (City/Country and ASN).
+    public var geoipDb: [String] = []
+    /// uap-core regexes.yaml.
+    public var uaRegexes = Defaults.uaRegexes
+    /// ZSTD level of Parquet pages, 0 (uncompressed) ... 22.
+    public var zstdLevel = Defaults.zstdLevel
+    /// librdkafka properties passed through unchanged.
+    public var kafka: [String: String] = [:]
+    /// Port of /metrics and /healthz (0: any free port; nil: off).
+    public var metricsPort = Defaults.metricsPort
+    public var metricsHost = Defaults.metricsHost
+
+    public init() {}
+
+    /// Every key of a config file; `QOS_<KEY>` in the environment and
+    /// `--<key-with-dashes>` on the command line.
+    public enum Key: String, CodingKey, CaseIterable, Sendable {
+        case brokers, topic, group, sink, window, lateness
+        case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
+        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, metrics_port, metrics_host
+
+        /// The environment variable: `QOS_MAX_LATENESS`.
+        public var environmentName: String { "QOS_" + rawValue.uppercased() }
+        /// The flag: `--max-lateness`.
+        public var flag: String { "--" + rawValue.replacingOccurrences(of: "_", with: "-") }
+
+        /// What a value must look like.
+        public var expected: String {
+            switch self {
+            case .window: "a duration > 0 such as 90s, 2m, 1h"
+            case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
+                 .checkpoint_min_interval: DurationText.form
+            case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
+            case .group_cap: "an integer ≥ 1"
+            case .slow_request_ms: "an integer number of milliseconds ≥ 0"
+            case .metrics_port: "a port number 0-65535 (0 = any free port) or off"
+            case .geoip_db: "a list of .mmdb paths"
+            case .kafka: "a mapping of librdkafka properties"
+            case .brokers, .topic, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
+            }
+        }
+
+        /// The keys joined for an error message.
+        public static var list: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    }
+
+    /// Keys outside `Key` (to name an unknown one).
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        for k in try decoder.container(keyedBy: AnyKey.self).allKeys where Key(rawValue: k.stringValue) == nil {
+            throw ConfigurationError.unknownKey(k.stringValue, origin: nil)
+        }
+        let c = try decoder.container(keyedBy: Key.self)
+        func text(_ k: Key) throws -> String? {
+            guard c.contains(k) else { return nil }
+            guard let s = try? c.decode(String.self, forKey: k) else { throw ConfigurationError.badValue(k, "(not text)") }
+            return s
+        }
+        func string(_ k: Key) throws -> String? {
+            guard let s = try text(k) else { return nil }
+            guard !s.isEmpty else { throw ConfigurationError.badValue(k, s) }
+            return s
+        }
+        func duration(_ k: Key) throws -> Int64? {
+            guard let s = try text(k) else { return nil }
+            guard let ms = DurationText.milliseconds(s) else { throw ConfigurationError.badValue(k, s) }
+            return ms
+        }
+        func integer(_ k: Key, _ range: ClosedRange<Int64>) throws -> Int64? {
+            guard let s = try text(k) else { return nil }
+            guard s.allSatisfy({ $0.isASCII }), let v = Int64(s), range.contains(v) else { throw ConfigurationError.badValue(k, s) }
+            return v
+        }
+
+        brokers = try string(.brokers) ?? brokers
+        topic = try string(.topic) ?? topic
+        group = try string(.group) ?? group
+        sink = try string(.sink) ?? sink
+        if let w = try duration(.window) {
+            guard w > 0 else { throw ConfigurationError.badValue(.window, try text(.window) ?? "") }
+            engine.windowMs = w
+        }
+        engine.latenessMs = try duration(.lateness) ?? engine.latenessMs
+        engine.maxLatenessMs = try duration(.max_lateness) ?? engine.maxLatenessMs
+        engine.sessionTimeoutMs = try duration(.session_timeout) ?? engine.sessionTimeoutMs
+        engine.sessionMaxMs = try duration(.session_max) ?? engine.sessionMaxMs
+        engine.groupsPerWindowMax = try integer(.group_cap, 1...Int64(Int32.max)).map { Int($0) } ?? engine.groupsPerWindowMax
+        engine.slowRequestMs = try integer(.slow_request_ms, 0...Int64.max) ?? engine.slowRequestMs
+        idleTimeoutMs = try duration(.idle_timeout) ?? idleTimeoutMs
+        checkpointIntervalMs = try duration(.checkpoint_interval) ?? checkpointIntervalMs
+        checkpointMinIntervalMs = try duration(.checkpoint_min_interval) ?? checkpointMinIntervalMs
+        instance = try string(.instance) ?? instance
+        if c.contains(.geoip_db) {
+            guard let list = try? c.decode([String].self, forKey: .geoip_db), !list.contains("") else {
+                throw ConfigurationError.badValue(.geoip_db, "(not a list of paths)")
+            }
+            geoipDb = list
+        }
+        uaRegexes = try string(.ua_regexes) ?? uaRegexes
+        zstdLevel = try integer(.zstd_level, 0...Int64(Defaults.zstdLevelMax)).map { Int($0) } ?? zstdLevel
+        if c.contains(.kafka) {
+            guard let map = try? c.decode([String: String].self, forKey: .kafka) else {
+                throw ConfigurationError.badValue(.kafka, "(not a mapping)")
+            }
+            kafka = map
+        }
+        if let p = try text(.metrics_port) {
+            if p == "off" { metricsPort = nil } else {
+                guard p.allSatisfy({ $0.isASCII }), let n = Int(p), (0...65535).contains(n) else {
+                    throw ConfigurationError.badValue(.metrics_port, p)
+                }
+                metricsPort = n
+            }
+        }
+        metricsHost = try string(.metrics_host) ?? metricsHost
+        if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
+    }
+
+    /// `qos run`'s options (everything but what only the CLI knows: the
+    /// enricher, duration, batch mode, state-loss acceptance, callbacks).
+    public func runOptions() -> RunOptions {
+        var o = RunOptions()
+        o.brokers = brokers
+        o.topic = topic
+        o.group = group
+        o.sink = sink
+        o.config = engine
+        o.zstdLevel = zstdLevel
+        o.kafka = kafka
+        if let instance { o.instance = instance }
+        o.idleTimeoutMs = idleTimeoutMs
+        o.checkpointIntervalMs = checkpointIntervalMs
+        o.checkpointMinIntervalMs = checkpointMinIntervalMs
+        return o
+    }
+
+    /// `qos replay`'s options (inputs, enricher and progress are the CLI's).
+    public func replayOptions() -> ReplayOptions {
+        var o = ReplayOptions()
+        o.sink = sink
+        o.config = engine
+        o.zstdLevel = zstdLevel
+        return o
+    }
+}
+
+/// Where a setting came from, for error messages.
+public enum ConfigurationOrigin: Equatable, Sendable, CustomStringConvertible {
+    case file(String)
+    case environment(String)
+    case flag(String)
+
+    public var description: String {
+        switch self {
+        case .file(let path): "config file '\(path)'"
+        case .environment(let name): "environment variable \(name)"
+        case .flag(let flag): flag
+        }
+    }
+}
+
+/// A setting that cannot be used, in one line naming the key, the value, where
+/// it came from and what it should look like.
+public enum ConfigurationError: OperatorError, Equatable {
+    /// A key no setting has.
+    case unknownKey(String, origin: ConfigurationOrigin?)
+    /// A value that does not parse; `origin` is filled in by `ConfigurationLayers`.
+    case badValue(Configuration.Key, String, origin: ConfigurationOrigin? = nil)
+    /// Values that parse but do not fit together, or a malformed flag.
+    case invalid(String)
+    /// A config file that cannot be read or is not a YAML mapping.
+    case file(String)
+
+    public var description: String {
+        switch self {
+        case .unknownKey(let k, let origin):
+            if case .environment(let name) = origin {
+                let valid = Configuration.Key.allCases.filter { $0 != .kafka }.map(\.environmentName) + ["QOS_KAFKA_<PROPERTY>"]
+                return "environment variable \(name) is not a qos setting — valid: \(valid.joined(separator: ", "))"
+            }
+            return "\(origin?.description ?? "configuration"): unknown key '\(k)' — valid keys: \(Configuration.Key.list)"
+        case .badValue(let k, let v, let origin):
+            return "\(k.rawValue): '\(v)'\(origin.map { " (from \($0))" } ?? "") is not \(k.expected)"
+        case .invalid(let s), .file(let s):
+            return s
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Enrichment
+import QoSCore
+
+/// The default of every setting of `qos run`, `qos replay` and `qos demo`,
+/// one home each (README "The daemon", Settings). The engine's event-time
+/// knobs (window, lateness, max lateness, session timeout and maximum, group
+/// cap, slow request) have theirs in `EngineConfig` (QoSCore), which the
+/// core uses without this module; `Defaults.engine` names them here.
+public enum Defaults {
+    public static let brokers = "localhost:9092"
+    public static let topic = "beacons"
+    public static let group = "videoqos"
+    public static let sink = "output"
+    /// Window, lateness, max lateness, session timeout/max, group cap, slow request ms.
+    public static let engine = EngineConfig()
+    /// A partition idle this long (wall clock) does not hold the watermark back.
+    public static let idleTimeoutMs: Int64 = 30_000
+    /// Checkpoint at least this often even when no window is due.
+    public static let checkpointIntervalMs: Int64 = 10_000
+    /// A window due sooner than this after the last checkpoint waits for it.
+    public static let checkpointMinIntervalMs: Int64 = 2_000
+    /// ZSTD level of Parquet pages (0 = uncompressed).
+    public static let zstdLevel = 3
+    /// The highest ZSTD level libzstd accepts.
+    public static let zstdLevelMax = 22
+    /// Port of /metrics and /healthz (nil = off).
+    public static let metricsPort: Int? = 9309
+    /// Address /metrics and /healthz listen on: loopback only.
+    public static let metricsHost = "127.0.0.1"
+    /// uap-core's rules as Debian installs them.
+    public static let uaRegexes = UserAgentClassifier.defaultRegexesPath
+}

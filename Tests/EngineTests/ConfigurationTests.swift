@@ -1,0 +1,167 @@
+import Foundation
+import Testing
+@testable import Engine
+import QoSCore
+
+/// The typed configuration of run / replay / demo: layering, and an error —
+/// never a silent fallback — for every unknown key and bad value.
+@Suite struct ConfigurationTests {
+    func resolve(yaml: String? = nil, env: [(String, String)] = [], flags: (inout ConfigurationLayers) throws -> Void = { _ in })
+        throws -> Configuration {
+        var l = ConfigurationLayers()
+        if let yaml { try l.load(yaml: yaml, path: "c.yaml") }
+        try l.load(environment: env.map { (name: $0.0, value: $0.1) })
+        try flags(&l)
+        return try l.resolve()
+    }
+
+    func error(yaml: String? = nil, env: [(String, String)] = [], flags: (inout ConfigurationLayers) throws -> Void = { _ in })
+        -> String? {
+        do { _ = try resolve(yaml: yaml, env: env, flags: flags) } catch let e as ConfigurationError {
+            return e.description
+        } catch { return "not a ConfigurationError: \(error)" }
+        return nil
+    }
+
+    @Test func defaultsAreTheNamedConstants() throws {
+        let c = try resolve()
+        #expect(c == Configuration())
+        #expect(c.brokers == Defaults.brokers && c.sink == Defaults.sink && c.zstdLevel == Defaults.zstdLevel)
+        #expect(c.engine == EngineConfig() && c.metricsPort == 9309 && c.instance == nil)
+        #expect(c.idleTimeoutMs == Defaults.idleTimeoutMs && c.checkpointIntervalMs == Defaults.checkpointIntervalMs)
+    }
+
+    @Test func flagsBeatEnvironmentBeatFileBeatDefaults() throws {
+        let yaml = "window: 10m\nlateness: 1m\ntopic: from-file\nzstd_level: 5\nkafka:\n  client.id: file\n  acks: all\n"
+        let env = [("QOS_LATENESS", "2m"), ("QOS_TOPIC", "from-env"), ("QOS_KAFKA_CLIENT_ID", "env"), ("QOS_BIN", "/x/qos")]
+        let c = try resolve(yaml: yaml, env: env) { l in
+            l.set(.topic, flag: "from-flag")
+            l.set(.sink, flag: nil)  // not given: no effect
+            try l.set(kafka: ["acks=1"])
+        }
+        #expect(c.engine.windowMs == 600_000)       // file
+        #expect(c.engine.latenessMs == 120_000)     // env over file
+        #expect(c.topic == "from-flag")             // flag over env over file
+        #expect(c.sink == Defaults.sink)            // default
+        #expect(c.zstdLevel == 5)
+        #expect(c.kafka == ["client.id": "env", "acks": "1"])  // merged property by property
+    }
+
+    @Test func everyKeyIsReadFromEveryLayer() throws {
+        let values: [Configuration.Key: String] = [
+            .brokers: "b:1", .topic: "t", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
+            .session_timeout: "1m", .session_max: "1h", .idle_timeout: "3s", .checkpoint_interval: "4s",
+            .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
+            .group_cap: "7", .slow_request_ms: "9", .metrics_port: "off", .metrics_host: "0.0.0.0",
+        ]
+        var expected = Configuration()
+        (expected.brokers, expected.topic, expected.group, expected.sink) = ("b:1", "t", "g", "s")
+        expected.engine.windowMs = 3_600_000; expected.engine.latenessMs = 1000; expected.engine.maxLatenessMs = 3_600_000
+        expected.engine.sessionTimeoutMs = 60_000; expected.engine.sessionMaxMs = 3_600_000
+        expected.engine.groupsPerWindowMax = 7; expected.engine.slowRequestMs = 9
+        (expected.idleTimeoutMs, expected.checkpointIntervalMs, expected.checkpointMinIntervalMs) = (3000, 4000, 5000)
+        expected.instance = "i"; expected.geoipDb = ["a.mmdb"]; expected.uaRegexes = "r.yaml"; expected.zstdLevel = 0
+        expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"
+        #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
+
+        let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")
+        #expect(try resolve(yaml: yaml) == expected)
+        #expect(try resolve(env: values.map { ($0.key.environmentName, $0.value) }) == expected)
+        let viaFlags = try resolve { l in
+            for (k, v) in values where k != .geoip_db { l.set(k, flag: v) }
+            l.set(geoipDb: ["a.mmdb"])
+        }
+        #expect(viaFlags == expected)
+    }
+
+    @Test func yamlScalarsAreReadAsWritten() throws {
+        // YAML 1.1 would read `off` as false; the setting means "off".
+        let c = try resolve(yaml: "metrics_port: off\ngeoip_db: [a.mmdb, b.mmdb]\nkafka:\n  enable.idempotence: true\n")
+        #expect(c.metricsPort == nil)
+        #expect(c.geoipDb == ["a.mmdb", "b.mmdb"])
+        #expect(c.kafka == ["enable.idempotence": "true"])
+        #expect(try resolve(yaml: "geoip_db: one.mmdb").geoipDb == ["one.mmdb"])
+        #expect(try resolve(env: [("QOS_GEOIP_DB", "a.mmdb,b.mmdb")]).geoipDb == ["a.mmdb", "b.mmdb"])
+        #expect(try resolve(yaml: "").brokers == Defaults.brokers)  // an empty file sets nothing
+    }
+
+    @Test func unknownKeysNameTheValidOnes() {
+        let file = error(yaml: "windw: 2m")
+        #expect(file?.contains("config file 'c.yaml': unknown key 'windw'") == true, "\(file ?? "no error")")
+        #expect(file?.contains("valid keys: brokers, topic") == true)
+        let env = error(env: [("QOS_WINDW", "2m")])
+        #expect(env?.contains("environment variable QOS_WINDW is not a qos setting") == true, "\(env ?? "no error")")
+        #expect(env?.contains("QOS_WINDOW") == true && env?.contains("QOS_KAFKA_<PROPERTY>") == true)
+        #expect(error(env: [("QOS_KAFKA", "x")])?.contains("QOS_KAFKA is not a qos setting") == true)
+        // Not QOS_: not ours.
+        #expect(error(env: [("WINDOW", "x"), ("QOS_BIN", "x")]) == nil)
+        // JSON decoded directly (not through the layers) checks too.
+        #expect(throws: ConfigurationError.unknownKey("windw", origin: nil)) {
+            try JSONDecoder().decode(Configuration.self, from: Data(#"{"windw": "2m"}"#.utf8))
+        }
+    }
+
+    /// Every kind of bad value, from each layer: one line naming key, value, origin and form.
+    @Test(arguments: [
+        ("window", "2x", "a duration > 0"), ("window", "0s", "a duration > 0"), ("window", "90", "a duration > 0"),
+        ("lateness", "-5s", "a duration such as"), ("lateness", "1.5m", "a duration such as"),
+        ("max_lateness", "99999999999999999d", "a duration such as"),
+        ("session_timeout", "", "a duration such as"), ("idle_timeout", "soon", "a duration such as"),
+        ("checkpoint_interval", "10", "a duration such as"), ("checkpoint_min_interval", "2 s", "a duration such as"),
+        ("session_max", "6hours", "a duration such as"),
+        ("zstd_level", "fast", "an integer from 0"), ("zstd_level", "23", "an integer from 0"), ("zstd_level", "-1", "an integer from 0"),
+        ("group_cap", "0", "an integer ≥ 1"), ("group_cap", "1e5", "an integer ≥ 1"),
+        ("slow_request_ms", "-1", "≥ 0"), ("slow_request_ms", "200ms", "≥ 0"),
+        ("metrics_port", "65536", "a port number"), ("metrics_port", "no", "a port number"),
+        ("brokers", "", "a non-empty string"), ("instance", "", "a non-empty string"),
+    ])
+    func badValuesAreErrors(key: String, value: String, form: String) throws {
+        let k = try #require(Configuration.Key(rawValue: key))
+        let fromEnv = error(env: [(k.environmentName, value)])
+        #expect(fromEnv == "\(key): '\(value)' (from environment variable \(k.environmentName)) is not \(k.expected)")
+        #expect(k.expected.contains(form))
+        let fromFlag = error { $0.set(k, flag: value) }
+        #expect(fromFlag == "\(key): '\(value)' (from \(k.flag)) is not \(k.expected)")
+        let fromFile = error(yaml: "\(key): \"\(value)\"")
+        #expect(fromFile == "\(key): '\(value)' (from config file 'c.yaml') is not \(k.expected)")
+    }
+
+    @Test func badShapesInTheFileAreErrors() {
+        #expect(error(yaml: "window:")?.hasPrefix("window: '' (from config file 'c.yaml')") == true)
+        #expect(error(yaml: "window: [2m]")?.hasPrefix("window: ") == true)
+        #expect(error(yaml: "kafka: acks")?.hasPrefix("kafka: 'acks' (from config file 'c.yaml') is not a mapping") == true)
+        #expect(error(yaml: "geoip_db: {a: b}")?.hasPrefix("geoip_db: ") == true)
+        #expect(error(yaml: "- window")?.contains("must be a YAML mapping") == true)
+        #expect(error(yaml: "window: [")?.contains("is not valid YAML") == true)
+        #expect(error { try $0.set(kafka: ["acks"]) } == "--kafka 'acks': expected key=value, e.g. --kafka security.protocol=SSL")
+        #expect(error { try $0.set(kafka: ["=1"]) }?.hasPrefix("--kafka '=1'") == true)
+    }
+
+    @Test func valuesThatDoNotFitTogetherAreErrors() {
+        let e = error(env: [("QOS_MAX_LATENESS", "30d")])
+        #expect(e?.contains("must stay below 24.8 days") == true, "\(e ?? "no error")")
+    }
+
+    @Test func durationTextRoundTrips() {
+        for (text, ms) in [("500ms", Int64(500)), ("90s", 90_000), ("2m", 120_000), ("1h", 3_600_000), ("1d", 86_400_000), ("0s", 0)] {
+            #expect(DurationText.milliseconds(text) == ms)
+        }
+        for ms: Int64 in [1, 1500, 90_000, 120_000, 3_600_000, 86_400_000, 0] {
+            #expect(DurationText.milliseconds(DurationText.format(ms)) == ms)
+        }
+        #expect(DurationText.format(120_000) == "2m")
+        #expect(throws: UserError.self) { try DurationText.parse("9999999999999999999d", "--grain") }
+    }
+
+    /// README "The daemon", Settings, lists exactly the keys of `Configuration.Key`.
+    @Test func readmeListsTheKeys() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "- **Settings**"))
+        let end = try #require(readme.range(of: "- **Time bound.**", range: start.upperBound..<readme.endIndex))
+        let text = String(readme[start.upperBound..<end.lowerBound])
+        // Keys are written `key` followed by a space, comma, colon or "(": not `QOS_…`, `--…`, `file.yaml`.
+        let listed = Set(text.matches(of: /`([a-z][a-z_]*)`/).map { String($0.1) })
+        #expect(listed == Set(Configuration.Key.allCases.map(\.rawValue)), "README keys differ: \(listed.symmetricDifference(Configuration.Key.allCases.map(\.rawValue)))")
+    }
+}

@@ -1,0 +1,45 @@
+import Engine
+import Testing
+@testable import qos
+
+/// `--help` cannot drift from the settings: every key of `Configuration.Key`
+/// has its flag, and the discussion lists the keys.
+@Suite struct HelpTests {
+    @Test func runHasAFlagForEveryKey() {
+        let help = Run.helpMessage(columns: 10_000)
+        for k in Configuration.Key.allCases {
+            #expect(help.contains(k.flag + " "), "qos run --help lacks \(k.flag)")
+            #expect(help.contains(k.rawValue), "qos run --help does not list key \(k.rawValue)")
+        }
+    }
+
+    @Test func replayAndDemoHaveTheFlagsOfTheKeysTheyUse() {
+        let replay = Replay.helpMessage(columns: 10_000)
+        let used: [Configuration.Key] = [.sink, .window, .lateness, .max_lateness, .session_timeout, .session_max,
+                                         .group_cap, .slow_request_ms, .zstd_level, .geoip_db, .ua_regexes]
+        for k in used { #expect(replay.contains(k.flag + " "), "qos replay --help lacks \(k.flag)") }
+        #expect(replay.contains("--config "))
+        let demo = Demo.helpMessage(columns: 10_000)
+        for k: Configuration.Key in [.sink, .window, .geoip_db] { #expect(demo.contains(k.flag + " ")) }
+        #expect(demo.contains("--config "))
+    }
+
+    @Test func helpDefaultsAreTheConfigurationDefaults() {
+        let help = Run.helpMessage(columns: 10_000)
+        #expect(help.contains("(default \(DurationText.format(Defaults.engine.windowMs)))"))
+        #expect(help.contains("(default \(Defaults.brokers))"))
+        #expect(help.contains("(default \(Defaults.zstdLevel))"))
+    }
+
+    /// Flags reach the configuration (the environment of the test run holds no QOS_ settings).
+    @Test func flagsParseIntoTheConfiguration() throws {
+        let run = try Run.parse(["--window", "10m", "--zstd-level", "7", "--kafka", "acks=all", "--metrics-port", "off",
+                                 "--geoip-db", "a.mmdb", "--geoip-db", "b.mmdb", "--group-cap", "5"])
+        let c = try run.configuration()
+        #expect(c.engine.windowMs == 600_000 && c.zstdLevel == 7 && c.kafka == ["acks": "all"] && c.metricsPort == nil)
+        #expect(c.geoipDb == ["a.mmdb", "b.mmdb"] && c.engine.groupsPerWindowMax == 5)
+        #expect(throws: ConfigurationError.badValue(.zstd_level, "x", origin: .flag("--zstd-level"))) {
+            try Run.parse(["--zstd-level", "x"]).configuration()
+        }
+    }
+}
