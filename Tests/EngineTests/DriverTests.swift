@@ -21,7 +21,8 @@ import QoSCore
         let clock = ManualClock(wallMs: DriverTests.wall)
         var options = RunOptions()
         var driver: StreamDriver!
-        var log: [String] = []
+        /// The driver's log lines.
+        let logBox = LogBox()
 
         init(sink: String, instance: String = "test-a") throws {
             self.sink = sink
@@ -31,11 +32,9 @@ import QoSCore
             // Checkpoints only when a test asks for them, unless it sets a policy.
             options.checkpointIntervalMs = 3_600_000
             options.checkpointMinIntervalMs = 3_600_000
-            let box = LogBox()
+            let box = logBox
             options.log = Logger { _, message in box.lines.append(message) }
-            logBox = box
         }
-        var logBox: LogBox
 
         @discardableResult
         func start(_ source: MemoryRecordSource) throws -> StreamDriver {
@@ -134,7 +133,7 @@ import QoSCore
     @Test func aCrashBetweenCommitAndPublishIsFinishedByTheNextStart() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let reference = try Self.uninterrupted(Self.source(partitions: 3), sink: dir + "/reference", checkpointAfterPolls: 4)
+        _ = try Self.uninterrupted(Self.source(partitions: 3), sink: dir + "/reference", checkpointAfterPolls: 4)
 
         struct Crash: Error {}
         let src = Self.source(partitions: 3)
@@ -163,7 +162,6 @@ import QoSCore
         #expect(want.count > 20)
         #expect(want.keys.sorted() == got.keys.sorted())
         for (path, bytes) in want { #expect(got[path] == bytes, "\(path) differs") }
-        _ = reference
     }
 
     @Test func revocationMidEpochHandsPartitionsOverAtTheirCheckpoint() throws {
@@ -218,6 +216,7 @@ import QoSCore
         src.revoke([1], lost: true)
         try d.step()
         #expect(d.book.ids == [0])
+        #expect(h.logBox.lines.contains { $0.contains("revoked partitions [1] (lost)") })
         let manifests = try d.store.manifests()
         #expect(manifests.count == 1 && manifests[0].partitions.map(\.partition) == [0])
         // Its new owner finds no checkpoint of 1 and reads it from the beginning.
