@@ -132,7 +132,7 @@ public enum ParquetCompression: Sendable, Equatable {
     case zstd(level: Int)
 }
 
-/// Writer knobs. Defaults follow SPEC §6 (ZSTD, dictionary strings, statistics).
+/// Writer knobs. Defaults follow docs/semantics.md §5 (ZSTD, dictionary strings, statistics).
 public struct ParquetWriterOptions: Sendable {
     public var compression: ParquetCompression = .zstd(level: 3)
     /// A new row group starts when the current one reaches this many rows ...

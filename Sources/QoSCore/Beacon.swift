@@ -1,4 +1,4 @@
-/// The beacon model (SPEC §2). `schemas/beacon.schema.json` is normative;
+/// The beacon model (docs/semantics.md §1). `schemas/beacon.schema.json` is normative;
 /// this type mirrors it field for field.
 
 /// A player event type. Raw values are stable (used in checkpoints).
@@ -31,7 +31,7 @@ public enum EventType: UInt8, Sendable, CaseIterable {
     }
 }
 
-/// Why a session closed (SPEC §3).
+/// Why a session closed (docs/semantics.md §2).
 public enum CloseReason: UInt8, Sendable, CaseIterable {
     case ended, exit, error, timeout, maxLength
 
@@ -88,7 +88,7 @@ public struct Beacon: Sendable, Equatable {
     }
 }
 
-/// Hard limits on input (SPEC §2). Every string field has a byte limit so no
+/// Hard limits on input (docs/semantics.md §1). Every string field has a byte limit so no
 /// input can make memory grow without bound.
 public enum BeaconLimits {
     public static let messageBytesMax = 1 << 20

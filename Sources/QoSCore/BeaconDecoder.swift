@@ -1,4 +1,4 @@
-/// Byte-level beacon decoder (SPEC §2). Reads one Kafka message — a JSON
+/// Byte-level beacon decoder (docs/semantics.md §1). Reads one Kafka message — a JSON
 /// object or an array of objects — from raw UTF-8 bytes, looks only for the
 /// known keys, validates unknown values without building them, and returns
 /// for each object either a `Beacon` or a `Reject` with a reason code.

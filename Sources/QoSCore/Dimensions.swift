@@ -1,4 +1,4 @@
-/// Output tables and their dimensions (SPEC §5), and the interning of
+/// Output tables and their dimensions (docs/semantics.md §4), and the interning of
 /// dimension values into small integers.
 
 /// The grouped metric tables. `sessions` and `rejects` are row tables and

@@ -1,7 +1,7 @@
-/// Every knob of the core engine, with SPEC defaults. All durations are
+/// Every knob of the core engine, with the defaults of docs/semantics.md. All durations are
 /// milliseconds of event time unless the name says otherwise.
 public struct EngineConfig: Sendable, Equatable {
-    /// Tumbling window size (SPEC §4, default 2 min).
+    /// Tumbling window size (docs/semantics.md §3, default 2 min).
     public var windowMs: Int64 = 120_000
     /// Allowed lateness subtracted from the max `ts` for the watermark (default 30 s).
     public var latenessMs: Int64 = 30_000

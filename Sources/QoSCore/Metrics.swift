@@ -1,4 +1,4 @@
-/// Metric accumulators (SPEC §5). Every field is additive or a mergeable
+/// Metric accumulators (docs/semantics.md §4). Every field is additive or a mergeable
 /// sketch, so the state of a group in a window can be merged with the state
 /// of the same group from another file (late delta, another instance) and
 /// rolled up to coarser windows. Derived columns are computed on output.
@@ -89,7 +89,7 @@ public struct SegmentMetrics<K: SketchKit>: Sendable, Equatable {
         throughputSketch.merge(o.throughputSketch)
     }
 
-    /// Adds one segment request (SPEC §5: a missing status counts as success).
+    /// Adds one segment request (docs/semantics.md §4: a missing status counts as success).
     public mutating func add(_ b: Beacon, slowMs: Int64) {
         requests += 1
         if let s = b.httpStatus {

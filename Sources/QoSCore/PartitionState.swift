@@ -1,4 +1,4 @@
-/// The sessions of one input partition, its event-time watermark (SPEC §3)
+/// The sessions of one input partition, its event-time watermark (docs/semantics.md §2)
 /// and its share of the open windows. Close decisions depend only on this
 /// partition's message order, and all of a partition's state lives here so
 /// it can be checkpointed and moved to another instance on its own.

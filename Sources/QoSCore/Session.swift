@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-/// Per-session state (SPEC §3).
+/// Per-session state (docs/semantics.md §2).
 
 /// Attributes derived from an IP address or a user agent. The engine's
 /// enrichment layer implements `Enricher`; QoSCore stays free of I/O.
@@ -185,7 +185,7 @@ public final class SessionState {
         get { base &+ Int64(_latest) }
         set { _latest = offset(newValue) }
     }
-    /// The partition watermark when the latest beacon was applied (SPEC §3;
+    /// The partition watermark when the latest beacon was applied (docs/semantics.md §2;
     /// `.min` before the first).
     public var arrivalMark: Int64 {
         get { time(_arrival) ?? .min }

@@ -1,4 +1,4 @@
-/// The per-event rules of SPEC §5 and session closes (window flushes: SessionEngine+Flush.swift).
+/// The per-event rules of docs/semantics.md §4 and session closes (window flushes: SessionEngine+Flush.swift).
 extension SessionEngine {
     /// Attributes are fixed per field by the first beacon that carries each
     /// (explicit beacon fields before IP / user-agent lookups, which run at

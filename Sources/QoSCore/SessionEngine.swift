@@ -68,7 +68,7 @@ public final class SessionEngine<K: SketchKit> {
 
     public func countMessage() { counters.messages += 1 }
 
-    /// Applies one beacon (SPEC §3): admission, watermark closes, gap close,
+    /// Applies one beacon (docs/semantics.md §2): admission, watermark closes, gap close,
     /// duplicate check, then the event itself.
     public func apply(_ b: Beacon, partition pid: Int32, source: SourcePosition,
                       raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {

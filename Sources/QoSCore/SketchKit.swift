@@ -1,4 +1,4 @@
-/// The mergeable-state protocols behind the sketch columns (SPEC §5). The
+/// The mergeable-state protocols behind the sketch columns (docs/semantics.md §4). The
 /// aggregation code is generic over a `SketchKit`; the engine plugs in the
 /// DataSketches HLL / DDSketch kit, tests can plug in an exact kit.
 

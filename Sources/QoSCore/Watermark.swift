@@ -1,4 +1,4 @@
-/// The instance watermark (SPEC §4): min over the partitions this instance
+/// The instance watermark (docs/semantics.md §3): min over the partitions this instance
 /// reads of (max `ts` seen − allowed lateness), where a partition idle for
 /// the idle timeout (wall clock) does not hold it back. When every partition
 /// is idle the watermark is the max over them, so an idle instance still

@@ -1,4 +1,4 @@
-/// Windows and late deltas (SPEC §4). Every contribution is routed by the
+/// Windows and late deltas (docs/semantics.md §3). Every contribution is routed by the
 /// `ts` it is attributed to: into the window's base state while the window
 /// is unwritten, into its late delta once it has been written.
 

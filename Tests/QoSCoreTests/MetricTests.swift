@@ -1,7 +1,7 @@
 import Testing
 @testable import QoSCore
 
-/// One test per metric rule of SPEC §5, with beacons built by hand and the
+/// One test per metric rule of docs/semantics.md §4, with beacons built by hand and the
 /// exact expected numbers.
 @Suite struct MetricTests {
     @Test func basicViewStartupPlayingAndCompletion() {

@@ -33,7 +33,7 @@ import SplitMix
         #expect(s.key(s.gamma) == 1)
     }
 
-    /// notes/sketches.md fixture (Python ddsketch 3.0.1), without its negative value.
+    /// Fixture from Python ddsketch 3.0.1, without its negative value.
     @Test func canonicalEncodingFixture() throws {
         var s = DDSketch()
         let added = [1.0, 1.01, 1.03, 0.0].map { s.add($0) }

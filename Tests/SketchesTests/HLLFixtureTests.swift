@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Sketches
 
-/// Fixtures produced by Python datasketches 5.2.0 (notes/sketches.md), hll_sketch(lgK, HLL_8).
+/// Fixtures produced by Python datasketches 5.2.0, hll_sketch(lgK, HLL_8).
 @Suite struct HLLFixtureTests {
     func sketch(_ items: [String], lgK: Int = 12) -> HLLSketch {
         var s = HLLSketch(lgK: lgK)

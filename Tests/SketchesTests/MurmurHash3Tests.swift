@@ -15,7 +15,7 @@ import Testing
         #expect(h.h1 == 0 && h.h2 == 0)
     }
 
-    /// Vectors with the DataSketches seed 9001 (notes/sketches.md, checked against datasketches).
+    /// Vectors with the DataSketches seed 9001 (checked against Python datasketches).
     @Test func dataSketchesSeedVectors() {
         let zero = MurmurHash3.hash128(Array("0".utf8))
         #expect(zero.h1 == 0xec84_1554_109e_84c7 && zero.h2 == 0x0e36_a769_127a_d52b)

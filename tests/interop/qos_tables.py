@@ -76,7 +76,7 @@ class Merged:
         return out
 
 
-# Not part of the exactness guarantees (SPEC §5): point samples and
+# Not part of the exactness guarantees (docs/semantics.md §4): point samples and
 # processing-order counters.
 UNSTABLE = {"concurrent_plays", "late_events"}
 

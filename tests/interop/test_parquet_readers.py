@@ -102,5 +102,5 @@ def test_late_deltas_and_duplicates_are_present(replayed):
     con = duckdb.connect()
     late, dups, views = con.sql(f"select sum(late_events), sum(duplicates), sum(views) from "
                                 f"read_parquet('{sink}/overall/**/*.parquet')").fetchall()[0]
-    # A duplicate that arrives after its session closed opens a new session (SPEC §3).
+    # A duplicate that arrives after its session closed opens a new session (docs/semantics.md §2).
     assert late > 0 and dups > 0 and 600 <= views <= 606

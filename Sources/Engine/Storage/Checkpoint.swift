@@ -3,7 +3,7 @@ import Glibc
 #endif
 import QoSCore
 
-/// Exactly-once publication (SPEC §6, notes/exactly-once.md): a flush epoch
+/// Exactly-once publication (docs/semantics.md §5, docs/architecture.md, "The epoch commit"): a flush epoch
 /// of one instance is
 ///   1. its files written and fsynced under `<sink>/_staging/<instance>/<epoch>/`
 ///      (readers skip `_` directories),

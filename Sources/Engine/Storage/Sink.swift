@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// The file sink (SPEC §6): Hive-style partitions
+/// The file sink (docs/semantics.md §5): Hive-style partitions
 /// `<root>/<table>/dt=YYYY-MM-DD/hour=HH/<file>.parquet` (UTC), and atomic
 /// publication — write `.name.tmp` (readers skip dot files), fsync, rename,
 /// fsync the directory — so readers never see a partial file.

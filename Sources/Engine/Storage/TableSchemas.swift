@@ -64,7 +64,7 @@ public enum TableSchemas {
          .time("window_end", "End of the event-time window (exclusive), UTC.", end)]
     }
 
-    /// The columns of a grouped metric table (SPEC §5).
+    /// The columns of a grouped metric table (docs/semantics.md §4).
     public static func metricColumns<K: SketchKit>(_ table: MetricTable, _: K.Type) -> [OutputColumn<MetricRow<K>>] {
         typealias C = OutputColumn<MetricRow<K>>
         var cols: [C] = windowColumns({ $0.start }, { $0.end })
