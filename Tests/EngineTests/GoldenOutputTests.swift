@@ -8,8 +8,10 @@ import Testing
 /// --malformed-fraction 0.03`, so late, duplicate and malformed beacons),
 /// replayed with an engine clock that makes its last minutes `ts_in_future`.
 /// The expected names and hashes (tests/fixtures/replay-golden.expected)
-/// were written by the binary before the pipeline was restructured: a
-/// refactoring of the data path must leave them unchanged. To re-record
+/// were written by the binary before the pipeline was restructured (and
+/// re-recorded at the fixed input path after checking that the new code
+/// writes exactly the old listing at the old path): a refactoring of the
+/// data path must leave them unchanged. To re-record
 /// after an intended output change: `QOS_GOLDEN_RECORD=1 swift test
 /// --filter GoldenOutputTests`, and say why in the commit.
 @Suite struct GoldenOutputTests {
@@ -35,7 +37,14 @@ import Testing
         let dir = NSTemporaryDirectory() + "qos-golden-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var o = ReplayOptions()
-        o.inputs = [Self.fixtures + "/replay-golden.ndjson.zst"]
+        // The input's path is part of every file (`videoqos.source` metadata):
+        // read it from one fixed path, so the bytes do not depend on where the
+        // repository is checked out.
+        let input = "/tmp/qos-golden-input/replay-golden.ndjson.zst"
+        try? FileManager.default.createDirectory(atPath: "/tmp/qos-golden-input", withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: input)
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/replay-golden.ndjson.zst", toPath: input)
+        o.inputs = [input]
         o.sink = dir + "/out"
         o.nowMs = { 1_767_227_500_000 }
         let summary = try ReplayJob(o).run()
