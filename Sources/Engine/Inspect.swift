@@ -28,14 +28,8 @@ public enum Inspector {
 
     /// Every visible `.parquet` file under `dir` (skipping `.` and `_` names), sorted.
     public static func parquetFiles(under dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
         var out: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafePointer(to: e.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix(".") || name.hasPrefix("_") { continue }
+        for name in CheckpointStore.listFiles(dir) where !name.hasPrefix("_") {  // listFiles skips dot names
             let path = "\(dir)/\(name)"
             if isDirectory(path) { out += parquetFiles(under: path) } else if name.hasSuffix(".parquet") { out.append(path) }
         }
