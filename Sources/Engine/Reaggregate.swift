@@ -376,7 +376,7 @@ struct GroupMerger {
     let keep: [Int]
     var index: [[String]: Int] = [:]
     var keys: [[String]] = []
-    var metrics: [SessionMetrics<DataSketchesKit>] = []
+    var metrics: [GroupMetrics<DataSketchesKit>] = []
     var concMax: [Int64] = []
     var concCur: [Int64] = []
     var concGen: [Int] = []
@@ -393,7 +393,7 @@ struct GroupMerger {
             i = keys.count
             index[key] = i
             keys.append(key)
-            metrics.append(SessionMetrics())
+            metrics.append(GroupMetrics())
             concMax.append(0); concCur.append(0); concGen.append(generation)
         }
         var m = r.m

@@ -8,7 +8,7 @@ import QoSCore
 /// (`FuzzPropertyTests`) and the libFuzzer target (`make fuzz`). A trap
 /// anywhere is the other failure these find.
 public final class EngineSelfCheck {
-    public let engine: SessionEngine<DataSketchesKit>
+    public let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
     let nowMs: Int64
     /// Beacons and rejects the decoder found (objects of arrays counted singly).
@@ -19,7 +19,7 @@ public final class EngineSelfCheck {
     var flushes = 0
 
     public init(nowMs: Int64, config: EngineConfig = EngineConfig()) {
-        engine = SessionEngine(config: config)
+        engine = QoSEngine(config: config)
         // Files are encoded (plan), never published: the sink is not touched.
         writer = WindowFileWriter(sink: FileSink(root: "/nonexistent/qos-self-check"), windowMs: config.windowMs,
                                   inputTag: "check", zstdLevel: 0)

@@ -38,7 +38,7 @@ public enum MicroBench {
         var o = GeneratorOptions()
         o.sessions = messages / 70 + 1
         let payloads = TrafficGenerator(o).prefix(messages).map(\.payload)
-        let engine = SessionEngine<DataSketchesKit>()
+        let engine = QoSEngine<DataSketchesKit>()
         let t0 = monotonicSeconds()
         for (i, p) in payloads.enumerated() {
             p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "b", line: Int64(i)), nowMs: .max / 2) }
@@ -78,7 +78,7 @@ public enum MicroBench {
             if let i = firstIndex(of: key, in: q), i + key.count < q.count { q[i + key.count] = UInt8(ascii: "z") }
             return q
         }
-        let engine = SessionEngine<DataSketchesKit>()
+        let engine = QoSEngine<DataSketchesKit>()
         func open() -> Int { engine.partitions.values.reduce(0) { $0 + $1.sessions.count } }
         func ingest(_ batch: [[UInt8]], from line: Int) {
             for (i, p) in batch.enumerated() {

@@ -51,7 +51,7 @@ public struct GroupKey: Hashable, Sendable {
 
 /// Interns dimension strings. Id 0 is `unknown`, id 1 is `__other__`.
 /// The engine replaces its interner by a smaller one when most strings are
-/// no longer referenced (`SessionEngine.rebuildInternersIfDue`): ids are
+/// no longer referenced (`QoSEngine.rebuildInternersIfDue`): ids are
 /// valid with the interner they came from.
 public final class StringInterner: @unchecked Sendable {
     public static let unknownID: UInt32 = 0
@@ -80,7 +80,7 @@ public final class StringInterner: @unchecked Sendable {
 
     /// A new interner with the strings whose id is marked in `live` (ids 0
     /// and 1 always), in id order, and the map old id → new id (`UInt32.max`
-    /// for a dropped id). See `SessionEngine.rebuildInternersIfDue`.
+    /// for a dropped id). See `QoSEngine.rebuildInternersIfDue`.
     public func keeping(_ live: [Bool]) -> (StringInterner, [UInt32]) {
         let out = StringInterner()
         var map = [UInt32](repeating: .max, count: strings.count)

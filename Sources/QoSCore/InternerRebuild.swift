@@ -2,7 +2,7 @@
 /// strings"): without this, every distinct `video_id`, player version or
 /// error code ever seen would stay in memory for the daemon's life.
 
-/// When `SessionEngine` rebuilds its interners.
+/// When `QoSEngine` rebuilds its interners.
 public struct InternerRebuildPolicy: Sendable {
     /// An interner is rebuilt once it holds more than `max(floor, 2 × n)`
     /// strings, `n` being what it held after its previous rebuild.
@@ -12,7 +12,7 @@ public struct InternerRebuildPolicy: Sendable {
     public init() {}
 }
 
-extension SessionEngine {
+extension QoSEngine {
     /// At the end of a flush: when an interner has grown past its bound,
     /// builds new interners holding only the strings that open state refers
     /// to (open sessions; unwritten windows and deltas; `flushed`, the

@@ -1,5 +1,5 @@
 /// Checkpoint encoding of one partition's state (see StateCodec.swift).
-extension SessionEngine where K: CheckpointableSketchKit {
+extension QoSEngine where K: CheckpointableSketchKit {
     /// Version 2 holds the partition's pending reject rows after its
     /// sessions and ends with a CRC32C of the bytes before it; version 1
     /// (written by older versions: reject rows inside windows, no checksum)
@@ -103,7 +103,7 @@ extension SessionEngine where K: CheckpointableSketchKit {
                 var ids: [UInt32] = [0, 0, 0, 0]
                 for i in 0..<t.dimensions.count { ids[i] = interner.intern(try r.string()) }
                 let slot = win.tables[t.rawValue].slot(GroupKey(ids[0], ids[1], ids[2], ids[3]), cap: .max)
-                win.tables[t.rawValue].metrics[slot] = try SessionMetrics<K>.decode(&r)
+                win.tables[t.rawValue].metrics[slot] = try GroupMetrics<K>.decode(&r)
             }
         }
         for _ in 0..<(try r.count()) { win.sessions.append(try decodeRow(&r)) }

@@ -1,5 +1,5 @@
 /// Checkpoint encoding of open sessions and `sessions` rows.
-extension SessionEngine where K: CheckpointableSketchKit {
+extension QoSEngine where K: CheckpointableSketchKit {
     /// `id`: `s.id`, when the caller has it already.
     func encode(_ s: SessionState, id: String? = nil, _ w: inout StateWriter) {
         // Field by field, no temporary arrays (every open session, every checkpoint).

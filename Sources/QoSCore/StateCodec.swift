@@ -95,7 +95,7 @@ public protocol CheckpointableSketch {
     init(checkpoint: [UInt8]) throws
 }
 
-extension SessionMetrics {
+extension GroupMetrics {
     /// The counters in checkpoint order, one call each (explicit, not key
     /// paths or an array: this runs for every group of every open window at
     /// every checkpoint). The one list both `encode` (reads each) and
@@ -114,13 +114,13 @@ extension SessionMetrics {
     /// How many counters a checkpoint holds per group: counted from
     /// `visitCounters`, not written by hand.
     static var counterCount: Int {
-        var m = SessionMetrics<K>(), n = 0
+        var m = GroupMetrics<K>(), n = 0
         m.visitCounters { _ in n += 1 }
         return n
     }
 }
 
-extension SessionMetrics where K: CheckpointableSketchKit {
+extension GroupMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
         var counters = self  // copies the counters; the sketches are shared, not copied
         counters.visitCounters { w.int($0) }
@@ -132,8 +132,8 @@ extension SessionMetrics where K: CheckpointableSketchKit {
         w.blob(segment.throughputSketch.checkpointBytes())
     }
 
-    static func decode(_ r: inout StateReader) throws -> SessionMetrics<K> {
-        var m = SessionMetrics<K>()
+    static func decode(_ r: inout StateReader) throws -> GroupMetrics<K> {
+        var m = GroupMetrics<K>()
         try m.visitCounters { $0 = try r.int() }
         m.viewers = try K.Distinct(checkpoint: r.blob())
         m.startupSketch = try K.Quantiles(checkpoint: r.blob())

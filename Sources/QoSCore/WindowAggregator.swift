@@ -5,7 +5,7 @@
 /// The groups of one metric table in one window.
 public struct TableAggregate<K: SketchKit>: Sendable {
     public private(set) var keys: [GroupKey] = []
-    public var metrics: [SessionMetrics<K>] = []
+    public var metrics: [GroupMetrics<K>] = []
     private var index: [GroupKey: Int] = [:]
     /// Contributions that went to `__other__` because the group cap was hit.
     public private(set) var overflowed: Int64 = 0
@@ -24,7 +24,7 @@ public struct TableAggregate<K: SketchKit>: Sendable {
         }
         index[k] = keys.count
         keys.append(k)
-        metrics.append(SessionMetrics<K>())
+        metrics.append(GroupMetrics<K>())
         return keys.count - 1
     }
 

@@ -195,7 +195,7 @@ final class LiveView: @unchecked Sendable {
     static func windowSummary(_ s: RunStatus) -> [String] {
         guard let w = s.lastWindows.last, let interner = s.interner else { return ["(no window written yet)"] }
         let overall = w.tables[MetricTable.overall.rawValue]
-        var m = SessionMetrics<DataSketchesKit>()
+        var m = GroupMetrics<DataSketchesKit>()
         for x in overall.metrics { m.merge(x) }
         let p95 = m.startupSketch.quantile(0.95).map { "\(Int($0)) ms" } ?? "n/a"
         let ratio = m.rebufferRatio.map { String(format: "%.2f %%", $0 * 100) } ?? "n/a"

@@ -66,7 +66,7 @@ import QoSCore
     /// Int64.max and are counted, nothing traps, nothing wraps negative,
     /// and the windows are written as Parquet.
     @Test func engineSumsSaturateInsteadOfTrapping() throws {
-        let engine = SessionEngine<DataSketchesKit>()
+        let engine = QoSEngine<DataSketchesKit>()
         let now = NumericSafetyTests.t0 + 86_400_000
         func send(_ event: EventType, _ ms: Int64, _ sid: String, _ set: (inout Beacon) -> Void = { _ in }) {
             var b = Beacon(event: event, ts: NumericSafetyTests.t0 + ms, sessionId: sid)
@@ -86,7 +86,7 @@ import QoSCore
         }
         let windows = engine.finish()
         #expect(SaturationCounter.total > before)
-        var m = SessionMetrics<DataSketchesKit>()
+        var m = GroupMetrics<DataSketchesKit>()
         for w in windows { for x in w.tables[MetricTable.overall.rawValue].metrics { m.merge(x) } }
         #expect(m.playingMs == .max && m.bitrateMsSum == .max && m.rebufferMs == .max)
         #expect(m.segment.bytes == .max && m.segment.downloadMsSum == .max)

@@ -10,7 +10,7 @@ import QoSCore
     static let t0: Int64 = 1_780_000_200_000
     static let now: Int64 = t0 + 60_000
 
-    typealias E = SessionEngine<DataSketchesKit>
+    typealias E = QoSEngine<DataSketchesKit>
 
     func send(_ e: E, _ text: String, partition: Int32 = 0, line: Int64, now: Int64 = now) {
         var bytes = Array(text.utf8)

@@ -58,7 +58,7 @@ import SplitMix
         var o = GeneratorOptions()
         o.seed = 5
         o.sessions = 40
-        let engine = SessionEngine<ExactKit>()
+        let engine = QoSEngine<ExactKit>()
         for (i, m) in TrafficGenerator(o).enumerated() {
             m.payload.withUnsafeBytes {
                 engine.ingest(message: $0, partition: 0, source: .file(name: "gen", line: Int64(i + 1)), nowMs: 4_000_000_000_000)
@@ -66,14 +66,14 @@ import SplitMix
         }
         let snap = engine.snapshot(partition: 0)
         #expect(snap.starts(with: Array("QOSPART2".utf8)) && CRC32C.verifySealed(snap))
-        try SessionEngine<ExactKit>().restore(partition: 0, from: snap)
+        try QoSEngine<ExactKit>().restore(partition: 0, from: snap)
         var rng = SplitMix64(seed: 11)
         for _ in 0..<200 {
             var bad = snap
             let i = Int(rng.next() % UInt64(bad.count))
             bad[i] ^= UInt8(1 << (rng.next() % 8))
             #expect(throws: (i < 8 ? StateError(message: "not a partition snapshot") : StateError.checksumMismatch)) {
-                try SessionEngine<ExactKit>().restore(partition: 0, from: bad)
+                try QoSEngine<ExactKit>().restore(partition: 0, from: bad)
             }
         }
     }

@@ -1,9 +1,9 @@
 import QoSCore
 
-/// Drives a `SessionEngine<ExactKit>` with JSON beacons and collects the
+/// Drives a `QoSEngine<ExactKit>` with JSON beacons and collects the
 /// windows it writes, merging each window's base and late-delta states.
 final class Harness {
-    let engine: SessionEngine<ExactKit>
+    let engine: QoSEngine<ExactKit>
     private(set) var written: [WindowState<ExactKit>] = []
     /// Reject rows taken by every flush.
     private(set) var rejectRows: [RejectRow] = []
@@ -14,7 +14,7 @@ final class Harness {
         var c = EngineConfig()
         c.tsMinMs = 0  // the metric tests count time from the epoch
         configure(&c)
-        engine = SessionEngine(config: c)
+        engine = QoSEngine(config: c)
     }
 
     var config: EngineConfig { engine.config }
@@ -62,8 +62,8 @@ final class Harness {
 
     /// The merged metrics of `table`'s group (dimension strings) in the window starting at `start`.
     func metrics(_ start: Int64, _ table: MetricTable = .overall, _ dims: [String] = [],
-                 deltaOnly: Bool = false) -> SessionMetrics<ExactKit> {
-        var m = SessionMetrics<ExactKit>()
+                 deltaOnly: Bool = false) -> GroupMetrics<ExactKit> {
+        var m = GroupMetrics<ExactKit>()
         for w in written where w.start == start && (!deltaOnly || w.isDelta) {
             let t = w.tables[table.rawValue]
             for (i, k) in t.keys.enumerated() where names(k, table) == dims { m.merge(t.metrics[i]) }
@@ -72,7 +72,7 @@ final class Harness {
     }
 
     /// Sum of a metric over every written window (base and deltas).
-    func total(_ table: MetricTable = .overall, _ f: (SessionMetrics<ExactKit>) -> Int64) -> Int64 {
+    func total(_ table: MetricTable = .overall, _ f: (GroupMetrics<ExactKit>) -> Int64) -> Int64 {
         written.reduce(0) { acc, w in acc + w.tables[table.rawValue].metrics.reduce(0) { $0 + f($1) } }
     }
 

@@ -51,7 +51,7 @@ import Generator
     struct Written: Equatable {
         var label: String
         var groups: [String]
-        var metrics: [SessionMetrics<ExactKit>]
+        var metrics: [GroupMetrics<ExactKit>]
         var sessions: [SessionRow]
         var rejects: [RejectRow]
     }
@@ -59,12 +59,12 @@ import Generator
     /// Everything the engine writes, in order, over `messages` spread on
     /// `partitions` partitions, flushing after every message.
     static func transcript(_ messages: [GeneratedMessage], partitions: Int32, rebuildAlways: Bool) -> [Written] {
-        let engine = SessionEngine<ExactKit>()
+        let engine = QoSEngine<ExactKit>()
         engine.internerRebuild.always = rebuildAlways
         var out: [Written] = []
         func record(_ windows: [WindowState<ExactKit>]) {
             for w in windows {
-                var groups: [String] = [], metrics: [SessionMetrics<ExactKit>] = []
+                var groups: [String] = [], metrics: [GroupMetrics<ExactKit>] = []
                 for t in MetricTable.allCases {
                     let agg = w.tables[t.rawValue]
                     for (k, m) in zip(agg.keys, agg.metrics) {

@@ -48,7 +48,7 @@ import Testing
 
     @Test func sumsSaturateAndAreCounted() {
         let before = SaturationCounter.total
-        var a = SessionMetrics<ExactKit>(), b = SessionMetrics<ExactKit>()
+        var a = GroupMetrics<ExactKit>(), b = GroupMetrics<ExactKit>()
         a.playingMs = .max - 1; b.playingMs = 5
         a.segment.bytes = 1 << 62; b.segment.bytes = 1 << 62
         a.views = 3; b.views = 4
@@ -62,7 +62,7 @@ import Testing
     }
 
     @Test func tsBeforeTheFloorIsRejectedByTheEngine() {
-        let engine = SessionEngine<ExactKit>()
+        let engine = QoSEngine<ExactKit>()
         for ts: Int64 in [0, BeaconLimits.tsMinMs - 1, BeaconLimits.tsMinMs] {
             engine.apply(Beacon(event: .viewStart, ts: ts, sessionId: "s\(ts)"), partition: 0,
                          source: .file(name: "t", line: 0), nowMs: 4_000_000_000_000)

@@ -7,7 +7,7 @@ import SplitMix
 /// Whole-engine properties over generated traffic: results must not depend
 /// on how input is split across instances or on the window size.
 @Suite struct PropertyTests {
-    typealias Table = [String: SessionMetrics<ExactKit>]
+    typealias Table = [String: GroupMetrics<ExactKit>]
 
     /// Runs the engine over `messages` (one partition, replay semantics)
     /// with flushes at the watermark after every message.
@@ -15,7 +15,7 @@ import SplitMix
                     partitions: Int32 = 1) -> (Table, [SessionRow]) {
         var c = EngineConfig()
         c.windowMs = windowMs
-        let engine = SessionEngine<ExactKit>(config: c)
+        let engine = QoSEngine<ExactKit>(config: c)
         var out: [WindowState<ExactKit>] = []
         for (i, m) in messages.enumerated() {
             m.payload.withUnsafeBytes {
@@ -33,7 +33,7 @@ import SplitMix
     /// files; `bucketMs` re-buckets windows (for roll-ups). The point-sample
     /// and processing-order columns (concurrent plays, late events) are left
     /// out: they are not additive over windows by definition.
-    static func canonical(_ windows: [WindowState<ExactKit>], _ e: SessionEngine<ExactKit>, bucketMs: Int64) -> Table {
+    static func canonical(_ windows: [WindowState<ExactKit>], _ e: QoSEngine<ExactKit>, bucketMs: Int64) -> Table {
         var t: Table = [:]
         for w in windows {
             let bucket = w.start - ((w.start % bucketMs) + bucketMs) % bucketMs
@@ -44,11 +44,11 @@ import SplitMix
                     var m = agg.metrics[i]
                     m.concurrentPlays = 0
                     m.lateEvents = 0
-                    t["\(bucket)|\(table.name)|\(dims.joined(separator: "/"))", default: SessionMetrics()].merge(m)
+                    t["\(bucket)|\(table.name)|\(dims.joined(separator: "/"))", default: GroupMetrics()].merge(m)
                 }
             }
         }
-        return t.filter { $0.value != SessionMetrics() }
+        return t.filter { $0.value != GroupMetrics() }
     }
 
     static func partitionOf(_ m: GeneratedMessage, _ n: Int32) -> Int32 {
@@ -67,7 +67,7 @@ import SplitMix
 
     static func merged(_ a: Table, _ b: Table) -> Table {
         var out = a
-        for (k, v) in b { out[k, default: SessionMetrics()].merge(v) }
+        for (k, v) in b { out[k, default: GroupMetrics()].merge(v) }
         return out
     }
 
@@ -104,7 +104,7 @@ import SplitMix
             let (whole, rows) = PropertyTests.run(messages, partitions: 3)
             var cuts = SplitMix64(seed: UInt64(seed))
             let cutPoints = Set((0..<3).map { _ in Int(cuts.next() % UInt64(messages.count)) })
-            var engine = SessionEngine<ExactKit>()
+            var engine = QoSEngine<ExactKit>()
             var out: [WindowState<ExactKit>] = []
             var restored: Table = [:]
             var sessionRows: [SessionRow] = []
@@ -114,7 +114,7 @@ import SplitMix
                     restored = PropertyTests.merged(restored, PropertyTests.canonical(out, engine, bucketMs: 120_000))
                     sessionRows += out.flatMap(\.sessions)
                     out = []
-                    let fresh = SessionEngine<ExactKit>()
+                    let fresh = QoSEngine<ExactKit>()
                     for id in engine.partitions.keys {
                         try? fresh.restore(partition: id, from: engine.snapshot(partition: id))
                     }
@@ -144,7 +144,7 @@ import SplitMix
                 let parts = k.split(separator: "|", maxSplits: 1)
                 let start = Int64(parts[0])!
                 let bucket = start - start % 3_600_000
-                rolled["\(bucket)|\(parts[1])", default: SessionMetrics()].merge(v)
+                rolled["\(bucket)|\(parts[1])", default: GroupMetrics()].merge(v)
             }
             #expect(!hour.isEmpty)
             #expect(rolled == hour)

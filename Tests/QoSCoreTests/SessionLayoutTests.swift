@@ -177,7 +177,7 @@ import Testing
             w.uint(0)  // seq ranges
             return w.bytes
         }
-        let engine = SessionEngine<ExactKit>()
+        let engine = QoSEngine<ExactKit>()
         let edge = Int64(Int32.max) - engine.config.sessionTimeoutMs
         try engine.restore(partition: 0, from: snapshot(latest: edge))
         #expect(engine.partitions[0]?.sessions.lookup("s1")?.latestTs == edge)

@@ -2,7 +2,7 @@ import Testing
 @testable import QoSCore
 
 /// The checkpoint codec's counter list is the metrics' counter fields: a
-/// counter added to `SessionMetrics` without being checkpointed would be lost
+/// counter added to `GroupMetrics` without being checkpointed would be lost
 /// at every restart.
 @Suite struct StateCodecCounterTests {
     /// Every stored Int64 of the metrics, nested values (the segment metrics) included.
@@ -15,17 +15,17 @@ import Testing
     }
 
     @Test func counterCountIsEveryInt64FieldOfTheMetrics() {
-        #expect(SessionMetrics<ExactKit>.counterCount == Self.int64Fields(SessionMetrics<ExactKit>()))
+        #expect(GroupMetrics<ExactKit>.counterCount == Self.int64Fields(GroupMetrics<ExactKit>()))
     }
 
     @Test func everyCounterSurvivesEncodeDecodeInPlace() throws {
-        var m = SessionMetrics<ExactKit>()
+        var m = GroupMetrics<ExactKit>()
         var i: Int64 = 0
         m.visitCounters { i += 1; $0 = i * 1_000_003 }  // a distinct value per counter
         var w = StateWriter()
         m.encode(&w)
         var r = StateReader(w.bytes)
-        let back = try SessionMetrics<ExactKit>.decode(&r)
+        let back = try GroupMetrics<ExactKit>.decode(&r)
         #expect(back == m)
         var seen: [Int64] = []
         var copy = back

@@ -28,7 +28,7 @@ struct EpochCommit {
     /// Runs one epoch: windows (`flushed`: already flushed at the end of
     /// input; otherwise those the `watermark` has passed) and every reject
     /// row held since the last epoch (ingestion time `nowMs`).
-    func run(engine: SessionEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64, nowMs: Int64,
+    func run(engine: QoSEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64, nowMs: Int64,
              flushed: [WindowState<DataSketchesKit>]? = nil) throws -> Outcome {
         try store.checkIdentity()
         book.check(enginePartitions: engine.partitions.keys)

@@ -80,7 +80,7 @@ func monotonicSeconds() -> Double {
 /// + publish.
 public final class ReplayJob {
     let options: ReplayOptions
-    let engine: SessionEngine<DataSketchesKit>
+    let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
     var summary = ReplaySummary()
     var flushes = 0
@@ -93,7 +93,7 @@ public final class ReplayJob {
     public init(_ options: ReplayOptions) throws {
         guard !options.inputs.isEmpty else { throw UserError("no input files — give one or more NDJSON files, or - for stdin") }
         self.options = options
-        engine = SessionEngine(config: options.config, enricher: options.enricher)
+        engine = QoSEngine(config: options.config, enricher: options.enricher)
         engine.internerRebuild.always = options.rebuildInternersAtEveryFlush
         let tag = shortHash(options.inputs.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: "\n"))
         writer = WindowFileWriter(sink: FileSink(root: options.sink), windowMs: options.config.windowMs,

@@ -12,7 +12,7 @@ public final class StreamDriver {
     let o: RunOptions
     let format: any RecordFormat
     let clock: any Clock
-    let engine: SessionEngine<DataSketchesKit>
+    let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
     let store: CheckpointStore
     var epochCommit: EpochCommit
@@ -34,7 +34,7 @@ public final class StreamDriver {
         self.clock = clock
         let sink = FileSink(root: options.sink)
         try sink.checkWritable()
-        engine = SessionEngine(config: options.config, enricher: options.enricher)
+        engine = QoSEngine(config: options.config, enricher: options.enricher)
         writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: "k",
                                   zstdLevel: options.zstdLevel)
         store = try CheckpointStore(sink: sink, instance: options.instance)

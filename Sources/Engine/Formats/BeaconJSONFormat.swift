@@ -13,7 +13,7 @@ public struct BeaconJSONFormat: RecordFormat {
 
     /// Decodes straight into the engine with its reused field reader, without
     /// building session-id strings (the daemon's hot path).
-    public func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+    public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.ingest(message: record, partition: partition, source: position, nowMs: nowMs)
     }

@@ -12,12 +12,12 @@ public protocol RecordFormat: Sendable {
     func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void)
     /// Decodes one record and applies it to the engine, counting it as one
     /// message. The default decodes then applies; a format may go faster.
-    func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+    func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                 partition: Int32, position: SourcePosition, nowMs: Int64)
 }
 
 extension RecordFormat {
-    public func ingest(_ record: UnsafeRawBufferPointer, into engine: SessionEngine<DataSketchesKit>,
+    public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.countMessage()
         decode(record) { engine.ingest($0, message: record, partition: partition, source: position, nowMs: nowMs) }

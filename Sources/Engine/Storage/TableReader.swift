@@ -6,7 +6,7 @@ import Sketches
 ///
 /// A metric-table file (`overall`, `video`, `geo`, `device`, `cdn`, or a
 /// roll-up of one with fewer dimensions) becomes `MetricRow`s: window,
-/// dimension values and the mergeable state (`SessionMetrics`) — the
+/// dimension values and the mergeable state (`GroupMetrics`) — the
 /// additive counters and the sketches (`viewers_hll` through
 /// `HLLSketch(bytes:)`, the `*_sketch` columns through `DDSketch(protobuf:)`).
 /// Derived columns (rates, ratios, estimates, percentiles, `watch_ms`) are
@@ -16,9 +16,9 @@ import Sketches
 /// Every check names the file: not Parquet / corrupt, not a VideoQoS file,
 /// a newer `videoqos.spec_version`, a schema this version does not write.
 public enum TableReader {
-    typealias M = SessionMetrics<DataSketchesKit>
+    typealias M = GroupMetrics<DataSketchesKit>
 
-    /// Additive Int64 columns and where they live in `SessionMetrics`.
+    /// Additive Int64 columns and where they live in `GroupMetrics`.
     static var additiveColumns: [(name: String, path: WritableKeyPath<M, Int64>)] {
         [("views", \.views), ("plays", \.plays), ("startup_ms_sum", \.startupMsSum),
          ("startup_ms_count", \.startupMsCount), ("vsf", \.vsf), ("ebvs", \.ebvs), ("vpf", \.vpf),

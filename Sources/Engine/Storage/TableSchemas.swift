@@ -43,7 +43,7 @@ public struct MetricRow<K: SketchKit> {
     public var start: Int64
     public var end: Int64
     public var dims: [String]
-    public var m: SessionMetrics<K>
+    public var m: GroupMetrics<K>
 }
 
 /// A `sessions` or `rejects` row with its window.

@@ -1,7 +1,7 @@
 /// Writing windows: the flush at a watermark, the end of input, and the
 /// watermark of a single-partition input. The per-event rules that fill the
-/// windows are in SessionEngine+Events.swift.
-extension SessionEngine {
+/// windows are in QoSEngine+Events.swift.
+extension QoSEngine {
     /// Writes (returns) every window the `watermark` has passed, plus every
     /// pending late delta, merged over partitions. Concurrent plays are
     /// sampled for the base windows. The windows' group keys are ids of

@@ -1,7 +1,7 @@
 /// The core engine: decoded beacons in, finished windows out. Pure logic:
 /// time comes in as arguments (`nowMs` for the future check, watermarks for
 /// flushes), I/O stays in the `Engine` module.
-public final class SessionEngine<K: SketchKit> {
+public final class QoSEngine<K: SketchKit> {
     public let config: EngineConfig
     /// Dimension strings; replaced by a rebuilt one at a flush (see
     /// `rebuildInternersIfDue`), so read ids with the interner of their time.
@@ -183,7 +183,7 @@ public final class SessionEngine<K: SketchKit> {
     /// contribution) touches no hash table.
     @inline(__always)
     func contribute(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>,
-                    _ body: (inout SessionMetrics<K>) -> Void) {
+                    _ body: (inout GroupMetrics<K>) -> Void) {
         let (w, g) = groups(ts, s, p)
         body(&w.tables[0].metrics[g.overall])
         body(&w.tables[1].metrics[g.video])

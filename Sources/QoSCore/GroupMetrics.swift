@@ -3,7 +3,7 @@
 /// of the same group from another file (late delta, another instance) and
 /// rolled up to coarser windows. Derived columns are computed on output.
 /// Sums saturate at Int64.max (`+|`, see `SaturationCounter`).
-public struct SessionMetrics<K: SketchKit>: Sendable, Equatable {
+public struct GroupMetrics<K: SketchKit>: Sendable, Equatable {
     public var views: Int64 = 0
     public var viewers = K.Distinct()
     public var plays: Int64 = 0
@@ -37,7 +37,7 @@ public struct SessionMetrics<K: SketchKit>: Sendable, Equatable {
     public init() {}
 
     /// Merges the state of the same group and window from another file.
-    public mutating func merge(_ o: SessionMetrics<K>) {
+    public mutating func merge(_ o: GroupMetrics<K>) {
         views +|= o.views; viewers.merge(o.viewers); plays +|= o.plays
         startupMsSum +|= o.startupMsSum; startupMsCount +|= o.startupMsCount; startupSketch.merge(o.startupSketch)
         vsf +|= o.vsf; ebvs +|= o.ebvs; vpf +|= o.vpf

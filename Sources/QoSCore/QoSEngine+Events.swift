@@ -1,5 +1,5 @@
-/// The per-event rules of docs/semantics.md §4 and session closes (window flushes: SessionEngine+Flush.swift).
-extension SessionEngine {
+/// The per-event rules of docs/semantics.md §4 and session closes (window flushes: QoSEngine+Flush.swift).
+extension QoSEngine {
     /// Attributes are fixed per field by the first beacon that carries each
     /// (explicit beacon fields before IP / user-agent lookups, which run at
     /// most once per session).

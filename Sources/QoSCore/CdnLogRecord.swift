@@ -1,0 +1,75 @@
+/// One CDN access-log record, reduced to what the `cdn_edge` table needs
+/// (docs/semantics.md, "CDN access logs"). Every CDN format (EdgeCast,
+/// CloudFront, Fastly, Akamai) parses its own fields into this one shape, so
+/// the engine aggregates them the same way.
+public struct CdnLogRecord: Sendable, Equatable {
+    /// The record's own time in Unix milliseconds, already truncated to whole
+    /// seconds (the window rule for CDN logs).
+    public var timeMs: Int64
+    /// The format the record came in (`edgecast`, `cloudfront`, …): the
+    /// table's `cdn` column.
+    public var cdn: String
+    /// The CDN customer account (EdgeCast: first path segment), `""` when the
+    /// format has none.
+    public var account: String
+    /// The content owner (EdgeCast GUID rule, CloudFront distribution, Fastly
+    /// service id, Akamai CP code), `""` when the record has none.
+    public var owner: String
+    /// The edge location (PoP) that served the request, `""` when absent.
+    public var pop: String
+    /// HTTP status sent to the client; 0 when the CDN logged none (`000`).
+    public var status: Int32
+    /// Time the edge spent serving the response, ms; nil when the format or
+    /// the record has none.
+    public var serveMs: Double?
+    /// Time to first byte, ms; nil when the format or the record has none.
+    public var ttfbMs: Double?
+    /// Bytes sent edge → client.
+    public var bytesOut: Int64
+    public var cache: CacheOutcome
+    /// The client's IP address as text (for `unique_clients`), `""` when absent.
+    public var clientIP: String
+    /// True when the format says the last byte was not served; nil when the
+    /// format cannot tell.
+    public var incomplete: Bool?
+
+    public init(timeMs: Int64, cdn: String, account: String = "", owner: String = "", pop: String = "",
+                status: Int32, serveMs: Double? = nil, ttfbMs: Double? = nil, bytesOut: Int64 = 0,
+                cache: CacheOutcome = .other, clientIP: String = "", incomplete: Bool? = nil) {
+        precondition(timeMs % 1000 == 0, "CDN record time is whole seconds")
+        self.timeMs = timeMs
+        self.cdn = cdn
+        self.account = account
+        self.owner = owner
+        self.pop = pop
+        self.status = status
+        self.serveMs = serveMs
+        self.ttfbMs = ttfbMs
+        self.bytesOut = bytesOut
+        self.cache = cache
+        self.clientIP = clientIP
+        self.incomplete = incomplete
+    }
+
+    /// The cache result, mapped from each vendor's own vocabulary.
+    public enum CacheOutcome: Sendable, Equatable {
+        case hit, miss, other
+    }
+}
+
+/// One element of a parsed CDN log record: a record, or a reject with the
+/// byte range of the offending record (relative to the message).
+public enum CdnLogItem: Sendable {
+    case record(CdnLogRecord)
+    case reject(RejectReason, payload: Range<Int>)
+}
+
+/// Parses one raw CDN log message (a line, a JSON object or array, a file's
+/// contents) into records and rejects, in order. One parser per format; a
+/// parser may keep state across the messages of one source (CloudFront's
+/// `#Fields:` header), so each source gets an instance of its own.
+public protocol CdnLogParser: AnyObject {
+    /// The format name, also the `cdn` column.
+    static var formatName: String { get }
+    func parse(_ message: UnsafeRawBufferPointer, _ emit: (CdnLogItem) -> Void)
+}
