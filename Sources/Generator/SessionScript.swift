@@ -33,6 +33,10 @@ public struct GeneratorOptions: Sendable {
     public var warmStartMs: Int64 = 0
     /// Put `country` / `region` explicitly into `view_start` beacons.
     public var explicitGeo = false
+    /// Give `segment` beacons the session's `cdn`, `pop`, `ip`, `user_agent`
+    /// and `video_id` (what a CDN's access log knows of the request). Draws
+    /// nothing from the random streams, so the traffic is otherwise the same.
+    public var stampSegments = false
 
     public init() {}
 }
@@ -52,6 +56,8 @@ struct SessionScript {
     let failing: Bool
     let live: Bool
     let durationMs: Int64
+    /// The view's request context, copied into segments with `stampSegments`.
+    var context = Beacon(event: .segment, ts: 0, sessionId: "")
 
     init(index: Int, start: Int64, options: GeneratorOptions, world: World) {
         o = options
@@ -77,6 +83,10 @@ struct SessionScript {
             b.region = viewer.geo.country.isEmpty ? nil : "\(viewer.geo.country)-\(viewer.geo.subdivision)"
         }
         bitrateIndex = viewer.mobile ? 1 : 3
+        if options.stampSegments {
+            context.cdn = cdn.cdn; context.pop = pop; context.ip = viewer.ip
+            context.userAgent = viewer.userAgent; context.videoId = video.id
+        }
         out.append(b)
     }
 
@@ -166,6 +176,10 @@ struct SessionScript {
     mutating func segments(_ step: Int64, _ popSlow: Double) {
         for k in 0..<Int(max(1, step / 6000)) {
             var b = beacon(.segment)
+            if o.stampSegments {
+                b.cdn = context.cdn; b.pop = context.pop; b.ip = context.ip
+                b.userAgent = context.userAgent; b.videoId = context.videoId
+            }
             b.ts = t + Int64(k) * 6000 + rng.int(0...500)
             let download = Int64(max(5, rng.logNormal(median: 90 * popSlow, sigma: 0.7)))
             b.downloadMs = download

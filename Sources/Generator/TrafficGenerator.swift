@@ -92,6 +92,10 @@ public struct GeneratedMessage: Sendable {
     /// For injected malformed messages: the reject reason the engine must
     /// give (`ts_in_future` for `futureFraction` beacons, in real time).
     public var expectedReject: String?
+    /// The beacon the payload encodes (nil for malformed and future messages).
+    public var beacon: Beacon? = nil
+    /// True for the second delivery of a beacon (`duplicateFraction`).
+    public var isDuplicate = false
 }
 
 /// Streams the traffic of `options.sessions` sessions in delivery order:
@@ -108,7 +112,7 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
     /// Sessions in flight: their remaining beacons, ordered by next ts.
     var active = MinHeap<(key: Int64, order: Int, beacons: ArraySlice<Beacon>)>()
     /// Delayed copies (late / duplicate), by delivery time.
-    var delayed = MinHeap<(key: Int64, order: Int, beacon: Beacon)>()
+    var delayed = MinHeap<(key: Int64, order: Int, beacon: Beacon, duplicate: Bool)>()
     var order = 0
     var pendingMalformed: GeneratedMessage?
     var pendingFuture: GeneratedMessage?
@@ -126,12 +130,15 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
         if let m = pendingMalformed { pendingMalformed = nil; return m }
         if let m = pendingFuture { pendingFuture = nil; return m }
         var b: Beacon
+        var duplicate = false
         while true {
             startSessionsDue()
             let fromActive = active.peek?.key
             let fromDelayed = delayed.peek?.key
             if let d = fromDelayed, fromActive == nil || d <= fromActive! {
-                b = delayed.pop().beacon
+                let d = delayed.pop()
+                b = d.beacon
+                duplicate = d.duplicate
                 if b.ts < options.startMs { continue }  // warm start: before the traffic's start
                 break
             }
@@ -142,19 +149,20 @@ public struct TrafficGenerator: Sequence, IteratorProtocol {
             if b.ts < options.startMs { continue }
             if rng.chance(options.lateFraction) {
                 order += 1
-                delayed.push((b.ts + rng.int(60_000...600_000), order, b))
+                delayed.push((b.ts + rng.int(60_000...600_000), order, b, false))
                 continue
             }
             if rng.chance(options.duplicateFraction) {
                 order += 1
-                delayed.push((b.ts + rng.int(0...5000), order, b))
+                delayed.push((b.ts + rng.int(0...5000), order, b, true))
             }
             break
         }
         if rng.chance(options.malformedFraction) { pendingMalformed = Malformed.make(&rng, ts: b.ts) }
         // Drawn only when asked, so other seeds' output stays as it was.
         if options.futureFraction > 0 && rng.chance(options.futureFraction) { pendingFuture = future(b) }
-        return GeneratedMessage(key: b.sessionId, payload: BeaconEncoder.encode(b), ts: b.ts, expectedReject: nil)
+        return GeneratedMessage(key: b.sessionId, payload: BeaconEncoder.encode(b), ts: b.ts, expectedReject: nil,
+                                beacon: b, isDuplicate: duplicate)
     }
 
     /// A copy of `b` 10–60 min ahead of it, under a session id of its own
@@ -211,7 +219,7 @@ struct MinHeap<T> where T: Any {
     private let keyOf: (T) -> (Int64, Int)
 
     init() where T == (key: Int64, order: Int, beacons: ArraySlice<Beacon>) { keyOf = { ($0.key, $0.order) } }
-    init() where T == (key: Int64, order: Int, beacon: Beacon) { keyOf = { ($0.key, $0.order) } }
+    init() where T == (key: Int64, order: Int, beacon: Beacon, duplicate: Bool) { keyOf = { ($0.key, $0.order) } }
 
     var peek: T? { items.first }
 

@@ -27,7 +27,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Event time of the first session, epoch ms (default: 2026-01-01T00:00:00Z for files; now for --kafka in real time; far enough in the past for --kafka --rate max).")
     var startMs: Int64?
     @Option(help: "Produce to Kafka at HOST:PORT instead of writing a file (keyed by session_id).") var kafka: String?
-    @Option(help: "Topic for --kafka.") var topic: String = "beacons"
+    @Option(help: "Topic for --kafka (default: beacons; cdnlogs with --cdn-logs).") var topic: String?
+    @Option(help: "Write the CDN access logs of the same traffic instead of its beacons: one record per segment request, in this format (\(CdnLogGenerator.Format.allCases.map(\.rawValue).joined(separator: ", "))). The same --seed and options give the requests of the same sessions.")
+    var cdnLogs: String?
     @Option(help: "With --kafka: produce the lines of this NDJSON file instead of generated traffic, each keyed by its session_id.")
     var input: String?
     @Option(name: .customLong("kafka-property"), help: "librdkafka producer property key=value for --kafka; repeatable (e.g. compression.codec=lz4, linger.ms=5).")
@@ -52,6 +54,10 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
         guard input == nil || kafka != nil else { throw ValidationError("--input is for --kafka: it produces a file's lines to Kafka") }
+        if let cdnLogs, CdnLogGenerator.Format(rawValue: cdnLogs) == nil {
+            throw ValidationError("--cdn-logs '\(cdnLogs)': use one of \(CdnLogGenerator.Format.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard cdnLogs == nil || input == nil else { throw ValidationError("--cdn-logs generates traffic; it does not combine with --input") }
         guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
@@ -88,7 +94,7 @@ struct Generate: ParsableCommand {
             if let kafka { return try produce(to: kafka) }
             let sink = try LineSink(path: out)
             var n = 0
-            for m in TrafficGenerator(options) {
+            for m in messages {
                 try sink.writeLine(m.payload)
                 n += 1
             }
@@ -97,7 +103,16 @@ struct Generate: ParsableCommand {
         }
     }
 
+    /// The generated messages: beacons, or with --cdn-logs the CDN's access-log records.
+    var messages: AnySequence<GeneratedMessage> {
+        if let cdnLogs, let format = CdnLogGenerator.Format(rawValue: cdnLogs) {
+            return AnySequence(CdnLogGenerator(options, format: format))
+        }
+        return AnySequence(TrafficGenerator(options))
+    }
+
     func produce(to brokers: String) throws {
+        let topic = self.topic ?? (cdnLogs == nil ? "beacons" : "cdnlogs")
         installStopHandlers()
         do {
             // zstd message sets: smaller on the wire and in the broker (the embedded broker keeps
@@ -122,8 +137,8 @@ struct Generate: ParsableCommand {
                                       shouldStop: { runStopRequested != 0 })
             } else {
                 let gen = options
-                let messages: AnySequence<GeneratedMessage> = rate == "max" ? AnySequence(TrafficGenerator(gen))
-                    : AnySequence(RealTimePacer(TrafficGenerator(gen), eventStartMs: gen.startMs, clock: wallClockMs,
+                let messages: AnySequence<GeneratedMessage> = rate == "max" ? self.messages
+                    : AnySequence(RealTimePacer(self.messages.makeIterator(), eventStartMs: gen.startMs, clock: wallClockMs,
                                                 wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
                                                 shouldStop: { runStopRequested != 0 }))
                 done = try produceAll(messages, producer: producer, topic: topic, rate: nil, progress: progress,
