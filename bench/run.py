@@ -48,7 +48,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
 DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
-PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py"}
+PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py",
+                "duckdb-naive": ROOT / "bench" / "peers" / "duckdb_naive.py"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HZ = os.sysconf("SC_CLK_TCK")
 BACKGROUND = []  # per timed run: cores' worth of CPU used by processes outside the job
@@ -208,7 +209,34 @@ def peers(work, data, sink, lines):
             name = (f"Spark {doc['version']} (Spark SQL, local[2]; comparison subset; "
                     f"JVM + session start {start:.0f} s of it)")
         rows.append((name, wall, cpu, rss, lines))
+        if engine == "duckdb":
+            row, note = naive(work, data, sink, lines)
+            rows.append(row)
+            agreement.append(note)
     return rows, agreement
+
+
+def naive(work, data, sink, lines):
+    """Times the quick-and-wrong query (duckdb_naive.py) and says how far
+    its totals are from qos's video table on the same input."""
+    import duckdb
+    results = []
+    for i in range(RUNS):
+        out = work / f"naive-{i}.json"
+        results.append(timed(peer_command("duckdb-naive", data, out), log=work / f"naive-{i}.log", sample=True))
+    doc = compare.common.read(out)
+    cols = list(doc["totals"])
+    sums = ", ".join(f"sum({c})" for c in cols)
+    ours = duckdb.connect().execute(f"SELECT {sums} FROM read_parquet('{sink}/video/**/*.parquet')").fetchone()
+    diffs = ", ".join(f"{c} {doc['totals'][c]:,} vs {int(o or 0):,}" for c, o in zip(cols, ours))
+    wall, cpu, rss = median_row(results)
+    name = (f"DuckDB {doc['version']} (naive: GROUP BY session_id joined back, per window × video only, "
+            f"{os.cpu_count()} threads)")
+    note = ("- DuckDB (naive) is the query most analysts write first (bench/peers/duckdb_naive.py): no session "
+            "split at view_end / timeout / 6 h cap, duplicates and late beacons counted where they land, every "
+            "view_start and play_start counted, initial buffering and stalls in a seek counted as rebuffering, "
+            f"no vsf / ebvs, no sketches to roll up. Its totals (naive vs qos video table): {diffs}")
+    return (name, wall, cpu, rss, lines), note
 
 
 def main():
