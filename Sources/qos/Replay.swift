@@ -14,7 +14,7 @@ struct Replay: ParsableCommand {
         writes byte-identical files with the same names. \(SettingsHelp.layering), as for `qos run`: \
         a daemon's config file and QOS_* environment give the replay the daemon's window, lateness, \
         sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; keys replay has no \
-        use for (brokers, topic, group, instance, idle_timeout, checkpoint_*, metrics_*, kafka) are \
+        use for (brokers, topics, group, instance, idle_timeout, checkpoint_*, metrics_*, kafka) are \
         checked and ignored.
         """)
 
@@ -22,6 +22,7 @@ struct Replay: ParsableCommand {
     @Option(help: "YAML config file, the one of `qos run` (see qos run --help).") var config: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
+    @Option(help: ArgumentHelp("Input format of the files: \(RecordFormats.names) (default \(RecordFormats.defaultName)).")) var format: String?
     @Flag(help: "No progress line even on a terminal.") var quiet = false
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
@@ -31,6 +32,7 @@ struct Replay: ParsableCommand {
             let c = try loadConfiguration(file: config) { l in
                 output.apply(to: &l)
                 engine.apply(to: &l)
+                l.set(.format, flag: format)
             }
             var o = c.replayOptions()
             o.inputs = files

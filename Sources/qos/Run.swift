@@ -20,7 +20,8 @@ struct Run: ParsableCommand {
 
     @Option(help: "YAML config file (keys as in the discussion above).") var config: String?
     @Option(help: ArgumentHelp("Kafka bootstrap servers (default \(Defaults.brokers)).")) var brokers: String?
-    @Option(help: ArgumentHelp("Topic to consume (default \(Defaults.topic)).")) var topic: String?
+    @Option(help: ArgumentHelp("Topic to consume, NAME or NAME:FORMAT (formats: \(RecordFormats.names)); repeatable, one per topic (default \(Defaults.topic)).")) var topic: [String] = []
+    @Option(help: ArgumentHelp("Input format of topics given without one (default \(RecordFormats.defaultName)).")) var format: String?
     @Option(help: ArgumentHelp("Consumer group (default \(Defaults.group)).")) var group: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
@@ -42,7 +43,8 @@ struct Run: ParsableCommand {
     func configuration() throws -> Configuration {
         try loadConfiguration(file: config) { l in
             l.set(.brokers, flag: brokers)
-            l.set(.topic, flag: topic)
+            l.set(topics: topic)
+            l.set(.format, flag: format)
             l.set(.group, flag: group)
             output.apply(to: &l)
             engine.apply(to: &l)

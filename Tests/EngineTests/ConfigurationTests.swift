@@ -35,13 +35,13 @@ import QoSCore
         let yaml = "window: 10m\nlateness: 1m\ntopic: from-file\nzstd_level: 5\nkafka:\n  client.id: file\n  acks: all\n"
         let env = [("QOS_LATENESS", "2m"), ("QOS_TOPIC", "from-env"), ("QOS_KAFKA_CLIENT_ID", "env"), ("QOS_BIN", "/x/qos")]
         let c = try resolve(yaml: yaml, env: env) { l in
-            l.set(.topic, flag: "from-flag")
+            l.set(topics: ["from-flag"])
             l.set(.sink, flag: nil)  // not given: no effect
             try l.set(kafka: ["acks=1"])
         }
         #expect(c.engine.windowMs == 600_000)       // file
         #expect(c.engine.latenessMs == 120_000)     // env over file
-        #expect(c.topic == "from-flag")             // flag over env over file
+        #expect(c.topics == [TopicSpec(name: "from-flag")])  // flag over env over file
         #expect(c.sink == Defaults.sink)            // default
         #expect(c.zstdLevel == 5)
         #expect(c.kafka == ["client.id": "env", "acks": "1"])  // merged property by property
@@ -49,13 +49,13 @@ import QoSCore
 
     @Test func everyKeyIsReadFromEveryLayer() throws {
         let values: [Configuration.Key: String] = [
-            .brokers: "b:1", .topic: "t", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
+            .brokers: "b:1", .topics: "t", .format: "beacon-json", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
             .session_timeout: "1m", .session_max: "1h", .idle_timeout: "3s", .checkpoint_interval: "4s",
             .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
             .group_cap: "7", .slow_request_ms: "9", .metrics_port: "off", .metrics_host: "0.0.0.0",
         ]
         var expected = Configuration()
-        (expected.brokers, expected.topic, expected.group, expected.sink) = ("b:1", "t", "g", "s")
+        (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
         expected.engine.windowMs = 3_600_000; expected.engine.latenessMs = 1000; expected.engine.maxLatenessMs = 3_600_000
         expected.engine.sessionTimeoutMs = 60_000; expected.engine.sessionMaxMs = 3_600_000
         expected.engine.groupsPerWindowMax = 7; expected.engine.slowRequestMs = 9
@@ -74,6 +74,28 @@ import QoSCore
         #expect(viaFlags == expected)
     }
 
+    @Test func topicsEachWithAFormat() throws {
+        let want = [TopicSpec(name: "beacons"), TopicSpec(name: "cdn.logs-1", format: "beacon-json")]
+        #expect(try resolve(yaml: "topics: [beacons, cdn.logs-1:beacon-json]").topics == want)
+        #expect(try resolve(yaml: "topics:\n  - beacons\n  - cdn.logs-1:beacon-json\n").topics == want)
+        #expect(try resolve(env: [("QOS_TOPICS", "beacons,cdn.logs-1:beacon-json")]).topics == want)
+        #expect(try resolve { $0.set(topics: ["beacons", "cdn.logs-1:beacon-json"]) }.topics == want)
+        // `topic` (one topic), the key of earlier versions, is still read.
+        #expect(try resolve(yaml: "topic: old").topics == [TopicSpec(name: "old")])
+        #expect(try resolve(env: [("QOS_TOPIC", "old")]).topics == [TopicSpec(name: "old")])
+        // The format of topics given without one, resolved for the run.
+        let c = try resolve(yaml: "topics: [a, b:beacon-json]\nformat: beacon-json")
+        #expect(c.runOptions().topics.map(\.format) == ["beacon-json", "beacon-json"])
+        #expect(c.runOptions().topic == "a")
+
+        #expect(error(yaml: "topics: [beacons:nope]")?.contains("topics: 'beacons:nope' (from config file 'c.yaml') is not a list of topics, each NAME or NAME:FORMAT") == true)
+        #expect(error(yaml: "topics: [bad topic]")?.contains("'bad topic'") == true)
+        #expect(error(yaml: "topics: []")?.contains("topics:") == true)
+        #expect(error(yaml: "topics: [a, a]") == "topics: 'a' is listed twice — list each topic once")
+        #expect(error(yaml: "format: xml")?.contains("format: 'xml' (from config file 'c.yaml') is not an input format: beacon-json") == true)
+        #expect(error { $0.set(.format, flag: "xml") }?.contains("(from --format)") == true)
+    }
+
     @Test func yamlScalarsAreReadAsWritten() throws {
         // YAML 1.1 would read `off` as false; the setting means "off".
         let c = try resolve(yaml: "metrics_port: off\ngeoip_db: [a.mmdb, b.mmdb]\nkafka:\n  enable.idempotence: true\n")
@@ -88,7 +110,7 @@ import QoSCore
     @Test func unknownKeysNameTheValidOnes() {
         let file = error(yaml: "windw: 2m")
         #expect(file?.contains("config file 'c.yaml': unknown key 'windw'") == true, "\(file ?? "no error")")
-        #expect(file?.contains("valid keys: brokers, topic") == true)
+        #expect(file?.contains("valid keys: brokers, topics, format") == true)
         let env = error(env: [("QOS_WINDW", "2m")])
         #expect(env?.contains("environment variable QOS_WINDW is not a qos setting") == true, "\(env ?? "no error")")
         #expect(env?.contains("QOS_WINDOW") == true && env?.contains("QOS_KAFKA_<PROPERTY>") == true)

@@ -33,6 +33,9 @@ public enum RecordFormats {
 
     public static let defaultName = BeaconJSONFormat().name
 
+    /// The registered names, for help texts and errors.
+    public static var names: String { all.map(\.name).joined(separator: ", ") }
+
     /// The format called `name`; throws a one-line error listing the known ones.
     public static func named(_ name: String) throws -> any RecordFormat {
         guard let f = all.first(where: { $0.name == name }) else {
