@@ -11,7 +11,8 @@ struct Demo: ParsableCommand {
         abstract: "Embedded broker + traffic generator + daemon in one process, with a live view.",
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
-        broken player version included) in time-lapse — event time runs --speed times faster than the \
+        broken player version included) to topic beacons and the CDN's access log of the same traffic \
+        (EdgeCast format) to topic cdnlogs, in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \
@@ -41,7 +42,9 @@ struct Demo: ParsableCommand {
             let sink = c.sink
             installStopHandlers()
             let broker: MockBroker
-            do { broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions]) } catch let e as KafkaError {
+            do {
+                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2)])
+            } catch let e as KafkaError {
                 throw UserError(e.message)
             }
             defer { broker.close() }
@@ -58,11 +61,15 @@ struct Demo: ParsableCommand {
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
-            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed)
+            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
+                                          topic: "beacons") { TrafficGenerator($0) }
+            let cdnProducer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
+                                             topic: "cdnlogs") { CdnLogGenerator($0, format: .edgecast) }
             producer.start()
+            cdnProducer.start()
             var o = c.runOptions()
             o.brokers = broker.bootstrapServers
-            o.topic = "beacons"
+            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast")]
             o.group = Defaults.group
             o.instance = RunOptions.defaultInstance()
             o.checkpointIntervalMs = 1000
@@ -77,6 +84,7 @@ struct Demo: ParsableCommand {
             o.onCheckpoint = { view.show($0) }
             let status = try RunJob(o).run()
             producer.stop()
+            cdnProducer.stop()
             view.finish(status, sink: sink)
         }
     }
@@ -103,19 +111,25 @@ extension Demo {
     }
 }
 
-/// Produces the generator's traffic from a background thread.
+/// Produces generated messages (beacons, or CDN log records of the same
+/// traffic) to one topic from a background thread.
 final class ProducerThread: @unchecked Sendable {
     let brokers: String
     let options: GeneratorOptions
     let speed: Double
+    let topic: String
+    let messages: @Sendable (GeneratorOptions) -> any IteratorProtocol<GeneratedMessage>
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
 
-    init(brokers: String, options: GeneratorOptions, speed: Double) {
+    init(brokers: String, options: GeneratorOptions, speed: Double, topic: String,
+         messages: @escaping @Sendable (GeneratorOptions) -> any IteratorProtocol<GeneratedMessage>) {
         self.brokers = brokers
         self.options = options
         self.speed = speed
+        self.topic = topic
+        self.messages = messages
     }
 
     func start() {
@@ -124,10 +138,10 @@ final class ProducerThread: @unchecked Sendable {
                 let producer = try KafkaProducer(brokers: brokers, extra: ["compression.codec": "zstd", "linger.ms": "20"])
                 let stop = { self.lock.withLock { self.stopping } }
                 // Time-lapse paced by event time: never ahead of the clock.
-                let paced = RealTimePacer(TrafficGenerator(options), eventStartMs: options.startMs, speed: speed,
+                let paced = RealTimePacer(AnyIterator(messages(options)), eventStartMs: options.startMs, speed: speed,
                                           clock: wallClockMs, wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
                                           shouldStop: stop)
-                try produceAll(paced, producer: producer, topic: "beacons", rate: nil, shouldStop: stop,
+                try produceAll(paced, producer: producer, topic: topic, rate: nil, shouldStop: stop,
                                transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
                 producer.close()
             } catch {
