@@ -11,8 +11,11 @@ import QoSCore
 
     /// The documented line with `changes` applied: a value replaces the
     /// field's, nil removes it.
-    static func line(_ changes: [String: String?]) -> String {
-        var s = documented
+    static func line(_ changes: [String: String?]) -> String { edit(documented, changes) }
+
+    /// `json` (a flat object on one line) with `changes` applied.
+    static func edit(_ json: String, _ changes: [String: String?]) -> String {
+        var s = json
         for (key, value) in changes {
             let pattern = "\"\(key)\":"
             guard let r = s.range(of: pattern) else {
