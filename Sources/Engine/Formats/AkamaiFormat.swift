@@ -7,7 +7,7 @@ import QoSCore
 ///
 /// Fields: `reqTimeSec` (Unix seconds, fraction allowed) → time;
 /// `statusCode`; `cacheStatus` (1 hit, 0 miss); `turnAroundTimeMSec` +
-/// `transferTimeMSec` (ms) → serve time; `timeToFirstByte` (ms) → TTFB;
+/// `transferTimeMSec` (ms) → serve time; `timeToFirstByte` (ms, when present; not a default field) → TTFB;
 /// `cp` (CP code) → owner; `edgeIP` → PoP (DataStream 2 names no PoP: the
 /// serving edge server's IP is the closest field); `bytes` (else
 /// `totalBytes`) → bytes out; `cliIP` → client; `lastByte` (1 the last byte
