@@ -19,6 +19,8 @@ struct Replay: ParsableCommand {
         """)
 
     @Argument(help: "NDJSON files (.ndjson, .ndjson.zst) or - for stdin.") var files: [String]
+    @Option(help: ArgumentHelp("Input format: \(RecordFormats.all.map(\.name).joined(separator: ", ")) (default \(RecordFormats.defaultName)); a CDN log format writes the cdn_edge table."))
+    var format: String?
     @Option(help: "YAML config file, the one of `qos run` (see qos run --help).") var config: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
@@ -34,6 +36,7 @@ struct Replay: ParsableCommand {
             }
             var o = c.replayOptions()
             o.inputs = files
+            o.format = try RecordFormats.named(format ?? RecordFormats.defaultName)
             o.jsonDump = jsonDump
             o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } })
             o.progress = !quiet && isatty(2) != 0

@@ -14,9 +14,15 @@ public protocol RecordFormat: Sendable {
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                 partition: Int32, position: SourcePosition, nowMs: Int64)
+    /// The format for one source (a file, a Kafka partition): formats with
+    /// per-source state (CDN log parsers) return a fresh instance; the
+    /// default is `self`.
+    func forSource() -> any RecordFormat
 }
 
 extension RecordFormat {
+    public func forSource() -> any RecordFormat { self }
+
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.countMessage()
@@ -29,6 +35,7 @@ public enum RecordFormats {
     /// Every format `qos` can read. Register a new one here.
     public static let all: [any RecordFormat] = [
         BeaconJSONFormat(),
+        CdnLogFormat { EdgecastParser() },
     ]
 
     public static let defaultName = BeaconJSONFormat().name
