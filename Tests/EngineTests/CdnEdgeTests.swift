@@ -76,6 +76,24 @@ import Sketches
         #expect(r == [CdnLogRecord(timeMs: 1_631_233_904_000, cdn: "edgecast", status: 0)])
     }
 
+    @Test func statusClassesCacheAndSlowFollowTheTableRules() {
+        var m = CdnEdgeMetrics<DataSketchesKit>()
+        let rows: [(Int32, Double?, CdnLogRecord.CacheOutcome, Bool?)] =
+            [(0, nil, .other, nil), (200, 200, .hit, false), (206, 200.5, .hit, true), (304, 1, .miss, nil),
+             (404, 0, .miss, nil), (503, 5000, .other, nil)]
+        for (status, serve, cache, incomplete) in rows {
+            m.add(CdnLogRecord(timeMs: 0, cdn: "x", status: status, serveMs: serve, bytesOut: 3, cache: cache,
+                               clientIP: "10.0.0.\(status % 7)", incomplete: incomplete), slowMs: 200)
+        }
+        #expect([m.requests, m.httpErrors, m.http2xx, m.http3xx, m.http4xx, m.http5xx] == [6, 3, 2, 1, 1, 1])
+        #expect([m.slowResponses, m.bytesOut, m.cacheHits, m.cacheMisses, m.incompleteResponses] == [2, 18, 2, 2, 1])
+        #expect(m.serveSketch.count == 5)
+        #expect(m.ttfbSketch.isEmpty)
+        #expect(EdgecastParser.cacheOutcome("TCP_PARTIAL_HIT") == .hit)
+        #expect(EdgecastParser.cacheOutcome("TCP_CLIENT_REFRESH_MISS") == .miss)
+        #expect(EdgecastParser.cacheOutcome("CONFIG_NOCACHE") == .other)
+    }
+
     @Test func ownerIsTheFirstGuidPairBetweenTheFirstTwoSlices() {
         func owner(_ p: String) -> String { EdgecastParser.pathParts(p).owner }
         let a = "0123456789abcdef0123456789abcdef", b = "fedcba9876543210fedcba9876543210"
