@@ -7,7 +7,7 @@ import Glibc
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the engine over NDJSON beacon files and write every table to the sink.",
+        abstract: "Run the engine over NDJSON beacon (or CDN access-log) files and write every table to the sink.",
         discussion: """
         Inputs are read in order as one partition (plain .ndjson, .ndjson.zst, or - for stdin). \
         Output is what `qos run` writes for the same beacons; replaying the same input twice \
