@@ -15,7 +15,7 @@
 /// Rejects: `invalid_json` (the message, or one batch string, is not JSON),
 /// `not_an_object`, `empty_batch`, `missing_field:status_code`,
 /// `missing_field:timestamp` (absent or null), `wrong_type:<field>`,
-/// `invalid_value:<field>`, `field_too_long:<field>`.
+/// `invalid_value:<field>`, `field_too_long:<field>`, `invalid_utf8`.
 public final class EdgecastParser: CdnLogParser {
     public static let formatName = "edgecast"
 
@@ -184,7 +184,8 @@ public final class EdgecastParser: CdnLogParser {
         func string(_ c: inout JSONCursor, _ name: String, _ max: Int, _ set: (String) -> Void) -> RejectReason? {
             if c.readLiteral("null") { set(""); return nil }
             guard c.peek() == UInt8(ascii: "\"") else { return .wrongType(name) }
-            guard let raw = c.readRawString(), let s = c.string(raw) else { return .invalidValue(name) }
+            guard let raw = c.readRawString() else { return .wrongType(name) }
+            guard let s = c.string(raw) else { return .invalidUTF8 }
             guard s.utf8.count <= max else { return .fieldTooLong(name) }
             set(s)
             return nil

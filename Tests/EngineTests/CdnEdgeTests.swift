@@ -107,6 +107,43 @@ import Sketches
         #expect(EdgecastParser.pathParts("").account == "")
     }
 
+    @Test func mutatedRecordsNeverTrapAndRejectRangesStayInTheMessage() {
+        let escaped = Self.record.replacingOccurrences(of: "\"", with: "\\\"")
+        let seeds = [Self.record, "[\(Self.record),\(Self.record)]", "[\"\(escaped)\\n\",\"\(escaped)\"]"].map { Array($0.utf8) }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 11
+        }
+        let parser = EdgecastParser()
+        var recordsSeen = 0, rejectsSeen = 0
+        for _ in 0..<20_000 {
+            var m = seeds[Int(next() % UInt64(seeds.count))]
+            for _ in 0...(next() % 3) {
+                guard !m.isEmpty else { break }
+                let i = Int(next() % UInt64(m.count))
+                switch next() % 3 {
+                case 0: m[i] = UInt8(truncatingIfNeeded: next())
+                case 1: m.remove(at: i)
+                default: m.insert(Array("\"{}[],:0.-e\\".utf8)[Int(next() % 12)], at: i)
+                }
+            }
+            m.withUnsafeBytes { b in
+                parser.parse(b) { item in
+                    switch item {
+                    case .record(let r):
+                        recordsSeen += 1
+                        #expect(r.timeMs % 1000 == 0)
+                    case .reject(_, let range):
+                        rejectsSeen += 1
+                        #expect(range.lowerBound >= 0 && range.upperBound <= b.count)
+                    }
+                }
+            }
+        }
+        #expect(recordsSeen > 0 && rejectsSeen > 0)
+    }
+
     // MARK: The original pipeline's fixtures through `qos replay`
 
     struct Table { var rows: [CdnEdgeRow<DataSketchesKit>]; var rejects: [String] }
