@@ -286,6 +286,72 @@ import Sketches
         #expect(late[0].cdnEdge.metrics.map(\.httpErrors) == [1])
     }
 
+    /// CDN log lines over several windows in two partitions, some late.
+    static func cdnSource(partitions: Int = 2, perPartition: Int = 3000) -> MemoryRecordSource {
+        let src = MemoryRecordSource(name: "cdnlogs", partitions: partitions)
+        let guids = ["0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"]
+        let statuses = [200, 200, 206, 304, 404, 503, 0]
+        for p in 0..<partitions {
+            for i in 0..<perPartition {
+                var t = Double(DriverTests.start) / 1000 + Double(i) * 0.7 + Double(p) * 0.3
+                if i % 97 == 50 { t -= 200 }  // behind a written window: a late delta
+                let path = i % 5 == 0 ? "/AB12/static/x.js" : "/AB12/o/slices/\(guids[i % 2])/\(guids[(i + 1) % 2])/s\(i).ts"
+                let line = #"{"timestamp":\#(t),"pop":"p\#(i % 3)","status_code":\#(statuses[i % statuses.count]),"write_time":\#(Double(i % 400) / 1000),"bytes_out":\#(i * 13),"cache_status":"\#(i % 4 == 0 ? "TCP_MISS" : "TCP_HIT")","rewritten_path":"\#(path)","client_ip":"10.0.\#(p).\#(i % 211)","last_byte_served":\#(i % 9 == 0 ? 0 : 1)}"#
+                src.append(Array(line.utf8), partition: Int32(p))
+            }
+        }
+        return src
+    }
+
+    func startCdn(_ h: DriverTests.Harness, _ src: MemoryRecordSource) throws -> StreamDriver {
+        h.driver = try StreamDriver(h.options, format: RecordFormats.named("edgecast"), clock: h.clock)
+        try h.driver.store.openState(accept: false, log: { _ in })
+        h.driver.attach(src)
+        return h.driver
+    }
+
+    @Test func qosRunCommitsCdnEdgeExactlyOnceAcrossACrash() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Reference: one uninterrupted run, checkpointed after the same poll.
+        let ref = Self.cdnSource()
+        let hr = try DriverTests.Harness(sink: dir + "/reference")
+        let dr = try startCdn(hr, ref)
+        ref.assign([0, 1])
+        var polls = 0
+        repeat {
+            try dr.step()
+            polls += 1
+            if polls == 4 { try dr.checkpoint(reason: "test") }
+        } while ref.lag().values.contains { $0 > 0 } || !ref.pending.isEmpty
+        try dr.finish()
+
+        struct Crash: Error {}
+        let src = Self.cdnSource()
+        let h = try DriverTests.Harness(sink: dir + "/crashed")
+        let d = try startCdn(h, src)
+        d.epochCommit.afterCommit = { throw Crash() }
+        src.assign([0, 1])
+        for _ in 0..<4 { try d.step() }
+        #expect(throws: Crash.self) { try d.checkpoint(reason: "test") }
+        #expect(try DriverTests.visible(dir + "/crashed").isEmpty)
+        // A new process rolls the epoch forward, restores the partitions' cdn_edge state and continues.
+        let again = DriverTests.reopen(src)
+        let h2 = try DriverTests.Harness(sink: dir + "/crashed")
+        let d2 = try startCdn(h2, again)
+        again.assign([0, 1])
+        try h2.drain(again)
+        try d2.finish()
+
+        let want = try DriverTests.visible(dir + "/reference"), got = try DriverTests.visible(dir + "/crashed")
+        #expect(want.keys.contains { $0.hasPrefix("cdn_edge/") && $0.contains("_late") })
+        #expect(want.keys.sorted() == got.keys.sorted())
+        for (path, bytes) in want { #expect(got[path] == bytes, "\(path) differs") }
+        // Every record counted once: the visible cdn_edge files hold all 6000.
+        let rows = try read(dir + "/crashed")
+        #expect(rows.reduce(0) { $0 + $1.m.requests } == 6000)
+    }
+
     @Test(.enabled(if: haveFixtures)) func reaggregateRollsCdnEdgeUpBySketchMerge() throws {
         let (sink, _) = try replay(["cdn_log.json"])
         // A second replay's late-looking share in the same sink: another file of the same window.
