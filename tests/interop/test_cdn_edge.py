@@ -156,3 +156,24 @@ def test_duckdb_reads_the_dataset_with_hive_partitions(tmp_path):
     n, req = duckdb.connect().execute(f"select count(*), sum(requests) from read_parquet('{sink}/cdn_edge/**/*.parquet', "
                         "hive_partitioning=true) where dt = '2021-09-10' and hour = 0").fetchone()
     assert (n, req) == (6, 9)
+
+
+def test_reaggregate_and_inspect_know_cdn_edge(tmp_path):
+    sink = tmp_path / "s"
+    for name in ("cdn_log.json", "cdn_log_broken.json"):  # two files of one window, like a late delta
+        qos("replay", "--format", "edgecast", DATA / name, "--window", "1m", "--sink", sink, "--quiet")
+    qos("reaggregate", "--sink", sink, "--table", "cdn_edge", "--grain", "1h", "--dims", "pop")
+    rolled = table(tmp_path / "s" / "rollup_1h_by_pop", "cdn_edge")
+    want = expected(records("cdn_log.json") + records("cdn_log_broken.json"))
+    by_pop = {}
+    for (_, _, _, pop), e in want.items():
+        by_pop.setdefault(pop, {c: 0 for c in COUNTERS})
+        for c in COUNTERS:
+            by_pop[pop][c] += e[c]
+    assert {r["pop"]: {c: r[c] for c in COUNTERS} for r in rolled} == by_pop
+    assert "owner" not in rolled[0] and all(int(r["window_start"].timestamp()) == 1631232000 for r in rolled)
+    for r in rolled:  # the union of the clients' sketches: each IP once
+        ips = {x["client_ip"] for x in records("cdn_log.json") if x["pop"] == r["pop"]}
+        assert r["unique_clients"] == pytest.approx(len(ips), rel=0.01)
+    out = qos("inspect", sink / "cdn_edge").stdout
+    assert "CDN requests 17" in out and "slow 11.76 %" in out
