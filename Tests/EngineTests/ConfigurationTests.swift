@@ -52,13 +52,14 @@ import QoSCore
             .brokers: "b:1", .topics: "t", .format: "beacon-json", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
             .session_timeout: "1m", .session_max: "1h", .idle_timeout: "3s", .checkpoint_interval: "4s",
             .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
-            .group_cap: "7", .slow_request_ms: "9", .metrics_port: "off", .metrics_host: "0.0.0.0",
+            .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
         expected.engine.windowMs = 3_600_000; expected.engine.latenessMs = 1000; expected.engine.maxLatenessMs = 3_600_000
         expected.engine.sessionTimeoutMs = 60_000; expected.engine.sessionMaxMs = 3_600_000
         expected.engine.groupsPerWindowMax = 7; expected.engine.slowRequestMs = 9
+        expected.engine.slowResponseMs = 11
         (expected.idleTimeoutMs, expected.checkpointIntervalMs, expected.checkpointMinIntervalMs) = (3000, 4000, 5000)
         expected.instance = "i"; expected.geoipDb = ["a.mmdb"]; expected.uaRegexes = "r.yaml"; expected.zstdLevel = 0
         expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"

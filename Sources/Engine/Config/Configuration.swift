@@ -48,7 +48,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public enum Key: String, CodingKey, CaseIterable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
-        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, metrics_port, metrics_host
+        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -66,7 +66,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
                  .checkpoint_min_interval: DurationText.form
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
-            case .slow_request_ms: "an integer number of milliseconds ≥ 0"
+            case .slow_request_ms, .slow_response_ms: "an integer number of milliseconds ≥ 0"
             case .metrics_port: "a port number 0-65535 (0 = any free port) or off"
             case .geoip_db: "a list of .mmdb paths"
             case .topics: "a list of topics, each NAME or NAME:FORMAT (formats: \(RecordFormats.names))"
@@ -148,6 +148,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         engine.sessionMaxMs = try duration(.session_max) ?? engine.sessionMaxMs
         engine.groupsPerWindowMax = try integer(.group_cap, 1...Int64(Int32.max)).map { Int($0) } ?? engine.groupsPerWindowMax
         engine.slowRequestMs = try integer(.slow_request_ms, 0...Int64.max) ?? engine.slowRequestMs
+        engine.slowResponseMs = try integer(.slow_response_ms, 0...Int64.max) ?? engine.slowResponseMs
         idleTimeoutMs = try duration(.idle_timeout) ?? idleTimeoutMs
         checkpointIntervalMs = try duration(.checkpoint_interval) ?? checkpointIntervalMs
         checkpointMinIntervalMs = try duration(.checkpoint_min_interval) ?? checkpointMinIntervalMs

@@ -14,6 +14,9 @@ public final class StreamDriver {
     let formatOverride: (any RecordFormat)?
     /// The format of each of the source's streams, in stream order.
     var formats: [any RecordFormat] = []
+    /// Each owned partition's own instance of its stream's format (a CDN
+    /// log parser keeps state across the messages of a partition).
+    var partitionFormats: [Int32: any RecordFormat] = [:]
     let clock: any Clock
     let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
@@ -115,13 +118,21 @@ public final class StreamDriver {
         if current?.partition != r.partition {
             endRun()
             let next = book[r.partition]?.next
-            current = (r.partition, next, formats[StreamPartition(id: r.partition).stream])
+            current = (r.partition, next, format(of: r.partition))
             if next != nil { touched.insert(r.partition) }
         }
         // Not owned, or before the partition's checkpoint: already counted.
         guard let next = current!.next, r.offset >= next else { return }
         current!.format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
         current!.next = r.offset + 1
+    }
+
+    func format(of partition: Int32) -> any RecordFormat {
+        if let f = partitionFormats[partition] { return f }
+        let stream = StreamPartition(id: partition).stream
+        let f = formats[stream].forSource(named: source.streams[stream])
+        partitionFormats[partition] = f
+        return f
     }
 
     func endRun() {
@@ -193,7 +204,9 @@ public final class StreamDriver {
     }
 
     func release(_ partitions: [Int32]) {
-        for p in partitions { engine.forget(partition: p); book.release(p); tracker.remove(partition: p) }
+        for p in partitions {
+            engine.forget(partition: p); book.release(p); tracker.remove(partition: p); partitionFormats[p] = nil
+        }
     }
 
     /// Caught up: no records in this poll and every owned partition's next

@@ -14,9 +14,15 @@ public protocol RecordFormat: Sendable {
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                 partition: Int32, position: SourcePosition, nowMs: Int64)
+    /// The format for one source (a file, a Kafka partition), given its name
+    /// (file path or topic): formats with per-source state (CDN log
+    /// parsers) return a fresh instance; the default is `self`.
+    func forSource(named source: String) -> any RecordFormat
 }
 
 extension RecordFormat {
+    public func forSource(named source: String) -> any RecordFormat { self }
+
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.countMessage()
@@ -29,6 +35,10 @@ public enum RecordFormats {
     /// Every format `qos` can read. Register a new one here.
     public static let all: [any RecordFormat] = [
         BeaconJSONFormat(),
+        CdnLogFormat { EdgecastParser() },
+        CdnLogFormat(perSource: { CloudFrontParser(distributionId: CloudFrontParser.distributionId(fromFileName: $0)) }),
+        CdnLogFormat { FastlyParser() },
+        CdnLogFormat { AkamaiParser() },
     ]
 
     public static let defaultName = BeaconJSONFormat().name
