@@ -223,10 +223,46 @@ final class LiveView: @unchecked Sendable {
     }
 
     func finish(_ s: RunStatus, sink: String) {
-        print("\nstopped: \(s.counters.messages) beacons consumed, \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
         checkRejects(s, sink: sink)
+        printCdnEdge(sink: sink)
         print("query them with DuckDB, e.g.:")
         print("  select window_start, sum(views), sum(rebuffer_ms)/sum(playing_ms+rebuffer_ms) as rebuffer_ratio")
         print("  from read_parquet('\(sink)/overall/**/*.parquet', hive_partitioning=true) group by 1 order by 1;")
+        print("the CDN's own view of the same requests (cdn_edge, from the cdnlogs topic):")
+        print("  select pop, sum(requests), sum(slow_responses)/sum(requests) as slow_share, sum(http_errors)")
+        print("  from read_parquet('\(sink)/cdn_edge/**/*.parquet') group by 1 order by 3 desc;")
+    }
+
+    /// The PoPs by share of slow responses in `cdn_edge` (the CDN's access
+    /// log): the degraded PoP the beacons show must lead here too.
+    func printCdnEdge(sink: String) {
+        var byPop: [String: (requests: Int64, slow: Int64, errors: Int64)] = [:]
+        do {
+            for f in Inspector.parquetFiles(under: sink + "/cdn_edge") {
+                let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+                guard let pops = try r.column(named: "pop").stringValues,
+                      case .int64(let requests) = try r.column(named: "requests"),
+                      case .int64(let slow) = try r.column(named: "slow_responses"),
+                      case .int64(let errors) = try r.column(named: "http_errors") else { continue }
+                for i in pops.indices {
+                    let pop = pops[i] ?? "unknown"
+                    byPop[pop, default: (0, 0, 0)].requests += requests[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].slow += slow[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].errors += errors[i] ?? 0
+                }
+            }
+        } catch {
+            print("cdn_edge: cannot read \(sink)/cdn_edge: \(error)")
+            return
+        }
+        let ranked = byPop.filter { $0.value.requests > 0 }
+            .sorted { Double($0.value.slow) / Double($0.value.requests) > Double($1.value.slow) / Double($1.value.requests) }
+        guard !ranked.isEmpty else { print("cdn_edge: no rows yet"); return }
+        let shown = ranked.prefix(3).map { p in
+            String(format: "%@ %.1f %% slow of %lld (%lld errors)", p.key, 100 * Double(p.value.slow) / Double(p.value.requests),
+                   p.value.requests, p.value.errors)
+        }
+        print("cdn_edge (CDN access log), PoPs by slow-response share: \(shown.joined(separator: "; "))")
     }
 }
