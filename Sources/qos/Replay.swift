@@ -24,6 +24,8 @@ struct Replay: ParsableCommand {
     @OptionGroup var engine: EngineOptions
     @Option(help: ArgumentHelp("Input format of the files: \(RecordFormats.names) (default \(RecordFormats.defaultName)); a CDN log format writes the cdn_edge table.")) var format: String?
     @Flag(help: "No progress line even on a terminal.") var quiet = false
+    @Option(help: "The fastly format's field names for your own log format, name=json_key,… (e.g. status=resp_status,elapsed_ms=duration); names in README, Fastly.")
+    var fastlyFields: String?
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
 
@@ -33,6 +35,7 @@ struct Replay: ParsableCommand {
                 output.apply(to: &l)
                 engine.apply(to: &l)
                 l.set(.format, flag: format)
+                l.set(.fastly_fields, flag: fastlyFields)
             }
             var o = c.replayOptions()
             o.inputs = files

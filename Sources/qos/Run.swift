@@ -22,6 +22,8 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Kafka bootstrap servers (default \(Defaults.brokers)).")) var brokers: String?
     @Option(help: ArgumentHelp("Topic to consume, NAME or NAME:FORMAT (formats: \(RecordFormats.names)); repeatable, one per topic (default \(Defaults.topic)).")) var topic: [String] = []
     @Option(help: ArgumentHelp("Input format of topics given without one (default \(RecordFormats.defaultName)).")) var format: String?
+    @Option(help: "The fastly format's field names for your own log format, name=json_key,… (e.g. status=resp_status,elapsed_ms=duration); names in README, Fastly.")
+    var fastlyFields: String?
     @Option(help: ArgumentHelp("Consumer group (default \(Defaults.group)).")) var group: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
@@ -45,6 +47,7 @@ struct Run: ParsableCommand {
             l.set(.brokers, flag: brokers)
             l.set(topics: topic)
             l.set(.format, flag: format)
+            l.set(.fastly_fields, flag: fastlyFields)
             l.set(.group, flag: group)
             output.apply(to: &l)
             engine.apply(to: &l)

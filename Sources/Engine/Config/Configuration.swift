@@ -17,6 +17,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var topics = [TopicSpec(name: Defaults.topic)]
     /// The input format of `qos replay`'s files and of topics given without one.
     public var format = RecordFormats.defaultName
+    /// The `fastly` format's field names, for a customer's own log format
+    /// (README "Input: CDN access logs", Fastly): our name → their JSON key.
+    public var fastlyFields: [String: String] = [:]
     /// Consumer group.
     public var group = Defaults.group
     /// Output directory.
@@ -49,6 +52,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
+        case fastly_fields
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -72,6 +76,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .topics: "a list of topics, each NAME or NAME:FORMAT (formats: \(RecordFormats.names))"
             case .format: "an input format: \(RecordFormats.names)"
             case .kafka: "a mapping of librdkafka properties"
+            case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
             case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
             }
         }
@@ -161,6 +166,26 @@ public struct Configuration: Decodable, Equatable, Sendable {
         }
         uaRegexes = try string(.ua_regexes) ?? uaRegexes
         zstdLevel = try integer(.zstd_level, 0...Int64(Defaults.zstdLevelMax)).map { Int($0) } ?? zstdLevel
+        if c.contains(.fastly_fields) {
+            // A mapping (YAML) or name=key,name=key (environment, flag).
+            var map: [String: String] = [:]
+            if let m = try? c.decode([String: String].self, forKey: .fastly_fields) {
+                map = m
+            } else if let text = try? c.decode(String.self, forKey: .fastly_fields) {
+                for pair in text.split(separator: ",") {
+                    guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                        throw ConfigurationError.badValue(.fastly_fields, text)
+                    }
+                    map[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+                }
+            } else {
+                throw ConfigurationError.badValue(.fastly_fields, "(not a mapping)")
+            }
+            do { _ = try FastlyFieldMap(mapping: map) } catch let e as UserError {
+                throw ConfigurationError.invalid("fastly_fields: \(e.message)")
+            }
+            fastlyFields = map
+        }
         if c.contains(.kafka) {
             guard let map = try? c.decode([String: String].self, forKey: .kafka) else {
                 throw ConfigurationError.badValue(.kafka, "(not a mapping)")
@@ -179,12 +204,18 @@ public struct Configuration: Decodable, Equatable, Sendable {
         if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
     }
 
+    /// What formats take from the configuration (checked when decoded).
+    public var formatSettings: FormatSettings {
+        FormatSettings(fastlyFields: fastlyFields.isEmpty ? nil : try! FastlyFieldMap(mapping: fastlyFields))
+    }
+
     /// `qos run`'s options (everything but what only the CLI knows: the
     /// enricher, duration, batch mode, state-loss acceptance, callbacks).
     public func runOptions() -> RunOptions {
         var o = RunOptions()
         o.brokers = brokers
         o.topics = topics.map { TopicSpec(name: $0.name, format: $0.format ?? format) }
+        o.formatSettings = formatSettings
         o.group = group
         o.sink = sink
         o.config = engine
@@ -201,7 +232,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public func replayOptions() -> ReplayOptions {
         var o = ReplayOptions()
         // Checked against the registry when decoded.
-        o.format = RecordFormats.all.first { $0.name == format }!
+        o.format = try! RecordFormats.named(format, settings: formatSettings)
         o.sink = sink
         o.config = engine
         o.zstdLevel = zstdLevel

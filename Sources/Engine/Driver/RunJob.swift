@@ -14,6 +14,8 @@ public struct RunOptions {
     public var brokers = Defaults.brokers
     /// The topics and their formats (each format resolved).
     public var topics = [TopicSpec(name: Defaults.topic, format: RecordFormats.defaultName)]
+    /// What the topics' formats take from the configuration.
+    public var formatSettings = FormatSettings()
     /// The first topic's name; setting it consumes that one topic of beacons.
     public var topic: String {
         get { topics[0].name }

@@ -59,7 +59,7 @@ public final class StreamDriver {
             guard let t = o.topics.first(where: { $0.name == name }) else {
                 throw UserError("no input format for stream '\(name)' — list it in topics")
             }
-            return try RecordFormats.named(t.format ?? RecordFormats.defaultName)
+            return try RecordFormats.named(t.format ?? RecordFormats.defaultName, settings: o.formatSettings)
         }
         epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
                                   instance: o.instance, afterCommit: epochCommit.afterCommit)

@@ -46,11 +46,29 @@ public enum RecordFormats {
     /// The registered names, for help texts and errors.
     public static var names: String { all.map(\.name).joined(separator: ", ") }
 
+    /// The format called `name` as `settings` configure it (Fastly's field names).
+    public static func named(_ name: String, settings: FormatSettings) throws -> any RecordFormat {
+        if name == FastlyParser.formatName, let fields = settings.fastlyFields {
+            return CdnLogFormat { FastlyParser(fields: fields) }
+        }
+        return try named(name)
+    }
+
     /// The format called `name`; throws a one-line error listing the known ones.
     public static func named(_ name: String) throws -> any RecordFormat {
         guard let f = all.first(where: { $0.name == name }) else {
             throw UserError("unknown input format '\(name)' — use one of: \(all.map(\.name).joined(separator: ", "))")
         }
         return f
+    }
+}
+
+/// What input formats take from the configuration.
+public struct FormatSettings: Sendable, Equatable {
+    /// The `fastly` format's field names (nil: the documented defaults).
+    public var fastlyFields: FastlyFieldMap?
+
+    public init(fastlyFields: FastlyFieldMap? = nil) {
+        self.fastlyFields = fastlyFields
     }
 }
