@@ -73,8 +73,11 @@ struct Run: ParsableCommand {
                 let server = try MetricsServer(host: c.metricsHost, port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()
+                let live = LiveReport(sink: c.sink)
+                server.addRoutes { live.route($0) }
                 o.log("qos run: /metrics and /healthz on \(c.metricsHost):\(server.port)")
-                o.onCheckpoint = { server.publish($0) }
+                o.log("qos run: live QoS page at http://\(c.metricsHost):\(server.port)/")
+                o.onCheckpoint = { server.publish($0); live.update($0) }
             }
             installStopHandlers()
             _ = try RunJob(o).run()
