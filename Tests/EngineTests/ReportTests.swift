@@ -221,6 +221,66 @@ import Sketches
         #expect(status.body.hasPrefix("{\"counters\":{"))
     }
 
+    /// A `cdn_edge` table (CDN access logs; columns as `TableSchemas.cdnEdgeColumns` writes them)
+    /// becomes the PoP view: requests and errors summed, serve-time sketches merged, per cdn × pop.
+    @Test func cdnEdgeTableBecomesThePoPView() throws {
+        let f = try fx()
+        let sink = f.dir + "/edge-sink"
+        try FileManager.default.createDirectory(atPath: sink, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: sink + "/overall", withDestinationPath: f.sink + "/overall")
+        let w0: Int64 = 1_767_225_600_000
+        var serveAll = DDSketch(relativeAccuracy: 0.01)
+        for (i, (pops, slow)) in [(["ams", "fra"], 900.0), (["ams", "lhr"], 40.0)].enumerated() {
+            let start = w0 + Int64(i) * 120_000
+            var serve: [[UInt8]] = [], hll: [[UInt8]] = []
+            for (j, _) in pops.enumerated() {
+                var d = DDSketch(relativeAccuracy: 0.01)
+                for k in 0..<50 { _ = d.add(j == 0 ? slow + Double(k) : 30 + Double(k)) }
+                if j == 0 { serveAll.merge(d) }
+                serve.append(d.protobufBytes())
+                var h = HLLSketch(lgK: 12)
+                for k in 0..<(10 + j) { h.update("10.0.\(i).\(k)") }
+                hll.append(h.compactBytes())
+            }
+            let n = pops.count
+            func ints(_ v: [Int64]) -> ParquetColumnData { .int64(v.map { Optional($0) }) }
+            func strs(_ v: [String]) -> ParquetColumnData { .byteArray(v.map { Optional(Array($0.utf8)) }) }
+            let schema: [ParquetField] = [
+                ParquetField(name: "window_start", physical: .int64, logical: .timestampMicrosUTC, optional: false),
+                ParquetField(name: "window_end", physical: .int64, logical: .timestampMicrosUTC, optional: false),
+                .string("cdn", optional: false), .string("account", optional: false), .string("owner", optional: false),
+                .string("pop", optional: false)]
+                + ["requests", "http_errors", "http_5xx", "slow_responses", "bytes_out", "cache_hits", "cache_misses"].map {
+                    ParquetField(name: $0, physical: .int64, optional: false) }
+                + [ParquetField(name: "serve_ms_sketch", physical: .byteArray, optional: false),
+                   ParquetField(name: "clients_hll", physical: .byteArray, optional: false)]
+            let cols: [ParquetColumnData] = [
+                ints(Array(repeating: start * 1000, count: n)), ints(Array(repeating: (start + 120_000) * 1000, count: n)),
+                strs(Array(repeating: "edgecast", count: n)), strs(Array(repeating: "acct", count: n)),
+                strs(Array(repeating: "", count: n)), strs(pops),
+                ints([100, 200]), ints([30, 2]), ints([20, 0]), ints([50, 0]), ints([1000, 2000]), ints([60, 190]), ints([40, 10]),
+                .byteArray(serve.map { Optional($0) }), .byteArray(hll.map { Optional($0) })]
+            var o = ParquetWriterOptions()
+            o.keyValueMetadata = [("videoqos.spec_version", "1"), ("videoqos.table", "cdn_edge")]
+            let dir = FileSink(root: sink).directory(table: "cdn_edge", windowStartMs: start)
+            try FileSink(root: sink).publish(try writeParquet(schema: schema, columns: cols, options: o), dir: dir,
+                                             name: "cdn_edge_\(i)_base.parquet")
+        }
+        var o = ReportOptions()
+        o.sink = sink
+        let m = try ReportBuilder.model(o)
+        let t = try #require(table(m, "cdn_edge"))
+        let rows = Dictionary(uniqueKeysWithValues: t.rows.map { (text($0[0]) + "/" + text($0[1]), $0) })
+        let ams = try #require(rows["edgecast/ams"])
+        let col = { (id: String) in t.columns.firstIndex { $0.id == id }! }
+        #expect(number(ams[col("requests")]) == 200)
+        #expect(number(ams[col("http_error_rate")]) == 60.0 / 200)
+        #expect(number(ams[col("cache_hit_ratio")]) == 120.0 / 200)
+        #expect(number(ams[col("serve_p95")]) == serveAll.quantile(0.95))
+        #expect(number(rows["edgecast/lhr"]![col("requests")]) == 200)
+        #expect(rows.count == 3)
+    }
+
     /// A week of 2-minute windows with many groups stays far below 5 MB: the
     /// series is drawn at a coarser step, tables keep their top rows.
     @Test func aWeekOfWindowsStaysSmall() throws {
