@@ -180,7 +180,7 @@ def test_report_of_a_week_of_windows_stays_under_5_mb(tmp_path):
     beyond a 20 s sanity bound on a shared machine)."""
     qos_rel = release_bin()
     data, sink = tmp_path / "week.ndjson", tmp_path / "week"
-    subprocess.run([qos_rel, "generate", "--seed", "5", "--sessions", "25000", "--rate", "1.6", "--start-ms", "1767225600000",
+    subprocess.run([qos_rel, "generate", "--seed", "5", "--sessions", "25000", "--rate", "3", "--start-ms", "1767225600000",
                     "--out", data], check=True, capture_output=True)
     subprocess.run([qos_rel, "replay", data, "--sink", sink, "--quiet"], check=True, capture_output=True, timeout=1800)
     windows = duckdb.sql(f"select count(distinct window_start) from {glob(sink, 'overall')}").fetchall()[0][0]

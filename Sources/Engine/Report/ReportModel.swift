@@ -136,7 +136,7 @@ public struct ReportModel: Sendable {
                 note: "rows of the rejects table"),
         ]
         charts = [
-            Chart(id: "views", title: "Views, unique viewers and plays per window", format: .count,
+            Chart(id: "views", title: "Views, unique viewers and plays", format: .count,
                   series: [("views", "views"), ("unique_viewers", "unique viewers"), ("plays", "plays")]),
             Chart(id: "startup", title: "Startup time", format: .ms, series: [("startup_p50", "p50"), ("startup_p95", "p95")]),
             Chart(id: "rebuffer", title: "Rebuffer ratio", format: .percent, series: [("rebuffer_ratio", "rebuffer ratio")]),

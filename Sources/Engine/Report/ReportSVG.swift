@@ -29,7 +29,7 @@ enum ReportSVG {
             s += "<text x=\"\(left - 6)\" y=\"\(r(yv + 4))\" text-anchor=\"end\">\(tick(v, c.format, step: yStep))</text>"
             v += yStep
         }
-        s += "<text transform=\"translate(12 \(r(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(unit(c.format))</text>"
+        s += "<text transform=\"translate(12 \(r(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(unit(c.format, stepMs: stepMs))</text>"
         // x ticks at round times.
         let tickMs = timeStep(Int64(span) , stepMs)
         var t = (t0 + tickMs - 1) / tickMs * tickMs
@@ -80,12 +80,12 @@ enum ReportSVG {
         return x == x.rounded() ? String(Int(x)) : String(x)
     }
 
-    static func unit(_ f: ReportModel.Format) -> String {
+    static func unit(_ f: ReportModel.Format, stepMs: Int64) -> String {
         switch f {
         case .ms: return "milliseconds"
         case .percent: return "percent"
         case .bytes: return "bytes"
-        default: return "count per window"
+        default: return "count per \(ReportHTML.duration(stepMs))"
         }
     }
 
