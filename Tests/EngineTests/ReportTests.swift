@@ -281,6 +281,17 @@ import Sketches
         #expect(rows.count == 3)
     }
 
+    /// Numbers for people, and no trap on a saturated sum (Int64.max).
+    @Test func numbersAreFormattedForPeople() {
+        #expect(ReportHTML.count(1_234_567) == "1,234,567")
+        #expect(ReportHTML.ms(850) == "850 ms" && ReportHTML.ms(1250) == "1.25 s")
+        #expect(ReportHTML.percent(0.0123) == "1.23 %" && ReportHTML.percent(0.00045) == "0.045 %")
+        #expect(ReportHTML.bytes(2_500_000) == "2.5 MB")
+        #expect(ReportHTML.count(Double(Int64.max)) == String(Double(Int64.max)))
+        #expect(!ReportHTML.fixed(Double(Int64.max), 2).isEmpty)
+        #expect(ReportHTML.format(nil, .percent) == "–")
+    }
+
     /// A week of 2-minute windows with many groups stays far below 5 MB: the
     /// series is drawn at a coarser step, tables keep their top rows.
     @Test func aWeekOfWindowsStaysSmall() throws {

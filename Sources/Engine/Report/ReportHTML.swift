@@ -102,6 +102,7 @@ public enum ReportHTML {
 
     /// `1,234,567`.
     static func count(_ v: Double) -> String {
+        guard abs(v) < 9e18 else { return String(v) }  // a saturated sum (Int64.max) must not trap
         let n = Int64(v.rounded())
         let digits = Array(String(abs(n)))
         var out = ""
@@ -132,6 +133,7 @@ public enum ReportHTML {
     static func fixed(_ v: Double, _ digits: Int) -> String {
         var f = 1.0
         for _ in 0..<digits { f *= 10 }
+        guard abs(v) * f < 9e18 else { return String(v) }
         let n = Int64((abs(v) * f).rounded())
         let ip = n / Int64(f), fp = n % Int64(f)
         var fs = String(fp)
