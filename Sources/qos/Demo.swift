@@ -19,7 +19,9 @@ struct Demo: ParsableCommand {
         --config and QOS_* environment variables (the keys of `qos run`) set the window, lateness, \
         sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; the demo's own \
         broker, fast checkpoints and idle timeout stay (brokers, topic, group, instance, idle_timeout, \
-        checkpoint_*, metrics_* and kafka are checked and ignored).
+        checkpoint_* and kafka are checked and ignored). The live QoS page (the page of qos report, refreshed \
+        after every flush), /metrics and /healthz are served on metrics_host:metrics_port (127.0.0.1:9309 by \
+        default, any free port if that one is taken; off disables them); the URL is printed at the start.
         """)
 
     @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
@@ -81,10 +83,17 @@ struct Demo: ParsableCommand {
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
             let view = LiveView(speed: speed)
-            o.onCheckpoint = { view.show($0) }
+            let live = LiveReport(sink: sink)
+            let server = try Demo.liveServer(c, live)
+            if let server {
+                view.url = "http://\(server.host):\(server.port)/"
+                print("live QoS page: \(view.url!) (while the demo runs; qos report --sink \(sink) writes it to a file)")
+            }
+            o.onCheckpoint = { view.show($0); server?.publish($0); live.update($0) }
             let status = try RunJob(o).run()
             producer.stop()
             cdnProducer.stop()
+            server?.stop()
             view.finish(status, sink: sink)
         }
     }
@@ -92,6 +101,20 @@ struct Demo: ParsableCommand {
 
 extension Demo {
     static let marker = "_qos/demo"
+
+    /// The live page, /metrics and /healthz on metrics_host:metrics_port
+    /// (default 127.0.0.1:9309), or on any free port when that one is taken
+    /// (a `qos run` beside the demo); nil when metrics_port is off.
+    static func liveServer(_ c: Configuration, _ live: LiveReport) throws -> MetricsServer? {
+        guard let port = c.metricsPort else { return nil }
+        let server: MetricsServer
+        do { server = try MetricsServer(host: c.metricsHost, port: port) } catch {
+            server = try MetricsServer(host: c.metricsHost, port: 0)
+        }
+        server.addRoutes { live.route($0) }
+        server.start()
+        return server
+    }
 
     /// The demo's broker lives in memory: the checkpoints of a previous demo
     /// name offsets of a broker that is gone. So a demo starts from a clean
@@ -158,6 +181,8 @@ final class ProducerThread: @unchecked Sendable {
 /// The terminal view: one block redrawn at every checkpoint.
 final class LiveView: @unchecked Sendable {
     let speed: Double
+    /// The live page's address, shown in the view.
+    var url: String?
     var lastMessages: Int64 = 0
     var lastTime = Date()
     let tty = isatty(1) != 0
@@ -176,6 +201,7 @@ final class LiveView: @unchecked Sendable {
                 + "open sessions \(s.openSessions)   windows written \(s.windowsWritten)   files \(s.filesWritten)",
         ]
         lines += LiveView.windowSummary(s)
+        if let url { lines.append("live QoS page: \(url)") }
         if tty { print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n")) } else if s.epoch % 10 == 0 {
             print(lines[1])
         }
