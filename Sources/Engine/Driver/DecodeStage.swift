@@ -71,9 +71,11 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
                 var events: [SourceEvent] = []
                 let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
                     batch.append(r, format: format)
-                    next[r.partition] = r.offset + 1
                 }, onEvent: { events.append($0) })
-                if n > 0 { guard queue.put(.batch(batch)) else { break } }
+                if n > 0 {
+                    for (p, o) in batch.nextOffsets() { next[p] = o }
+                    guard queue.put(.batch(batch)) else { break }
+                }
                 for e in events {
                     guard queue.put(.event(e)) else { return queue.close() }
                     switch e {
@@ -116,7 +118,7 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
         switch item {
         case .batch(let b):
             b.deliver(onRecord)
-            for r in b.records { deliveredNext[r.partition] = r.offset + 1 }
+            for (p, next) in b.nextOffsets() { deliveredNext[p] = next }
             bytesDelivered += Int64(b.bytes.count)
             return b.records.count
         case .event(let e):
@@ -231,6 +233,15 @@ struct DecodedBatch: @unchecked Sendable {
         format.decode(r.bytes) { items.append($0) }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
                               position: r.position, first: first, count: items.count - first))
+    }
+
+    /// The offset after each partition's last record in the batch.
+    func nextOffsets() -> [(Int32, Int64)] {
+        var out: [(Int32, Int64)] = []
+        for r in records {
+            if let i = out.lastIndex(where: { $0.0 == r.partition }) { out[i].1 = r.offset + 1 } else { out.append((r.partition, r.offset + 1)) }
+        }
+        return out
     }
 
     /// Each record, its bytes and decoded items lent for the callback.
