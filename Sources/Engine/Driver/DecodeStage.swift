@@ -4,8 +4,8 @@ import QoSCore
 /// The decode stage on a thread of its own: it polls a `RecordSource`,
 /// copies each batch of records out of the source's buffers and decodes them
 /// with the input format; the driver (`StreamDriver`, on the engine's thread)
-/// polls this stage like any source and applies the already-decoded items
-/// (`RawRecord.decoded`) in input order, so output does not depend on the
+/// polls this stage (`pollDecoded`) and applies the already-decoded items
+/// in input order, so output does not depend on the
 /// threading. Ownership changes travel in order with the records: the decode
 /// thread waits until the driver has answered an assignment
 /// (`startAssigned`) or a revocation (`completeRevoke`) before it polls
@@ -104,12 +104,18 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
 
     // MARK: The engine's side (RecordSource)
 
-    /// Delivers the next decoded batch (its records' `decoded` set), or the
-    /// next ownership change; blocks until the decode thread has one.
-    /// `maxRecords` and `timeoutMs` are the decode thread's: it polls with
-    /// `batchRecords` and a 100 ms timeout.
+    /// As a plain source: the records of the next batch (a caller that
+    /// decodes them itself) or the next ownership change.
     func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
               onEvent: (SourceEvent) -> Void) throws -> Int {
+        try pollDecoded(onRecord: { r, _ in onRecord(r) }, onEvent: onEvent)
+    }
+
+    /// Delivers the next decoded batch, each record with its items, or the
+    /// next ownership change; blocks until the decode thread has one. The
+    /// decode thread polls with `batchRecords` and a 100 ms timeout.
+    func pollDecoded(onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void,
+                     onEvent: (SourceEvent) -> Void) throws -> Int {
         start()
         guard let item = try queue.take() else {
             ended = true
@@ -244,15 +250,14 @@ struct DecodedBatch: @unchecked Sendable {
         return out
     }
 
-    /// Each record, its bytes and decoded items lent for the callback.
-    func deliver(_ onRecord: (RawRecord) -> Void) {
+    /// Each record with its decoded items, both lent for the callback.
+    func deliver(_ onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void) {
         bytes.withUnsafeBytes { raw in
             items.withUnsafeBufferPointer { decoded in
                 for r in records {
-                    var rec = RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
-                                        offset: r.offset, position: r.position)
-                    rec.decoded = UnsafeBufferPointer(rebasing: decoded[r.first..<(r.first + r.count)])
-                    onRecord(rec)
+                    onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
+                                       offset: r.offset, position: r.position),
+                             UnsafeBufferPointer(rebasing: decoded[r.first..<(r.first + r.count)]))
                 }
             }
         }

@@ -29,6 +29,8 @@ public final class StreamDriver {
     /// How long the input must stay at its end before it counts as ended (`untilCaughtUp`).
     let endQuietSeconds: Double
     var source: (any RecordSource)!
+    /// The source when it is a decode stage: its records come decoded.
+    var decoding: DecodeStage?
     var tracker: WatermarkTracker
     var book = PartitionBook()
     var status = RunStatus()
@@ -73,6 +75,7 @@ public final class StreamDriver {
     /// Reads from `source` from now on; the checkpoint interval starts now.
     public func attach(_ source: any RecordSource) {
         self.source = source
+        decoding = source as? DecodeStage
         if direct == nil {
             epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, instance: o.instance,
                                       afterCommit: epochCommit.afterCommit)
@@ -99,8 +102,12 @@ public final class StreamDriver {
     public func step() throws {
         var events: [SourceEvent] = []
         var now = clock.wallMs()
-        let n = try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
-                                onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+        let n = if let decoding {
+            try decoding.pollDecoded(onRecord: { ingestDecoded($0, $1, now) }, onEvent: { events.append($0) })
+        } else {
+            try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
+                            onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+        }
         endRun()
         if let e = failure { throw e }
         now = clock.wallMs()
@@ -139,13 +146,24 @@ public final class StreamDriver {
         }
         // Not owned, or before the partition's checkpoint: already counted.
         guard let next = current!.next, r.offset >= next else { return }
-        if let items = r.decoded {  // decoded ahead by the decode stage
-            engine.countMessage()
-            for item in items {
-                engine.ingest(item, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
-            }
-        } else {
-            format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
+        format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
+        current!.next = r.offset + 1
+    }
+
+    /// `ingest` for a record the decode stage decoded ahead (`qos replay`),
+    /// then the direct driver's flush hook.
+    @inline(__always)
+    func ingestDecoded(_ r: RawRecord, _ items: UnsafeBufferPointer<DecodedItem>, _ now: Int64) {
+        if current?.partition != r.partition {
+            endRun()
+            let next = book[r.partition]?.next
+            current = (r.partition, next)
+            if next != nil { touched.insert(r.partition) }
+        }
+        guard let next = current!.next, r.offset >= next else { return }
+        engine.countMessage()
+        for item in items {
+            engine.ingest(item, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
         }
         current!.next = r.offset + 1
         if let direct { afterRecord(r.position, direct) }

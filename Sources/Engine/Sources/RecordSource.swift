@@ -8,9 +8,6 @@ public struct RawRecord {
     public var partition: Int32
     public var offset: Int64
     public var position: SourcePosition
-    /// The record already decoded, when a decode stage ran ahead
-    /// (`DecodeStage`): the driver applies these instead of decoding `bytes`.
-    public var decoded: UnsafeBufferPointer<DecodedItem>?
 
     public init(bytes: UnsafeRawBufferPointer, partition: Int32, offset: Int64, position: SourcePosition) {
         self.bytes = bytes
