@@ -231,14 +231,23 @@ struct DecodedBatch: @unchecked Sendable {
     var bytes: [UInt8] = []
     var records: [Record] = []
     var items: [DecodedItem] = []
+    /// The batch's own copy of its file's name: the engine's thread retains
+    /// and releases it for every record, so it must not share a reference
+    /// count with the strings the decode thread goes on using.
+    var fileName = ""
 
     mutating func append(_ r: RawRecord, format: any RecordFormat) {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
         let first = items.count
         format.decode(r.bytes) { items.append($0) }
+        var position = r.position
+        if case .file(let name, let line) = position {
+            if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+            position = .file(name: fileName, line: line)
+        }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
-                              position: r.position, first: first, count: items.count - first))
+                              position: position, first: first, count: items.count - first))
     }
 
     /// The offset after each partition's last record in the batch.
