@@ -115,7 +115,7 @@ public final class RunJob {
         _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
         _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
         #endif
-        let store = driver.store
+        let store: CheckpointStore = driver.store
         try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource
         do {
