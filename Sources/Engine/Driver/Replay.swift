@@ -13,6 +13,9 @@ public struct ReplayOptions {
     public var sink = Defaults.sink
     public var config = EngineConfig()
     public var zstdLevel = Defaults.zstdLevel
+    /// Late deltas are written at most once per this much event time (the
+    /// watermark), so replays of one input write the same files (`LateFlushPolicy`).
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
     public var enricher: Enricher = NoEnricher()
     /// How input lines become beacons (Formats/).
     public var format: any RecordFormat = BeaconJSONFormat()
@@ -88,6 +91,7 @@ public final class ReplayJob {
     var lastProgress = 0.0
     var dump: JSONDump?
     var output: OutputStage?
+    var lateFlush: LateFlushPolicy
     static let batchLines = 4096
 
     public init(_ options: ReplayOptions) throws {
@@ -95,6 +99,7 @@ public final class ReplayJob {
         self.options = options
         engine = QoSEngine(config: options.config, enricher: options.enricher)
         engine.internerRebuild.always = options.rebuildInternersAtEveryFlush
+        lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
         let tag = shortHash(options.inputs.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: "\n"))
         writer = WindowFileWriter(sink: FileSink(root: options.sink), windowMs: options.config.windowMs,
                                   inputTag: "r" + tag, zstdLevel: options.zstdLevel)
@@ -145,7 +150,10 @@ public final class ReplayJob {
                 }
                 summary.lines += 1
                 if engine.replayWatermark >= engine.nextDueEnd || engine.rejectsHeldOverCap {
-                    try flush(engine.flush(watermark: engine.replayWatermark), through: "\(batch.file):\(line.number)")
+                    let wm = engine.replayWatermark
+                    let release = lateFlush.due(wm)
+                    try flush(engine.flush(watermark: wm, releaseLate: release), through: "\(batch.file):\(line.number)")
+                    if release { lateFlush.released(at: wm, flush: flushes) }
                 }
             }
         }
@@ -192,7 +200,7 @@ public final class ReplayJob {
         flushes += 1
         summary.windowsWritten += windows.filter { !$0.isDelta }.count
         try output?.submit(windows, rejects: rejects, names: engine.interner.strings, flush: flushes,
-                           sourceRange: "\(rangeStart)..\(through)")
+                           lateFrom: lateFlush.pendingSince, sourceRange: "\(rangeStart)..\(through)")
     }
 
     func progress(_ started: Double) {
@@ -209,7 +217,8 @@ public final class ReplayJob {
 /// published on their own thread, in flush order.
 final class OutputStage: @unchecked Sendable {
     struct Job {
-        var windows: [WindowState<DataSketchesKit>]; var rejects: [RejectRow]; var names: [String]; var flush: Int; var range: String
+        var windows: [WindowState<DataSketchesKit>]; var rejects: [RejectRow]; var names: [String]; var flush: Int
+        var lateFrom: Int; var range: String
     }
     let queue = BoundedQueue<Job>(capacity: 2)
     let writer: WindowFileWriter
@@ -226,9 +235,9 @@ final class OutputStage: @unchecked Sendable {
     }
 
     func submit(_ windows: [WindowState<DataSketchesKit>], rejects: [RejectRow], names: [String], flush: Int,
-                sourceRange: String) throws {
+                lateFrom: Int, sourceRange: String) throws {
         if let e = done.withLock({ error }) { throw e }
-        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flush, range: sourceRange))
+        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flush, lateFrom: lateFrom, range: sourceRange))
     }
 
     func close() { queue.close() }
@@ -247,7 +256,8 @@ final class OutputStage: @unchecked Sendable {
         var count = 0
         do {
             while let job = try queue.take() {
-                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range)
+                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range,
+                                              lateFrom: job.lateFrom)
                     + writer.planRejects(job.rejects, flush: job.flush, sourceRange: job.range)
                 try writer.publish(planned)
                 try dump?.record(planned)

@@ -16,6 +16,9 @@ public final class StreamDriver {
     let writer: WindowFileWriter
     let store: CheckpointStore
     var epochCommit: EpochCommit
+    /// Late deltas and compaction (README "Late data and compaction").
+    var lateFlush: LateFlushPolicy
+    public let compactor: Compactor
     var source: (any RecordSource)!
     var tracker: WatermarkTracker
     var book = PartitionBook()
@@ -40,13 +43,20 @@ public final class StreamDriver {
         store = try CheckpointStore(sink: sink, instance: options.instance)
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
         epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, instance: options.instance)
+        lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
+        compactor = try Compactor(sink: sink, instance: options.instance, policy: options.compaction,
+                                  parquet: writer.parquet, log: options.log)
+        compactor.recover(nowMs: clock.wallMs())
+        if options.compactionPauseMs > 0 { compactor.pauseAroundSwaps(ms: options.compactionPauseMs) }
+        let (compactor, clock) = (compactor, clock)
+        epochCommit.beforeCommit = { try compactor.beforeCommit($0, nowMs: clock.wallMs()) }
     }
 
     /// Reads from `source` from now on; the checkpoint interval starts now.
     public func attach(_ source: any RecordSource) {
         self.source = source
         epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, instance: o.instance,
-                                  afterCommit: epochCommit.afterCommit)
+                                  afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit)
         lastCheckpointWall = clock.wallMs()
     }
 
@@ -199,10 +209,15 @@ public final class StreamDriver {
         let t0 = clock.monotonicSeconds()
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
-        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed)
+        let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
+        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
+                                          releaseLate: release, lateFrom: lateFlush.pendingSince)
+        if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })
         }
+        try compactor.afterEpoch(watermark: wm, nowMs: clock.wallMs())
+        if reason == "shutdown" && o.compactOnShutdown { try compactor.compactAll(nowMs: clock.wallMs()) }
         lastCheckpointWall = now
         update(outcome.windows, outcome.files, wm, t0)
     }
@@ -213,6 +228,10 @@ public final class StreamDriver {
         status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
         status.windowsWritten += windows.filter { !$0.isDelta }.count
         status.filesWritten += files.count
+        status.lateFilesWritten += files.filter { $0.name.contains("_late") }.count
+        status.compactions = compactor.compactions
+        status.compactedFiles = compactor.filesReplaced
+        status.hourDirFilesMax = compactor.filesPerHourDirMax()
         status.epoch = store.epoch
         status.watermarkMs = wm == .min ? nil : wm
         status.partitions = book.ids
