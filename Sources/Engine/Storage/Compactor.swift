@@ -89,7 +89,7 @@ public final class Compactor {
     public func recover(nowMs: Int64) {
         for name in Compactor.entries(dir) where name.hasSuffix(".lease") {
             guard let l = readLease("\(dir)/\(name)"), mayTakeOver(l, nowMs) else { continue }
-            finish(l)
+            finish(l, nowMs: nowMs)
             unlink("\(dir)/\(name)")
         }
         // A lease being written or moved aside when its process died.
@@ -194,7 +194,7 @@ public final class Compactor {
             }
             try FileSink.fsyncDirectory(String(live[..<live.lastIndex(of: "/")!]))
             try afterSwap?(rel)
-            finish(lease)
+            finish(lease, nowMs: nowMs)
             release(key)
             compactions += 1
             filesReplaced += inputs.count
@@ -204,7 +204,7 @@ public final class Compactor {
         } catch {
             // The live directory is untouched unless the exchange happened;
             // `finish` completes whichever state it is in.
-            finish(lease)
+            finish(lease, nowMs: nowMs)
             release(key)
             log.warn("qos run: compaction of \(rel) skipped: \(error)")
             return false
@@ -219,7 +219,7 @@ public final class Compactor {
 
     /// Completes step 4 of a lease's compaction if its exchange happened,
     /// else deletes its staging directory. Idempotent.
-    func finish(_ l: Lease) {
+    func finish(_ l: Lease, nowMs: Int64) {
         let live = "\(sink.root)/\(l.live)"
         let staging = "\(dir)/\(l.token)"
         guard access(staging, F_OK) == 0 else { return }
@@ -236,7 +236,7 @@ public final class Compactor {
             if rename("\(staging)/\(e)", "\(live)/\(e)") == 0 { moved = true }
         }
         if moved { try? FileSink.fsyncDirectory(live) }
-        let expiry = wallClockMs() + policy.graceMs
+        let expiry = nowMs + policy.graceMs
         if rename(staging, "\(dir)/trash/\(expiry)~\(l.token)") != 0 { Compactor.removeAll(staging) }
     }
 
@@ -280,7 +280,7 @@ public final class Compactor {
                 return l
             }
             guard errno == EEXIST, let held = readLease(path), mayTakeOver(held, nowMs) else { return nil }
-            finish(held)
+            finish(held, nowMs: nowMs)
             // Take over: move the stale lease aside (one taker succeeds); a
             // lease renewed in between goes back.
             let stale = "\(dir)/.\(key).stale.\(me)"
