@@ -142,6 +142,22 @@ import SplitMix
         return h
     }
 
+    /// Releases at most once per interval of the clock it is given, never at
+    /// the first reading; end of input (`.max`) always.
+    @Test func lateFlushPolicyReleasesOncePerInterval() {
+        var p = LateFlushPolicy(intervalMs: 300_000)
+        let first = p.due(1_000_000)               // first reading: the interval starts
+        let same = p.due(1_199_999)                // same 5-minute interval (900 000 ..< 1 200 000)
+        let next = p.due(1_200_000)
+        #expect(!first && !same && next)
+        p.released(at: 1_200_000, flush: 7)
+        #expect(p.pendingSince == 8)
+        let early = p.due(1_499_999), onTime = p.due(1_500_000)
+        #expect(!early && onTime)
+        let end = p.due(.max), unknown = p.due(.min)
+        #expect(end && !unknown)
+    }
+
     @Test func realisticLatenessStaysUnderTheCapAndEqualsReplay() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
