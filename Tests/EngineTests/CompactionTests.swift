@@ -158,6 +158,22 @@ import SplitMix
         #expect(end && !unknown)
     }
 
+    /// `/metrics` exports files written, late files, compactions and files per hour directory.
+    @Test func metricsExportFilesAndCompactions() {
+        var s = RunStatus()
+        s.filesWritten = 40
+        s.lateFilesWritten = 6
+        s.compactions = 3
+        s.compactedFiles = 29
+        s.hourDirFilesMax = ["overall": 4, "video": 11]
+        let text = MetricsServer.render(s)
+        for line in ["qos_files_written_total 40", "qos_late_files_written_total 6", "qos_compactions_total 3",
+                     "qos_compacted_files_total 29", "qos_hour_dir_files_max{table=\"overall\"} 4",
+                     "qos_hour_dir_files_max{table=\"video\"} 11"] {
+            #expect(text.contains(line + "\n"), "\(line)")
+        }
+    }
+
     @Test func realisticLatenessStaysUnderTheCapAndEqualsReplay() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
