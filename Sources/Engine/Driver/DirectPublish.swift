@@ -15,6 +15,8 @@ final class DirectPublish: @unchecked Sendable {
         var rejects: [RejectRow]
         var names: [String]
         var flush: Int
+        /// The first flush whose late contributions its late deltas hold (`LateFlushPolicy`).
+        var lateFrom: Int
         var range: String
     }
 
@@ -41,7 +43,7 @@ final class DirectPublish: @unchecked Sendable {
     /// anything was submitted.
     @discardableResult
     func run(engine: QoSEngine<DataSketchesKit>, windows: [WindowState<DataSketchesKit>], nowMs: Int64,
-             through: String) throws -> Bool {
+             through: String, lateFrom: Int) throws -> Bool {
         let rejects = engine.takeRejects(nowMs: nowMs)
         guard !windows.isEmpty || !rejects.isEmpty else { return false }
         if let e = done.withLock({ error }) { throw e }
@@ -52,7 +54,7 @@ final class DirectPublish: @unchecked Sendable {
         flushes += 1
         // The interner's strings as they are now: the engine may intern more while this encodes.
         queue.put(Job(windows: windows, rejects: rejects, names: engine.interner.strings, flush: flushes,
-                      range: "\(rangeStart)..\(through)"))
+                      lateFrom: lateFrom, range: "\(rangeStart)..\(through)"))
         return true
     }
 
@@ -76,7 +78,8 @@ final class DirectPublish: @unchecked Sendable {
         var count = 0
         do {
             while let job = try queue.take() {
-                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range)
+                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range,
+                                              lateFrom: job.lateFrom)
                     + writer.planRejects(job.rejects, flush: job.flush, sourceRange: job.range)
                 try writer.publish(planned)
                 try dump?.record(planned)

@@ -13,6 +13,9 @@ public struct ReplayOptions {
     public var sink = Defaults.sink
     public var config = EngineConfig()
     public var zstdLevel = Defaults.zstdLevel
+    /// Late deltas are written at most once per this much event time (the
+    /// watermark), so replays of one input write the same files (`LateFlushPolicy`).
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
     public var enricher: Enricher = NoEnricher()
     /// How input lines become beacons (Formats/).
     public var format: any RecordFormat = BeaconJSONFormat()
@@ -93,6 +96,7 @@ public final class ReplayJob {
         o.config = options.config
         o.zstdLevel = options.zstdLevel
         o.enricher = options.enricher
+        o.lateFlushIntervalMs = options.lateFlushIntervalMs
         o.untilCaughtUp = true
         o.log = .silent
         let tag = shortHash(options.inputs.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: "\n"))

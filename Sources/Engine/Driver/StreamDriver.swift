@@ -34,6 +34,11 @@ public final class StreamDriver {
     var failure: Error?
     /// How long the input must stay at its end before it counts as ended (`untilCaughtUp`).
     let endQuietSeconds: Double
+    /// Late deltas (README "Late data and compaction"): released by the wall
+    /// clock in `qos run`, by the watermark in `qos replay`.
+    var lateFlush: LateFlushPolicy
+    /// Keeps hour directories small (`qos run`; nil for a direct driver).
+    public let compactor: Compactor!
     var source: (any RecordSource)!
     /// The source when it is a decode stage: its records come decoded.
     var decoding: DecodeStage?
@@ -66,16 +71,24 @@ public final class StreamDriver {
         engine = QoSEngine(config: options.config, enricher: options.enricher)
         writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: directTag.map { "r" + $0 } ?? "k",
                                   zstdLevel: options.zstdLevel)
+        lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
         if directTag != nil {
             store = nil
             direct = DirectPublish(writer: writer)
             endQuietSeconds = 0
+            compactor = nil
         } else {
             store = try CheckpointStore(sink: sink, instance: options.instance)
             epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
                                       instance: options.instance)
             direct = nil
             endQuietSeconds = 1
+            let compactor = try Compactor(sink: sink, instance: options.instance, policy: options.compaction,
+                                          parquet: writer.parquet, log: options.log)
+            compactor.recover(nowMs: clock.wallMs())
+            if options.compactionPauseMs > 0 { compactor.pauseAroundSwaps(ms: options.compactionPauseMs) }
+            epochCommit.beforeCommit = { try compactor.beforeCommit($0, nowMs: clock.wallMs()) }
+            self.compactor = compactor
         }
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
     }
@@ -94,7 +107,7 @@ public final class StreamDriver {
         }
         if direct == nil {
             epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
-                                      instance: o.instance, afterCommit: epochCommit.afterCommit)
+                                      instance: o.instance, afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit)
         }
         lastCheckpointWall = clock.wallMs()
     }
@@ -202,16 +215,23 @@ public final class StreamDriver {
         let wm = engine.replayWatermark
         guard wm >= engine.nextDueEnd || engine.rejectsHeldOverCap, failure == nil else { return }
         do {
-            try directEpoch(direct, engine.flush(watermark: wm), through: position.description)
+            let release = lateFlush.due(wm)
+            try directEpoch(direct, engine.flush(watermark: wm, releaseLate: release), through: position.description,
+                            releasedLateAt: release ? wm : nil)
         } catch {
             failure = error
         }
     }
 
-    func directEpoch(_ direct: DirectPublish, _ windows: [WindowState<DataSketchesKit>], through: String) throws {
-        if try direct.run(engine: engine, windows: windows, nowMs: clock.wallMs(), through: through) {
+    /// `releasedLateAt`: the watermark at which this flush released the late
+    /// deltas (`LateFlushPolicy`), nil when it held them back.
+    func directEpoch(_ direct: DirectPublish, _ windows: [WindowState<DataSketchesKit>], through: String,
+                     releasedLateAt: Int64?) throws {
+        if try direct.run(engine: engine, windows: windows, nowMs: clock.wallMs(), through: through,
+                          lateFrom: lateFlush.pendingSince) {
             status.windowsWritten += windows.filter { !$0.isDelta }.count
         }
+        if let t = releasedLateAt { lateFlush.released(at: t, flush: direct.flushes) }
     }
 
     func endRun() {
@@ -306,7 +326,7 @@ public final class StreamDriver {
     /// End of input (batch mode): every session closes, every window is written.
     func finish() throws {
         if let direct {
-            try directEpoch(direct, engine.finish(), through: "end")
+            try directEpoch(direct, engine.finish(), through: "end", releasedLateAt: .max)
             status.filesWritten = try direct.finish()
             status.counters = engine.counters
             finished = true
@@ -320,16 +340,24 @@ public final class StreamDriver {
     /// One epoch (`EpochCommit`), then the durable offsets go back to the source.
     func checkpoint(reason: String, windows flushed: [WindowState<DataSketchesKit>]? = nil) throws {
         if let direct {
-            try directEpoch(direct, flushed ?? engine.flush(watermark: engine.replayWatermark), through: reason)
+            let wm = engine.replayWatermark
+            let release = flushed != nil || lateFlush.due(wm)
+            try directEpoch(direct, flushed ?? engine.flush(watermark: wm, releaseLate: release), through: reason,
+                            releasedLateAt: release ? wm : nil)
             return
         }
         let t0 = clock.monotonicSeconds()
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
-        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed)
+        let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
+        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
+                                          releaseLate: release, lateFrom: lateFlush.pendingSince)
+        if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })
         }
+        try compactor.afterEpoch(watermark: wm, nowMs: clock.wallMs())
+        if reason == "shutdown" && o.compactOnShutdown { try compactor.compactAll(nowMs: clock.wallMs()) }
         lastCheckpointWall = now
         update(outcome.windows, outcome.files, wm, t0)
     }
@@ -340,6 +368,10 @@ public final class StreamDriver {
         status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
         status.windowsWritten += windows.filter { !$0.isDelta }.count
         status.filesWritten += files.count
+        status.lateFilesWritten += files.filter { $0.name.contains("_late") }.count
+        status.compactions = compactor.compactions
+        status.compactedFiles = compactor.filesReplaced
+        status.hourDirFilesMax = compactor.filesPerHourDirMax()
         status.epoch = store.epoch
         status.watermarkMs = wm == .min ? nil : wm
         status.partitions = book.ids
