@@ -29,6 +29,7 @@ public enum RecordFormats {
     /// Every format `qos` can read. Register a new one here.
     public static let all: [any RecordFormat] = [
         BeaconJSONFormat(),
+        CMCDFormat(),
     ]
 
     public static let defaultName = BeaconJSONFormat().name
