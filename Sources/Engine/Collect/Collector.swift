@@ -58,8 +58,10 @@ public final class Collector: @unchecked Sendable {
     private var open = 0
     private var inFlight = 0
     private var draining = false
+    private var produced = 0
     private var pollThread: Thread?
     private let pollStop = ManagedAtomicFlag()
+    private let pollDone = DispatchSemaphore(value: 0)
 
     /// Binds `host:port` (port 0: any free port) and starts serving.
     public init(options: Options, producer: KafkaProducer) throws {
@@ -90,16 +92,17 @@ public final class Collector: @unchecked Sendable {
         }
         port = channel.localAddress?.port ?? options.port
         box.collector = self
-        let producer = self.producer, stop = pollStop
+        let producer = self.producer, stop = pollStop, done = pollDone
         let thread = Thread {
             while !stop.isSet { producer.poll(timeoutMs: 100) }   // delivery reports
+            done.signal()
         }
         thread.name = "qos-collect-kafka"
         thread.start()
         pollThread = thread
     }
 
-    /// Graceful drain (SIGTERM): stop accepting connections, let requests in
+    /// Graceful drain (SIGTERM); call it before closing the producer: stop accepting connections, let requests in
     /// progress finish (up to `graceSeconds`), then wait for Kafka to
     /// acknowledge every accepted record (up to `flushSeconds`). Returns the
     /// records still unacknowledged (0 = nothing lost).
@@ -111,8 +114,11 @@ public final class Collector: @unchecked Sendable {
         while lock.withLock({ inFlight }) > 0 && monotonicSeconds() < until { usleep(10_000) }
         try? group.syncShutdownGracefully()
         try? producer.flush(timeoutMs: Int(flushSeconds * 1000))
-        pollStop.set()
-        return producer.outstanding
+        if !pollStop.isSet {
+            pollStop.set()
+            pollDone.wait()   // the producer may be closed only once nobody polls it
+        }
+        return buffered
     }
 
     // MARK: Connection accounting (called on event loops)
@@ -247,14 +253,32 @@ public final class Collector: @unchecked Sendable {
 
     struct Outgoing { var key: [UInt8]?; var payload: [UInt8] }
 
+    /// Records handed to the producer whose delivery report has not come
+    /// back yet (librdkafka's own queue length also counts its requests).
+    public var buffered: Int {
+        let d = producer.stats
+        return lock.withLock { produced } - d.delivered - d.failed
+    }
+
+    /// Counts `n` records in if the buffer has room for all of them.
+    private func reserve(_ n: Int) -> Bool {
+        let d = producer.stats
+        return lock.withLock {
+            guard produced - d.delivered - d.failed + n <= options.bufferMessages else { return false }
+            produced += n
+            return true
+        }
+    }
+
     /// Hands the records to Kafka, all or none: 503 when the buffer cannot
     /// take them all (the client retries the whole request).
     private func produce(_ out: [Outgoing], topic: String, accepted: Int, rejects: [(Int, RejectReason)]) -> CollectResponse {
-        guard producer.outstanding + out.count <= options.bufferMessages else { return unavailable("buffer full") }
+        guard reserve(out.count) else { return unavailable("buffer full") }
         for (i, m) in out.enumerated() {
             do {
                 try producer.produce(topic: topic, key: m.key, payload: m.payload, blockTimeoutMs: 0)
             } catch {
+                lock.withLock { produced -= out.count - i }
                 // librdkafka's own queue refused (it is sized above our bound,
                 // so only under a race); the records before i are in.
                 stats.count(accepted: 0, rejects: [], lost: out.count - i)
@@ -301,7 +325,7 @@ public final class Collector: @unchecked Sendable {
                s.refused.sorted { $0.key < $1.key }.map { ("{why=\"\($0.key)\"}", $0.value) })
         metric("qos_collect_kafka_delivered_total", "counter", "Records Kafka acknowledged.", [("", d.delivered)])
         metric("qos_collect_kafka_failed_total", "counter", "Records Kafka permanently refused.", [("", d.failed)])
-        metric("qos_collect_kafka_buffered", "gauge", "Records waiting for Kafka's acknowledgement.", [("", producer.outstanding)])
+        metric("qos_collect_kafka_buffered", "gauge", "Records waiting for Kafka's acknowledgement.", [("", buffered)])
         metric("qos_collect_buffer_capacity", "gauge", "Records that may wait for Kafka before requests get 503.", [("", options.bufferMessages)])
         metric("qos_collect_connections", "gauge", "Open client connections.", [("", openConnections)])
         metric("qos_collect_rate_limited_clients", "gauge", "Client addresses with a token bucket.", [("", limiter.clients)])
