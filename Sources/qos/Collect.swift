@@ -54,19 +54,25 @@ struct Collect: ParsableCommand {
         }
     }
 
+    /// The collector's options from the flags.
+    func options() -> Collector.Options {
+        var o = Collector.Options()
+        o.host = host; o.port = port
+        if let threads { o.threads = threads }
+        o.beaconsTopic = topic; o.cmcdTopic = cmcdTopic
+        if !corsOrigin.isEmpty { o.corsOrigins = corsOrigin }
+        o.trustedProxies = trustedProxy.compactMap(IPNetwork.init)
+        o.bodyBytesMax = maxBody
+        o.requestTimeoutSeconds = requestTimeout
+        o.connectionsMax = maxConnections
+        o.ratePerSecond = rate; o.rateBurst = burst
+        o.bufferMessages = buffer
+        return o
+    }
+
     func run() throws {
         try QoS.guarded {
-            var o = Collector.Options()
-            o.host = host; o.port = port
-            if let threads { o.threads = threads }
-            o.beaconsTopic = topic; o.cmcdTopic = cmcdTopic
-            if !corsOrigin.isEmpty { o.corsOrigins = corsOrigin }
-            o.trustedProxies = trustedProxy.compactMap(IPNetwork.init)
-            o.bodyBytesMax = maxBody
-            o.requestTimeoutSeconds = requestTimeout
-            o.connectionsMax = maxConnections
-            o.ratePerSecond = rate; o.rateBurst = burst
-            o.bufferMessages = buffer
+            let o = options()
             var extra = collectorKafkaSettings(bufferMessages: buffer)
             for kv in kafka {
                 guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
