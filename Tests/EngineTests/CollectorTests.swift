@@ -181,10 +181,12 @@ import Testing
         #expect(try post(s.collector.port, "/v1/cmcd", body, headers: ["Content-Type: application/cmcd"]).contains(#"{"accepted":2}"#))
         let json = #"[{"sid":"j1","ts":1764560000000,"e":"ps","sta":"p","br":[3000],"su":true}]"#
         #expect(try post(s.collector.port, "/v1/cmcd", json, headers: ["Content-Type: application/json"]).contains(#"{"accepted":1}"#))
+        let deep = try post(s.collector.port, "/v1/cmcd", String(repeating: "[", count: 200_000))
+        #expect(deep.hasPrefix("HTTP/1.1 400") && deep.contains("invalid_json"))
         let bad = try post(s.collector.port, "/v1/cmcd", "sid=\"x\",ts=1764560000000,Bad=1\n")
         #expect(bad.hasPrefix("HTTP/1.1 400") && bad.contains("invalid_cmcd:"))
-        let msgs = try consume(s.broker, "cmcd", count: 6)
-        #expect(msgs.count == 6)
+        let msgs = try consume(s.broker, "cmcd", count: 7)
+        #expect(msgs.count == 7)
         let q1 = try #require(msgs.first { $0.0 == "q1" })
         #expect(q1.1.contains(",ts="))                       // request mode: the collector's time
         #expect(q1.1.contains("org.videoqos-ip=\"127.0.0.1\""))

@@ -78,6 +78,8 @@ public enum CMCDHTTP {
     /// keys; numbers, strings, booleans and arrays map to the CMCD types
     /// (tokens for `ot`, `sf`, `st`, `sta`, `e`).
     static func fromJSON(_ body: [UInt8]) -> Result<[[UInt8]], CMCDReject> {
+        // Foundation's parser recurses per nesting level: refuse deep input first.
+        guard nestingDepth(body) <= BeaconLimits.nestingDepthMax else { return .failure(CMCDReject(.invalidJSON)) }
         guard let any = try? JSONSerialization.jsonObject(with: Data(body), options: []) else {
             return .failure(CMCDReject(.invalidJSON))
         }
@@ -95,6 +97,24 @@ public enum CMCDHTTP {
             out.append(Array(parts.joined(separator: ",").utf8))
         }
         return .success(out)
+    }
+
+    /// The deepest `[`/`{` nesting of `body` outside strings.
+    static func nestingDepth(_ body: [UInt8]) -> Int {
+        var depth = 0, deepest = 0, inString = false, escaped = false
+        for c in body {
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1; deepest = max(deepest, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return deepest
     }
 
     private static func cmcdValue(_ key: String, _ v: Any) -> CMCDValue? {
