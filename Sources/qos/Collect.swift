@@ -24,7 +24,7 @@ struct Collect: ParsableCommand {
 
     @Option(help: "Kafka bootstrap servers.") var brokers: String = "localhost:9092"
     @Option(help: "Topic for beacons.") var topic: String = "beacons"
-    @Option(help: "Topic for CMCD records (read it with qos run --format cmcd).") var cmcdTopic: String = "cmcd"
+    @Option(help: "Topic for CMCD records (read them with the cmcd format, docs/cmcd.md).") var cmcdTopic: String = "cmcd"
     @Option(help: "Address to listen on.") var host: String = "0.0.0.0"
     @Option(help: "Port to listen on (0 = any free port; the port is printed).") var port: Int = 8080
     @Option(help: "Event-loop threads (default: one per core).") var threads: Int?
