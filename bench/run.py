@@ -48,7 +48,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
 DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
-PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py"}
+PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py",
+                "duckdb-naive": ROOT / "bench" / "peers" / "duckdb_naive.py"}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HZ = os.sysconf("SC_CLK_TCK")
 BACKGROUND = []  # per timed run: cores' worth of CPU used by processes outside the job
@@ -208,7 +209,34 @@ def peers(work, data, sink, lines):
             name = (f"Spark {doc['version']} (Spark SQL, local[2]; comparison subset; "
                     f"JVM + session start {start:.0f} s of it)")
         rows.append((name, wall, cpu, rss, lines))
+        if engine == "duckdb":
+            row, note = naive(work, data, sink, lines)
+            rows.append(row)
+            agreement.append(note)
     return rows, agreement
+
+
+def naive(work, data, sink, lines):
+    """Times the quick-and-wrong query (duckdb_naive.py) and says how far
+    its totals are from qos's video table on the same input."""
+    import duckdb
+    results = []
+    for i in range(RUNS):
+        out = work / f"naive-{i}.json"
+        results.append(timed(peer_command("duckdb-naive", data, out), log=work / f"naive-{i}.log", sample=True))
+    doc = compare.common.read(out)
+    cols = list(doc["totals"])
+    sums = ", ".join(f"sum({c})" for c in cols)
+    ours = duckdb.connect().execute(f"SELECT {sums} FROM read_parquet('{sink}/video/**/*.parquet')").fetchone()
+    diffs = ", ".join(f"{c} {doc['totals'][c]:,} vs {int(o or 0):,}" for c, o in zip(cols, ours))
+    wall, cpu, rss = median_row(results)
+    name = (f"DuckDB {doc['version']} (naive: GROUP BY session_id joined back, per window × video only, "
+            f"{os.cpu_count()} threads)")
+    note = ("- DuckDB (naive) is the query most analysts write first (bench/peers/duckdb_naive.py): no session "
+            "split at view_end / timeout / 6 h cap, duplicates and late beacons counted where they land, every "
+            "view_start and play_start counted, initial buffering and stalls in a seek counted as rebuffering, "
+            f"no vsf / ebvs, no sketches to roll up. Its totals (naive vs qos video table): {diffs}")
+    return (name, wall, cpu, rss, lines), note
 
 
 def main():
@@ -232,10 +260,59 @@ def main():
         peer_rows, agreement = peers(work, data, work / "out", lines) if PEERS else ([], [])
         rows += peer_rows
         rows.append(daemon(work))
+        cdn = cdn_logs(work, sessions)
         micro = [line.split("\t") for line in run([QOS, "bench", "--tsv"]).stdout.splitlines()]
-        report(lines, size_mb, rows, agreement, micro)
+        report(lines, size_mb, rows, agreement, micro, cdn)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+
+def cdn_logs(work, sessions):
+    """CDN access logs (EdgeCast) of the same traffic: qos replay --format
+    edgecast against DuckDB computing the same cdn_edge columns, checked for
+    agreement on every additive column before timing. Returns table rows."""
+    import duckdb
+    data = work / "cdn.ndjson"
+    run([QOS, "generate", "--seed", "1", "--sessions", sessions, "--rate", "20000", "--cdn-logs", "edgecast", "--out", data])
+    records = sum(1 for _ in open(data, "rb"))
+    peer = [sys.executable, ROOT / "bench" / "peers" / "duckdb_cdn.py", data]
+    timed([QOS, "replay", "--format", "edgecast", data, "--sink", work / "cdn-warm", "--quiet"])
+    timed(peer + [work / "cdn-duckdb.json"])
+    cols = compare_cdn(work / "cdn-warm", work / "cdn-duckdb.json")
+    rows = []
+    results = []
+    for i in range(RUNS):
+        shutil.rmtree(work / "cdn-out", ignore_errors=True)
+        results.append(timed([QOS, "replay", "--format", "edgecast", data, "--sink", work / "cdn-out", "--quiet"]))
+    wall, cpu, rss = median_row(results)
+    rows.append(("qos replay --format edgecast (cdn_edge + rejects, Parquet out)", wall, cpu, rss, records))
+    results = [timed(peer + [work / f"cdn-duckdb-{i}.json"], sample=True) for i in range(RUNS)]
+    wall, cpu, rss = median_row(results)
+    rows.append((f"DuckDB {duckdb.__version__} (SQL over read_ndjson, the same columns, {os.cpu_count()} threads)",
+                 wall, cpu, rss, records))
+    print(f"cdn logs: {records} records; agreement on {', '.join(cols)}", flush=True)
+    return rows, records, cols
+
+
+def compare_cdn(sink, peer_json):
+    """Every additive cdn_edge column equal per (window, account, owner, pop)."""
+    import duckdb
+    peer = {(r["window_start_ms"], r["account"], r["owner"], r["pop"]): r
+            for r in compare.common.read(peer_json)["rows"]}
+    from peers.duckdb_cdn import ADDITIVE
+    sums = ", ".join(f"sum({c}) AS {c}" for c in ADDITIVE)
+    con = duckdb.connect()
+    ours = con.execute(f"SELECT epoch_ms(window_start) AS w, account, owner, pop, {sums} "
+                       f"FROM read_parquet('{sink}/cdn_edge/**/*.parquet') GROUP BY ALL").fetchall()
+    got = {(r[0], r[1], r[2], r[3]): dict(zip(ADDITIVE, r[4:])) for r in ours}
+    if set(got) != set(peer):
+        raise SystemExit(f"make bench: cdn_edge groups differ from DuckDB's: {sorted(set(got) ^ set(peer))[:5]}")
+    for k, r in got.items():
+        for c in ADDITIVE:
+            if int(r[c]) != int(peer[k][c]):
+                raise SystemExit(f"make bench: cdn_edge {c} of {k}: qos {r[c]} vs DuckDB {peer[k][c]}")
+    return ADDITIVE
 
 
 def free_port():
@@ -288,7 +365,7 @@ def versions():
     return ", ".join(out)
 
 
-def report(lines, size_mb, rows, agreement, micro):
+def report(lines, size_mb, rows, agreement, micro, cdn):
     qos_rate = rows[0][4] / rows[0][1]
     out = [f"# VideoQoS benchmarks", "",
            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
@@ -312,6 +389,14 @@ def report(lines, size_mb, rows, agreement, micro):
                 "5-minute timeout, no overlapping stalls): the peers' SQL splits sessions at view_end and at gaps, "
                 "fails on a session reaching the 6 h cap (not modelled), and takes an open stall's latest "
                 "rebuffer_start as its start (qos: the first)"]
+    cdn_rows, records, cols = cdn
+    out += ["", f"CDN access logs: {records} EdgeCast RTLD records of the same traffic (qos generate --cdn-logs "
+            "edgecast), one per segment request; both engines compute cdn_edge per 2-minute window × account × "
+            f"owner × PoP, and agree exactly on {', '.join(cols)} (checked before timing).", "",
+            "| engine | wall s (median) | records/s | records per CPU-second | cores used | peak RSS MiB |",
+            "|---|---|---|---|---|---|"]
+    for name, wall, cpu, rss, n in cdn_rows:
+        out.append(f"| {name} | {wall:.2f} | {n / wall:,.0f} | {n / cpu:,.0f} | {cpu / wall:.2f} | {rss:.0f} |")
     out += ["", "| micro-benchmark | ops/s | note |", "|---|---|---|"]
     for name, ops, note in micro:
         out.append(f"| {name} | {int(ops):,} | {note} |")

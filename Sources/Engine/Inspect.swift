@@ -83,6 +83,8 @@ public enum Inspector {
         var sums: [String: Int64] = [:]
         var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
         var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+        var clients = HLLSketch(lgK: SketchParameters.hllLgK)
+        var serve = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         var rows = 0
         var windows = Set<Int64>()
         for path in files {
@@ -97,12 +99,35 @@ public enum Inspector {
                 if f.name == "startup_ms_sketch", case .byteArray(let v) = col {
                     for b in v.compactMap({ $0 }) { startup.merge(try DDSketch(protobuf: b)) }
                 }
+                if f.name == "clients_hll", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { clients.merge(try HLLSketch(bytes: b)) }
+                }
+                if f.name == "serve_ms_sketch", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { serve.merge(try DDSketch(protobuf: b)) }
+                }
                 if f.physical == .int64, f.logical == .none, case .int64(let v) = col {
                     sums[f.name, default: 0] += v.reduce(0) { $0 + ($1 ?? 0) }
                 }
             }
         }
+        if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) }
         return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup)
+    }
+
+    /// KPIs of a `cdn_edge` directory.
+    static func cdnEdgeText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],
+                            _ clients: HLLSketch, _ serve: DDSketch) -> String {
+        func pct(_ a: Int64, _ b: Int64) -> String { b > 0 ? String(format2(100 * Double(a) / Double(b))) + " %" : "n/a" }
+        let req = s["requests", default: 0]
+        var out = "\(dir): \(files) files, \(rows) rows, \(windows) windows\n"
+        out += "  CDN requests \(req), unique clients ≈ \(Int(clients.estimate.rounded())), bytes out \(s["bytes_out", default: 0])\n"
+        out += "  http errors (> 299) \(pct(s["http_errors", default: 0], req)), 4xx \(s["http_4xx", default: 0]), "
+        out += "5xx \(s["http_5xx", default: 0]), slow \(pct(s["slow_responses", default: 0], req))\n"
+        out += "  cache hits \(pct(s["cache_hits", default: 0], req)), misses \(pct(s["cache_misses", default: 0], req)), "
+        out += "incomplete \(s["incomplete_responses", default: 0])\n"
+        out += "  serve p50 \(serve.quantile(0.5).map { "\(format2($0)) ms" } ?? "n/a"), "
+        out += "p95 \(serve.quantile(0.95).map { "\(format2($0)) ms" } ?? "n/a")\n"
+        return out
     }
 
     static func kpiText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],

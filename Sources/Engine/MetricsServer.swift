@@ -33,6 +33,7 @@ public final class MetricsServer: @unchecked Sendable {
     private var updatedAt = monotonicSeconds()
     private var stale = 60.0
     private var connections = 0
+    private var extraRoute: (@Sendable (String) -> (status: Int, type: String, body: String)?)?
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
     public let limits: Limits
@@ -103,8 +104,14 @@ public final class MetricsServer: @unchecked Sendable {
 
     fileprivate func release() { lock.withLock { connections -= 1 } }
 
+    /// Routes asked before `/metrics` and `/healthz` (the live page, `LiveReport.route`); nil = not theirs.
+    public func addRoutes(_ route: @escaping @Sendable (String) -> (status: Int, type: String, body: String)?) {
+        lock.withLock { extraRoute = route }
+    }
+
     /// Status, content type and body for a request path.
     fileprivate func response(_ path: String) -> (HTTPResponseStatus, String, String) {
+        if let route = lock.withLock({ extraRoute }), let r = route(path) { return (HTTPResponseStatus(statusCode: r.status), r.type, r.body) }
         let (snapshot, age, stale) = lock.withLock { (body, monotonicSeconds() - updatedAt, self.stale) }
         switch path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path {
         case "/metrics": return (.ok, "text/plain; version=0.0.4", snapshot)

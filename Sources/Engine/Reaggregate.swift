@@ -153,6 +153,12 @@ public final class ReaggregateJob {
         if let dims = options.dims {
             guard !options.compact else { throw UserError("--compact keeps every dimension: drop --dims") }
             for t in options.tables {
+                if t == TableSchemas.cdnEdgeTable {
+                    for d in dims where !CdnEdgeKey.dimensions.contains(d) {
+                        throw UserError("'\(d)' is not a dimension of \(t) (its dimensions: \(CdnEdgeKey.dimensions.joined(separator: ", ")))")
+                    }
+                    continue
+                }
                 guard let mt = MetricTable.allCases.first(where: { $0.name == t }) else {
                     throw UserError("--dims applies to the grouped tables, not to '\(t)'")
                 }
@@ -274,6 +280,9 @@ public final class ReaggregateJob {
             if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
                 let keep = options.dims ?? mt.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
                 planned = try mergeMetricFiles(mt, files, window: w, keep: keep, kind: "rollup", source: source)
+            } else if table == TableSchemas.cdnEdgeTable {
+                let keep = options.dims ?? CdnEdgeKey.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
+                planned = try mergeCdnEdgeFiles(files, window: w, keep: keep, kind: "rollup", source: source)
             } else {
                 planned = try mergeRowFiles(table, files, window: w, kind: "rollup", source: source)
             }
@@ -329,6 +338,33 @@ public final class ReaggregateJob {
         let cols = TableReader.metricColumns(table, keeping: keep)
         let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
                                      options: parquetOptions(metadata(table.name, w, kind: kind, source: source, dims: keep)))
+        return (bytes, rows.count)
+    }
+
+    /// Merges `cdn_edge` files into one output window's groups (counters
+    /// summed, sketches merged) and encodes them, rows in dimension order.
+    func mergeCdnEdgeFiles(_ files: [TableReader.FileInfo], window w: Window, keep: [String],
+                           kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
+        let keepIdx = keep.compactMap { CdnEdgeKey.dimensions.firstIndex(of: $0) }
+        var groups: [[String]: CdnEdgeMetrics<DataSketchesKit>] = [:]
+        for f in files {
+            let (_, rows) = try TableReader.readCdnEdgeFile(f.path)
+            summary.filesRead += 1
+            summary.rowsIn += rows.count
+            for r in rows {
+                let values = r.key.values
+                var key = [String](repeating: "", count: values.count)
+                for i in keepIdx { key[i] = values[i] }
+                groups[key, default: CdnEdgeMetrics()].merge(r.m)
+            }
+        }
+        let rows = groups.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { k in
+            CdnEdgeRow(start: w.start, end: w.end, key: CdnEdgeKey(cdn: k[0], account: k[1], owner: k[2], pop: k[3]), m: groups[k]!)
+        }
+        let cols = TableReader.cdnEdgeColumns(keeping: keep)
+        let table = TableSchemas.cdnEdgeTable
+        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
+                                     options: parquetOptions(metadata(table, w, kind: kind, source: source, dims: keep)))
         return (bytes, rows.count)
     }
 

@@ -62,6 +62,12 @@ extension ReaggregateJob {
                         throw UserError("files of one window in '\(dir)' have different dimensions — cannot compact them")
                     }
                     planned = try mergeMetricFiles(mt, files, window: w, keep: keep, kind: "compact", source: source)
+                } else if table == TableSchemas.cdnEdgeTable {
+                    let keep = CdnEdgeKey.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
+                    guard files.allSatisfy({ $0.dims == keep }) else {
+                        throw UserError("files of one window in '\(dir)' have different dimensions — cannot compact them")
+                    }
+                    planned = try mergeCdnEdgeFiles(files, window: w, keep: keep, kind: "compact", source: source)
                 } else {
                     planned = try mergeRowFiles(table, files, window: w, kind: "compact", source: source)
                 }

@@ -130,6 +130,8 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     /// sessions cache their group slots by it.
     var serial: UInt32 = 0
     public var sessions: [SessionRow] = []
+    /// The `cdn_edge` groups (CDN access logs; CdnEdgeMetrics.swift).
+    public var cdnEdge = CdnEdgeAggregate<K>()
 
     init(start: Int64, end: Int64, isDelta: Bool) {
         self.start = start
@@ -139,7 +141,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     }
 
     public var isEmpty: Bool {
-        sessions.isEmpty && tables.allSatisfy { $0.isEmpty }
+        sessions.isEmpty && tables.allSatisfy { $0.isEmpty } && cdnEdge.isEmpty
     }
 
     /// Adds another state of the same window (another partition's share).
@@ -151,6 +153,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
             }
         }
         sessions += o.sessions
+        cdnEdge.merge(o.cdnEdge, cap: cap)
     }
 
     /// Merges states of the same (window, base/delta) into one, in time order.

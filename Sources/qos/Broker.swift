@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Kafka
+import Engine
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -22,13 +23,17 @@ struct Broker: ParsableCommand {
         """)
 
     @Option(help: "Local bootstrap port (0 = any free port).") var port: Int = 9092
-    @Option(help: "Partitions of the topic.") var partitions: Int = 6
-    @Option(help: "Topic to create.") var topic: String = "beacons"
+    @Option(help: "Partitions of each topic.") var partitions: Int = 6
+    @Option(help: "Topic to create; repeatable (default beacons).") var topic: [String] = []
+
+    var topics: [String] { topic.isEmpty ? ["beacons"] : topic }
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard partitions >= 1 else { throw ValidationError("--partitions must be ≥ 1") }
-        guard !topic.isEmpty else { throw ValidationError("--topic must not be empty") }
+        for t in topics where !TopicSpec.isTopicName(t) {
+            throw ValidationError("--topic '\(t)' is not a Kafka topic name (letters, digits, '.', '_', '-')")
+        }
     }
 
     func run() throws {
@@ -44,14 +49,15 @@ struct Broker: ParsableCommand {
 
         let broker: MockBroker
         do {
-            broker = try MockBroker(brokers: 1, port: port, topics: [topic: partitions])
+            broker = try MockBroker(brokers: 1, port: port,
+                                    topics: Dictionary(topics.map { ($0, partitions) }, uniquingKeysWith: { a, _ in a }))
         } catch let e as KafkaError {
             brokerWrite(2, "qos: error: \(e.message)\n")
             throw ExitCode(1)
         }
         brokerWrite(1, """
             Kafka development broker listening on \(broker.bootstrapServers) \
-            (topic '\(topic)', \(partitions) partitions; librdkafka \(librdkafkaVersion) mock cluster)
+            (\(topics.count == 1 ? "topic" : "topics") \(topics.map { "'\($0)'" }.joined(separator: ", ")), \(partitions) partitions\(topics.count == 1 ? "" : " each"); librdkafka \(librdkafkaVersion) mock cluster)
             Data is kept in memory only and lost on exit — not for production.
             Clients must run on this host (the broker advertises \(broker.clusterBootstrapServers)).
             Press Ctrl-C to stop. SIGUSR1 takes the broker down (an outage), SIGUSR2 brings it back.

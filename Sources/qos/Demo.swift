@@ -11,14 +11,17 @@ struct Demo: ParsableCommand {
         abstract: "Embedded broker + traffic generator + daemon in one process, with a live view.",
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
-        broken player version included) in time-lapse — event time runs --speed times faster than the \
+        broken player version included) to topic beacons and the CDN's access log of the same traffic \
+        (EdgeCast format) to topic cdnlogs, in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \
         --config and QOS_* environment variables (the keys of `qos run`) set the window, lateness, \
         sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; the demo's own \
         broker, fast checkpoints and idle timeout stay (brokers, topic, group, instance, idle_timeout, \
-        checkpoint_*, metrics_* and kafka are checked and ignored).
+        checkpoint_* and kafka are checked and ignored). The live QoS page (the page of qos report, refreshed \
+        after every flush), /metrics and /healthz are served on metrics_host:metrics_port (127.0.0.1:9309 by \
+        default, any free port if that one is taken; off disables them); the URL is printed at the start.
         """)
 
     @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
@@ -41,7 +44,9 @@ struct Demo: ParsableCommand {
             let sink = c.sink
             installStopHandlers()
             let broker: MockBroker
-            do { broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions]) } catch let e as KafkaError {
+            do {
+                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2)])
+            } catch let e as KafkaError {
                 throw UserError(e.message)
             }
             defer { broker.close() }
@@ -58,11 +63,15 @@ struct Demo: ParsableCommand {
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
-            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed)
+            let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
+                                          topic: "beacons") { TrafficGenerator($0) }
+            let cdnProducer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
+                                             topic: "cdnlogs") { CdnLogGenerator($0, format: .edgecast) }
             producer.start()
+            cdnProducer.start()
             var o = c.runOptions()
             o.brokers = broker.bootstrapServers
-            o.topic = "beacons"
+            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast")]
             o.group = Defaults.group
             o.instance = RunOptions.defaultInstance()
             o.checkpointIntervalMs = 1000
@@ -74,9 +83,17 @@ struct Demo: ParsableCommand {
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
             let view = LiveView(speed: speed)
-            o.onCheckpoint = { view.show($0) }
+            let live = LiveReport(sink: sink)
+            let server = try Demo.liveServer(c, live)
+            if let server {
+                view.url = "http://\(server.host):\(server.port)/"
+                print("live QoS page: \(view.url!) (while the demo runs; qos report --sink \(sink) writes it to a file)")
+            }
+            o.onCheckpoint = { view.show($0); server?.publish($0); live.update($0) }
             let status = try RunJob(o).run()
             producer.stop()
+            cdnProducer.stop()
+            server?.stop()
             view.finish(status, sink: sink)
         }
     }
@@ -84,6 +101,20 @@ struct Demo: ParsableCommand {
 
 extension Demo {
     static let marker = "_qos/demo"
+
+    /// The live page, /metrics and /healthz on metrics_host:metrics_port
+    /// (default 127.0.0.1:9309), or on any free port when that one is taken
+    /// (a `qos run` beside the demo); nil when metrics_port is off.
+    static func liveServer(_ c: Configuration, _ live: LiveReport) throws -> MetricsServer? {
+        guard let port = c.metricsPort else { return nil }
+        let server: MetricsServer
+        do { server = try MetricsServer(host: c.metricsHost, port: port) } catch {
+            server = try MetricsServer(host: c.metricsHost, port: 0)
+        }
+        server.addRoutes { live.route($0) }
+        server.start()
+        return server
+    }
 
     /// The demo's broker lives in memory: the checkpoints of a previous demo
     /// name offsets of a broker that is gone. So a demo starts from a clean
@@ -103,19 +134,25 @@ extension Demo {
     }
 }
 
-/// Produces the generator's traffic from a background thread.
+/// Produces generated messages (beacons, or CDN log records of the same
+/// traffic) to one topic from a background thread.
 final class ProducerThread: @unchecked Sendable {
     let brokers: String
     let options: GeneratorOptions
     let speed: Double
+    let topic: String
+    let messages: @Sendable (GeneratorOptions) -> any IteratorProtocol<GeneratedMessage>
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
 
-    init(brokers: String, options: GeneratorOptions, speed: Double) {
+    init(brokers: String, options: GeneratorOptions, speed: Double, topic: String,
+         messages: @escaping @Sendable (GeneratorOptions) -> any IteratorProtocol<GeneratedMessage>) {
         self.brokers = brokers
         self.options = options
         self.speed = speed
+        self.topic = topic
+        self.messages = messages
     }
 
     func start() {
@@ -124,10 +161,10 @@ final class ProducerThread: @unchecked Sendable {
                 let producer = try KafkaProducer(brokers: brokers, extra: ["compression.codec": "zstd", "linger.ms": "20"])
                 let stop = { self.lock.withLock { self.stopping } }
                 // Time-lapse paced by event time: never ahead of the clock.
-                let paced = RealTimePacer(TrafficGenerator(options), eventStartMs: options.startMs, speed: speed,
+                let paced = RealTimePacer(AnyIterator(messages(options)), eventStartMs: options.startMs, speed: speed,
                                           clock: wallClockMs, wait: { producer.poll(timeoutMs: Int(min($0, 100))) },
                                           shouldStop: stop)
-                try produceAll(paced, producer: producer, topic: "beacons", rate: nil, shouldStop: stop,
+                try produceAll(paced, producer: producer, topic: topic, rate: nil, shouldStop: stop,
                                transform: { OutgoingMessage(key: $0.key, payload: $0.payload, timestampMs: $0.ts) })
                 producer.close()
             } catch {
@@ -144,6 +181,8 @@ final class ProducerThread: @unchecked Sendable {
 /// The terminal view: one block redrawn at every checkpoint.
 final class LiveView: @unchecked Sendable {
     let speed: Double
+    /// The live page's address, shown in the view.
+    var url: String?
     var lastMessages: Int64 = 0
     var lastTime = Date()
     let tty = isatty(1) != 0
@@ -162,6 +201,7 @@ final class LiveView: @unchecked Sendable {
                 + "open sessions \(s.openSessions)   windows written \(s.windowsWritten)   files \(s.filesWritten)",
         ]
         lines += LiveView.windowSummary(s)
+        if let url { lines.append("live QoS page: \(url)") }
         if tty { print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n")) } else if s.epoch % 10 == 0 {
             print(lines[1])
         }
@@ -209,10 +249,46 @@ final class LiveView: @unchecked Sendable {
     }
 
     func finish(_ s: RunStatus, sink: String) {
-        print("\nstopped: \(s.counters.messages) beacons consumed, \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
         checkRejects(s, sink: sink)
+        printCdnEdge(sink: sink)
         print("query them with DuckDB, e.g.:")
         print("  select window_start, sum(views), sum(rebuffer_ms)/sum(playing_ms+rebuffer_ms) as rebuffer_ratio")
         print("  from read_parquet('\(sink)/overall/**/*.parquet', hive_partitioning=true) group by 1 order by 1;")
+        print("the CDN's own view of the same requests (cdn_edge, from the cdnlogs topic):")
+        print("  select pop, sum(requests), sum(slow_responses)/sum(requests) as slow_share, sum(http_errors)")
+        print("  from read_parquet('\(sink)/cdn_edge/**/*.parquet') group by 1 order by 3 desc;")
+    }
+
+    /// The PoPs by share of slow responses in `cdn_edge` (the CDN's access
+    /// log): the degraded PoP the beacons show must lead here too.
+    func printCdnEdge(sink: String) {
+        var byPop: [String: (requests: Int64, slow: Int64, errors: Int64)] = [:]
+        do {
+            for f in Inspector.parquetFiles(under: sink + "/cdn_edge") {
+                let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+                guard let pops = try r.column(named: "pop").stringValues,
+                      case .int64(let requests) = try r.column(named: "requests"),
+                      case .int64(let slow) = try r.column(named: "slow_responses"),
+                      case .int64(let errors) = try r.column(named: "http_errors") else { continue }
+                for i in pops.indices {
+                    let pop = pops[i] ?? "unknown"
+                    byPop[pop, default: (0, 0, 0)].requests += requests[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].slow += slow[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].errors += errors[i] ?? 0
+                }
+            }
+        } catch {
+            print("cdn_edge: cannot read \(sink)/cdn_edge: \(error)")
+            return
+        }
+        let ranked = byPop.filter { $0.value.requests > 0 }
+            .sorted { Double($0.value.slow) / Double($0.value.requests) > Double($1.value.slow) / Double($1.value.requests) }
+        guard !ranked.isEmpty else { print("cdn_edge: no rows yet"); return }
+        let shown = ranked.prefix(3).map { p in
+            String(format: "%@ %.1f %% slow of %lld (%lld errors)", p.key, 100 * Double(p.value.slow) / Double(p.value.requests),
+                   p.value.requests, p.value.errors)
+        }
+        print("cdn_edge (CDN access log), PoPs by slow-response share: \(shown.joined(separator: "; "))")
     }
 }

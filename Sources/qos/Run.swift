@@ -20,7 +20,10 @@ struct Run: ParsableCommand {
 
     @Option(help: "YAML config file (keys as in the discussion above).") var config: String?
     @Option(help: ArgumentHelp("Kafka bootstrap servers (default \(Defaults.brokers)).")) var brokers: String?
-    @Option(help: ArgumentHelp("Topic to consume (default \(Defaults.topic)).")) var topic: String?
+    @Option(help: ArgumentHelp("Topic to consume, NAME or NAME:FORMAT (formats: \(RecordFormats.names)); repeatable, one per topic (default \(Defaults.topic)).")) var topic: [String] = []
+    @Option(help: ArgumentHelp("Input format of topics given without one (default \(RecordFormats.defaultName)).")) var format: String?
+    @Option(help: "The fastly format's field names for your own log format, name=json_key,… (e.g. status=resp_status,elapsed_ms=duration); names in README, Fastly.")
+    var fastlyFields: String?
     @Option(help: ArgumentHelp("Consumer group (default \(Defaults.group)).")) var group: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
@@ -30,8 +33,8 @@ struct Run: ParsableCommand {
     var checkpointMinInterval: String?
     @Option(help: "Instance id, unique per running process (default host-pid).") var instance: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
-    @Option(help: ArgumentHelp("Port for /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
-    @Option(help: ArgumentHelp("Address /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
+    @Option(help: ArgumentHelp("Port for the live QoS page (/), /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
+    @Option(help: ArgumentHelp("Address the live page, /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
     var metricsHost: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
     @Flag(help: "Start even if the checkpoint state in <sink>/_qos does not cover the files already published (a manifest or _qos deleted or restored from an old backup), belongs to another sink, or was taken from another Kafka cluster; windows already published may then be counted again. Needed once.")
@@ -42,7 +45,9 @@ struct Run: ParsableCommand {
     func configuration() throws -> Configuration {
         try loadConfiguration(file: config) { l in
             l.set(.brokers, flag: brokers)
-            l.set(.topic, flag: topic)
+            l.set(topics: topic)
+            l.set(.format, flag: format)
+            l.set(.fastly_fields, flag: fastlyFields)
             l.set(.group, flag: group)
             output.apply(to: &l)
             engine.apply(to: &l)
@@ -73,8 +78,11 @@ struct Run: ParsableCommand {
                 let server = try MetricsServer(host: c.metricsHost, port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()
+                let live = LiveReport(sink: c.sink)
+                server.addRoutes { live.route($0) }
                 o.log("qos run: /metrics and /healthz on \(c.metricsHost):\(server.port)")
-                o.onCheckpoint = { server.publish($0) }
+                o.log("qos run: live QoS page at http://\(c.metricsHost):\(server.port)/")
+                o.onCheckpoint = { server.publish($0); live.update($0) }
             }
             installStopHandlers()
             _ = try RunJob(o).run()

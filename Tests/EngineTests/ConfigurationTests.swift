@@ -35,13 +35,13 @@ import QoSCore
         let yaml = "window: 10m\nlateness: 1m\ntopic: from-file\nzstd_level: 5\nkafka:\n  client.id: file\n  acks: all\n"
         let env = [("QOS_LATENESS", "2m"), ("QOS_TOPIC", "from-env"), ("QOS_KAFKA_CLIENT_ID", "env"), ("QOS_BIN", "/x/qos")]
         let c = try resolve(yaml: yaml, env: env) { l in
-            l.set(.topic, flag: "from-flag")
+            l.set(topics: ["from-flag"])
             l.set(.sink, flag: nil)  // not given: no effect
             try l.set(kafka: ["acks=1"])
         }
         #expect(c.engine.windowMs == 600_000)       // file
         #expect(c.engine.latenessMs == 120_000)     // env over file
-        #expect(c.topic == "from-flag")             // flag over env over file
+        #expect(c.topics == [TopicSpec(name: "from-flag")])  // flag over env over file
         #expect(c.sink == Defaults.sink)            // default
         #expect(c.zstdLevel == 5)
         #expect(c.kafka == ["client.id": "env", "acks": "1"])  // merged property by property
@@ -49,19 +49,22 @@ import QoSCore
 
     @Test func everyKeyIsReadFromEveryLayer() throws {
         let values: [Configuration.Key: String] = [
-            .brokers: "b:1", .topic: "t", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
+            .brokers: "b:1", .topics: "t", .format: "beacon-json", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
             .session_timeout: "1m", .session_max: "1h", .idle_timeout: "3s", .checkpoint_interval: "4s",
             .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
-            .group_cap: "7", .slow_request_ms: "9", .metrics_port: "off", .metrics_host: "0.0.0.0",
+            .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
+            .fastly_fields: "status=resp_status,elapsed_ms=duration",
         ]
         var expected = Configuration()
-        (expected.brokers, expected.topic, expected.group, expected.sink) = ("b:1", "t", "g", "s")
+        (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
         expected.engine.windowMs = 3_600_000; expected.engine.latenessMs = 1000; expected.engine.maxLatenessMs = 3_600_000
         expected.engine.sessionTimeoutMs = 60_000; expected.engine.sessionMaxMs = 3_600_000
         expected.engine.groupsPerWindowMax = 7; expected.engine.slowRequestMs = 9
+        expected.engine.slowResponseMs = 11
         (expected.idleTimeoutMs, expected.checkpointIntervalMs, expected.checkpointMinIntervalMs) = (3000, 4000, 5000)
         expected.instance = "i"; expected.geoipDb = ["a.mmdb"]; expected.uaRegexes = "r.yaml"; expected.zstdLevel = 0
         expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"
+        expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 
         let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")
@@ -72,6 +75,46 @@ import QoSCore
             l.set(geoipDb: ["a.mmdb"])
         }
         #expect(viaFlags == expected)
+    }
+
+    @Test func topicsEachWithAFormat() throws {
+        let want = [TopicSpec(name: "beacons"), TopicSpec(name: "cdn.logs-1", format: "beacon-json")]
+        #expect(try resolve(yaml: "topics: [beacons, cdn.logs-1:beacon-json]").topics == want)
+        #expect(try resolve(yaml: "topics:\n  - beacons\n  - cdn.logs-1:beacon-json\n").topics == want)
+        #expect(try resolve(env: [("QOS_TOPICS", "beacons,cdn.logs-1:beacon-json")]).topics == want)
+        #expect(try resolve { $0.set(topics: ["beacons", "cdn.logs-1:beacon-json"]) }.topics == want)
+        // `topic` (one topic), the key of earlier versions, is still read.
+        #expect(try resolve(yaml: "topic: old").topics == [TopicSpec(name: "old")])
+        #expect(try resolve(env: [("QOS_TOPIC", "old")]).topics == [TopicSpec(name: "old")])
+        // The format of topics given without one, resolved for the run.
+        let c = try resolve(yaml: "topics: [a, b:beacon-json]\nformat: beacon-json")
+        #expect(c.runOptions().topics.map(\.format) == ["beacon-json", "beacon-json"])
+        #expect(c.runOptions().topic == "a")
+
+        #expect(error(yaml: "topics: [beacons:nope]")?.contains("topics: 'beacons:nope' (from config file 'c.yaml') is not a list of topics, each NAME or NAME:FORMAT") == true)
+        #expect(error(yaml: "topics: [bad topic]")?.contains("'bad topic'") == true)
+        #expect(error(yaml: "topics: []")?.contains("topics:") == true)
+        #expect(error(yaml: "topics: [a, a]") == "topics: 'a' is listed twice — list each topic once")
+        #expect(error(yaml: "format: xml")?.contains("format: 'xml' (from config file 'c.yaml') is not an input format: beacon-json") == true)
+        #expect(error { $0.set(.format, flag: "xml") }?.contains("(from --format)") == true)
+    }
+
+    @Test func fastlyFieldsNameACustomersOwnKeys() throws {
+        let c = try resolve(yaml: "fastly_fields:\n  status: resp_status\n  elapsed_ms: duration\n")
+        #expect(c.fastlyFields == ["status": "resp_status", "elapsed_ms": "duration"])
+        #expect(try resolve(env: [("QOS_FASTLY_FIELDS", "status=resp_status,elapsed_ms=duration")]).fastlyFields == c.fastlyFields)
+        // The format the daemon and replay get reads those keys.
+        let format = try RecordFormats.named("fastly", settings: c.formatSettings).forSource(named: "t")
+        var records: [CdnLogRecord] = []
+        let line = #"{"timestamp":"2026-01-01T00:00:01Z","resp_status":503,"duration":250,"pop":"AMS","client_ip":"192.0.2.1"}"#
+        Array(line.utf8).withUnsafeBytes { b in format.decode(b) { if case .cdnLog(let r) = $0 { records.append(r) } } }
+        #expect(records.count == 1 && records.first?.status == 503 && records.first?.serveMs == 250)
+        let plain = try RecordFormats.named("fastly", settings: FormatSettings()).forSource(named: "t")
+        var rejected = 0
+        Array(line.utf8).withUnsafeBytes { b in plain.decode(b) { if case .reject = $0 { rejected += 1 } } }
+        #expect(rejected == 1, "the default field names do not read this log")
+        #expect(error(yaml: "fastly_fields:\n  statuz: x\n")?.contains("unknown fastly_fields key 'statuz'") == true)
+        #expect(error(env: [("QOS_FASTLY_FIELDS", "status")])?.contains("fastly_fields: 'status'") == true)
     }
 
     @Test func yamlScalarsAreReadAsWritten() throws {
@@ -88,7 +131,7 @@ import QoSCore
     @Test func unknownKeysNameTheValidOnes() {
         let file = error(yaml: "windw: 2m")
         #expect(file?.contains("config file 'c.yaml': unknown key 'windw'") == true, "\(file ?? "no error")")
-        #expect(file?.contains("valid keys: brokers, topic") == true)
+        #expect(file?.contains("valid keys: brokers, topics, format") == true)
         let env = error(env: [("QOS_WINDW", "2m")])
         #expect(env?.contains("environment variable QOS_WINDW is not a qos setting") == true, "\(env ?? "no error")")
         #expect(env?.contains("QOS_WINDOW") == true && env?.contains("QOS_KAFKA_<PROPERTY>") == true)

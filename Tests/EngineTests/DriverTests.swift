@@ -40,7 +40,7 @@ import QoSCore
         func start(_ source: MemoryRecordSource) throws -> StreamDriver {
             driver = try StreamDriver(options, clock: clock)
             try driver.store.openState(accept: false, log: { _ in })
-            driver.attach(source)
+            try driver.attach(source)
             return driver
         }
 
@@ -83,11 +83,7 @@ import QoSCore
     }
 
     /// A copy of `source`'s records, ownership reset (a restarted process reads the same topic).
-    static func reopen(_ source: MemoryRecordSource) -> MemoryRecordSource {
-        let s = MemoryRecordSource(name: source.name, partitions: source.partitionCount)
-        for (p, recs) in source.records.enumerated() { for r in recs { s.append(r, partition: Int32(p)) } }
-        return s
-    }
+    static func reopen(_ source: MemoryRecordSource) -> MemoryRecordSource { source.reopened() }
 
     /// Every visible output file (not the checkpoint state), by relative path.
     static func visible(_ root: String) throws -> [String: Data] {
@@ -119,7 +115,7 @@ import QoSCore
     static func uninterrupted(_ source: MemoryRecordSource, sink: String, checkpointAfterPolls: Int? = nil) throws -> Harness {
         let h = try Harness(sink: sink)
         let d = try h.start(source)
-        source.assign((0..<Int32(source.partitionCount)).map { $0 })
+        source.assign(source.ids)
         var polls = 0
         repeat {
             try d.step()
@@ -128,6 +124,62 @@ import QoSCore
         } while source.lag().values.contains { $0 > 0 } || !source.pending.isEmpty
         try d.finish()
         return h
+    }
+
+    /// Two topics, each with its own beacons, as one source: stream 1's partitions are
+    /// `StreamPartition` ids 65536, 65537.
+    static func twoTopics() -> MemoryRecordSource {
+        let a = source(partitions: 2, seed: 5), b = source(partitions: 2, seed: 6)
+        let both = MemoryRecordSource(streams: ["beacons", "more"], partitionsPerStream: 2)
+        for (stream, src) in [a, b].enumerated() {
+            for p in 0..<2 {
+                for r in src.records[p] { both.append(r, partition: StreamPartition(stream: stream, partition: Int32(p)).id) }
+            }
+        }
+        return both
+    }
+
+    @Test func severalTopicsAreOnePipelineAndEachPartitionIsCheckpointedUnderItsTopic() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try Self.uninterrupted(Self.source(partitions: 2, seed: 5), sink: dir + "/a")
+        _ = try Self.uninterrupted(Self.source(partitions: 2, seed: 6), sink: dir + "/b")
+        let a = try Self.overallTotals(dir + "/a"), b = try Self.overallTotals(dir + "/b")
+
+        let src = Self.twoTopics()
+        let h = try Harness(sink: dir + "/both")
+        h.options.topics = [TopicSpec(name: "beacons", format: "beacon-json"), TopicSpec(name: "more", format: "beacon-json")]
+        let d = try h.start(src)
+        src.assign(src.ids)
+        for _ in 0..<5 { try d.step() }
+        try d.checkpoint(reason: "test")
+        let manifest = try #require(try d.store.manifests().last)
+        #expect(Set(manifest.partitions.map { "\($0.topic)/\($0.partition)" }) == ["beacons/0", "beacons/1", "more/0", "more/1"])
+        #expect(h.logBox.lines.contains { $0.contains("assigned partitions beacons[0, 1] more[0, 1]") })
+
+        // A restart resumes each topic's partitions from their own checkpoints.
+        let again = src.reopened()
+        let h2 = try Harness(sink: dir + "/both")
+        h2.options.topics = h.options.topics
+        let d2 = try h2.start(again)
+        again.assign(again.ids)
+        try d2.step()
+        for id in again.ids { #expect(d2.book[id]?.epochStart == d.book[id]?.next, "partition \(id) resumed elsewhere") }
+        try h2.drain(again)
+        try d2.finish()
+        let both = try Self.overallTotals(dir + "/both")
+        #expect(both.keys.sorted() == a.keys.sorted())
+        for (k, v) in both { #expect(v == a[k]! + b[k]!, "\(k)") }
+        #expect(both["views"]! > 100)
+    }
+
+    @Test func aTopicWithoutAFormatIsRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let h = try Harness(sink: dir)
+        h.options.topics = [TopicSpec(name: "beacons", format: "beacon-json")]
+        let src = MemoryRecordSource(streams: ["beacons", "other"], partitionsPerStream: 1)
+        #expect(throws: UserError.self) { try h.start(src) }
     }
 
     @Test func aCrashBetweenCommitAndPublishIsFinishedByTheNextStart() throws {

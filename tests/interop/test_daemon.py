@@ -28,9 +28,10 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, partitions=6):
+    def __init__(self, partitions=6, topics=("beacons",)):
         self.port = free_port()
-        self.proc = subprocess.Popen([qos_bin(), "broker", "--port", str(self.port), "--partitions", str(partitions)],
+        self.proc = subprocess.Popen([qos_bin(), "broker", "--port", str(self.port), "--partitions", str(partitions),
+                                      *[a for t in topics for a in ("--topic", t)]],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline()
         assert "listening" in line, line
@@ -270,3 +271,34 @@ def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path):
     reasons = Counter(row["reason"] for row in pq.read_table(tmp_path / "daemon" / "rejects").to_pylist())
     assert reasons == {"invalid_value:played_ms": 2, "invalid_value:bitrate_kbps": 2, "invalid_value:bytes": 2}
     assert_same(tmp_path / "daemon", qos_tables.load(tmp_path / "replay"))
+
+
+def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path):
+    """--topic beacons --topic cdnlogs:edgecast: one consumer group, one
+    pipeline; the beacon tables equal a replay of the beacons and cdn_edge a
+    replay of the CDN log records (each topic checkpointed on its own)."""
+    gen = ["--seed", "23", "--sessions", "600", "--rate", "2000", "--start-ms", "1767225600000",
+           "--slow-pop", "fastly/ams", "--duplicate-fraction", "0.01"]
+    broker = Broker(partitions=3, topics=("beacons", "cdnlogs"))
+    try:
+        qos("generate", *gen, "--kafka", broker.address, "--rate", "max")
+        qos("generate", *gen, "--kafka", broker.address, "--rate", "max", "--cdn-logs", "edgecast")
+        qos("generate", *gen, "--out", tmp_path / "beacons.ndjson")
+        qos("generate", *gen, "--cdn-logs", "edgecast", "--out", tmp_path / "cdn.ndjson")
+        qos("replay", tmp_path / "beacons.ndjson", "--sink", tmp_path / "replay", "--quiet")
+        qos("replay", "--format", "edgecast", tmp_path / "cdn.ndjson", "--sink", tmp_path / "replay-cdn", "--quiet")
+        r = run(broker, tmp_path / "daemon", "two-topics", "--topic", "beacons", "--topic", "cdnlogs:edgecast",
+                "--until-caught-up")
+        assert "assigned partitions beacons[0, 1, 2] cdnlogs[0, 1, 2]" in r.stderr, r.stderr
+        got = qos_tables.load(tmp_path / "daemon")
+        want = qos_tables.load(tmp_path / "replay")
+        cdn = {k: v for k, v in qos_tables.load(tmp_path / "replay-cdn", tables=["cdn_edge"]).items() if k[0] == "cdn_edge"}
+        assert len(cdn) > 20, "the CDN replay wrote cdn_edge"
+        want.update(cdn)
+        problems = qos_tables.diff(got, want)
+        assert not problems, "\n".join(problems)
+        # Each topic's partitions are checkpointed under their own name.
+        manifests = list((tmp_path / "daemon" / "_qos" / "manifests").rglob("*.manifest"))
+        assert manifests
+    finally:
+        broker.stop()

@@ -221,6 +221,8 @@ public final class Collector: @unchecked Sendable {
                 case .reject(let reason, let range):
                     rejects.append((index, reason))
                     out.append(Outgoing(key: nil, payload: Array(raw[range])))
+                case .cdnLog:
+                    break   // the beacon decoder yields beacons and rejects only
                 }
                 index += 1
             }

@@ -12,8 +12,14 @@ import QoSCore
 public struct Configuration: Decodable, Equatable, Sendable {
     /// Kafka bootstrap servers.
     public var brokers = Defaults.brokers
-    /// Topic to consume.
-    public var topic = Defaults.topic
+    /// Topics to consume, each with its input format (`beacons`,
+    /// `cdnlogs:edgecast`); a topic without one has `format`'s.
+    public var topics = [TopicSpec(name: Defaults.topic)]
+    /// The input format of `qos replay`'s files and of topics given without one.
+    public var format = RecordFormats.defaultName
+    /// The `fastly` format's field names, for a customer's own log format
+    /// (README "Input: CDN access logs", Fastly): our name → their JSON key.
+    public var fastlyFields: [String: String] = [:]
     /// Consumer group.
     public var group = Defaults.group
     /// Output directory.
@@ -43,14 +49,18 @@ public struct Configuration: Decodable, Equatable, Sendable {
     /// Every key of a config file; `QOS_<KEY>` in the environment and
     /// `--<key-with-dashes>` on the command line.
     public enum Key: String, CodingKey, CaseIterable, Sendable {
-        case brokers, topic, group, sink, window, lateness
+        case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
-        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, metrics_port, metrics_host
+        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
+        case fastly_fields
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
-        /// The flag: `--max-lateness`.
-        public var flag: String { "--" + rawValue.replacingOccurrences(of: "_", with: "-") }
+        /// The flag: `--max-lateness`; `--topic` (repeatable) for `topics`.
+        public var flag: String { self == .topics ? "--topic" : "--" + rawValue.replacingOccurrences(of: "_", with: "-") }
+
+        /// Keys of earlier versions, still read: `topic` (one topic) is `topics`.
+        public static let aliases: [String: Key] = ["topic": .topics]
 
         /// What a value must look like.
         public var expected: String {
@@ -60,11 +70,14 @@ public struct Configuration: Decodable, Equatable, Sendable {
                  .checkpoint_min_interval: DurationText.form
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
-            case .slow_request_ms: "an integer number of milliseconds ≥ 0"
+            case .slow_request_ms, .slow_response_ms: "an integer number of milliseconds ≥ 0"
             case .metrics_port: "a port number 0-65535 (0 = any free port) or off"
             case .geoip_db: "a list of .mmdb paths"
+            case .topics: "a list of topics, each NAME or NAME:FORMAT (formats: \(RecordFormats.names))"
+            case .format: "an input format: \(RecordFormats.names)"
             case .kafka: "a mapping of librdkafka properties"
-            case .brokers, .topic, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
+            case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
+            case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
             }
         }
 
@@ -83,6 +96,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public init(from decoder: any Decoder) throws {
         self.init()
         for k in try decoder.container(keyedBy: AnyKey.self).allKeys where Key(rawValue: k.stringValue) == nil {
+            if Key.aliases[k.stringValue] != nil { continue }
             throw ConfigurationError.unknownKey(k.stringValue, origin: nil)
         }
         let c = try decoder.container(keyedBy: Key.self)
@@ -108,7 +122,25 @@ public struct Configuration: Decodable, Equatable, Sendable {
         }
 
         brokers = try string(.brokers) ?? brokers
-        topic = try string(.topic) ?? topic
+        if let f = try string(.format) {
+            guard RecordFormats.all.contains(where: { $0.name == f }) else { throw ConfigurationError.badValue(.format, f) }
+            format = f
+        }
+        if c.contains(.topics) {
+            // A list, or one topic (a flag's or an old `topic:` value).
+            guard let list = (try? c.decode([String].self, forKey: .topics)) ?? (try? c.decode(String.self, forKey: .topics)).map({ [$0] }),
+                  !list.isEmpty else {
+                throw ConfigurationError.badValue(.topics, "(not a list of topics)")
+            }
+            topics = try list.map { text in
+                guard let t = TopicSpec(parsing: text) else { throw ConfigurationError.badValue(.topics, text) }
+                return t
+            }
+            var seen = Set<String>()
+            for t in topics where !seen.insert(t.name).inserted {
+                throw ConfigurationError.invalid("topics: '\(t.name)' is listed twice — list each topic once")
+            }
+        }
         group = try string(.group) ?? group
         sink = try string(.sink) ?? sink
         if let w = try duration(.window) {
@@ -121,6 +153,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         engine.sessionMaxMs = try duration(.session_max) ?? engine.sessionMaxMs
         engine.groupsPerWindowMax = try integer(.group_cap, 1...Int64(Int32.max)).map { Int($0) } ?? engine.groupsPerWindowMax
         engine.slowRequestMs = try integer(.slow_request_ms, 0...Int64.max) ?? engine.slowRequestMs
+        engine.slowResponseMs = try integer(.slow_response_ms, 0...Int64.max) ?? engine.slowResponseMs
         idleTimeoutMs = try duration(.idle_timeout) ?? idleTimeoutMs
         checkpointIntervalMs = try duration(.checkpoint_interval) ?? checkpointIntervalMs
         checkpointMinIntervalMs = try duration(.checkpoint_min_interval) ?? checkpointMinIntervalMs
@@ -133,6 +166,26 @@ public struct Configuration: Decodable, Equatable, Sendable {
         }
         uaRegexes = try string(.ua_regexes) ?? uaRegexes
         zstdLevel = try integer(.zstd_level, 0...Int64(Defaults.zstdLevelMax)).map { Int($0) } ?? zstdLevel
+        if c.contains(.fastly_fields) {
+            // A mapping (YAML) or name=key,name=key (environment, flag).
+            var map: [String: String] = [:]
+            if let m = try? c.decode([String: String].self, forKey: .fastly_fields) {
+                map = m
+            } else if let text = try? c.decode(String.self, forKey: .fastly_fields) {
+                for pair in text.split(separator: ",") {
+                    guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                        throw ConfigurationError.badValue(.fastly_fields, text)
+                    }
+                    map[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+                }
+            } else {
+                throw ConfigurationError.badValue(.fastly_fields, "(not a mapping)")
+            }
+            do { _ = try FastlyFieldMap(mapping: map) } catch let e as UserError {
+                throw ConfigurationError.invalid("fastly_fields: \(e.message)")
+            }
+            fastlyFields = map
+        }
         if c.contains(.kafka) {
             guard let map = try? c.decode([String: String].self, forKey: .kafka) else {
                 throw ConfigurationError.badValue(.kafka, "(not a mapping)")
@@ -151,12 +204,18 @@ public struct Configuration: Decodable, Equatable, Sendable {
         if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
     }
 
+    /// What formats take from the configuration (checked when decoded).
+    public var formatSettings: FormatSettings {
+        FormatSettings(fastlyFields: fastlyFields.isEmpty ? nil : try! FastlyFieldMap(mapping: fastlyFields))
+    }
+
     /// `qos run`'s options (everything but what only the CLI knows: the
     /// enricher, duration, batch mode, state-loss acceptance, callbacks).
     public func runOptions() -> RunOptions {
         var o = RunOptions()
         o.brokers = brokers
-        o.topic = topic
+        o.topics = topics.map { TopicSpec(name: $0.name, format: $0.format ?? format) }
+        o.formatSettings = formatSettings
         o.group = group
         o.sink = sink
         o.config = engine
@@ -172,6 +231,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
     /// `qos replay`'s options (inputs, enricher and progress are the CLI's).
     public func replayOptions() -> ReplayOptions {
         var o = ReplayOptions()
+        // Checked against the registry when decoded.
+        o.format = try! RecordFormats.named(format, settings: formatSettings)
         o.sink = sink
         o.config = engine
         o.zstdLevel = zstdLevel

@@ -9,10 +9,12 @@ public struct ConfigurationLayers {
     enum Value {
         case text(String)
         case list([String])
+        case map([String: String])
         var json: Any {
             switch self {
             case .text(let s): s
             case .list(let l): l
+            case .map(let m): m
             }
         }
     }
@@ -50,7 +52,7 @@ public struct ConfigurationLayers {
             throw ConfigurationError.file("config file '\(path)' must be a YAML mapping of keys — e.g. window: 2m")
         }
         for (k, v) in map {
-            guard let name = k.scalar?.string, let key = Configuration.Key(rawValue: name) else {
+            guard let name = k.scalar?.string, let key = Configuration.Key(rawValue: name) ?? Configuration.Key.aliases[name] else {
                 throw ConfigurationError.unknownKey(k.scalar?.string ?? "\(k)", origin: origin)
             }
             func bad() -> ConfigurationError { .badValue(key, Self.shown(v), origin: origin) }
@@ -61,7 +63,19 @@ public struct ConfigurationLayers {
                     guard let name = pk.scalar?.string, let value = pv.scalar?.string, pv.null == nil else { throw bad() }
                     kafka[name] = value
                 }
-            case .geoip_db:
+            case .fastly_fields:
+                if let t = v.scalar?.string, v.null == nil {  // name=key,name=key
+                    values[key] = (.text(t), origin)
+                    continue
+                }
+                guard let m = v.mapping else { throw bad() }
+                var map: [String: String] = [:]
+                for (mk, mv) in m {
+                    guard let name = mk.scalar?.string, let value = mv.scalar?.string, mv.null == nil else { throw bad() }
+                    map[name] = value
+                }
+                values[key] = (.map(map), origin)
+            case .geoip_db, .topics:
                 if let seq = v.sequence {
                     let paths = seq.compactMap { $0.null == nil ? $0.scalar?.string : nil }
                     guard paths.count == seq.count else { throw bad() }
@@ -87,7 +101,7 @@ public struct ConfigurationLayers {
 
     // MARK: Environment
 
-    /// `QOS_<KEY>=value`; `QOS_GEOIP_DB` is comma-separated; `QOS_KAFKA_<PROP>`
+    /// `QOS_<KEY>=value`; `QOS_GEOIP_DB` and `QOS_TOPICS` are comma-separated; `QOS_KAFKA_<PROP>`
     /// sets a librdkafka property (underscores become dots).
     public mutating func load(environment: [(name: String, value: String)]) throws {
         for (name, value) in environment where name.hasPrefix("QOS_") && !Self.environmentIgnored.contains(name) {
@@ -97,10 +111,10 @@ public struct ConfigurationLayers {
                 kafka[String(rest.dropFirst(6).map { $0 == "_" ? "." : $0 })] = value
                 continue
             }
-            guard let key = Configuration.Key(rawValue: rest), key != .kafka else {
+            guard let key = Configuration.Key(rawValue: rest) ?? Configuration.Key.aliases[rest], key != .kafka else {
                 throw ConfigurationError.unknownKey(rest, origin: origin)
             }
-            if key == .geoip_db {
+            if key == .geoip_db || key == .topics {
                 values[key] = (.list(value.split(separator: ",").map(String.init)), origin)
             } else {
                 values[key] = (.text(value), origin)
@@ -125,6 +139,12 @@ public struct ConfigurationLayers {
     public mutating func set(geoipDb paths: [String]) {
         guard !paths.isEmpty else { return }
         values[.geoip_db] = (.list(paths), .flag(Configuration.Key.geoip_db.flag))
+    }
+
+    /// `--topic NAME[:FORMAT]`, repeatable (empty: not given).
+    public mutating func set(topics: [String]) {
+        guard !topics.isEmpty else { return }
+        values[.topics] = (.list(topics), .flag(Configuration.Key.topics.flag))
     }
 
     /// `--kafka key=value`, repeatable.

@@ -11,8 +11,11 @@ import QoSCore
 struct EpochCommit {
     let store: CheckpointStore
     let writer: WindowFileWriter
-    /// The stream's name (topic) and this instance: they tag the epoch's files.
+    /// The source's name and this instance: they tag the epoch's files.
     let stream: String
+    /// The source's streams: a partition id's checkpoint is recorded under
+    /// its stream's name and own partition number (`StreamPartition`).
+    let streams: [String]
     let instance: String
     /// Fault injection for tests: runs after the manifest is committed and
     /// before the files are published (throwing there is a crash at that point).
@@ -47,7 +50,8 @@ struct EpochCommit {
         }
         // Snapshot.
         let parts = book.ids.map { p in
-            PartitionCheckpoint(topic: stream, partition: p, seq: book.nextSeq(p),
+            let sp = StreamPartition(id: p)
+            return PartitionCheckpoint(topic: streams[sp.stream], partition: sp.partition, seq: book.nextSeq(p),
                                 nextOffset: book[p]!.next, state: engine.snapshot(partition: p))
         }
         // Commit.

@@ -158,6 +158,7 @@ public final class ReplayJob {
             let source = FileRecordSource(paths: inputs)
             var batch: DecodedBatch?
             var lastBytes: Int64 = 0
+            var fileFormat = format.forSource(named: inputs.first ?? ""), formatFile = 0
             while !source.atEnd {
                 let file = source.fileIndex
                 var assigned = false
@@ -167,7 +168,11 @@ public final class ReplayJob {
                     let start = batch!.bytes.count
                     batch!.bytes.append(contentsOf: r.bytes)
                     let first = batch!.items.count
-                    format.decode(r.bytes) { batch!.items.append($0) }
+                    if source.fileIndex != formatFile {
+                        fileFormat = format.forSource(named: source.currentFile)
+                        formatFile = source.fileIndex
+                    }
+                    fileFormat.decode(r.bytes) { batch!.items.append($0) }
                     batch!.lines.append((start..<batch!.bytes.count, number, first, batch!.items.count - first))
                 }, onEvent: { e in if case .assigned = e { assigned = true } })
                 if assigned { try source.startAssigned([0: nil]) }

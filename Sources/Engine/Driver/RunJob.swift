@@ -12,7 +12,15 @@ import QoSCore
 /// files published, then offsets committed to Kafka for lag monitoring only.
 public struct RunOptions {
     public var brokers = Defaults.brokers
-    public var topic = Defaults.topic
+    /// The topics and their formats (each format resolved).
+    public var topics = [TopicSpec(name: Defaults.topic, format: RecordFormats.defaultName)]
+    /// What the topics' formats take from the configuration.
+    public var formatSettings = FormatSettings()
+    /// The first topic's name; setting it consumes that one topic of beacons.
+    public var topic: String {
+        get { topics[0].name }
+        set { topics = [TopicSpec(name: newValue, format: RecordFormats.defaultName)] }
+    }
     public var group = Defaults.group
     public var sink = Defaults.sink
     public var config = EngineConfig()
@@ -115,16 +123,18 @@ public final class RunJob {
             // mock cluster among them) that wait the full fetch.wait.max.ms per fetch.
             var extra = ["fetch.wait.max.ms": "20"]
             extra.merge(o.kafka) { _, user in user }
-            source = try KafkaRecordSource(brokers: o.brokers, group: o.group, topic: o.topic, properties: extra,
+            source = try KafkaRecordSource(brokers: o.brokers, group: o.group, topics: o.topics.map(\.name), properties: extra,
                                            logHandler: { m in
                                                guard m.level <= 3 else { return }  // librdkafka errors only
                                                writeStderr(logfmt(level: .warn, message: "kafka: \(m.facility): \(m.message)"))
                                            })
-            try store.checkCluster(source.clusterId(), topic: o.topic, accept: o.acceptStateLoss, log: o.log.warn)
+            for t in o.topics {
+                try store.checkCluster(source.clusterId(), topic: t.name, accept: o.acceptStateLoss, log: o.log.warn)
+            }
         } catch let e as KafkaError {
             throw UserError(e.message)
         }
-        o.log("qos run: consuming \(o.topic) from \(o.brokers) as \(o.instance) in group \(o.group), sink \(o.sink)")
+        o.log("qos run: consuming \(o.topics.map(\.description).joined(separator: ", ")) from \(o.brokers) as \(o.instance) in group \(o.group), sink \(o.sink)")
         let status: RunStatus
         do {
             status = try driver.run(source)

@@ -10,7 +10,13 @@ import QoSCore
 /// idleness and the policy in-process (DriverTests).
 public final class StreamDriver {
     let o: RunOptions
-    let format: any RecordFormat
+    /// Overrides the topics' formats for every stream (tests).
+    let formatOverride: (any RecordFormat)?
+    /// The format of each of the source's streams, in stream order.
+    var formats: [any RecordFormat] = []
+    /// Each owned partition's own instance of its stream's format (a CDN
+    /// log parser keeps state across the messages of a partition).
+    var partitionFormats: [Int32: any RecordFormat] = [:]
     let clock: any Clock
     let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
@@ -28,9 +34,10 @@ public final class StreamDriver {
     var touched = Set<Int32>()
     public private(set) var finished = false
 
-    public init(_ options: RunOptions, format: any RecordFormat = BeaconJSONFormat(), clock: any Clock = SystemClock()) throws {
+    /// `format`: one format for every stream, instead of each topic's from `options.topics`.
+    public init(_ options: RunOptions, format: (any RecordFormat)? = nil, clock: any Clock = SystemClock()) throws {
         o = options
-        self.format = format
+        self.formatOverride = format
         self.clock = clock
         let sink = FileSink(root: options.sink)
         try sink.checkWritable()
@@ -39,21 +46,30 @@ public final class StreamDriver {
                                   zstdLevel: options.zstdLevel)
         store = try CheckpointStore(sink: sink, instance: options.instance)
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
-        epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, instance: options.instance)
+        epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
+                                  instance: options.instance)
     }
 
     /// Reads from `source` from now on; the checkpoint interval starts now.
-    public func attach(_ source: any RecordSource) {
+    /// Throws when a stream has no format (a topic not in `options.topics`).
+    public func attach(_ source: any RecordSource) throws {
         self.source = source
-        epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, instance: o.instance,
-                                  afterCommit: epochCommit.afterCommit)
+        formats = try source.streams.map { name in
+            if let formatOverride { return formatOverride }
+            guard let t = o.topics.first(where: { $0.name == name }) else {
+                throw UserError("no input format for stream '\(name)' — list it in topics")
+            }
+            return try RecordFormats.named(t.format ?? RecordFormats.defaultName, settings: o.formatSettings)
+        }
+        epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
+                                  instance: o.instance, afterCommit: epochCommit.afterCommit)
         lastCheckpointWall = clock.wallMs()
     }
 
     /// Consumes until stopped (signal, `durationSeconds`, or end of input in
     /// `untilCaughtUp` mode), then checkpoints. Returns the final status.
     public func run(_ source: any RecordSource) throws -> RunStatus {
-        attach(source)
+        try attach(source)
         let started = clock.monotonicSeconds()
         while runStopRequested == 0 && !finished {
             if let d = o.durationSeconds, clock.monotonicSeconds() - started >= d { break }
@@ -95,20 +111,28 @@ public final class StreamDriver {
 
     /// Records come in runs from one partition: its book entry is read once
     /// per run and written back at the run's end (`endRun`).
-    var current: (partition: Int32, next: Int64?)?
+    var current: (partition: Int32, next: Int64?, format: any RecordFormat)?
 
     @inline(__always)
     func ingest(_ r: RawRecord, _ now: Int64) {
         if current?.partition != r.partition {
             endRun()
             let next = book[r.partition]?.next
-            current = (r.partition, next)
+            current = (r.partition, next, format(of: r.partition))
             if next != nil { touched.insert(r.partition) }
         }
         // Not owned, or before the partition's checkpoint: already counted.
         guard let next = current!.next, r.offset >= next else { return }
-        format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
+        current!.format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
         current!.next = r.offset + 1
+    }
+
+    func format(of partition: Int32) -> any RecordFormat {
+        if let f = partitionFormats[partition] { return f }
+        let stream = StreamPartition(id: partition).stream
+        let f = formats[stream].forSource(named: source.streams[stream])
+        partitionFormats[partition] = f
+        return f
     }
 
     func endRun() {
@@ -129,10 +153,12 @@ public final class StreamDriver {
     /// New partitions: load their newest checkpoint (rolling forward any
     /// unfinished publish), then start from its offsets.
     func assign(_ partitions: [Int32], _ now: Int64) throws {
-        let latest = CheckpointStore.latest(try store.recover(), topic: source.name)
+        let manifests = try store.recover()
+        let latest = source.streams.map { CheckpointStore.latest(manifests, topic: $0) }
         var start: [Int32: Int64?] = [:]
         for p in partitions {
-            if let ck = latest[p] {
+            let sp = StreamPartition(id: p)
+            if let ck = latest[sp.stream][sp.partition] {
                 do { try engine.restore(partition: p, from: ck.state) } catch let e as StateError {
                     throw CheckpointError.corrupt(path: ck.source, detail: "partition \(p): \(e.message)")
                 }
@@ -150,7 +176,7 @@ public final class StreamDriver {
         }
         try source.startAssigned(start)
         book.check(enginePartitions: engine.partitions.keys)
-        o.log("qos run: assigned partitions \(partitions.sorted()) at offsets \(start.values.map { $0 ?? -2 }.sorted())")
+        o.log("qos run: assigned partitions \(describe(partitions)) at offsets \(start.values.map { $0 ?? -2 }.sorted())")
     }
 
     /// Partitions taken away: checkpoint them (and everything else) before
@@ -165,11 +191,22 @@ public final class StreamDriver {
         }
         try source.completeRevoke()
         book.check(enginePartitions: engine.partitions.keys)
-        o.log("qos run: revoked partitions \(partitions.sorted())\(lost ? " (lost)" : "")")
+        o.log("qos run: revoked partitions \(describe(partitions))\(lost ? " (lost)" : "")")
+    }
+
+    /// Partition ids as the source's streams know them: `[0, 1]`, or with
+    /// several streams `beacons[0, 1] cdnlogs[0]`.
+    func describe(_ ids: [Int32]) -> String {
+        let streams = source.streams
+        if streams.count == 1 { return "\(ids.sorted())" }
+        let byStream = Dictionary(grouping: ids.map(StreamPartition.init(id:)), by: \.stream)
+        return byStream.keys.sorted().map { "\(streams[$0])\(byStream[$0]!.map(\.partition).sorted())" }.joined(separator: " ")
     }
 
     func release(_ partitions: [Int32]) {
-        for p in partitions { engine.forget(partition: p); book.release(p); tracker.remove(partition: p) }
+        for p in partitions {
+            engine.forget(partition: p); book.release(p); tracker.remove(partition: p); partitionFormats[p] = nil
+        }
     }
 
     /// Caught up: no records in this poll and every owned partition's next

@@ -14,9 +14,15 @@ public protocol RecordFormat: Sendable {
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                 partition: Int32, position: SourcePosition, nowMs: Int64)
+    /// The format for one source (a file, a Kafka partition), given its name
+    /// (file path or topic): formats with per-source state (CDN log
+    /// parsers) return a fresh instance; the default is `self`.
+    func forSource(named source: String) -> any RecordFormat
 }
 
 extension RecordFormat {
+    public func forSource(named source: String) -> any RecordFormat { self }
+
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.countMessage()
@@ -29,10 +35,25 @@ public enum RecordFormats {
     /// Every format `qos` can read. Register a new one here.
     public static let all: [any RecordFormat] = [
         BeaconJSONFormat(),
+        CdnLogFormat { EdgecastParser() },
+        CdnLogFormat(perSource: { CloudFrontParser(distributionId: CloudFrontParser.distributionId(fromFileName: $0)) }),
+        CdnLogFormat { FastlyParser() },
+        CdnLogFormat { AkamaiParser() },
         CMCDFormat(),
     ]
 
     public static let defaultName = BeaconJSONFormat().name
+
+    /// The registered names, for help texts and errors.
+    public static var names: String { all.map(\.name).joined(separator: ", ") }
+
+    /// The format called `name` as `settings` configure it (Fastly's field names).
+    public static func named(_ name: String, settings: FormatSettings) throws -> any RecordFormat {
+        if name == FastlyParser.formatName, let fields = settings.fastlyFields {
+            return CdnLogFormat { FastlyParser(fields: fields) }
+        }
+        return try named(name)
+    }
 
     /// The format called `name`; throws a one-line error listing the known ones.
     public static func named(_ name: String) throws -> any RecordFormat {
@@ -40,5 +61,15 @@ public enum RecordFormats {
             throw UserError("unknown input format '\(name)' — use one of: \(all.map(\.name).joined(separator: ", "))")
         }
         return f
+    }
+}
+
+/// What input formats take from the configuration.
+public struct FormatSettings: Sendable, Equatable {
+    /// The `fastly` format's field names (nil: the documented defaults).
+    public var fastlyFields: FastlyFieldMap?
+
+    public init(fastlyFields: FastlyFieldMap? = nil) {
+        self.fastlyFields = fastlyFields
     }
 }

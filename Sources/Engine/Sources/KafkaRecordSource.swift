@@ -1,40 +1,61 @@
 import Kafka
 import QoSCore
 
-/// One topic of a consumer group as a `RecordSource`: records are
+/// The topics of a consumer group as a `RecordSource`: records are
 /// librdkafka's own buffers (no copy), rebalances become ownership events,
 /// and committed offsets go back to the group for lag monitoring only (the
-/// checkpoints hold the offsets that count).
+/// checkpoints hold the offsets that count). Partition `p` of the `i`-th
+/// topic is the driver's partition `StreamPartition(stream: i, partition: p).id`.
 public final class KafkaRecordSource: RecordSource {
     public let consumer: KafkaConsumer
-    public let name: String
+    public let streams: [String]
+    public var name: String { streams.joined(separator: "+") }
     public private(set) var partitionCount = 0
     /// Rotates `idle` over the partitions.
     var nudgeCursor = 0
 
-    /// Connects and checks the topic; throws the consumer's one-line errors.
-    public init(brokers: String, group: String, topic: String, properties: [String: String],
+    /// Connects and checks the topics; throws the consumer's one-line errors.
+    public init(brokers: String, group: String, topics: [String], properties: [String: String],
                 logHandler: KafkaLogHandler?) throws {
-        name = topic
-        consumer = try KafkaConsumer(brokers: brokers, groupId: group, topics: [topic], extra: properties,
+        precondition(!topics.isEmpty && Set(topics).count == topics.count, "one or more distinct topics")
+        streams = topics
+        consumer = try KafkaConsumer(brokers: brokers, groupId: group, topics: topics, extra: properties,
                                      logHandler: logHandler)
         // Throws the one-line "unreachable" / "topic does not exist" errors itself.
-        partitionCount = try consumer.checkTopics(timeoutMs: 10_000)[topic] ?? 0
+        let counts = try consumer.checkTopics(timeoutMs: 10_000)
+        for t in topics {
+            let n = counts[t] ?? 0
+            guard n <= StreamPartition.partitionsMax else {
+                throw UserError("topic '\(t)' has \(n) partitions — qos run reads at most \(StreamPartition.partitionsMax) per topic")
+            }
+            partitionCount += n
+        }
+    }
+
+    /// The driver's id of a Kafka partition (nil: not one of our topics).
+    func id(_ tp: TopicPartition) -> Int32? {
+        streams.firstIndex(of: tp.topic).map { StreamPartition(stream: $0, partition: tp.partition).id }
+    }
+
+    func topicPartition(_ id: Int32) -> TopicPartition {
+        let sp = StreamPartition(id: id)
+        return TopicPartition(streams[sp.stream], sp.partition)
     }
 
     public func clusterId() -> String { consumer.clusterId() ?? "" }
 
     public func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
-        let topic = name
+        let single = streams.count == 1
         return try consumer.poll(maxMessages: maxRecords, timeoutMs: timeoutMs, onMessage: { m in
-            onRecord(RawRecord(bytes: m.payload, partition: m.partition, offset: m.offset,
+            guard let id = single ? m.partition : id(TopicPartition(m.topic, m.partition)) else { return }
+            onRecord(RawRecord(bytes: m.payload, partition: id, offset: m.offset,
                                position: .kafka(topic: m.topic, partition: m.partition, offset: m.offset)))
         }, onEvent: { e in
             switch e {
             case .message: break  // messages arrive through onMessage
-            case .assigned(let tps): onEvent(.assigned(tps.filter { $0.topic == topic }.map(\.partition)))
-            case .revoked(let tps, let lost): onEvent(.revoked(tps.filter { $0.topic == topic }.map(\.partition), lost: lost))
+            case .assigned(let tps): onEvent(.assigned(tps.compactMap(id)))
+            case .revoked(let tps, let lost): onEvent(.revoked(tps.compactMap(id), lost: lost))
             case .error(let err):
                 onEvent(.error(SourceError(kind: "\(err.kind)", message: err.message, dataLoss: err.kind == .offsetReset)))
             }
@@ -43,14 +64,14 @@ public final class KafkaRecordSource: RecordSource {
 
     public func startAssigned(_ start: [Int32: Int64?]) throws {
         var offsets: [TopicPartition: Int64] = [:]
-        for (p, o) in start { offsets[TopicPartition(name, p)] = o ?? KafkaOffset.beginning }
+        for (p, o) in start { offsets[topicPartition(p)] = o ?? KafkaOffset.beginning }
         try consumer.completeAssign(startOffsets: offsets, otherwise: KafkaOffset.beginning)
     }
 
     public func completeRevoke() throws { try consumer.completeRevoke() }
 
     public func commit(_ next: [Int32: Int64]) {
-        let offsets = Dictionary(uniqueKeysWithValues: next.map { (TopicPartition(name, $0.key), $0.value) })
+        let offsets = Dictionary(uniqueKeysWithValues: next.map { (topicPartition($0.key), $0.value) })
         if !offsets.isEmpty { try? consumer.commit(offsets, async: true) }
     }
 
@@ -59,7 +80,7 @@ public final class KafkaRecordSource: RecordSource {
     /// fetch.wait.max.ms old); asking the broker for each of 64 partitions
     /// took over a second, which delayed the last windows.
     public func endOffset(_ partition: Int32) throws -> Int64 {
-        let tp = TopicPartition(name, partition)
+        let tp = topicPartition(partition)
         return try consumer.cachedWatermarks(tp)?.high ?? consumer.queryWatermarks(tp, timeoutMs: 5000).high
     }
 
@@ -76,7 +97,7 @@ public final class KafkaRecordSource: RecordSource {
         guard !ids.isEmpty else { return }
         for i in 0..<ids.count {
             let p = ids[(nudgeCursor + i) % ids.count]
-            let tp = TopicPartition(name, p)
+            let tp = topicPartition(p)
             guard let hi = consumer.cachedWatermarks(tp)?.high, let n = next[p], n < hi else { continue }
             nudgeCursor = (nudgeCursor + i + 1) % ids.count
             _ = try? consumer.queryWatermarks(tp, timeoutMs: 500)
@@ -85,7 +106,7 @@ public final class KafkaRecordSource: RecordSource {
     }
 
     public func lag() -> [Int32: Int64] {
-        Dictionary(uniqueKeysWithValues: consumer.lag().map { ($0.key.partition, $0.value) })
+        Dictionary(uniqueKeysWithValues: consumer.lag().compactMap { e in id(e.key).map { ($0, e.value) } })
     }
 
     public func close() { consumer.close() }

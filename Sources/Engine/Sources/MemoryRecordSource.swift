@@ -6,8 +6,11 @@ import QoSCore
 /// queue ownership events for the next poll, as Kafka's rebalance callbacks
 /// would. Offsets are indices into a partition's records.
 public final class MemoryRecordSource: RecordSource {
-    public let name: String
+    public let streams: [String]
+    public var name: String { streams.joined(separator: "+") }
     public var partitionCount: Int { records.count }
+    let partitionsPerStream: Int
+    /// Per partition (stream by stream), its records.
     public private(set) var records: [[[UInt8]]]
     /// Next index to deliver per owned partition.
     public private(set) var position: [Int32: Int64] = [:]
@@ -19,12 +22,38 @@ public final class MemoryRecordSource: RecordSource {
     var awaitingAssign = false
     var awaitingRevoke = false
 
-    public init(name: String = "memory", partitions: Int) {
-        self.name = name
-        records = Array(repeating: [], count: partitions)
+    public convenience init(name: String = "memory", partitions: Int) {
+        self.init(streams: [name], partitionsPerStream: partitions)
     }
 
-    public func append(_ bytes: [UInt8], partition: Int32) { records[Int(partition)].append(bytes) }
+    /// Several streams (topics) of `partitionsPerStream` partitions each;
+    /// partition ids are `StreamPartition` ids.
+    public init(streams: [String], partitionsPerStream: Int) {
+        precondition(!streams.isEmpty, "a source has a stream")
+        self.streams = streams
+        self.partitionsPerStream = partitionsPerStream
+        records = Array(repeating: [], count: streams.count * partitionsPerStream)
+    }
+
+    /// Every partition id, stream by stream.
+    public var ids: [Int32] {
+        streams.indices.flatMap { s in (0..<Int32(partitionsPerStream)).map { StreamPartition(stream: s, partition: $0).id } }
+    }
+
+    func slot(_ id: Int32) -> Int {
+        let sp = StreamPartition(id: id)
+        precondition(sp.stream < streams.count && Int(sp.partition) < partitionsPerStream, "no partition \(id)")
+        return sp.stream * partitionsPerStream + Int(sp.partition)
+    }
+
+    public func append(_ bytes: [UInt8], partition: Int32) { records[slot(partition)].append(bytes) }
+
+    /// The same records, nothing owned (a restarted process reads the same topics).
+    public func reopened() -> MemoryRecordSource {
+        let s = MemoryRecordSource(streams: streams, partitionsPerStream: partitionsPerStream)
+        s.records = records
+        return s
+    }
 
     /// The group gives this member `partitions` (delivered at the next poll).
     public func assign(_ partitions: [Int32]) { pending.append(.assigned(partitions)) }
@@ -43,12 +72,13 @@ public final class MemoryRecordSource: RecordSource {
             progressed = false
             for p in position.keys.sorted() {
                 var i = position[p]!
-                let recs = records[Int(p)]
+                let recs = records[slot(p)]
                 var k = 0
                 while n < maxRecords && k < run && i < Int64(recs.count) {
                     recs[Int(i)].withUnsafeBytes { b in
+                        let sp = StreamPartition(id: p)
                         onRecord(RawRecord(bytes: b, partition: p, offset: i,
-                                           position: .memory(name: name, partition: p, index: i)))
+                                           position: .memory(name: streams[sp.stream], partition: sp.partition, index: i)))
                     }
                     i += 1
                     n += 1
@@ -82,10 +112,10 @@ public final class MemoryRecordSource: RecordSource {
     }
 
     public func commit(_ next: [Int32: Int64]) { committed.merge(next) { _, n in n } }
-    public func endOffset(_ partition: Int32) throws -> Int64 { Int64(records[Int(partition)].count) }
+    public func endOffset(_ partition: Int32) throws -> Int64 { Int64(records[slot(partition)].count) }
     public func idle(next: [Int32: Int64]) {}
     public func lag() -> [Int32: Int64] {
-        Dictionary(uniqueKeysWithValues: position.map { ($0.key, Int64(records[Int($0.key)].count) - $0.value) })
+        Dictionary(uniqueKeysWithValues: position.map { ($0.key, Int64(records[slot($0.key)].count) - $0.value) })
     }
     public func close() {}
 }

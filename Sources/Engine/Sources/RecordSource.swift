@@ -47,9 +47,13 @@ public struct SourceError: Error {
 /// delivers bytes, positions and ownership changes, starts partitions at the
 /// offsets it is given and is told which offsets are durable.
 public protocol RecordSource: AnyObject {
-    /// The stream's name (the Kafka topic): recorded with every partition checkpoint.
+    /// The source's name (its streams' names joined by `+`), in logs and file metadata.
     var name: String { get }
-    /// How many partitions the stream has (only an owner of all of them may declare the end of input).
+    /// The streams (Kafka topics) in order: partition ids are
+    /// `StreamPartition` ids over them; checkpoints record each partition
+    /// under its stream's name and own partition number.
+    var streams: [String] { get }
+    /// How many partitions the streams have in all (only an owner of all of them may declare the end of input).
     var partitionCount: Int { get }
     /// Delivers up to `maxRecords` records, in partition order, then any
     /// ownership change (last). Returns the number of records delivered.
@@ -69,4 +73,33 @@ public protocol RecordSource: AnyObject {
     /// Records not yet delivered, per owned partition, as far as known.
     func lag() -> [Int32: Int64]
     func close()
+}
+
+extension RecordSource {
+    public var streams: [String] { [name] }
+}
+
+/// Partition `partition` of the source's `stream`-th stream as one Int32 id
+/// (`stream << 16 | partition`): the engine, the partition book and the
+/// watermark key partitions by it. With one stream the id is the partition.
+public struct StreamPartition: Equatable, Sendable {
+    public static let partitionsMax = 1 << 16
+    public static let streamsMax = 1 << 15
+
+    public var stream: Int
+    public var partition: Int32
+
+    public init(stream: Int, partition: Int32) {
+        precondition((0..<Self.streamsMax).contains(stream) && (0..<Int32(Self.partitionsMax)).contains(partition),
+                     "stream \(stream), partition \(partition) out of range")
+        self.stream = stream
+        self.partition = partition
+    }
+
+    public init(id: Int32) {
+        precondition(id >= 0, "a partition id is not negative")
+        self.init(stream: Int(id >> 16), partition: id & 0xFFFF)
+    }
+
+    public var id: Int32 { Int32(stream) << 16 | partition }
 }

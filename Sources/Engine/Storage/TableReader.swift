@@ -223,8 +223,68 @@ public enum TableReader {
         return RowFile(info: info, schema: schema, columns: cols)
     }
 
+    /// The `cdn_edge` columns restricted to the dimensions `dims` (a roll-up's).
+    static func cdnEdgeColumns(keeping dims: [String]) -> [OutputColumn<CdnEdgeRow<DataSketchesKit>>] {
+        let dropped = Set(CdnEdgeKey.dimensions).subtracting(dims)
+        return TableSchemas.cdnEdgeColumns(DataSketchesKit.self).filter { !dropped.contains($0.field.name) }
+    }
+
+    /// Reads a `cdn_edge` file: its facts and its rows (a dimension the
+    /// file does not have reads as ""). Derived columns (percentiles,
+    /// `unique_clients`) are ignored and recomputed on write.
+    public static func readCdnEdgeFile(_ path: String) throws -> (FileInfo, [CdnEdgeRow<DataSketchesKit>]) {
+        let table = TableSchemas.cdnEdgeTable
+        let r = try open(path, table: table)
+        let names = Set(r.schema.map(\.name))
+        let dims = CdnEdgeKey.dimensions.filter { names.contains($0) }
+        try checkSchema(r, cdnEdgeColumns(keeping: dims).map(\.field), path, table)
+        let (ws, we) = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
+        let n = r.numRows
+        var dimValues: [[String]] = []
+        for d in CdnEdgeKey.dimensions {
+            guard dims.contains(d) else { dimValues.append([String](repeating: "", count: n)); continue }
+            guard let v = try column(r, d, path).stringValues, !v.contains(where: { $0 == nil }) else {
+                throw UserError("'\(path)': dimension column '\(d)' is not a non-null string")
+            }
+            dimValues.append(v.map { $0! })
+        }
+        var rows = (0..<n).map { i in
+            CdnEdgeRow(start: ws, end: we, key: CdnEdgeKey(cdn: dimValues[0][i], account: dimValues[1][i],
+                                                         owner: dimValues[2][i], pop: dimValues[3][i]),
+                       m: CdnEdgeMetrics<DataSketchesKit>())
+        }
+        let counters = try CdnEdgeMetrics<DataSketchesKit>.counterColumns.map { try int64s(r, $0, path) }
+        for i in 0..<n {
+            var k = 0
+            rows[i].m.visitCounters { $0 = counters[k][i]; k += 1 }
+        }
+        for (i, b) in try blobs(r, "clients_hll", path).enumerated() {
+            do { rows[i].m.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
+                throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
+            }
+        }
+        let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+        for (name, kp) in [("serve_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.serveSketch),
+                           ("ttfb_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.ttfbSketch)] {
+            for (i, b) in try blobs(r, name, path).enumerated() {
+                let s: DDSketch
+                do { s = try DDSketch(protobuf: b) } catch {
+                    throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
+                }
+                guard s.canMerge(reference) else {
+                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
+                }
+                rows[i].m[keyPath: kp] = DurationSketch(s)
+            }
+        }
+        let info = FileInfo(path: path, table: table, windowStart: ws, windowEnd: we,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: n, dims: dims)
+        return (info, rows)
+    }
+
     /// Reads any table's file and returns only its facts (validating every value).
     public static func check(_ path: String, table: String) throws -> FileInfo {
+        if table == TableSchemas.cdnEdgeTable { return try readCdnEdgeFile(path).0 }
         if let t = MetricTable.allCases.first(where: { $0.name == table }) {
             return try readMetricFile(path, table: t).0
         }

@@ -65,6 +65,13 @@ public struct WindowFileWriter {
                 let rows = order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
                 out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
+            if !w.cdnEdge.isEmpty {
+                let t = TableSchemas.cdnEdgeTable
+                let rows = w.cdnEdge.sortedSlots.map {
+                    CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0])
+                }
+                out.append(try file(t, w.start, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), rows, meta(t)))
+            }
         }
         return out
     }
