@@ -128,6 +128,28 @@ import Testing
         #expect(try RecordFormats.named("cmcd").name == "cmcd")
     }
 
+    /// The per-session state belongs to one stream: two Kafka partitions
+    /// (two `forSource` calls on the registry's format) never share it, and
+    /// the next file of one replay continues it.
+    @Test func eachSourceHasItsOwnSessionState() throws {
+        let registry = try RecordFormats.named("cmcd")
+        func events(_ f: any RecordFormat, _ line: String) -> [String] {
+            var out: [String] = []
+            Array(line.utf8).withUnsafeBytes { f.decode($0) { if case .beacon(let b) = $0 { out.append(b.event.name) } } }
+            return out
+        }
+        let t: Int64 = 1_764_560_000_000
+        let p0 = registry.forSource(named: "cmcd"), p1 = registry.forSource(named: "cmcd")
+        #expect(events(p0, "sid=\"s\",ts=\(t),e=ps,sta=s") == ["view_start"])
+        #expect(events(p0, "sid=\"s\",ts=\(t + 1000),e=ps,sta=p") == ["play_start"])
+        // Partition 1 has not seen the session: its first report starts it.
+        #expect(events(p1, "sid=\"s\",ts=\(t + 2000),e=ps,sta=p,msd=500") == ["view_start", "play_start"])
+        // Partition 0 still has it playing: a rebuffer, nothing started twice.
+        #expect(events(p0, "sid=\"s\",ts=\(t + 3000),e=ps,sta=r") == ["rebuffer_start"])
+        let nextFile = p0.forSource(named: "second.txt")
+        #expect(events(nextFile, "sid=\"s\",ts=\(t + 4000),e=ps,sta=p") == ["rebuffer_end"])
+    }
+
     /// One session as CMCD v2 event/response-mode reports and as the beacon
     /// JSON that means the same (written by hand from docs/cmcd.md), through
     /// `qos replay`'s job: the overall, video and cdn rows are equal.

@@ -169,7 +169,7 @@ public final class ReplayJob {
                     batch!.bytes.append(contentsOf: r.bytes)
                     let first = batch!.items.count
                     if source.fileIndex != formatFile {
-                        fileFormat = format.forSource(named: source.currentFile)
+                        fileFormat = fileFormat.forSource(named: source.currentFile)
                         formatFile = source.fileIndex
                     }
                     fileFormat.decode(r.bytes) { batch!.items.append($0) }

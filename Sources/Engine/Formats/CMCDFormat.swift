@@ -18,8 +18,23 @@ import QoSCore
 public struct CMCDFormat: RecordFormat {
     public let name = "cmcd"
     let sessions: CMCDSessions
+    /// This instance is one stream's (from `forSource`), not a prototype.
+    let ownsStream: Bool
 
-    public init(sessionsMax: Int = 1_000_000) { sessions = CMCDSessions(max: sessionsMax) }
+    public init(sessionsMax: Int = 1_000_000) { self.init(sessions: CMCDSessions(max: sessionsMax), ownsStream: false) }
+
+    init(sessions: CMCDSessions, ownsStream: Bool) {
+        self.sessions = sessions
+        self.ownsStream = ownsStream
+    }
+
+    /// A new stream (a Kafka partition, the files of one `qos replay`) gets
+    /// session state of its own, so two partitions never share a session's
+    /// last state; the next file of the same replay continues its stream's
+    /// state (a session may go on in the next file).
+    public func forSource(named source: String) -> any RecordFormat {
+        ownsStream ? self : CMCDFormat(sessions: CMCDSessions(max: sessions.max), ownsStream: true)
+    }
 
     public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
         var end = record.count
