@@ -2,7 +2,10 @@
 cmcd` of CMCD reports gives the rows the same sessions give as beacon JSON,
 `qos generate --format cmcd` replays like the generator's JSON, and `qos run
 --topic cmcd:cmcd` equals the replay of the same reports (docs/cmcd.md)."""
+import re
 from collections import defaultdict
+
+import pyarrow.parquet as pq
 
 import qos_tables
 from conftest import qos
@@ -132,3 +135,34 @@ def test_run_reads_a_cmcd_topic_like_the_replay(tmp_path):
         assert not problems, "\n".join(problems)
     finally:
         broker.stop()
+
+
+def fnv1a(s):
+    h = 0xcbf29ce484222325
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def test_demo_posts_one_session_in_eight_as_cmcd_through_its_collector(tmp_path):
+    """qos demo: the players of one session in eight (by FNV-1a of the
+    session id) post CMCD over HTTP to the embedded collector; every report
+    is accepted, and those sessions reach the tables through the cmcd topic.
+    Timing-free: how many windows close in 8 s depends on the machine."""
+    sink = tmp_path / "demo"
+    r = qos("demo", "--sink", sink, "--duration", "8", "--rate", "300", "--speed", "100", "--partitions", "2", timeout=120)
+    m = re.search(r"collector: (\d+) CMCD reports of (\d+) sessions posted to \S+ in (\d+) requests, (\d+) accepted", r.stdout)
+    assert m, r.stdout
+    reports, sessions, requests, accepted = map(int, m.groups())
+    assert reports > 1000 and sessions > 50 and accepted == reports and requests < reports, r.stdout
+    assert "requests failed" not in r.stdout and "not acknowledged" not in r.stdout and "MISMATCH" not in r.stdout, r.stdout
+    # CMCD carries no player name: the views of the CMCD players are those
+    # of player 'unknown' with a browser (from the User-Agent the report
+    # carries); a Kafka session without one lost its view_start (no device).
+    device = pq.read_table(sink / "device").to_pylist()
+    cmcd_views = sum(r["views"] for r in device if r["player_name"] == "unknown" and r["browser"] != "unknown")
+    assert 0 < cmcd_views < sum(r["views"] for r in device) / 3, device
+    # Sessions closed by then: those picked for CMCD have no player name.
+    rows = pq.read_table(sink / "sessions").to_pylist()
+    picked = [row for row in rows if fnv1a(row["session_id"]) % 8 == 0]
+    assert all(row["player_name"] == "unknown" for row in picked)
