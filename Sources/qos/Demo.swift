@@ -12,8 +12,8 @@ struct Demo: ParsableCommand {
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
         broken player version included) to topic beacons and the CDN's access log of the same traffic \
-        (EdgeCast format) to topic cdnlogs — one session in eight is a CMCD player instead, posting its \
-        reports over HTTP to an embedded qos collect, which produces them to topic cmcd — in time-lapse — event time runs --speed times faster than the \
+        (EdgeCast format) to topic cdnlogs (one session in eight is a CMCD player instead, posting its \
+        reports over HTTP to an embedded qos collect, which produces them to topic cmcd), in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \

@@ -127,6 +127,26 @@ import Testing
         #expect(limited.contains("Retry-After: "))
     }
 
+    /// A browser reads a refusal only when it carries the CORS headers: the
+    /// 413 of an oversize body and the 408 of a slow one included.
+    @Test func refusalsCarryCORSHeaders() throws {
+        let s = try start { $0.corsOrigins = ["https://player.example"]; $0.bodyBytesMax = 2048; $0.requestTimeoutSeconds = 0.5 }
+        defer { s.stop() }
+        let big = try post(s.collector.port, "/v1/beacons", String(repeating: "x", count: 5000),
+                           headers: ["Origin: https://player.example"])
+        #expect(big.hasPrefix("HTTP/1.1 413"))
+        #expect(big.contains("Access-Control-Allow-Origin: https://player.example"))
+        let slow = try Client(port: s.collector.port, timeout: 10)
+        slow.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\nOrigin: https://player.example\r\nContent-Length: 100\r\n\r\n{")
+        let timedOut = slow.readAll().text
+        #expect(timedOut.hasPrefix("HTTP/1.1 408"))
+        #expect(timedOut.contains("Access-Control-Allow-Origin: https://player.example"))
+        // Not for an origin that is not allowed.
+        let other = try post(s.collector.port, "/v1/beacons", String(repeating: "x", count: 5000),
+                             headers: ["Origin: https://evil.example"])
+        #expect(other.hasPrefix("HTTP/1.1 413") && !other.contains("Access-Control-Allow-Origin"))
+    }
+
     @Test func kafkaDownFillsTheBoundedBufferThen503() throws {
         let s = try start { $0.bufferMessages = 3 }
         defer { s.stop() }

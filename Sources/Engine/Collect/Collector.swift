@@ -140,14 +140,17 @@ public final class Collector: @unchecked Sendable {
     /// One complete request, after the connection's limits were checked.
     func respond(_ r: CollectRequest) -> CollectResponse {
         var res = route(r)
-        if let origin = r.header("origin") {
-            if corsAllows(origin) {
-                res.headers.append(("Access-Control-Allow-Origin", origin))
-                res.headers.append(("Vary", "Origin"))
-            }
-        }
+        addCORS(&res, origin: r.header("origin"))
         stats.response(res.status.code)
         return res
+    }
+
+    /// The CORS answer headers for an allowed origin, on every response a
+    /// browser must be able to read (refusals such as 413 and 408 too).
+    func addCORS(_ res: inout CollectResponse, origin: String?) {
+        guard let origin, corsAllows(origin) else { return }
+        res.headers.append(("Access-Control-Allow-Origin", origin))
+        res.headers.append(("Vary", "Origin"))
     }
 
     func corsAllows(_ origin: String) -> Bool {
@@ -445,7 +448,9 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
             guard let self else { return }
             if self.head != nil {
                 self.collector.stats.refused("timeout")
-                self.send(context, CollectResponse.text(.requestTimeout, "request not completed in time\n"), close: true)
+                var res = CollectResponse.text(.requestTimeout, "request not completed in time\n")
+                self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"))
+                self.send(context, res, close: true)
             } else {
                 context.close(promise: nil)
             }
@@ -484,8 +489,9 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         discarding = true
         body = []
         collector.stats.refused("too_large")
-        send(context, .text(.payloadTooLarge, "body larger than \(collector.options.bodyBytesMax) bytes: send smaller batches\n"),
-             close: true)
+        var res = CollectResponse.text(.payloadTooLarge, "body larger than \(collector.options.bodyBytesMax) bytes: send smaller batches\n")
+        collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
+        send(context, res, close: true)
     }
 
     func send(_ context: ChannelHandlerContext, _ res: CollectResponse, close: Bool) {
