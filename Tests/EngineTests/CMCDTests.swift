@@ -124,6 +124,18 @@ import Testing
         #expect(f.sessions.count == 0)   // ended sessions are forgotten
     }
 
+    /// The collector's client address replaces one the client wrote itself
+    /// (only a trusted proxy may say where a request came from).
+    @Test func theCollectorsAddressWinsOverTheClients() throws {
+        let body = Array(#"sid="a",ts=1764560000000,e=ps,sta=s,org.videoqos-ip="203.0.113.9""#.utf8)
+        let got = CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: body,
+                                   ip: "198.51.100.7", userAgent: nil, nowMs: 0)
+        guard case .record(let text, _)? = got.first, got.count == 1 else { Issue.record("\(got)"); return }
+        var ips: [String?] = []
+        Array(text.utf8).withUnsafeBytes { CMCDFormat().decode($0) { if case .beacon(let b) = $0 { ips.append(b.ip) } } }
+        #expect(ips == ["198.51.100.7"])
+    }
+
     @Test func theFormatIsRegistered() throws {
         #expect(try RecordFormats.named("cmcd").name == "cmcd")
     }
