@@ -16,15 +16,17 @@ struct Collect: ParsableCommand {
         or JSON in the body, or CMCD in the query string and the CMCD-Request/-Object/-Status/-Session \
         headers; docs/cmcd.md), GET /healthz, GET /metrics. Answers: 202 {"accepted":n}; 400 with the \
         reject reason of each malformed record (its bytes still go to Kafka, so the daemon's rejects \
-        table has it); 413 body too large; 429 over the per-client rate; 403 origin not allowed; \
+        table has it); 413 body too large; 408 request not sent within --request-timeout; 429 over \
+        the per-client rate; 403 origin not allowed; \
         503 + Retry-After when --buffer records are waiting for Kafka. Records are keyed by session id; \
         the producer is idempotent and zstd-compressed. SIGTERM/SIGINT: stop accepting, finish \
-        requests, wait for Kafka to acknowledge what was accepted, exit 0.
+        requests, wait for Kafka to acknowledge what was accepted, exit 0. The daemon reads both \
+        topics with qos run --topic beacons --topic cmcd:cmcd.
         """)
 
     @Option(help: "Kafka bootstrap servers.") var brokers: String = "localhost:9092"
     @Option(help: "Topic for beacons.") var topic: String = "beacons"
-    @Option(help: "Topic for CMCD records (read them with the cmcd format, docs/cmcd.md).") var cmcdTopic: String = "cmcd"
+    @Option(help: "Topic for CMCD records (qos run reads them with --topic NAME:cmcd; docs/cmcd.md).") var cmcdTopic: String = "cmcd"
     @Option(help: "Address to listen on.") var host: String = "0.0.0.0"
     @Option(help: "Port to listen on (0 = any free port; the port is printed).") var port: Int = 8080
     @Option(help: "Event-loop threads (default: one per core).") var threads: Int?
