@@ -52,6 +52,8 @@ public struct RunOptions {
     public var onCheckpoint: ((RunStatus) -> Void)?
     /// Structured log lines on stderr (logfmt: `ts=… level=… msg="…"`).
     public var log: Logger = .stderr
+    /// Alert rules evaluated on every written window (README "Alerts"); nil: none.
+    public var alerts: AlertPipeline?
 
     public init() {}
 

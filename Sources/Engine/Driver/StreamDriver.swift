@@ -48,6 +48,7 @@ public final class StreamDriver {
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
         epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
                                   instance: options.instance)
+        epochCommit.alerts = options.alerts
     }
 
     /// Reads from `source` from now on; the checkpoint interval starts now.
@@ -62,7 +63,7 @@ public final class StreamDriver {
             return try RecordFormats.named(t.format ?? RecordFormats.defaultName, settings: o.formatSettings)
         }
         epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
-                                  instance: o.instance, afterCommit: epochCommit.afterCommit)
+                                  instance: o.instance, afterCommit: epochCommit.afterCommit, alerts: epochCommit.alerts)
         lastCheckpointWall = clock.wallMs()
     }
 
