@@ -23,7 +23,7 @@ struct Demo: ParsableCommand {
         after every flush), /metrics and /healthz are served on metrics_host:metrics_port (127.0.0.1:9309 by \
         default, any free port if that one is taken; off disables them); the URL is printed at the start. \
         Three incidents are injected — the degraded PoP, the broken player version, and startup three times \
-        slower from 60 % of the run's event time on — and the demo's alert rules (README "Alerts"; an alerts: \
+        slower from half-way through the run's event time — and the demo's alert rules (README "Alerts"; an alerts: \
         list in --config replaces them) fire once for each; the summary lists the rows of the alerts table.
         """)
 
@@ -64,7 +64,7 @@ struct Demo: ParsableCommand {
             gen.slowPop = "fastly/ams"
             gen.failingPlayer = "shaka-player@4.7.11"
             gen.slowStartup = 3
-            gen.slowStartupFromMs = gen.startMs + Int64(seconds * speed * 600)  // at 60 % of the event time
+            gen.slowStartupFromMs = gen.startMs + Int64(seconds * speed * 500)  // half-way through the event time
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
@@ -72,6 +72,8 @@ struct Demo: ParsableCommand {
                                           topic: "beacons") { TrafficGenerator($0) }
             let cdnProducer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
                                              topic: "cdnlogs") { CdnLogGenerator($0, format: .edgecast) }
+            print("incidents: degraded PoP \(gen.slowPop!) and broken player \(gen.failingPlayer!) from the start, "
+                  + "startup ×\(Int(gen.slowStartup)) slower from \(CivilTime(epochMs: gen.slowStartupFromMs).iso) (event time)")
             producer.start()
             cdnProducer.start()
             var o = c.runOptions()

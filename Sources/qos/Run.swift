@@ -89,6 +89,8 @@ struct Run: ParsableCommand {
             }
             installStopHandlers()
             _ = try RunJob(o).run()
+            // Posts still queued at the stop get their timeout, not more.
+            o.alerts?.webhooks.drain(seconds: o.alerts!.webhooks.timeoutSeconds + 1)
         }
     }
 }

@@ -226,7 +226,7 @@ import Glibc
     // MARK: In the pipeline
 
     /// Traffic like the demo's: a degraded PoP and a broken player version from
-    /// the start, startup three times slower from 60 % of the event time on.
+    /// the start, startup three times slower from half-way through the event time.
     static func demoTraffic(minutes: Int64, rate: Double, partitions: Int) -> MemoryRecordSource {
         var o = GeneratorOptions()
         o.seed = 7
@@ -236,7 +236,7 @@ import Glibc
         o.slowPop = "fastly/ams"
         o.failingPlayer = "shaka-player@4.7.11"
         o.slowStartup = 3
-        o.slowStartupFromMs = t0 + minutes * 60_000 * 6 / 10
+        o.slowStartupFromMs = t0 + minutes * 60_000 / 2
         o.lateFraction = 0.005
         o.duplicateFraction = 0.002
         o.malformedFraction = 0.001
@@ -284,7 +284,7 @@ import Glibc
         #expect(rows.map(\.rule).sorted() == ["broken-player-version", "degraded-pop", "slow-startup"], "\(rows)")
         #expect(rows.first { $0.rule == "degraded-pop" }?.dims == #"{"cdn":"fastly","pop":"ams"}"#)
         #expect(rows.first { $0.rule == "broken-player-version" }?.dims == #"{"player_name":"shaka-player","player_version":"4.7.11"}"#)
-        let incident = Self.t0 + 18 * 60_000
+        let incident = Self.t0 + 15 * 60_000
         let slow = try #require(rows.first { $0.rule == "slow-startup" })
         #expect(slow.start >= incident - Self.w && slow.start <= incident + Self.w, "slow-startup fired at \((slow.start - Self.t0) / 60_000) min")
         // Each firing is one log line, after its epoch committed.

@@ -99,7 +99,7 @@ public enum AlertRules {
           table: overall
           metric: startup_ms_p50
           above_trailing_hour: 2
-          warmup: 4m
+          warmup: 2m
           min_volume: 100
         """
 
