@@ -290,6 +290,17 @@ import Glibc
         // Each firing is one log line, after its epoch committed.
         #expect(h.logBox.lines.filter { $0.hasPrefix("qos run: ALERT ") }.count == 3)
         #expect(h.options.alerts!.firedTotal == 3)
+        #expect(d.status.alertsFired == ["degraded-pop": 1, "broken-player-version": 1, "slow-startup": 1])
+    }
+
+    /// /metrics counts firings per rule, the rule's name escaped as a label value.
+    @Test func metricsCountFiringsByRule() {
+        var s = RunStatus()
+        s.alertsFired = ["pop \"ams\"": 2, "slow": 1]
+        let text = MetricsServer.render(s)
+        #expect(text.contains("# TYPE qos_alerts_fired_total counter\n"))
+        #expect(text.contains("qos_alerts_fired_total{rule=\"pop \\\"ams\\\"\"} 2\n"), "\(text)")
+        #expect(text.contains("qos_alerts_fired_total{rule=\"slow\"} 1\n"))
     }
 
     /// Without rules nothing changes: no `alerts` directory.

@@ -169,11 +169,14 @@ public final class AlertPipeline {
     public private(set) var recent: [AlertFiring] = []
     /// Every firing of this process.
     public private(set) var firedTotal = 0
+    /// Firings of this process by rule name (`qos_alerts_fired_total`).
+    public private(set) var firedByRule: [String: Int64] = [:]
 
     /// After the commit: the firings are in the sink; now tell people.
     public func committed(_ firings: [AlertFiring]) {
         recent = Array((recent + firings).suffix(100))
         firedTotal += firings.count
+        for f in firings { firedByRule[f.rule, default: 0] += 1 }
         for f in firings {
             log.warn("qos run: ALERT \(f.message)")
             if let url = f.webhook { webhooks.send(f.json, to: url) }

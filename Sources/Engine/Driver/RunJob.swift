@@ -67,6 +67,8 @@ public struct RunOptions {
 /// A snapshot of the daemon's progress.
 public struct RunStatus: Sendable {
     public var counters = EngineCounters()
+    /// Alert firings since the process started, by rule name (README "Alerts").
+    public var alertsFired: [String: Int64] = [:]
     public var openSessions = 0
     public var windowsWritten = 0
     public var filesWritten = 0

@@ -248,6 +248,7 @@ public final class StreamDriver {
     func update(_ windows: [WindowState<DataSketchesKit>], _ files: [WindowFileWriter.PlannedFile],
                 _ wm: Int64, _ t0: Double) {
         status.counters = engine.counters
+        status.alertsFired = epochCommit.alerts?.firedByRule ?? [:]
         status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
         status.windowsWritten += windows.filter { !$0.isDelta }.count
         status.filesWritten += files.count
