@@ -263,34 +263,107 @@ import Glibc
     /// The demo's rules on the demo's incidents, through the real driver
     /// and epoch commit: each incident is exactly one row of `alerts`, the
     /// slow startup in the window where it begins or the next.
-    @Test func theDemosIncidentsEachFireExactlyOnce() throws {
-        let dir = DriverTests.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let src = Self.demoTraffic(minutes: 30, rate: 300, partitions: 3)
-        let h = try DriverTests.Harness(sink: dir)
-        h.options.alerts = AlertPipeline(rules: try AlertRules.parse(yaml: AlertRules.demo), log: h.options.log)
-        h.options.checkpointMinIntervalMs = 0  // an epoch per window, as in the daemon
-        let d = try h.start(src)
-        src.assign(src.ids)
+    /// Runs `src` with the demo's rules, an epoch per window as in the
+    /// daemon; with `stopAfterPolls`, the process stops there (after a
+    /// checkpoint) and a new one with fresh rules' state reads on.
+    static func runDemoRules(_ src: MemoryRecordSource, sink: String, stopAfterPolls: Int? = nil)
+        throws -> (h: DriverTests.Harness, d: StreamDriver, polls: Int) {
+        func harness() throws -> DriverTests.Harness {
+            let h = try DriverTests.Harness(sink: sink)
+            h.options.alerts = AlertPipeline(rules: try AlertRules.parse(yaml: AlertRules.demo), log: h.options.log)
+            h.options.checkpointMinIntervalMs = 0
+            return h
+        }
+        var h = try harness()
+        var d = try h.start(src)
+        var source = src
+        source.assign(source.ids)
         var polls = 0
         repeat {
             try d.step()
             polls += 1
             if polls % 20 == 0 { h.clock.advance(ms: 1000) }
-        } while src.lag().values.contains { $0 > 0 } || !src.pending.isEmpty
+            if polls == stopAfterPolls {
+                try d.checkpoint(reason: "test")
+                source = src.reopened()
+                let lines = h.logBox.lines
+                h = try harness()
+                h.logBox.lines = lines
+                d = try h.start(source)
+                source.assign(source.ids)
+            }
+        } while source.lag().values.contains { $0 > 0 } || !source.pending.isEmpty
         try d.finish()
+        return (h, d, polls)
+    }
+
+    @Test func theDemosIncidentsEachFireExactlyOnce() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.demoTraffic(minutes: 24, rate: 250, partitions: 3)
+        let (h, d, _) = try Self.runDemoRules(src, sink: dir)
 
         let rows = try Self.alertRows(dir)
         #expect(rows.map(\.rule).sorted() == ["broken-player-version", "degraded-pop", "slow-startup"], "\(rows)")
         #expect(rows.first { $0.rule == "degraded-pop" }?.dims == #"{"cdn":"fastly","pop":"ams"}"#)
         #expect(rows.first { $0.rule == "broken-player-version" }?.dims == #"{"player_name":"shaka-player","player_version":"4.7.11"}"#)
-        let incident = Self.t0 + 15 * 60_000
+        let incident = Self.t0 + 12 * 60_000
         let slow = try #require(rows.first { $0.rule == "slow-startup" })
         #expect(slow.start >= incident - Self.w && slow.start <= incident + Self.w, "slow-startup fired at \((slow.start - Self.t0) / 60_000) min")
         // Each firing is one log line, after its epoch committed.
         #expect(h.logBox.lines.filter { $0.hasPrefix("qos run: ALERT ") }.count == 3)
         #expect(h.options.alerts!.firedTotal == 3)
         #expect(d.status.alertsFired == ["degraded-pop": 1, "broken-player-version": 1, "slow-startup": 1])
+    }
+
+    /// A process that stops in the middle of the incidents and one that
+    /// reads on from its checkpoint write the same `alerts` rows as one
+    /// uninterrupted process: the new process rebuilds the rules' state from
+    /// the windows in the sink, so ongoing incidents do not fire again.
+    @Test func aRestartDoesNotFireAnOngoingIncidentAgain() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.demoTraffic(minutes: 24, rate: 250, partitions: 2)
+        let whole = try Self.runDemoRules(src, sink: dir + "/whole")
+        let expected = try Self.alertRows(dir + "/whole")
+        #expect(expected.count == 3)
+        // Stop after the slow-startup alert (half-way) while every incident goes on.
+        let restarted = try Self.runDemoRules(src.reopened(), sink: dir + "/restarted", stopAfterPolls: whole.polls * 7 / 10)
+        let rows = try Self.alertRows(dir + "/restarted")
+        #expect(rows.map { "\($0.rule) \($0.dims) \($0.start)" } == expected.map { "\($0.rule) \($0.dims) \($0.start)" })
+        #expect(restarted.h.logBox.lines.filter { $0.hasPrefix("qos run: ALERT ") }.count == 3)
+    }
+
+    /// A rule on `cdn_edge` (CDN access logs) fires for the degraded PoP,
+    /// once; a new process's evaluator rebuilt from those files knows the
+    /// alert is active.
+    @Test func cdnEdgeRulesFireAndRebuildFromTheSink() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = GeneratorOptions()
+        o.seed = 11; o.rate = 200; o.sessions = 1500; o.startMs = Self.t0; o.slowPop = "fastly/ams"
+        let src = MemoryRecordSource(name: "cdnlogs", partitions: 1)
+        for m in CdnLogGenerator(o, format: .edgecast) { src.append(m.payload, partition: 0) }
+        let yaml = "[{name: slow-pop, table: cdn_edge, metric: slow_response_rate, by: [pop], above: 0.5, min_volume: 100}]"
+        let h = try DriverTests.Harness(sink: dir)
+        h.options.topics = [TopicSpec(name: "cdnlogs", format: "edgecast")]
+        h.options.alerts = AlertPipeline(rules: try Self.rules(yaml), log: h.options.log)
+        h.options.checkpointMinIntervalMs = 0
+        let d = try h.start(src)
+        src.assign(src.ids)
+        try h.drain(src)
+        try d.finish()
+        let rows = try Self.alertRows(dir)
+        #expect(rows.map(\.rule) == ["slow-pop"] && rows.first?.dims == #"{"pop":"ams"}"#, "\(rows)")
+        // Rebuilt from the sink: ams is active, so the same numbers again do not fire.
+        let fresh = AlertEvaluator(rules: try Self.rules(yaml))
+        let files = try AlertEvaluator.baseFiles(sink: dir, table: "cdn_edge", fromMs: .min, toMs: .max)
+            .compactMap { try AlertEvaluator.read($0, table: "cdn_edge") }
+        let (start, end, lastRows) = try #require(files.first { $0.0 == rows.first?.start })
+        fresh.warmStart(sink: dir, before: start + Self.w)
+        #expect(fresh.evaluate(start: start + Self.w, end: end + Self.w, tables: ["cdn_edge": lastRows]).isEmpty)
+        let cold = AlertEvaluator(rules: try Self.rules(yaml))
+        #expect(cold.evaluate(start: start + Self.w, end: end + Self.w, tables: ["cdn_edge": lastRows]).map(\.dimensionsJSON) == [#"{"pop":"ams"}"#])
     }
 
     /// /metrics counts firings per rule, the rule's name escaped as a label value.

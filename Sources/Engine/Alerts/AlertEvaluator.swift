@@ -1,4 +1,5 @@
 import Foundation
+import Parquet
 import QoSCore
 
 /// The sums a rule's metric is computed from, for one group in one window:
@@ -183,8 +184,10 @@ public struct AlertFiring: Equatable, Sendable {
 /// Evaluates the rules on every written window (not late deltas), in window
 /// order, and remembers per rule and group what the trailing hour looked
 /// like and whether an alert is active — so one incident fires once, not
-/// once per window (docs/semantics.md §7). The state lives in memory: a
-/// restart starts with empty history (README "Alerts").
+/// once per window (docs/semantics.md §7). The state lives in memory; a new
+/// process rebuilds it from the windows already in the sink before it
+/// evaluates its first window (`warmStart`), so a restart neither fires an
+/// ongoing incident again nor warms up again (README "Alerts").
 public final class AlertEvaluator {
     public let rules: [AlertRule]
     /// Groups a rule keeps state for; past this, new groups are not evaluated.
@@ -199,6 +202,10 @@ public final class AlertEvaluator {
     var state: [[String: GroupState]]
     /// Groups not evaluated because a rule's state was full (a count, for tests and logs).
     public private(set) var groupsDropped: Int64 = 0
+    /// Whether the state was rebuilt from the sink (done before the first window).
+    var warmed = false
+    /// Problems met while rebuilding (files that cannot be read are skipped).
+    public var onWarning: ((String) -> Void)?
 
     public init(rules: [AlertRule]) {
         self.rules = rules
@@ -215,7 +222,12 @@ public final class AlertEvaluator {
         guard !rules.isEmpty else { return [] }
         let tables = Set(rules.map(\.table))
         var out: [AlertFiring] = []
-        for w in windows.filter({ !$0.isDelta }).sorted(by: { $0.start < $1.start }) {
+        let written = windows.filter { !$0.isDelta }.sorted { $0.start < $1.start }
+        if !warmed, let first = written.first {
+            warmed = true
+            warmStart(sink: writer.sink.root, before: first.start)
+        }
+        for w in written {
             var rows: [String: Rows] = [:]
             for t in MetricTable.allCases where tables.contains(t.name) {
                 rows[t.name] = writer.metricRows(w, t, names).map { ($0.dims, AlertSums($0.m)) }
@@ -289,6 +301,74 @@ public final class AlertEvaluator {
             }
         }
         return out
+    }
+
+    /// Replays the windows of the sink that start in the span the rules can
+    /// still remember before `before` (the trailing hour plus the longest
+    /// `resolve_after`), oldest first, without emitting: their base files,
+    /// i.e. what was evaluated when they were written.
+    public func warmStart(sink: String, before: Int64) {
+        warmed = true
+        let from = before - AlertRule.trailingMs - (rules.map(\.resolveAfterMs).max() ?? 0)
+        var windows: [Int64: (end: Int64, tables: [String: Rows])] = [:]
+        for table in Set(rules.map(\.table)) {
+            for path in Self.baseFiles(sink: sink, table: table, fromMs: from, toMs: before) {
+                do {
+                    guard let (start, end, rows) = try Self.read(path, table: table), start >= from, start < before else { continue }
+                    windows[start, default: (end, [:])].tables[table, default: []] += rows
+                } catch {
+                    onWarning?("alerts: skipped \(path) while rebuilding the rules' state: \(error)")
+                }
+            }
+        }
+        for start in windows.keys.sorted() {
+            _ = evaluate(start: start, end: windows[start]!.end, tables: windows[start]!.tables)
+        }
+    }
+
+    /// The base files of `table` in the `dt=/hour=` directories overlapping [from, to).
+    static func baseFiles(sink: String, table: String, fromMs: Int64, toMs: Int64) -> [String] {
+        var out: [String] = []
+        let dir = "\(sink)/\(table)"
+        for day in CheckpointStore.listFiles(dir) where day.hasPrefix("dt=") {
+            guard let dayMs = UTCTime.parse(String(day.dropFirst(3))), dayMs < toMs, dayMs + 86_400_000 > fromMs else { continue }
+            for hour in CheckpointStore.listFiles("\(dir)/\(day)") where hour.hasPrefix("hour=") {
+                guard let h = Int64(hour.dropFirst(5)), dayMs + h * 3_600_000 < toMs, dayMs + (h + 1) * 3_600_000 > fromMs else { continue }
+                out += CheckpointStore.listFiles("\(dir)/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") && $0.contains("_base_") }
+                    .map { "\(dir)/\(day)/\(hour)/\($0)" }
+            }
+        }
+        return out.sorted()
+    }
+
+    /// One file's window and its rows as the rules read them.
+    static func read(_ path: String, table: String) throws -> (Int64, Int64, Rows)? {
+        if let t = MetricTable.allCases.first(where: { $0.name == table }) {
+            let (info, rows) = try TableReader.readMetricFile(path, table: t)
+            return (info.windowStart, info.windowEnd, rows.map { ($0.dims, AlertSums($0.m)) })
+        }
+        if table == TableSchemas.cdnEdgeTable {
+            let (info, rows) = try TableReader.readCdnEdgeFile(path)
+            return (info.windowStart, info.windowEnd, rows.map { ($0.key.values, AlertSums($0.m)) })
+        }
+        guard table == "sessions" else { return nil }
+        let f = try TableReader.readRowFile(path, table: table)
+        func col(_ name: String) -> ParquetColumnData? { f.schema.firstIndex { $0.name == name }.map { f.columns[$0] } }
+        func strings(_ name: String) -> [String] { col(name)?.stringValues?.map { $0 ?? "" } ?? [] }
+        func bools(_ name: String) -> [Bool] { if case .boolean(let v)? = col(name) { return v.map { $0 ?? false } }; return [] }
+        func ints(_ name: String) -> [Int64?] { if case .int64(let v)? = col(name) { return v }; return [] }
+        let dims = AlertSums.sessionDimensions.map(strings)
+        let (view, played, vsf, ebvs, vpf) = (bools("had_view_start"), bools("played"), bools("vsf"), bools("ebvs"), bools("vpf"))
+        let (playing, rebuffer, startup) = (ints("playing_ms"), ints("rebuffer_ms"), ints("startup_ms"))
+        let rows: Rows = (0..<f.info.rows).map { i in
+            var s = AlertSums()
+            s.views = view[i] ? 1 : 0; s.plays = played[i] ? 1 : 0
+            s.vsf = vsf[i] ? 1 : 0; s.ebvs = ebvs[i] ? 1 : 0; s.vpf = vpf[i] ? 1 : 0
+            s.playingMs = playing[i] ?? 0; s.rebufferMs = rebuffer[i] ?? 0
+            if let ms = startup[i] { s.startup.add(Double(ms)) }
+            return (dims.map { $0[i] }, s)
+        }
+        return (f.info.windowStart, f.info.windowEnd, rows)
     }
 
     func firing(_ rule: AlertRule, _ start: Int64, _ end: Int64, _ dims: [(String, String)], _ value: Double,

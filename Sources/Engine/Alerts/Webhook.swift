@@ -163,6 +163,7 @@ public final class AlertPipeline {
         evaluator = AlertEvaluator(rules: rules)
         webhooks = WebhookSender(timeoutSeconds: webhookTimeoutSeconds, log: log)
         self.log = log
+        evaluator.onWarning = { log.warn("qos run: \($0)") }
     }
 
     /// The latest firings (at most 100), oldest first, for a live view.
