@@ -51,6 +51,11 @@ import Glibc
         #expect(f.dimensionsJSON == #"{"cdn":"fastly","pop":"ams"}"#)
         #expect(f.value == 0.08 && f.limit == 0.05 && f.baseline == nil && f.volume == 1000)
         #expect(f.message.contains("failed_request_rate 0.08 above 0.05 for cdn=fastly pop=ams (requests 1000)"))
+        // A dimension value from a beacon cannot break the log line; the JSON keeps it exactly.
+        let odd = AlertEvaluator(rules: e.rules).evaluate(start: Self.t0, end: Self.t0 + Self.w,
+                                                          tables: ["cdn": [Self.cdnRow("x\ny", "a\"b", requests: 10, failed: 9)]])
+        #expect(odd.first?.message.contains("cdn=x?y pop=a\"b") == true && odd.first?.message.contains("\n") == false)
+        #expect(odd.first?.dimensionsJSON == #"{"cdn":"x\ny","pop":"a\"b"}"#)
     }
 
     @Test func belowThresholdAndResolveThenFireAgain() throws {
@@ -188,6 +193,7 @@ import Glibc
         ("[{table: cdn, metric: views, above: 1, treshold: 2}]", "alerts[0].treshold: unknown field"),
         ("[{table: cdn, metric: views, above: 1}, {table: cdn, metric: views, above: 1}]", "alerts[1].name: 'cdn.views above 1' is the name of an earlier rule"),
         ("[a, b]", "alerts[0]: is not a mapping"),
+        ("[{name: \"a\\nb\", table: cdn, metric: views, above: 1}]", "alerts[0].name: contains a control character"),
         ("[{table: cdn", "alerts: not valid YAML"),
     ])
     func badRulesAreOneLineErrorsNamingRuleAndField(yaml: String, expected: String) {

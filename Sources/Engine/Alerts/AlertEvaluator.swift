@@ -374,7 +374,8 @@ public final class AlertEvaluator {
     func firing(_ rule: AlertRule, _ start: Int64, _ end: Int64, _ dims: [(String, String)], _ value: Double,
                 _ limit: Double, _ baseline: Double?, _ volume: Int64) -> AlertFiring {
         let f = Self.format
-        let group = dims.isEmpty ? rule.table : dims.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
+        // Dimension values come from beacons: control characters would break the log line.
+        let group = dims.isEmpty ? rule.table : dims.map { "\($0.0)=\(Self.printable($0.1))" }.joined(separator: " ")
         let compared: String
         switch rule.condition {
         case .above(let l): compared = "above \(f(l))"
@@ -387,6 +388,12 @@ public final class AlertEvaluator {
         return AlertFiring(windowStart: start, windowEnd: end, rule: rule.name, table: rule.table, metric: rule.metric.rawValue,
                            kind: rule.condition.isRelative ? "relative" : "threshold", dimensions: dims, value: value,
                            limit: limit, baseline: baseline, volume: volume, message: message, webhook: rule.webhook)
+    }
+
+    /// `s` with control characters (newlines, escapes) shown as `?`.
+    static func printable(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return s }
+        return String(String.UnicodeScalarView(s.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
     }
 
     /// A number for people: at most 4 significant digits, no exponent for usual sizes.

@@ -223,6 +223,9 @@ public enum AlertRules {
         if let w = webhook, WebhookURL(w) == nil {
             throw fail("webhook", "'\(w)' is not an http:// URL with a host (https is not supported: put a relay in front)")
         }
+        if let n = try scalar("name"), n.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw fail("name", "contains a control character (a newline?) — a name is one line of text")
+        }
         let name = try scalar("name") ?? "\(table).\(metric.rawValue) \(given[0].replacingOccurrences(of: "_", with: " ")) \(AlertEvaluator.format(limit))"
         return AlertRule(name: name, table: table, metric: metric, by: by, filter: filter, condition: condition,
                          minVolume: minVolume, warmupMs: warmup, resolveAfterMs: resolve, webhook: webhook)

@@ -20,7 +20,8 @@ public struct WebhookURL: Equatable, Sendable {
             guard let n = UInt16(authority[authority.index(after: colon)...]), n > 0 else { return nil }
             h = authority[..<colon]; p = n
         }
-        guard !h.isEmpty, !h.contains("@"), !path.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) else { return nil }
+        guard !h.isEmpty, !h.contains("@"), !h.contains(where: { $0.isWhitespace }),
+              !path.contains(where: { $0.isWhitespace }) else { return nil }
         host = String(h); port = p
     }
 }
