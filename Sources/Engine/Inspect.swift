@@ -87,12 +87,22 @@ public enum Inspector {
         var serve = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         var rows = 0
         var windows = Set<Int64>()
+        var filesPerWindow: [Int64: Int] = [:]
+        var filesPerHour: [String: Int] = [:]
         for path in files {
             let r = try openReader(path)
             rows += r.numRows
+            let parts = path.split(separator: "/")
+            if parts.count >= 3, parts[parts.count - 3].hasPrefix("dt="), parts[parts.count - 2].hasPrefix("hour=") {
+                filesPerHour["\(parts[parts.count - 3])/\(parts[parts.count - 2])", default: 0] += 1
+            }
             for (i, f) in r.schema.enumerated() {
                 let col = try r.column(i)
-                if f.name == "window_start", case .int64(let v) = col { v.forEach { if let x = $0 { windows.insert(x) } } }
+                if f.name == "window_start", case .int64(let v) = col {
+                    let mine = Set(v.compactMap { $0 })
+                    windows.formUnion(mine)
+                    for w in mine { filesPerWindow[w, default: 0] += 1 }
+                }
                 if f.name == "viewers_hll", case .byteArray(let v) = col {
                     for b in v.compactMap({ $0 }) { viewers.merge(try HLLSketch(bytes: b)) }
                 }
@@ -112,6 +122,19 @@ public enum Inspector {
         }
         if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) }
         return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup)
+            + fileLayoutText(filesPerWindow: filesPerWindow, filesPerHour: filesPerHour)
+    }
+
+    /// How many files hold each window and each hour directory (README "Late
+    /// data and compaction": a compacted hour has one file per window).
+    static func fileLayoutText(filesPerWindow: [Int64: Int], filesPerHour: [String: Int]) -> String {
+        var byCount: [Int: Int] = [:]
+        for n in filesPerWindow.values { byCount[n, default: 0] += 1 }
+        var out = "  files per window: " + byCount.sorted { $0.key < $1.key }
+            .map { "\($0.value) window\($0.value == 1 ? "" : "s") in \($0.key) file\($0.key == 1 ? "" : "s")" }.joined(separator: ", ") + "\n"
+        out += "  files per hour directory:\n"
+        out += filesPerHour.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
+        return out
     }
 
     /// KPIs of a `cdn_edge` directory.

@@ -146,6 +146,12 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_open_sessions", "gauge", "Open sessions.", [("", Double(s.openSessions))])
         metric("qos_windows_written_total", "counter", "Windows written (base files).", [("", Double(s.windowsWritten))])
         metric("qos_files_written_total", "counter", "Parquet files published.", [("", Double(s.filesWritten))])
+        metric("qos_late_files_written_total", "counter", "Late-delta files published (one per table and hour directory per late flush).",
+               [("", Double(s.lateFilesWritten))])
+        metric("qos_compactions_total", "counter", "Hour directories compacted by this instance.", [("", Double(s.compactions))])
+        metric("qos_compacted_files_total", "counter", "Files replaced by compactions.", [("", Double(s.compactedFiles))])
+        metric("qos_hour_dir_files_max", "gauge", "Most Parquet files in one hour directory, per table.",
+               s.hourDirFilesMax.sorted { $0.key < $1.key }.map { ("{table=\"\($0.key)\"}", Double($0.value)) })
         metric("qos_checkpoint_epoch", "gauge", "Last committed checkpoint epoch.", [("", Double(s.epoch))])
         metric("qos_flush_latency_ms", "gauge", "Duration of the last flush + checkpoint.", [("", s.lastFlushMs)])
         if let wm = s.watermarkMs { metric("qos_watermark_ms", "gauge", "Instance watermark, epoch ms.", [("", Double(wm))]) }

@@ -87,6 +87,7 @@ struct Demo: ParsableCommand {
             o.durationSeconds = seconds
             o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { print($0) })
             o.log = .silent
+            o.compactOnShutdown = true  // the sink it leaves: one file per table and hour (README "Late data and compaction")
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
             let alerts = AlertPipeline(rules: c.alerts.isEmpty ? try AlertRules.parse(yaml: AlertRules.demo) : c.alerts, log: .silent)
@@ -266,6 +267,9 @@ final class LiveView: @unchecked Sendable {
 
     func finish(_ s: RunStatus, sink: String) {
         print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        let left = Inspector.parquetFiles(under: sink).count
+        print("files left in \(sink)/: \(left) Parquet files (\(s.lateFilesWritten) late-delta files written, "
+              + "\(s.compactions) compactions replaced \(s.compactedFiles) files)")
         checkRejects(s, sink: sink)
         printCdnEdge(sink: sink)
         printAlerts(sink: sink)

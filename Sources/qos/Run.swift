@@ -31,6 +31,8 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Checkpoint at least this often \(defaultDuration(Defaults.checkpointIntervalMs)).")) var checkpointInterval: String?
     @Option(help: ArgumentHelp("Checkpoint at most this often for windows that become due \(defaultDuration(Defaults.checkpointMinIntervalMs)): windows closed while catching up share a checkpoint; window latency grows by at most this much."))
     var checkpointMinInterval: String?
+    @Option(help: ArgumentHelp("Compact a table's hour directory before it would hold more than this many files (default \(Defaults.compactFiles)).")) var compactFiles: String?
+    @Option(help: ArgumentHelp("Compact an hour to one file per table once the watermark is this far past its end \(defaultDuration(Defaults.compactAfterMs)).")) var compactAfter: String?
     @Option(help: "Instance id, unique per running process (default host-pid).") var instance: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
     @Option(help: ArgumentHelp("Port for the live QoS page (/), /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
@@ -39,6 +41,8 @@ struct Run: ParsableCommand {
     @Option(help: "Alert rules as YAML flow text, e.g. '[{table: cdn, metric: rebuffer_ratio, above: 0.05, min_volume: 50}]'; usually an alerts: list in --config (README Alerts).")
     var alerts: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
+    @Option(help: ArgumentHelp("Tests: pause this many ms before and after each compaction's swap.", visibility: .hidden))
+    var testCompactionPauseMs: Int = 0
     @Flag(help: "Start even if the checkpoint state in <sink>/_qos does not cover the files already published (a manifest or _qos deleted or restored from an old backup), belongs to another sink, or was taken from another Kafka cluster; windows already published may then be counted again. Needed once.")
     var acceptStateLoss = false
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
@@ -56,6 +60,8 @@ struct Run: ParsableCommand {
             l.set(.idle_timeout, flag: idleTimeout)
             l.set(.checkpoint_interval, flag: checkpointInterval)
             l.set(.checkpoint_min_interval, flag: checkpointMinInterval)
+            l.set(.compact_files, flag: compactFiles)
+            l.set(.compact_after, flag: compactAfter)
             l.set(.instance, flag: instance)
             l.set(.metrics_port, flag: metricsPort)
             l.set(.metrics_host, flag: metricsHost)
@@ -70,6 +76,7 @@ struct Run: ParsableCommand {
         o.durationSeconds = duration
         o.untilCaughtUp = untilCaughtUp
         o.acceptStateLoss = acceptStateLoss
+        o.compactionPauseMs = testCompactionPauseMs
         return o
     }
 

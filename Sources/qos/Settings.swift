@@ -46,12 +46,14 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
     var geoipDb: [String] = []
     @Option(help: ArgumentHelp("uap-core regexes.yaml (default \(Defaults.uaRegexes)).")) var uaRegexes: String?
+    @Option(help: ArgumentHelp("Write late corrections at most this often, one file per table and hour directory (qos run: wall clock; qos replay: event time) \(defaultDuration(Defaults.lateFlushIntervalMs)).")) var lateFlushInterval: String?
 
     func apply(to l: inout ConfigurationLayers) {
         l.set(.sink, flag: sink)
         l.set(.zstd_level, flag: zstdLevel)
         l.set(geoipDb: geoipDb)
         l.set(.ua_regexes, flag: uaRegexes)
+        l.set(.late_flush_interval, flag: lateFlushInterval)
     }
 }
 

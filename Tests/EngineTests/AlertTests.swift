@@ -363,9 +363,9 @@ import Glibc
         #expect(rows.map(\.rule) == ["slow-pop"] && rows.first?.dims == #"{"pop":"ams"}"#, "\(rows)")
         // Rebuilt from the sink: ams is active, so the same numbers again do not fire.
         let fresh = AlertEvaluator(rules: try Self.rules(yaml))
-        let files = try AlertEvaluator.baseFiles(sink: dir, table: "cdn_edge", fromMs: .min, toMs: .max)
-            .compactMap { try AlertEvaluator.read($0, table: "cdn_edge") }
-        let (start, end, lastRows) = try #require(files.first { $0.0 == rows.first?.start })
+        let windows = try AlertEvaluator.files(sink: dir, table: "cdn_edge", fromMs: .min, toMs: .max)
+            .flatMap { try AlertEvaluator.read($0, table: "cdn_edge") }
+        let (start, end, lastRows) = try #require(windows.first { $0.0 == rows.first?.start })
         fresh.warmStart(sink: dir, before: start + Self.w)
         #expect(fresh.evaluate(start: start + Self.w, end: end + Self.w, tables: ["cdn_edge": lastRows]).isEmpty)
         let cold = AlertEvaluator(rules: try Self.rules(yaml))

@@ -352,6 +352,54 @@ import Sketches
         #expect(rows.reduce(0) { $0 + $1.m.requests } == 6000)
     }
 
+    /// Late deltas of `cdn_edge` are one file per hour directory holding
+    /// several windows, and the daemon's compaction merges an hour of them
+    /// per window (README "Late data and compaction"): totals and every
+    /// window × group equal the files before, and an hour is one file.
+    @Test func lateDeltasAndCompactionKeepEveryCdnEdgeWindow() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.cdnSource()
+        let h = try DriverTests.Harness(sink: dir)
+        let d = try startCdn(h, src)
+        src.assign([0, 1])
+        for _ in 0..<4 { try d.step() }
+        try d.checkpoint(reason: "test")  // windows written: later records behind them are late
+        try h.drain(src)
+        try d.finish()
+        let lateFiles = Inspector.parquetFiles(under: dir + "/cdn_edge").filter { $0.contains("_late") }
+        #expect(!lateFiles.isEmpty)
+        func totals(_ rows: [CdnEdgeRow<DataSketchesKit>]) -> [String: [Int64]] {
+            var out: [String: [Int64]] = [:]
+            for r in rows {
+                var sums = out["\(r.start)|\(r.end)|\(r.key.values)", default: []]
+                var k = 0
+                var m = r.m
+                m.visitCounters { v in
+                    if sums.count <= k { sums.append(0) }
+                    sums[k] += v
+                    k += 1
+                }
+                out["\(r.start)|\(r.end)|\(r.key.values)"] = sums
+            }
+            return out
+        }
+        let before = try read(dir)
+        #expect(before.reduce(0) { $0 + $1.m.requests } == 6000)
+        let hours = Set(Inspector.parquetFiles(under: dir + "/cdn_edge").map {
+            $0.dropFirst(dir.count + 1).split(separator: "/").dropLast().joined(separator: "/")
+        })
+        for rel in hours.sorted() { #expect(try d.compactor.compact(rel, nowMs: h.clock.wallMs())) }
+        for rel in hours {
+            let files = Inspector.parquetFiles(under: dir + "/" + rel)
+            #expect(files.count == 1)
+            #expect(try files.allSatisfy { try TableReader.readCdnEdgeFile($0).0.isMultiWindow })
+        }
+        let after = try read(dir)
+        #expect(totals(after) == totals(before))
+        #expect(after.count == Set(before.map { "\($0.start)|\($0.key.values)" }).count)
+    }
+
     @Test(.enabled(if: haveFixtures)) func reaggregateRollsCdnEdgeUpBySketchMerge() throws {
         let (sink, _) = try replay(["cdn_log.json"])
         // A second replay's late-looking share in the same sink: another file of the same window.

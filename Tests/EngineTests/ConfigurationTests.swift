@@ -54,6 +54,7 @@ import QoSCore
             .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
             .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
+            .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
             .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
         ]
         var expected = Configuration()
@@ -66,6 +67,8 @@ import QoSCore
         expected.instance = "i"; expected.geoipDb = ["a.mmdb"]; expected.uaRegexes = "r.yaml"; expected.zstdLevel = 0
         expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"
         expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
+        (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
+        #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
         expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 

@@ -97,22 +97,50 @@ def visible_counts_no_beacon_twice(sink, expected):
                 raise AssertionError(f"{key} {col}: visible {v} > final {want.get(col, 0)}")
 
 
+def compaction_in_progress(sink):
+    """A compaction holds its hour directory's lease from before its staging
+    until after its swap (README "Late data and compaction")."""
+    return any((sink / "_qos" / "compact").glob("*.lease"))
+
+
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing(loaded):
-    broker, expected, base = loaded
+    """10 kills: at random instants, and every other one as soon as a
+    compaction is in progress (1-minute windows and a low --compact-files make
+    them frequent; the hidden --test-compaction-pause-ms widens each around
+    its swap). Compared with a replay at the same window."""
+    broker, _, base = loaded
+    qos("replay", base / "beacons.ndjson", "--sink", base / "replay1m", "--window", "1m", "--quiet")
+    expected = qos_tables.load(base / "replay1m")
     sink = base / "crash"
     rng = random.Random(20261125)
+    during = 0
     for i in range(10):
         p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "crash", "--sink", str(sink),
-                              "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0"],
+                              "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0",
+                              "--window", "1m", "--compact-files", "3", "--late-flush-interval", "1s",
+                              "--test-compaction-pause-ms", "300",
+                              # A killed member leaves the group after this (the mock broker waits for it).
+                              "--kafka", "session.timeout.ms=6000"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        if i % 2 == 1:
+            deadline = time.time() + 60
+            time.sleep(rng.uniform(0.5, 1.5))
+            while not compaction_in_progress(sink) and time.time() < deadline:
+                time.sleep(0.01)
+        else:
+            time.sleep(rng.uniform(1.0, 4.0))
+        during += compaction_in_progress(sink)
         p.send_signal(signal.SIGKILL)
         p.wait()
         visible_counts_no_beacon_twice(sink, expected)
-    run(broker, sink, "crash", "--until-caught-up")
+    assert during >= 3, f"only {during} kills landed during a compaction"
+    run(broker, sink, "crash", "--until-caught-up", "--window", "1m")
     assert_same(sink, expected)
     leftovers = [p for p in sink.rglob("*.parquet") if "_staging" in str(p)]
     assert not leftovers
+    # Every killed compaction was finished or rolled back by a later start.
+    unfinished = [p.name for p in (sink / "_qos" / "compact").iterdir() if p.name != "trash"]
+    assert not unfinished, unfinished
 
 
 def test_rebalance_two_instances_equal_one(loaded):

@@ -305,17 +305,19 @@ public final class AlertEvaluator {
 
     /// Replays the windows of the sink that start in the span the rules can
     /// still remember before `before` (the trailing hour plus the longest
-    /// `resolve_after`), oldest first, without emitting: their base files,
-    /// i.e. what was evaluated when they were written.
+    /// `resolve_after`), oldest first, without emitting. It reads every file
+    /// of those hours — base files, late deltas, compacted hours — so a
+    /// window's numbers are the sink's (late data included).
     public func warmStart(sink: String, before: Int64) {
         warmed = true
         let from = before - AlertRule.trailingMs - (rules.map(\.resolveAfterMs).max() ?? 0)
         var windows: [Int64: (end: Int64, tables: [String: Rows])] = [:]
         for table in Set(rules.map(\.table)) {
-            for path in Self.baseFiles(sink: sink, table: table, fromMs: from, toMs: before) {
+            for path in Self.files(sink: sink, table: table, fromMs: from, toMs: before) {
                 do {
-                    guard let (start, end, rows) = try Self.read(path, table: table), start >= from, start < before else { continue }
-                    windows[start, default: (end, [:])].tables[table, default: []] += rows
+                    for (start, end, rows) in try Self.read(path, table: table) where start >= from && start < before {
+                        windows[start, default: (end, [:])].tables[table, default: []] += rows
+                    }
                 } catch {
                     onWarning?("alerts: skipped \(path) while rebuilding the rules' state: \(error)")
                 }
@@ -326,49 +328,53 @@ public final class AlertEvaluator {
         }
     }
 
-    /// The base files of `table` in the `dt=/hour=` directories overlapping [from, to).
-    static func baseFiles(sink: String, table: String, fromMs: Int64, toMs: Int64) -> [String] {
+    /// The files of `table` in the `dt=/hour=` directories overlapping [from, to).
+    static func files(sink: String, table: String, fromMs: Int64, toMs: Int64) -> [String] {
         var out: [String] = []
         let dir = "\(sink)/\(table)"
         for day in CheckpointStore.listFiles(dir) where day.hasPrefix("dt=") {
             guard let dayMs = UTCTime.parse(String(day.dropFirst(3))), dayMs < toMs, dayMs + 86_400_000 > fromMs else { continue }
             for hour in CheckpointStore.listFiles("\(dir)/\(day)") where hour.hasPrefix("hour=") {
                 guard let h = Int64(hour.dropFirst(5)), dayMs + h * 3_600_000 < toMs, dayMs + (h + 1) * 3_600_000 > fromMs else { continue }
-                out += CheckpointStore.listFiles("\(dir)/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") && $0.contains("_base_") }
+                out += CheckpointStore.listFiles("\(dir)/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") }
                     .map { "\(dir)/\(day)/\(hour)/\($0)" }
             }
         }
         return out.sorted()
     }
 
-    /// One file's window and its rows as the rules read them.
-    static func read(_ path: String, table: String) throws -> (Int64, Int64, Rows)? {
+    /// One file's rows as the rules read them, per window (start, end, rows).
+    static func read(_ path: String, table: String) throws -> [(Int64, Int64, Rows)] {
+        var byStart: [Int64: (end: Int64, rows: Rows)] = [:]
         if let t = MetricTable.allCases.first(where: { $0.name == table }) {
-            let (info, rows) = try TableReader.readMetricFile(path, table: t)
-            return (info.windowStart, info.windowEnd, rows.map { ($0.dims, AlertSums($0.m)) })
+            for r in try TableReader.readMetricFile(path, table: t).1 {
+                byStart[r.start, default: (r.end, [])].rows.append((r.dims, AlertSums(r.m)))
+            }
+        } else if table == TableSchemas.cdnEdgeTable {
+            for r in try TableReader.readCdnEdgeFile(path).1 {
+                byStart[r.start, default: (r.end, [])].rows.append((r.key.values, AlertSums(r.m)))
+            }
+        } else if table == "sessions" {
+            let f = try TableReader.readRowFile(path, table: table)
+            func col(_ name: String) -> ParquetColumnData? { f.schema.firstIndex { $0.name == name }.map { f.columns[$0] } }
+            func strings(_ name: String) -> [String] { col(name)?.stringValues?.map { $0 ?? "" } ?? [] }
+            func bools(_ name: String) -> [Bool] { if case .boolean(let v)? = col(name) { return v.map { $0 ?? false } }; return [] }
+            func ints(_ name: String) -> [Int64?] { if case .int64(let v)? = col(name) { return v }; return [] }
+            let dims = AlertSums.sessionDimensions.map(strings)
+            let (view, played, vsf, ebvs, vpf) = (bools("had_view_start"), bools("played"), bools("vsf"), bools("ebvs"), bools("vpf"))
+            let (playing, rebuffer, startup) = (ints("playing_ms"), ints("rebuffer_ms"), ints("startup_ms"))
+            let (starts, ends) = (ints("window_start"), ints("window_end"))
+            for i in 0..<f.info.rows {
+                var s = AlertSums()
+                s.views = view[i] ? 1 : 0; s.plays = played[i] ? 1 : 0
+                s.vsf = vsf[i] ? 1 : 0; s.ebvs = ebvs[i] ? 1 : 0; s.vpf = vpf[i] ? 1 : 0
+                s.playingMs = playing[i] ?? 0; s.rebufferMs = rebuffer[i] ?? 0
+                if let ms = startup[i] { s.startup.add(Double(ms)) }
+                let start = (starts[i] ?? 0) / 1000  // µs → ms
+                byStart[start, default: ((ends[i] ?? 0) / 1000, [])].rows.append((dims.map { $0[i] }, s))
+            }
         }
-        if table == TableSchemas.cdnEdgeTable {
-            let (info, rows) = try TableReader.readCdnEdgeFile(path)
-            return (info.windowStart, info.windowEnd, rows.map { ($0.key.values, AlertSums($0.m)) })
-        }
-        guard table == "sessions" else { return nil }
-        let f = try TableReader.readRowFile(path, table: table)
-        func col(_ name: String) -> ParquetColumnData? { f.schema.firstIndex { $0.name == name }.map { f.columns[$0] } }
-        func strings(_ name: String) -> [String] { col(name)?.stringValues?.map { $0 ?? "" } ?? [] }
-        func bools(_ name: String) -> [Bool] { if case .boolean(let v)? = col(name) { return v.map { $0 ?? false } }; return [] }
-        func ints(_ name: String) -> [Int64?] { if case .int64(let v)? = col(name) { return v }; return [] }
-        let dims = AlertSums.sessionDimensions.map(strings)
-        let (view, played, vsf, ebvs, vpf) = (bools("had_view_start"), bools("played"), bools("vsf"), bools("ebvs"), bools("vpf"))
-        let (playing, rebuffer, startup) = (ints("playing_ms"), ints("rebuffer_ms"), ints("startup_ms"))
-        let rows: Rows = (0..<f.info.rows).map { i in
-            var s = AlertSums()
-            s.views = view[i] ? 1 : 0; s.plays = played[i] ? 1 : 0
-            s.vsf = vsf[i] ? 1 : 0; s.ebvs = ebvs[i] ? 1 : 0; s.vpf = vpf[i] ? 1 : 0
-            s.playingMs = playing[i] ?? 0; s.rebufferMs = rebuffer[i] ?? 0
-            if let ms = startup[i] { s.startup.add(Double(ms)) }
-            return (dims.map { $0[i] }, s)
-        }
-        return (f.info.windowStart, f.info.windowEnd, rows)
+        return byStart.keys.sorted().map { ($0, byStart[$0]!.end, byStart[$0]!.rows) }
     }
 
     func firing(_ rule: AlertRule, _ start: Int64, _ end: Int64, _ dims: [(String, String)], _ value: Double,

@@ -30,6 +30,11 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var idleTimeoutMs = Defaults.idleTimeoutMs
     public var checkpointIntervalMs = Defaults.checkpointIntervalMs
     public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
+    /// Late deltas are written at most this often per table and hour directory.
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
+    /// Compaction in the daemon: files per hour directory, and after how long a closed hour.
+    public var compactFiles = Defaults.compactFiles
+    public var compactAfterMs = Defaults.compactAfterMs
     /// Instance id, unique per running process (nil: host-pid).
     public var instance: String?
     /// MaxMind DB files (City/Country and ASN).
@@ -55,6 +60,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
         case fastly_fields, alerts
+        case late_flush_interval, compact_files, compact_after
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -69,7 +75,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
             switch self {
             case .window: "a duration > 0 such as 90s, 2m, 1h"
             case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
-                 .checkpoint_min_interval: DurationText.form
+                 .checkpoint_min_interval, .late_flush_interval, .compact_after: DurationText.form
+            case .compact_files: "an integer ≥ 2"
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
             case .slow_request_ms, .slow_response_ms: "an integer number of milliseconds ≥ 0"
@@ -160,6 +167,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
         idleTimeoutMs = try duration(.idle_timeout) ?? idleTimeoutMs
         checkpointIntervalMs = try duration(.checkpoint_interval) ?? checkpointIntervalMs
         checkpointMinIntervalMs = try duration(.checkpoint_min_interval) ?? checkpointMinIntervalMs
+        lateFlushIntervalMs = try duration(.late_flush_interval) ?? lateFlushIntervalMs
+        compactFiles = try integer(.compact_files, 2...1_000_000).map { Int($0) } ?? compactFiles
+        compactAfterMs = try duration(.compact_after) ?? compactAfterMs
         instance = try string(.instance) ?? instance
         if c.contains(.geoip_db) {
             guard let list = try? c.decode([String].self, forKey: .geoip_db), !list.contains("") else {
@@ -233,6 +243,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.idleTimeoutMs = idleTimeoutMs
         o.checkpointIntervalMs = checkpointIntervalMs
         o.checkpointMinIntervalMs = checkpointMinIntervalMs
+        o.lateFlushIntervalMs = lateFlushIntervalMs
+        o.compaction.maxFiles = compactFiles
+        o.compaction.afterMs = compactAfterMs
         if !alerts.isEmpty { o.alerts = AlertPipeline(rules: alerts, log: o.log) }
         return o
     }
@@ -245,6 +258,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.sink = sink
         o.config = engine
         o.zstdLevel = zstdLevel
+        o.lateFlushIntervalMs = lateFlushIntervalMs
         return o
     }
 }

@@ -7,8 +7,8 @@ import QoSCore
 public protocol RecordFormat: Sendable {
     /// The name a configuration selects the format by.
     var name: String { get }
-    /// Decodes one record, in order, into beacons and rejects (for pipelines
-    /// that decode on another thread than the engine's).
+    /// Decodes one record, in order, into beacons and rejects (for the
+    /// decode stage, `DecodeStage`, which decodes ahead of the engine's thread).
     func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void)
     /// Decodes one record and applies it to the engine, counting it as one
     /// message. The default decodes then applies; a format may go faster.

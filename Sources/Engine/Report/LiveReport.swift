@@ -24,7 +24,7 @@ public final class LiveReport: @unchecked Sendable {
     /// Hours of windows shown, back from the newest hour directory.
     public let hours: Int64
     private let lock = NSLock()
-    private var cache: [String: (table: String, file: ReportFile)] = [:]
+    private var cache: [String: (table: String, files: [ReportFile])] = [:]
     private var model: ReportModel?
     private var status: RunStatus?
     private var lastError: String?
@@ -89,10 +89,10 @@ public final class LiveReport: @unchecked Sendable {
         }
     }
 
-    static func model(_ files: [String: (table: String, file: ReportFile)], _ o: ReportOptions) -> ReportModel {
+    static func model(_ files: [String: (table: String, files: [ReportFile])], _ o: ReportOptions) -> ReportModel {
         var acc = ReportAccumulator(o)
         for t in ReportReader.tables {
-            for (_, f) in files.filter({ $0.value.table == t }).sorted(by: { $0.key < $1.key }) { acc.add(f.file) }
+            for (_, f) in files.filter({ $0.value.table == t }).sorted(by: { $0.key < $1.key }) { f.files.forEach { acc.add($0) } }
         }
         return ReportModel(acc)
     }
@@ -135,7 +135,7 @@ public final class LiveReport: @unchecked Sendable {
                 from = t
             }
             let files = lock.withLock { cache }
-            return (200, "application/json", LiveReport.windowsJSON(mt, files.values.map(\.file), from: from))
+            return (200, "application/json", LiveReport.windowsJSON(mt, files.values.flatMap(\.files), from: from))
         default:
             return nil
         }

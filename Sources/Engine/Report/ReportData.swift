@@ -102,19 +102,27 @@ enum ReportReader {
         return day + h * 3_600_000
     }
 
-    /// Reads one file of `table`.
-    static func read(_ path: String, table: String) throws -> ReportFile {
+    /// Reads one file of `table`: one `ReportFile` per window it holds (a
+    /// late-delta or compacted file of an hour holds several, README "Late
+    /// data and compaction").
+    static func read(_ path: String, table: String) throws -> [ReportFile] {
         if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
             let (info, rows) = try TableReader.readMetricFile(path, table: mt)
-            return .metric(mt, start: info.windowStart, end: info.windowEnd, rows: rows)
+            return Dictionary(grouping: rows, by: \.start).sorted { $0.key < $1.key }.map { start, rows in
+                .metric(mt, start: start, end: start + info.windowMs, rows: rows)
+            }
         }
         let r = try TableReader.open(path, table: table)
-        let start = try TableReader.int64s(r, "window_start", path).first.map { $0 / 1000 } ?? 0
+        let starts = try TableReader.int64s(r, "window_start", path).map { $0 / 1000 }
+        let windows = Dictionary(grouping: starts.indices, by: { starts[$0] }).sorted { $0.key < $1.key }
         switch table {
         case "rejects":
-            var by: [String: Int64] = [:]
-            for x in try strings(r, "reason", path) { by[x, default: 0] += 1 }
-            return .rejects(start: start, byReason: by)
+            let reasons = try strings(r, "reason", path)
+            return windows.map { start, rows in
+                var by: [String: Int64] = [:]
+                for i in rows { by[reasons[i], default: 0] += 1 }
+                return .rejects(start: start, byReason: by)
+            }
         case "sessions":
             let names = try strings(r, "player_name", path), versions = try strings(r, "player_version", path)
             let played = try bools(r, "played", path), vsf = try bools(r, "vsf", path)
@@ -123,20 +131,22 @@ enum ReportReader {
             guard case .int64(let startup) = try TableReader.column(r, "startup_ms", path) else {
                 throw UserError("'\(path)': column 'startup_ms' is not INT64")
             }
-            var groups: [[String]: PlayerAgg] = [:]
-            for i in names.indices {
-                var g = groups[[names[i], versions[i]], default: PlayerAgg()]
-                g.sessions += 1
-                if played[i] { g.played += 1 }
-                if vsf[i] { g.vsf += 1 }
-                if ebvs[i] { g.ebvs += 1 }
-                if vpf[i] { g.vpf += 1 }
-                g.playingMs +|= playing[i]
-                g.rebufferMs +|= reb[i]
-                if let s = startup[i] { g.startup.add(Double(s)) }
-                groups[[names[i], versions[i]]] = g
+            return windows.map { start, rows in
+                var groups: [[String]: PlayerAgg] = [:]
+                for i in rows {
+                    var g = groups[[names[i], versions[i]], default: PlayerAgg()]
+                    g.sessions += 1
+                    if played[i] { g.played += 1 }
+                    if vsf[i] { g.vsf += 1 }
+                    if ebvs[i] { g.ebvs += 1 }
+                    if vpf[i] { g.vpf += 1 }
+                    g.playingMs +|= playing[i]
+                    g.rebufferMs +|= reb[i]
+                    if let s = startup[i] { g.startup.add(Double(s)) }
+                    groups[[names[i], versions[i]]] = g
+                }
+                return .sessions(start: start, groups: groups)
             }
-            return .sessions(start: start, groups: groups)
         default:  // cdn_edge: read by column name, so a later column set still reads
             let n = r.numRows
             let cdn = try strings(r, "cdn", path), pop = try strings(r, "pop", path)
@@ -146,23 +156,25 @@ enum ReportReader {
             }
             let serve = r.columnIndex(named: "serve_ms_sketch") == nil ? nil : try TableReader.blobs(r, "serve_ms_sketch", path)
             let clients = r.columnIndex(named: "clients_hll") == nil ? nil : try TableReader.blobs(r, "clients_hll", path)
-            var groups: [[String]: EdgeAgg] = [:]
-            for i in 0..<n {
-                var g = EdgeAgg()
-                for c in cols.indices { g.sums[c] = cols[c][i] }
-                if let b = serve?[i] {
-                    do { g.serve = DurationSketch(try DDSketch(protobuf: b)) } catch {
-                        throw UserError("'\(path)': row \(i): serve_ms_sketch is not a DDSketch protobuf (\(error))")
+            return try windows.map { start, rows in
+                var groups: [[String]: EdgeAgg] = [:]
+                for i in rows {
+                    var g = EdgeAgg()
+                    for c in cols.indices { g.sums[c] = cols[c][i] }
+                    if let b = serve?[i] {
+                        do { g.serve = DurationSketch(try DDSketch(protobuf: b)) } catch {
+                            throw UserError("'\(path)': row \(i): serve_ms_sketch is not a DDSketch protobuf (\(error))")
+                        }
                     }
-                }
-                if let b = clients?[i] {
-                    do { g.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
-                        throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
+                    if let b = clients?[i] {
+                        do { g.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
+                            throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
+                        }
                     }
+                    groups[[cdn[i], pop[i]], default: EdgeAgg()].merge(g)
                 }
-                groups[[cdn[i], pop[i]], default: EdgeAgg()].merge(g)
+                return .edge(start: start, groups: groups)
             }
-            return .edge(start: start, groups: groups)
         }
     }
 
@@ -262,7 +274,7 @@ public enum ReportBuilder {
             let paths = ReportReader.files(sink: options.sink, table: t, fromMs: options.fromMs, toMs: options.toMs)
             for (i, p) in paths.enumerated() {
                 progress?("\(t): \(i + 1)/\(paths.count) files")
-                acc.add(try ReportReader.read(p, table: t))
+                for f in try ReportReader.read(p, table: t) { acc.add(f) }
             }
         }
         guard !acc.overall.isEmpty else {
