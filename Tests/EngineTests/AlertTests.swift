@@ -372,6 +372,31 @@ import Glibc
         #expect(cold.evaluate(start: start + Self.w, end: end + Self.w, tables: ["cdn_edge": lastRows]).map(\.dimensionsJSON) == [#"{"pop":"ams"}"#])
     }
 
+    /// The daemon's compactor folds an `alerts` hour directory into one file
+    /// like the other row tables: every row, ordered by window and rule.
+    @Test func alertsHourDirectoriesCompactLikeTheOtherTables() throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let writer = WindowFileWriter(sink: FileSink(root: dir), windowMs: Self.w, inputTag: "t")
+        let e = AlertEvaluator(rules: try Self.rules("[{name: b, table: cdn, metric: failed_request_rate, above: 0.05, resolve_after: 1s}, {name: a, table: cdn, metric: requests, above: 5, resolve_after: 1s}]"))
+        var paths: [String] = []
+        for i: Int64 in [2, 0] {  // published out of order
+            let fired = e.evaluate(start: Self.t0 + i * Self.w, end: Self.t0 + (i + 1) * Self.w,
+                                   tables: ["cdn": [Self.cdnRow("fastly", "ams", requests: 100, failed: 9)]])
+            #expect(fired.count == 2)
+            for f in try writer.planAlerts(fired, sourceRange: "s", tag: "t\(i)") {
+                try writer.publish([f]); paths.append(f.path)
+            }
+            _ = e.evaluate(start: Self.t0 + (i + 1) * Self.w, end: Self.t0 + (i + 2) * Self.w, tables: ["cdn": []])
+        }
+        let merged = try Compactor.merge(table: "alerts", paths: paths, options: writer.parquet)
+        #expect(merged.rows == 4)
+        let r = try ParquetFileReader(bytes: merged.bytes)
+        guard case .int64(let starts) = try r.column(named: "window_start") else { Issue.record("window_start"); return }
+        let rules = try r.column(named: "rule").stringValues ?? []
+        #expect(starts.map { ($0! / 1000 - Self.t0) / Self.w } == [0, 0, 2, 2] && rules == ["a", "b", "a", "b"])
+    }
+
     /// /metrics counts firings per rule, the rule's name escaped as a label value.
     @Test func metricsCountFiringsByRule() {
         var s = RunStatus()
