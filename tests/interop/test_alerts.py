@@ -45,17 +45,20 @@ def test_demo_incidents_each_fire_exactly_one_alert(tmp_path):
     slow = by_rule["slow-startup"][0]
     assert slow[6] >= 100 and slow[5] > 0 and abs(slow[4] - 2 * slow[5]) < 1e-6 and slow[3] > slow[4]
 
-    # The values are the window's numbers, as DuckDB computes them from its base files.
+    # The values are the window's numbers as DuckDB computes them from the sink. The rule saw the window
+    # when it was written; the demo's hours are compacted at its end with the late data that came after
+    # (0.5 % of beacons): the volume can only have grown, the rate moved a little.
     ts, _, _, value, limit, _, volume, _ = by_rule["degraded-pop"][0]
     failed, requests = duckdb.sql(f"""select sum(failed_requests), sum(requests)
-        from read_parquet('{sink}/cdn/**/*_base_*.parquet')
+        from read_parquet('{sink}/cdn/**/*.parquet')
         where window_start = '{ts.isoformat()}' and cdn = 'fastly' and pop = 'ams'""").fetchall()[0]
-    assert (requests, limit) == (volume, 0.03) and abs(value - failed / requests) < 1e-12 and value > 0.03
+    assert limit == 0.03 and volume <= requests <= volume * 1.05 and abs(value - failed / requests) < 0.1 * value, \
+        (value, volume, failed, requests)
     ts, _, _, value, _, _, volume, _ = by_rule["broken-player-version"][0]
     vsf, views = duckdb.sql(f"""select count(*) filter (where vsf), count(*) filter (where had_view_start)
-        from read_parquet('{sink}/sessions/**/*_base_*.parquet')
+        from read_parquet('{sink}/sessions/**/*.parquet')
         where window_start = '{ts.isoformat()}' and player_name = 'shaka-player' and player_version = '4.7.11'""").fetchall()[0]
-    assert views == volume >= 50 and abs(value - vsf / views) < 1e-12
+    assert 50 <= volume <= views <= volume * 1.05 and abs(value - vsf / views) < 0.1 * value, (value, volume, vsf, views)
     # The summary lists the rows.
     assert "alerts: 3 fired" in r.stdout and r.stdout.count("  ALERT ") == 3, r.stdout
 
@@ -82,8 +85,9 @@ def test_run_posts_a_firing_to_a_webhook_and_logs_it(tmp_path):
         qos("generate", *gen, "--kafka", broker.address, "--rate", "max")
         hook = f"http://127.0.0.1:{server.server_port}/qos"
         rules = f"[{{name: pop, table: cdn, metric: failed_request_rate, above: 0.03, min_volume: 100, webhook: '{hook}'}}]"
+        # No compaction: the base files stay, each the window as the rule saw it.
         r = qos("run", "--brokers", broker.address, "--sink", tmp_path / "out", "--metrics-port", "off", "--idle-timeout", "2s",
-                "--until-caught-up", "--alerts", rules, timeout=300)
+                "--compact-files", "100000", "--compact-after", "1d", "--until-caught-up", "--alerts", rules, timeout=300)
     finally:
         broker.stop()
         server.shutdown()
@@ -98,3 +102,8 @@ def test_run_posts_a_firing_to_a_webhook_and_logs_it(tmp_path):
     assert body["rule"] == rule and body["dimensions"] == json.loads(dims) and body["value"] == value
     assert body["volume"] == volume and body["limit"] == limit and body["baseline"] is None and body["message"] == message
     assert datetime.fromisoformat(body["window_start"].replace("Z", "+00:00")) == ts
+    # The value is the window's, exactly as DuckDB computes it from the window's base files.
+    failed, requests = duckdb.sql(f"""select sum(failed_requests), sum(requests)
+        from read_parquet('{tmp_path}/out/cdn/**/*_base_*.parquet')
+        where window_start = '{ts.isoformat()}' and cdn = 'fastly' and pop = 'ams'""").fetchall()[0]
+    assert requests == volume >= 100 and abs(value - failed / requests) < 1e-12 and value > 0.03 == limit
