@@ -97,7 +97,7 @@ public final class Compactor {
             unlink("\(dir)/\(name)")
         }
         emptyTrash(nowMs: nowMs)
-        for table in TableSchemas.tableNames {
+        for table in TableSchemas.schemaTables {  // with `alerts`
             for dt in CheckpointStore.listFiles("\(sink.root)/\(table)") where dt.hasPrefix("dt=") {
                 for hour in CheckpointStore.listFiles("\(sink.root)/\(table)/\(dt)") where hour.hasPrefix("hour=") {
                     dirs.insert("\(table)/\(dt)/\(hour)")
