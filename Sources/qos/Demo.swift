@@ -12,7 +12,8 @@ struct Demo: ParsableCommand {
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
         broken player version included) to topic beacons and the CDN's access log of the same traffic \
-        (EdgeCast format) to topic cdnlogs, in time-lapse — event time runs --speed times faster than the \
+        (EdgeCast format) to topic cdnlogs (one session in eight is a CMCD player instead, posting its \
+        reports over HTTP to an embedded qos collect, which produces them to topic cmcd), in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \
@@ -48,7 +49,8 @@ struct Demo: ParsableCommand {
             installStopHandlers()
             let broker: MockBroker
             do {
-                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2)])
+                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2),
+                                                                      DemoCollector.topic: max(1, partitions / 2)])
             } catch let e as KafkaError {
                 throw UserError(e.message)
             }
@@ -69,16 +71,25 @@ struct Demo: ParsableCommand {
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
             let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
-                                          topic: "beacons") { TrafficGenerator($0) }
+                                          topic: "beacons") { AnyIterator(TrafficGenerator($0).lazy.filter { !DemoCollector.viaCollector($0) }.makeIterator()) }
             let cdnProducer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
                                              topic: "cdnlogs") { CdnLogGenerator($0, format: .edgecast) }
+            let collector: DemoCollector
+            do {
+                collector = try DemoCollector(brokers: broker.bootstrapServers, options: gen, speed: speed)
+            } catch let e as KafkaError {
+                throw UserError(e.message)
+            }
+            print("collector (qos collect) at \(collector.url): one session in \(DemoCollector.share) posts its reports there as CMCD")
             print("incidents: degraded PoP \(gen.slowPop!) and broken player \(gen.failingPlayer!) from the start, "
                   + "startup ×\(Int(gen.slowStartup)) slower from \(CivilTime(epochMs: gen.slowStartupFromMs).iso) (event time)")
             producer.start()
             cdnProducer.start()
+            collector.start()
             var o = c.runOptions()
             o.brokers = broker.bootstrapServers
-            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast")]
+            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast"),
+                        TopicSpec(name: DemoCollector.topic, format: "cmcd")]
             o.group = Defaults.group
             o.instance = RunOptions.defaultInstance()
             o.checkpointIntervalMs = 1000
@@ -104,8 +115,10 @@ struct Demo: ParsableCommand {
             let status = try RunJob(o).run()
             producer.stop()
             cdnProducer.stop()
+            let unacknowledged = collector.stop()
             server?.stop()
             view.finish(status, sink: sink)
+            print(collector.summary() + (unacknowledged > 0 ? " (\(unacknowledged) not acknowledged by the broker)" : ""))
         }
     }
 }
@@ -266,7 +279,7 @@ final class LiveView: @unchecked Sendable {
     }
 
     func finish(_ s: RunStatus, sink: String) {
-        print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        print("\nstopped: \(s.counters.messages) messages consumed (beacons, CDN log records and CMCD reports), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
         let left = Inspector.parquetFiles(under: sink).count
         print("files left in \(sink)/: \(left) Parquet files (\(s.lateFilesWritten) late-delta files written, "
               + "\(s.compactions) compactions replaced \(s.compactedFiles) files)")
