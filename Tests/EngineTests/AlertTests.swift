@@ -154,6 +154,25 @@ import Glibc
         #expect(fired.count == 1 && fired[0].message.contains("below 0.5 × the trailing hour's"))
     }
 
+    /// Memory stays bounded: a relative rule remembers at most
+    /// `groupsPerRuleMax` groups (and says so once); a threshold rule only
+    /// its active ones.
+    @Test func stateIsBoundedPerRule() throws {
+        let e = AlertEvaluator(rules: try Self.rules("""
+            - {name: rel, table: cdn, metric: requests, above_trailing_hour: 2}
+            - {name: thr, table: cdn, metric: failed_request_rate, above: 0.5}
+            """))
+        var warnings: [String] = []
+        e.onWarning = { warnings.append($0) }
+        let n = AlertEvaluator.groupsPerRuleMax + 5
+        let rows = (0..<n).map { Self.cdnRow("c", "p\($0)", requests: 10, failed: $0 == 7 ? 9 : 0) }
+        let fired = e.evaluate(start: Self.t0, end: Self.t0 + Self.w, tables: ["cdn": rows])
+        #expect(fired.map(\.dimensionsJSON) == [#"{"cdn":"c","pop":"p7"}"#])
+        #expect(e.state[0].count == AlertEvaluator.groupsPerRuleMax && e.groupsDropped == 5)
+        #expect(e.state[1].count == 1, "only the active group")
+        #expect(warnings.count == 1 && warnings[0].contains("rule 'rel' holds state for 10000 groups"))
+    }
+
     // MARK: Parsing
 
     @Test func rulesParseWithDefaults() throws {

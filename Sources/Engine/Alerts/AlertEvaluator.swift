@@ -262,7 +262,14 @@ public final class AlertEvaluator {
                 let volume = rule.metric.volume(g.sums)
                 guard volume >= rule.minVolume, let value = rule.metric.value(g.sums) else { continue }
                 if state[ri][key] == nil {
-                    guard state[ri].count < AlertEvaluator.groupsPerRuleMax else { groupsDropped += 1; continue }
+                    guard state[ri].count < AlertEvaluator.groupsPerRuleMax else {
+                        if groupsDropped == 0 {
+                            onWarning?("alerts: rule '\(rule.name)' holds state for \(AlertEvaluator.groupsPerRuleMax) groups; "
+                                       + "further groups are not evaluated — narrow it with by, where or min_volume")
+                        }
+                        groupsDropped += 1
+                        continue
+                    }
                     state[ri][key] = GroupState()
                 }
                 seen.insert(key)
@@ -291,7 +298,8 @@ public final class AlertEvaluator {
                 } else if s.active && start - s.lastTrue >= rule.resolveAfterMs {
                     s.active = false
                 }
-                state[ri][key] = s
+                // A threshold rule keeps state only for its active groups.
+                state[ri][key] = !s.active && s.history.isEmpty ? nil : s
             }
             // Groups without traffic this window: their alerts resolve in time; idle state is dropped.
             for (key, var s) in state[ri] where !seen.contains(key) {
