@@ -55,6 +55,7 @@ import QoSCore
             .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
+            .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
@@ -68,6 +69,7 @@ import QoSCore
         expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
         (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
+        expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 
         let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")

@@ -48,6 +48,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
     /// Port of /metrics and /healthz (0: any free port; nil: off).
     public var metricsPort = Defaults.metricsPort
     public var metricsHost = Defaults.metricsHost
+    /// Alert rules evaluated on every written window (README "Alerts").
+    public var alerts: [AlertRule] = []
 
     public init() {}
 
@@ -57,7 +59,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
-        case fastly_fields
+        case fastly_fields, alerts
         case late_flush_interval, compact_files, compact_after
 
         /// The environment variable: `QOS_MAX_LATENESS`.
@@ -84,6 +86,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .format: "an input format: \(RecordFormats.names)"
             case .kafka: "a mapping of librdkafka properties"
             case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
+            case .alerts: "a list of alert rules (README \"Alerts\"), e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]"
             case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
             }
         }
@@ -211,6 +214,11 @@ public struct Configuration: Decodable, Equatable, Sendable {
             }
         }
         metricsHost = try string(.metrics_host) ?? metricsHost
+        if let rules = try text(.alerts) {
+            do { alerts = try AlertRules.parse(yaml: rules) } catch let e as AlertRuleError {
+                throw ConfigurationError.alertRule(e, origin: nil)
+            }
+        }
         if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
     }
 
@@ -238,6 +246,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.lateFlushIntervalMs = lateFlushIntervalMs
         o.compaction.maxFiles = compactFiles
         o.compaction.afterMs = compactAfterMs
+        if !alerts.isEmpty { o.alerts = AlertPipeline(rules: alerts, log: o.log) }
         return o
     }
 
@@ -280,6 +289,8 @@ public enum ConfigurationError: OperatorError, Equatable {
     case invalid(String)
     /// A config file that cannot be read or is not a YAML mapping.
     case file(String)
+    /// An alert rule that cannot be used (its index and field); `origin` as for `badValue`.
+    case alertRule(AlertRuleError, origin: ConfigurationOrigin? = nil)
 
     public var description: String {
         switch self {
@@ -293,6 +304,8 @@ public enum ConfigurationError: OperatorError, Equatable {
             return "\(k.rawValue): '\(v)'\(origin.map { " (from \($0))" } ?? "") is not \(k.expected)"
         case .invalid(let s), .file(let s):
             return s
+        case .alertRule(let e, let origin):
+            return "\(e.description)\(origin.map { " (in \($0))" } ?? "")"
         }
     }
 }
