@@ -102,6 +102,19 @@ import Glibc
         #expect(fired2.first { $0.rule == "fastly" }?.volume == 1000)
     }
 
+    /// `where_not` leaves rows out before grouping: the demo's per-version
+    /// rule keeps CMCD players (no player name: `unknown`) out.
+    @Test func whereNotLeavesRowsOutBeforeGrouping() throws {
+        let rows = ["cdn": [Self.cdnRow("fastly", "ams", requests: 100, failed: 50), Self.cdnRow("fastly", "lhr", requests: 900, failed: 10)]]
+        let all = AlertEvaluator(rules: try Self.rules("[{name: r, table: cdn, metric: failed_request_rate, above: 0.05, by: [cdn]}]"))
+        #expect(all.evaluate(start: Self.t0, end: Self.t0 + Self.w, tables: rows).map(\.rule) == ["r"], "60 of 1000 is 6 %")
+        let some = AlertEvaluator(rules: try Self.rules(
+            "[{name: r, table: cdn, metric: failed_request_rate, above: 0.05, by: [cdn], where_not: {pop: [ams, fra]}}]"))
+        #expect(some.evaluate(start: Self.t0, end: Self.t0 + Self.w, tables: rows).isEmpty, "lhr alone: 10 of 900")
+        #expect(try AlertRules.parse(yaml: AlertRules.demo).first { $0.name == "broken-player-version" }?.exclude
+                == ["player_name": ["unknown"]])
+    }
+
     // MARK: Relative (x times the trailing hour)
 
     @Test func relativeWaitsForItsWarmupThenFiresOnASpike() throws {
@@ -205,6 +218,8 @@ import Glibc
         ("[{table: cdn, metric: views, above_trailing_hour: 0}]", "alerts[0].above_trailing_hour: '0.0' is not a factor > 0"),
         ("[{table: cdn, metric: views, above: 1, by: [country]}]", "alerts[0].by: 'country' is not a dimension of table cdn"),
         ("[{table: cdn, metric: views, above: 1, where: {cuntry: x}}]", "alerts[0].where: 'cuntry' is not a dimension"),
+        ("[{table: cdn, metric: views, above: 1, where_not: {cuntry: x}}]", "alerts[0].where_not: 'cuntry' is not a dimension"),
+        ("[{table: cdn, metric: views, above: 1, where_not: [ams]}]", "alerts[0].where_not: '- ams' is not a mapping"),
         ("[{table: cdn, metric: views, above: 1, min_volume: -1}]", "alerts[0].min_volume: '-1' is not an integer ≥ 0"),
         ("[{table: cdn, metric: views, above: 1, warmup: 5m}]", "alerts[0].warmup: only a rule with above_trailing_hour"),
         ("[{table: cdn, metric: views, above_trailing_hour: 2, warmup: 2h}]", "alerts[0].warmup: '2h' is not a duration from 1s to 1h"),

@@ -250,8 +250,10 @@ public final class AlertEvaluator {
             let dims = AlertRule.dimensions(of: rule.table) ?? []
             let byIndex = rule.by.compactMap { dims.firstIndex(of: $0) }
             let filter = rule.filter.map { (i: dims.firstIndex(of: $0.key)!, values: Set($0.value)) }
+            let exclude = rule.exclude.map { (i: dims.firstIndex(of: $0.key)!, values: Set($0.value)) }
             var groups: [String: (values: [String], sums: AlertSums)] = [:]
-            for row in tables[rule.table] ?? [] where filter.allSatisfy({ $0.values.contains(row.dims[$0.i]) }) {
+            for row in tables[rule.table] ?? [] where filter.allSatisfy({ $0.values.contains(row.dims[$0.i]) })
+                && !exclude.contains(where: { $0.values.contains(row.dims[$0.i]) }) {
                 let values = byIndex.map { row.dims[$0] }
                 let key = values.joined(separator: "\u{1F}")
                 if groups[key] == nil { groups[key] = (values, row.sums) } else { groups[key]!.sums.merge(row.sums) }

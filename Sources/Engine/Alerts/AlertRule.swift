@@ -30,6 +30,8 @@ public struct AlertRule: Equatable, Sendable {
     public var by: [String]
     /// Only rows whose dimension equals one of the listed values count.
     public var filter: [String: [String]]
+    /// Rows whose dimension equals one of the listed values do not count (`where_not`).
+    public var exclude: [String: [String]] = [:]
     public var condition: Condition
     /// Groups whose volume (the metric's denominator, `AlertMetric.volumeName`) is
     /// below this are not evaluated (and do not enter the baseline).
@@ -91,6 +93,7 @@ public enum AlertRules {
         - name: broken-player-version
           table: sessions
           by: [player_name, player_version]
+          where_not: {player_name: unknown}
           metric: vsf_rate
           above: 0.2
           min_volume: 50
@@ -103,7 +106,7 @@ public enum AlertRules {
           min_volume: 100
         """
 
-    static let fields = ["name", "table", "metric", "by", "where", "above", "below", "above_trailing_hour",
+    static let fields = ["name", "table", "metric", "by", "where", "where_not", "above", "below", "above_trailing_hour",
                          "below_trailing_hour", "min_volume", "warmup", "resolve_after", "webhook"]
     static let conditions = ["above", "below", "above_trailing_hour", "below_trailing_hour"]
 
@@ -179,21 +182,25 @@ public enum AlertRules {
             }
             by = dims.filter { list.contains($0) }  // the table's order
         }
-        var filter: [String: [String]] = [:]
-        if let v = fields["where"] {
-            guard let m = v.mapping else { throw fail("where", "'\(ConfigurationLayers.shown(v))' is not a mapping of dimension: value (or a list of values)") }
+        func valueFilter(_ field: String) throws -> [String: [String]] {
+            guard let v = fields[field] else { return [:] }
+            guard let m = v.mapping else { throw fail(field, "'\(ConfigurationLayers.shown(v))' is not a mapping of dimension: value (or a list of values)") }
+            var out: [String: [String]] = [:]
             for (k, val) in m {
                 guard let d = k.scalar?.string, dims.contains(d) else {
-                    throw fail("where", "'\(k.scalar?.string ?? "?")' is not a dimension of table \(table) — one of \(dims.joined(separator: ", "))")
+                    throw fail(field, "'\(k.scalar?.string ?? "?")' is not a dimension of table \(table) — one of \(dims.joined(separator: ", "))")
                 }
                 let values = val.sequence.map { $0.compactMap { $0.null == nil ? $0.scalar?.string : nil } }
                     ?? (val.null == nil ? val.scalar.map { [$0.string] } : nil)
                 guard let values, !values.isEmpty, values.count == (val.sequence?.count ?? 1) else {
-                    throw fail("where", "the value of '\(d)' is not a value or a list of values")
+                    throw fail(field, "the value of '\(d)' is not a value or a list of values")
                 }
-                filter[d] = values
+                out[d] = values
             }
+            return out
         }
+        let filter = try valueFilter("where")
+        let exclude = try valueFilter("where_not")
         let given = AlertRules.conditions.filter { fields[$0] != nil }
         guard given.count == 1 else {
             throw fail(given.isEmpty ? "above" : given[1], given.isEmpty
@@ -227,7 +234,8 @@ public enum AlertRules {
             throw fail("name", "contains a control character (a newline?) — a name is one line of text")
         }
         let name = try scalar("name") ?? "\(table).\(metric.rawValue) \(given[0].replacingOccurrences(of: "_", with: " ")) \(AlertEvaluator.format(limit))"
-        return AlertRule(name: name, table: table, metric: metric, by: by, filter: filter, condition: condition,
-                         minVolume: minVolume, warmupMs: warmup, resolveAfterMs: resolve, webhook: webhook)
+        return AlertRule(name: name, table: table, metric: metric, by: by, filter: filter, exclude: exclude,
+                         condition: condition, minVolume: minVolume, warmupMs: warmup, resolveAfterMs: resolve,
+                         webhook: webhook)
     }
 }
