@@ -6,7 +6,10 @@ keep-alive connections. Two runs: as fast as it goes (throughput), then
 paced at half the goal of 50 000 beacons/s per core (each of 5 connections
 waits between requests with wrk's `delay()`, as Debian's wrk has no `wrk2`
 rate flag; the table gives the rate reached), whose latency percentiles are
-what a client sees below saturation. Results: bench/results/collect.md.
+what a client sees below saturation. Last, `/healthz` latency under abuse:
+1000 idle connections and 20 slow senders (a header, then a byte per second)
+held open while /healthz is asked 200 times, one request at a time (the
+abuse acceptance's "within 100 ms"). Results: bench/results/collect.md.
 
 Environment: QOS_BIN (default the release build), BENCH_COLLECT_SECONDS (10),
 BENCH_COLLECT_BATCH (50), BENCH_COLLECT_THREADS (collector event loops,
@@ -56,6 +59,37 @@ def wrk(port, body_file, connections, threads=1, delay_ms=None):
     return json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))
 
 
+def healthz_under_abuse(port, idle=1000, slow=20, probes=200):
+    """Latency (ms) of /healthz while `idle` connections send nothing and
+    `slow` connections trickle a request body, sorted."""
+    held = []
+    try:
+        for _ in range(idle):
+            held.append(socket.create_connection(("127.0.0.1", port)))
+        for _ in range(slow):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /v1/beacons HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100000\r\n\r\n[")
+            held.append(s)
+        times = []
+        for i in range(probes):
+            if i % 20 == 0:
+                for s in held[idle:]:
+                    try:
+                        s.sendall(b" ")
+                    except OSError:
+                        pass
+            t = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                r.read()
+            times.append((time.perf_counter() - t) * 1000)
+            time.sleep(0.05)
+        return sorted(times)
+    finally:
+        for s in held:
+            s.close()
+
+
 def main():
     if not shutil.which("wrk"):
         sys.exit("collect bench: wrk not found — apt-get install wrk (make deps-bench does)")
@@ -81,6 +115,7 @@ def main():
         # 5 connections, each waiting a fifth less than 5 / (HALF_GOAL / BATCH) s
         # between requests (a request takes time of its own): at least the target.
         half = wrk(port, body, connections=5, threads=1, delay_ms=max(1, int(0.8 * 5 * 1000 * BATCH / HALF_GOAL)))
+        health = healthz_under_abuse(port)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
         failed = int(re.search(r"^qos_collect_kafka_failed_total (\d+)", metrics, re.M).group(1))
     finally:
@@ -102,7 +137,10 @@ def main():
     for name, r, c in [("saturated", full, 64), (f"paced at ≥ {HALF_GOAL} beacons/s", half, 5)]:
         lines.append(f"| {name} | {c} | {r['requests'] / r['seconds']:.0f} | {rate(r):.0f} | "
                      f"{r['p50'] / 1000:.2f} | {r['p99'] / 1000:.2f} | {r['non2xx']} |")
-    lines += ["", f"Kafka delivery failures: {failed}.", ""]
+    lines += ["", f"Kafka delivery failures: {failed}.", "",
+              f"`/healthz` under abuse (1000 idle connections, 20 slow senders held open; {len(health)} "
+              f"requests one at a time): p50 {health[len(health) // 2]:.2f} ms, "
+              f"p99 {health[int(len(health) * 0.99) - 1]:.2f} ms, max {health[-1]:.2f} ms (goal: within 100 ms).", ""]
     text = "\n".join(lines)
     print(text)
     out = ROOT / "bench" / "results" / "collect.md"
