@@ -113,7 +113,9 @@ public final class EdgecastParser: CdnLogParser {
         guard let seconds = f.seconds else { return .reject(.missingField("timestamp"), payload: range) }
         let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         if overflow { return .reject(.invalidValue("timestamp"), payload: range) }
-        let (account, owner) = pathParts(f.path)
+        let (account, owner) = f.pathRaw.map {
+            pathParts(bytes: UnsafeRawBufferPointer(rebasing: c.base[$0.start..<$0.end]).assumingMemoryBound(to: UInt8.self))
+        } ?? pathParts(f.path)
         return .record(CdnLogRecord(timeMs: ms, cdn: formatName, account: account, owner: owner, pop: f.pop,
                                     status: status, serveMs: f.serveMs, ttfbMs: nil, bytesOut: f.bytesOut,
                                     cache: f.cache, clientIP: f.clientIP, incomplete: f.incomplete))
@@ -136,6 +138,9 @@ public final class EdgecastParser: CdnLogParser {
         var bytesOut: Int64 = 0
         var cache = CdnLogRecord.CacheOutcome.other
         var path = ""
+        /// `rewritten_path` as the record's own bytes (plain ASCII, the common
+        /// case): account and owner are read from them without a copy.
+        var pathRaw: JSONCursor.RawString?
         var clientIP = ""
         var incomplete: Bool?
 
@@ -171,7 +176,20 @@ public final class EdgecastParser: CdnLogParser {
             } else if c.keyEquals(key, "cache_status") {
                 return string(&c, "cache_status", BeaconLimits.otherStringBytesMax) { cache = EdgecastParser.cacheOutcome($0) }
             } else if c.keyEquals(key, "rewritten_path") {
-                return string(&c, "rewritten_path", BeaconLimits.userAgentBytesMax * 8) { path = $0 }
+                let max = BeaconLimits.userAgentBytesMax * 8
+                pathRaw = nil
+                if c.peek() == UInt8(ascii: "\""), let raw = c.readRawString() {
+                    guard raw.hasEscapes || !c.isASCII(raw) else {
+                        guard raw.length <= max else { return .fieldTooLong("rewritten_path") }
+                        pathRaw = raw
+                        return nil
+                    }
+                    guard let s = c.string(raw) else { return .invalidUTF8 }
+                    guard s.utf8.count <= max else { return .fieldTooLong("rewritten_path") }
+                    path = s
+                    return nil
+                }
+                return string(&c, "rewritten_path", max) { path = $0 }
             } else if c.keyEquals(key, "client_ip") {
                 return string(&c, "client_ip", BeaconLimits.otherStringBytesMax) { clientIP = $0 }
             } else {
@@ -234,40 +252,54 @@ public final class EdgecastParser: CdnLogParser {
     /// first and the second `/slices` (to the end when there is no second),
     /// else `""`.
     public static func pathParts(_ path: String) -> (account: String, owner: String) {
-        let b = Array(path.utf8)
+        var path = path
+        return path.withUTF8 { pathParts(bytes: $0) }
+    }
+
+    static func pathParts(bytes b: UnsafeBufferPointer<UInt8>) -> (account: String, owner: String) {
         var i = 0
         if i < b.count, b[i] == UInt8(ascii: "/") { i += 1 }
         var j = i
         while j < b.count, b[j] != UInt8(ascii: "/") { j += 1 }
-        let account = String(decoding: b[i..<j], as: UTF8.self)
+        let account = String(decoding: UnsafeBufferPointer(rebasing: b[i..<j]), as: UTF8.self)
         return (account, owner(b))
     }
 
-    static func owner(_ b: [UInt8]) -> String {
-        let slices = Array("/slices".utf8)
-        func find(_ from: Int) -> Int? {
-            guard b.count >= slices.count, from <= b.count - slices.count else { return nil }
-            for k in from...(b.count - slices.count) where b[k..<(k + slices.count)].elementsEqual(slices) { return k }
-            return nil
-        }
-        guard let first = find(0) else { return "" }
-        let from = first + slices.count
-        let to = find(from) ?? b.count
-        func isHex(_ x: UInt8) -> Bool {
-            (x >= 0x30 && x <= 0x39) || (x >= 0x61 && x <= 0x66) || (x >= 0x41 && x <= 0x46)
-        }
-        func hex32(_ at: Int) -> Bool {
-            at + 32 <= to && (at..<(at + 32)).allSatisfy { isHex(b[$0]) }
-        }
-        // `/<32 hex>/<32 hex>/`, 67 bytes, wholly inside [from, to).
-        var k = from
-        while k + 67 <= to {
-            if b[k] == UInt8(ascii: "/"), hex32(k + 1), b[k + 33] == UInt8(ascii: "/"), hex32(k + 34),
-               b[k + 66] == UInt8(ascii: "/") {
-                return String(decoding: b[(k + 1)..<(k + 33)], as: UTF8.self)
+    static func owner(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        do {
+            let n = b.count
+            // `/slices` from `from` on: the first byte before the other six.
+            func find(_ from: Int) -> Int? {
+                var k = from
+                while k + 7 <= n {
+                    if b[k] == UInt8(ascii: "/"), b[k + 1] == UInt8(ascii: "s"), b[k + 2] == UInt8(ascii: "l"),
+                       b[k + 3] == UInt8(ascii: "i"), b[k + 4] == UInt8(ascii: "c"), b[k + 5] == UInt8(ascii: "e"),
+                       b[k + 6] == UInt8(ascii: "s") { return k }
+                    k += 1
+                }
+                return nil
             }
-            k += 1
+            guard let first = find(0) else { return "" }
+            let from = first + 7
+            let to = find(from) ?? n
+            func isHex(_ x: UInt8) -> Bool {
+                (x >= 0x30 && x <= 0x39) || (x >= 0x61 && x <= 0x66) || (x >= 0x41 && x <= 0x46)
+            }
+            func hex32(_ at: Int) -> Bool {
+                guard at + 32 <= to else { return false }
+                for k in at..<(at + 32) where !isHex(b[k]) { return false }
+                return true
+            }
+            // `/<32 hex>/<32 hex>/`, 67 bytes, wholly inside [from, to).
+            var k = from
+            while k + 67 <= to {
+                if b[k] == UInt8(ascii: "/"), b[k + 33] == UInt8(ascii: "/"), b[k + 66] == UInt8(ascii: "/"),
+                   hex32(k + 1), hex32(k + 34) {
+                    return String(decoding: UnsafeBufferPointer(rebasing: b[(k + 1)..<(k + 33)]), as: UTF8.self)
+                }
+                k += 1
+            }
+            return ""
         }
-        return ""
     }
 }

@@ -201,13 +201,14 @@ struct LineReader {
         }
     }
 
+    /// The next `\n` in `start..<end` (memchr: a byte-by-byte loop was 14 %
+    /// of a CDN-log replay).
     private func findNewline() -> Int? {
-        var i = start
-        while i < end {
-            if buffer[i] == 0x0A { return i }
-            i += 1
+        guard start < end else { return nil }
+        return buffer.withUnsafeBytes { b -> Int? in
+            guard let p = memchr(b.baseAddress! + start, 0x0A, end - start) else { return nil }
+            return UnsafeRawPointer(p) - b.baseAddress!
         }
-        return nil
     }
 
     /// Moves the partial line to the front and reads more. A partial line
