@@ -31,7 +31,8 @@ final class ByteSource {
     /// straight out of the page cache instead of copying it through `read`.
     private(set) var mapped: UnsafeRawBufferPointer?
 
-    init(path: String) throws {
+    /// `map`: false reads a plain file with `read` too (tests compare the two).
+    init(path: String, map: Bool = true) throws {
         name = path
         if path == "-" {
             fd = 0
@@ -56,7 +57,7 @@ final class ByteSource {
         } else {
             gzip = nil
         }
-        if fd > 0, zstd == nil, gzip == nil { mapped = ByteSource.map(fd) }
+        if map, fd > 0, zstd == nil, gzip == nil { mapped = ByteSource.map(fd) }
     }
 
     /// The whole of a non-empty regular file, read-only; nil (then it is
