@@ -46,4 +46,27 @@ import QoSCore
         #expect(throws: UserError.self) { try RecordFormats.named("cdn-log") }
         #expect(RecordFormats.all.map(\.name) == ["beacon-json", "edgecast", "cloudfront", "fastly", "akamai", "cmcd"])
     }
+
+    /// A plain file is mapped and cut into lines in place; the lines (and
+    /// line numbers, and bytes counted) must be those the read path cuts.
+    @Test func mappedFilesSplitIntoTheSameLinesAsRead() throws {
+        let long = String(repeating: "x", count: LineReader.limit + 10)
+        let texts = ["a1\n\nA3\r\na4", "b1\nb2\n", "\n\n\r\n", "c\r", "\(long)\nd1\r\n\(long)\r\ne", "", "\r\n\r"]
+        for text in texts {
+            let path = try write(text)
+            func lines(map: Bool) throws -> ([String], [Int64], Int64) {
+                let source = try ByteSource(path: path, map: map)
+                #expect((source.mapped != nil) == (map && !text.isEmpty))
+                var reader = LineReader(source)
+                var got: [String] = [], numbers: [Int64] = []
+                while !(try reader.forEachLine(maxLines: 2, { line, n in
+                    got.append(String(decoding: line, as: UTF8.self)); numbers.append(n)
+                })) {}
+                return (got, numbers, source.bytesRead)
+            }
+            let mapped = try lines(map: true), read = try lines(map: false)
+            #expect(mapped.0 == read.0, "\(text.prefix(20).debugDescription)")
+            #expect(mapped.1 == read.1 && mapped.2 == read.2 && mapped.2 == Int64(text.utf8.count))
+        }
+    }
 }

@@ -38,6 +38,12 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var started = false
     private var closed = false
+    /// Batches the driver finished with, for the decode thread to fill
+    /// again: their buffers keep their capacity, so a batch costs no large
+    /// allocation (fresh pages the kernel must zero) and no regrowth copies.
+    private let spares = NSLock()
+    private var spareBatches: [DecodedBatch] = []
+    private static let sparesMax = 8
     /// Engine side: the offset after the last record delivered, per partition.
     private var deliveredNext: [Int32: Int64] = [:]
     /// Engine side: the decode thread finished and its queue is drained.
@@ -67,8 +73,8 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
         do {
             var next: [Int32: Int64] = [:]
             var formats = SourceFormats(base: format, stream: name)
+            var batch = takeSpare()
             while !queue.isClosed {
-                var batch = DecodedBatch()
                 var events: [SourceEvent] = []
                 let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
                     batch.append(r, format: formats.format(for: r))
@@ -76,6 +82,7 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
                 if n > 0 {
                     for (p, o) in batch.nextOffsets() { next[p] = o }
                     guard queue.put(.batch(batch)) else { break }
+                    batch = takeSpare()
                 }
                 for e in events {
                     guard queue.put(.event(e)) else { return queue.close() }
@@ -103,6 +110,19 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
         }
     }
 
+    /// A batch from the spares, emptied, or a new one.
+    private func takeSpare() -> DecodedBatch {
+        let b = spares.withLock { spareBatches.popLast() }
+        guard let b else { return DecodedBatch() }
+        b.removeAll()
+        return b
+    }
+
+    /// The driver delivered `b`: it may be filled again.
+    private func recycle(_ b: DecodedBatch) {
+        spares.withLock { if spareBatches.count < Self.sparesMax { spareBatches.append(b) } }
+    }
+
     // MARK: The engine's side (RecordSource)
 
     /// As a plain source: the records of the next batch (a caller that
@@ -127,7 +147,9 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
             b.deliver(onRecord)
             for (p, next) in b.nextOffsets() { deliveredNext[p] = next }
             bytesDelivered += Int64(b.bytes.count)
-            return b.records.count
+            let n = b.records.count
+            recycle(b)  // the decode thread may refill it now: not read after this
+            return n
         case .event(let e):
             if case .revoked(let ps, _) = e { for p in ps { deliveredNext[p] = nil } }
             onEvent(e)
@@ -218,8 +240,9 @@ final class BoundedQueue<T>: @unchecked Sendable {
 
 /// Records copied out of the source (one buffer per batch, so reject
 /// payloads can still be cut from them) with their decoded items, in input
-/// order.
-struct DecodedBatch: @unchecked Sendable {
+/// order. One thread at a time uses a batch: the decode thread fills it,
+/// the driver delivers it and hands it back (`DecodeStage.recycle`).
+final class DecodedBatch: @unchecked Sendable {
     struct Record {
         var range: Range<Int>
         var partition: Int32
@@ -237,7 +260,14 @@ struct DecodedBatch: @unchecked Sendable {
     /// count with the strings the decode thread goes on using.
     var fileName = ""
 
-    mutating func append(_ r: RawRecord, format: any RecordFormat) {
+    /// Empties the batch, keeping its buffers' capacity.
+    func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        records.removeAll(keepingCapacity: true)
+        items.removeAll(keepingCapacity: true)
+    }
+
+    func append(_ r: RawRecord, format: any RecordFormat) {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
         let first = items.count

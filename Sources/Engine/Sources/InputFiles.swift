@@ -27,8 +27,12 @@ final class ByteSource {
     private var rawStart = 0, rawEnd = 0
     private var frameOpen = false
     private var eof = false
+    /// A plain regular file, mapped whole: `LineReader` cuts its lines
+    /// straight out of the page cache instead of copying it through `read`.
+    private(set) var mapped: UnsafeRawBufferPointer?
 
-    init(path: String) throws {
+    /// `map`: false reads a plain file with `read` too (tests compare the two).
+    init(path: String, map: Bool = true) throws {
         name = path
         if path == "-" {
             fd = 0
@@ -53,9 +57,25 @@ final class ByteSource {
         } else {
             gzip = nil
         }
+        if map, fd > 0, zstd == nil, gzip == nil { mapped = ByteSource.map(fd) }
     }
 
+    /// The whole of a non-empty regular file, read-only; nil (then it is
+    /// read with `read`) for anything else or when mapping fails.
+    private static func map(_ fd: Int32) -> UnsafeRawBufferPointer? {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0 else { return nil }
+        let size = Int(st.st_size)
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else { return nil }
+        _ = madvise(p, size, MADV_SEQUENTIAL)
+        return UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    /// Counts `n` bytes of the mapping as read (`LineReader` over `mapped`).
+    func consumedMapped(_ n: Int) { bytesRead += Int64(n) }
+
     deinit {
+        if let m = mapped { munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count) }
         if fd > 0 { close(fd) }
         if let z = zstd { ZSTD_freeDStream(z) }
         if let s = gzip { inflateEnd(s); s.deallocate() }
@@ -146,9 +166,12 @@ final class ByteSource {
 /// Splits a byte stream into lines (LF or CRLF) without copying them.
 /// A line longer than the message limit is handed over truncated to the
 /// limit + 1 byte, so the decoder rejects it as `too_large` with memory
-/// bounded by the limit.
+/// bounded by the limit. A mapped file's lines are lent straight from the
+/// mapping (no read buffer).
 struct LineReader {
     private let source: ByteSource
+    private let mapped: UnsafeRawBufferPointer?
+    private var mappedAt = 0
     private var buffer: [UInt8]
     private var start = 0, end = 0
     private var overlong = false
@@ -158,7 +181,8 @@ struct LineReader {
 
     init(_ source: ByteSource) {
         self.source = source
-        buffer = [UInt8](repeating: 0, count: 4 << 20)
+        mapped = source.mapped
+        buffer = mapped == nil ? [UInt8](repeating: 0, count: 4 << 20) : []
     }
 
     /// Calls `body` with each line; stops at the end of input.
@@ -168,6 +192,7 @@ struct LineReader {
 
     /// As above, but returns after `maxLines` lines; true at the end of input.
     mutating func forEachLine(maxLines: Int, _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Bool {
+        if let m = mapped { return try forEachMappedLine(m, maxLines: maxLines, body) }
         var count = 0
         while true {
             if count >= maxLines { return false }
@@ -201,8 +226,39 @@ struct LineReader {
         }
     }
 
-    /// The next `\n` in `start..<end` (memchr: a byte-by-byte loop was 14 %
-    /// of a CDN-log replay).
+    /// `forEachLine` over a mapped file: the same lines, cut the same way.
+    private mutating func forEachMappedLine(_ m: UnsafeRawBufferPointer, maxLines: Int,
+                                            _ body: (UnsafeRawBufferPointer, Int64) throws -> Void) throws -> Bool {
+        let base = m.baseAddress!
+        var count = 0
+        while mappedAt < m.count {
+            if count >= maxLines { return false }
+            let s = mappedAt
+            let next: Int
+            var lineEnd: Int
+            if let p = memchr(base + s, 0x0A, m.count - s) {
+                let nl = UnsafeRawPointer(p) - base
+                next = nl + 1
+                lineEnd = nl
+                if lineEnd > s && m[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+            } else {
+                next = m.count
+                lineEnd = m.count
+            }
+            lineNumber += 1
+            let len = min(lineEnd - s, LineReader.limit)
+            mappedAt = next
+            source.consumedMapped(next - s)
+            // Blank lines carry no beacon and are skipped.
+            if len > 0 {
+                try body(UnsafeRawBufferPointer(start: base + s, count: len), lineNumber)
+                count += 1
+            }
+        }
+        return true
+    }
+
+    /// The next `\n` in `start..<end` of the read buffer.
     private func findNewline() -> Int? {
         guard start < end else { return nil }
         return buffer.withUnsafeBytes { b -> Int? in
