@@ -26,7 +26,7 @@ public final class S3Client: @unchecked Sendable {
         self.config = config
         signer = SigV4Signer(credentials: config.credentials, region: config.region)
         var c = HTTPClient.Configuration()
-        c.timeout = .init(connect: .seconds(5), read: .seconds(Int64(config.requestTimeoutSeconds)))
+        c.timeout = .init(connect: .seconds(Int64(config.connectTimeoutSeconds)), read: .seconds(Int64(config.requestTimeoutSeconds)))
         c.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }

@@ -15,6 +15,9 @@ public struct S3Config: Sendable, Equatable {
     public var credentials: S3Credentials
     public var retry = RetryPolicy()
     public var requestTimeoutSeconds = 30
+    /// How long a connection may take to open (the HTTP client keeps
+    /// retrying a refused connect within it, before the request's retries).
+    public var connectTimeoutSeconds = 5
     /// Keys per LIST page (the store's maximum is 1000).
     public var listPageSize = 1000
 

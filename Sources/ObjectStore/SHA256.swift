@@ -22,10 +22,31 @@ public struct SHA256Hash {
     public init() {}
 
     public mutating func update<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+        // Whole blocks straight from contiguous input; the rest through the buffer.
+        let done: Void? = bytes.withContiguousStorageIfAvailable { p in
+            var i = 0
+            length &+= UInt64(p.count)
+            if !buffer.isEmpty {
+                let take = min(64 - buffer.count, p.count)
+                buffer.append(contentsOf: p[0..<take])
+                i = take
+                if buffer.count == 64 {
+                    blockFromBuffer()
+                }
+            }
+            while p.count - i >= 64 {
+                block(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: p[i..<(i + 64)])))
+                i += 64
+            }
+            buffer.append(contentsOf: p[i...])
+        }
+        if done != nil { return }
         for b in bytes {
             buffer.append(b)
             length &+= 1
-            if buffer.count == 64 { block(buffer); buffer.removeAll(keepingCapacity: true) }
+            if buffer.count == 64 {
+                blockFromBuffer()
+            }
         }
     }
 
@@ -48,9 +69,16 @@ public struct SHA256Hash {
         return s.finish()
     }
 
-    private mutating func block(_ chunk: [UInt8]) {
+    private mutating func blockFromBuffer() {
+        let full = buffer  // a copy: `block` mutates self
+        full.withUnsafeBytes { block($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func block(_ chunk: UnsafeRawBufferPointer) {
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        var w = [UInt32](repeating: 0, count: 64)
+        precondition(chunk.count == 64, "SHA-256 blocks are 64 bytes")
+        var w = ContiguousArray<UInt32>(repeating: 0, count: 64)
         for i in 0..<16 {
             w[i] = UInt32(chunk[4 * i]) << 24 | UInt32(chunk[4 * i + 1]) << 16 | UInt32(chunk[4 * i + 2]) << 8 | UInt32(chunk[4 * i + 3])
         }

@@ -52,4 +52,23 @@ import Testing
             #expect(hex(SHA256Hash.hmac(key: Array(x.prefix(70)), x)) == w[1], "hmac length \(x.count)")
         }
     }
+
+    @Test func pieceByPieceEqualsAtOnce() {
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        let whole = SHA256Hash.hash(data)
+        for cut in [1, 3, 63, 64, 65, 127, 500] {
+            var s = SHA256Hash()
+            var i = 0
+            while i < data.count {
+                let end = min(data.count, i + cut)
+                s.update(data[i..<end])  // contiguous slices
+                i = end
+            }
+            #expect(s.finish() == whole, "pieces of \(cut)")
+            var t = SHA256Hash()
+            t.update(data.prefix(100).lazy.map { $0 })  // a non-contiguous sequence
+            t.update(data[100...])
+            #expect(t.finish() == whole)
+        }
+    }
 }
