@@ -31,13 +31,15 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev).
+        // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev, zlib1g-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb",
                        providers: [.apt(["libmaxminddb-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
                        providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // Pure logic: no I/O, no C libraries.
         .target(name: "Sketches", swiftSettings: hotPath),
@@ -60,7 +62,7 @@ let package = Package(
         ]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd",
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -83,26 +83,74 @@ public enum Inspector {
         var sums: [String: Int64] = [:]
         var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
         var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+        var clients = HLLSketch(lgK: SketchParameters.hllLgK)
+        var serve = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         var rows = 0
         var windows = Set<Int64>()
+        var filesPerWindow: [Int64: Int] = [:]
+        var filesPerHour: [String: Int] = [:]
         for path in files {
             let r = try openReader(path)
             rows += r.numRows
+            let parts = path.split(separator: "/")
+            if parts.count >= 3, parts[parts.count - 3].hasPrefix("dt="), parts[parts.count - 2].hasPrefix("hour=") {
+                filesPerHour["\(parts[parts.count - 3])/\(parts[parts.count - 2])", default: 0] += 1
+            }
             for (i, f) in r.schema.enumerated() {
                 let col = try r.column(i)
-                if f.name == "window_start", case .int64(let v) = col { v.forEach { if let x = $0 { windows.insert(x) } } }
+                if f.name == "window_start", case .int64(let v) = col {
+                    let mine = Set(v.compactMap { $0 })
+                    windows.formUnion(mine)
+                    for w in mine { filesPerWindow[w, default: 0] += 1 }
+                }
                 if f.name == "viewers_hll", case .byteArray(let v) = col {
                     for b in v.compactMap({ $0 }) { viewers.merge(try HLLSketch(bytes: b)) }
                 }
                 if f.name == "startup_ms_sketch", case .byteArray(let v) = col {
                     for b in v.compactMap({ $0 }) { startup.merge(try DDSketch(protobuf: b)) }
                 }
+                if f.name == "clients_hll", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { clients.merge(try HLLSketch(bytes: b)) }
+                }
+                if f.name == "serve_ms_sketch", case .byteArray(let v) = col {
+                    for b in v.compactMap({ $0 }) { serve.merge(try DDSketch(protobuf: b)) }
+                }
                 if f.physical == .int64, f.logical == .none, case .int64(let v) = col {
                     sums[f.name, default: 0] += v.reduce(0) { $0 + ($1 ?? 0) }
                 }
             }
         }
+        if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) }
         return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup)
+            + fileLayoutText(filesPerWindow: filesPerWindow, filesPerHour: filesPerHour)
+    }
+
+    /// How many files hold each window and each hour directory (README "Late
+    /// data and compaction": a compacted hour has one file per window).
+    static func fileLayoutText(filesPerWindow: [Int64: Int], filesPerHour: [String: Int]) -> String {
+        var byCount: [Int: Int] = [:]
+        for n in filesPerWindow.values { byCount[n, default: 0] += 1 }
+        var out = "  files per window: " + byCount.sorted { $0.key < $1.key }
+            .map { "\($0.value) window\($0.value == 1 ? "" : "s") in \($0.key) file\($0.key == 1 ? "" : "s")" }.joined(separator: ", ") + "\n"
+        out += "  files per hour directory:\n"
+        out += filesPerHour.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
+        return out
+    }
+
+    /// KPIs of a `cdn_edge` directory.
+    static func cdnEdgeText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],
+                            _ clients: HLLSketch, _ serve: DDSketch) -> String {
+        func pct(_ a: Int64, _ b: Int64) -> String { b > 0 ? String(format2(100 * Double(a) / Double(b))) + " %" : "n/a" }
+        let req = s["requests", default: 0]
+        var out = "\(dir): \(files) files, \(rows) rows, \(windows) windows\n"
+        out += "  CDN requests \(req), unique clients ≈ \(Int(clients.estimate.rounded())), bytes out \(s["bytes_out", default: 0])\n"
+        out += "  http errors (> 299) \(pct(s["http_errors", default: 0], req)), 4xx \(s["http_4xx", default: 0]), "
+        out += "5xx \(s["http_5xx", default: 0]), slow \(pct(s["slow_responses", default: 0], req))\n"
+        out += "  cache hits \(pct(s["cache_hits", default: 0], req)), misses \(pct(s["cache_misses", default: 0], req)), "
+        out += "incomplete \(s["incomplete_responses", default: 0])\n"
+        out += "  serve p50 \(serve.quantile(0.5).map { "\(format2($0)) ms" } ?? "n/a"), "
+        out += "p95 \(serve.quantile(0.95).map { "\(format2($0)) ms" } ?? "n/a")\n"
+        return out
     }
 
     static func kpiText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],

@@ -33,6 +33,7 @@ public final class MetricsServer: @unchecked Sendable {
     private var updatedAt = monotonicSeconds()
     private var stale = 60.0
     private var connections = 0
+    private var extraRoute: (@Sendable (String) -> (status: Int, type: String, body: String)?)?
     private let group: MultiThreadedEventLoopGroup
     private let channel: Channel
     public let limits: Limits
@@ -103,8 +104,14 @@ public final class MetricsServer: @unchecked Sendable {
 
     fileprivate func release() { lock.withLock { connections -= 1 } }
 
+    /// Routes asked before `/metrics` and `/healthz` (the live page, `LiveReport.route`); nil = not theirs.
+    public func addRoutes(_ route: @escaping @Sendable (String) -> (status: Int, type: String, body: String)?) {
+        lock.withLock { extraRoute = route }
+    }
+
     /// Status, content type and body for a request path.
     fileprivate func response(_ path: String) -> (HTTPResponseStatus, String, String) {
+        if let route = lock.withLock({ extraRoute }), let r = route(path) { return (HTTPResponseStatus(statusCode: r.status), r.type, r.body) }
         let (snapshot, age, stale) = lock.withLock { (body, monotonicSeconds() - updatedAt, self.stale) }
         switch path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path {
         case "/metrics": return (.ok, "text/plain; version=0.0.4", snapshot)
@@ -133,6 +140,12 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_open_sessions", "gauge", "Open sessions.", [("", Double(s.openSessions))])
         metric("qos_windows_written_total", "counter", "Windows written (base files).", [("", Double(s.windowsWritten))])
         metric("qos_files_written_total", "counter", "Parquet files published.", [("", Double(s.filesWritten))])
+        metric("qos_late_files_written_total", "counter", "Late-delta files published (one per table and hour directory per late flush).",
+               [("", Double(s.lateFilesWritten))])
+        metric("qos_compactions_total", "counter", "Hour directories compacted by this instance.", [("", Double(s.compactions))])
+        metric("qos_compacted_files_total", "counter", "Files replaced by compactions.", [("", Double(s.compactedFiles))])
+        metric("qos_hour_dir_files_max", "gauge", "Most Parquet files in one hour directory, per table.",
+               s.hourDirFilesMax.sorted { $0.key < $1.key }.map { ("{table=\"\($0.key)\"}", Double($0.value)) })
         metric("qos_checkpoint_epoch", "gauge", "Last committed checkpoint epoch.", [("", Double(s.epoch))])
         metric("qos_flush_latency_ms", "gauge", "Duration of the last flush + checkpoint.", [("", s.lastFlushMs)])
         if let wm = s.watermarkMs { metric("qos_watermark_ms", "gauge", "Instance watermark, epoch ms.", [("", Double(wm))]) }

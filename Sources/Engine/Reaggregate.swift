@@ -153,6 +153,12 @@ public final class ReaggregateJob {
         if let dims = options.dims {
             guard !options.compact else { throw UserError("--compact keeps every dimension: drop --dims") }
             for t in options.tables {
+                if t == TableSchemas.cdnEdgeTable {
+                    for d in dims where !CdnEdgeKey.dimensions.contains(d) {
+                        throw UserError("'\(d)' is not a dimension of \(t) (its dimensions: \(CdnEdgeKey.dimensions.joined(separator: ", ")))")
+                    }
+                    continue
+                }
                 guard let mt = MetricTable.allCases.first(where: { $0.name == t }) else {
                     throw UserError("--dims applies to the grouped tables, not to '\(t)'")
                 }
@@ -211,9 +217,9 @@ public final class ReaggregateJob {
             for (i, p) in paths.enumerated() {
                 progress("checking \(t): \(i + 1)/\(paths.count) files")
                 let info = try TableReader.check(p, table: t)
-                guard info.rows > 0, info.windowStart >= lo, info.windowStart < hi else { continue }
+                guard info.rows > 0, info.windowStarts.contains(where: { $0 >= lo && $0 < hi }) else { continue }
                 if !options.compact {
-                    let w = info.windowEnd - info.windowStart
+                    let w = info.windowMs
                     guard options.grainMs % w == 0 else {
                         throw UserError("--grain \(ReaggregateOptions.grainName(options.grainMs)) is not a multiple of the "
                             + "\(ReaggregateOptions.grainName(w)) window of '\(p)' — choose a multiple of the source window")
@@ -263,7 +269,15 @@ public final class ReaggregateJob {
 
     func rollUpTable(_ table: String, _ infos: [TableReader.FileInfo]) throws {
         let g = options.grainMs
-        let byWindow = Dictionary(grouping: infos) { floorDiv($0.windowStart, g) * g }
+        // A file of several windows (late deltas or a compaction of an hour)
+        // goes to every output window its rows fall in; the merge keeps each one's rows.
+        var byWindow: [Int64: [TableReader.FileInfo]] = [:]
+        let (lo, hi) = range
+        for info in infos {
+            for start in Set(info.windowStarts.filter { $0 >= lo && $0 < hi }.map { floorDiv($0, g) * g }) {
+                byWindow[start, default: []].append(info)
+            }
+        }
         let sink = FileSink(root: options.outputRoot)
         for (n, start) in byWindow.keys.sorted().enumerated() {
             progress("\(table): window \(n + 1)/\(byWindow.count), \(summary.filesRead) files read")
@@ -274,6 +288,9 @@ public final class ReaggregateJob {
             if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
                 let keep = options.dims ?? mt.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
                 planned = try mergeMetricFiles(mt, files, window: w, keep: keep, kind: "rollup", source: source)
+            } else if table == TableSchemas.cdnEdgeTable {
+                let keep = options.dims ?? CdnEdgeKey.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
+                planned = try mergeCdnEdgeFiles(files, window: w, keep: keep, kind: "rollup", source: source)
             } else {
                 planned = try mergeRowFiles(table, files, window: w, kind: "rollup", source: source)
             }
@@ -313,22 +330,51 @@ public final class ReaggregateJob {
                           keep: [String], kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
         let keepIdx = keep.compactMap { table.dimensions.firstIndex(of: $0) }
         var groups = GroupMerger(dimCount: table.dimensions.count, keep: keepIdx)
-        var generation = 0
-        var lastWindow: (Int64, Int64)? = nil
+        var all: [MetricRow<DataSketchesKit>] = []
         for f in files {
             let (_, rows) = try TableReader.readMetricFile(f.path, table: table)
             summary.filesRead += 1
-            summary.rowsIn += rows.count
-            if lastWindow.map({ $0 != (f.windowStart, f.windowEnd) }) ?? true {
-                generation += 1
-                lastWindow = (f.windowStart, f.windowEnd)
-            }
-            for r in rows { groups.add(r, generation: generation) }
+            let mine = rows.filter { $0.start >= w.start && $0.start < w.end }
+            summary.rowsIn += mine.count
+            all += mine
         }
+        // Source windows in order (stable: files keep their order within
+        // one): `concurrent_plays` is summed within one and max'ed across.
+        let order = all.indices.sorted { (all[$0].start, $0) < (all[$1].start, $1) }
+        for i in order { groups.add(all[i], generation: Int(truncatingIfNeeded: all[i].start)) }
         let rows = groups.rows(start: w.start, end: w.end)
         let cols = TableReader.metricColumns(table, keeping: keep)
         let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
                                      options: parquetOptions(metadata(table.name, w, kind: kind, source: source, dims: keep)))
+        return (bytes, rows.count)
+    }
+
+    /// Merges `cdn_edge` files into one output window's groups (counters
+    /// summed, sketches merged) and encodes them, rows in dimension order.
+    func mergeCdnEdgeFiles(_ files: [TableReader.FileInfo], window w: Window, keep: [String],
+                           kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
+        let keepIdx = keep.compactMap { CdnEdgeKey.dimensions.firstIndex(of: $0) }
+        var groups: [[String]: CdnEdgeMetrics<DataSketchesKit>] = [:]
+        for f in files {
+            let (_, rows) = try TableReader.readCdnEdgeFile(f.path)
+            summary.filesRead += 1
+            // Only the rows of `w` (a file of an hour holds several windows).
+            let mine = rows.filter { $0.start >= w.start && $0.start < w.end }
+            summary.rowsIn += mine.count
+            for r in mine {
+                let values = r.key.values
+                var key = [String](repeating: "", count: values.count)
+                for i in keepIdx { key[i] = values[i] }
+                groups[key, default: CdnEdgeMetrics()].merge(r.m)
+            }
+        }
+        let rows = groups.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { k in
+            CdnEdgeRow(start: w.start, end: w.end, key: CdnEdgeKey(cdn: k[0], account: k[1], owner: k[2], pop: k[3]), m: groups[k]!)
+        }
+        let cols = TableReader.cdnEdgeColumns(keeping: keep)
+        let table = TableSchemas.cdnEdgeTable
+        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
+                                     options: parquetOptions(metadata(table, w, kind: kind, source: source, dims: keep)))
         return (bytes, rows.count)
     }
 
@@ -345,9 +391,15 @@ public final class ReaggregateJob {
             for i in rf.columns.indices { cols![i].append(rf.columns[i]) }
         }
         var c = cols ?? []
-        let n = c.first?.count ?? 0
-        // Re-window: each row's time lies in its source window, hence in `w`.
         let ws = schema.firstIndex { $0.name == "window_start" }!, we = schema.firstIndex { $0.name == "window_end" }!
+        // Only the rows of `w` (a file of an hour holds several windows).
+        if case .int64(let starts)? = c.indices.contains(ws) ? c[ws] : nil {
+            let keep = starts.indices.filter { starts[$0].map { $0 >= w.start *| 1000 && $0 < w.end *| 1000 } ?? false }
+            if keep.count != starts.count { c = c.map { $0.permuted(keep) } }
+        }
+        let n = c.first?.count ?? 0
+        summary.rowsIn -= (cols?.first?.count ?? 0) - n
+        // Re-window: each row's time lies in its source window, hence in `w`.
         c[ws] = .int64([Int64?](repeating: w.start *| 1000, count: n))
         c[we] = .int64([Int64?](repeating: w.end *| 1000, count: n))
         // Order as the engine does: sessions by (closed_at, session_id), rejects by ingested_at (stable).

@@ -29,16 +29,42 @@ import QoSCore
 // the late-delta rows twice. The summary says when that happened.
 
 @_silgen_name("renameat2")
-private func c_renameat2(_ olddirfd: Int32, _ oldpath: UnsafePointer<CChar>, _ newdirfd: Int32,
+func c_renameat2(_ olddirfd: Int32, _ oldpath: UnsafePointer<CChar>, _ newdirfd: Int32,
                          _ newpath: UnsafePointer<CChar>, _ flags: UInt32) -> Int32
 
-private let renameExchange: UInt32 = 2  // RENAME_EXCHANGE (linux/fs.h)
+let renameExchange: UInt32 = 2  // RENAME_EXCHANGE (linux/fs.h)
 
 extension ReaggregateJob {
     func compactTable(_ table: String, _ infos: [TableReader.FileInfo]) throws {
+        // A directory holding a file of several windows (late deltas of an
+        // hour, the daemon's compaction) is compacted whole, into one file
+        // of every window of the hour, as the daemon does (Compactor.swift).
+        let hourDirs = Dictionary(grouping: infos.filter { info in
+            infos.contains { $0.isMultiWindow && dirname($0.path) == dirname(info.path) }
+        }) { dirname($0.path) }
+        for (d, dir) in hourDirs.keys.sorted().enumerated() where hourDirs[dir]!.count > 1 {
+            let files = hourDirs[dir]!
+            let staging = "\(options.sink)/.qos-compact/\(table)-\(getpid())-h\(d)"
+            try removeTree(staging)
+            try FileSink.makeDirectories(staging)
+            progress("compacting \(table): hour directory \(dir)")
+            let names = files.map { basename($0.path) }.sorted()
+            let merged = try Compactor.merge(table: table, paths: files.map(\.path), options: parquetOptions([]))
+            let name = "\(table)_\(CivilTime(epochMs: merged.hour).compact)_\(merged.windowMs / 1000)s_compact_\(shortHash(names.joined(separator: "\n"))).parquet"
+            try FileSink(root: options.sink).publish(merged.bytes, dir: staging, name: name)
+            summary.filesRead += files.count
+            summary.rowsIn += files.reduce(0) { $0 + $1.rows }
+            summary.filesWritten += 1
+            summary.rowsOut += merged.rows
+            summary.windowsOut += Set(files.flatMap(\.windowStarts)).count
+            summary.filesReplaced += files.count
+            try swapIn(live: dir, staging: staging, compacted: [name], replaced: Set(names))
+        }
         // Windows with more than one file, grouped by their directory.
         var byDir: [String: [[TableReader.FileInfo]]] = [:]
-        let windows = Dictionary(grouping: infos) { WindowKey(dir: dirname($0.path), start: $0.windowStart, end: $0.windowEnd) }
+        let windows = Dictionary(grouping: infos.filter { hourDirs[dirname($0.path)] == nil }) {
+            WindowKey(dir: dirname($0.path), start: $0.windowStart, end: $0.windowEnd)
+        }
         for (k, files) in windows where files.count > 1 { byDir[k.dir, default: []].append(ReaggregateJob.ordered(files)) }
         var n = 0
         let total = byDir.values.reduce(0) { $0 + $1.count }
@@ -62,6 +88,12 @@ extension ReaggregateJob {
                         throw UserError("files of one window in '\(dir)' have different dimensions — cannot compact them")
                     }
                     planned = try mergeMetricFiles(mt, files, window: w, keep: keep, kind: "compact", source: source)
+                } else if table == TableSchemas.cdnEdgeTable {
+                    let keep = CdnEdgeKey.dimensions.filter { d in files.allSatisfy { $0.dims.contains(d) } }
+                    guard files.allSatisfy({ $0.dims == keep }) else {
+                        throw UserError("files of one window in '\(dir)' have different dimensions — cannot compact them")
+                    }
+                    planned = try mergeCdnEdgeFiles(files, window: w, keep: keep, kind: "compact", source: source)
                 } else {
                     planned = try mergeRowFiles(table, files, window: w, kind: "compact", source: source)
                 }

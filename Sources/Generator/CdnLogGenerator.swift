@@ -12,7 +12,7 @@ import SplitMix
 /// and future messages are not requests.
 public struct CdnLogGenerator: Sequence, IteratorProtocol {
     public enum Format: String, CaseIterable, Sendable {
-        case edgecast
+        case edgecast, cloudfront, fastly, akamai
     }
 
     var traffic: TrafficGenerator
@@ -31,6 +31,9 @@ public struct CdnLogGenerator: Sequence, IteratorProtocol {
             let line: [UInt8]
             switch format {
             case .edgecast: line = CdnLogGenerator.edgecast(b)
+            case .cloudfront: line = CdnLogGenerator.cloudfront(b)
+            case .fastly: line = CdnLogGenerator.fastly(b)
+            case .akamai: line = CdnLogGenerator.akamai(b)
             }
             return GeneratedMessage(key: b.sessionId, payload: line, ts: b.ts, expectedReject: nil)
         }
@@ -79,6 +82,116 @@ public struct CdnLogGenerator: Sequence, IteratorProtocol {
         j.int("last_byte_served", status == 0 ? 0 : 1)
         j.string("platform", "wpc")
         return j.finish()
+    }
+
+    /// The CloudFront distribution of the generated platform (its log files'
+    /// names and its `dXXXX.cloudfront.net` domain carry it).
+    public static let distribution = "d1qosexample8"
+    /// The Fastly service and the Akamai CP code of the generated platform.
+    public static let fastlyService = "SU1Z0isxPaozGVKXdv0eY"
+    public static let akamaiCP = "123456"
+
+    /// The facts every format shares: status as the CDN logged it (a
+    /// request the player saw fail with status 0 was cut off: 200 without
+    /// its last byte), bytes sent, and whether the last byte went out.
+    static func served(_ b: Beacon) -> (status: Int64, bytes: Int64, complete: Bool) {
+        let status = b.httpStatus ?? 200
+        return status == 0 ? (200, (b.bytes ?? 0) / 2, false) : (status, b.bytes ?? 0, true)
+    }
+
+    /// One CloudFront standard-log line, in the documented 33-field order
+    /// (no `#Fields:` header needed), tab-separated.
+    static func cloudfront(_ b: Beacon) -> [UInt8] {
+        let (status, bytes, complete) = served(b)
+        let (date, time) = utc(b.ts)
+        let path = "/qos/\(b.videoId ?? "unknown")/seg\(b.seq ?? 0).ts"
+        let ua = (b.userAgent ?? "-").replacingOccurrences(of: " ", with: "%20")
+        let hit = b.cache == "HIT"
+        let result = status >= 500 ? "Error" : hit ? "Hit" : "Miss"
+        let fields: [String] = [
+            date, time, (b.pop ?? "xxx").uppercased() + "50-C1", String(bytes + 420), b.ip ?? "-", "GET",
+            "\(distribution).cloudfront.net", path, String(status), "-", ua, "-", "-", result,
+            World.hex(fnv1a("\(b.sessionId)/\(b.seq ?? 0)"), width: 16), "video.qos.example", "https", "180",
+            decimal(b.downloadMs ?? 0, places: 3), "-", "TLSv1.3", "TLS_AES_128_GCM_SHA256",
+            complete ? result : "ClientCommError", "HTTP/2.0", "-", "-", "443",
+            decimal(b.ttfbMs ?? 0, places: 3), result, "video/MP2T", String(bytes), "-", "-",
+        ]
+        return Array(fields.joined(separator: "\t").utf8)
+    }
+
+    /// One Fastly JSON log line with the documented default field set
+    /// (README "Input: CDN access logs", Fastly).
+    static func fastly(_ b: Beacon) -> [UInt8] {
+        let (status, bytes, _) = served(b)
+        let (date, time) = utc(b.ts)
+        var j = JSONLine()
+        j.string("timestamp", "\(date)T\(time)+0000")
+        j.string("client_ip", b.ip ?? "")
+        j.string("service_id", fastlyService)
+        j.string("pop", (b.pop ?? "").uppercased())
+        j.int("status", status)
+        j.int("time_elapsed", (b.downloadMs ?? 0) * 1000)
+        j.number("time_to_first_byte", decimal(b.ttfbMs ?? 0, places: 3))
+        j.int("resp_body_size", bytes)
+        j.string("cache_status", b.cache == "HIT" ? "HIT" : "MISS")
+        j.string("url", "/qos/\(b.videoId ?? "unknown")/seg\(b.seq ?? 0).ts")
+        return j.finish()
+    }
+
+    /// One Akamai DataStream 2 JSON record (numbers as strings, as DataStream writes them).
+    static func akamai(_ b: Beacon) -> [UInt8] {
+        let (status, bytes, complete) = served(b)
+        let download = b.downloadMs ?? 0, ttfb = Swift.min(b.ttfbMs ?? 0, download)
+        var j = JSONLine()
+        j.string("version", "1")
+        j.string("cp", akamaiCP)
+        j.string("reqId", World.hex(fnv1a("\(b.sessionId)/\(b.seq ?? 0)"), width: 16))
+        j.string("reqTimeSec", decimal(b.ts, places: 3))
+        j.string("bytes", String(bytes))
+        j.string("cliIP", b.ip ?? "")
+        j.string("statusCode", String(status))
+        j.string("proto", "HTTPS")
+        j.string("reqHost", "video.qos.example")
+        j.string("reqMethod", "GET")
+        j.string("reqPath", "/qos/\(b.videoId ?? "unknown")/seg\(b.seq ?? 0).ts")
+        j.string("cacheStatus", b.cache == "HIT" ? "1" : "0")
+        j.string("turnAroundTimeMSec", String(ttfb))
+        j.string("transferTimeMSec", String(download - ttfb))
+        j.string("edgeIP", edgeIP(b.pop ?? ""))
+        j.string("lastByte", complete ? "1" : "0")
+        return j.finish()
+    }
+
+    /// `ms` since the epoch as UTC `YYYY-MM-DD` and `HH:MM:SS` (the civil
+    /// calendar from days since 1970, Howard Hinnant's algorithm).
+    static func utc(_ ms: Int64) -> (date: String, time: String) {
+        let secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000
+        let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
+        let tod = secs - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return ("\(y)-\(two(m))-\(two(d))", "\(two(tod / 3600)):\(two(tod / 60 % 60)):\(two(tod % 60))")
+    }
+
+    /// A fixed edge server address per PoP (Akamai logs the edge IP, not a PoP name).
+    static func edgeIP(_ pop: String) -> String {
+        let h = fnv1a(pop)
+        return "23.\(h % 200 + 1).\((h >> 8) % 250).\((h >> 16) % 250 + 1)"
+    }
+
+    /// `v` thousandths as a decimal with `places` = 3 (`1.234`).
+    static func decimal(_ v: Int64, places: Int) -> String {
+        precondition(places == 3 && v >= 0, "milliseconds as seconds")
+        let frac = String(v % 1000)
+        return "\(v / 1000)." + String(repeating: "0", count: 3 - frac.count) + frac
     }
 
     static func statusText(_ code: Int64) -> String {

@@ -32,6 +32,8 @@ public enum DecodedItem: Sendable {
     /// `payload` is the byte range of the offending object (or of the whole
     /// message when it is not parseable), relative to the message.
     case reject(RejectReason, payload: Range<Int>)
+    /// A CDN access-log record (CdnLogRecord.swift), for the `cdn_edge` table.
+    case cdnLog(CdnLogRecord)
 }
 
 public enum BeaconDecoder {

@@ -20,6 +20,8 @@ public struct EngineConfig: Sendable, Equatable {
     public var startupMaxMs: Int64 = 300_000
     /// A segment download slower than this is a `slow_request` (default 200 ms).
     public var slowRequestMs: Int64 = 200
+    /// A CDN log record served slower than this is a `slow_response` (default 200 ms).
+    public var slowResponseMs: Int64 = 200
     /// Distinct dimension groups per table per window; more go to `__other__`.
     public var groupsPerWindowMax: Int = 100_000
     /// Completion threshold: max playhead ≥ this fraction of the duration.

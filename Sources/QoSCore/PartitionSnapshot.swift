@@ -24,6 +24,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
         for (id, s) in sessions { encode(s, id: id, &w) }
         w.uint(UInt64(p.pendingRejects.count))
         for row in p.pendingRejects { encode(row, &w) }
+        encodeCdnEdge(windows, &w)
         w.seal()
         p.snapshotSizeHint = w.bytes.count
         return w.bytes
@@ -61,6 +62,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
             p.schedule(s, config)
         }
         if !v1 { for _ in 0..<(try r.count()) { hold(try decodeReject(&r), in: p) } }
+        if !v1 && !r.atEnd { try decodeCdnEdge(&r, into: p.aggregator.allStates) }
         guard r.atEnd else { throw StateError(message: "trailing bytes") }
         partitions[id] = p
     }
@@ -84,6 +86,31 @@ extension QoSEngine where K: CheckpointableSketchKit {
         }
         w.uint(UInt64(win.sessions.count))
         for row in win.sessions { encodeRow(row, &w) }
+    }
+
+    /// The `cdn_edge` groups of the windows, in the order the windows were
+    /// written, after the reject rows: a section that only snapshots with
+    /// CDN log state have (older snapshots end before it and read as none).
+    private func encodeCdnEdge(_ windows: [WindowState<K>], _ w: inout StateWriter) {
+        guard windows.contains(where: { !$0.cdnEdge.isEmpty }) else { return }
+        for win in windows {
+            w.uint(UInt64(win.cdnEdge.keys.count))
+            for (k, m) in zip(win.cdnEdge.keys, win.cdnEdge.metrics) {
+                w.string(k.cdn); w.string(k.account); w.string(k.owner); w.string(k.pop)
+                m.encode(&w)
+            }
+        }
+    }
+
+    /// `windows`: the restored states, in the order `allStates` gives (the order written).
+    private func decodeCdnEdge(_ r: inout StateReader, into windows: [WindowState<K>]) throws {
+        for win in windows {
+            for _ in 0..<(try r.count()) {
+                let key = CdnEdgeKey(cdn: try r.string(), account: try r.string(), owner: try r.string(), pop: try r.string())
+                let slot = win.cdnEdge.slot(key, cap: .max)
+                win.cdnEdge.metrics[slot] = try CdnEdgeMetrics<K>.decode(&r)
+            }
+        }
     }
 
     private func encode(_ row: RejectRow, _ w: inout StateWriter) {

@@ -3,10 +3,11 @@
 /// windows are in QoSEngine+Events.swift.
 extension QoSEngine {
     /// Writes (returns) every window the `watermark` has passed, plus every
-    /// pending late delta, merged over partitions. Concurrent plays are
-    /// sampled for the base windows. The windows' group keys are ids of
-    /// `interner` as it is on return: a later flush may rebuild it.
-    public func flush(watermark: Int64) -> [WindowState<K>] {
+    /// pending late delta when `releaseLate` (else they wait in the
+    /// partitions' state: docs/semantics.md §3), merged over partitions.
+    /// Concurrent plays are sampled for the base windows. The windows' group
+    /// keys are ids of `interner` as it is on return: a later flush may rebuild it.
+    public func flush(watermark: Int64, releaseLate: Bool = true) -> [WindowState<K>] {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
             let due = p.aggregator.windowsDue(watermark)
@@ -17,12 +18,15 @@ extension QoSEngine {
                     for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
                 }
             }
-            out += p.aggregator.flush(watermark)
+            out += p.aggregator.flush(watermark, releaseLate: releaseLate)
         }
         let windows = WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
         rebuildInternersIfDue(flushed: windows)
         return windows
     }
+
+    /// Whether some partition holds late contributions not yet written.
+    public var hasPendingLate: Bool { partitions.values.contains { $0.aggregator.hasPendingLate } }
 
     /// The earliest end of an unwritten window over all partitions: a flush
     /// at a watermark below it writes nothing new.

@@ -63,6 +63,7 @@ public final class QoSEngine<K: SketchKit> {
         case .reject(let reason, let range):
             reject(reason, partition: partition(pid), source: source,
                    payload: UnsafeRawBufferPointer(rebasing: message[range]))
+        case .cdnLog(let r): apply(r, partition: pid, source: source, raw: message, nowMs: nowMs)
         }
     }
 
@@ -155,7 +156,7 @@ public final class QoSEngine<K: SketchKit> {
     }
 
     /// The partition's first clock reading: rows rejected before it get it.
-    private func stampRejects(_ p: PartitionState<K>, _ ts: Int64) {
+    func stampRejects(_ p: PartitionState<K>, _ ts: Int64) {
         for i in p.pendingRejects.indices where p.pendingRejects[i].ingestedAt == RejectRow.unstamped {
             p.pendingRejects[i].ingestedAt = ts
         }

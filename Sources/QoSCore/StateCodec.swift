@@ -144,3 +144,22 @@ extension GroupMetrics where K: CheckpointableSketchKit {
         return m
     }
 }
+
+extension CdnEdgeMetrics where K: CheckpointableSketchKit {
+    func encode(_ w: inout StateWriter) {
+        var counters = self  // copies the counters; the sketches are shared, not copied
+        counters.visitCounters { w.int($0) }
+        w.blob(serveSketch.checkpointBytes())
+        w.blob(ttfbSketch.checkpointBytes())
+        w.blob(clients.checkpointBytes())
+    }
+
+    static func decode(_ r: inout StateReader) throws -> CdnEdgeMetrics<K> {
+        var m = CdnEdgeMetrics<K>()
+        try m.visitCounters { $0 = try r.int() }
+        m.serveSketch = try K.Quantiles(checkpoint: r.blob())
+        m.ttfbSketch = try K.Quantiles(checkpoint: r.blob())
+        m.clients = try K.Distinct(checkpoint: r.blob())
+        return m
+    }
+}

@@ -130,6 +130,8 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     /// sessions cache their group slots by it.
     var serial: UInt32 = 0
     public var sessions: [SessionRow] = []
+    /// The `cdn_edge` groups (CDN access logs; CdnEdgeMetrics.swift).
+    public var cdnEdge = CdnEdgeAggregate<K>()
 
     init(start: Int64, end: Int64, isDelta: Bool) {
         self.start = start
@@ -139,7 +141,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     }
 
     public var isEmpty: Bool {
-        sessions.isEmpty && tables.allSatisfy { $0.isEmpty }
+        sessions.isEmpty && tables.allSatisfy { $0.isEmpty } && cdnEdge.isEmpty
     }
 
     /// Adds another state of the same window (another partition's share).
@@ -151,6 +153,7 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
             }
         }
         sessions += o.sessions
+        cdnEdge.merge(o.cdnEdge, cap: cap)
     }
 
     /// Merges states of the same (window, base/delta) into one, in time order.
@@ -250,16 +253,23 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         base.values.filter { $0.end <= watermark }.sorted { $0.start < $1.start }
     }
 
+    /// Whether late contributions wait in deltas (README "Late data and compaction").
+    public var hasPendingLate: Bool { deltas.values.contains { !$0.isEmpty } }
+
     /// Removes and returns every base window that the watermark has passed
-    /// and every pending late delta; afterwards those windows are written.
-    public mutating func flush(_ watermark: Int64) -> [WindowState<K>] {
+    /// and, when `releaseLate`, every pending late delta (otherwise they stay
+    /// in the state, checkpointed with it, until a later flush releases them);
+    /// afterwards those windows are written.
+    public mutating func flush(_ watermark: Int64, releaseLate: Bool = true) -> [WindowState<K>] {
         var out = windowsDue(watermark)
         generation += 1
         last = nil
         for w in out { base[w.start] = nil }
         nextDueEnd = base.values.map { $0.end }.min() ?? .max
-        out += deltas.values.sorted { $0.start < $1.start }
-        deltas.removeAll()
+        if releaseLate {
+            out += deltas.values.sorted { $0.start < $1.start }
+            deltas.removeAll()
+        }
         if watermark > writtenThrough {
             writtenThrough = config.windowStart(watermark)
         }

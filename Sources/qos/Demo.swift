@@ -19,7 +19,9 @@ struct Demo: ParsableCommand {
         --config and QOS_* environment variables (the keys of `qos run`) set the window, lateness, \
         sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; the demo's own \
         broker, fast checkpoints and idle timeout stay (brokers, topic, group, instance, idle_timeout, \
-        checkpoint_*, metrics_* and kafka are checked and ignored).
+        checkpoint_* and kafka are checked and ignored). The live QoS page (the page of qos report, refreshed \
+        after every flush), /metrics and /healthz are served on metrics_host:metrics_port (127.0.0.1:9309 by \
+        default, any free port if that one is taken; off disables them); the URL is printed at the start.
         """)
 
     @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
@@ -78,13 +80,21 @@ struct Demo: ParsableCommand {
             o.durationSeconds = seconds
             o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { print($0) })
             o.log = .silent
+            o.compactOnShutdown = true  // the sink it leaves: one file per table and hour (README "Late data and compaction")
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
             let view = LiveView(speed: speed)
-            o.onCheckpoint = { view.show($0) }
+            let live = LiveReport(sink: sink)
+            let server = try Demo.liveServer(c, live)
+            if let server {
+                view.url = "http://\(server.host):\(server.port)/"
+                print("live QoS page: \(view.url!) (while the demo runs; qos report --sink \(sink) writes it to a file)")
+            }
+            o.onCheckpoint = { view.show($0); server?.publish($0); live.update($0) }
             let status = try RunJob(o).run()
             producer.stop()
             cdnProducer.stop()
+            server?.stop()
             view.finish(status, sink: sink)
         }
     }
@@ -92,6 +102,20 @@ struct Demo: ParsableCommand {
 
 extension Demo {
     static let marker = "_qos/demo"
+
+    /// The live page, /metrics and /healthz on metrics_host:metrics_port
+    /// (default 127.0.0.1:9309), or on any free port when that one is taken
+    /// (a `qos run` beside the demo); nil when metrics_port is off.
+    static func liveServer(_ c: Configuration, _ live: LiveReport) throws -> MetricsServer? {
+        guard let port = c.metricsPort else { return nil }
+        let server: MetricsServer
+        do { server = try MetricsServer(host: c.metricsHost, port: port) } catch {
+            server = try MetricsServer(host: c.metricsHost, port: 0)
+        }
+        server.addRoutes { live.route($0) }
+        server.start()
+        return server
+    }
 
     /// The demo's broker lives in memory: the checkpoints of a previous demo
     /// name offsets of a broker that is gone. So a demo starts from a clean
@@ -158,6 +182,8 @@ final class ProducerThread: @unchecked Sendable {
 /// The terminal view: one block redrawn at every checkpoint.
 final class LiveView: @unchecked Sendable {
     let speed: Double
+    /// The live page's address, shown in the view.
+    var url: String?
     var lastMessages: Int64 = 0
     var lastTime = Date()
     let tty = isatty(1) != 0
@@ -176,6 +202,7 @@ final class LiveView: @unchecked Sendable {
                 + "open sessions \(s.openSessions)   windows written \(s.windowsWritten)   files \(s.filesWritten)",
         ]
         lines += LiveView.windowSummary(s)
+        if let url { lines.append("live QoS page: \(url)") }
         if tty { print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n")) } else if s.epoch % 10 == 0 {
             print(lines[1])
         }
@@ -223,10 +250,49 @@ final class LiveView: @unchecked Sendable {
     }
 
     func finish(_ s: RunStatus, sink: String) {
-        print("\nstopped: \(s.counters.messages) beacons consumed, \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        let left = Inspector.parquetFiles(under: sink).count
+        print("files left in \(sink)/: \(left) Parquet files (\(s.lateFilesWritten) late-delta files written, "
+              + "\(s.compactions) compactions replaced \(s.compactedFiles) files)")
         checkRejects(s, sink: sink)
+        printCdnEdge(sink: sink)
         print("query them with DuckDB, e.g.:")
         print("  select window_start, sum(views), sum(rebuffer_ms)/sum(playing_ms+rebuffer_ms) as rebuffer_ratio")
         print("  from read_parquet('\(sink)/overall/**/*.parquet', hive_partitioning=true) group by 1 order by 1;")
+        print("the CDN's own view of the same requests (cdn_edge, from the cdnlogs topic):")
+        print("  select pop, sum(requests), sum(slow_responses)/sum(requests) as slow_share, sum(http_errors)")
+        print("  from read_parquet('\(sink)/cdn_edge/**/*.parquet') group by 1 order by 3 desc;")
+    }
+
+    /// The PoPs by share of slow responses in `cdn_edge` (the CDN's access
+    /// log): the degraded PoP the beacons show must lead here too.
+    func printCdnEdge(sink: String) {
+        var byPop: [String: (requests: Int64, slow: Int64, errors: Int64)] = [:]
+        do {
+            for f in Inspector.parquetFiles(under: sink + "/cdn_edge") {
+                let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+                guard let pops = try r.column(named: "pop").stringValues,
+                      case .int64(let requests) = try r.column(named: "requests"),
+                      case .int64(let slow) = try r.column(named: "slow_responses"),
+                      case .int64(let errors) = try r.column(named: "http_errors") else { continue }
+                for i in pops.indices {
+                    let pop = pops[i] ?? "unknown"
+                    byPop[pop, default: (0, 0, 0)].requests += requests[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].slow += slow[i] ?? 0
+                    byPop[pop, default: (0, 0, 0)].errors += errors[i] ?? 0
+                }
+            }
+        } catch {
+            print("cdn_edge: cannot read \(sink)/cdn_edge: \(error)")
+            return
+        }
+        let ranked = byPop.filter { $0.value.requests > 0 }
+            .sorted { Double($0.value.slow) / Double($0.value.requests) > Double($1.value.slow) / Double($1.value.requests) }
+        guard !ranked.isEmpty else { print("cdn_edge: no rows yet"); return }
+        let shown = ranked.prefix(3).map { p in
+            String(format: "%@ %.1f %% slow of %lld (%lld errors)", p.key, 100 * Double(p.value.slow) / Double(p.value.requests),
+                   p.value.requests, p.value.errors)
+        }
+        print("cdn_edge (CDN access log), PoPs by slow-response share: \(shown.joined(separator: "; "))")
     }
 }

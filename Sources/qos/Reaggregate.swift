@@ -42,7 +42,7 @@ struct Reaggregate: ParsableCommand {
         """)
 
     @Option(help: "The sink to read (the --sink of qos replay / run).") var sink: String = "output"
-    @Option(help: "Table: overall, video, geo, device, cdn, sessions or rejects.") var table: String?
+    @Option(help: "Table: overall, video, geo, device, cdn, sessions, rejects or cdn_edge.") var table: String?
     @Flag(help: "Every table of the sink.") var allTables = false
     @Option(help: "Output window: 10m, 1h, 1d, or any multiple of the source window.") var grain: String?
     @Option(help: "Start of the time range (inclusive).") var from: String?

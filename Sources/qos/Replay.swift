@@ -7,7 +7,7 @@ import Glibc
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the engine over NDJSON beacon files and write every table to the sink.",
+        abstract: "Run the engine over NDJSON beacon (or CDN access-log) files and write every table to the sink.",
         discussion: """
         Inputs are read in order as one partition (plain .ndjson, .ndjson.zst, or - for stdin). \
         Output is what `qos run` writes for the same beacons; replaying the same input twice \
@@ -18,12 +18,14 @@ struct Replay: ParsableCommand {
         checked and ignored.
         """)
 
-    @Argument(help: "NDJSON files (.ndjson, .ndjson.zst) or - for stdin.") var files: [String]
+    @Argument(help: "Input files (.ndjson, .ndjson.zst, .gz) or - for stdin.") var files: [String]
     @Option(help: "YAML config file, the one of `qos run` (see qos run --help).") var config: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
-    @Option(help: ArgumentHelp("Input format of the files: \(RecordFormats.names) (default \(RecordFormats.defaultName)).")) var format: String?
+    @Option(help: ArgumentHelp("Input format of the files: \(RecordFormats.names) (default \(RecordFormats.defaultName)); a CDN log format writes the cdn_edge table.")) var format: String?
     @Flag(help: "No progress line even on a terminal.") var quiet = false
+    @Option(help: "The fastly format's field names for your own log format, name=json_key,… (e.g. status=resp_status,elapsed_ms=duration); names in README, Fastly.")
+    var fastlyFields: String?
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
 
@@ -33,6 +35,7 @@ struct Replay: ParsableCommand {
                 output.apply(to: &l)
                 engine.apply(to: &l)
                 l.set(.format, flag: format)
+                l.set(.fastly_fields, flag: fastlyFields)
             }
             var o = c.replayOptions()
             o.inputs = files

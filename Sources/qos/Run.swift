@@ -22,6 +22,8 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Kafka bootstrap servers (default \(Defaults.brokers)).")) var brokers: String?
     @Option(help: ArgumentHelp("Topic to consume, NAME or NAME:FORMAT (formats: \(RecordFormats.names)); repeatable, one per topic (default \(Defaults.topic)).")) var topic: [String] = []
     @Option(help: ArgumentHelp("Input format of topics given without one (default \(RecordFormats.defaultName)).")) var format: String?
+    @Option(help: "The fastly format's field names for your own log format, name=json_key,… (e.g. status=resp_status,elapsed_ms=duration); names in README, Fastly.")
+    var fastlyFields: String?
     @Option(help: ArgumentHelp("Consumer group (default \(Defaults.group)).")) var group: String?
     @OptionGroup var output: OutputOptions
     @OptionGroup var engine: EngineOptions
@@ -29,12 +31,16 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Checkpoint at least this often \(defaultDuration(Defaults.checkpointIntervalMs)).")) var checkpointInterval: String?
     @Option(help: ArgumentHelp("Checkpoint at most this often for windows that become due \(defaultDuration(Defaults.checkpointMinIntervalMs)): windows closed while catching up share a checkpoint; window latency grows by at most this much."))
     var checkpointMinInterval: String?
+    @Option(help: ArgumentHelp("Compact a table's hour directory before it would hold more than this many files (default \(Defaults.compactFiles)).")) var compactFiles: String?
+    @Option(help: ArgumentHelp("Compact an hour to one file per table once the watermark is this far past its end \(defaultDuration(Defaults.compactAfterMs)).")) var compactAfter: String?
     @Option(help: "Instance id, unique per running process (default host-pid).") var instance: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
-    @Option(help: ArgumentHelp("Port for /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
-    @Option(help: ArgumentHelp("Address /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
+    @Option(help: ArgumentHelp("Port for the live QoS page (/), /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
+    @Option(help: ArgumentHelp("Address the live page, /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
     var metricsHost: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
+    @Option(help: ArgumentHelp("Tests: pause this many ms before and after each compaction's swap.", visibility: .hidden))
+    var testCompactionPauseMs: Int = 0
     @Flag(help: "Start even if the checkpoint state in <sink>/_qos does not cover the files already published (a manifest or _qos deleted or restored from an old backup), belongs to another sink, or was taken from another Kafka cluster; windows already published may then be counted again. Needed once.")
     var acceptStateLoss = false
     @Flag(help: "Batch mode: when every assigned partition is read to its end, close all sessions, write every window (like qos replay), checkpoint and exit.")
@@ -45,12 +51,15 @@ struct Run: ParsableCommand {
             l.set(.brokers, flag: brokers)
             l.set(topics: topic)
             l.set(.format, flag: format)
+            l.set(.fastly_fields, flag: fastlyFields)
             l.set(.group, flag: group)
             output.apply(to: &l)
             engine.apply(to: &l)
             l.set(.idle_timeout, flag: idleTimeout)
             l.set(.checkpoint_interval, flag: checkpointInterval)
             l.set(.checkpoint_min_interval, flag: checkpointMinInterval)
+            l.set(.compact_files, flag: compactFiles)
+            l.set(.compact_after, flag: compactAfter)
             l.set(.instance, flag: instance)
             l.set(.metrics_port, flag: metricsPort)
             l.set(.metrics_host, flag: metricsHost)
@@ -64,6 +73,7 @@ struct Run: ParsableCommand {
         o.durationSeconds = duration
         o.untilCaughtUp = untilCaughtUp
         o.acceptStateLoss = acceptStateLoss
+        o.compactionPauseMs = testCompactionPauseMs
         return o
     }
 
@@ -75,8 +85,11 @@ struct Run: ParsableCommand {
                 let server = try MetricsServer(host: c.metricsHost, port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()
+                let live = LiveReport(sink: c.sink)
+                server.addRoutes { live.route($0) }
                 o.log("qos run: /metrics and /healthz on \(c.metricsHost):\(server.port)")
-                o.onCheckpoint = { server.publish($0) }
+                o.log("qos run: live QoS page at http://\(c.metricsHost):\(server.port)/")
+                o.onCheckpoint = { server.publish($0); live.update($0) }
             }
             installStopHandlers()
             _ = try RunJob(o).run()

@@ -25,6 +25,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Maximum session length \(defaultDuration(Defaults.engine.sessionMaxMs)).")) var sessionMax: String?
     @Option(help: ArgumentHelp("Distinct groups per table per window before new ones go to __other__ (default \(Defaults.engine.groupsPerWindowMax)).")) var groupCap: String?
     @Option(help: ArgumentHelp("A segment download slower than this (ms) is a slow request (default \(Defaults.engine.slowRequestMs)).")) var slowRequestMs: String?
+    @Option(help: ArgumentHelp("A CDN log record served slower than this (ms) is a slow response (default \(Defaults.engine.slowResponseMs)).")) var slowResponseMs: String?
 
     func apply(to l: inout ConfigurationLayers) {
         l.set(.window, flag: window)
@@ -34,6 +35,7 @@ struct EngineOptions: ParsableArguments {
         l.set(.session_max, flag: sessionMax)
         l.set(.group_cap, flag: groupCap)
         l.set(.slow_request_ms, flag: slowRequestMs)
+        l.set(.slow_response_ms, flag: slowResponseMs)
     }
 }
 
@@ -44,12 +46,14 @@ struct OutputOptions: ParsableArguments {
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
     var geoipDb: [String] = []
     @Option(help: ArgumentHelp("uap-core regexes.yaml (default \(Defaults.uaRegexes)).")) var uaRegexes: String?
+    @Option(help: ArgumentHelp("Write late corrections at most this often, one file per table and hour directory (qos run: wall clock; qos replay: event time) \(defaultDuration(Defaults.lateFlushIntervalMs)).")) var lateFlushInterval: String?
 
     func apply(to l: inout ConfigurationLayers) {
         l.set(.sink, flag: sink)
         l.set(.zstd_level, flag: zstdLevel)
         l.set(geoipDb: geoipDb)
         l.set(.ua_regexes, flag: uaRegexes)
+        l.set(.late_flush_interval, flag: lateFlushInterval)
     }
 }
 

@@ -52,16 +52,22 @@ import QoSCore
             .brokers: "b:1", .topics: "t", .format: "beacon-json", .group: "g", .sink: "s", .window: "1h", .lateness: "1s", .max_lateness: "1h",
             .session_timeout: "1m", .session_max: "1h", .idle_timeout: "3s", .checkpoint_interval: "4s",
             .checkpoint_min_interval: "5s", .instance: "i", .geoip_db: "a.mmdb", .ua_regexes: "r.yaml", .zstd_level: "0",
-            .group_cap: "7", .slow_request_ms: "9", .metrics_port: "off", .metrics_host: "0.0.0.0",
+            .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
+            .fastly_fields: "status=resp_status,elapsed_ms=duration",
+            .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
         expected.engine.windowMs = 3_600_000; expected.engine.latenessMs = 1000; expected.engine.maxLatenessMs = 3_600_000
         expected.engine.sessionTimeoutMs = 60_000; expected.engine.sessionMaxMs = 3_600_000
         expected.engine.groupsPerWindowMax = 7; expected.engine.slowRequestMs = 9
+        expected.engine.slowResponseMs = 11
         (expected.idleTimeoutMs, expected.checkpointIntervalMs, expected.checkpointMinIntervalMs) = (3000, 4000, 5000)
         expected.instance = "i"; expected.geoipDb = ["a.mmdb"]; expected.uaRegexes = "r.yaml"; expected.zstdLevel = 0
         expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"
+        expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
+        (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
+        #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 
         let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")
@@ -94,6 +100,24 @@ import QoSCore
         #expect(error(yaml: "topics: [a, a]") == "topics: 'a' is listed twice — list each topic once")
         #expect(error(yaml: "format: xml")?.contains("format: 'xml' (from config file 'c.yaml') is not an input format: beacon-json") == true)
         #expect(error { $0.set(.format, flag: "xml") }?.contains("(from --format)") == true)
+    }
+
+    @Test func fastlyFieldsNameACustomersOwnKeys() throws {
+        let c = try resolve(yaml: "fastly_fields:\n  status: resp_status\n  elapsed_ms: duration\n")
+        #expect(c.fastlyFields == ["status": "resp_status", "elapsed_ms": "duration"])
+        #expect(try resolve(env: [("QOS_FASTLY_FIELDS", "status=resp_status,elapsed_ms=duration")]).fastlyFields == c.fastlyFields)
+        // The format the daemon and replay get reads those keys.
+        let format = try RecordFormats.named("fastly", settings: c.formatSettings).forSource(named: "t")
+        var records: [CdnLogRecord] = []
+        let line = #"{"timestamp":"2026-01-01T00:00:01Z","resp_status":503,"duration":250,"pop":"AMS","client_ip":"192.0.2.1"}"#
+        Array(line.utf8).withUnsafeBytes { b in format.decode(b) { if case .cdnLog(let r) = $0 { records.append(r) } } }
+        #expect(records.count == 1 && records.first?.status == 503 && records.first?.serveMs == 250)
+        let plain = try RecordFormats.named("fastly", settings: FormatSettings()).forSource(named: "t")
+        var rejected = 0
+        Array(line.utf8).withUnsafeBytes { b in plain.decode(b) { if case .reject = $0 { rejected += 1 } } }
+        #expect(rejected == 1, "the default field names do not read this log")
+        #expect(error(yaml: "fastly_fields:\n  statuz: x\n")?.contains("unknown fastly_fields key 'statuz'") == true)
+        #expect(error(env: [("QOS_FASTLY_FIELDS", "status")])?.contains("fastly_fields: 'status'") == true)
     }
 
     @Test func yamlScalarsAreReadAsWritten() throws {

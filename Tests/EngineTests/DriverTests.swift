@@ -32,6 +32,9 @@ import QoSCore
             // Checkpoints only when a test asks for them, unless it sets a policy.
             options.checkpointIntervalMs = 3_600_000
             options.checkpointMinIntervalMs = 3_600_000
+            // These tests compare every file; CompactionTests set their own policy.
+            options.compaction.maxFiles = 1_000_000
+            options.compaction.afterMs = .max / 2
             let box = logBox
             options.log = Logger { _, message in box.lines.append(message) }
         }

@@ -272,6 +272,8 @@ import SplitMix
                 case .reject(_, let range):
                     rejects += 1
                     #expect(range.lowerBound >= 0 && range.upperBound <= m.count)
+                case .cdnLog:
+                    Issue.record("the beacon decoder returned a CDN log record")
                 }
             }
         }

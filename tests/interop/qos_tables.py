@@ -11,10 +11,12 @@ from ddsketch.pb.proto import DDSketchProto
 from ddsketch.pb import ddsketch_pb2
 
 METRIC_TABLES = {"overall": [], "video": ["video_id"], "geo": ["country", "region"],
-                 "device": ["device_type", "os", "browser", "player_name"], "cdn": ["cdn", "pop"]}
+                 "device": ["device_type", "os", "browser", "player_name"], "cdn": ["cdn", "pop"],
+                 "cdn_edge": ["cdn", "account", "owner", "pop"]}
 DERIVED = {"unique_viewers", "startup_ms_p50", "startup_ms_p90", "startup_ms_p95", "startup_ms_p99",
            "vsf_rate", "ebvs_rate", "vpf_rate", "rebuffer_ratio", "avg_bitrate_kbps", "download_ms_p50",
-           "download_ms_p95", "ttfb_ms_p95", "throughput_kbps_p50"}
+           "download_ms_p95", "ttfb_ms_p95", "throughput_kbps_p50",
+           "unique_clients", "serve_ms_p50", "serve_ms_p95", "serve_ms_p99", "ttfb_ms_p50", "ttfb_ms_p99"}
 
 
 def files(sink: Path, table: str):
@@ -46,7 +48,7 @@ def hll_state(compact: bytes):
 class Merged:
     def __init__(self):
         self.sums = defaultdict(int)
-        self.hll = None
+        self.hll = {}
         self.dd = defaultdict(lambda: (defaultdict(float), [0.0]))
 
     def add(self, row, schema):
@@ -54,10 +56,10 @@ class Merged:
             v = row[name]
             if name in DERIVED or name in ("window_start", "window_end") or v is None:
                 continue
-            if name == "viewers_hll":
-                if self.hll is None:
-                    self.hll = hll_union(12)
-                self.hll.update(hll_sketch.deserialize(bytes(v)))
+            if name.endswith("_hll"):
+                if name not in self.hll:
+                    self.hll[name] = hll_union(12)
+                self.hll[name].update(hll_sketch.deserialize(bytes(v)))
             elif name.endswith("_sketch"):
                 bins, zeros = dd_bins(bytes(v))
                 b, z = self.dd[name]
@@ -69,8 +71,8 @@ class Merged:
 
     def value(self):
         out = dict(self.sums)
-        if self.hll is not None:
-            out["viewers_hll"] = hll_state(self.hll.get_result(tgt_hll_type.HLL_8).serialize_compact())
+        for name, union in self.hll.items():
+            out[name] = hll_state(union.get_result(tgt_hll_type.HLL_8).serialize_compact())
         for name, (b, z) in self.dd.items():
             out[name] = (tuple(sorted((k, c) for k, c in b.items() if c)), z[0])
         return out

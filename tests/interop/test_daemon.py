@@ -28,9 +28,10 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, partitions=6):
+    def __init__(self, partitions=6, topics=("beacons",)):
         self.port = free_port()
-        self.proc = subprocess.Popen([qos_bin(), "broker", "--port", str(self.port), "--partitions", str(partitions)],
+        self.proc = subprocess.Popen([qos_bin(), "broker", "--port", str(self.port), "--partitions", str(partitions),
+                                      *[a for t in topics for a in ("--topic", t)]],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline()
         assert "listening" in line, line
@@ -96,22 +97,50 @@ def visible_counts_no_beacon_twice(sink, expected):
                 raise AssertionError(f"{key} {col}: visible {v} > final {want.get(col, 0)}")
 
 
+def compaction_in_progress(sink):
+    """A compaction holds its hour directory's lease from before its staging
+    until after its swap (README "Late data and compaction")."""
+    return any((sink / "_qos" / "compact").glob("*.lease"))
+
+
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing(loaded):
-    broker, expected, base = loaded
+    """10 kills: at random instants, and every other one as soon as a
+    compaction is in progress (1-minute windows and a low --compact-files make
+    them frequent; the hidden --test-compaction-pause-ms widens each around
+    its swap). Compared with a replay at the same window."""
+    broker, _, base = loaded
+    qos("replay", base / "beacons.ndjson", "--sink", base / "replay1m", "--window", "1m", "--quiet")
+    expected = qos_tables.load(base / "replay1m")
     sink = base / "crash"
     rng = random.Random(20261125)
+    during = 0
     for i in range(10):
         p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "crash", "--sink", str(sink),
-                              "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0"],
+                              "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0",
+                              "--window", "1m", "--compact-files", "3", "--late-flush-interval", "1s",
+                              "--test-compaction-pause-ms", "300",
+                              # A killed member leaves the group after this (the mock broker waits for it).
+                              "--kafka", "session.timeout.ms=6000"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        if i % 2 == 1:
+            deadline = time.time() + 60
+            time.sleep(rng.uniform(0.5, 1.5))
+            while not compaction_in_progress(sink) and time.time() < deadline:
+                time.sleep(0.01)
+        else:
+            time.sleep(rng.uniform(1.0, 4.0))
+        during += compaction_in_progress(sink)
         p.send_signal(signal.SIGKILL)
         p.wait()
         visible_counts_no_beacon_twice(sink, expected)
-    run(broker, sink, "crash", "--until-caught-up")
+    assert during >= 3, f"only {during} kills landed during a compaction"
+    run(broker, sink, "crash", "--until-caught-up", "--window", "1m")
     assert_same(sink, expected)
     leftovers = [p for p in sink.rglob("*.parquet") if "_staging" in str(p)]
     assert not leftovers
+    # Every killed compaction was finished or rolled back by a later start.
+    unfinished = [p.name for p in (sink / "_qos" / "compact").iterdir() if p.name != "trash"]
+    assert not unfinished, unfinished
 
 
 def test_rebalance_two_instances_equal_one(loaded):
@@ -270,3 +299,34 @@ def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path):
     reasons = Counter(row["reason"] for row in pq.read_table(tmp_path / "daemon" / "rejects").to_pylist())
     assert reasons == {"invalid_value:played_ms": 2, "invalid_value:bitrate_kbps": 2, "invalid_value:bytes": 2}
     assert_same(tmp_path / "daemon", qos_tables.load(tmp_path / "replay"))
+
+
+def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path):
+    """--topic beacons --topic cdnlogs:edgecast: one consumer group, one
+    pipeline; the beacon tables equal a replay of the beacons and cdn_edge a
+    replay of the CDN log records (each topic checkpointed on its own)."""
+    gen = ["--seed", "23", "--sessions", "600", "--rate", "2000", "--start-ms", "1767225600000",
+           "--slow-pop", "fastly/ams", "--duplicate-fraction", "0.01"]
+    broker = Broker(partitions=3, topics=("beacons", "cdnlogs"))
+    try:
+        qos("generate", *gen, "--kafka", broker.address, "--rate", "max")
+        qos("generate", *gen, "--kafka", broker.address, "--rate", "max", "--cdn-logs", "edgecast")
+        qos("generate", *gen, "--out", tmp_path / "beacons.ndjson")
+        qos("generate", *gen, "--cdn-logs", "edgecast", "--out", tmp_path / "cdn.ndjson")
+        qos("replay", tmp_path / "beacons.ndjson", "--sink", tmp_path / "replay", "--quiet")
+        qos("replay", "--format", "edgecast", tmp_path / "cdn.ndjson", "--sink", tmp_path / "replay-cdn", "--quiet")
+        r = run(broker, tmp_path / "daemon", "two-topics", "--topic", "beacons", "--topic", "cdnlogs:edgecast",
+                "--until-caught-up")
+        assert "assigned partitions beacons[0, 1, 2] cdnlogs[0, 1, 2]" in r.stderr, r.stderr
+        got = qos_tables.load(tmp_path / "daemon")
+        want = qos_tables.load(tmp_path / "replay")
+        cdn = {k: v for k, v in qos_tables.load(tmp_path / "replay-cdn", tables=["cdn_edge"]).items() if k[0] == "cdn_edge"}
+        assert len(cdn) > 20, "the CDN replay wrote cdn_edge"
+        want.update(cdn)
+        problems = qos_tables.diff(got, want)
+        assert not problems, "\n".join(problems)
+        # Each topic's partitions are checkpointed under their own name.
+        manifests = list((tmp_path / "daemon" / "_qos" / "manifests").rglob("*.manifest"))
+        assert manifests
+    finally:
+        broker.stop()

@@ -42,7 +42,7 @@ def test_the_daemons_environment_is_a_valid_configuration(tmp_path):
                            capture_output=True, text=True, timeout=120,
                            env={**{k: v for k, v in os.environ.items() if not k.startswith("QOS_") or k == "QOS_BIN"}, **env})
         assert r.returncode == 0, r.stderr
-        assert "consuming beacons, cdnlogs:edgecast" in r.stderr, r.stderr
+        assert "consuming beacons:beacon-json, cdnlogs:edgecast" in r.stderr, r.stderr
         assert "caught up" in r.stderr
     finally:
         broker.terminate()

@@ -129,7 +129,7 @@ def test_sink_deleted_under_running_daemon_stops_it(loaded):
 
 def test_second_demo_starts_from_a_clean_sink(tmp_path):
     sink = tmp_path / "demo"
-    args = ["demo", "--sink", sink, "--duration", "4", "--rate", "300", "--speed", "100", "--partitions", "2"]
+    args = ["demo", "--sink", sink, "--duration", "8", "--rate", "300", "--speed", "100", "--partitions", "2"]
     first = qos(*args, timeout=120)
     assert list(sink.glob("overall/**/*.parquet")), first.stdout
     second = qos(*args, timeout=120)

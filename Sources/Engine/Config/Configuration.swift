@@ -17,6 +17,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var topics = [TopicSpec(name: Defaults.topic)]
     /// The input format of `qos replay`'s files and of topics given without one.
     public var format = RecordFormats.defaultName
+    /// The `fastly` format's field names, for a customer's own log format
+    /// (README "Input: CDN access logs", Fastly): our name → their JSON key.
+    public var fastlyFields: [String: String] = [:]
     /// Consumer group.
     public var group = Defaults.group
     /// Output directory.
@@ -27,6 +30,11 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var idleTimeoutMs = Defaults.idleTimeoutMs
     public var checkpointIntervalMs = Defaults.checkpointIntervalMs
     public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
+    /// Late deltas are written at most this often per table and hour directory.
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
+    /// Compaction in the daemon: files per hour directory, and after how long a closed hour.
+    public var compactFiles = Defaults.compactFiles
+    public var compactAfterMs = Defaults.compactAfterMs
     /// Instance id, unique per running process (nil: host-pid).
     public var instance: String?
     /// MaxMind DB files (City/Country and ASN).
@@ -48,7 +56,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public enum Key: String, CodingKey, CaseIterable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
-        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, metrics_port, metrics_host
+        case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
+        case fastly_fields
+        case late_flush_interval, compact_files, compact_after
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -63,15 +73,17 @@ public struct Configuration: Decodable, Equatable, Sendable {
             switch self {
             case .window: "a duration > 0 such as 90s, 2m, 1h"
             case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
-                 .checkpoint_min_interval: DurationText.form
+                 .checkpoint_min_interval, .late_flush_interval, .compact_after: DurationText.form
+            case .compact_files: "an integer ≥ 2"
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
-            case .slow_request_ms: "an integer number of milliseconds ≥ 0"
+            case .slow_request_ms, .slow_response_ms: "an integer number of milliseconds ≥ 0"
             case .metrics_port: "a port number 0-65535 (0 = any free port) or off"
             case .geoip_db: "a list of .mmdb paths"
             case .topics: "a list of topics, each NAME or NAME:FORMAT (formats: \(RecordFormats.names))"
             case .format: "an input format: \(RecordFormats.names)"
             case .kafka: "a mapping of librdkafka properties"
+            case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
             case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
             }
         }
@@ -148,9 +160,13 @@ public struct Configuration: Decodable, Equatable, Sendable {
         engine.sessionMaxMs = try duration(.session_max) ?? engine.sessionMaxMs
         engine.groupsPerWindowMax = try integer(.group_cap, 1...Int64(Int32.max)).map { Int($0) } ?? engine.groupsPerWindowMax
         engine.slowRequestMs = try integer(.slow_request_ms, 0...Int64.max) ?? engine.slowRequestMs
+        engine.slowResponseMs = try integer(.slow_response_ms, 0...Int64.max) ?? engine.slowResponseMs
         idleTimeoutMs = try duration(.idle_timeout) ?? idleTimeoutMs
         checkpointIntervalMs = try duration(.checkpoint_interval) ?? checkpointIntervalMs
         checkpointMinIntervalMs = try duration(.checkpoint_min_interval) ?? checkpointMinIntervalMs
+        lateFlushIntervalMs = try duration(.late_flush_interval) ?? lateFlushIntervalMs
+        compactFiles = try integer(.compact_files, 2...1_000_000).map { Int($0) } ?? compactFiles
+        compactAfterMs = try duration(.compact_after) ?? compactAfterMs
         instance = try string(.instance) ?? instance
         if c.contains(.geoip_db) {
             guard let list = try? c.decode([String].self, forKey: .geoip_db), !list.contains("") else {
@@ -160,6 +176,26 @@ public struct Configuration: Decodable, Equatable, Sendable {
         }
         uaRegexes = try string(.ua_regexes) ?? uaRegexes
         zstdLevel = try integer(.zstd_level, 0...Int64(Defaults.zstdLevelMax)).map { Int($0) } ?? zstdLevel
+        if c.contains(.fastly_fields) {
+            // A mapping (YAML) or name=key,name=key (environment, flag).
+            var map: [String: String] = [:]
+            if let m = try? c.decode([String: String].self, forKey: .fastly_fields) {
+                map = m
+            } else if let text = try? c.decode(String.self, forKey: .fastly_fields) {
+                for pair in text.split(separator: ",") {
+                    guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                        throw ConfigurationError.badValue(.fastly_fields, text)
+                    }
+                    map[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+                }
+            } else {
+                throw ConfigurationError.badValue(.fastly_fields, "(not a mapping)")
+            }
+            do { _ = try FastlyFieldMap(mapping: map) } catch let e as UserError {
+                throw ConfigurationError.invalid("fastly_fields: \(e.message)")
+            }
+            fastlyFields = map
+        }
         if c.contains(.kafka) {
             guard let map = try? c.decode([String: String].self, forKey: .kafka) else {
                 throw ConfigurationError.badValue(.kafka, "(not a mapping)")
@@ -178,12 +214,18 @@ public struct Configuration: Decodable, Equatable, Sendable {
         if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
     }
 
+    /// What formats take from the configuration (checked when decoded).
+    public var formatSettings: FormatSettings {
+        FormatSettings(fastlyFields: fastlyFields.isEmpty ? nil : try! FastlyFieldMap(mapping: fastlyFields))
+    }
+
     /// `qos run`'s options (everything but what only the CLI knows: the
     /// enricher, duration, batch mode, state-loss acceptance, callbacks).
     public func runOptions() -> RunOptions {
         var o = RunOptions()
         o.brokers = brokers
         o.topics = topics.map { TopicSpec(name: $0.name, format: $0.format ?? format) }
+        o.formatSettings = formatSettings
         o.group = group
         o.sink = sink
         o.config = engine
@@ -193,6 +235,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.idleTimeoutMs = idleTimeoutMs
         o.checkpointIntervalMs = checkpointIntervalMs
         o.checkpointMinIntervalMs = checkpointMinIntervalMs
+        o.lateFlushIntervalMs = lateFlushIntervalMs
+        o.compaction.maxFiles = compactFiles
+        o.compaction.afterMs = compactAfterMs
         return o
     }
 
@@ -200,10 +245,11 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public func replayOptions() -> ReplayOptions {
         var o = ReplayOptions()
         // Checked against the registry when decoded.
-        o.format = RecordFormats.all.first { $0.name == format }!
+        o.format = try! RecordFormats.named(format, settings: formatSettings)
         o.sink = sink
         o.config = engine
         o.zstdLevel = zstdLevel
+        o.lateFlushIntervalMs = lateFlushIntervalMs
         return o
     }
 }

@@ -9,10 +9,12 @@ public struct ConfigurationLayers {
     enum Value {
         case text(String)
         case list([String])
+        case map([String: String])
         var json: Any {
             switch self {
             case .text(let s): s
             case .list(let l): l
+            case .map(let m): m
             }
         }
     }
@@ -61,6 +63,18 @@ public struct ConfigurationLayers {
                     guard let name = pk.scalar?.string, let value = pv.scalar?.string, pv.null == nil else { throw bad() }
                     kafka[name] = value
                 }
+            case .fastly_fields:
+                if let t = v.scalar?.string, v.null == nil {  // name=key,name=key
+                    values[key] = (.text(t), origin)
+                    continue
+                }
+                guard let m = v.mapping else { throw bad() }
+                var map: [String: String] = [:]
+                for (mk, mv) in m {
+                    guard let name = mk.scalar?.string, let value = mv.scalar?.string, mv.null == nil else { throw bad() }
+                    map[name] = value
+                }
+                values[key] = (.map(map), origin)
             case .geoip_db, .topics:
                 if let seq = v.sequence {
                     let paths = seq.compactMap { $0.null == nil ? $0.scalar?.string : nil }

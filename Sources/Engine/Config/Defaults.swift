@@ -19,6 +19,13 @@ public enum Defaults {
     public static let checkpointIntervalMs: Int64 = 10_000
     /// A window due sooner than this after the last checkpoint waits for it.
     public static let checkpointMinIntervalMs: Int64 = 2_000
+    /// Late contributions are written at most this often per table and hour
+    /// directory, as one file (README "Late data and compaction").
+    public static let lateFlushIntervalMs: Int64 = 300_000
+    /// Files a table's hour directory may hold before the daemon compacts it.
+    public static let compactFiles = 12
+    /// An hour closed this long (event time) is compacted to one file.
+    public static let compactAfterMs: Int64 = 3_600_000
     /// ZSTD level of Parquet pages (0 = uncompressed).
     public static let zstdLevel = 3
     /// The highest ZSTD level libzstd accepts.

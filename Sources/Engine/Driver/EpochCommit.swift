@@ -20,6 +20,9 @@ struct EpochCommit {
     /// Fault injection for tests: runs after the manifest is committed and
     /// before the files are published (throwing there is a crash at that point).
     var afterCommit: (() throws -> Void)?
+    /// Runs with the planned files before the commit (the compactor keeps
+    /// their hour directories under the cap: README "Late data and compaction").
+    var beforeCommit: (([WindowFileWriter.PlannedFile]) throws -> Void)?
 
     struct Outcome {
         var windows: [WindowState<DataSketchesKit>]
@@ -31,23 +34,26 @@ struct EpochCommit {
     /// Runs one epoch: windows (`flushed`: already flushed at the end of
     /// input; otherwise those the `watermark` has passed) and every reject
     /// row held since the last epoch (ingestion time `nowMs`).
+    /// Late deltas are written only when `releaseLate` (`LateFlushPolicy`);
+    /// `lateFrom` is the first epoch whose late contributions they hold.
     func run(engine: QoSEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64, nowMs: Int64,
-             flushed: [WindowState<DataSketchesKit>]? = nil) throws -> Outcome {
+             flushed: [WindowState<DataSketchesKit>]? = nil, releaseLate: Bool = true, lateFrom: Int? = nil) throws -> Outcome {
         try store.checkIdentity()
         book.check(enginePartitions: engine.partitions.keys)
         // Flush.
-        let windows = flushed ?? engine.flush(watermark: watermark)
+        let windows = flushed ?? engine.flush(watermark: watermark, releaseLate: releaseLate)
         // Plan.
         let range = book.epochRange
         let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
         let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
-                                    sourceRange: "\(stream)[\(range)]", tag: tag)
+                                    sourceRange: "\(stream)[\(range)]", tag: tag, lateFrom: lateFrom)
             + writer.planRejects(engine.takeRejects(nowMs: nowMs), flush: Int(store.epoch + 1),
                                  sourceRange: "\(stream)[\(range)]", tag: tag)
         if files.isEmpty && book.unchangedThisEpoch {
             // Nothing new since the last checkpoint: it still describes our state.
             return Outcome(windows: windows, files: files, committed: false)
         }
+        try beforeCommit?(files)
         // Snapshot.
         let parts = book.ids.map { p in
             let sp = StreamPartition(id: p)

@@ -13,6 +13,9 @@ public struct ReplayOptions {
     public var sink = Defaults.sink
     public var config = EngineConfig()
     public var zstdLevel = Defaults.zstdLevel
+    /// Late deltas are written at most once per this much event time (the
+    /// watermark), so replays of one input write the same files (`LateFlushPolicy`).
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
     public var enricher: Enricher = NoEnricher()
     /// How input lines become beacons (Formats/).
     public var format: any RecordFormat = BeaconJSONFormat()
@@ -74,125 +77,58 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// Three stages on their own threads, so replay uses both cores while the
-/// engine still sees every line in input order (so output is identical to a
-/// single-threaded run): read + decode → sessions + windows → Parquet encode
-/// + publish.
+/// `qos replay` on the driver of `qos run` (`StreamDriver`), three threads
+/// joined by bounded queues: the files' records are read and decoded on the
+/// decode thread (`DecodeStage` over `FileRecordSource`), applied to the
+/// engine in input order on this one, and each flush is encoded and
+/// published on a third (`DirectPublish`); the engine sees every line in
+/// input order, so output does not depend on the threading.
 public final class ReplayJob {
     let options: ReplayOptions
-    let engine: QoSEngine<DataSketchesKit>
-    let writer: WindowFileWriter
-    var summary = ReplaySummary()
-    var flushes = 0
-    var rangeStart = ""
+    let driver: StreamDriver
     var lastProgress = 0.0
-    var dump: JSONDump?
-    var output: OutputStage?
-    static let batchLines = 4096
 
     public init(_ options: ReplayOptions) throws {
         guard !options.inputs.isEmpty else { throw UserError("no input files — give one or more NDJSON files, or - for stdin") }
         self.options = options
-        engine = QoSEngine(config: options.config, enricher: options.enricher)
-        engine.internerRebuild.always = options.rebuildInternersAtEveryFlush
+        var o = RunOptions()
+        o.sink = options.sink
+        o.config = options.config
+        o.zstdLevel = options.zstdLevel
+        o.enricher = options.enricher
+        o.lateFlushIntervalMs = options.lateFlushIntervalMs
+        o.untilCaughtUp = true
+        o.log = .silent
         let tag = shortHash(options.inputs.map { $0.split(separator: "/").last.map(String.init) ?? $0 }.joined(separator: "\n"))
-        writer = WindowFileWriter(sink: FileSink(root: options.sink), windowMs: options.config.windowMs,
-                                  inputTag: "r" + tag, zstdLevel: options.zstdLevel)
+        driver = try StreamDriver(o, format: options.format, clock: FunctionClock(options.nowMs), directTag: tag)
+        driver.engine.internerRebuild.always = options.rebuildInternersAtEveryFlush
     }
 
     public func run() throws -> ReplaySummary {
-        try writer.sink.checkWritable()
-        if let path = options.jsonDump { dump = try JSONDump(path: path, sinkRoot: options.sink) }
+        let direct = driver.direct!
+        if let path = options.jsonDump { direct.dump = try JSONDump(path: path, sinkRoot: options.sink) }
         let started = monotonicSeconds()
         let saturatedBefore = SaturationCounter.total
-        let decoded = BoundedQueue<DecodedBatch>(capacity: 4)
-        let inputs = options.inputs
-        let format = options.format
-        let reader = Thread { ReplayJob.readAndDecode(inputs, format: format, into: decoded) }
-        reader.start()
-        let out = OutputStage(writer: writer, dump: dump)
-        output = out
-        defer { decoded.close(); out.close() }
-        var now = options.nowMs()
-        while let batch = try decoded.take() {
-            try apply(batch, now: now)
-            summary.bytes += batch.bytesRead
-            now = options.nowMs()
+        let files = FileRecordSource(paths: options.inputs)
+        let stage = DecodeStage(files, format: options.format, finite: true)
+        defer { stage.close(); direct.close() }
+        try driver.attach(stage)
+        while !driver.finished {
+            try driver.step()
             progress(started)
         }
-        try flush(engine.finish(), through: "end")
-        out.close()
-        let written = try out.wait()
-        summary.filesWritten = written
-        try dump?.close()
-        summary.counters = engine.counters
+        try direct.dump?.close()
+        stage.close()
+        var summary = ReplaySummary()
+        summary.lines = driver.engine.counters.messages
+        summary.bytes = files.bytesRead
+        summary.counters = driver.engine.counters
         summary.saturatedValues = SaturationCounter.total - saturatedBefore
+        summary.windowsWritten = driver.status.windowsWritten
+        summary.filesWritten = driver.status.filesWritten
         summary.seconds = monotonicSeconds() - started
         if options.progress { writeStderr("\r\u{1B}[K") }
         return summary
-    }
-
-    /// The engine stage: every line of a batch, in order.
-    func apply(_ batch: DecodedBatch, now: Int64) throws {
-        try batch.bytes.withUnsafeBytes { raw in
-            for line in batch.lines {
-                if rangeStart.isEmpty { rangeStart = "\(batch.file):\(line.number)" }
-                engine.countMessage()
-                let message = UnsafeRawBufferPointer(rebasing: raw[line.range])
-                let source = SourcePosition.file(name: batch.file, line: line.number)
-                for i in line.first..<(line.first + line.count) {
-                    engine.ingest(batch.items[i], message: message, partition: 0, source: source, nowMs: now)
-                }
-                summary.lines += 1
-                if engine.replayWatermark >= engine.nextDueEnd || engine.rejectsHeldOverCap {
-                    try flush(engine.flush(watermark: engine.replayWatermark), through: "\(batch.file):\(line.number)")
-                }
-            }
-        }
-    }
-
-    /// The read + decode stage (its own thread): records of the files'
-    /// source, decoded by the input format, in batches that never span two files.
-    static func readAndDecode(_ inputs: [String], format: any RecordFormat, into queue: BoundedQueue<DecodedBatch>) {
-        do {
-            let source = FileRecordSource(paths: inputs)
-            var batch: DecodedBatch?
-            var lastBytes: Int64 = 0
-            while !source.atEnd {
-                let file = source.fileIndex
-                var assigned = false
-                _ = try source.poll(maxRecords: batchLines - (batch?.lines.count ?? 0), timeoutMs: 0, onRecord: { r in
-                    if batch == nil { batch = DecodedBatch(file: source.currentFile) }
-                    guard case .file(_, let number) = r.position else { return }
-                    let start = batch!.bytes.count
-                    batch!.bytes.append(contentsOf: r.bytes)
-                    let first = batch!.items.count
-                    format.decode(r.bytes) { batch!.items.append($0) }
-                    batch!.lines.append((start..<batch!.bytes.count, number, first, batch!.items.count - first))
-                }, onEvent: { e in if case .assigned = e { assigned = true } })
-                if assigned { try source.startAssigned([0: nil]) }
-                if batch?.lines.count == batchLines || source.fileIndex != file {
-                    var b = batch ?? DecodedBatch(file: source.currentFile)
-                    b.bytesRead = source.bytesRead - lastBytes
-                    lastBytes = source.bytesRead
-                    queue.put(b)
-                    batch = nil
-                }
-            }
-            queue.close()
-        } catch {
-            queue.close(error)
-        }
-    }
-
-    /// Writes `windows` and the reject rows held since the last flush.
-    func flush(_ windows: [WindowState<DataSketchesKit>], through: String) throws {
-        let rejects = engine.takeRejects(nowMs: options.nowMs())
-        guard !windows.isEmpty || !rejects.isEmpty else { return }
-        flushes += 1
-        summary.windowsWritten += windows.filter { !$0.isDelta }.count
-        try output?.submit(windows, rejects: rejects, names: engine.interner.strings, flush: flushes,
-                           sourceRange: "\(rangeStart)..\(through)")
     }
 
     func progress(_ started: Double) {
@@ -200,68 +136,16 @@ public final class ReplayJob {
         let t = monotonicSeconds()
         guard t - lastProgress >= 0.5 else { return }
         lastProgress = t
-        let rate = Double(summary.lines) / max(t - started, 1e-9)
-        writeStderr("\r\u{1B}[K\(summary.lines) beacons, \(Int(rate)) beacons/s, \(summary.windowsWritten) windows written")
+        let lines = driver.engine.counters.messages
+        let rate = Double(lines) / max(t - started, 1e-9)
+        writeStderr("\r\u{1B}[K\(lines) beacons, \(Int(rate)) beacons/s, \(driver.status.windowsWritten) windows written")
     }
 }
 
-/// The encode + publish stage: flushed windows are encoded to Parquet and
-/// published on their own thread, in flush order.
-final class OutputStage: @unchecked Sendable {
-    struct Job {
-        var windows: [WindowState<DataSketchesKit>]; var rejects: [RejectRow]; var names: [String]; var flush: Int; var range: String
-    }
-    let queue = BoundedQueue<Job>(capacity: 2)
-    let writer: WindowFileWriter
-    let dump: JSONDump?
-    private let done = NSCondition()
-    private var finished = false
-    private var error: Error?
-    private var files = 0
-
-    init(writer: WindowFileWriter, dump: JSONDump?) {
-        self.writer = writer
-        self.dump = dump
-        Thread { [self] in run() }.start()
-    }
-
-    func submit(_ windows: [WindowState<DataSketchesKit>], rejects: [RejectRow], names: [String], flush: Int,
-                sourceRange: String) throws {
-        if let e = done.withLock({ error }) { throw e }
-        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flush, range: sourceRange))
-    }
-
-    func close() { queue.close() }
-
-    /// Waits until every submitted flush is published; returns the file count.
-    func wait() throws -> Int {
-        done.lock()
-        defer { done.unlock() }
-        while !finished { done.wait() }
-        if let error { throw error }
-        return files
-    }
-
-    private func run() {
-        var failure: Error?
-        var count = 0
-        do {
-            while let job = try queue.take() {
-                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range)
-                    + writer.planRejects(job.rejects, flush: job.flush, sourceRange: job.range)
-                try writer.publish(planned)
-                try dump?.record(planned)
-                count += planned.count
-            }
-        } catch {
-            failure = error
-            queue.close()
-        }
-        done.lock()
-        finished = true
-        self.error = failure
-        files = count
-        done.broadcast()
-        done.unlock()
-    }
+/// A wall clock read from a function (replay's `nowMs`), with the system's monotonic clock.
+final class FunctionClock: Clock {
+    let now: () -> Int64
+    init(_ now: @escaping () -> Int64) { self.now = now }
+    func wallMs() -> Int64 { now() }
+    func monotonicSeconds() -> Double { Engine.monotonicSeconds() }
 }

@@ -14,6 +14,8 @@ public struct RunOptions {
     public var brokers = Defaults.brokers
     /// The topics and their formats (each format resolved).
     public var topics = [TopicSpec(name: Defaults.topic, format: RecordFormats.defaultName)]
+    /// What the topics' formats take from the configuration.
+    public var formatSettings = FormatSettings()
     /// The first topic's name; setting it consumes that one topic of beacons.
     public var topic: String {
         get { topics[0].name }
@@ -36,6 +38,16 @@ public struct RunOptions {
     /// windows then share one checkpoint instead of one each. Window latency
     /// grows by at most this much.
     public var checkpointMinIntervalMs = Defaults.checkpointMinIntervalMs
+    /// Late deltas wait this long (wall clock) at most, then are written as
+    /// one file per table and hour directory (`LateFlushPolicy`).
+    public var lateFlushIntervalMs = Defaults.lateFlushIntervalMs
+    /// When the daemon compacts an hour directory (`Compactor`).
+    public var compaction = CompactionPolicy()
+    /// At shutdown, compact every hour directory holding more than one file (`qos demo`).
+    public var compactOnShutdown = false
+    /// Tests (the SIGKILL interop test): sleep this long before and after each
+    /// compaction's swap, so kills land inside compactions.
+    public var compactionPauseMs = 0
     public var pollBatch = 5000
     /// Batch mode: once this instance owns every partition and has read each to its end, treat
     /// that as the end of input (close every session, write every window,
@@ -82,6 +94,12 @@ public struct RunStatus: Sendable {
     public var lastWindows: [WindowState<DataSketchesKit>] = []
     public var interner: StringInterner?
     /// Strings held by the engine's dimension and value interners (bounded: see README).
+    /// Late-delta files written, compactions done and the files they replaced,
+    /// and the most files in one hour directory per table (README "Late data and compaction").
+    public var lateFilesWritten = 0
+    public var compactions = 0
+    public var compactedFiles = 0
+    public var hourDirFilesMax: [String: Int] = [:]
     public var internedDimensions = 0
     public var internedValues = 0
 }
@@ -113,7 +131,7 @@ public final class RunJob {
         _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
         _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
         #endif
-        let store = driver.store
+        let store: CheckpointStore = driver.store
         try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource
         do {

@@ -1,25 +1,47 @@
 import QoSCore
 
-/// The pipeline of `qos run` over any `RecordSource`: records are decoded by
-/// a `RecordFormat` straight into the session engine on the polling thread
-/// (librdkafka 2.0.x rule: one thread polls), and every flush is a
-/// checkpoint epoch (`EpochCommit`). The driver owns the partitions'
-/// bookkeeping (`PartitionBook`), the watermark over partitions, and the
-/// checkpoint policy; the source only delivers records and ownership
-/// changes. Time comes from an injected `Clock`, so tests drive rebalances,
-/// idleness and the policy in-process (DriverTests).
+/// The one pipeline of `qos run` and `qos replay` over any `RecordSource`:
+/// decode → sessions and windows → encode → publish. Records are decoded by
+/// a `RecordFormat` — in the source's poll callback (`qos run`: librdkafka
+/// 2.0.x rule, one thread polls) or ahead on the `DecodeStage` thread
+/// (`qos replay`) — and applied to the session engine on the driver's
+/// thread. Epochs: for `qos run` every flush is a checkpoint epoch
+/// (`EpochCommit`) under the checkpoint policy; for `qos replay`
+/// (`direct`) a flush follows any record that makes a window due and is
+/// published without checkpoints (`DirectPublish`). The driver owns the
+/// partitions' bookkeeping (`PartitionBook`), the watermark over
+/// partitions, and the policy; the source only delivers records and
+/// ownership changes. Time comes from an injected `Clock`, so tests drive
+/// rebalances, idleness and the policy in-process (DriverTests).
 public final class StreamDriver {
     let o: RunOptions
     /// Overrides the topics' formats for every stream (tests).
     let formatOverride: (any RecordFormat)?
     /// The format of each of the source's streams, in stream order.
     var formats: [any RecordFormat] = []
+    /// Each owned partition's own instance of its stream's format (a CDN
+    /// log parser keeps state across the messages of a partition).
+    var partitionFormats: [Int32: any RecordFormat] = [:]
     let clock: any Clock
     let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
-    let store: CheckpointStore
-    var epochCommit: EpochCommit
+    /// `qos run`'s checkpoints (nil for a direct driver).
+    let store: CheckpointStore!
+    var epochCommit: EpochCommit!
+    /// `qos replay`'s epochs: published directly after any record that makes a window due (nil for `qos run`).
+    let direct: DirectPublish?
+    /// A publish that failed inside the poll callback, thrown after the poll.
+    var failure: Error?
+    /// How long the input must stay at its end before it counts as ended (`untilCaughtUp`).
+    let endQuietSeconds: Double
+    /// Late deltas (README "Late data and compaction"): released by the wall
+    /// clock in `qos run`, by the watermark in `qos replay`.
+    var lateFlush: LateFlushPolicy
+    /// Keeps hour directories small (`qos run`; nil for a direct driver).
+    public let compactor: Compactor!
     var source: (any RecordSource)!
+    /// The source when it is a decode stage: its records come decoded.
+    var decoding: DecodeStage?
     var tracker: WatermarkTracker
     var book = PartitionBook()
     var status = RunStatus()
@@ -32,34 +54,61 @@ public final class StreamDriver {
     public private(set) var finished = false
 
     /// `format`: one format for every stream, instead of each topic's from `options.topics`.
-    public init(_ options: RunOptions, format: (any RecordFormat)? = nil, clock: any Clock = SystemClock()) throws {
+    public convenience init(_ options: RunOptions, format: (any RecordFormat)? = nil,
+                            clock: any Clock = SystemClock()) throws {
+        try self.init(options, format: format, clock: clock, directTag: nil)
+    }
+
+    /// With a `directTag`, a direct driver (`qos replay`): no checkpoint
+    /// state, files tagged `r<directTag>`, and the input ended as soon as
+    /// it is at its end.
+    init(_ options: RunOptions, format: (any RecordFormat)?, clock: any Clock, directTag: String?) throws {
         o = options
         self.formatOverride = format
         self.clock = clock
         let sink = FileSink(root: options.sink)
         try sink.checkWritable()
         engine = QoSEngine(config: options.config, enricher: options.enricher)
-        writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: "k",
+        writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: directTag.map { "r" + $0 } ?? "k",
                                   zstdLevel: options.zstdLevel)
-        store = try CheckpointStore(sink: sink, instance: options.instance)
+        lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
+        if directTag != nil {
+            store = nil
+            direct = DirectPublish(writer: writer)
+            endQuietSeconds = 0
+            compactor = nil
+        } else {
+            store = try CheckpointStore(sink: sink, instance: options.instance)
+            epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
+                                      instance: options.instance)
+            direct = nil
+            endQuietSeconds = 1
+            let compactor = try Compactor(sink: sink, instance: options.instance, policy: options.compaction,
+                                          parquet: writer.parquet, log: options.log)
+            compactor.recover(nowMs: clock.wallMs())
+            if options.compactionPauseMs > 0 { compactor.pauseAroundSwaps(ms: options.compactionPauseMs) }
+            epochCommit.beforeCommit = { try compactor.beforeCommit($0, nowMs: clock.wallMs()) }
+            self.compactor = compactor
+        }
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
-        epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
-                                  instance: options.instance)
     }
 
     /// Reads from `source` from now on; the checkpoint interval starts now.
     /// Throws when a stream has no format (a topic not in `options.topics`).
     public func attach(_ source: any RecordSource) throws {
         self.source = source
+        decoding = source as? DecodeStage
         formats = try source.streams.map { name in
             if let formatOverride { return formatOverride }
             guard let t = o.topics.first(where: { $0.name == name }) else {
                 throw UserError("no input format for stream '\(name)' — list it in topics")
             }
-            return try RecordFormats.named(t.format ?? RecordFormats.defaultName)
+            return try RecordFormats.named(t.format ?? RecordFormats.defaultName, settings: o.formatSettings)
         }
-        epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
-                                  instance: o.instance, afterCommit: epochCommit.afterCommit)
+        if direct == nil {
+            epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
+                                      instance: o.instance, afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit)
+        }
         lastCheckpointWall = clock.wallMs()
     }
 
@@ -82,9 +131,14 @@ public final class StreamDriver {
     public func step() throws {
         var events: [SourceEvent] = []
         var now = clock.wallMs()
-        let n = try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
-                                onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+        let n = if let decoding {
+            try decoding.pollDecoded(onRecord: { ingestDecoded($0, $1, now) }, onEvent: { events.append($0) })
+        } else {
+            try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
+                            onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+        }
         endRun()
+        if let e = failure { throw e }
         now = clock.wallMs()
         if n == 0 { source.idle(next: book.nextOffsets) }
         if o.untilCaughtUp, try checkCaughtUp(records: n) { return try finish() }
@@ -96,6 +150,7 @@ public final class StreamDriver {
             }
         }
         observeTouched(now)
+        guard direct == nil else { return }  // flushed after each record (`afterRecord`)
         if engine.rejectsHeldOverCap {
             try checkpoint(reason: "rejects held")  // writes them: memory stays bounded, nothing is dropped
         } else if let wm = tracker.value(wallMs: now), wm >= engine.nextDueEnd {
@@ -115,13 +170,68 @@ public final class StreamDriver {
         if current?.partition != r.partition {
             endRun()
             let next = book[r.partition]?.next
-            current = (r.partition, next, formats[StreamPartition(id: r.partition).stream])
+            current = (r.partition, next, format(of: r.partition))
             if next != nil { touched.insert(r.partition) }
         }
         // Not owned, or before the partition's checkpoint: already counted.
         guard let next = current!.next, r.offset >= next else { return }
         current!.format.ingest(r.bytes, into: engine, partition: r.partition, position: r.position, nowMs: now)
         current!.next = r.offset + 1
+    }
+
+    func format(of partition: Int32) -> any RecordFormat {
+        if let f = partitionFormats[partition] { return f }
+        let stream = StreamPartition(id: partition).stream
+        let f = formats[stream].forSource(named: source.streams[stream])
+        partitionFormats[partition] = f
+        return f
+    }
+
+    /// `ingest` for a record the decode stage decoded ahead (`qos replay`),
+    /// then the direct driver's flush hook.
+    @inline(__always)
+    func ingestDecoded(_ r: RawRecord, _ items: UnsafeBufferPointer<DecodedItem>, _ now: Int64) {
+        if current?.partition != r.partition {
+            endRun()
+            let next = book[r.partition]?.next
+            current = (r.partition, next, format(of: r.partition))
+            if next != nil { touched.insert(r.partition) }
+        }
+        guard let next = current!.next, r.offset >= next else { return }
+        engine.countMessage()
+        for item in items {
+            engine.ingest(item, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
+        }
+        current!.next = r.offset + 1
+        if let direct { afterRecord(r.position, direct) }
+    }
+
+    /// A direct driver's flush hook, after every record: an epoch as soon as
+    /// the partitions' watermark (max event time − lateness, the least over
+    /// partitions) passes a window's end, or the held rejects reach their cap.
+    @inline(__always)
+    func afterRecord(_ position: SourcePosition, _ direct: DirectPublish) {
+        if direct.rangeStart.isEmpty { direct.rangeStart = position.description }
+        let wm = engine.replayWatermark
+        guard wm >= engine.nextDueEnd || engine.rejectsHeldOverCap, failure == nil else { return }
+        do {
+            let release = lateFlush.due(wm)
+            try directEpoch(direct, engine.flush(watermark: wm, releaseLate: release), through: position.description,
+                            releasedLateAt: release ? wm : nil)
+        } catch {
+            failure = error
+        }
+    }
+
+    /// `releasedLateAt`: the watermark at which this flush released the late
+    /// deltas (`LateFlushPolicy`), nil when it held them back.
+    func directEpoch(_ direct: DirectPublish, _ windows: [WindowState<DataSketchesKit>], through: String,
+                     releasedLateAt: Int64?) throws {
+        if try direct.run(engine: engine, windows: windows, nowMs: clock.wallMs(), through: through,
+                          lateFrom: lateFlush.pendingSince) {
+            status.windowsWritten += windows.filter { !$0.isDelta }.count
+        }
+        if let t = releasedLateAt { lateFlush.released(at: t, flush: direct.flushes) }
     }
 
     func endRun() {
@@ -142,7 +252,7 @@ public final class StreamDriver {
     /// New partitions: load their newest checkpoint (rolling forward any
     /// unfinished publish), then start from its offsets.
     func assign(_ partitions: [Int32], _ now: Int64) throws {
-        let manifests = try store.recover()
+        let manifests = direct == nil ? try store.recover() : []
         let latest = source.streams.map { CheckpointStore.latest(manifests, topic: $0) }
         var start: [Int32: Int64?] = [:]
         for p in partitions {
@@ -193,7 +303,9 @@ public final class StreamDriver {
     }
 
     func release(_ partitions: [Int32]) {
-        for p in partitions { engine.forget(partition: p); book.release(p); tracker.remove(partition: p) }
+        for p in partitions {
+            engine.forget(partition: p); book.release(p); tracker.remove(partition: p); partitionFormats[p] = nil
+        }
     }
 
     /// Caught up: no records in this poll and every owned partition's next
@@ -208,11 +320,18 @@ public final class StreamDriver {
         }
         let t = clock.monotonicSeconds()
         if caughtUpSince == nil { caughtUpSince = t }
-        return t - caughtUpSince! >= 1
+        return t - caughtUpSince! >= endQuietSeconds
     }
 
     /// End of input (batch mode): every session closes, every window is written.
     func finish() throws {
+        if let direct {
+            try directEpoch(direct, engine.finish(), through: "end", releasedLateAt: .max)
+            status.filesWritten = try direct.finish()
+            status.counters = engine.counters
+            finished = true
+            return
+        }
         try checkpoint(reason: "end of input", windows: engine.finish())
         finished = true
         o.log("qos run: caught up; wrote every window (end of input)")
@@ -220,13 +339,25 @@ public final class StreamDriver {
 
     /// One epoch (`EpochCommit`), then the durable offsets go back to the source.
     func checkpoint(reason: String, windows flushed: [WindowState<DataSketchesKit>]? = nil) throws {
+        if let direct {
+            let wm = engine.replayWatermark
+            let release = flushed != nil || lateFlush.due(wm)
+            try directEpoch(direct, flushed ?? engine.flush(watermark: wm, releaseLate: release), through: reason,
+                            releasedLateAt: release ? wm : nil)
+            return
+        }
         let t0 = clock.monotonicSeconds()
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
-        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed)
+        let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
+        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
+                                          releaseLate: release, lateFrom: lateFlush.pendingSince)
+        if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })
         }
+        try compactor.afterEpoch(watermark: wm, nowMs: clock.wallMs())
+        if reason == "shutdown" && o.compactOnShutdown { try compactor.compactAll(nowMs: clock.wallMs()) }
         lastCheckpointWall = now
         update(outcome.windows, outcome.files, wm, t0)
     }
@@ -237,6 +368,10 @@ public final class StreamDriver {
         status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
         status.windowsWritten += windows.filter { !$0.isDelta }.count
         status.filesWritten += files.count
+        status.lateFilesWritten += files.filter { $0.name.contains("_late") }.count
+        status.compactions = compactor.compactions
+        status.compactedFiles = compactor.filesReplaced
+        status.hourDirFilesMax = compactor.filesPerHourDirMax()
         status.epoch = store.epoch
         status.watermarkMs = wm == .min ? nil : wm
         status.partitions = book.ids

@@ -7,16 +7,22 @@ import QoSCore
 public protocol RecordFormat: Sendable {
     /// The name a configuration selects the format by.
     var name: String { get }
-    /// Decodes one record, in order, into beacons and rejects (for pipelines
-    /// that decode on another thread than the engine's).
+    /// Decodes one record, in order, into beacons and rejects (for the
+    /// decode stage, `DecodeStage`, which decodes ahead of the engine's thread).
     func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void)
     /// Decodes one record and applies it to the engine, counting it as one
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                 partition: Int32, position: SourcePosition, nowMs: Int64)
+    /// The format for one source (a file, a Kafka partition), given its name
+    /// (file path or topic): formats with per-source state (CDN log
+    /// parsers) return a fresh instance; the default is `self`.
+    func forSource(named source: String) -> any RecordFormat
 }
 
 extension RecordFormat {
+    public func forSource(named source: String) -> any RecordFormat { self }
+
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
         engine.countMessage()
@@ -29,6 +35,10 @@ public enum RecordFormats {
     /// Every format `qos` can read. Register a new one here.
     public static let all: [any RecordFormat] = [
         BeaconJSONFormat(),
+        CdnLogFormat { EdgecastParser() },
+        CdnLogFormat(perSource: { CloudFrontParser(distributionId: CloudFrontParser.distributionId(fromFileName: $0)) }),
+        CdnLogFormat { FastlyParser() },
+        CdnLogFormat { AkamaiParser() },
     ]
 
     public static let defaultName = BeaconJSONFormat().name
@@ -36,11 +46,29 @@ public enum RecordFormats {
     /// The registered names, for help texts and errors.
     public static var names: String { all.map(\.name).joined(separator: ", ") }
 
+    /// The format called `name` as `settings` configure it (Fastly's field names).
+    public static func named(_ name: String, settings: FormatSettings) throws -> any RecordFormat {
+        if name == FastlyParser.formatName, let fields = settings.fastlyFields {
+            return CdnLogFormat { FastlyParser(fields: fields) }
+        }
+        return try named(name)
+    }
+
     /// The format called `name`; throws a one-line error listing the known ones.
     public static func named(_ name: String) throws -> any RecordFormat {
         guard let f = all.first(where: { $0.name == name }) else {
             throw UserError("unknown input format '\(name)' — use one of: \(all.map(\.name).joined(separator: ", "))")
         }
         return f
+    }
+}
+
+/// What input formats take from the configuration.
+public struct FormatSettings: Sendable, Equatable {
+    /// The `fastly` format's field names (nil: the documented defaults).
+    public var fastlyFields: FastlyFieldMap?
+
+    public init(fastlyFields: FastlyFieldMap? = nil) {
+        self.fastlyFields = fastlyFields
     }
 }

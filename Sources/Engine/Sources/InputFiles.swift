@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CZlib
 import CZstd
 import QoSCore
 
@@ -12,13 +13,16 @@ public struct UserError: Error, CustomStringConvertible {
 }
 
 /// Reads an input file (or stdin for `-`) as a byte stream, decompressing
-/// `.zst` files with libzstd's streaming API.
+/// `.zst` files with libzstd's streaming API and `.gz` files (CloudFront's
+/// log files; concatenated members too) with zlib's.
 final class ByteSource {
     let name: String
     /// Bytes handed out so far (decompressed for `.zst`).
     private(set) var bytesRead: Int64 = 0
     private let fd: Int32
     private let zstd: OpaquePointer?
+    private let gzip: UnsafeMutablePointer<z_stream>?
+    private var gzipMemberOpen = false
     private var raw = [UInt8](repeating: 0, count: 1 << 20)
     private var rawStart = 0, rawEnd = 0
     private var frameOpen = false
@@ -36,11 +40,25 @@ final class ByteSource {
         }
         zstd = path.hasSuffix(".zst") ? ZSTD_createDStream() : nil
         if let z = zstd { ZSTD_initDStream(z) }
+        if path.hasSuffix(".gz") {
+            let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+            s.initialize(to: z_stream())
+            // 15 + 16: a 32 KiB window and a gzip header.
+            guard inflateInit2_(s, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                s.deallocate()
+                if fd > 0 { close(fd) }
+                throw UserError("cannot start gzip decompression for '\(path)': out of memory")
+            }
+            gzip = s
+        } else {
+            gzip = nil
+        }
     }
 
     deinit {
         if fd > 0 { close(fd) }
         if let z = zstd { ZSTD_freeDStream(z) }
+        if let s = gzip { inflateEnd(s); s.deallocate() }
     }
 
     /// Fills `buffer` from the start; returns the bytes read, 0 at the end.
@@ -51,6 +69,7 @@ final class ByteSource {
     }
 
     private func readDecoded(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if let s = gzip { return try readGzip(s, into: buffer) }
         guard let z = zstd else { return try readRaw(buffer) }
         while true {
             if rawStart == rawEnd {
@@ -69,6 +88,41 @@ final class ByteSource {
                 frameOpen = r != 0
                 rawStart += input.pos
                 return output.pos
+            }
+            if produced > 0 { return produced }
+        }
+    }
+
+    private func readGzip(_ s: UnsafeMutablePointer<z_stream>, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            if rawStart == rawEnd {
+                if eof {
+                    if gzipMemberOpen { throw UserError("input '\(name)' is a truncated gzip file — the file is incomplete") }
+                    return 0
+                }
+                rawStart = 0
+                rawEnd = try raw.withUnsafeMutableBytes { try readRaw($0) }
+                if rawEnd == 0 { eof = true; continue }
+            }
+            let (produced, status) = raw.withUnsafeMutableBytes { rawBuf -> (Int, Int32) in
+                s.pointee.next_in = rawBuf.baseAddress!.assumingMemoryBound(to: Bytef.self) + rawStart
+                s.pointee.avail_in = uInt(rawEnd - rawStart)
+                s.pointee.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                s.pointee.avail_out = uInt(buffer.count)
+                let r = inflate(s, Z_NO_FLUSH)
+                rawStart = rawEnd - Int(s.pointee.avail_in)
+                return (buffer.count - Int(s.pointee.avail_out), r)
+            }
+            switch status {
+            case Z_STREAM_END:
+                // A member ended; another may follow (`cat a.gz b.gz`).
+                gzipMemberOpen = false
+                inflateReset(s)
+            case Z_OK, Z_BUF_ERROR:
+                gzipMemberOpen = true
+            default:
+                let detail = s.pointee.msg.map { String(cString: $0) } ?? "error \(status)"
+                throw UserError("input '\(name)' is not a valid gzip file (\(detail)) — check the file or drop its .gz suffix")
             }
             if produced > 0 { return produced }
         }

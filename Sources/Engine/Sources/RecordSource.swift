@@ -42,7 +42,8 @@ public struct SourceError: Error {
 }
 
 /// A partitioned, replayable stream of raw records: Kafka
-/// (`KafkaRecordSource`), or memory (`MemoryRecordSource`, for tests). The
+/// (`KafkaRecordSource`), NDJSON files (`FileRecordSource`), or memory
+/// (`MemoryRecordSource`, for tests). The
 /// driver (`StreamDriver`) owns what the partitions mean; a source only
 /// delivers bytes, positions and ownership changes, starts partitions at the
 /// offsets it is given and is told which offsets are durable.

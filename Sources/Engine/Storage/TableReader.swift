@@ -68,6 +68,11 @@ public enum TableReader {
         public var rows: Int
         /// The table's dimensions present in the file (metric tables).
         public var dims: [String]
+        /// The length of its windows and their starts (ms): one window, or
+        /// several for a late-delta or compacted file of an hour.
+        public var windowMs: Int64 = 0
+        public var windowStarts: [Int64] = []
+        public var isMultiWindow: Bool { windowStarts.count > 1 }
     }
 
     /// Opens `path` and checks that it is a VideoQoS file of `table` that
@@ -134,13 +139,26 @@ public enum TableReader {
         }
     }
 
-    /// One window per file: the engine and `reaggregate` write files that way.
-    static func window(_ starts: [Int64], _ ends: [Int64], _ path: String) throws -> (Int64, Int64) {
-        guard let s = starts.first, let e = ends.first else { return (0, 0) }
-        guard starts.allSatisfy({ $0 == s }), ends.allSatisfy({ $0 == e }), e > s, s % 1000 == 0, e % 1000 == 0 else {
-            throw UserError("'\(path)' holds rows of several windows (or an empty window) — not a file written by qos")
+    /// The windows of a file's rows (ms): one for a base or roll-up file,
+    /// several of one length for a late-delta or compacted file of an hour
+    /// (README "Late data and compaction").
+    struct Windows {
+        var start: Int64 = 0, end: Int64 = 0, ms: Int64 = 0
+        var starts: [Int64] = []
+    }
+
+    static func window(_ starts: [Int64], _ ends: [Int64], _ path: String) throws -> Windows {
+        guard let s = starts.first, let e = ends.first else { return Windows() }
+        let ms = e - s
+        var seen = Set<Int64>()
+        for (a, b) in zip(starts, ends) {
+            guard b - a == ms, ms > 0, a % 1000 == 0, b % 1000 == 0 else {
+                throw UserError("'\(path)' holds rows of windows of different lengths (or an empty window) — not a file written by qos")
+            }
+            seen.insert(a / 1000)
         }
-        return (s / 1000, e / 1000)
+        let sorted = seen.sorted()
+        return Windows(start: sorted.first!, end: sorted.last! + ms / 1000, ms: ms / 1000, starts: sorted)
     }
 
     /// Reads a metric-table file: its facts and its rows (`dims` hold every
@@ -150,9 +168,11 @@ public enum TableReader {
         let names = Set(r.schema.map(\.name))
         let dims = table.dimensions.filter { names.contains($0) }
         try checkSchema(r, metricColumns(table, keeping: dims).map(\.field), path, table.name)
-        let (ws, we) = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
+        let startCol = try int64s(r, "window_start", path)
+        let w = try window(startCol, int64s(r, "window_end", path), path)
         let n = r.numRows
-        var rows = [MetricRow<DataSketchesKit>](repeating: MetricRow(start: ws, end: we, dims: [], m: M()), count: n)
+        var rows = [MetricRow<DataSketchesKit>](repeating: MetricRow(start: w.start, end: w.end, dims: [], m: M()), count: n)
+        for i in 0..<n { rows[i].start = startCol[i] / 1000; rows[i].end = rows[i].start + w.ms }
         var dimValues: [[String]] = []
         for d in table.dimensions {
             guard dims.contains(d) else { dimValues.append([String](repeating: "", count: n)); continue }
@@ -183,8 +203,9 @@ public enum TableReader {
                 rows[i].m[keyPath: kp] = DurationSketch(s)
             }
         }
-        let info = FileInfo(path: path, table: table.name, windowStart: ws, windowEnd: we,
-                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: n, dims: dims)
+        let info = FileInfo(path: path, table: table.name, windowStart: w.start, windowEnd: w.end,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: n, dims: dims,
+                            windowMs: w.ms, windowStarts: w.starts)
         return (info, rows)
     }
 
@@ -206,7 +227,7 @@ public enum TableReader {
         let schema = rowSchema(table)
         try checkSchema(r, schema, path, table)
         let cols = try schema.map { try column(r, $0.name, path) }
-        let (ws, we) = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
+        let w = try window(int64s(r, "window_start", path), int64s(r, "window_end", path), path)
         for (f, c) in zip(schema, cols) where !f.optional {
             let hasNull: Bool
             switch c {
@@ -218,13 +239,76 @@ public enum TableReader {
             }
             if hasNull { throw UserError("'\(path)': null in non-null column '\(f.name)'") }
         }
-        let info = FileInfo(path: path, table: table, windowStart: ws, windowEnd: we,
-                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: r.numRows, dims: [])
+        let info = FileInfo(path: path, table: table, windowStart: w.start, windowEnd: w.end,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: r.numRows, dims: [],
+                            windowMs: w.ms, windowStarts: w.starts)
         return RowFile(info: info, schema: schema, columns: cols)
+    }
+
+    /// The `cdn_edge` columns restricted to the dimensions `dims` (a roll-up's).
+    static func cdnEdgeColumns(keeping dims: [String]) -> [OutputColumn<CdnEdgeRow<DataSketchesKit>>] {
+        let dropped = Set(CdnEdgeKey.dimensions).subtracting(dims)
+        return TableSchemas.cdnEdgeColumns(DataSketchesKit.self).filter { !dropped.contains($0.field.name) }
+    }
+
+    /// Reads a `cdn_edge` file: its facts and its rows (a dimension the
+    /// file does not have reads as ""). Derived columns (percentiles,
+    /// `unique_clients`) are ignored and recomputed on write.
+    public static func readCdnEdgeFile(_ path: String) throws -> (FileInfo, [CdnEdgeRow<DataSketchesKit>]) {
+        let table = TableSchemas.cdnEdgeTable
+        let r = try open(path, table: table)
+        let names = Set(r.schema.map(\.name))
+        let dims = CdnEdgeKey.dimensions.filter { names.contains($0) }
+        try checkSchema(r, cdnEdgeColumns(keeping: dims).map(\.field), path, table)
+        let startCol = try int64s(r, "window_start", path)
+        let w = try window(startCol, int64s(r, "window_end", path), path)
+        let n = r.numRows
+        var dimValues: [[String]] = []
+        for d in CdnEdgeKey.dimensions {
+            guard dims.contains(d) else { dimValues.append([String](repeating: "", count: n)); continue }
+            guard let v = try column(r, d, path).stringValues, !v.contains(where: { $0 == nil }) else {
+                throw UserError("'\(path)': dimension column '\(d)' is not a non-null string")
+            }
+            dimValues.append(v.map { $0! })
+        }
+        var rows = (0..<n).map { i in
+            CdnEdgeRow(start: startCol[i] / 1000, end: startCol[i] / 1000 + w.ms, key: CdnEdgeKey(cdn: dimValues[0][i], account: dimValues[1][i],
+                                                         owner: dimValues[2][i], pop: dimValues[3][i]),
+                       m: CdnEdgeMetrics<DataSketchesKit>())
+        }
+        let counters = try CdnEdgeMetrics<DataSketchesKit>.counterColumns.map { try int64s(r, $0, path) }
+        for i in 0..<n {
+            var k = 0
+            rows[i].m.visitCounters { $0 = counters[k][i]; k += 1 }
+        }
+        for (i, b) in try blobs(r, "clients_hll", path).enumerated() {
+            do { rows[i].m.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
+                throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
+            }
+        }
+        let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+        for (name, kp) in [("serve_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.serveSketch),
+                           ("ttfb_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.ttfbSketch)] {
+            for (i, b) in try blobs(r, name, path).enumerated() {
+                let s: DDSketch
+                do { s = try DDSketch(protobuf: b) } catch {
+                    throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
+                }
+                guard s.canMerge(reference) else {
+                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
+                }
+                rows[i].m[keyPath: kp] = DurationSketch(s)
+            }
+        }
+        let info = FileInfo(path: path, table: table, windowStart: w.start, windowEnd: w.end,
+                            kind: r.metadataValue(forKey: "videoqos.kind") ?? "", rows: n, dims: dims,
+                            windowMs: w.ms, windowStarts: w.starts)
+        return (info, rows)
     }
 
     /// Reads any table's file and returns only its facts (validating every value).
     public static func check(_ path: String, table: String) throws -> FileInfo {
+        if table == TableSchemas.cdnEdgeTable { return try readCdnEdgeFile(path).0 }
         if let t = MetricTable.allCases.first(where: { $0.name == table }) {
             return try readMetricFile(path, table: t).0
         }

@@ -53,9 +53,20 @@ public struct WindowedRow<R> {
     public var row: R
 }
 
+/// A `cdn_edge` row: one group of CDN access-log records in one window.
+public struct CdnEdgeRow<K: SketchKit> {
+    public var start: Int64
+    public var end: Int64
+    public var key: CdnEdgeKey
+    public var m: CdnEdgeMetrics<K>
+}
+
 public enum TableSchemas {
     /// Every table name, in output order.
-    public static let tableNames = MetricTable.allCases.map(\.name) + ["sessions", "rejects"]
+    public static let tableNames = MetricTable.allCases.map(\.name) + ["sessions", "rejects", cdnEdgeTable]
+
+    /// The table of CDN access logs (docs/semantics.md "CDN access logs").
+    public static let cdnEdgeTable = "cdn_edge"
 
     static func ratio(_ a: Int64, _ b: Int64) -> Double? { b > 0 ? Double(a) / Double(b) : nil }
 
@@ -140,6 +151,41 @@ public enum TableSchemas {
         ]
     }
 
+    /// The `cdn_edge` table (docs/semantics.md "CDN access logs").
+    public static func cdnEdgeColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<CdnEdgeRow<K>>] {
+        typealias C = OutputColumn<CdnEdgeRow<K>>
+        func q(_ name: String, _ what: String, _ p: Double, _ f: @escaping (CdnEdgeRow<K>) -> K.Quantiles) -> C {
+            .double(name, "\(what) quantile \(p) (null when the sketch is empty).") { f($0).quantile(p) }
+        }
+        return windowColumns({ $0.start }, { $0.end }) + [
+            .string("cdn", "The input format: edgecast, cloudfront, fastly or akamai.") { $0.key.cdn },
+            .string("account", "CDN customer account (EdgeCast: first segment of rewritten_path); \"\" when none.") { $0.key.account },
+            .string("owner", "Content owner (EdgeCast: GUID from rewritten_path); \"\" when none.") { $0.key.owner },
+            .string("pop", "Edge location that served the request; \"\" when absent.") { $0.key.pop },
+            .int("requests", "Access-log records.") { $0.m.requests },
+            .int("http_errors", "Status > 299 (3xx counts).") { $0.m.httpErrors },
+            .int("http_2xx", "Status 200–299.") { $0.m.http2xx },
+            .int("http_3xx", "Status 300–399.") { $0.m.http3xx },
+            .int("http_4xx", "Status 400–499.") { $0.m.http4xx },
+            .int("http_5xx", "Status 500–599.") { $0.m.http5xx },
+            .int("slow_responses", "Serve time above slow_response_ms (default 200 ms).") { $0.m.slowResponses },
+            .int("bytes_out", "Σ bytes sent edge → client.") { $0.m.bytesOut },
+            .int("cache_hits", "Records the CDN served from cache.") { $0.m.cacheHits },
+            .int("cache_misses", "Records the CDN fetched (miss, pass).") { $0.m.cacheMisses },
+            .int("incomplete_responses", "Records whose last byte was not served (where the format says).") { $0.m.incompleteResponses },
+            .blob("serve_ms_sketch", "DDSketch of the serve time, ms.") { $0.m.serveSketch.serialized() },
+            q("serve_ms_p50", "Serve time", 0.5, { $0.m.serveSketch }),
+            q("serve_ms_p95", "Serve time", 0.95, { $0.m.serveSketch }),
+            q("serve_ms_p99", "Serve time", 0.99, { $0.m.serveSketch }),
+            .blob("ttfb_ms_sketch", "DDSketch of the time to first byte, ms (empty when the format has none).") { $0.m.ttfbSketch.serialized() },
+            q("ttfb_ms_p50", "Time to first byte", 0.5, { $0.m.ttfbSketch }),
+            q("ttfb_ms_p95", "Time to first byte", 0.95, { $0.m.ttfbSketch }),
+            q("ttfb_ms_p99", "Time to first byte", 0.99, { $0.m.ttfbSketch }),
+            .blob("clients_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK) of client IPs, compact serialization.") { $0.m.clients.serialized() },
+            .double("unique_clients", "Estimate of distinct client IPs (from clients_hll).") { $0.m.clients.estimate },
+        ]
+    }
+
     /// The `sessions` table: one row per closed session, in its close's window.
     public static func sessionColumns() -> [OutputColumn<WindowedRow<SessionRow>>] {
         typealias C = OutputColumn<WindowedRow<SessionRow>>
@@ -208,6 +254,8 @@ public enum TableSchemas {
             fields = metricColumns(t, DataSketchesKit.self).map { ($0.field, $0.doc) }
         } else if table == "sessions" {
             fields = sessionColumns().map { ($0.field, $0.doc) }
+        } else if table == cdnEdgeTable {
+            fields = cdnEdgeColumns(DataSketchesKit.self).map { ($0.field, $0.doc) }
         } else {
             fields = rejectColumns().map { ($0.field, $0.doc) }
         }

@@ -1,10 +1,13 @@
 import Parquet
 import QoSCore
 
-/// Turns flushed windows into Parquet files, one per table per window state
-/// (base or late delta). File names are deterministic: table, window,
-/// kind (`base`, or `late<flush>` for a delta) and a tag of the input, so a
-/// replay of the same input writes the same names and bytes.
+/// Turns flushed windows into Parquet files: one per table per on-time
+/// window (`base`), and one per table per hour directory for the late
+/// deltas of one flush (`late<from>-<to>`: every changed window of that hour,
+/// `window_start` a column; from/to are the flushes whose late contributions
+/// it holds). File names are deterministic: table, window (the hour for late
+/// files), kind and a tag of the input, so a replay of the same input writes
+/// the same names and bytes.
 public struct WindowFileWriter {
     public static let specVersion = "1"
     public let sink: FileSink
@@ -35,18 +38,18 @@ public struct WindowFileWriter {
     /// Encodes every table of `windows`. `flush` numbers the flush (late
     /// delta names), `sourceRange` goes into the metadata.
     public func plan(_ windows: [WindowState<DataSketchesKit>], interner: StringInterner,
-                     flush: Int, sourceRange: String, tag: String? = nil) throws -> [PlannedFile] {
-        try plan(windows, names: interner.strings, flush: flush, sourceRange: sourceRange, tag: tag)
+                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil) throws -> [PlannedFile] {
+        try plan(windows, names: interner.strings, flush: flush, sourceRange: sourceRange, tag: tag, lateFrom: lateFrom)
     }
 
     /// As above, with the interner's strings as a snapshot (so another
     /// thread can encode while the engine interns new values).
     public func plan(_ windows: [WindowState<DataSketchesKit>], names: [String],
-                     flush: Int, sourceRange: String, tag: String? = nil) throws -> [PlannedFile] {
+                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil) throws -> [PlannedFile] {
         var out: [PlannedFile] = []
         let tag = tag ?? inputTag
-        for w in windows {
-            let kind = w.isDelta ? "late\(CivilTime.pad(flush, 6))" : "base"
+        for w in windows where !w.isDelta {
+            let kind = "base"
             let meta = { (table: String) in
                 metadata(table: table, start: w.start, end: w.end, kind: kind, sourceRange: sourceRange)
             }
@@ -65,9 +68,55 @@ public struct WindowFileWriter {
                 let rows = order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
                 out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
+            if !w.cdnEdge.isEmpty {
+                let t = TableSchemas.cdnEdgeTable
+                let rows = w.cdnEdge.sortedSlots.map {
+                    CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0])
+                }
+                out.append(try file(t, w.start, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), rows, meta(t)))
+            }
+        }
+        // Late deltas: one file per table per hour directory.
+        let kind = "late\(CivilTime.pad(min(lateFrom ?? flush, flush), 6))-\(CivilTime.pad(flush, 6))"
+        let deltas = windows.filter(\.isDelta).sorted { $0.start < $1.start }
+        let byHour = Dictionary(grouping: deltas) { sink.directory(table: "", windowStartMs: $0.start) }
+        for group in byHour.values.sorted(by: { $0[0].start < $1[0].start }) {
+            let hour = group[0].start - floorMod(group[0].start, 3_600_000)
+            let first = group[0].start, last = group[group.count - 1].end
+            let meta = { (table: String) in
+                metadata(table: table, start: first, end: last, kind: kind, sourceRange: sourceRange, windows: group.count)
+            }
+            for t in MetricTable.allCases {
+                let rows = group.flatMap { w in w.tables[t.rawValue].isEmpty ? [] : metricRows(w, t, names) }
+                guard !rows.isEmpty else { continue }
+                let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
+                out.append(try file(t.name, first, kind, tag, cols, rows, meta(t.name), nameStart: hour))
+            }
+            var rows: [WindowedRow<SessionRow>] = []
+            for w in group where !w.sessions.isEmpty {
+                let order = w.sessions.withUnsafeBufferPointer { r in
+                    r.indices.sorted { a, b in
+                        r[a].closeTs != r[b].closeTs ? r[a].closeTs < r[b].closeTs : r[a].sessionId < r[b].sessionId
+                    }
+                }
+                rows += order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
+            }
+            if !rows.isEmpty {
+                out.append(try file("sessions", first, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions"), nameStart: hour))
+            }
+            let edge = group.flatMap { w in
+                w.cdnEdge.sortedSlots.map { CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0]) }
+            }
+            if !edge.isEmpty {
+                let t = TableSchemas.cdnEdgeTable
+                out.append(try file(t, first, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), edge, meta(t),
+                                    nameStart: hour))
+            }
         }
         return out
     }
+
+    func floorMod(_ a: Int64, _ m: Int64) -> Int64 { let r = a % m; return r >= 0 ? r : r + m }
 
     /// Encodes the reject rows that flush number `flush` took from the
     /// engine: one file per window of their `ingested_at` (so the file's
@@ -103,26 +152,30 @@ public struct WindowFileWriter {
     }
 
     func file<R>(_ table: String, _ start: Int64, _ kind: String, _ tag: String,
-                 _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)]) throws -> PlannedFile {
+                 _ cols: [OutputColumn<R>], _ rows: [R], _ meta: [(key: String, value: String)],
+                 nameStart: Int64? = nil) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
         let data = cols.map { $0.values(rows) }
         let bytes = try writeParquet(schema: cols.map(\.field), columns: data, options: opts)
-        let name = "\(table)_\(CivilTime(epochMs: start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
+        let name = "\(table)_\(CivilTime(epochMs: nameStart ?? start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
                            name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: data)
     }
 
+    /// File metadata; a file of several windows (`windows` > 1: late deltas
+    /// of an hour) names the first start and the last end and says how many.
     func metadata(table: String, start: Int64, end: Int64, kind: String,
-                  sourceRange: String) -> [(key: String, value: String)] {
-        [("videoqos.spec_version", WindowFileWriter.specVersion),
+                  sourceRange: String, windows: Int = 1) -> [(key: String, value: String)] {
+        var m: [(key: String, value: String)] = [("videoqos.spec_version", WindowFileWriter.specVersion),
          ("videoqos.table", table),
          ("videoqos.window_start", CivilTime(epochMs: start).iso),
          ("videoqos.window_end", CivilTime(epochMs: end).iso),
          ("videoqos.window_ms", String(windowMs)),
          ("videoqos.kind", kind),
-         ("videoqos.source", sourceRange),
-         ("hll.type", "HLL_8"), ("hll.lg_k", "\(SketchParameters.hllLgK)"),
+         ("videoqos.source", sourceRange)]
+        if windows > 1 { m.append(("videoqos.windows", String(windows))) }
+        return m + [("hll.type", "HLL_8"), ("hll.lg_k", "\(SketchParameters.hllLgK)"),
          ("ddsketch.relative_accuracy", SketchParameters.ddsketchRelativeAccuracyText), ("ddsketch.key", "ceil")]
     }
 }

@@ -1,0 +1,306 @@
+import Foundation
+import QoSCore
+
+/// The decode stage on a thread of its own: it polls a `RecordSource`,
+/// copies each batch of records out of the source's buffers and decodes them
+/// with the input format; the driver (`StreamDriver`, on the engine's thread)
+/// polls this stage (`pollDecoded`) and applies the already-decoded items
+/// in input order, so output does not depend on the
+/// threading. Ownership changes travel in order with the records: the decode
+/// thread waits until the driver has answered an assignment
+/// (`startAssigned`) or a revocation (`completeRevoke`) before it polls
+/// again, so the source is only ever polled from the decode thread.
+/// `qos replay` reads its files through it; `docs/architecture.md`
+/// (*Threads*) says why `qos run` decodes in the poll callback instead.
+final class DecodeStage: RecordSource, @unchecked Sendable {
+    enum Item {
+        case batch(DecodedBatch)
+        case event(SourceEvent)
+        /// A poll that returned nothing (the driver's poll returns, so its policy still runs).
+        case idle
+    }
+
+    enum Reply {
+        case start([Int32: Int64?])
+        case revoked
+    }
+
+    let source: any RecordSource
+    let format: any RecordFormat
+    let name: String
+    let partitionCount: Int
+    let batchRecords: Int
+    /// A finite source (files): the stage ends when every owned partition
+    /// reached the source's end offset.
+    let finite: Bool
+    let queue = BoundedQueue<Item>(capacity: 4)
+    let replies = BoundedQueue<Reply>(capacity: 1)
+    private let done = DispatchSemaphore(value: 0)
+    private var started = false
+    private var closed = false
+    /// Engine side: the offset after the last record delivered, per partition.
+    private var deliveredNext: [Int32: Int64] = [:]
+    /// Engine side: the decode thread finished and its queue is drained.
+    private(set) var ended = false
+    /// Engine side: bytes of the records delivered so far.
+    private(set) var bytesDelivered: Int64 = 0
+
+    init(_ source: any RecordSource, format: any RecordFormat, batchRecords: Int = 4096, finite: Bool) {
+        self.source = source
+        self.format = format
+        name = source.name
+        partitionCount = source.partitionCount
+        self.batchRecords = batchRecords
+        self.finite = finite
+    }
+
+    /// Starts the decode thread (at the first poll, if not before).
+    func start() {
+        guard !started else { return }
+        started = true
+        Thread { [self] in decodeLoop(); done.signal() }.start()
+    }
+
+    // MARK: The decode thread
+
+    private func decodeLoop() {
+        do {
+            var next: [Int32: Int64] = [:]
+            var formats = SourceFormats(base: format, stream: name)
+            while !queue.isClosed {
+                var batch = DecodedBatch()
+                var events: [SourceEvent] = []
+                let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
+                    batch.append(r, format: formats.format(for: r))
+                }, onEvent: { events.append($0) })
+                if n > 0 {
+                    for (p, o) in batch.nextOffsets() { next[p] = o }
+                    guard queue.put(.batch(batch)) else { break }
+                }
+                for e in events {
+                    guard queue.put(.event(e)) else { return queue.close() }
+                    switch e {
+                    case .assigned(let ps):
+                        guard case .start(let start)? = try replies.take() else { return queue.close() }
+                        for p in ps { next[p] = (start[p] ?? nil) ?? 0 }
+                        try source.startAssigned(start)
+                    case .revoked(let ps, _):
+                        guard case .revoked? = try replies.take() else { return queue.close() }
+                        for p in ps { next[p] = nil }
+                        try source.completeRevoke()
+                    case .error:
+                        break
+                    }
+                }
+                if n == 0 && events.isEmpty {
+                    if finite, !next.isEmpty, try next.allSatisfy({ try $0.value >= source.endOffset($0.key) }) { break }
+                    guard queue.put(.idle) else { break }
+                }
+            }
+            queue.close()
+        } catch {
+            queue.close(error)
+        }
+    }
+
+    // MARK: The engine's side (RecordSource)
+
+    /// As a plain source: the records of the next batch (a caller that
+    /// decodes them itself) or the next ownership change.
+    func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
+              onEvent: (SourceEvent) -> Void) throws -> Int {
+        try pollDecoded(onRecord: { r, _ in onRecord(r) }, onEvent: onEvent)
+    }
+
+    /// Delivers the next decoded batch, each record with its items, or the
+    /// next ownership change; blocks until the decode thread has one. The
+    /// decode thread polls with `batchRecords` and a 100 ms timeout.
+    func pollDecoded(onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void,
+                     onEvent: (SourceEvent) -> Void) throws -> Int {
+        start()
+        guard let item = try queue.take() else {
+            ended = true
+            return 0
+        }
+        switch item {
+        case .batch(let b):
+            b.deliver(onRecord)
+            for (p, next) in b.nextOffsets() { deliveredNext[p] = next }
+            bytesDelivered += Int64(b.bytes.count)
+            return b.records.count
+        case .event(let e):
+            if case .revoked(let ps, _) = e { for p in ps { deliveredNext[p] = nil } }
+            onEvent(e)
+            return 0
+        case .idle:
+            return 0
+        }
+    }
+
+    func startAssigned(_ start: [Int32: Int64?]) throws {
+        for (p, o) in start { deliveredNext[p] = o ?? 0 }
+        _ = replies.put(.start(start))
+    }
+
+    func completeRevoke() throws { _ = replies.put(.revoked) }
+
+    /// Offsets are durable: the source is told (librdkafka's commit may be called from any thread).
+    func commit(_ next: [Int32: Int64]) { source.commit(next) }
+
+    /// A finite source's end, once the decode thread read all of it and the
+    /// driver took every batch; unknown (`.max`) before.
+    func endOffset(_ partition: Int32) throws -> Int64 { ended ? deliveredNext[partition] ?? 0 : .max }
+
+    /// The decode thread polls on its own; nothing to ask for.
+    func idle(next: [Int32: Int64]) {}
+
+    /// Not known across the thread boundary.
+    func lag() -> [Int32: Int64] { [:] }
+
+    /// Stops the decode thread, waits for it, and closes the source.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        queue.close()
+        replies.close()
+        if started { done.wait() }
+        source.close()
+    }
+}
+
+/// A bounded, blocking single-producer / single-consumer queue between two
+/// of the driver's threads. `nil` from `take()` means the producer finished.
+final class BoundedQueue<T>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var items: [T] = []
+    private var closed = false
+    private var failure: Error?
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    var isClosed: Bool { cond.withLock { closed } }
+
+    /// Blocks while full; false (the item dropped) once the queue is closed.
+    @discardableResult
+    func put(_ x: T) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        while items.count >= capacity && !closed { cond.wait() }
+        guard !closed else { return false }
+        items.append(x)
+        cond.broadcast()
+        return true
+    }
+
+    func take() throws -> T? {
+        cond.lock()
+        defer { cond.unlock() }
+        while items.isEmpty && !closed { cond.wait() }
+        if items.isEmpty {
+            if let e = failure { throw e }
+            return nil
+        }
+        cond.broadcast()
+        return items.removeFirst()
+    }
+
+    /// Ends the stream; with an error, the consumer's next `take` throws it
+    /// once the items put before are taken.
+    func close(_ error: Error? = nil) {
+        cond.lock()
+        closed = true
+        if failure == nil { failure = error }
+        cond.broadcast()
+        cond.unlock()
+    }
+}
+
+/// Records copied out of the source (one buffer per batch, so reject
+/// payloads can still be cut from them) with their decoded items, in input
+/// order.
+struct DecodedBatch: @unchecked Sendable {
+    struct Record {
+        var range: Range<Int>
+        var partition: Int32
+        var offset: Int64
+        var position: SourcePosition
+        var first: Int
+        var count: Int
+    }
+
+    var bytes: [UInt8] = []
+    var records: [Record] = []
+    var items: [DecodedItem] = []
+    /// The batch's own copy of its file's name: the engine's thread retains
+    /// and releases it for every record, so it must not share a reference
+    /// count with the strings the decode thread goes on using.
+    var fileName = ""
+
+    mutating func append(_ r: RawRecord, format: any RecordFormat) {
+        let start = bytes.count
+        bytes.append(contentsOf: r.bytes)
+        let first = items.count
+        format.decode(r.bytes) { items.append($0) }
+        var position = r.position
+        if case .file(let name, let line) = position {
+            if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+            position = .file(name: fileName, line: line)
+        }
+        records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
+                              position: position, first: first, count: items.count - first))
+    }
+
+    /// The offset after each partition's last record in the batch.
+    func nextOffsets() -> [(Int32, Int64)] {
+        var out: [(Int32, Int64)] = []
+        for r in records {
+            if let i = out.lastIndex(where: { $0.0 == r.partition }) { out[i].1 = r.offset + 1 } else { out.append((r.partition, r.offset + 1)) }
+        }
+        return out
+    }
+
+    /// Each record with its decoded items, both lent for the callback.
+    func deliver(_ onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void) {
+        bytes.withUnsafeBytes { raw in
+            items.withUnsafeBufferPointer { decoded in
+                for r in records {
+                    onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
+                                       offset: r.offset, position: r.position),
+                             UnsafeBufferPointer(rebasing: decoded[r.first..<(r.first + r.count)]))
+                }
+            }
+        }
+    }
+}
+
+/// One instance of the input format per input file, or per partition of a
+/// stream: a format may keep state across one source's records and read
+/// the source's name (`RecordFormat.forSource(named:)`: a CloudFront
+/// log's distribution comes from its file name).
+struct SourceFormats {
+    let base: any RecordFormat
+    let stream: String
+    private var fileName: String?
+    private var fileFormat: (any RecordFormat)?
+    private var byPartition: [Int32: any RecordFormat] = [:]
+
+    init(base: any RecordFormat, stream: String) {
+        self.base = base
+        self.stream = stream
+    }
+
+    mutating func format(for r: RawRecord) -> any RecordFormat {
+        if case .file(let name, _) = r.position {
+            if name != fileName {
+                fileName = name
+                fileFormat = base.forSource(named: name)
+            }
+            return fileFormat!
+        }
+        if let f = byPartition[r.partition] { return f }
+        let f = base.forSource(named: stream)
+        byPartition[r.partition] = f
+        return f
+    }
+}

@@ -1,0 +1,39 @@
+/// CDN access-log records (docs/semantics.md "CDN access logs"): they share
+/// the partition's clock, watermark, windows, late deltas and checkpoints
+/// with beacons, and go to the `cdn_edge` table only.
+extension QoSEngine {
+    /// Applies one CDN log record: admission by its (whole-second) time as
+    /// for a beacon's `ts`, the watermark, then its `cdn_edge` group in the
+    /// window of its time (a late delta once that window is written).
+    public func apply(_ r: CdnLogRecord, partition pid: Int32, source: SourcePosition,
+                      raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {
+        let p = partition(pid)
+        let ts = r.timeMs
+        if _slowPath(ts < config.tsMinMs) {
+            return reject(.invalidValue("timestamp"), partition: p, source: source, payload: raw)
+        }
+        if ts > nowMs &+ config.futureToleranceMs {
+            return reject(.tsInFuture, partition: p, source: source, payload: raw)
+        }
+        if p.maxTs != .min && ts < p.watermark(config) - config.maxLatenessMs {
+            return reject(.tsTooOld, partition: p, source: source, payload: raw)
+        }
+        if ts > p.maxTs {
+            if p.maxTs == .min { stampRejects(p, ts) }
+            p.maxTs = ts
+        }
+        // The watermark moved: sessions of this partition (if it also
+        // carries beacons) close as they would at a beacon.
+        let wm = p.watermark(config)
+        for s in p.dueSessions(wm, config) {
+            let (instant, reason) = s.pendingClose(config)
+            close(s, in: p, at: instant, reason: reason)
+        }
+        counters.accepted += 1
+        if p.aggregator.isWritten(ts) { counters.lateEvents += 1 }
+        let w = p.aggregator.window(for: ts)
+        let key = CdnEdgeKey(cdn: r.cdn, account: r.account, owner: r.owner, pop: r.pop)
+        let slot = w.cdnEdge.slot(key, cap: config.groupsPerWindowMax)
+        w.cdnEdge.metrics[slot].add(r, slowMs: Double(config.slowResponseMs))
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+@testable import Engine
+import Parquet
+import QoSCore
+
+/// `qos replay` on the driver of `qos run`, stepped by hand: the files'
+/// records come through the decode stage (`DecodeStage` over
+/// `FileRecordSource`), the direct driver flushes after the record that
+/// makes a window due and publishes without checkpoints (`DirectPublish`).
+/// The whole replay's bytes are pinned by GoldenOutputTests.
+@Suite struct ReplayDriverTests {
+    /// 2026-01-01 00:00 UTC, a window boundary.
+    static let t0: Int64 = 1_767_225_600_000
+
+    static func tempDir() -> String {
+        let d = NSTemporaryDirectory() + "qos-replay-driver-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func beacon(_ event: String, _ offsetMs: Int64, _ sid: String, _ seq: Int) -> String {
+        #"{"event":"\#(event)","ts":\#(t0 + offsetMs),"session_id":"\#(sid)","seq":\#(seq)}"#
+    }
+
+    /// A direct driver over `path`, records decoded `batch` at a time.
+    static func driver(_ path: String, sink: String, batch: Int) throws -> (StreamDriver, DecodeStage) {
+        var o = RunOptions()
+        o.sink = sink
+        o.untilCaughtUp = true
+        o.log = .silent
+        let d = try StreamDriver(o, format: BeaconJSONFormat(), clock: ManualClock(wallMs: t0 + 10 * 3_600_000),
+                                 directTag: "test")
+        let stage = DecodeStage(FileRecordSource(paths: [path]), format: BeaconJSONFormat(), batchRecords: batch,
+                                finite: true)
+        try d.attach(stage)
+        return (d, stage)
+    }
+
+    static func metadata(_ file: String, _ key: String) throws -> String? {
+        try ParquetFileReader(bytes: Inspector.readFile(file)).metadataValue(forKey: key)
+    }
+
+    @Test func aWindowIsPublishedAfterTheRecordThatMakesItDueAndTheRestAtTheEndOfInput() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/in.ndjson"
+        let lines = [
+            Self.beacon("view_start", 1_000, "s1", 1),
+            Self.beacon("heartbeat", 11_000, "s1", 2),
+            "not json",
+            Self.beacon("heartbeat", 21_000, "s1", 3),
+            // Watermark 200 s − 30 s lateness passes the first window's end (120 s).
+            Self.beacon("view_start", 200_000, "s2", 1),
+            Self.beacon("heartbeat", 210_000, "s2", 2),
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let sink = dir + "/out"
+        let (d, stage) = try Self.driver(path, sink: sink, batch: 2)
+        defer { stage.close() }
+        let direct = d.direct!
+
+        try d.step()  // the files' partition 0 is assigned, answered through the decode thread
+        #expect(d.book.ids == [0] && d.engine.counters.messages == 0)
+        try d.step()  // lines 1–2
+        try d.step()  // lines 3–4: nothing due yet, the reject is held
+        #expect(d.engine.counters.messages == 4 && direct.flushes == 0 && d.engine.counters.rejectedTotal == 1)
+        try d.step()  // lines 5–6: line 5 makes the first window due
+        #expect(d.engine.counters.messages == 6 && direct.flushes == 1 && !d.finished)
+        var steps = 0
+        while !d.finished && steps < 100 { try d.step(); steps += 1 }
+        #expect(d.finished && direct.flushes == 2 && d.book[0]?.next == 6)
+
+        // No checkpoint state: a replay is run again, never resumed.
+        #expect(!FileManager.default.fileExists(atPath: sink + "/_qos"))
+        let overall = Inspector.parquetFiles(under: sink + "/overall").sorted()
+        // The first window, published by line 5; the later ones (sessions close at their timeouts) at the end.
+        let sources = try overall.map { try Self.metadata($0, "videoqos.source") }
+        #expect(overall.count >= 2 && sources.first == "\(path):1..\(path):5")
+        #expect(sources.dropFirst().allSatisfy { $0 == "\(path):1..end" })
+        // The reject held since line 3 went out with the first flush, with its file:line.
+        let rejects = Inspector.parquetFiles(under: sink + "/rejects")
+        #expect(rejects.count == 1)
+        if let f = rejects.first {
+            #expect(try Self.metadata(f, "videoqos.kind") == "flush000001")
+            let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+            guard case .byteArray(let source) = try r.column(named: "source") else { Issue.record("type"); return }
+            #expect(source.map { $0.map { String(decoding: $0, as: UTF8.self) } } == ["\(path):3"])
+        }
+        #expect(d.status.filesWritten == Inspector.parquetFiles(under: sink).count)
+    }
+
+    @Test func anEmptyInputEndsWithoutFiles() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/empty.ndjson"
+        try "\n\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let (d, stage) = try Self.driver(path, sink: dir + "/out", batch: 4096)
+        defer { stage.close() }
+        var steps = 0
+        while !d.finished && steps < 100 { try d.step(); steps += 1 }
+        #expect(d.finished && d.direct!.flushes == 0 && d.status.filesWritten == 0)
+        #expect(Inspector.parquetFiles(under: dir + "/out").isEmpty)
+    }
+
+    /// Ownership changes pass the decode thread in order: it polls again only
+    /// after the driver answered (the in-memory source traps a poll before
+    /// that), and a revoked partition's records stop at the revocation.
+    @Test func theDecodeStageWaitsForTheDriverToAnswerOwnershipChanges() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = MemoryRecordSource(name: "beacons", partitions: 2)
+        for i in 0..<300 {
+            let p = Int32(i % 2)
+            src.append(Array(Self.beacon("heartbeat", Int64(i) * 1000, "s\(p)", i / 2 + 1).utf8), partition: p)
+        }
+        src.assign([0, 1])
+        src.revoke([1])
+        var o = RunOptions()
+        o.sink = dir + "/out"
+        o.untilCaughtUp = true
+        o.log = .silent
+        let d = try StreamDriver(o, format: BeaconJSONFormat(), clock: ManualClock(wallMs: Self.t0 + 3_600_000),
+                                 directTag: "mem")
+        // What the driver had done when the decode thread completed the
+        // revocation at the source (ordered by the stage's queues).
+        let watched = Watched(src)
+        let seen = Box()
+        watched.onCompleteRevoke = { seen.releasedFirst = d.book[1] == nil }
+        let stage = DecodeStage(watched, format: BeaconJSONFormat(), batchRecords: 40, finite: true)
+        defer { stage.close() }
+        try d.attach(stage)
+        var steps = 0
+        while !stage.ended && steps < 1000 { try d.step(); steps += 1 }
+        #expect(seen.releasedFirst == true)
+        #expect(stage.ended && d.book.ids == [0] && d.book[0]?.next == 150)
+        // Partition 1 was read up to the revocation only (one batch at most).
+        #expect(d.engine.counters.messages >= 150 && d.engine.counters.messages <= 190)
+        #expect(Set(d.engine.partitions.keys) == [0])
+    }
+
+    final class Box: @unchecked Sendable { var releasedFirst: Bool? }
+
+    /// A source that reports when its revocation is completed.
+    final class Watched: RecordSource, @unchecked Sendable {
+        let inner: MemoryRecordSource
+        var onCompleteRevoke: () -> Void = {}
+        init(_ inner: MemoryRecordSource) { self.inner = inner }
+        var name: String { inner.name }
+        var partitionCount: Int { inner.partitionCount }
+        func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
+                  onEvent: (SourceEvent) -> Void) throws -> Int {
+            try inner.poll(maxRecords: maxRecords, timeoutMs: timeoutMs, onRecord: onRecord, onEvent: onEvent)
+        }
+        func startAssigned(_ start: [Int32: Int64?]) throws { try inner.startAssigned(start) }
+        func completeRevoke() throws { onCompleteRevoke(); try inner.completeRevoke() }
+        func commit(_ next: [Int32: Int64]) { inner.commit(next) }
+        func endOffset(_ partition: Int32) throws -> Int64 { try inner.endOffset(partition) }
+        func idle(next: [Int32: Int64]) { inner.idle(next: next) }
+        func lag() -> [Int32: Int64] { inner.lag() }
+        func close() { inner.close() }
+    }
+}
