@@ -67,14 +67,30 @@ public final class S3Client: @unchecked Sendable {
     public struct Object: Equatable, Sendable {
         public var key: String
         public var size: Int64
+        /// `LastModified` as the store wrote it (ISO 8601, UTC).
+        public var lastModified = ""
     }
 
     /// Every object under `prefix`, in key order (LIST v2, page by page).
     public func list(prefix: String) throws -> [Object] {
+        try listing(prefix: prefix, delimiter: nil).objects
+    }
+
+    /// One level under `prefix` (which ends in `/`, or is ""): the objects
+    /// directly in it and the names of the "directories" below it (common
+    /// prefixes, without `prefix` and the trailing `/`).
+    public func listChildren(prefix: String) throws -> (objects: [Object], directories: [String]) {
+        let l = try listing(prefix: prefix, delimiter: "/")
+        return (l.objects, l.prefixes.map { String($0.dropFirst(prefix.count).dropLast()) })
+    }
+
+    func listing(prefix: String, delimiter: String?) throws -> (objects: [Object], prefixes: [String]) {
         var out: [Object] = []
+        var prefixes: [String] = []
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix), ("encoding-type", "url")]
+            if let delimiter { query.append(("delimiter", delimiter)) }
             if let token { query.append(("continuation-token", token)) }
             if config.listPageSize != 1000 { query.append(("max-keys", String(config.listPageSize))) }
             let r = try send("GET", key: nil, query: query, accept: [200])
@@ -83,7 +99,11 @@ public final class S3Client: @unchecked Sendable {
                 guard let k = XMLText.value("Key", in: block), let size = XMLText.value("Size", in: block).flatMap({ Int64($0) }) else {
                     throw S3Error(.malformedResponse, status: r.status, message: "a LIST entry without Key or Size", key: prefix)
                 }
-                out.append(Object(key: XMLText.percentDecoded(k), size: size))
+                out.append(Object(key: XMLText.percentDecoded(k), size: size,
+                                  lastModified: XMLText.value("LastModified", in: block) ?? ""))
+            }
+            for block in XMLText.blocks("CommonPrefixes", in: xml) {
+                if let p = XMLText.value("Prefix", in: block) { prefixes.append(XMLText.percentDecoded(p)) }
             }
             let truncated = XMLText.value("IsTruncated", in: xml) == "true"
             token = truncated ? XMLText.value("NextContinuationToken", in: xml) : nil
@@ -91,7 +111,7 @@ public final class S3Client: @unchecked Sendable {
                 throw S3Error(.malformedResponse, status: r.status, message: "a truncated LIST without a continuation token", key: prefix)
             }
         } while token != nil
-        return out
+        return (out, prefixes)
     }
 
     /// Removes `key` (no error when it is already gone).
@@ -110,7 +130,7 @@ public final class S3Client: @unchecked Sendable {
     }
 
     /// Creates the bucket (tests and local stores; production buckets are made by their owners).
-    func createBucket() throws {
+    public func createBucket() throws {
         _ = try send("PUT", key: nil, accept: [200])
     }
 
