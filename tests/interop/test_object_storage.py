@@ -60,18 +60,43 @@ def keys(fs, path):
                   if i.type.name == "File")
 
 
-def test_replay_to_s3_equals_the_local_sink_byte_for_byte(moto, generated, tmp_path):
-    _, env, fs = moto
-    qos("replay", generated, "--sink", tmp_path / "local", "--quiet")
+@pytest.fixture(scope="module")
+def both(moto, generated, tmp_path_factory):
+    """The generated input replayed to a local directory and to s3://qos/replay."""
+    _, env, _ = moto
+    local = tmp_path_factory.mktemp("s3replay") / "local"
+    qos("replay", generated, "--sink", local, "--quiet")
     qos("replay", generated, "--sink", "s3://qos/replay", "--quiet", env=env)
-    local = sorted(str(p.relative_to(tmp_path / "local")) for p in (tmp_path / "local").rglob("*") if p.is_file())
+    return local
+
+
+def test_replay_to_s3_equals_the_local_sink_byte_for_byte(moto, both):
+    _, _, fs = moto
+    local = sorted(str(p.relative_to(both)) for p in both.rglob("*") if p.is_file())
     remote = [k[len("qos/replay/"):] for k in keys(fs, "qos/replay")]
     assert remote == local and len(local) > 50
     for rel in local[::7]:
         with fs.open_input_file(f"qos/replay/{rel}") as f:
-            assert f.read() == (tmp_path / "local" / rel).read_bytes(), rel
-    problems = qos_tables.diff(qos_tables.load("qos/replay", filesystem=fs), qos_tables.load(tmp_path / "local"))
+            assert f.read() == (both / rel).read_bytes(), rel
+    problems = qos_tables.diff(qos_tables.load("qos/replay", filesystem=fs), qos_tables.load(both))
     assert not problems, "\n".join(problems)
+
+
+def test_inspect_reaggregate_and_report_read_s3(moto, both, tmp_path):
+    _, env, _ = moto
+    got = qos("inspect", "s3://qos/replay/video", env=env).stdout
+    want = qos("inspect", both / "video").stdout
+    assert got.replace("s3://qos/replay/video", str(both / "video")) == want
+    one = sorted((both / "overall").rglob("*.parquet"))[0].relative_to(both)
+    got = qos("inspect", f"s3://qos/replay/{one}", "--rows", "3", env=env).stdout
+    assert got.replace(f"s3://qos/replay/{one}", str(both / one)) == qos("inspect", both / one, "--rows", "3").stdout
+    qos("reaggregate", "--sink", "s3://qos/replay", "--table", "video", "--grain", "1h", "--out", tmp_path / "r_s3", env=env)
+    qos("reaggregate", "--sink", both, "--table", "video", "--grain", "1h", "--out", tmp_path / "r_local")
+    a = {p.relative_to(tmp_path / "r_s3"): p.read_bytes() for p in (tmp_path / "r_s3").rglob("*.parquet")}
+    b = {p.relative_to(tmp_path / "r_local"): p.read_bytes() for p in (tmp_path / "r_local").rglob("*.parquet")}
+    assert a == b and a
+    r = qos("report", "--sink", "s3://qos/replay", "--out", tmp_path / "s3.html", "--quiet", env=env)
+    assert "wrote" in r.stdout and "s3://qos/replay" in (tmp_path / "s3.html").read_text()
 
 
 def small_gen():
