@@ -23,7 +23,9 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or
     /// `AWS_ENDPOINT_URL`), and `QOS_S3_PATH_STYLE` (default: path style
-    /// when an endpoint is given, as MinIO, Ceph and moto expect).
+    /// when an endpoint is given, as MinIO, Ceph and moto expect), under the
+    /// settings s3_endpoint and s3_region (`QOS_S3_ENDPOINT`, `QOS_S3_REGION`;
+    /// their flags and config keys are put there by `Configuration.s3Environment`).
     public convenience init(location: String, environment env: [String: String]) throws {
         guard let (bucket, prefix) = S3Config.parse(location: location) else {
             throw UserError("sink '\(location)' is not an s3://bucket/prefix address (bucket: 3–63 lowercase letters, digits, '.' or '-') — fix --sink")
@@ -34,17 +36,17 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         guard let key = value("AWS_ACCESS_KEY_ID"), let secret = value("AWS_SECRET_ACCESS_KEY") else {
             throw UserError("sink '\(location)' needs credentials — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         }
-        let region = value("AWS_REGION", "AWS_DEFAULT_REGION") ?? "us-east-1"
-        let custom = value("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+        let region = value("QOS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? "us-east-1"
+        let custom = value("QOS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
         if let custom, !(custom.hasPrefix("http://") || custom.hasPrefix("https://")) {
-            throw UserError("AWS_ENDPOINT_URL '\(custom)' is not an http:// or https:// address — fix the variable")
+            throw UserError("the s3 endpoint '\(custom)' is not an http:// or https:// address — fix --s3-endpoint or AWS_ENDPOINT_URL")
         }
         var pathStyle = custom != nil
         if let p = value("QOS_S3_PATH_STYLE") {
             switch p.lowercased() {
             case "1", "true", "yes": pathStyle = true
             case "0", "false", "no": pathStyle = false
-            default: throw UserError("QOS_S3_PATH_STYLE '\(p)' is not true or false — fix the variable")
+            default: throw UserError("s3_path_style '\(p)' is not true or false — fix --s3-path-style or QOS_S3_PATH_STYLE")
             }
         }
         let config = S3Config(bucket: bucket, prefix: prefix, endpoint: custom ?? "https://s3.\(region).amazonaws.com",
