@@ -107,25 +107,146 @@ def small_gen():
     return gen
 
 
-def test_daemon_to_s3_equals_replay_and_leaves_no_staging(moto, tmp_path):
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """A broker holding small_gen()'s beacons, and the local replay of the same beacons."""
     from test_daemon import Broker
-    _, env, fs = moto
-    data = tmp_path / "beacons.ndjson"
+    base = tmp_path_factory.mktemp("s3daemon")
+    data = base / "beacons.ndjson"
     qos("generate", *small_gen(), "--out", data)
-    qos("replay", data, "--sink", tmp_path / "replay", "--quiet")
+    qos("replay", data, "--sink", base / "replay", "--quiet")
     broker = Broker(partitions=3)
-    try:
-        qos("generate", *small_gen(), "--kafka", broker.address, "--rate", "max")
-        r = qos("run", "--brokers", broker.address, "--group", "s3", "--sink", "s3://qos/daemon",
-                "--idle-timeout", "2s", "--metrics-port", "0", "--until-caught-up", env=env, timeout=600)
-        assert "caught up" in r.stderr, r.stderr
-    finally:
-        broker.stop()
-    problems = qos_tables.diff(qos_tables.load("qos/daemon", filesystem=fs), qos_tables.load(tmp_path / "replay"))
+    qos("generate", *small_gen(), "--kafka", broker.address, "--rate", "max")
+    yield broker, data, qos_tables.load(base / "replay")
+    broker.stop()
+
+
+def run_args(broker, sink, group, *extra):
+    return ["run", "--brokers", broker.address, "--group", group, "--sink", sink, "--idle-timeout", "2s",
+            "--metrics-port", "0", *extra]
+
+
+def test_daemon_to_s3_equals_replay_and_leaves_no_staging(moto, loaded):
+    _, env, fs = moto
+    broker, _, expected = loaded
+    r = qos(*run_args(broker, "s3://qos/daemon", "s3"), "--until-caught-up", env=env, timeout=600)
+    assert "caught up" in r.stderr, r.stderr
+    problems = qos_tables.diff(qos_tables.load("qos/daemon", filesystem=fs), expected)
     assert not problems, "\n".join(problems)
     all_keys = keys(fs, "qos/daemon")
     assert not [k for k in all_keys if "/_staging/" in k]
     assert [k for k in all_keys if "/_qos/manifests/" in k] and "qos/daemon/_qos/sink-id" in all_keys
+
+
+def test_two_daemons_on_one_group_and_one_s3_sink_equal_one(moto, loaded):
+    """Instance a consumes alone, b joins (a rebalance), a stops, b takes
+    its partitions over from the checkpoints in the bucket."""
+    _, env, fs = moto
+    broker, _, expected = loaded
+    a = subprocess.Popen([qos_bin(), *run_args(broker, "s3://qos/two", "two", "--instance", "a")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(2)
+    b = subprocess.Popen([qos_bin(), *run_args(broker, "s3://qos/two", "two", "--instance", "b", "--until-caught-up")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)
+    a.send_signal(signal.SIGTERM)
+    _, a_err = a.communicate(timeout=60)
+    assert a.returncode == 0, a_err
+    _, b_err = b.communicate(timeout=600)
+    assert b.returncode == 0 and "caught up" in b_err, b_err
+    assert "assigned" in b_err
+    problems = qos_tables.diff(qos_tables.load("qos/two", filesystem=fs), expected)
+    assert not problems, "\n".join(problems)
+    manifests = [k for k in keys(fs, "qos/two/_qos/manifests") if k.endswith(".manifest")]
+    assert {k.split("/")[-2] for k in manifests} <= {"a", "b"} and any("/b/" in k for k in manifests)
+
+
+class FaultyStore:
+    """A loopback proxy in front of moto that, per request (seeded): answers
+    503 SlowDown without forwarding, forwards then answers 500 (the store
+    acted, its reply is lost), or forwards after a delay (a slow store)."""
+
+    def __init__(self, upstream_port, seed, fail=0.05, lose=0.05, slow=0.05, delay=0.3):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        rng = random.Random(seed)
+        lock = threading.Lock()
+        self.counts = Counter()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, headers, body):
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def handle_any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    x = rng.random()
+                fault = "fail" if x < fail else "lose" if x < fail + lose else "slow" if x < fail + lose + slow else "ok"
+                with lock:
+                    outer.counts[fault] += 1
+                if fault == "fail":
+                    return self.reply(503, [("Content-Type", "application/xml")],
+                                      b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>")
+                if fault == "slow":
+                    time.sleep(delay)
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = self.headers.get("Host")
+                conn.request(self.command, self.path, body=body if body or self.command in ("PUT", "POST") else None,
+                             headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                conn.close()
+                if fault == "lose":
+                    return self.reply(500, [("Content-Type", "application/xml")],
+                                      b"<Error><Code>InternalError</Code><Message>injected</Message></Error>")
+                self.reply(r.status, r.getheaders(), data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_faulty_slow_store_neither_loses_nor_duplicates(moto, loaded):
+    """503s, lost replies (the store acted, the client saw a 500) and slow
+    answers: retried with backoff; replay and daemon output equal the
+    local replay, the daemon's manifests commit once each."""
+    endpoint, env, fs = moto
+    broker, data, expected = loaded
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=20261201)
+    try:
+        faulty = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+        qos("replay", data, "--sink", "s3://qos/faulty-replay", "--quiet", env=faulty)
+        r = qos(*run_args(broker, "s3://qos/faulty-run", "faulty", "--checkpoint-interval", "1s"), "--until-caught-up",
+                env=faulty, timeout=600)
+        assert "caught up" in r.stderr, r.stderr
+    finally:
+        proxy.close()
+    assert proxy.counts["fail"] > 5 and proxy.counts["lose"] > 5 and proxy.counts["slow"] > 5, proxy.counts
+    for sink in ("qos/faulty-replay", "qos/faulty-run"):
+        problems = qos_tables.diff(qos_tables.load(sink, filesystem=fs), expected)
+        assert not problems, sink + "\n" + "\n".join(problems)
+    assert not [k for k in keys(fs, "qos/faulty-run") if "/_staging/" in k]
 
 
 def test_missing_bucket_and_credentials_are_one_line(moto):
@@ -139,33 +260,24 @@ def test_missing_bucket_and_credentials_are_one_line(moto):
     assert r.returncode == 1 and "AWS_SECRET_ACCESS_KEY" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, tmp_path):
+def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loaded, tmp_path):
     """10 kills of a daemon checkpointing every second to s3://, each checked
     right away (no beacon visible twice), then a final run equals the replay."""
-    from test_daemon import Broker
     _, env, fs = moto
-    gen = small_gen()
-    data = tmp_path / "beacons.ndjson"
-    qos("generate", *gen, "--out", data)
+    broker, data, _ = loaded
     qos("replay", data, "--sink", tmp_path / "replay", "--window", "1m", "--quiet")
     expected = qos_tables.load(tmp_path / "replay")
-    broker = Broker(partitions=3)
-    try:
-        qos("generate", *gen, "--kafka", broker.address, "--rate", "max")
-        rng = random.Random(20261201)
-        cmd = [qos_bin(), "run", "--brokers", broker.address, "--group", "crash", "--sink", "s3://qos/crash",
-               "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "0", "--window", "1m",
-               "--late-flush-interval", "1s", "--kafka", "session.timeout.ms=6000"]
-        for _ in range(10):
-            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-            time.sleep(rng.uniform(1.0, 4.0))
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            no_beacon_twice(qos_tables.load("qos/crash", filesystem=fs), expected)
-        r = qos(*cmd[1:], "--until-caught-up", env=env, timeout=600)
-        assert "caught up" in r.stderr
-    finally:
-        broker.stop()
+    rng = random.Random(20261201)
+    cmd = [qos_bin(), *run_args(broker, "s3://qos/crash", "crash", "--checkpoint-interval", "1s", "--window", "1m",
+                                "--late-flush-interval", "1s", "--kafka", "session.timeout.ms=6000")]
+    for _ in range(10):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(rng.uniform(1.0, 4.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        no_beacon_twice(qos_tables.load("qos/crash", filesystem=fs), expected)
+    r = qos(*cmd[1:], "--until-caught-up", env=env, timeout=600)
+    assert "caught up" in r.stderr
     problems = qos_tables.diff(qos_tables.load("qos/crash", filesystem=fs), expected)
     assert not problems, "\n".join(problems)
     assert not [k for k in keys(fs, "qos/crash") if "/_staging/" in k]
