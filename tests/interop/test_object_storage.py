@@ -166,7 +166,7 @@ class FaultyStore:
     503 SlowDown without forwarding, forwards then answers 500 (the store
     acted, its reply is lost), or forwards after a delay (a slow store)."""
 
-    def __init__(self, upstream_port, seed, fail=0.05, lose=0.05, slow=0.05, delay=0.3):
+    def __init__(self, upstream_port, seed, fail=0.05, lose=0.05, slow=0.05, delay=0.3, deny=False):
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,6 +192,10 @@ class FaultyStore:
 
             def handle_any(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if deny:  # as AWS answers an unknown access key
+                    return self.reply(403, [("Content-Type", "application/xml")],
+                                      b"<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided "
+                                      b"does not exist in our records.</Message></Error>")
                 with lock:
                     x = rng.random()
                 fault = "fail" if x < fail else "lose" if x < fail + lose else "slow" if x < fail + lose + slow else "ok"
@@ -249,7 +253,7 @@ def test_a_faulty_slow_store_neither_loses_nor_duplicates(moto, loaded):
     assert not [k for k in keys(fs, "qos/faulty-run") if "/_staging/" in k]
 
 
-def test_missing_bucket_and_credentials_are_one_line(moto):
+def test_missing_bucket_and_wrong_credentials_are_one_line(moto):
     endpoint, env, _ = moto
     r = qos("replay", "-", "--sink", "s3://no-such-bucket/x", "--quiet", env=env, input="", check=False)
     assert r.returncode == 1
@@ -258,6 +262,15 @@ def test_missing_bucket_and_credentials_are_one_line(moto):
     bad = dict(env, AWS_SECRET_ACCESS_KEY="")
     r = qos("replay", "-", "--sink", "s3://qos/x", "--quiet", env=bad, input="", check=False)
     assert r.returncode == 1 and "AWS_SECRET_ACCESS_KEY" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # moto accepts any key; a proxy answers as AWS does for an unknown one.
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, deny=True)
+    try:
+        r = qos("replay", "-", "--sink", "s3://qos/x", "--quiet", env=dict(env, AWS_ENDPOINT_URL=proxy.endpoint),
+                input="", check=False)
+    finally:
+        proxy.close()
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and "InvalidAccessKeyId" in lines[0] and "AWS_ACCESS_KEY_ID" in lines[0], r.stderr
 
 
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loaded, tmp_path):
