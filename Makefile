@@ -74,6 +74,7 @@ fuzz: build
 ## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement.
 bench: deps deps-bench release
 	$(PY) bench/run.py
+	$(PY) bench/s3_sink.py
 	$(PY) bench/soak.py
 
 ## soak: 10 min (SOAK_SECONDS) of real-time traffic at 20 000 beacons/s with 5 % malformed and 2 % future beacons; RSS, checkpoint size and fds must stay flat (bench/results/soak.md).
