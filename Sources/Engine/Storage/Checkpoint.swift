@@ -152,12 +152,24 @@ public final class CheckpointStore {
 
     /// Finishes step 3 of a committed manifest (idempotent).
     func rollForward(_ m: Manifest) throws {
+        let stage = "_staging/\(m.instance)/\(CivilTime.pad(Int(m.epoch), 12))"
+        // One listing instead of a probe per file: a published epoch costs
+        // one request on object storage, not a failed COPY per file.
+        let staged = m.files.isEmpty ? [] : Set(try storage.list(stage))
         var dirs = Set<String>()
-        for f in m.files where try storage.move(f.staged, to: f.final) {
-            dirs.insert(String(f.final[..<(f.final.lastIndex(of: "/") ?? f.final.startIndex)]))
+        do {
+            for f in m.files where staged.contains(String(f.staged.split(separator: "/").last ?? "")) {
+                guard try storage.move(f.staged, to: f.final) else { continue }
+                dirs.insert(String(f.final[..<(f.final.lastIndex(of: "/") ?? f.final.startIndex)]))
+            }
+            for d in dirs { try storage.syncDirectory(d) }
+        } catch let e as StorageError {
+            // A sink deleted in the middle of a publish says so, rather than
+            // naming the directory it took with it.
+            try checkIdentity()
+            throw e
         }
-        for d in dirs { try storage.syncDirectory(d) }
-        storage.removeTree("_staging/\(m.instance)/\(CivilTime.pad(Int(m.epoch), 12))")
+        storage.removeTree(stage)
     }
 
     /// Every committed manifest in the sink (all instances).
