@@ -15,7 +15,9 @@ import QoSCore
 ///      directory removed (published).
 /// Recovery rolls every manifest forward (renames are idempotent) and
 /// deletes staging directories that no manifest names: their epoch never
-/// committed, so its files must never become visible.
+/// committed, so its files must never become visible. Every step goes
+/// through `SinkStorage`: on object storage the manifest's conditional PUT is
+/// the commit point and a rename is a COPY then a DELETE (docs/object-storage.md).
 public struct PartitionCheckpoint: Sendable {
     public var topic: String
     public var partition: Int32
