@@ -71,10 +71,11 @@ fuzz: build
 	$(FUZZ_DIR)/debug/qos-fuzz -max_total_time=$$(( $(FUZZ_MINUTES) * 60 )) -max_len=16384 -timeout=60 \
 	  -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seed
 
-## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement.
+## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement; qos collect with wrk.
 bench: deps deps-bench release
 	$(PY) bench/run.py
 	$(PY) bench/s3_sink.py
+	$(PY) bench/collect_bench.py
 	$(PY) bench/soak.py
 
 ## soak: 10 min (SOAK_SECONDS) of real-time traffic at 20 000 beacons/s with 5 % malformed and 2 % future beacons; RSS, checkpoint size and fds must stay flat (bench/results/soak.md).
@@ -91,6 +92,8 @@ $(VENV)/.stamp-bench: $(VENV)/.stamp
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_APT_JAVA) >/dev/null; \
 	fi
+	@command -v wrk >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m pip install -q --disable-pip-version-check $(PY_BENCH_PACKAGES)
 	@touch $@
 

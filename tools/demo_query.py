@@ -30,6 +30,12 @@ if any(Path(sink, "rejects").rglob("*.parquet")):
                     f"""select reason, count(*) as rows
 from read_parquet('{sink}/rejects/**/*.parquet', hive_partitioning = true)
 group by all order by rows desc"""))
+if any(Path(sink, "alerts").rglob("*.parquet")):
+    # One row per injected incident (README "Alerts").
+    QUERIES.append(("Alerts: one firing per incident (degraded PoP, broken player version, slow startup)",
+                    f"""select window_start, rule, dimensions, round(value, 4) as value, round("limit", 4) as "limit", volume
+from read_parquet('{sink}/alerts/**/*.parquet', hive_partitioning = true)
+order by window_start, rule"""))
 for title, sql in QUERIES:
     print(f"-- {title}\n{sql};")
     print(duckdb.sql(sql))

@@ -122,6 +122,12 @@ public final class MetricsServer: @unchecked Sendable {
         }
     }
 
+    /// A label value escaped for the exposition format (`\\`, `\"`, `\n`).
+    static func labelValue(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+
     /// The Prometheus exposition of a status snapshot.
     public static func render(_ s: RunStatus) -> String {
         var out = ""
@@ -151,6 +157,8 @@ public final class MetricsServer: @unchecked Sendable {
         if let wm = s.watermarkMs { metric("qos_watermark_ms", "gauge", "Instance watermark, epoch ms.", [("", Double(wm))]) }
         metric("qos_interned_strings", "gauge", "Distinct strings held by the engine's interners (bounded).",
                [("{interner=\"dimensions\"}", Double(s.internedDimensions)), ("{interner=\"values\"}", Double(s.internedValues))])
+        metric("qos_alerts_fired_total", "counter", "Alert rule firings (rows of the alerts table), by rule.",
+               s.alertsFired.sorted { $0.key < $1.key }.map { ("{rule=\"\(labelValue($0.key))\"}", Double($0.value)) })
         metric("qos_consumer_lag", "gauge", "Messages behind the high watermark, per partition.",
                s.lag.sorted { $0.key < $1.key }.map { ("{partition=\"\($0.key)\"}", Double($0.value)) })
         return out

@@ -11,6 +11,9 @@ public struct GeneratorOptions: Sendable {
     public var startMs: Int64 = 1_767_225_600_000
     /// Startup-time multiplier (2 = twice as slow).
     public var slowStartup: Double = 1
+    /// `slowStartup` applies to sessions starting at or after this event
+    /// time (epoch ms): a slow-startup incident that begins mid-stream.
+    public var slowStartupFromMs: Int64 = .min
     /// Stall-probability multiplier.
     public var rebufferRate: Double = 1
     /// A degraded PoP, `cdn/pop`: slow downloads, 5xx, stalls, slow starts.
@@ -56,6 +59,7 @@ struct SessionScript {
     let failing: Bool
     let live: Bool
     let durationMs: Int64
+    let startMs: Int64
     /// The view's request context, copied into segments with `stampSegments`.
     var context = Beacon(event: .segment, ts: 0, sessionId: "")
 
@@ -63,6 +67,7 @@ struct SessionScript {
         o = options
         rng = SplitMix64(seed: options.seed &* 0x2545_F491_4F6C_DD1D ^ UInt64(index) &* 0x9E37_79B9)
         t = start
+        startMs = start
         sessionId = World.sessionId(seed: options.seed, index: index)
         let viewer = world.viewer(world.viewerRank(&rng))
         let video = world.video(world.videoRank(&rng))
@@ -110,7 +115,8 @@ struct SessionScript {
         let failP = failing ? 0.25 : 0.015
         if rng.chance(failP) { return fail(before: true) }
         let popSlow = degraded ? 3.0 : 1.0
-        let startup = Int64(min(60_000, max(150, rng.logNormal(median: 1100 * o.slowStartup * popSlow, sigma: 0.6))))
+        let slowStart = startMs >= o.slowStartupFromMs ? o.slowStartup : 1
+        let startup = Int64(min(60_000, max(150, rng.logNormal(median: 1100 * slowStart * popSlow, sigma: 0.6))))
         if rng.chance(0.03 + (startup > 8000 ? 0.3 : 0)) {
             t += min(startup, rng.int(2000...15000))
             report(.viewEnd) { $0.reason = .exit }

@@ -1,5 +1,8 @@
 // Page compression: ZSTD frames through libzstd.
 import CZstd
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Largest page we agree to decompress (guards against absurd sizes in corrupt headers).
 let maxPageSize = 1 << 30
@@ -47,9 +50,10 @@ func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int) thro
         if frameSize < UInt64.max - 1 && frameSize != UInt64(expectedSize) {
             throw ParquetError.corrupt("page: zstd frame holds \(frameSize) bytes, header says \(expectedSize)")
         }
+        guard let ctx = threadDecompressionContext() else { throw ParquetError.compression("ZSTD_createDCtx failed") }
         var result = 0
         let out = [UInt8](unsafeUninitializedCapacity: max(expectedSize, 1)) { dst, count in
-            result = ZSTD_decompress(dst.baseAddress, expectedSize, src.baseAddress, src.count)
+            result = ZSTD_decompressDCtx(ctx, dst.baseAddress, expectedSize, src.baseAddress, src.count)
             count = ZSTD_isError(result) != 0 ? 0 : min(result, expectedSize)
         }
         guard ZSTD_isError(result) == 0 else {
@@ -61,3 +65,22 @@ func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int) thro
         return out
     }
 }
+
+/// The calling thread's decompression context, created on its first page
+/// and freed when the thread ends: a fresh context per page (what
+/// `ZSTD_decompress` does) allocated and zeroed its window buffers every time.
+private func threadDecompressionContext() -> OpaquePointer? {
+    if let p = pthread_getspecific(decompressionContextKey) { return OpaquePointer(p) }
+    guard let ctx = ZSTD_createDCtx() else { return nil }
+    pthread_setspecific(decompressionContextKey, UnsafeRawPointer(ctx))
+    return ctx
+}
+
+private let decompressionContextKey: pthread_key_t = {
+    var key = pthread_key_t()
+    let status = pthread_key_create(&key) { p in
+        if let p { ZSTD_freeDCtx(OpaquePointer(p)) }
+    }
+    precondition(status == 0, "pthread_key_create failed")
+    return key
+}()

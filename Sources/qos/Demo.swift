@@ -12,7 +12,8 @@ struct Demo: ParsableCommand {
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \
         broken player version included) to topic beacons and the CDN's access log of the same traffic \
-        (EdgeCast format) to topic cdnlogs, in time-lapse — event time runs --speed times faster than the \
+        (EdgeCast format) to topic cdnlogs (one session in eight is a CMCD player instead, posting its \
+        reports over HTTP to an embedded qos collect, which produces them to topic cmcd), in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
         --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \
@@ -21,7 +22,10 @@ struct Demo: ParsableCommand {
         broker, fast checkpoints and idle timeout stay (brokers, topic, group, instance, idle_timeout, \
         checkpoint_* and kafka are checked and ignored). The live QoS page (the page of qos report, refreshed \
         after every flush), /metrics and /healthz are served on metrics_host:metrics_port (127.0.0.1:9309 by \
-        default, any free port if that one is taken; off disables them); the URL is printed at the start.
+        default, any free port if that one is taken; off disables them); the URL is printed at the start. \
+        Three incidents are injected — the degraded PoP, the broken player version, and startup three times \
+        slower from half-way through the run's event time — and the demo's alert rules (README "Alerts"; an alerts: \
+        list in --config replaces them) fire once for each; the summary lists the rows of the alerts table.
         """)
 
     @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
@@ -48,7 +52,8 @@ struct Demo: ParsableCommand {
             installStopHandlers()
             let broker: MockBroker
             do {
-                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2)])
+                broker = try MockBroker(brokers: 1, port: 0, topics: ["beacons": partitions, "cdnlogs": max(1, partitions / 2),
+                                                                      DemoCollector.topic: max(1, partitions / 2)])
             } catch let e as KafkaError {
                 throw UserError(e.message)
             }
@@ -63,18 +68,31 @@ struct Demo: ParsableCommand {
             gen.startMs = wallClockMs() - Int64(seconds * speed * 1000) - 60_000
             gen.slowPop = "fastly/ams"
             gen.failingPlayer = "shaka-player@4.7.11"
+            gen.slowStartup = 3
+            gen.slowStartupFromMs = gen.startMs + Int64(seconds * speed * 500)  // half-way through the event time
             gen.lateFraction = 0.005
             gen.duplicateFraction = 0.002
             gen.malformedFraction = 0.001
             let producer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
-                                          topic: "beacons") { TrafficGenerator($0) }
+                                          topic: "beacons") { AnyIterator(TrafficGenerator($0).lazy.filter { !DemoCollector.viaCollector($0) }.makeIterator()) }
             let cdnProducer = ProducerThread(brokers: broker.bootstrapServers, options: gen, speed: speed,
                                              topic: "cdnlogs") { CdnLogGenerator($0, format: .edgecast) }
+            let collector: DemoCollector
+            do {
+                collector = try DemoCollector(brokers: broker.bootstrapServers, options: gen, speed: speed)
+            } catch let e as KafkaError {
+                throw UserError(e.message)
+            }
+            print("collector (qos collect) at \(collector.url): one session in \(DemoCollector.share) posts its reports there as CMCD")
+            print("incidents: degraded PoP \(gen.slowPop!) and broken player \(gen.failingPlayer!) from the start, "
+                  + "startup ×\(Int(gen.slowStartup)) slower from \(CivilTime(epochMs: gen.slowStartupFromMs).iso) (event time)")
             producer.start()
             cdnProducer.start()
+            collector.start()
             var o = c.runOptions()
             o.brokers = broker.bootstrapServers
-            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast")]
+            o.topics = [TopicSpec(name: "beacons", format: RecordFormats.defaultName), TopicSpec(name: "cdnlogs", format: "edgecast"),
+                        TopicSpec(name: DemoCollector.topic, format: "cmcd")]
             o.group = Defaults.group
             o.instance = RunOptions.defaultInstance()
             o.checkpointIntervalMs = 1000
@@ -86,7 +104,10 @@ struct Demo: ParsableCommand {
             o.compactOnShutdown = true  // the sink it leaves: one file per table and hour (README "Late data and compaction")
             // The mock broker waits up to session.timeout.ms − 1 s on a rebalance.
             o.kafka = ["session.timeout.ms": "6000"]  // not the config's: the demo's broker is its own
+            let alerts = AlertPipeline(rules: c.alerts.isEmpty ? try AlertRules.parse(yaml: AlertRules.demo) : c.alerts, log: .silent)
+            o.alerts = alerts
             let view = LiveView(speed: speed)
+            view.alerts = alerts
             let live = LiveReport(sink: sink)
             let server = try Demo.liveServer(c, live)
             if let server {
@@ -97,8 +118,10 @@ struct Demo: ParsableCommand {
             let status = try RunJob(o).run()
             producer.stop()
             cdnProducer.stop()
+            let unacknowledged = collector.stop()
             server?.stop()
             view.finish(status, sink: sink)
+            print(collector.summary() + (unacknowledged > 0 ? " (\(unacknowledged) not acknowledged by the broker)" : ""))
         }
     }
 }
@@ -187,6 +210,8 @@ final class LiveView: @unchecked Sendable {
     let speed: Double
     /// The live page's address, shown in the view.
     var url: String?
+    /// The alert rules' firings, shown in the view.
+    var alerts: AlertPipeline?
     var lastMessages: Int64 = 0
     var lastTime = Date()
     let tty = isatty(1) != 0
@@ -205,6 +230,10 @@ final class LiveView: @unchecked Sendable {
                 + "open sessions \(s.openSessions)   windows written \(s.windowsWritten)   files \(s.filesWritten)",
         ]
         lines += LiveView.windowSummary(s)
+        if let alerts {
+            lines.append("alerts fired: \(alerts.firedTotal)")
+            lines += alerts.recent.suffix(3).map { "  ALERT \($0.message)" }
+        }
         if let url { lines.append("live QoS page: \(url)") }
         if tty { print("\u{1B}[H\u{1B}[2J" + lines.joined(separator: "\n")) } else if s.epoch % 10 == 0 {
             print(lines[1])
@@ -253,18 +282,37 @@ final class LiveView: @unchecked Sendable {
     }
 
     func finish(_ s: RunStatus, sink: String) {
-        print("\nstopped: \(s.counters.messages) messages consumed (beacons and CDN log records), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
+        print("\nstopped: \(s.counters.messages) messages consumed (beacons, CDN log records and CMCD reports), \(s.windowsWritten) windows and \(s.filesWritten) files written to \(sink)/")
         let left = Inspector.parquetFiles(under: sink).count
         print("files left in \(sink)/: \(left) Parquet files (\(s.lateFilesWritten) late-delta files written, "
               + "\(s.compactions) compactions replaced \(s.compactedFiles) files)")
         checkRejects(s, sink: sink)
         printCdnEdge(sink: sink)
+        printAlerts(sink: sink)
         print("query them with DuckDB, e.g.:")
         print("  select window_start, sum(views), sum(rebuffer_ms)/sum(playing_ms+rebuffer_ms) as rebuffer_ratio")
         print("  from read_parquet('\(sink)/overall/**/*.parquet', hive_partitioning=true) group by 1 order by 1;")
         print("the CDN's own view of the same requests (cdn_edge, from the cdnlogs topic):")
         print("  select pop, sum(requests), sum(slow_responses)/sum(requests) as slow_share, sum(http_errors)")
         print("  from read_parquet('\(sink)/cdn_edge/**/*.parquet') group by 1 order by 3 desc;")
+    }
+
+    /// The rows of the `alerts` table: one line per firing, in window order.
+    func printAlerts(sink: String) {
+        var rows: [(start: Int64, message: String)] = []
+        do {
+            for f in Inspector.parquetFiles(under: sink + "/" + TableSchemas.alertsTable) {
+                let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+                guard case .int64(let starts) = try r.column(named: "window_start"),
+                      let messages = try r.column(named: "message").stringValues else { continue }
+                for i in messages.indices { rows.append((starts[i] ?? 0, messages[i] ?? "")) }
+            }
+        } catch {
+            print("alerts: cannot read \(sink)/alerts: \(error)")
+            return
+        }
+        print("alerts: \(rows.count) fired (rows of \(sink)/\(TableSchemas.alertsTable))")
+        for r in rows.sorted(by: { ($0.start, $0.message) < ($1.start, $1.message) }) { print("  ALERT \(r.message)") }
     }
 
     /// The PoPs by share of slow responses in `cdn_edge` (the CDN's access

@@ -30,6 +30,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Topic for --kafka (default: beacons; cdnlogs with --cdn-logs).") var topic: String?
     @Option(help: "Write the CDN access logs of the same traffic instead of its beacons: one record per segment request, in this format (\(CdnLogGenerator.Format.allCases.map(\.rawValue).joined(separator: ", "))). The same --seed and options give the requests of the same sessions.")
     var cdnLogs: String?
+    @Option(help: "Beacon format: beacon-json, or cmcd (the same traffic as CMCD v2 event/response-mode reports, one per line; docs/cmcd.md; duplicates are not generated, CMCD has no key to drop them by).")
+    var format: String = "beacon-json"
     @Option(help: "With --kafka: produce the lines of this NDJSON file instead of generated traffic, each keyed by its session_id.")
     var input: String?
     @Option(name: .customLong("kafka-property"), help: "librdkafka producer property key=value for --kafka; repeatable (e.g. compression.codec=lz4, linger.ms=5).")
@@ -57,6 +59,8 @@ struct Generate: ParsableCommand {
         if let cdnLogs, CdnLogGenerator.Format(rawValue: cdnLogs) == nil {
             throw ValidationError("--cdn-logs '\(cdnLogs)': use one of \(CdnLogGenerator.Format.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        guard format == "beacon-json" || format == "cmcd" else { throw ValidationError("--format '\(format)': use beacon-json or cmcd") }
+        guard format == "beacon-json" || cdnLogs == nil else { throw ValidationError("--format cmcd is for beacons; it does not combine with --cdn-logs") }
         guard cdnLogs == nil || input == nil else { throw ValidationError("--cdn-logs generates traffic; it does not combine with --input") }
         guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
@@ -107,6 +111,17 @@ struct Generate: ParsableCommand {
     var messages: AnySequence<GeneratedMessage> {
         if let cdnLogs, let format = CdnLogGenerator.Format(rawValue: cdnLogs) {
             return AnySequence(CdnLogGenerator(options, format: format))
+        }
+        if format == "cmcd" {
+            let encoder = CMCDEncoder()
+            return AnySequence(TrafficGenerator(options).lazy.compactMap { m -> GeneratedMessage? in
+                guard let b = m.beacon else { return m }   // malformed and future messages: as they are
+                if m.isDuplicate { return nil }
+                guard let payload = encoder.encode(b) else { return nil }
+                var out = m
+                out.payload = payload
+                return out
+            })
         }
         return AnySequence(TrafficGenerator(options))
     }

@@ -29,7 +29,7 @@ struct Schemas: ParsableCommand {
 
     func run() throws {
         try QoS.guarded {
-            for t in TableSchemas.tableNames {
+            for t in TableSchemas.schemaTables {
                 let json = TableSchemas.schemaJSON(t)
                 if let dir = write {
                     let sink = try LineSink(path: "\(dir)/\(t).json")

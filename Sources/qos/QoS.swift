@@ -7,7 +7,7 @@ struct QoS: ParsableCommand {
         commandName: "qos",
         abstract: "VideoQoS: video-player beacons → windowed quality-of-experience metrics → Parquet.",
         discussion: "Beacon format: schemas/beacon.schema.json. Output tables: schemas/tables/.",
-        subcommands: [Run.self, Replay.self, Reaggregate.self, Report.self, Generate.self, Broker.self, Demo.self, Inspect.self, Schemas.self, Bench.self])
+        subcommands: [Run.self, Replay.self, Collect.self, Reaggregate.self, Report.self, Generate.self, Broker.self, Demo.self, Inspect.self, Schemas.self, Bench.self])
 
     /// Runs a command body, turning `UserError`s into one line on stderr and exit code 1.
     static func guarded(_ body: () throws -> Void) throws {

@@ -38,6 +38,8 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Port for the live QoS page (/), /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
     @Option(help: ArgumentHelp("Address the live page, /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
     var metricsHost: String?
+    @Option(help: "Alert rules as YAML flow text, e.g. '[{table: cdn, metric: rebuffer_ratio, above: 0.05, min_volume: 50}]'; usually an alerts: list in --config (README Alerts).")
+    var alerts: String?
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
     @Option(help: ArgumentHelp("Tests: pause this many ms before and after each compaction's swap.", visibility: .hidden))
     var testCompactionPauseMs: Int = 0
@@ -63,6 +65,7 @@ struct Run: ParsableCommand {
             l.set(.instance, flag: instance)
             l.set(.metrics_port, flag: metricsPort)
             l.set(.metrics_host, flag: metricsHost)
+            l.set(.alerts, flag: alerts)
             try l.set(kafka: kafka)
         }
     }
@@ -93,6 +96,8 @@ struct Run: ParsableCommand {
             }
             installStopHandlers()
             _ = try RunJob(o).run()
+            // Posts still queued at the stop get their timeout, not more.
+            o.alerts?.webhooks.drain(seconds: o.alerts!.webhooks.timeoutSeconds + 1)
         }
     }
 }

@@ -56,6 +56,7 @@ import QoSCore
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
             .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false",
+            .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
@@ -70,6 +71,7 @@ import QoSCore
         (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
         (expected.s3Endpoint, expected.s3Region, expected.s3PathStyle) = ("http://minio:9000", "eu-west-1", false)
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
+        expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 
         let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")

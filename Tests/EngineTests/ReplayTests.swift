@@ -51,6 +51,30 @@ import QoSCore
         #expect(text.contains("views \(views)"))
     }
 
+    /// Windows shorter than a minute (or not on a minute) still get a file
+    /// each: file names carry the window start's seconds when it has some
+    /// (two 30 s windows of one minute wrote one name, the second file
+    /// replacing the first).
+    @Test func subMinuteWindowsEachKeepTheirFile() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = ReplayOptions()
+        o.inputs = [try writeInput(dir, sessions: 200)]
+        o.sink = dir + "/out"
+        o.config.windowMs = 30_000
+        let summary = try ReplayJob(o).run()
+        var views: Int64 = 0, ended: Int64 = 0
+        var starts = Set<Int64>()
+        for f in Inspector.parquetFiles(under: dir + "/out/overall") {
+            let (_, rows) = try TableReader.readMetricFile(f, table: .overall)
+            for r in rows { views += r.m.views; ended += r.m.sessionsEnded; starts.insert(r.start) }
+        }
+        #expect(ended == summary.counters.sessionsClosed)
+        #expect(views >= 200)
+        #expect(starts.contains { $0 % 60_000 == 30_000 })
+        #expect(Inspector.parquetFiles(under: dir + "/out/overall").contains { $0.contains("30Z_30s_") })
+    }
+
     /// Every file under `root`, by relative path.
     func files(_ root: String) throws -> [String: Data] {
         var out: [String: Data] = [:]

@@ -8,7 +8,7 @@ import Parquet
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test(arguments: TableSchemas.tableNames)
+    @Test(arguments: TableSchemas.schemaTables)
     func checkedInSchemaMatchesTheCode(table: String) throws {
         let url = SchemaTests.root.appendingPathComponent("schemas/tables/\(table).json")
         let text = try String(contentsOf: url, encoding: .utf8)

@@ -44,6 +44,6 @@ import QoSCore
         Array(#"{"event":"heartbeat","ts":1,"session_id":"s","seq":1}"#.utf8).withUnsafeBytes { f.decode($0) { items.append($0) } }
         #expect(items.count == 1)
         #expect(throws: UserError.self) { try RecordFormats.named("cdn-log") }
-        #expect(RecordFormats.all.map(\.name) == ["beacon-json", "edgecast", "cloudfront", "fastly", "akamai"])
+        #expect(RecordFormats.all.map(\.name) == ["beacon-json", "edgecast", "cloudfront", "fastly", "akamai", "cmcd"])
     }
 }

@@ -52,6 +52,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var s3Endpoint: String?
     public var s3Region: String?
     public var s3PathStyle: Bool?
+    /// Alert rules evaluated on every written window (README "Alerts").
+    public var alerts: [AlertRule] = []
 
     public init() {}
 
@@ -61,7 +63,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
-        case fastly_fields
+        case fastly_fields, alerts
         case late_flush_interval, compact_files, compact_after
         case s3_endpoint, s3_region, s3_path_style
 
@@ -89,6 +91,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .format: "an input format: \(RecordFormats.names)"
             case .kafka: "a mapping of librdkafka properties"
             case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
+            case .alerts: "a list of alert rules (README \"Alerts\"), e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]"
             case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host, .s3_region: "a non-empty string"
             case .s3_endpoint: "an http:// or https:// address such as http://minio:9000"
             case .s3_path_style: "true or false"
@@ -236,6 +239,11 @@ public struct Configuration: Decodable, Equatable, Sendable {
             }
         }
         metricsHost = try string(.metrics_host) ?? metricsHost
+        if let rules = try text(.alerts) {
+            do { alerts = try AlertRules.parse(yaml: rules) } catch let e as AlertRuleError {
+                throw ConfigurationError.alertRule(e, origin: nil)
+            }
+        }
         if let problem = engine.problem { throw ConfigurationError.invalid(problem) }
     }
 
@@ -263,6 +271,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.lateFlushIntervalMs = lateFlushIntervalMs
         o.compaction.maxFiles = compactFiles
         o.compaction.afterMs = compactAfterMs
+        if !alerts.isEmpty { o.alerts = AlertPipeline(rules: alerts, log: o.log) }
         o.environment = s3Environment(o.environment)
         return o
     }
@@ -316,6 +325,8 @@ public enum ConfigurationError: OperatorError, Equatable {
     case invalid(String)
     /// A config file that cannot be read or is not a YAML mapping.
     case file(String)
+    /// An alert rule that cannot be used (its index and field); `origin` as for `badValue`.
+    case alertRule(AlertRuleError, origin: ConfigurationOrigin? = nil)
 
     public var description: String {
         switch self {
@@ -329,6 +340,8 @@ public enum ConfigurationError: OperatorError, Equatable {
             return "\(k.rawValue): '\(v)'\(origin.map { " (from \($0))" } ?? "") is not \(k.expected)"
         case .invalid(let s), .file(let s):
             return s
+        case .alertRule(let e, let origin):
+            return "\(e.description)\(origin.map { " (in \($0))" } ?? "")"
         }
     }
 }

@@ -75,6 +75,11 @@ public struct ConfigurationLayers {
                     map[name] = value
                 }
                 values[key] = (.map(map), origin)
+            case .alerts:
+                // Kept as YAML text: the rules parse the same from every layer.
+                // A scalar is flow text, as in the environment.
+                let text = v.null != nil ? "" : v.scalar?.string ?? ((try? Yams.serialize(node: v)) ?? "")
+                values[key] = (.text(text), origin)
             case .geoip_db, .topics:
                 if let seq = v.sequence {
                     let paths = seq.compactMap { $0.null == nil ? $0.scalar?.string : nil }
@@ -169,6 +174,8 @@ public struct ConfigurationLayers {
             return try JSONDecoder().decode(Configuration.self, from: data)
         } catch ConfigurationError.badValue(let k, let v, nil) {
             throw ConfigurationError.badValue(k, v, origin: values[k]?.origin)
+        } catch ConfigurationError.alertRule(let e, nil) {
+            throw ConfigurationError.alertRule(e, origin: values[.alerts]?.origin)
         }
     }
 }

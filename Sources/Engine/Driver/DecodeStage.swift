@@ -294,7 +294,7 @@ struct SourceFormats {
         if case .file(let name, _) = r.position {
             if name != fileName {
                 fileName = name
-                fileFormat = base.forSource(named: name)
+                fileFormat = (fileFormat ?? base).forSource(named: name)
             }
             return fileFormat!
         }

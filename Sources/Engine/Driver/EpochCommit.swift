@@ -23,6 +23,9 @@ struct EpochCommit {
     /// Runs with the planned files before the commit (the compactor keeps
     /// their hour directories under the cap: README "Late data and compaction").
     var beforeCommit: (([WindowFileWriter.PlannedFile]) throws -> Void)?
+    /// Alert rules evaluated on the epoch's windows: their firings are an
+    /// `alerts` file of this epoch, logged and posted once it is committed.
+    var alerts: AlertPipeline?
 
     struct Outcome {
         var windows: [WindowState<DataSketchesKit>]
@@ -45,10 +48,12 @@ struct EpochCommit {
         // Plan.
         let range = book.epochRange
         let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
-        let files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
+        var files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
                                     sourceRange: "\(stream)[\(range)]", tag: tag, lateFrom: lateFrom)
             + writer.planRejects(engine.takeRejects(nowMs: nowMs), flush: Int(store.epoch + 1),
                                  sourceRange: "\(stream)[\(range)]", tag: tag)
+        let fired = alerts?.evaluator.evaluate(windows, names: engine.interner.strings, writer: writer) ?? []
+        files += try writer.planAlerts(fired, sourceRange: "\(stream)[\(range)]", tag: tag)
         if files.isEmpty && book.unchangedThisEpoch {
             // Nothing new since the last checkpoint: it still describes our state.
             return Outcome(windows: windows, files: files, committed: false)
@@ -66,6 +71,7 @@ struct EpochCommit {
         try afterCommit?()
         // Publish.
         try store.rollForward(manifest)
+        alerts?.committed(fired)
         if store.epoch % 20 == 0 { store.collectGarbage(try store.manifests()) }
         return Outcome(windows: windows, files: files, committed: true)
     }

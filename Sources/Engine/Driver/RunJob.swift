@@ -64,6 +64,8 @@ public struct RunOptions {
     public var onCheckpoint: ((RunStatus) -> Void)?
     /// Structured log lines on stderr (logfmt: `ts=… level=… msg="…"`).
     public var log: Logger = .stderr
+    /// Alert rules evaluated on every written window (README "Alerts"); nil: none.
+    public var alerts: AlertPipeline?
 
     public init() {}
 
@@ -77,6 +79,8 @@ public struct RunOptions {
 /// A snapshot of the daemon's progress.
 public struct RunStatus: Sendable {
     public var counters = EngineCounters()
+    /// Alert firings since the process started, by rule name (README "Alerts").
+    public var alertsFired: [String: Int64] = [:]
     public var openSessions = 0
     public var windowsWritten = 0
     public var filesWritten = 0

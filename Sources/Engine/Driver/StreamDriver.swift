@@ -88,6 +88,7 @@ public final class StreamDriver {
             compactor.recover(nowMs: clock.wallMs())
             if options.compactionPauseMs > 0 { compactor.pauseAroundSwaps(ms: options.compactionPauseMs) }
             epochCommit.beforeCommit = { try compactor.beforeCommit($0, nowMs: clock.wallMs()) }
+            epochCommit.alerts = options.alerts
             self.compactor = compactor
         }
         tracker = WatermarkTracker(latenessMs: options.config.latenessMs, idleTimeoutMs: options.idleTimeoutMs)
@@ -107,7 +108,8 @@ public final class StreamDriver {
         }
         if direct == nil {
             epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
-                                      instance: o.instance, afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit)
+                                      instance: o.instance, afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit,
+                                      alerts: epochCommit.alerts)
         }
         lastCheckpointWall = clock.wallMs()
     }
@@ -365,6 +367,7 @@ public final class StreamDriver {
     func update(_ windows: [WindowState<DataSketchesKit>], _ files: [WindowFileWriter.PlannedFile],
                 _ wm: Int64, _ t0: Double) {
         status.counters = engine.counters
+        status.alertsFired = epochCommit.alerts?.firedByRule ?? [:]
         status.openSessions = engine.partitions.values.reduce(0) { $0 + $1.sessions.count }
         status.windowsWritten += windows.filter { !$0.isDelta }.count
         status.filesWritten += files.count

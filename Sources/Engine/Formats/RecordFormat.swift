@@ -16,7 +16,10 @@ public protocol RecordFormat: Sendable {
                 partition: Int32, position: SourcePosition, nowMs: Int64)
     /// The format for one source (a file, a Kafka partition), given its name
     /// (file path or topic): formats with per-source state (CDN log
-    /// parsers) return a fresh instance; the default is `self`.
+    /// parsers) return a fresh instance; the default is `self`. Called on
+    /// the registry's format for each new stream, and on the current
+    /// file's instance for the next file of the same `qos replay` stream
+    /// (CMCD keeps its per-session state across them, CDN logs do not).
     func forSource(named source: String) -> any RecordFormat
 }
 
@@ -39,6 +42,7 @@ public enum RecordFormats {
         CdnLogFormat(perSource: { CloudFrontParser(distributionId: CloudFrontParser.distributionId(fromFileName: $0)) }),
         CdnLogFormat { FastlyParser() },
         CdnLogFormat { AkamaiParser() },
+        CMCDFormat(),
     ]
 
     public static let defaultName = BeaconJSONFormat().name

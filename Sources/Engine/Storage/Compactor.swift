@@ -104,7 +104,7 @@ public final class Compactor {
             unlink("\(dir)/\(name)")
         }
         emptyTrash(nowMs: nowMs)
-        for table in TableSchemas.tableNames {
+        for table in TableSchemas.schemaTables {  // with `alerts`
             for dt in CheckpointStore.listFiles("\(sink.root)/\(table)") where dt.hasPrefix("dt=") {
                 for hour in CheckpointStore.listFiles("\(sink.root)/\(table)/\(dt)") where hour.hasPrefix("hour=") {
                     dirs.insert("\(table)/\(dt)/\(hour)")
@@ -351,8 +351,8 @@ public final class Compactor {
 
     /// Every row of `paths` (files of one table and hour) in one file: a
     /// metric table's groups merged per window (counters summed, sketches
-    /// merged, derived columns recomputed), `sessions` and `rejects` rows
-    /// concatenated; ordered by window as the engine orders each window.
+    /// merged, derived columns recomputed), `sessions`, `rejects` and
+    /// `alerts` rows concatenated; ordered by window as the engine orders each window.
     static func merge(table: String, paths: [String], options: ParquetWriterOptions) throws -> Merged {
         var opts = options
         if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
@@ -403,6 +403,10 @@ public final class Compactor {
             let ci = schema.firstIndex { $0.name == "closed_at" }!, si = schema.firstIndex { $0.name == "session_id" }!
             guard case .int64(let closed) = c[ci], let ids = c[si].stringValues else { preconditionFailure("sessions schema") }
             order.sort { (ws[$0]!, closed[$0]!, ids[$0]!, $0) < (ws[$1]!, closed[$1]!, ids[$1]!, $1) }
+        } else if table == TableSchemas.alertsTable {
+            let ri = schema.firstIndex { $0.name == "rule" }!, di = schema.firstIndex { $0.name == "dimensions" }!
+            guard let rules = c[ri].stringValues, let dims = c[di].stringValues else { preconditionFailure("alerts schema") }
+            order.sort { (ws[$0]!, rules[$0]!, dims[$0]!, $0) < (ws[$1]!, rules[$1]!, dims[$1]!, $1) }
         } else {
             let ii = schema.firstIndex { $0.name == "ingested_at" }!
             guard case .int64(let t) = c[ii] else { preconditionFailure("rejects schema") }

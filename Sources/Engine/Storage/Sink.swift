@@ -139,9 +139,11 @@ public struct CivilTime: Sendable {
 
     public var date: String { "\(CivilTime.pad(year, 4))-\(CivilTime.pad(month))-\(CivilTime.pad(day))" }
     public var hour2: String { CivilTime.pad(hour) }
-    /// `20260101T0002Z`.
+    /// `20260101T0002Z`, or `20260101T000230Z` when the time has seconds (a
+    /// window shorter than a minute or not on one: every window its own name).
     public var compact: String {
-        "\(CivilTime.pad(year, 4))\(CivilTime.pad(month))\(CivilTime.pad(day))T\(CivilTime.pad(hour))\(CivilTime.pad(minute))Z"
+        let seconds = second == 0 ? "" : CivilTime.pad(second)
+        return "\(CivilTime.pad(year, 4))\(CivilTime.pad(month))\(CivilTime.pad(day))T\(CivilTime.pad(hour))\(CivilTime.pad(minute))\(seconds)Z"
     }
     /// ISO 8601 with seconds, `2026-01-01T00:02:00Z`.
     public var iso: String { "\(date)T\(hour2):\(CivilTime.pad(minute)):\(CivilTime.pad(second))Z" }

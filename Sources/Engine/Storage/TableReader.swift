@@ -11,7 +11,7 @@ import Sketches
 /// `HLLSketch(bytes:)`, the `*_sketch` columns through `DDSketch(protobuf:)`).
 /// Derived columns (rates, ratios, estimates, percentiles, `watch_ms`) are
 /// ignored: they are recomputed from the state on write (`TableSchemas`).
-/// A `sessions` / `rejects` file is read as its raw columns.
+/// A `sessions` / `rejects` / `alerts` file is read as its raw columns.
 ///
 /// Every check names the file: not Parquet / corrupt, not a VideoQoS file,
 /// a newer `videoqos.spec_version`, a schema this version does not write.
@@ -218,10 +218,11 @@ public enum TableReader {
 
     /// The schema of a row table.
     static func rowSchema(_ table: String) -> [ParquetField] {
-        table == "sessions" ? TableSchemas.sessionColumns().map(\.field) : TableSchemas.rejectColumns().map(\.field)
+        table == "sessions" ? TableSchemas.sessionColumns().map(\.field)
+            : table == TableSchemas.alertsTable ? TableSchemas.alertColumns().map(\.field) : TableSchemas.rejectColumns().map(\.field)
     }
 
-    /// Reads a `sessions` / `rejects` file column by column.
+    /// Reads a `sessions` / `rejects` / `alerts` file column by column.
     public static func readRowFile(_ path: String, table: String) throws -> RowFile {
         let r = try open(path, table: table)
         let schema = rowSchema(table)

@@ -68,6 +68,11 @@ public enum TableSchemas {
     /// The table of CDN access logs (docs/semantics.md "CDN access logs").
     public static let cdnEdgeTable = "cdn_edge"
 
+    /// The alert firings (docs/semantics.md §7); not a metric table, so not in `tableNames`.
+    public static let alertsTable = "alerts"
+    /// Every table with a schema file (`qos schemas`).
+    public static let schemaTables = tableNames + [alertsTable]
+
     static func ratio(_ a: Int64, _ b: Int64) -> Double? { b > 0 ? Double(a) / Double(b) : nil }
 
     static func windowColumns<R>(_ start: @escaping (R) -> Int64, _ end: @escaping (R) -> Int64) -> [OutputColumn<R>] {
@@ -247,6 +252,22 @@ public enum TableSchemas {
         ]
     }
 
+    /// The `alerts` table: one row per firing of an alert rule (docs/semantics.md §7).
+    public static func alertColumns() -> [OutputColumn<AlertFiring>] {
+        windowColumns({ $0.windowStart }, { $0.windowEnd }) + [
+            .string("rule", "The rule's name.") { $0.rule },
+            .string("table", "The table the rule reads.") { $0.table },
+            .string("metric", "The metric compared.") { $0.metric },
+            .string("kind", "threshold (above/below) or relative (x times the trailing hour).") { $0.kind },
+            .string("dimensions", "The group: a JSON object of its dimension values ({} for the whole table).") { $0.dimensionsJSON },
+            .double("value", "The metric in this window.") { $0.value },
+            .double("limit", "The value crossed: the threshold, or factor × baseline.") { $0.limit },
+            .double("baseline", "Relative rules: the group's trailing-hour mean, weighted by volume (null for thresholds).") { $0.baseline },
+            .int("volume", "The metric's volume in this window (views, plays, startups or requests).") { $0.volume },
+            .string("message", "The line logged for this firing.") { $0.message },
+        ]
+    }
+
     /// The schema of `table` as JSON (for `schemas/tables/<table>.json`).
     public static func schemaJSON(_ table: String) -> String {
         let fields: [(ParquetField, String)]
@@ -256,6 +277,8 @@ public enum TableSchemas {
             fields = sessionColumns().map { ($0.field, $0.doc) }
         } else if table == cdnEdgeTable {
             fields = cdnEdgeColumns(DataSketchesKit.self).map { ($0.field, $0.doc) }
+        } else if table == alertsTable {
+            fields = alertColumns().map { ($0.field, $0.doc) }
         } else {
             fields = rejectColumns().map { ($0.field, $0.doc) }
         }

@@ -1,0 +1,525 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Kafka
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import QoSCore
+
+/// `qos collect`: the HTTP front door for players (README, "qos collect").
+/// Beacons (`POST /v1/beacons`) and CMCD reports (`/v1/cmcd`) are checked
+/// with the same decoders the engine uses and produced to Kafka, keyed by
+/// session id, through librdkafka (batched, zstd, idempotent).
+///
+/// A malformed record gets a 400 naming the reject reason, and its raw bytes
+/// are produced to the same topic anyway: the daemon's decoder refuses them
+/// with the same reason, so they land in the `rejects` table like any other
+/// bad input, with no second topic or format to run.
+///
+/// Bounded everywhere: request bodies (`bodyBytesMax`), connections
+/// (`connectionsMax`), time to send a request (`requestTimeoutSeconds`, which
+/// also closes idle keep-alive connections), requests per client (a token
+/// bucket per address), and records waiting for Kafka (`bufferMessages`):
+/// past it a request gets 503 with `Retry-After` instead of queueing.
+public final class Collector: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+        public var threads = max(1, System.coreCount)
+        public var beaconsTopic = "beacons"
+        public var cmcdTopic = "cmcd"
+        /// Origins allowed by CORS; `*` allows any.
+        public var corsOrigins: [String] = ["*"]
+        /// Peers whose `X-Forwarded-For` is believed.
+        public var trustedProxies: [IPNetwork] = []
+        public var bodyBytesMax = BeaconLimits.messageBytesMax
+        public var requestTimeoutSeconds = 10.0
+        public var connectionsMax = 10_000
+        /// Requests per second per client address (0 = unlimited), and the burst.
+        public var ratePerSecond = 100.0
+        public var rateBurst = 200.0
+        public var rateClientsMax = 100_000
+        /// Records accepted but not yet acknowledged by Kafka, at most.
+        public var bufferMessages = 100_000
+        public var retryAfterSeconds = 5
+        public init() {}
+    }
+
+    public let options: Options
+    public let producer: KafkaProducer
+    public let port: Int
+    let limiter: RateLimiter
+    let stats = CollectStats()
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: Channel
+    private let lock = NSLock()
+    private var open = 0
+    private var inFlight = 0
+    private var draining = false
+    private var produced = 0
+    private var pollThread: Thread?
+    private let pollStop = ManagedAtomicFlag()
+    private let pollDone = DispatchSemaphore(value: 0)
+
+    /// Binds `host:port` (port 0: any free port) and starts serving.
+    public init(options: Options, producer: KafkaProducer) throws {
+        self.options = options
+        self.producer = producer
+        limiter = RateLimiter(ratePerSecond: options.ratePerSecond, burst: options.rateBurst,
+                              clientsMax: options.rateClientsMax)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        self.group = group
+        let box = CollectorBox()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let collector = box.collector else { throw ChannelError.ioOnClosedChannel }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(CollectHandler(collector))
+                }
+            }
+        do {
+            channel = try bootstrap.bind(host: options.host, port: options.port).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+            throw UserError("collect: cannot listen on \(options.host):\(options.port) (\(reason)) — choose another --port or --host")
+        }
+        port = channel.localAddress?.port ?? options.port
+        box.collector = self
+        let producer = self.producer, stop = pollStop, done = pollDone
+        let thread = Thread {
+            while !stop.isSet { producer.poll(timeoutMs: 100) }   // delivery reports
+            done.signal()
+        }
+        thread.name = "qos-collect-kafka"
+        thread.start()
+        pollThread = thread
+    }
+
+    /// Graceful drain (SIGTERM); call it before closing the producer: stop accepting connections, let requests in
+    /// progress finish (up to `graceSeconds`), then wait for Kafka to
+    /// acknowledge every accepted record (up to `flushSeconds`). Returns the
+    /// records still unacknowledged (0 = nothing lost).
+    @discardableResult
+    public func drain(graceSeconds: Double = 5, flushSeconds: Double = 30) -> Int {
+        lock.withLock { draining = true }
+        try? channel.close().wait()
+        let until = monotonicSeconds() + graceSeconds
+        while lock.withLock({ inFlight }) > 0 && monotonicSeconds() < until { usleep(10_000) }
+        try? group.syncShutdownGracefully()
+        try? producer.flush(timeoutMs: Int(flushSeconds * 1000))
+        if !pollStop.isSet {
+            pollStop.set()
+            pollDone.wait()   // the producer may be closed only once nobody polls it
+        }
+        return buffered
+    }
+
+    // MARK: Connection accounting (called on event loops)
+
+    func admit() -> Bool {
+        lock.withLock {
+            guard !draining, open < options.connectionsMax else { return false }
+            open += 1
+            return true
+        }
+    }
+    func release() { lock.withLock { open -= 1 } }
+    func requestStarted() { lock.withLock { inFlight += 1 } }
+    func requestEnded() { lock.withLock { inFlight -= 1 } }
+    var openConnections: Int { lock.withLock { open } }
+
+    // MARK: Requests
+
+    /// One complete request, after the connection's limits were checked.
+    func respond(_ r: CollectRequest) -> CollectResponse {
+        var res = route(r)
+        addCORS(&res, origin: r.header("origin"))
+        stats.response(res.status.code)
+        return res
+    }
+
+    /// The CORS answer headers for an allowed origin, on every response a
+    /// browser must be able to read (refusals such as 413 and 408 too).
+    func addCORS(_ res: inout CollectResponse, origin: String?) {
+        guard let origin, corsAllows(origin) else { return }
+        res.headers.append(("Access-Control-Allow-Origin", origin))
+        res.headers.append(("Vary", "Origin"))
+    }
+
+    func corsAllows(_ origin: String) -> Bool {
+        options.corsOrigins.contains("*") || options.corsOrigins.contains(origin)
+    }
+
+    private func route(_ r: CollectRequest) -> CollectResponse {
+        switch (r.method, r.path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            return .text(.ok, lock.withLock { draining } ? "draining\n" : "ok\n")
+        case (.GET, "/metrics"):
+            var res = CollectResponse.text(.ok, renderMetrics())
+            res.contentType = "text/plain; version=0.0.4"
+            return res
+        case (.OPTIONS, _):
+            return preflight(r)
+        case (.POST, "/v1/beacons"):
+            if let refused = refuse(r) { return refused }
+            return ingestBeacons(r)
+        case (.POST, "/v1/cmcd"), (.GET, "/v1/cmcd"):
+            if let refused = refuse(r) { return refused }
+            return ingestCMCD(r)
+        case (_, "/v1/beacons"), (_, "/v1/cmcd"):
+            return .text(.methodNotAllowed, "method not allowed: POST (or GET for /v1/cmcd)\n")
+        default:
+            return .text(.notFound, "not found: POST /v1/beacons, POST or GET /v1/cmcd, GET /healthz, GET /metrics\n")
+        }
+    }
+
+    /// CORS preflight: allowed when the origin is (README, "qos collect").
+    private func preflight(_ r: CollectRequest) -> CollectResponse {
+        guard r.path == "/v1/beacons" || r.path == "/v1/cmcd" else { return .text(.notFound, "not found\n") }
+        guard let origin = r.header("origin"), corsAllows(origin) else {
+            return .text(.forbidden, "origin not allowed: add it with --cors-origin\n")
+        }
+        var res = CollectResponse(status: .noContent, body: [])
+        res.headers = [("Access-Control-Allow-Methods", "POST, GET, OPTIONS"),
+                       ("Access-Control-Allow-Headers",
+                        "Content-Type, CMCD-Request, CMCD-Object, CMCD-Status, CMCD-Session"),
+                       ("Access-Control-Max-Age", "86400")]
+        return res
+    }
+
+    /// A disallowed origin or a client over its rate: the answer; else nil.
+    private func refuse(_ r: CollectRequest) -> CollectResponse? {
+        if let origin = r.header("origin"), !corsAllows(origin) {
+            stats.refused("origin")
+            return .text(.forbidden, "origin not allowed: add it with --cors-origin\n")
+        }
+        guard limiter.allow(r.client, now: monotonicSeconds()) else {
+            stats.refused("rate")
+            var res = CollectResponse.text(.tooManyRequests, "too many requests from \(r.client): slow down\n")
+            res.headers.append(("Retry-After", String(max(1, Int((1 / options.ratePerSecond).rounded(.up))))))
+            return res
+        }
+        return nil
+    }
+
+    /// `POST /v1/beacons`: one beacon object or an array (README "Beacons"),
+    /// any content type (`navigator.sendBeacon` sends `text/plain`).
+    private func ingestBeacons(_ r: CollectRequest) -> CollectResponse {
+        var out: [Outgoing] = []
+        var rejects: [(Int, RejectReason)] = []
+        var index = 0
+        r.body.withUnsafeBytes { raw in
+            BeaconDecoder.decode(raw) { item in
+                switch item {
+                case .beacon(var b):
+                    if b.ip == nil { b.ip = r.client }
+                    out.append(Outgoing(key: Array(b.sessionId.utf8), payload: BeaconEncoder.encode(b)))
+                case .reject(let reason, let range):
+                    rejects.append((index, reason))
+                    out.append(Outgoing(key: nil, payload: Array(raw[range])))
+                case .cdnLog:
+                    break   // the beacon decoder yields beacons and rejects only
+                }
+                index += 1
+            }
+        }
+        return produce(out, topic: options.beaconsTopic, accepted: out.count - rejects.count, rejects: rejects)
+    }
+
+    /// `/v1/cmcd`: CMCD reports (docs/cmcd.md), produced as CMCD records to
+    /// the CMCD topic; the `cmcd` format turns them into sessions.
+    private func ingestCMCD(_ r: CollectRequest) -> CollectResponse {
+        let records = CMCDHTTP.records(method: r.method == .GET ? "GET" : "POST", query: r.query,
+                                       header: { r.header($0) }, body: r.body, ip: r.client,
+                                       userAgent: r.header("user-agent"), nowMs: wallClockMs())
+        var out: [Outgoing] = []
+        var rejects: [(Int, RejectReason)] = []
+        for (i, rec) in records.enumerated() {
+            switch rec {
+            case .record(let text, let sid):
+                out.append(Outgoing(key: sid.map { Array($0.utf8) }, payload: Array(text.utf8)))
+            case .reject(let reason, let raw):
+                rejects.append((i, reason))
+                out.append(Outgoing(key: nil, payload: raw))
+            }
+        }
+        if records.isEmpty {
+            return .text(.badRequest, "no CMCD data: send it in the body, the CMCD query parameter or the CMCD-* headers\n")
+        }
+        return produce(out, topic: options.cmcdTopic, accepted: out.count - rejects.count, rejects: rejects)
+    }
+
+    struct Outgoing { var key: [UInt8]?; var payload: [UInt8] }
+
+    /// Records handed to the producer whose delivery report has not come
+    /// back yet (librdkafka's own queue length also counts its requests).
+    public var buffered: Int {
+        let d = producer.stats
+        return lock.withLock { produced } - d.delivered - d.failed
+    }
+
+    /// Counts `n` records in if the buffer has room for all of them.
+    private func reserve(_ n: Int) -> Bool {
+        let d = producer.stats
+        return lock.withLock {
+            guard produced - d.delivered - d.failed + n <= options.bufferMessages else { return false }
+            produced += n
+            return true
+        }
+    }
+
+    /// Hands the records to Kafka, all or none: 503 when the buffer cannot
+    /// take them all (the client retries the whole request).
+    private func produce(_ out: [Outgoing], topic: String, accepted: Int, rejects: [(Int, RejectReason)]) -> CollectResponse {
+        guard reserve(out.count) else { return unavailable("buffer full") }
+        for (i, m) in out.enumerated() {
+            do {
+                try producer.produce(topic: topic, key: m.key, payload: m.payload, blockTimeoutMs: 0)
+            } catch {
+                lock.withLock { produced -= out.count - i }
+                // librdkafka's own queue refused (it is sized above our bound,
+                // so only under a race); the records before i are in.
+                stats.count(accepted: 0, rejects: [], lost: out.count - i)
+                return unavailable("\(error)")
+            }
+        }
+        stats.count(accepted: accepted, rejects: rejects.map(\.1), lost: 0)
+        var body = "{\"accepted\":\(accepted)"
+        if !rejects.isEmpty {
+            body += ",\"rejected\":["
+            body += rejects.map { "{\"index\":\($0.0),\"reason\":\"\($0.1.code)\"}" }.joined(separator: ",")
+            body += "]"
+        }
+        body += "}\n"
+        var res = CollectResponse(status: rejects.isEmpty ? .accepted : .badRequest, body: Array(body.utf8))
+        res.contentType = "application/json"
+        return res
+    }
+
+    private func unavailable(_ why: String) -> CollectResponse {
+        stats.refused("unavailable")
+        var res = CollectResponse.text(.serviceUnavailable,
+                                       "Kafka is not keeping up (\(why)): retry after \(options.retryAfterSeconds) s\n")
+        res.headers.append(("Retry-After", String(options.retryAfterSeconds)))
+        return res
+    }
+
+    // MARK: Metrics
+
+    func renderMetrics() -> String {
+        let s = stats.snapshot()
+        let d = producer.stats
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for (labels, v) in samples { out += "\(name)\(labels) \(v)\n" }
+        }
+        metric("qos_collect_responses_total", "counter", "HTTP responses, by status code.",
+               s.responses.sorted { $0.key < $1.key }.map { ("{code=\"\($0.key)\"}", $0.value) })
+        metric("qos_collect_records_accepted_total", "counter", "Records accepted and handed to Kafka.", [("", s.accepted)])
+        metric("qos_collect_records_rejected_total", "counter", "Records refused (400), by reason; also produced for the rejects table.",
+               s.rejected.sorted { $0.key < $1.key }.map { ("{reason=\"\($0.key)\"}", $0.value) })
+        metric("qos_collect_requests_refused_total", "counter", "Requests refused before decoding: rate (429), origin (403), unavailable (503), too_large (413), timeout (408).",
+               s.refused.sorted { $0.key < $1.key }.map { ("{why=\"\($0.key)\"}", $0.value) })
+        metric("qos_collect_kafka_delivered_total", "counter", "Records Kafka acknowledged.", [("", d.delivered)])
+        metric("qos_collect_kafka_failed_total", "counter", "Records Kafka permanently refused.", [("", d.failed)])
+        metric("qos_collect_kafka_buffered", "gauge", "Records waiting for Kafka's acknowledgement.", [("", buffered)])
+        metric("qos_collect_buffer_capacity", "gauge", "Records that may wait for Kafka before requests get 503.", [("", options.bufferMessages)])
+        metric("qos_collect_connections", "gauge", "Open client connections.", [("", openConnections)])
+        metric("qos_collect_rate_limited_clients", "gauge", "Client addresses with a token bucket.", [("", limiter.clients)])
+        return out
+    }
+}
+
+/// The librdkafka settings of the collector's producer: zstd, idempotent,
+/// batched, and a local queue a little larger than the collector's own bound
+/// (which answers 503 first). Records wait for Kafka as long as the process
+/// lives (`message.timeout.ms=0`): an outage fills the buffer, then 503s.
+public func collectorKafkaSettings(bufferMessages: Int) -> [String: String] {
+    [
+        "enable.idempotence": "true",
+        "compression.type": "zstd",
+        "linger.ms": "5",
+        "batch.num.messages": "10000",
+        "queue.buffering.max.messages": String(bufferMessages + 100_000),
+        "queue.buffering.max.kbytes": "1048576",
+        "message.timeout.ms": "0",
+    ]
+}
+
+/// Counters for `/metrics`.
+final class CollectStats: @unchecked Sendable {
+    struct Snapshot {
+        var responses: [UInt: Int] = [:]
+        var accepted = 0
+        var rejected: [String: Int] = [:]
+        var refused: [String: Int] = [:]
+        var lost = 0
+    }
+    private var s = Snapshot()
+    private let lock = NSLock()
+    func response(_ code: UInt) { lock.withLock { s.responses[code, default: 0] += 1 } }
+    func refused(_ why: String) { lock.withLock { s.refused[why, default: 0] += 1 } }
+    func count(accepted: Int, rejects: [RejectReason], lost: Int) {
+        lock.withLock {
+            s.accepted += accepted
+            for r in rejects { s.rejected[r.code, default: 0] += 1 }
+            s.lost += lost
+        }
+    }
+    func snapshot() -> Snapshot { lock.withLock { s } }
+}
+
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private var value = false
+    private let lock = NSLock()
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+private final class CollectorBox: @unchecked Sendable {
+    weak var collector: Collector?
+}
+
+/// One parsed request.
+struct CollectRequest {
+    var method: HTTPMethod
+    var path: String
+    var query: String
+    var headers: HTTPHeaders
+    var body: [UInt8]
+    var client: String
+    func header(_ name: String) -> String? { headers.first(name: name) }
+}
+
+struct CollectResponse {
+    var status: HTTPResponseStatus
+    var headers: [(String, String)] = []
+    var contentType = "text/plain; charset=utf-8"
+    var body: [UInt8]
+    init(status: HTTPResponseStatus, body: [UInt8]) { self.status = status; self.body = body }
+    static func text(_ status: HTTPResponseStatus, _ s: String) -> CollectResponse {
+        CollectResponse(status: status, body: Array(s.utf8))
+    }
+}
+
+/// The per-connection state machine: deadline, body cap, keep-alive.
+private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let collector: Collector
+    var admitted = false
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+    var discarding = false
+    var deadline: Scheduled<Void>?
+    var started = false
+
+    init(_ collector: Collector) { self.collector = collector }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard collector.admit() else { return context.close(promise: nil) }
+        admitted = true
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        if started { collector.requestEnded(); started = false }
+        if admitted { collector.release(); admitted = false }
+        context.fireChannelInactive()
+    }
+
+    /// A request must arrive completely within the timeout of the moment the
+    /// connection became idle (opened, or its previous response sent).
+    func arm(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let timeout = TimeAmount.milliseconds(Int64(collector.options.requestTimeoutSeconds * 1000))
+        let loop = context.eventLoop.assumeIsolated()
+        deadline = loop.scheduleTask(in: timeout) { [weak self] in
+            guard let self else { return }
+            if self.head != nil {
+                self.collector.stats.refused("timeout")
+                var res = CollectResponse.text(.requestTimeout, "request not completed in time\n")
+                self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"))
+                self.send(context, res, close: true)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = []
+            discarding = false
+            if !started { started = true; collector.requestStarted() }
+            if let len = h.headers.first(name: "content-length").flatMap(Int.init), len > collector.options.bodyBytesMax {
+                tooLarge(context)
+            }
+        case .body(var buf):
+            guard !discarding else { return }
+            if body.count + buf.readableBytes > collector.options.bodyBytesMax { return tooLarge(context) }
+            body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
+        case .end:
+            guard let h = head, !discarding else { return }
+            let (path, query) = splitURI(h.uri)
+            let peer = context.channel.remoteAddress?.ipAddress ?? "unknown"
+            let client = clientAddress(peer: peer, forwardedFor: h.headers["x-forwarded-for"],
+                                       trusted: collector.options.trustedProxies)
+            let request = CollectRequest(method: h.method, path: path, query: query, headers: h.headers,
+                                         body: body, client: client)
+            body = []
+            let res = collector.respond(request)
+            send(context, res, close: !h.isKeepAlive)
+        }
+    }
+
+    private func tooLarge(_ context: ChannelHandlerContext) {
+        discarding = true
+        body = []
+        collector.stats.refused("too_large")
+        var res = CollectResponse.text(.payloadTooLarge, "body larger than \(collector.options.bodyBytesMax) bytes: send smaller batches\n")
+        collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
+        send(context, res, close: true)
+    }
+
+    func send(_ context: ChannelHandlerContext, _ res: CollectResponse, close: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: res.contentType)
+        headers.add(name: "Content-Length", value: String(res.body.count))
+        for (k, v) in res.headers { headers.add(name: k, value: v) }
+        if close { headers.add(name: "Connection", value: "close") }
+        let version = head?.version ?? .http1_1
+        head = nil
+        if started { started = false; collector.requestEnded() }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: res.status, headers: headers))), promise: nil)
+        if !res.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: res.body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close {
+            deadline?.cancel()
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            arm(context)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+private func splitURI(_ uri: String) -> (String, String) {
+    guard let q = uri.firstIndex(of: "?") else { return (uri, "") }
+    return (String(uri[..<q]), String(uri[uri.index(after: q)...]))
+}

@@ -1,0 +1,116 @@
+// `qos collect`: the HTTP ingest server in front of Kafka (README, "qos collect").
+
+import ArgumentParser
+import Engine
+import Kafka
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Collect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Take beacons and CMCD reports from players over HTTP and produce them to Kafka.",
+        discussion: """
+        Endpoints: POST /v1/beacons (one beacon object or an array; any content type, so \
+        navigator.sendBeacon's text/plain works), POST or GET /v1/cmcd (CMCD v2 reports: one per line \
+        or JSON in the body, or CMCD in the query string and the CMCD-Request/-Object/-Status/-Session \
+        headers; docs/cmcd.md), GET /healthz, GET /metrics. Answers: 202 {"accepted":n}; 400 with the \
+        reject reason of each malformed record (its bytes still go to Kafka, so the daemon's rejects \
+        table has it); 413 body too large; 408 request not sent within --request-timeout; 429 over \
+        the per-client rate; 403 origin not allowed; \
+        503 + Retry-After when --buffer records are waiting for Kafka. Records are keyed by session id; \
+        the producer is idempotent and zstd-compressed. SIGTERM/SIGINT: stop accepting, finish \
+        requests, wait for Kafka to acknowledge what was accepted, exit 0. The daemon reads both \
+        topics with qos run --topic beacons --topic cmcd:cmcd.
+        """)
+
+    @Option(help: "Kafka bootstrap servers.") var brokers: String = "localhost:9092"
+    @Option(help: "Topic for beacons.") var topic: String = "beacons"
+    @Option(help: "Topic for CMCD records (qos run reads them with --topic NAME:cmcd; docs/cmcd.md).") var cmcdTopic: String = "cmcd"
+    @Option(help: "Address to listen on.") var host: String = "0.0.0.0"
+    @Option(help: "Port to listen on (0 = any free port; the port is printed).") var port: Int = 8080
+    @Option(help: "Event-loop threads (default: one per core).") var threads: Int?
+    @Option(help: "Origin allowed by CORS, repeatable; * allows any (default *).") var corsOrigin: [String] = []
+    @Option(help: "Proxy (address or CIDR) whose X-Forwarded-For is believed, repeatable (default: none, the peer address is the client).")
+    var trustedProxy: [String] = []
+    @Option(help: "Largest request body, bytes.") var maxBody: Int = 1 << 20
+    @Option(help: "Seconds a client has to send a whole request (also closes idle keep-alive connections).")
+    var requestTimeout: Double = 10
+    @Option(help: "Open connections at most; more are closed at once.") var maxConnections: Int = 10_000
+    @Option(help: "Requests per second per client address (token bucket; 0 = unlimited).") var rate: Double = 100
+    @Option(help: "Burst of requests per client address.") var burst: Double = 200
+    @Option(help: "Records waiting for Kafka at most; past it requests get 503 + Retry-After.") var buffer: Int = 100_000
+    @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
+    @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024 bytes") }
+        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be > 0") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be ≥ 1") }
+        guard rate >= 0, burst >= 1 else { throw ValidationError("--rate must be ≥ 0 and --burst ≥ 1") }
+        guard buffer >= 1 else { throw ValidationError("--buffer must be ≥ 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+        for p in trustedProxy where IPNetwork(p) == nil {
+            throw ValidationError("--trusted-proxy '\(p)' is not an address or CIDR network (e.g. 10.0.0.0/8)")
+        }
+    }
+
+    /// The collector's options from the flags.
+    func options() -> Collector.Options {
+        var o = Collector.Options()
+        o.host = host; o.port = port
+        if let threads { o.threads = threads }
+        o.beaconsTopic = topic; o.cmcdTopic = cmcdTopic
+        if !corsOrigin.isEmpty { o.corsOrigins = corsOrigin }
+        o.trustedProxies = trustedProxy.compactMap(IPNetwork.init)
+        o.bodyBytesMax = maxBody
+        o.requestTimeoutSeconds = requestTimeout
+        o.connectionsMax = maxConnections
+        o.ratePerSecond = rate; o.rateBurst = burst
+        o.bufferMessages = buffer
+        return o
+    }
+
+    func run() throws {
+        try QoS.guarded {
+            let o = options()
+            var extra = collectorKafkaSettings(bufferMessages: buffer)
+            for kv in kafka {
+                guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
+                    throw UserError("--kafka '\(kv)' is not key=value")
+                }
+                extra[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+            }
+            signal(SIGTERM) { _ in collectStopRequested = 1 }
+            signal(SIGINT) { _ in collectStopRequested = 1 }
+            let producer = try KafkaProducer(brokers: brokers, extra: extra)
+            do {
+                try producer.checkTopic(topic, timeoutMs: 10_000)
+                if cmcdTopic != topic { try? producer.checkTopic(cmcdTopic, timeoutMs: 2_000) }
+            } catch let e as KafkaError {
+                throw UserError("collect: \(e.message)")
+            }
+            let collector = try Collector(options: o, producer: producer)
+            collectPrint("qos collect: listening on http://\(host):\(collector.port) → Kafka \(brokers) (beacons → '\(topic)', CMCD → '\(cmcdTopic)')\n")
+            var waited = 0.0
+            while collectStopRequested == 0 {
+                if let duration, waited >= duration { break }
+                usleep(50_000)
+                waited += 0.05
+            }
+            collectPrint("qos collect: draining\n")
+            let left = collector.drain()
+            producer.close(flushTimeoutMs: 1000)
+            if left > 0 { throw UserError("collect: \(left) accepted record(s) not acknowledged by Kafka at \(brokers) — they are lost; check the broker") }
+            collectPrint("qos collect: stopped, every accepted record acknowledged by Kafka\n")
+        }
+    }
+}
+
+nonisolated(unsafe) var collectStopRequested: sig_atomic_t = 0
+
+private func collectPrint(_ s: String) {
+    var s = s
+    s.withUTF8 { b in _ = write(2, b.baseAddress, b.count) }
+}
