@@ -127,6 +127,26 @@ import Testing
                 throws: { e in "\(e)".contains("s3://bucket/prefix") })
     }
 
+    @Test func credentialsAndRegionComeFromTheSharedFilesWhenTheVariablesAreUnset() throws {
+        let dir = NSTemporaryDirectory() + "qos-aws-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "[default]\naws_access_key_id = AKDEFAULT\naws_secret_access_key = s1\n\n[ci]\n# a comment\naws_access_key_id=AKCI\naws_secret_access_key=s2\naws_session_token = tok\n"
+            .write(toFile: dir + "/credentials", atomically: true, encoding: .utf8)
+        try "[default]\nregion = eu-west-1\n[profile ci]\nregion = ap-south-1\n".write(toFile: dir + "/config", atomically: true, encoding: .utf8)
+        let files = ["AWS_SHARED_CREDENTIALS_FILE": dir + "/credentials", "AWS_CONFIG_FILE": dir + "/config"]
+        let d = try S3Storage(location: "s3://qos-test/x", environment: files).client.config
+        #expect(d.credentials == S3Credentials(accessKeyId: "AKDEFAULT", secretAccessKey: "s1") && d.region == "eu-west-1")
+        #expect(d.endpoint == "https://s3.eu-west-1.amazonaws.com" && !d.pathStyle)
+        let ci = try S3Storage(location: "s3://qos-test/x", environment: files.merging(["AWS_PROFILE": "ci"]) { $1 }).client.config
+        #expect(ci.credentials == S3Credentials(accessKeyId: "AKCI", secretAccessKey: "s2", sessionToken: "tok") && ci.region == "ap-south-1")
+        // The variables win over the files.
+        let v = try S3Storage(location: "s3://qos-test/x", environment: files.merging(["AWS_ACCESS_KEY_ID": "AKV", "AWS_SECRET_ACCESS_KEY": "sv",
+                                                                                       "AWS_REGION": "us-west-2"]) { $1 }).client.config
+        #expect(v.credentials == S3Credentials(accessKeyId: "AKV", secretAccessKey: "sv") && v.region == "us-west-2")
+        #expect(performing: { try S3Storage(location: "s3://qos-test/x", environment: files.merging(["AWS_PROFILE": "nope"]) { $1 }) },
+                throws: { "\($0)".contains("profile 'nope'") })
+    }
+
     @Test func lastModifiedParsesAsUTC() {
         #expect(S3Storage.epochSeconds(iso: "1970-01-01T00:00:00.000Z") == 0)
         #expect(S3Storage.epochSeconds(iso: "2026-01-01T00:02:00.000Z") == 1_767_225_720)

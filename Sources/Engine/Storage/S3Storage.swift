@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
 import ObjectStore
 
 extension S3Error: OperatorError {}
@@ -19,7 +23,9 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         self.client = client
     }
 
-    /// `s3://bucket/prefix`, reached per the usual AWS variables:
+    /// `s3://bucket/prefix`, reached per the usual AWS variables (credentials
+    /// and region also from `~/.aws/credentials` and `~/.aws/config`, profile
+    /// `AWS_PROFILE` or `default`, when the variables do not give them):
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or
     /// `AWS_ENDPOINT_URL`), and `QOS_S3_PATH_STYLE` (default: path style
@@ -33,10 +39,20 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         func value(_ names: String...) -> String? {
             names.lazy.compactMap { env[$0] }.first { !$0.isEmpty }
         }
-        guard let key = value("AWS_ACCESS_KEY_ID"), let secret = value("AWS_SECRET_ACCESS_KEY") else {
-            throw UserError("sink '\(location)' needs credentials — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        // The shared files of the AWS CLI and SDKs, for what the variables leave out.
+        let profile = value("AWS_PROFILE") ?? "default"
+        let home = env["HOME"] ?? ""
+        let shared = try S3Storage.iniSection(path: value("AWS_SHARED_CREDENTIALS_FILE") ?? "\(home)/.aws/credentials", section: profile)
+        let configFile = try S3Storage.iniSection(path: value("AWS_CONFIG_FILE") ?? "\(home)/.aws/config",
+                                              section: profile == "default" ? "default" : "profile \(profile)")
+        let fromVariables = value("AWS_ACCESS_KEY_ID") != nil
+        guard let key = value("AWS_ACCESS_KEY_ID") ?? shared["aws_access_key_id"],
+              let secret = fromVariables ? value("AWS_SECRET_ACCESS_KEY") : shared["aws_secret_access_key"] else {
+            throw UserError("sink '\(location)' needs credentials — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                            + "(or aws_access_key_id and aws_secret_access_key in ~/.aws/credentials, profile '\(profile)')")
         }
-        let region = value("QOS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? "us-east-1"
+        let token = fromVariables ? value("AWS_SESSION_TOKEN") : shared["aws_session_token"]
+        let region = value("QOS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? configFile["region"] ?? "us-east-1"
         let custom = value("QOS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
         if let custom, !(custom.hasPrefix("http://") || custom.hasPrefix("https://")) {
             throw UserError("the s3 endpoint '\(custom)' is not an http:// or https:// address — fix --s3-endpoint or AWS_ENDPOINT_URL")
@@ -52,11 +68,32 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         let config = S3Config(bucket: bucket, prefix: prefix, endpoint: custom ?? "https://s3.\(region).amazonaws.com",
                               region: region, pathStyle: pathStyle,
                               credentials: S3Credentials(accessKeyId: key, secretAccessKey: secret,
-                                                         sessionToken: value("AWS_SESSION_TOKEN")))
+                                                         sessionToken: token))
         self.init(location: "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)"), client: S3Client(config))
     }
 
     func key(_ rel: String) -> String { client.config.key(rel) }
+
+    /// `key = value` lines of one `[section]` of an AWS shared file (empty
+    /// when the file or section is missing; comments start with `#` or `;`).
+    static func iniSection(path: String, section: String) throws -> [String: String] {
+        guard access(path, R_OK) == 0 else { return [:] }
+        let text = String(decoding: try Inspector.readFile(path), as: UTF8.self)
+        var out: [String: String] = [:]
+        var inside = false
+        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") && line.hasSuffix("]") {
+                inside = line.dropFirst().dropLast().trimmingCharacters(in: .whitespaces) == section
+                continue
+            }
+            guard inside, let eq = line.firstIndex(of: "=") else { continue }
+            out[line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: eq)...]
+                .trimmingCharacters(in: .whitespaces)
+        }
+        return out
+    }
 
     /// The key prefix of a directory's contents.
     func dirPrefix(_ rel: String) -> String {
