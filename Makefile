@@ -4,7 +4,7 @@ SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev zlib1g-dev uap-core pkg-config mmdb-bin python3-ua-parser chromium
-PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pyyaml
+PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pyyaml 'moto[server]'
 # make bench only (peer engines; never make test / CI): Spark needs a Java 17+ runtime.
 PY_BENCH_PACKAGES := pyspark
 BENCH_APT_JAVA := openjdk-17-jre-headless
@@ -74,6 +74,7 @@ fuzz: build
 ## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement; qos collect with wrk.
 bench: deps deps-bench release
 	$(PY) bench/run.py
+	$(PY) bench/s3_sink.py
 	$(PY) bench/collect_bench.py
 	$(PY) bench/soak.py
 

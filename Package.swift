@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev, zlib1g-dev).
@@ -53,9 +54,15 @@ let package = Package(
         ]),
 
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
+        // S3-compatible object storage: SigV4 signing and the requests the sink needs.
+        .target(name: "ObjectStore", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib",
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib", "ObjectStore",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -81,6 +88,7 @@ let package = Package(
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix"], exclude: ["known-failures.txt"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix"]),
         // The CLI's --help and flags against the typed configuration.
         .testTarget(name: "QoSCLITests", dependencies: ["qos", "Engine"]),

@@ -46,6 +46,9 @@ struct Demo: ParsableCommand {
                 l.set(geoipDb: geoipDb)
             }
             let sink = c.sink
+            guard !sink.hasPrefix("s3://") else {
+                throw UserError("qos demo clears and writes a local directory, not '\(sink)' — give a directory as --sink (qos run and qos replay write s3://)")
+            }
             installStopHandlers()
             let broker: MockBroker
             do {

@@ -1,20 +1,22 @@
 import ArgumentParser
 import Engine
+import Foundation
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a partition file's schema, row groups and first rows, or a KPI summary of a table directory.")
 
-    @Argument(help: "A .parquet file, or a table directory such as output/overall.") var path: String
+    @Argument(help: "A .parquet file, or a table directory such as output/overall (either may be an s3:// address).") var path: String
     @Option(help: "Rows to print for a file.") var rows: Int = 10
 
     func run() throws {
         try QoS.guarded {
-            if Inspector.isDirectory(path) {
-                print(try Inspector.summarizeDirectory(path), terminator: "")
-            } else {
-                print(try Inspector.describeFile(path, rows: rows), terminator: "")
-            }
+            let (path, cleanup) = try S3Reading.localCopy(of: self.path)
+            defer { S3Reading.removeCopy(cleanup) }
+            let text = Inspector.isDirectory(path) ? try Inspector.summarizeDirectory(path)
+                : try Inspector.describeFile(path, rows: rows)
+            // A copy of an s3:// address is named by the address.
+            print(cleanup == nil ? text : text.replacingOccurrences(of: path, with: self.path), terminator: "")
         }
     }
 }

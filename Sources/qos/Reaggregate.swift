@@ -41,7 +41,7 @@ struct Reaggregate: ParsableCommand {
         TIMES: epoch milliseconds, 2026-01-01 or 2026-01-01T10:00:00Z (UTC).
         """)
 
-    @Option(help: "The sink to read (the --sink of qos replay / run).") var sink: String = "output"
+    @Option(help: "The sink to read (the --sink of qos replay / run; an s3:// sink is read from a local copy).") var sink: String = "output"
     @Option(help: "Table: overall, video, geo, device, cdn, sessions, rejects or cdn_edge.") var table: String?
     @Flag(help: "Every table of the sink.") var allTables = false
     @Option(help: "Output window: 10m, 1h, 1d, or any multiple of the source window.") var grain: String?
@@ -69,6 +69,11 @@ struct Reaggregate: ParsableCommand {
         }
         if allTables && dims != nil { throw ValidationError("--dims needs a single --table") }
         guard grace >= 0 else { throw ValidationError("--grace must be ≥ 0") }
+        if sink.hasPrefix("s3://") {
+            guard !compact, let out, !out.hasPrefix("s3://") else {
+                throw ValidationError("an s3:// --sink is read into a local copy: give a local --out (--compact is not available on s3://)")
+            }
+        }
         if let from { _ = try Reaggregate.time(from, "--from") }
         if let to { _ = try Reaggregate.time(to, "--to") }
         if let grain {
@@ -98,6 +103,9 @@ struct Reaggregate: ParsableCommand {
         o.zstdLevel = zstdLevel
         o.progress = !quiet && isatty(2) != 0
         try QoS.guarded {
+            let (local, cleanup) = try S3Reading.localCopy(of: sink)
+            defer { S3Reading.removeCopy(cleanup) }
+            o.sink = local
             let summary = try ReaggregateJob(o).run()
             print(summary.text)
         }

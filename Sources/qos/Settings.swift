@@ -41,7 +41,12 @@ struct EngineOptions: ParsableArguments {
 
 /// Settings of Parquet output and enrichment, shared by `run` and `replay`.
 struct OutputOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Output directory, the sink (default \(Defaults.sink)).")) var sink: String?
+    @Option(help: ArgumentHelp("Output directory, the sink, or s3://bucket/prefix (default \(Defaults.sink)).")) var sink: String?
+    @Option(help: "An s3:// sink's endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS S3).")
+    var s3Endpoint: String?
+    @Option(help: "An s3:// sink's signing region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).") var s3Region: String?
+    @Option(help: "An s3:// sink's addressing: true for endpoint/bucket/key, false for bucket.endpoint/key (default: true when an endpoint is given).")
+    var s3PathStyle: String?
     @Option(help: ArgumentHelp("ZSTD level for Parquet pages, 0 (uncompressed) to \(Defaults.zstdLevelMax) (default \(Defaults.zstdLevel)).")) var zstdLevel: String?
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
     var geoipDb: [String] = []
@@ -50,6 +55,9 @@ struct OutputOptions: ParsableArguments {
 
     func apply(to l: inout ConfigurationLayers) {
         l.set(.sink, flag: sink)
+        l.set(.s3_endpoint, flag: s3Endpoint)
+        l.set(.s3_region, flag: s3Region)
+        l.set(.s3_path_style, flag: s3PathStyle)
         l.set(.zstd_level, flag: zstdLevel)
         l.set(geoipDb: geoipDb)
         l.set(.ua_regexes, flag: uaRegexes)

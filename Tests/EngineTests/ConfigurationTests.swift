@@ -55,6 +55,7 @@ import QoSCore
             .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
+            .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false",
             .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
         ]
         var expected = Configuration()
@@ -68,6 +69,7 @@ import QoSCore
         expected.metricsPort = nil; expected.metricsHost = "0.0.0.0"
         expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
         (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
+        (expected.s3Endpoint, expected.s3Region, expected.s3PathStyle) = ("http://minio:9000", "eu-west-1", false)
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
         expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
@@ -80,6 +82,20 @@ import QoSCore
             l.set(geoipDb: ["a.mmdb"])
         }
         #expect(viaFlags == expected)
+    }
+
+    /// An s3:// sink's store: the settings go over the AWS_* variables the sink reads.
+    @Test func s3SettingsGoOverTheAWSVariables() throws {
+        let c = try resolve(yaml: "s3_path_style: true\ns3_region: eu-west-1", env: [("QOS_S3_ENDPOINT", "https://minio:9000")])
+        let env = c.runOptions().environment
+        #expect(env["QOS_S3_ENDPOINT"] == "https://minio:9000" && env["QOS_S3_REGION"] == "eu-west-1" && env["QOS_S3_PATH_STYLE"] == "true")
+        #expect(c.replayOptions().environment["QOS_S3_REGION"] == "eu-west-1")
+        let storage = try S3Storage(location: "s3://b-1/p", environment: env.merging(["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s",
+                                                                                      "AWS_REGION": "us-west-2", "AWS_ENDPOINT_URL": "http://x"]) { $1 })
+        #expect(storage.client.config.endpoint == "https://minio:9000" && storage.client.config.region == "eu-west-1")
+        #expect(storage.client.config.pathStyle && storage.client.config.bucket == "b-1" && storage.client.config.prefix == "p")
+        #expect(error(yaml: "s3_endpoint: minio:9000")?.contains("s3_endpoint: 'minio:9000' (from config file 'c.yaml') is not an http:// or https:// address") == true)
+        #expect(error(env: [("QOS_S3_PATH_STYLE", "maybe")])?.contains("is not true or false") == true)
     }
 
     @Test func topicsEachWithAFormat() throws {
@@ -209,7 +225,7 @@ import QoSCore
         let end = try #require(readme.range(of: "- **Time bound.**", range: start.upperBound..<readme.endIndex))
         let text = String(readme[start.upperBound..<end.lowerBound])
         // Keys are written `key` followed by a space, comma, colon or "(": not `QOS_…`, `--…`, `file.yaml`.
-        let listed = Set(text.matches(of: /`([a-z][a-z_]*)`/).map { String($0.1) })
+        let listed = Set(text.matches(of: /`([a-z][a-z0-9_]*)`/).map { String($0.1) })
         #expect(listed == Set(Configuration.Key.allCases.map(\.rawValue)), "README keys differ: \(listed.symmetricDifference(Configuration.Key.allCases.map(\.rawValue)))")
     }
 }

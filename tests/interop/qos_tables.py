@@ -19,7 +19,13 @@ DERIVED = {"unique_viewers", "startup_ms_p50", "startup_ms_p90", "startup_ms_p95
            "unique_clients", "serve_ms_p50", "serve_ms_p95", "serve_ms_p99", "ttfb_ms_p50", "ttfb_ms_p99"}
 
 
-def files(sink: Path, table: str):
+def files(sink, table: str, filesystem=None):
+    """The visible Parquet files of a table: under a local directory, or
+    `bucket/prefix` on a pyarrow file system (S3FileSystem)."""
+    if filesystem is not None:
+        from pyarrow.fs import FileSelector
+        infos = filesystem.get_file_info(FileSelector(f"{sink}/{table}", recursive=True, allow_not_found=True))
+        return sorted(i.path for i in infos if i.path.endswith(".parquet") and not i.base_name.startswith("."))
     return sorted(p for p in (Path(sink) / table).rglob("*.parquet") if not p.name.startswith("."))
 
 
@@ -83,16 +89,17 @@ class Merged:
 UNSTABLE = {"concurrent_plays", "late_events"}
 
 
-def load(sink, tables=None):
+def load(sink, tables=None, filesystem=None):
     """{(table, window_start, dims): merged values} plus sessions and rejects
-    rows. Groups whose only non-zero values are unstable columns are left out."""
+    rows. Groups whose only non-zero values are unstable columns are left out.
+    `filesystem`: read `sink` (then `bucket/prefix`) through it."""
     out = {}
     for table, dims in METRIC_TABLES.items():
         if tables and table not in tables:
             continue
         merged = defaultdict(Merged)
-        for f in files(sink, table):
-            t = pq.read_table(f)
+        for f in files(sink, table, filesystem):
+            t = pq.read_table(f, filesystem=filesystem)
             schema = [(n, t.schema.field(n).type) for n in t.column_names]
             for row in t.to_pylist():
                 key = (table, row["window_start"], tuple(row[d] for d in dims))
@@ -107,8 +114,8 @@ def load(sink, tables=None):
         if tables and table not in tables:
             continue
         rows = []
-        for f in files(sink, table):
-            for row in pq.read_table(f).to_pylist():
+        for f in files(sink, table, filesystem):
+            for row in pq.read_table(f, filesystem=filesystem).to_pylist():
                 rows.append(tuple(sorted((k, str(v)) for k, v in row.items() if keep is None or k in keep)))
         out[(table,)] = sorted(rows)
     return out

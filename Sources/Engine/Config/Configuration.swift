@@ -48,6 +48,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
     /// Port of /metrics and /healthz (0: any free port; nil: off).
     public var metricsPort = Defaults.metricsPort
     public var metricsHost = Defaults.metricsHost
+    /// An `s3://` sink's store (docs/object-storage.md); nil: the `AWS_*` variables' or the default.
+    public var s3Endpoint: String?
+    public var s3Region: String?
+    public var s3PathStyle: Bool?
     /// Alert rules evaluated on every written window (README "Alerts").
     public var alerts: [AlertRule] = []
 
@@ -61,6 +65,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
         case fastly_fields, alerts
         case late_flush_interval, compact_files, compact_after
+        case s3_endpoint, s3_region, s3_path_style
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -87,7 +92,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .kafka: "a mapping of librdkafka properties"
             case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
             case .alerts: "a list of alert rules (README \"Alerts\"), e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]"
-            case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host: "a non-empty string"
+            case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host, .s3_region: "a non-empty string"
+            case .s3_endpoint: "an http:// or https:// address such as http://minio:9000"
+            case .s3_path_style: "true or false"
             }
         }
 
@@ -171,6 +178,24 @@ public struct Configuration: Decodable, Equatable, Sendable {
         compactFiles = try integer(.compact_files, 2...1_000_000).map { Int($0) } ?? compactFiles
         compactAfterMs = try duration(.compact_after) ?? compactAfterMs
         instance = try string(.instance) ?? instance
+        if let e = try string(.s3_endpoint) {
+            guard e.hasPrefix("http://") || e.hasPrefix("https://") else { throw ConfigurationError.badValue(.s3_endpoint, e) }
+            s3Endpoint = e
+        }
+        s3Region = try string(.s3_region) ?? s3Region
+        if c.contains(.s3_path_style) {
+            // YAML `true` decodes as a Bool; the environment and flags give text.
+            if let b = try? c.decode(Bool.self, forKey: .s3_path_style) {
+                s3PathStyle = b
+            } else {
+                let t = try text(.s3_path_style) ?? ""
+                switch t.lowercased() {
+                case "true", "1", "yes": s3PathStyle = true
+                case "false", "0", "no": s3PathStyle = false
+                default: throw ConfigurationError.badValue(.s3_path_style, t)
+                }
+            }
+        }
         if c.contains(.geoip_db) {
             guard let list = try? c.decode([String].self, forKey: .geoip_db), !list.contains("") else {
                 throw ConfigurationError.badValue(.geoip_db, "(not a list of paths)")
@@ -247,7 +272,17 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.compaction.maxFiles = compactFiles
         o.compaction.afterMs = compactAfterMs
         if !alerts.isEmpty { o.alerts = AlertPipeline(rules: alerts, log: o.log) }
+        o.environment = s3Environment(o.environment)
         return o
+    }
+
+    /// The environment an `s3://` sink reads, with the s3_* settings over the `AWS_*` variables.
+    public func s3Environment(_ base: [String: String]) -> [String: String] {
+        var env = base
+        if let s3Endpoint { env["QOS_S3_ENDPOINT"] = s3Endpoint }
+        if let s3Region { env["QOS_S3_REGION"] = s3Region }
+        if let s3PathStyle { env["QOS_S3_PATH_STYLE"] = s3PathStyle ? "true" : "false" }
+        return env
     }
 
     /// `qos replay`'s options (inputs, enricher and progress are the CLI's).
@@ -259,6 +294,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.config = engine
         o.zstdLevel = zstdLevel
         o.lateFlushIntervalMs = lateFlushIntervalMs
+        o.environment = s3Environment(o.environment)
         return o
     }
 }

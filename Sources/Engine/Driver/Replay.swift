@@ -11,6 +11,8 @@ import QoSCore
 public struct ReplayOptions {
     public var inputs: [String] = []
     public var sink = Defaults.sink
+    /// Where an `s3://` sink's endpoint, region and credentials come from (docs/object-storage.md).
+    public var environment = ProcessInfo.processInfo.environment
     public var config = EngineConfig()
     public var zstdLevel = Defaults.zstdLevel
     /// Late deltas are written at most once per this much event time (the
@@ -93,6 +95,7 @@ public final class ReplayJob {
         self.options = options
         var o = RunOptions()
         o.sink = options.sink
+        o.environment = options.environment
         o.config = options.config
         o.zstdLevel = options.zstdLevel
         o.enricher = options.enricher

@@ -23,6 +23,8 @@ public struct RunOptions {
     }
     public var group = Defaults.group
     public var sink = Defaults.sink
+    /// Where an `s3://` sink's endpoint, region and credentials come from (docs/object-storage.md).
+    public var environment = ProcessInfo.processInfo.environment
     public var config = EngineConfig()
     public var zstdLevel = Defaults.zstdLevel
     public var enricher: Enricher = NoEnricher()

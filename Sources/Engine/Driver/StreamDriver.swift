@@ -66,7 +66,7 @@ public final class StreamDriver {
         o = options
         self.formatOverride = format
         self.clock = clock
-        let sink = FileSink(root: options.sink)
+        let sink = try FileSink.named(options.sink, environment: options.environment)
         try sink.checkWritable()
         engine = QoSEngine(config: options.config, enricher: options.enricher)
         writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: directTag.map { "r" + $0 } ?? "k",

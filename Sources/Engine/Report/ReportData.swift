@@ -13,6 +13,8 @@ import Sketches
 /// and folded one at a time, so memory holds the merged groups, not the files.
 public struct ReportOptions: Sendable {
     public var sink = "output"
+    /// The sink as the page names it, when `sink` is a local copy of it (an s3:// sink).
+    public var sinkName: String?
     /// Windows whose start lies in [fromMs, toMs).
     public var fromMs: Int64 = .min
     public var toMs: Int64 = .max

@@ -82,7 +82,7 @@ public struct ReportModel: Sendable {
 
     init(_ acc: ReportAccumulator) {
         let starts = acc.overall.keys.sorted()
-        sink = acc.options.sink
+        sink = acc.options.sinkName ?? acc.options.sink
         grainMs = acc.grainMs
         firstStart = starts.first ?? 0
         lastEnd = starts.last.map { acc.overall[$0]!.end } ?? 0

@@ -15,7 +15,9 @@ import QoSCore
 ///      directory removed (published).
 /// Recovery rolls every manifest forward (renames are idempotent) and
 /// deletes staging directories that no manifest names: their epoch never
-/// committed, so its files must never become visible.
+/// committed, so its files must never become visible. Every step goes
+/// through `SinkStorage`: on object storage the manifest's conditional PUT is
+/// the commit point and a rename is a COPY then a DELETE (docs/object-storage.md).
 public struct PartitionCheckpoint: Sendable {
     public var topic: String
     public var partition: Int32
@@ -93,6 +95,8 @@ public struct Manifest: Sendable {
 
 public final class CheckpointStore {
     public let sink: FileSink
+    /// The sink's files: a local directory or an object store (`SinkStorage`).
+    let storage: any SinkStorage
     public let instance: String
     public private(set) var epoch: Int64
     /// Set by `openState` / `checkCluster` (StateGuard.swift); written into every manifest.
@@ -101,13 +105,15 @@ public final class CheckpointStore {
     /// This instance's ledger: per `topic/partition`, the highest sequence committed.
     var ledger: [String: LedgerEntry] = [:]
     var root: String { sink.root }
-    var manifestDir: String { "\(root)/_qos/manifests/\(instance)" }
+    /// Relative to the sink.
+    var manifestDir: String { "_qos/manifests/\(instance)" }
 
     public init(sink: FileSink, instance: String) throws {
         self.sink = sink
+        storage = sink.storage
         self.instance = instance
-        try FileSink.makeDirectories("\(sink.root)/_qos/manifests/\(instance)")
-        epoch = CheckpointStore.listFiles("\(sink.root)/_qos/manifests/\(instance)")
+        try storage.makeDirectory("_qos/manifests/\(instance)")
+        epoch = try storage.list("_qos/manifests/\(instance)")
             .compactMap { Int64($0.split(separator: ".")[0]) }.max() ?? 0
     }
 
@@ -129,13 +135,17 @@ public final class CheckpointStore {
         for (i, f) in files.enumerated() {
             let rel = String(f.path.dropFirst(root.count + 1))
             let staged = "\(stage)/\(i)-\(f.name)"
-            try FileSink.makeDirectories("\(root)/\(stage)")
-            try FileSink.writeDurably(f.bytes, to: "\(root)/\(staged)")
+            try storage.makeDirectory(stage)
+            try storage.stage(staged, f.bytes)
             list.append((staged, rel))
         }
-        if !files.isEmpty { try FileSink.fsyncDirectory("\(root)/\(stage)") }
+        if !files.isEmpty { try storage.syncDirectory(stage) }
         let m = Manifest(instance: instance, epoch: epoch, sinkId: sinkId, clusterId: clusterId, partitions: partitions, files: list)
-        try sink.publish(m.encode(), dir: manifestDir, name: "\(CivilTime.pad(Int(epoch), 12)).manifest")
+        let name = "\(manifestDir)/\(CivilTime.pad(Int(epoch), 12)).manifest"
+        guard try storage.commit(name, m.encode()) else {
+            throw UserError("epoch \(epoch) of instance '\(instance)' was already committed by another writer in '\(storage.display(name))' — "
+                            + "give each daemon its own --instance name")
+        }
         // After the commit point (a ledger ahead of the manifests would refuse
         // a start), before the files become visible.
         try recordInLedger(partitions)
@@ -144,27 +154,35 @@ public final class CheckpointStore {
 
     /// Finishes step 3 of a committed manifest (idempotent).
     func rollForward(_ m: Manifest) throws {
+        let stage = "_staging/\(m.instance)/\(CivilTime.pad(Int(m.epoch), 12))"
+        // One listing instead of a probe per file: a published epoch costs
+        // one request on object storage, not a failed COPY per file.
+        let staged = m.files.isEmpty ? [] : Set(try storage.list(stage))
         var dirs = Set<String>()
-        for f in m.files {
-            let final = "\(root)/\(f.final)"
-            let dir = String(final[..<final.lastIndex(of: "/")!])
-            if access("\(root)/\(f.staged)", F_OK) == 0 {
-                try FileSink.makeDirectories(dir)
-                guard rename("\(root)/\(f.staged)", final) == 0 else { throw StorageError("rename", final) }
-                dirs.insert(dir)
+        do {
+            for f in m.files where staged.contains(String(f.staged.split(separator: "/").last ?? "")) {
+                guard try storage.move(f.staged, to: f.final) else { continue }
+                dirs.insert(String(f.final[..<(f.final.lastIndex(of: "/") ?? f.final.startIndex)]))
             }
+            for d in dirs { try storage.syncDirectory(d) }
+        } catch let e as StorageError {
+            // A sink deleted in the middle of a publish says so, rather than
+            // naming the directory it took with it.
+            try checkIdentity()
+            throw e
         }
-        for d in dirs { try FileSink.fsyncDirectory(d) }
-        CheckpointStore.removeTree("\(root)/_staging/\(m.instance)/\(CivilTime.pad(Int(m.epoch), 12))")
+        storage.removeTree(stage)
     }
 
     /// Every committed manifest in the sink (all instances).
     public func manifests() throws -> [Manifest] {
         var out: [Manifest] = []
-        for inst in CheckpointStore.listFiles("\(root)/_qos/manifests") {
-            for name in CheckpointStore.listFiles("\(root)/_qos/manifests/\(inst)") where name.hasSuffix(".manifest") {
-                let path = "\(root)/_qos/manifests/\(inst)/\(name)"
-                let bytes = try Inspector.readFile(path)
+        for inst in try storage.list("_qos/manifests") {
+            for name in try storage.list("_qos/manifests/\(inst)") where name.hasSuffix(".manifest") {
+                let rel = "_qos/manifests/\(inst)/\(name)"
+                let path = storage.display(rel)
+                // Deleted since the listing (collected by another instance): no longer in force.
+                guard let bytes = try storage.read(rel) else { continue }
                 do { out.append(try Manifest.decode(bytes, path: path)) } catch let e as StateError {
                     throw CheckpointError.corrupt(path: path, detail: e == .checksumMismatch ? e.message : "\(e)")
                 }
@@ -179,11 +197,11 @@ public final class CheckpointStore {
         let all = try manifests()
         for m in all { try rollForward(m) }
         let committed = Set(all.map { "\($0.instance)/\(CivilTime.pad(Int($0.epoch), 12))" })
-        for inst in CheckpointStore.listFiles("\(root)/_staging") {
-            for ep in CheckpointStore.listFiles("\(root)/_staging/\(inst)") where !committed.contains("\(inst)/\(ep)") {
+        for inst in try storage.list("_staging") {
+            for ep in try storage.list("_staging/\(inst)") where !committed.contains("\(inst)/\(ep)") {
                 // Only our own, or another instance's that is clearly dead (its epoch is older than 10 min).
-                if inst == instance || CheckpointStore.ageSeconds("\(root)/_staging/\(inst)/\(ep)") > 600 {
-                    CheckpointStore.removeTree("\(root)/_staging/\(inst)/\(ep)")
+                if inst == instance || storage.ageSeconds("_staging/\(inst)/\(ep)") > 600 {
+                    storage.removeTree("_staging/\(inst)/\(ep)")
                 }
             }
         }
@@ -207,7 +225,7 @@ public final class CheckpointStore {
             m.partitions.allSatisfy { $0.seq < newest["\($0.topic)/\($0.partition)", default: -1] }
         }
         for m in manifests where m.instance == instance && m.epoch < epoch && superseded(m) {
-            unlink("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
+            storage.remove("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
         }
         // Another instance's manifest (a restarted daemon gets a new instance
         // name) is deleted once every partition it holds has a newer
@@ -216,12 +234,12 @@ public final class CheckpointStore {
         // once it is as old as a dead instance's staging directory. Without
         // this, every restart left its last manifest (a full state) forever.
         for m in manifests where m.instance != instance {
-            let dir = "\(root)/_qos/manifests/\(m.instance)"
+            let dir = "_qos/manifests/\(m.instance)"
             let path = "\(dir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest"
-            let due = m.partitions.isEmpty ? CheckpointStore.ageSeconds(path) > 600 : superseded(m)
+            let due = m.partitions.isEmpty ? storage.ageSeconds(path) > 600 : superseded(m)
             if due {
-                unlink(path)
-                rmdir(dir)  // only succeeds once the instance has no manifest left
+                storage.remove(path)
+                storage.removeEmptyDirectory(dir)  // only once the instance has no manifest left
             }
         }
         collectLedgers(newest)

@@ -78,6 +78,12 @@ public final class Compactor {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, 255)
         host = String(cString: buf)
+        // Compaction swaps directories (RENAME_EXCHANGE): an object store has
+        // none, so an s3:// sink keeps one file per epoch and hour (docs/object-storage.md).
+        if sink.isRemote {
+            supported = false
+            return
+        }
         try FileSink.makeDirectories("\(sink.root)/_qos/compact/trash")
     }
 
@@ -87,6 +93,7 @@ public final class Compactor {
     /// (whose lease is ours, expired, or held by a dead process of this
     /// host), and remembers every hour directory of the sink.
     public func recover(nowMs: Int64) {
+        guard !sink.isRemote else { return }
         for name in Compactor.entries(dir) where name.hasSuffix(".lease") {
             guard let l = readLease("\(dir)/\(name)"), mayTakeOver(l, nowMs) else { continue }
             finish(l, nowMs: nowMs)
@@ -110,6 +117,7 @@ public final class Compactor {
     /// would hold more than `maxFiles` is compacted first, so the epoch's
     /// publish leaves at most 1 + its own files there.
     public func beforeCommit(_ files: [WindowFileWriter.PlannedFile], nowMs: Int64) throws {
+        guard !sink.isRemote else { return }
         var incoming: [String: Int] = [:]
         for f in files { incoming[relative(f.dir), default: 0] += 1 }
         for (d, n) in incoming.sorted(by: { $0.key < $1.key }) {
@@ -128,6 +136,7 @@ public final class Compactor {
     /// epoch wrote more than it) is compacted; replaced files past the grace
     /// period are deleted.
     public func afterEpoch(watermark: Int64, nowMs: Int64) throws {
+        guard !sink.isRemote else { return }
         for d in dirs.sorted() {
             let n = count(d)
             if n > policy.maxFiles { try compact(d, nowMs: nowMs); continue }

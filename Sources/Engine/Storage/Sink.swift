@@ -5,11 +5,36 @@ import Glibc
 /// The file sink (docs/semantics.md §5): Hive-style partitions
 /// `<root>/<table>/dt=YYYY-MM-DD/hour=HH/<file>.parquet` (UTC), and atomic
 /// publication — write `.name.tmp` (readers skip dot files), fsync, rename,
-/// fsync the directory — so readers never see a partial file.
+/// fsync the directory — so readers never see a partial file. A sink on
+/// object storage (`s3://bucket/prefix`, `FileSink.named`) has the same
+/// layout; its files go through `remote` (docs/object-storage.md).
 public struct FileSink: Sendable {
     public let root: String
+    /// The store of an `s3://` sink; nil for a local directory.
+    public let remote: (any SinkStorage)?
 
-    public init(root: String) { self.root = root }
+    /// A local directory.
+    public init(root: String) {
+        self.root = root
+        remote = nil
+    }
+
+    public init(storage: any SinkStorage) {
+        root = storage.location
+        remote = storage
+    }
+
+    /// The sink named by `--sink`: a local directory, or `s3://bucket/prefix`
+    /// reached per the AWS environment variables (docs/object-storage.md).
+    public static func named(_ location: String, environment: [String: String]) throws -> FileSink {
+        guard location.hasPrefix("s3://") else { return FileSink(root: location) }
+        return FileSink(storage: try S3Storage(location: location, environment: environment))
+    }
+
+    public var isRemote: Bool { remote != nil }
+
+    /// Where the epoch commit reads and writes the sink.
+    public var storage: any SinkStorage { remote ?? LocalStorage(root: root) }
 
     /// The partition directory of a window starting at `startMs`.
     public func directory(table: String, windowStartMs: Int64) -> String {
@@ -19,6 +44,7 @@ public struct FileSink: Sendable {
 
     /// Checks that the sink can be written before any work starts.
     public func checkWritable() throws {
+        if let remote { return try remote.checkWritable() }
         try FileSink.makeDirectories(root)
         let probe = "\(root)/.qos-write-probe"
         let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -31,6 +57,14 @@ public struct FileSink: Sendable {
 
     /// Writes `bytes` to `dir/name` atomically and durably.
     public func publish(_ bytes: [UInt8], dir: String, name: String) throws {
+        if let remote {
+            precondition(dir == root || dir.hasPrefix(root + "/"), "a remote sink publishes under its root")
+            return try remote.publish(dir == root ? name : "\(dir.dropFirst(root.count + 1))/\(name)", bytes)
+        }
+        try FileSink.publishLocally(bytes, dir: dir, name: name)
+    }
+
+    static func publishLocally(_ bytes: [UInt8], dir: String, name: String) throws {
         try FileSink.makeDirectories(dir)
         let tmp = "\(dir)/.\(name).tmp"
         try FileSink.writeDurably(bytes, to: tmp)

@@ -69,14 +69,17 @@ public enum CheckpointError: OperatorError, Equatable {
 ///   A newest manifest that is missing at start shows as a ledger sequence
 ///   above the newest manifest's.
 extension CheckpointStore {
-    var sinkIdPath: String { "\(root)/_qos/sink-id" }
-    var ledgerDir: String { "\(root)/_qos/ledger" }
+    /// Relative to the sink.
+    var sinkIdRel: String { "_qos/sink-id" }
+    var ledgerRel: String { "_qos/ledger" }
+    var sinkIdPath: String { storage.display(sinkIdRel) }
+    var ledgerDir: String { storage.display(ledgerRel) }
     static let ledgerMagic = Array("QOSLEDG1".utf8)
 
     /// The id in `<sink>/_qos/sink-id`, nil if the file is missing.
     func readSinkId() throws -> String? {
-        guard access(sinkIdPath, F_OK) == 0 else { return nil }
-        let text = String(decoding: try Inspector.readFile(sinkIdPath), as: UTF8.self)
+        guard let bytes = try storage.read(sinkIdRel) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
         let id = text.split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
         guard id.hasPrefix("videoqos-sink-"), id.count == 14 + 32 else {
             throw CheckpointError.corrupt(path: sinkIdPath, detail: "not a sink id")
@@ -134,7 +137,7 @@ extension CheckpointStore {
         }
         if try id == nil || readSinkId() != id {
             let fresh = id ?? CheckpointStore.newSinkId()
-            try sink.publish(Array((fresh + "\n").utf8), dir: "\(root)/_qos", name: "sink-id")
+            try storage.publish(sinkIdRel, Array((fresh + "\n").utf8))
             id = fresh
         }
         sinkId = id!
@@ -171,7 +174,7 @@ extension CheckpointStore {
     func collectLedgers(_ newest: [String: Int64]) {
         guard let ledgers = try? readLedgers() else { return }
         for (inst, entries) in ledgers where inst != instance {
-            if entries.allSatisfy({ $0.value.seq < newest[$0.key] ?? -1 }) { unlink("\(ledgerDir)/\(inst)") }
+            if entries.allSatisfy({ $0.value.seq < newest[$0.key] ?? -1 }) { storage.remove("\(ledgerRel)/\(inst)") }
         }
     }
 
@@ -199,17 +202,14 @@ extension CheckpointStore {
         for (k, e) in entries.sorted(by: { $0.key < $1.key }) { w.string(k); w.int(e.seq); w.int(e.next) }
         w.seal()
         // The rename need not be durable at once: an older ledger only asks less.
-        try FileSink.makeDirectories(ledgerDir)
-        let tmp = "\(ledgerDir)/.\(inst).tmp"
-        try FileSink.writeDurably(w.bytes, to: tmp)
-        guard rename(tmp, "\(ledgerDir)/\(inst)") == 0 else { throw StorageError("rename", "\(ledgerDir)/\(inst)") }
+        try storage.replace("\(ledgerRel)/\(inst)", w.bytes)
     }
 
     func readLedgers() throws -> [String: [String: LedgerEntry]] {
         var out: [String: [String: LedgerEntry]] = [:]
-        for inst in CheckpointStore.listFiles(ledgerDir) {
+        for inst in try storage.list(ledgerRel) {
             let path = "\(ledgerDir)/\(inst)"
-            let bytes = try Inspector.readFile(path)
+            guard let bytes = try storage.read("\(ledgerRel)/\(inst)") else { continue }  // collected since the listing
             guard bytes.starts(with: CheckpointStore.ledgerMagic), CRC32C.verifySealed(bytes) else {
                 throw CheckpointError.corrupt(path: path, detail: "CRC32C mismatch")
             }
@@ -228,17 +228,7 @@ extension CheckpointStore {
     }
 
     /// Some visible `.parquet` file of the sink, if there is one (stops at the first).
-    func firstPublishedFile() -> String? {
-        func search(_ dir: String, _ depth: Int) -> String? {
-            for name in CheckpointStore.listFiles(dir) where !name.hasPrefix("_") {
-                let path = "\(dir)/\(name)"
-                if name.hasSuffix(".parquet") { return path }
-                if depth < 4, Inspector.isDirectory(path), let f = search(path, depth + 1) { return f }
-            }
-            return nil
-        }
-        return search(root, 0)
-    }
+    func firstPublishedFile() -> String? { storage.firstFile(suffix: ".parquet") }
 }
 
 struct LedgerEntry: Equatable {

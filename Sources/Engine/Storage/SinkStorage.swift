@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a sink's files live: a local directory (`LocalStorage`) or an
+/// S3-compatible bucket (`S3Storage`, docs/object-storage.md). The epoch
+/// commit (`CheckpointStore`), the ledger and the sink identity speak only
+/// these calls, so both share one exactly-once logic. Paths are relative to
+/// the sink, `/`-separated, without a leading `/` ("" is the sink itself).
+public protocol SinkStorage: AnyObject, Sendable {
+    /// The sink as the user named it (a directory, or `s3://bucket/prefix`).
+    var location: String { get }
+    /// Fails with a one-line error naming the fix when the sink cannot be written.
+    func checkWritable() throws
+    /// Creates a directory and its parents where the storage has directories.
+    func makeDirectory(_ rel: String) throws
+    /// Writes a file durably; readers skip it by its place (`_staging/`), so
+    /// it need not appear atomically.
+    func stage(_ rel: String, _ bytes: [UInt8]) throws
+    /// Makes the entries of a directory durable (a new file, a rename).
+    func syncDirectory(_ rel: String) throws
+    /// Writes a file that readers see whole or not at all, durably.
+    func publish(_ rel: String, _ bytes: [UInt8]) throws
+    /// Like `publish`, without making the directory entry durable at once
+    /// (the ledger: an older one only asks less).
+    func replace(_ rel: String, _ bytes: [UInt8]) throws
+    /// The commit point of an epoch: creates `rel` unless an object with
+    /// other bytes is already there (false: another writer committed it).
+    func commit(_ rel: String, _ bytes: [UInt8]) throws -> Bool
+    /// Moves a staged file to its final place; false when the staged file is
+    /// gone (moved before: recovery repeats moves).
+    func move(_ from: String, to: String) throws -> Bool
+    /// A file's bytes, nil when it does not exist.
+    func read(_ rel: String) throws -> [UInt8]?
+    /// The names in a directory (files and subdirectories), sorted, without
+    /// dot names; empty when there is no such directory.
+    func list(_ rel: String) throws -> [String]
+    /// Removes a file (no error when it is gone).
+    func remove(_ rel: String)
+    /// Removes a directory once it is empty (nothing where there are no directories).
+    func removeEmptyDirectory(_ rel: String)
+    /// Removes a directory and everything in it.
+    func removeTree(_ rel: String)
+    /// Seconds since a file, or a directory's newest file, was written (0 if unknown).
+    func ageSeconds(_ rel: String) -> Double
+    /// Some visible file ending in `suffix` (outside `_` directories), at most 5 levels down.
+    func firstFile(suffix: String) -> String?
+}
+
+extension SinkStorage {
+    /// The full name of a path, for messages.
+    public func display(_ rel: String) -> String { rel.isEmpty ? location : "\(location)/\(rel)" }
+}
+
+/// The sink as a local directory: atomic publication by rename, durability by fsync.
+public final class LocalStorage: SinkStorage {
+    public let location: String
+
+    public init(root: String) { location = root }
+
+    func path(_ rel: String) -> String { rel.isEmpty ? location : "\(location)/\(rel)" }
+
+    public func checkWritable() throws {
+        try FileSink.makeDirectories(location)
+        let probe = "\(location)/.qos-write-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            throw UserError("sink '\(location)' is not writable: \(String(cString: strerror(errno))) — choose another --sink or fix its permissions")
+        }
+        close(fd)
+        unlink(probe)
+    }
+
+    public func makeDirectory(_ rel: String) throws { try FileSink.makeDirectories(path(rel)) }
+
+    public func stage(_ rel: String, _ bytes: [UInt8]) throws { try FileSink.writeDurably(bytes, to: path(rel)) }
+
+    public func syncDirectory(_ rel: String) throws { try FileSink.fsyncDirectory(path(rel)) }
+
+    public func publish(_ rel: String, _ bytes: [UInt8]) throws {
+        let (dir, name) = LocalStorage.split(path(rel))
+        try FileSink.publishLocally(bytes, dir: dir, name: name)
+    }
+
+    public func replace(_ rel: String, _ bytes: [UInt8]) throws {
+        let (dir, name) = LocalStorage.split(path(rel))
+        try FileSink.makeDirectories(dir)
+        let tmp = "\(dir)/.\(name).tmp"
+        try FileSink.writeDurably(bytes, to: tmp)
+        guard rename(tmp, "\(dir)/\(name)") == 0 else { throw StorageError("rename", "\(dir)/\(name)") }
+    }
+
+    /// One instance writes its own manifests, in order: the rename is the commit point.
+    public func commit(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
+        try publish(rel, bytes)
+        return true
+    }
+
+    public func move(_ from: String, to: String) throws -> Bool {
+        guard access(path(from), F_OK) == 0 else { return false }
+        try FileSink.makeDirectories(LocalStorage.split(path(to)).dir)
+        guard rename(path(from), path(to)) == 0 else { throw StorageError("rename", path(to)) }
+        return true
+    }
+
+    public func read(_ rel: String) throws -> [UInt8]? {
+        guard access(path(rel), F_OK) == 0 else { return nil }
+        return try Inspector.readFile(path(rel))
+    }
+
+    public func list(_ rel: String) throws -> [String] { CheckpointStore.listFiles(path(rel)) }
+
+    public func remove(_ rel: String) { unlink(path(rel)) }
+
+    public func removeEmptyDirectory(_ rel: String) { rmdir(path(rel)) }
+
+    public func removeTree(_ rel: String) { CheckpointStore.removeTree(path(rel)) }
+
+    public func ageSeconds(_ rel: String) -> Double { CheckpointStore.ageSeconds(path(rel)) }
+
+    public func firstFile(suffix: String) -> String? {
+        func search(_ dir: String, _ depth: Int) -> String? {
+            for name in CheckpointStore.listFiles(dir) where !name.hasPrefix("_") {
+                let path = "\(dir)/\(name)"
+                if name.hasSuffix(suffix) { return path }
+                if depth < 4, Inspector.isDirectory(path), let f = search(path, depth + 1) { return f }
+            }
+            return nil
+        }
+        return search(location, 0)
+    }
+
+    static func split(_ path: String) -> (dir: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import ObjectStore
+
+/// A real S3 API on loopback: moto in server mode (PyPI `moto[server]`,
+/// installed by `make deps`), one process per test.
+final class MotoServer {
+    let process = Process()
+    let port: Int
+
+    static let binary = SigV4Tests.root.appendingPathComponent(".venv/bin/moto_server").path
+    /// Tests that need a store run only where moto is installed (`make deps`).
+    static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+    static let skipReason: Comment = "moto_server is not in .venv (run `make deps`): the tests against a real S3 API are skipped"
+
+    init() throws {
+        port = MotoServer.freePort()
+        let bin = MotoServer.binary
+        process.executableURL = URL(fileURLWithPath: bin)
+        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Ready when it accepts connections.
+        for _ in 0..<200 {
+            if MotoServer.accepts(port) { return }
+            usleep(50_000)
+        }
+        stop()
+        throw S3Error(.transport, status: 0, message: "moto_server did not start on \(port)", key: "")
+    }
+
+    deinit { stop() }
+
+    /// moto's server ignores SIGTERM (waiting for it hung the suite); its
+    /// state is in memory, so SIGKILL loses nothing.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    func client(bucket: String = "qos-test", prefix: String = "data") -> S3Client {
+        var c = S3Config(bucket: bucket, prefix: prefix, endpoint: endpoint, region: "us-east-1", pathStyle: true,
+                         credentials: S3Credentials(accessKeyId: "testing", secretAccessKey: "testing"))
+        c.retry.baseSeconds = 0.01
+        return S3Client(c)
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    static func accepts(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+@Suite(.serialized, .enabled(if: MotoServer.available, MotoServer.skipReason)) struct S3ClientTests {
+    @Test func objectsRoundTripThroughARealS3API() throws {
+        let moto = try MotoServer()
+        let s3 = moto.client()
+        try s3.createBucket()
+        let key = s3.config.key("overall/dt=2026-01-01/hour=00/a b+c=é.parquet")
+        let body = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try s3.put(key, body) == .created)
+        #expect(try s3.get(key) == body)
+        #expect(try s3.get(key, range: 100..<150) == Array(body[100..<150]))
+        #expect(try s3.get(s3.config.key("missing")) == nil)
+        try s3.copy(key, to: s3.config.key("copy"))
+        #expect(try s3.get(s3.config.key("copy")) == body)
+        try s3.delete(key)
+        #expect(try s3.get(key) == nil)
+        try s3.delete(key)  // already gone: not an error
+    }
+
+    @Test func listingPagesThroughEveryKey() throws {
+        let moto = try MotoServer()
+        var s3 = moto.client()
+        try s3.createBucket()
+        var c = s3.config
+        c.listPageSize = 2
+        s3 = S3Client(c)
+        let keys = ["a", "b b", "c+d", "dt=1/é", "z/y/x"].map { c.key($0) }
+        for k in keys { try s3.put(k, Array(k.utf8)) }
+        try s3.put("elsewhere/a", [1])
+        let listed = try s3.list(prefix: c.prefix + "/")
+        #expect(listed.map(\.key) == keys.sorted())
+        #expect(listed.map(\.size) == keys.sorted().map { Int64($0.utf8.count) })
+    }
+
+    @Test func aConditionalPutCreatesOnce() throws {
+        let moto = try MotoServer()
+        let s3 = moto.client()
+        try s3.createBucket()
+        let key = s3.config.key("_qos/manifests/a/000001.manifest")
+        #expect(try s3.put(key, [1, 2, 3], ifAbsent: true) == .created)
+        #expect(try s3.put(key, [9, 9], ifAbsent: true) == .exists)
+        #expect(try s3.get(key) == [1, 2, 3])
+    }
+
+    @Test func multipartUploadsAssembleTheWholeBody() throws {
+        let moto = try MotoServer()
+        let s3 = moto.client()
+        try s3.createBucket()
+        let body = (0..<(11 << 20)).map { UInt8(truncatingIfNeeded: $0 >> 7) }
+        let key = s3.config.key("big.parquet")
+        try s3.putMultipart(key, body, partSize: 5 << 20)
+        let got = try #require(try s3.get(key))
+        #expect(got.count == body.count && got == body)
+    }
+
+    @Test func aMissingBucketIsOneLineNamingTheFix() throws {
+        let moto = try MotoServer()
+        let s3 = moto.client(bucket: "no-such-bucket")
+        #expect(throws: S3Error.self) { try s3.put("x", [1]) }
+        do { try s3.put("x", [1]) } catch let e as S3Error {
+            #expect(e.kind == .noSuchBucket)
+            #expect(e.description.contains("create it or fix the s3:// address") && !e.description.contains("\n"))
+        }
+    }
+
+    @Test func anUnreachableStoreIsRetriedThenOneLine() throws {
+        var c = S3Config(bucket: "qos-test", prefix: "", endpoint: "http://127.0.0.1:\(MotoServer.freePort())",
+                         region: "us-east-1", pathStyle: true, credentials: S3Credentials(accessKeyId: "a", secretAccessKey: "b"))
+        c.retry.maxAttempts = 3
+        c.connectTimeoutSeconds = 1
+        let s3 = S3Client(c)
+        var waits: [Double] = []
+        s3.sleep = { waits.append($0) }
+        do {
+            _ = try s3.get("x")
+            Issue.record("no error from a closed port")
+        } catch let e as S3Error {
+            #expect(e.kind == .transport && e.description.contains("unreachable"))
+        }
+        #expect(waits.count == 2)
+    }
+}
