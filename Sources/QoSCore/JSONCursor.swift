@@ -63,7 +63,9 @@ struct JSONCursor {
         }
         while index + 8 <= base.count {
             let w = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            if JSONCursor.hasSpecialByte(w) { break }
+            let special = JSONCursor.specialBytes(w)
+            // Straight to the first special byte (the lowest flag is exact).
+            if special != 0 { index += special.trailingZeroBitCount >> 3; break }
             index += 8
         }
         while index < base.count {
@@ -98,12 +100,17 @@ struct JSONCursor {
     /// Whether any byte of `w` is `"`, `\` or below 0x20 (SWAR: a byte is
     /// zero after the xor / below n after the subtraction exactly when its
     /// high bit survives the mask).
-    @inline(__always) static func hasSpecialByte(_ w: UInt64) -> Bool {
+    @inline(__always) static func hasSpecialByte(_ w: UInt64) -> Bool { specialBytes(w) != 0 }
+
+    /// The high bit of every flagged byte of `w` (little-endian: the lowest
+    /// set bit is the first special byte in memory; a borrow can flag bytes
+    /// after a true one, never before).
+    @inline(__always) static func specialBytes(_ w: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
         let q = w ^ (ones &* 0x22), b = w ^ (ones &* 0x5C)
         let zeroQ = (q &- ones) & ~q, zeroB = (b &- ones) & ~b
         let control = (w &- ones &* 0x20) & ~w
-        return (zeroQ | zeroB | control) & highs != 0
+        return (zeroQ | zeroB | control) & highs
     }
 
     /// Whether the token's bytes are all ASCII (then they are valid UTF-8).
