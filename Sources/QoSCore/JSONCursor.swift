@@ -323,3 +323,17 @@ struct JSONCursor {
         return true
     }
 }
+
+/// JSON string tokens for lexers outside this module (the Engine's CDN log
+/// lexer): the same scan and validation as `JSONCursor.readRawString`.
+public enum JSONStringToken {
+    /// The string token whose opening quote is at `at`: the range between
+    /// the quotes, whether it has escapes, and the index past the closing
+    /// quote; nil for a token that is not a valid JSON string.
+    public static func scan(_ base: UnsafeRawBufferPointer, at: Int) -> (range: Range<Int>, escaped: Bool, next: Int)? {
+        var c = JSONCursor(base)
+        c.index = at
+        guard let raw = c.readRawString() else { return nil }
+        return (raw.start..<raw.end, raw.hasEscapes, c.index)
+    }
+}

@@ -39,37 +39,12 @@ struct FlatJSONReader {
         }
     }
 
-    /// A string token: the range between the quotes, and whether it has escapes.
+    /// A string token: the range between the quotes, and whether it has
+    /// escapes (scanned and validated by the beacon decoder's scanner).
     mutating func readString() -> (Range<Int>, Bool)? {
-        guard peek() == UInt8(ascii: "\"") else { return nil }
-        index += 1
-        let start = index
-        var escaped = false
-        while index < base.count {
-            let c = base[index]
-            if c == UInt8(ascii: "\"") { index += 1; return (start..<(index - 1), escaped) }
-            if c < 0x20 { return nil }
-            if c == UInt8(ascii: "\\") {
-                escaped = true
-                guard index + 1 < base.count else { return nil }
-                let e = base[index + 1]
-                index += 2
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
-                     UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                    continue
-                case UInt8(ascii: "u"):
-                    guard index + 4 <= base.count else { return nil }
-                    for k in 0..<4 where FlatJSONReader.hex(base[index + k]) == nil { return nil }
-                    index += 4
-                default:
-                    return nil
-                }
-            } else {
-                index += 1
-            }
-        }
-        return nil
+        guard peek() == UInt8(ascii: "\""), let s = JSONStringToken.scan(base, at: index) else { return nil }
+        index = s.next
+        return (s.range, s.escaped)
     }
 
     /// A number token per RFC 8259.
