@@ -80,11 +80,25 @@ public struct Beacon: Sendable, Equatable {
     public var ttfbMs: Int64?
     public var bytes: Int64?
     public var cache: String?
+    /// Set only by `BeaconDecoder.decodeLending`: the session id is this byte
+    /// range of the message the beacon was decoded from, and `sessionId` is
+    /// empty (no String built per beacon; the engine looks sessions up by
+    /// bytes). Read the id with `sessionIdBytes(in:)`.
+    public internal(set) var sessionIdSpan: Range<Int32>?
 
     public init(event: EventType, ts: Int64, sessionId: String) {
         self.event = event
         self.ts = ts
         self.sessionId = sessionId
+    }
+
+    /// The session id's bytes when it is lent from `message` (the message
+    /// the beacon was decoded from), else nil: then read `sessionId`.
+    @inline(__always)
+    public func sessionIdBytes(in message: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard let span = sessionIdSpan else { return nil }
+        precondition(Int(span.upperBound) <= message.count, "a lent session id outside its message")
+        return UnsafeRawBufferPointer(rebasing: message[Int(span.lowerBound)..<Int(span.upperBound)])
     }
 }
 

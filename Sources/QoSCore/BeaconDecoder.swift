@@ -36,6 +36,13 @@ public enum DecodedItem: Sendable {
     case cdnLog(CdnLogRecord)
 }
 
+/// What a decoder keeps from one message to the next (its field reader,
+/// so no beacon is built or destroyed per message). One per thread.
+public struct DecodeScratch {
+    var reader = FieldReader()
+    public init() {}
+}
+
 public enum BeaconDecoder {
     /// Decode one message. Calls `sink` once per object (or once with a
     /// reject for a message that is not valid JSON).
@@ -43,6 +50,25 @@ public enum BeaconDecoder {
         decodeEach(bytes, onBeacon: { b, id in
             if let id { b.sessionId = String(decoding: id, as: UTF8.self) }
             sink(.beacon(b))
+        }, onReject: { sink(.reject($0, payload: $1)) })
+    }
+
+    /// Decode one message with a reader kept across messages, lending each
+    /// plain ASCII session id as a byte range of `bytes` instead of building
+    /// its String (`Beacon.sessionIdSpan`): the decode stage of `qos replay`
+    /// (the engine applies the items with the same message bytes).
+    public static func decodeLending(_ bytes: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
+                                     _ sink: (DecodedItem) -> Void) {
+        guard let base = bytes.baseAddress else { return decode(bytes, sink) }
+        decodeEach(bytes, reader: &scratch.reader, onBeacon: { b, id in
+            if let id, let start = id.baseAddress {
+                let lo = start - base
+                b.sessionIdSpan = Int32(lo)..<Int32(lo + id.count)
+                sink(.beacon(b))
+                b.sessionIdSpan = nil
+            } else {
+                sink(.beacon(b))
+            }
         }, onReject: { sink(.reject($0, payload: $1)) })
     }
 

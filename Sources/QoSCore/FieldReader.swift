@@ -376,6 +376,7 @@ struct FieldReader: Equatable {
         if error != nil { error = nil }
         beacon.event = .heartbeat; beacon.ts = 0
         if !beacon.sessionId.isEmpty { beacon.sessionId = "" }
+        if beacon.sessionIdSpan != nil { beacon.sessionIdSpan = nil }
         beacon.seq = nil
         if beacon.viewerId != nil { beacon.viewerId = nil }
         if beacon.videoId != nil { beacon.videoId = nil }

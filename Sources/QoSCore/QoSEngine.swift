@@ -59,7 +59,8 @@ public final class QoSEngine<K: SketchKit> {
     public func ingest(_ item: DecodedItem, message: UnsafeRawBufferPointer, partition pid: Int32,
                        source: SourcePosition, nowMs: Int64) {
         switch item {
-        case .beacon(let b): apply(b, partition: pid, source: source, raw: message, nowMs: nowMs)
+        case .beacon(let b):
+            apply(b, id: b.sessionIdBytes(in: message), partition: pid, source: source, raw: message, nowMs: nowMs)
         case .reject(let reason, let range):
             reject(reason, partition: partition(pid), source: source,
                    payload: UnsafeRawBufferPointer(rebasing: message[range]))

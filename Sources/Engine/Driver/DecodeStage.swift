@@ -259,6 +259,8 @@ final class DecodedBatch: @unchecked Sendable {
     /// and releases it for every record, so it must not share a reference
     /// count with the strings the decode thread goes on using.
     var fileName = ""
+    /// The decoder's reader, kept across records.
+    var scratch = DecodeScratch()
 
     /// Empties the batch, keeping its buffers' capacity.
     func removeAll() {
@@ -271,7 +273,7 @@ final class DecodedBatch: @unchecked Sendable {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
         let first = items.count
-        format.decode(r.bytes) { items.append($0) }
+        format.decode(r.bytes, scratch: &scratch) { items.append($0) }
         var position = r.position
         if case .file(let name, let line) = position {
             if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }

@@ -11,6 +11,11 @@ public struct BeaconJSONFormat: RecordFormat {
         BeaconDecoder.decode(record, sink)
     }
 
+    /// Lends plain session ids from `record` (see `RecordFormat`).
+    public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void) {
+        BeaconDecoder.decodeLending(record, scratch: &scratch, sink)
+    }
+
     /// Decodes straight into the engine with its reused field reader, without
     /// building session-id strings (the daemon's hot path).
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,

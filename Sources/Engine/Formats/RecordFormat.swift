@@ -10,6 +10,10 @@ public protocol RecordFormat: Sendable {
     /// Decodes one record, in order, into beacons and rejects (for the
     /// decode stage, `DecodeStage`, which decodes ahead of the engine's thread).
     func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void)
+    /// The same with the decode thread's scratch kept across records; the
+    /// items may lend bytes of `record` (`Beacon.sessionIdSpan`), so they
+    /// must be applied with the same record bytes. The default is `decode`.
+    func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void)
     /// Decodes one record and applies it to the engine, counting it as one
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
@@ -25,6 +29,10 @@ public protocol RecordFormat: Sendable {
 
 extension RecordFormat {
     public func forSource(named source: String) -> any RecordFormat { self }
+
+    public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void) {
+        decode(record, sink)
+    }
 
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
                        partition: Int32, position: SourcePosition, nowMs: Int64) {
