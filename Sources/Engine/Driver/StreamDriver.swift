@@ -201,10 +201,8 @@ public final class StreamDriver {
         }
         guard let next = current!.next, r.offset >= next else { return }
         engine.countMessage()
-        // By index, not `for item in items`: the element is lent to the
-        // engine in place instead of copied out (a beacon is ~400 bytes).
-        for i in 0..<items.count {
-            engine.ingest(items[i], message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
+        for item in items {
+            engine.ingest(item, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
         }
         current!.next = r.offset + 1
         if let direct { afterRecord(r.position, direct) }
