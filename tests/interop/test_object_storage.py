@@ -454,3 +454,63 @@ def test_container_and_instance_credentials_sign_the_requests(moto, loaded, tmp_
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and lines[0].count("no credentials found") == 1, r.stderr
     assert "AWS_ACCESS_KEY_ID" in lines[0] and "credential_process" in lines[0], r.stderr
+
+
+def object_gets(proxy):
+    """(key, bytes) of each object GET through the proxy (LISTs excluded)."""
+    out = []
+    for method, path, headers, n in proxy.requests:
+        u = urlsplit(path)
+        if method == "GET" and "list-type" not in parse_qs(u.query):
+            out.append((unquote(u.path).lstrip("/"), n, headers.get("range")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hourly(moto, tmp_path_factory):
+    """Sparse traffic over three hours, replayed to a local directory and to s3://qos/hours."""
+    _, env, _ = moto
+    base = tmp_path_factory.mktemp("s3hours")
+    qos("generate", "--seed", "5", "--sessions", "300", "--rate", "3", "--out", base / "b.ndjson")
+    qos("replay", base / "b.ndjson", "--sink", base / "local", "--quiet")
+    qos("replay", base / "b.ndjson", "--sink", "s3://qos/hours", "--quiet", env=env)
+    return base / "local"
+
+
+def test_readers_fetch_only_what_the_command_reads(moto, hourly, tmp_path):
+    """Through a recording proxy: qos report of one hour GETs only that
+    hour's files, qos reaggregate of one table only that table's, qos
+    inspect --rows 0 of a file only its footer (ranged GETs) — each with
+    the output of the same command on the local sink."""
+    endpoint, env, fs = moto
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, fail=0, lose=0, slow=0)
+    via = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+    parquet = {str(p.relative_to(hourly)): p.stat().st_size for p in hourly.rglob("*.parquet")}
+    hours = sorted({"/".join(k.split("/")[1:3]) for k in parquet})
+    assert len(hours) >= 2, hours
+    day, hour = hours[0].split("/")
+    start = f"{day[3:]}T{hour[5:]}:00:00Z"
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(time.strptime(start, "%Y-%m-%dT%H:%M:%SZ")) + 3600))
+    try:
+        proxy.requests.clear()
+        qos("report", "--sink", "s3://qos/hours", "--from", start, "--to", end, "--out", tmp_path / "s3.html", "--quiet", env=via)
+        got = object_gets(proxy)
+        assert got and all(f"/{hours[0]}/" in k for k, _, _ in got), got
+        report_bytes, all_bytes = sum(n for _, n, _ in got), sum(parquet.values())
+        assert report_bytes == sum(n for k, n in parquet.items() if f"/{hours[0]}/" in k) < all_bytes
+        qos("report", "--sink", hourly, "--from", start, "--to", end, "--out", tmp_path / "local.html", "--quiet")
+        assert (tmp_path / "s3.html").read_text().replace("s3://qos/hours", str(hourly)) == (tmp_path / "local.html").read_text()
+
+        proxy.requests.clear()
+        qos("reaggregate", "--sink", "s3://qos/hours", "--table", "geo", "--grain", "1h", "--out", tmp_path / "r", env=via)
+        got = object_gets(proxy)
+        assert got and all(k.startswith("qos/hours/geo/") for k, _, _ in got), got
+
+        one = sorted(k for k in parquet if k.startswith("overall/"))[0]
+        proxy.requests.clear()
+        out = qos("inspect", f"s3://qos/hours/{one}", "--rows", "0", env=via).stdout
+        got = object_gets(proxy)
+        assert all(r is not None for _, _, r in got) and sum(n for _, n, _ in got) < parquet[one], got
+        assert out.replace(f"s3://qos/hours/{one}", str(hourly / one)) == qos("inspect", hourly / one, "--rows", "0").stdout
+    finally:
+        proxy.close()
