@@ -514,3 +514,55 @@ def test_readers_fetch_only_what_the_command_reads(moto, hourly, tmp_path):
         assert out.replace(f"s3://qos/hours/{one}", str(hourly / one)) == qos("inspect", hourly / one, "--rows", "0").stdout
     finally:
         proxy.close()
+
+
+def test_live_page_reads_an_s3_sink(moto, loaded, tmp_path):
+    """qos run --metrics-port on an s3:// sink serves the page of its
+    files: once settled, the page's windows equal those of the same run on a
+    local sink; later refreshes GET no object twice."""
+    endpoint, env, fs = moto
+    broker, _, _ = loaded
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, fail=0, lose=0, slow=0)
+    ports = {"s3": free_port(), "local": free_port()}
+    sinks = {"s3": "s3://qos/live", "local": str(tmp_path / "live")}
+    procs = {n: subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", f"live-{n}", "--sink", sinks[n],
+                                  "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", str(ports[n])],
+                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{n}.log", "w"),
+                                 env=dict(env, AWS_ENDPOINT_URL=proxy.endpoint))
+             for n in ("s3", "local")}
+
+    def get(n, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[n]}{path}", timeout=10) as r:
+            return r.read().decode()
+
+    def settled(n):
+        last, stable = None, 0
+        for _ in range(240):
+            time.sleep(1)
+            try:
+                c = json.loads(get(n, "/api/status"))["counters"]
+            except OSError:
+                continue
+            state = c and (c["consumed"], c["files_written"], c["epoch"] > 0 and c["lag"] == 0)
+            stable = stable + 1 if state and state == last and state[2] and state[1] > 0 else 0
+            last = state
+            if stable >= 4:
+                return
+        raise AssertionError(f"{n} did not settle: {last}")
+
+    try:
+        for n in procs:
+            settled(n)
+        time.sleep(3)  # the page's model is rebuilt in the background after the last checkpoint
+        for table in ("overall", "video", "geo", "device", "cdn"):
+            a, b = (json.loads(get(n, f"/api/windows?table={table}&from=0")) for n in ("s3", "local"))
+            assert a["rows"] and a == b, table
+        page = get("s3", "/")
+        assert "no window written" not in page and "s3://qos/live" in page
+        gets = [k for k, _, _ in object_gets(proxy) if k.endswith(".parquet")]
+        assert gets and len(gets) == len(set(gets)), "an object was fetched twice"
+    finally:
+        for p in procs.values():
+            p.terminate()
+            p.wait(30)
+        proxy.close()
