@@ -84,9 +84,10 @@ public struct S3Config: Sendable, Equatable {
 /// How hard the start-up probe tries: few short attempts, so an endpoint
 /// that refuses or never answers fails the start within seconds.
 public struct ProbePolicy: Sendable, Equatable {
-    public var maxAttempts = 2
+    /// Two transient faults in a row still let the start go on.
+    public var maxAttempts = 3
     /// Per attempt, connecting included.
-    public var timeoutSeconds = 4.0
+    public var timeoutSeconds = 3.0
 
     public init() {}
 }

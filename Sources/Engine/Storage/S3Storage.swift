@@ -24,14 +24,14 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         self.client = client
     }
 
-    /// `s3://bucket/prefix`, reached per the usual AWS variables (credentials
-    /// and region also from `~/.aws/credentials` and `~/.aws/config`, profile
-    /// `AWS_PROFILE` or `default`, when the variables do not give them):
+    /// `s3://bucket/prefix`, reached per the usual AWS variables (region also
+    /// from `~/.aws/config`, profile `AWS_PROFILE` or `default`; credentials
+    /// per `S3CredentialChain`, docs/object-storage.md "Credentials"):
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or
     /// `AWS_ENDPOINT_URL`), and `QOS_S3_PATH_STYLE` (default: path style
     /// when an endpoint is given, as MinIO, Ceph and moto expect), under the
-    /// settings s3_endpoint and s3_region (`QOS_S3_ENDPOINT`, `QOS_S3_REGION`;
+    /// settings s3_endpoint, s3_region and s3_connect_timeout (`QOS_S3_*`;
     /// their flags and config keys are put there by `Configuration.s3Environment`).
     public convenience init(location: String, environment env: [String: String]) throws {
         guard let (bucket, prefix) = S3Config.parse(location: location) else {
