@@ -15,18 +15,21 @@ import Glibc
 /// Blocking calls, for the driver's threads.
 public final class S3Client: @unchecked Sendable {
     public let config: S3Config
-    let signer: SigV4Signer
+    /// Asked before every request (temporary credentials are refreshed
+    /// before they expire); `config.credentials` when none is given.
+    public let credentials: any S3CredentialsProvider
     let http: HTTPClient
     /// Sleeps between retries (tests inject a recorder).
     var sleep: (Double) -> Void = { s in usleep(UInt32(max(0, min(s, 60)) * 1_000_000)) }
     /// Current time as `YYYYMMDDTHHMMSSZ` (tests pin it).
     var amzDate: () -> String = S3Client.nowAmzDate
 
-    public init(_ config: S3Config) {
+    public init(_ config: S3Config, credentials: (any S3CredentialsProvider)? = nil) {
         self.config = config
-        signer = SigV4Signer(credentials: config.credentials, region: config.region)
+        self.credentials = credentials ?? config.credentials
         var c = HTTPClient.Configuration()
-        c.timeout = .init(connect: .seconds(Int64(config.connectTimeoutSeconds)), read: .seconds(Int64(config.requestTimeoutSeconds)))
+        c.timeout = .init(connect: .milliseconds(Int64(config.connectTimeoutSeconds * 1000)),
+                          read: .seconds(Int64(config.requestTimeoutSeconds)))
         c.decompression = .disabled
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: c)
     }
@@ -69,6 +72,8 @@ public final class S3Client: @unchecked Sendable {
         public var size: Int64
         /// `LastModified` as the store wrote it (ISO 8601, UTC).
         public var lastModified = ""
+        /// The store's ETag (quotes removed): changes when the object is rewritten.
+        public var etag = ""
     }
 
     /// Every object under `prefix`, in key order (LIST v2, page by page).
@@ -100,7 +105,8 @@ public final class S3Client: @unchecked Sendable {
                     throw S3Error(.malformedResponse, status: r.status, message: "a LIST entry without Key or Size", key: prefix)
                 }
                 out.append(Object(key: XMLText.percentDecoded(k), size: size,
-                                  lastModified: XMLText.value("LastModified", in: block) ?? ""))
+                                  lastModified: XMLText.value("LastModified", in: block) ?? "",
+                                  etag: (XMLText.value("ETag", in: block) ?? "").replacingOccurrences(of: "\"", with: "")))
             }
             for block in XMLText.blocks("CommonPrefixes", in: xml) {
                 if let p = XMLText.value("Prefix", in: block) { prefixes.append(XMLText.percentDecoded(p)) }
@@ -132,6 +138,18 @@ public final class S3Client: @unchecked Sendable {
     /// Creates the bucket (tests and local stores; production buckets are made by their owners).
     public func createBucket() throws {
         _ = try send("PUT", key: nil, accept: [200])
+    }
+
+    /// The start-up check that the sink can be written: a PUT and a DELETE
+    /// of `key`, failing fast — at most `config.probe.maxAttempts` attempts of
+    /// at most `config.probe.timeoutSeconds` each — so an unreachable or
+    /// silent endpoint is one line within seconds; the running sink's
+    /// requests keep `config.retry` for transient faults.
+    public func probeWritable(_ key: String) throws {
+        let p = config.probe
+        _ = try send("PUT", key: key, headers: [("content-type", "application/octet-stream")], accept: [200],
+                     attempts: p.maxAttempts, timeoutSeconds: p.timeoutSeconds)
+        _ = try send("DELETE", key: key, accept: [200, 204, 404], attempts: p.maxAttempts, timeoutSeconds: p.timeoutSeconds)
     }
 
     // MARK: Multipart
@@ -178,30 +196,35 @@ public final class S3Client: @unchecked Sendable {
         var body: [UInt8]
     }
 
-    /// One request, retried per `config.retry`; `accept`: the statuses that
-    /// are answers (anything else is an `S3Error`).
+    /// One request, retried per `config.retry` (at most `attempts` when
+    /// given, each within `timeoutSeconds` when given); `accept`: the
+    /// statuses that are answers (anything else is an `S3Error`).
     func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
-              body: [UInt8] = [], accept: Set<Int>) throws -> Reply {
+              body: [UInt8] = [], accept: Set<Int>, attempts: Int? = nil, timeoutSeconds: Double? = nil) throws -> Reply {
+        let maxAttempts = attempts ?? config.retry.maxAttempts
         var attempt = 0
         while true {
             attempt += 1
+            // Outside the retry: a credential source's failure is its own one-line error.
+            let signer = SigV4Signer(credentials: try credentials.credentials(), region: config.region)
             do {
-                let reply = try sendOnce(method, key: key, query: query, headers: headers, body: body)
+                let reply = try sendOnce(method, key: key, query: query, headers: headers, body: body, signer: signer,
+                                         timeoutSeconds: timeoutSeconds ?? Double(config.requestTimeoutSeconds))
                 if accept.contains(reply.status) { return reply }
                 let error = S3Error.fromBody(status: reply.status, xml: String(decoding: reply.body, as: UTF8.self), key: key ?? config.prefix)
-                guard error.isRetryable, attempt < config.retry.maxAttempts else { throw error }
+                guard error.isRetryable, attempt < maxAttempts else { throw error }
             } catch let e as S3Error {
-                guard e.isRetryable, attempt < config.retry.maxAttempts else { throw e }
+                guard e.isRetryable, attempt < maxAttempts else { throw e }
             } catch {
                 let e = S3Error(.transport, status: 0, message: "\(error)", key: key ?? config.prefix)
-                guard attempt < config.retry.maxAttempts else { throw e }
+                guard attempt < maxAttempts else { throw e }
             }
             sleep(config.retry.delay(attempt: attempt, unit: Double.random(in: 0...1)))
         }
     }
 
     func sendOnce(_ method: String, key: String?, query: [(String, String)], headers: [(String, String)],
-                  body: [UInt8]) throws -> Reply {
+                  body: [UInt8], signer: SigV4Signer, timeoutSeconds: Double) throws -> Reply {
         let path = config.path(key: key)
         let payloadHash = SigV4Signer.payloadHash(body)
         let signed = signer.sign(.init(method: method, host: config.hostHeader, path: path, query: query,
@@ -216,7 +239,7 @@ public final class S3Client: @unchecked Sendable {
         let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: h,
                                              body: body.isEmpty && method != "PUT" ? nil : .bytes(body))
         let response = try http.execute(request: request,
-                                        deadline: .now() + .seconds(Int64(config.requestTimeoutSeconds))).wait()
+                                        deadline: .now() + .milliseconds(Int64(timeoutSeconds * 1000))).wait()
         var bytes: [UInt8] = []
         if var b = response.body { bytes = b.readBytes(length: b.readableBytes) ?? [] }
         return Reply(status: Int(response.status.code), headers: response.headers, body: bytes)

@@ -16,8 +16,11 @@ public struct S3Config: Sendable, Equatable {
     public var retry = RetryPolicy()
     public var requestTimeoutSeconds = 30
     /// How long a connection may take to open (the HTTP client keeps
-    /// retrying a refused connect within it, before the request's retries).
-    public var connectTimeoutSeconds = 5
+    /// retrying a refused connect within it, before the request's retries);
+    /// the setting s3_connect_timeout.
+    public var connectTimeoutSeconds = 3.0
+    /// The start-up probe's budget (`S3Client.probeWritable`).
+    public var probe = ProbePolicy()
     /// Keys per LIST page (the store's maximum is 1000).
     public var listPageSize = 1000
 
@@ -76,6 +79,17 @@ public struct S3Config: Sendable, Equatable {
 
     /// The full object key of a path relative to the dataset.
     public func key(_ relative: String) -> String { prefix.isEmpty ? relative : prefix + "/" + relative }
+}
+
+/// How hard the start-up probe tries: few short attempts, so an endpoint
+/// that refuses or never answers fails the start within seconds.
+public struct ProbePolicy: Sendable, Equatable {
+    /// Two transient faults in a row still let the start go on.
+    public var maxAttempts = 3
+    /// Per attempt, connecting included.
+    public var timeoutSeconds = 3.0
+
+    public init() {}
 }
 
 /// Retries with exponential backoff and full jitter: attempt `n` waits a

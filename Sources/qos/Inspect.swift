@@ -7,11 +7,11 @@ struct Inspect: ParsableCommand {
         abstract: "Show a partition file's schema, row groups and first rows, or a KPI summary of a table directory.")
 
     @Argument(help: "A .parquet file, or a table directory such as output/overall (either may be an s3:// address).") var path: String
-    @Option(help: "Rows to print for a file.") var rows: Int = 10
+    @Option(help: "Rows to print for a file (0: the metadata only; an s3:// file is then read by ranged GETs of its footer).") var rows: Int = 10
 
     func run() throws {
         try QoS.guarded {
-            let (path, cleanup) = try S3Reading.localCopy(of: self.path)
+            let (path, cleanup) = try S3Reading.localCopy(of: self.path, scope: .init(footerOnly: rows == 0))
             defer { S3Reading.removeCopy(cleanup) }
             let text = Inspector.isDirectory(path) ? try Inspector.summarizeDirectory(path)
                 : try Inspector.describeFile(path, rows: rows)

@@ -103,7 +103,7 @@ struct Reaggregate: ParsableCommand {
         o.zstdLevel = zstdLevel
         o.progress = !quiet && isatty(2) != 0
         try QoS.guarded {
-            let (local, cleanup) = try S3Reading.localCopy(of: sink)
+            let (local, cleanup) = try S3Reading.localCopy(forReaggregate: o)
             defer { S3Reading.removeCopy(cleanup) }
             o.sink = local
             let summary = try ReaggregateJob(o).run()

@@ -23,7 +23,7 @@ struct Report: ParsableCommand {
         TIMES: epoch milliseconds, 2026-01-01 or 2026-01-01T10:00:00Z (UTC).
         """)
 
-    @Option(help: "The sink to read (the --sink of qos replay / run; an s3:// sink is read from a local copy).") var sink: String = "output"
+    @Option(help: "The sink to read (the --sink of qos replay / run; an s3:// sink is read from a local copy of the hours of --from/--to).") var sink: String = "output"
     @Option(help: "Start of the time range (inclusive, window start).") var from: String?
     @Option(help: "End of the time range (exclusive).") var to: String?
     @Option(help: "The HTML file to write.") var out: String = "report.html"
@@ -41,7 +41,7 @@ struct Report: ParsableCommand {
         if let to { o.toMs = try Reaggregate.time(to, "--to") }
         let progress: ((String) -> Void)? = !quiet && isatty(2) != 0 ? { writeStderr("\r\u{1B}[K" + $0) } : nil
         try QoS.guarded {
-            let (local, cleanup) = try S3Reading.localCopy(of: sink)
+            let (local, cleanup) = try S3Reading.localCopy(forReport: o)
             defer { S3Reading.removeCopy(cleanup) }
             o.sink = local
             if cleanup != nil { o.sinkName = sink }

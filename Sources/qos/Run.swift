@@ -85,10 +85,11 @@ struct Run: ParsableCommand {
             let c = try configuration()
             var o = try options(c)
             if let port = c.metricsPort {
+                let environment = o.environment
                 let server = try MetricsServer(host: c.metricsHost, port: port)
                 server.staleAfterSeconds = max(60, Double(o.checkpointIntervalMs) / 1000 * 6)
                 server.start()
-                let live = LiveReport(sink: c.sink)
+                let live = LiveReport(sink: c.sink, environment: environment)
                 server.addRoutes { live.route($0) }
                 o.log("qos run: /metrics and /healthz on \(c.metricsHost):\(server.port)")
                 o.log("qos run: live QoS page at http://\(c.metricsHost):\(server.port)/")

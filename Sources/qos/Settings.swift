@@ -47,6 +47,8 @@ struct OutputOptions: ParsableArguments {
     @Option(help: "An s3:// sink's signing region (default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).") var s3Region: String?
     @Option(help: "An s3:// sink's addressing: true for endpoint/bucket/key, false for bucket.endpoint/key (default: true when an endpoint is given).")
     var s3PathStyle: String?
+    @Option(help: "How long an s3:// sink's store may take to accept a connection (default 3s); the start-up check of the sink gives up after 3 attempts of 3 s.")
+    var s3ConnectTimeout: String?
     @Option(help: ArgumentHelp("ZSTD level for Parquet pages, 0 (uncompressed) to \(Defaults.zstdLevelMax) (default \(Defaults.zstdLevel)).")) var zstdLevel: String?
     @Option(name: .customLong("geoip-db"), help: "MaxMind DB file (.mmdb); repeatable (City/Country and ASN).")
     var geoipDb: [String] = []
@@ -58,6 +60,7 @@ struct OutputOptions: ParsableArguments {
         l.set(.s3_endpoint, flag: s3Endpoint)
         l.set(.s3_region, flag: s3Region)
         l.set(.s3_path_style, flag: s3PathStyle)
+        l.set(.s3_connect_timeout, flag: s3ConnectTimeout)
         l.set(.zstd_level, flag: zstdLevel)
         l.set(geoipDb: geoipDb)
         l.set(.ua_regexes, flag: uaRegexes)

@@ -55,7 +55,7 @@ import QoSCore
             .group_cap: "7", .slow_request_ms: "9", .slow_response_ms: "11", .metrics_port: "off", .metrics_host: "0.0.0.0",
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
-            .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false",
+            .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false", .s3_connect_timeout: "1500ms",
             .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
         ]
         var expected = Configuration()
@@ -70,6 +70,7 @@ import QoSCore
         expected.fastlyFields = ["status": "resp_status", "elapsed_ms": "duration"]
         (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
         (expected.s3Endpoint, expected.s3Region, expected.s3PathStyle) = ("http://minio:9000", "eu-west-1", false)
+        expected.s3ConnectTimeoutMs = 1500
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
         expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))

@@ -158,4 +158,51 @@ final class MotoServer {
         }
         #expect(waits.count == 2)
     }
+
+    /// The start-up probe fails fast: a closed port (refused) and a
+    /// listener that never accepts nor answers (a blackhole) each cost at
+    /// most `probe.maxAttempts` attempts, not the running sink's six.
+    @Test func theStartupProbeOfAnUnreachableStoreGivesUpAfterFewAttempts() throws {
+        let blackhole = Blackhole()
+        defer { blackhole.close() }
+        for port in [MotoServer.freePort(), blackhole.port] {
+            var c = S3Config(bucket: "qos-test", prefix: "p", endpoint: "http://127.0.0.1:\(port)",
+                             region: "us-east-1", pathStyle: true, credentials: S3Credentials(accessKeyId: "a", secretAccessKey: "b"))
+            c.connectTimeoutSeconds = 1
+            c.probe.timeoutSeconds = 1
+            let s3 = S3Client(c)
+            var waits: [Double] = []
+            s3.sleep = { waits.append($0) }
+            do {
+                try s3.probeWritable("p/.qos-write-probe")
+                Issue.record("no error from port \(port)")
+            } catch let e as S3Error {
+                #expect(e.kind == .transport && e.description.contains("unreachable") && !e.description.contains("\n"))
+            }
+            #expect(waits.count == c.probe.maxAttempts - 1, "port \(port)")
+        }
+    }
+}
+
+/// A loopback listener that never accepts: the kernel completes a few
+/// handshakes into its backlog, then drops SYNs; nothing ever answers.
+final class Blackhole {
+    let fd: Int32
+    let port: Int
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 0)
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

@@ -3,13 +3,19 @@ s3://bucket/prefix on a real S3 API on loopback (moto in server mode,
 started here), and pyarrow's own S3FileSystem reads the dataset with the
 same numbers as the local sink of the same input; a daemon killed with
 SIGKILL at random instants loses and duplicates nothing on S3."""
+import calendar
+import json
 import os
 import random
 import signal
 import socket
 import subprocess
+import threading
 import time
+import urllib.request
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import qos_tables
@@ -164,7 +170,8 @@ def test_two_daemons_on_one_group_and_one_s3_sink_equal_one(moto, loaded):
 class FaultyStore:
     """A loopback proxy in front of moto that, per request (seeded): answers
     503 SlowDown without forwarding, forwards then answers 500 (the store
-    acted, its reply is lost), or forwards after a delay (a slow store)."""
+    acted, its reply is lost), or forwards after a delay (a slow store).
+    `requests` records (method, path, lower-cased headers, reply body bytes) of each."""
 
     def __init__(self, upstream_port, seed, fail=0.05, lose=0.05, slow=0.05, delay=0.3, deny=False):
         import http.client
@@ -173,6 +180,7 @@ class FaultyStore:
         rng = random.Random(seed)
         lock = threading.Lock()
         self.counts = Counter()
+        self.requests = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -214,6 +222,8 @@ class FaultyStore:
                 r = conn.getresponse()
                 data = r.read()
                 conn.close()
+                with lock:
+                    outer.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, len(data)))
                 if fault == "lose":
                     return self.reply(500, [("Content-Type", "application/xml")],
                                       b"<Error><Code>InternalError</Code><Message>injected</Message></Error>")
@@ -309,3 +319,250 @@ def no_beacon_twice(got, expected):
         for col, v in values.items():
             if isinstance(v, int) and v > want.get(col, 0):
                 raise AssertionError(f"{key} {col}: visible {v} > final {want.get(col, 0)}")
+
+
+def test_an_unreachable_store_stops_the_start_in_one_line_after_few_attempts(moto):
+    """A closed port (refused) and a store that accepts connections but never
+    answers (a blackhole): the start-up probe gives up after three short
+    attempts, where the running sink's retries would make six of up to 30 s."""
+    _, env, _ = moto
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(hole.accept()[0])  # held open, never read nor answered
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        for endpoint in (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{hole.getsockname()[1]}"):
+            r = qos("replay", "-", "--sink", "s3://qos/x", "--quiet", env=dict(env, AWS_ENDPOINT_URL=endpoint),
+                    input="", check=False, timeout=120)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 1 and len(lines) == 1 and "unreachable" in lines[0] and "endpoint" in lines[0], r.stderr
+        assert 1 <= len(held) <= 3, f"{len(held)} connections to the blackhole"
+    finally:
+        hole.close()
+        for c in held:
+            c.close()
+
+
+class CredentialServer:
+    """A loopback HTTP server answering as the ECS/EKS container endpoint
+    (GET /creds, checking the Authorization token) and as EC2 instance
+    metadata IMDSv2 (PUT /latest/api/token, then the role and its
+    credentials with the session token), recording every request."""
+
+    def __init__(self, token="container-secret"):
+        self.requests = []
+        outer = self
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, body):
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def handle_any(self):
+                outer.requests.append((self.command, self.path, dict(self.headers.items())))
+                h = self.headers
+                if self.path == "/creds" and self.command == "GET":
+                    if h.get("Authorization") != token:
+                        return self.answer(403, {"message": "bad token"})
+                    return self.answer(200, {"AccessKeyId": "AKCONTAINER", "SecretAccessKey": "sc", "Token": "tok-container",
+                                             "Expiration": expiry, "RoleArn": "arn:aws:iam::1:role/qos"})
+                if self.path == "/latest/api/token" and self.command == "PUT":
+                    if not h.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                        return self.answer(400, "")
+                    return self.answer(200, "imds-session")
+                if h.get("X-aws-ec2-metadata-token") != "imds-session":
+                    return self.answer(401, "")
+                if self.path == "/latest/meta-data/iam/security-credentials/":
+                    return self.answer(200, "qos-role")
+                if self.path == "/latest/meta-data/iam/security-credentials/qos-role":
+                    return self.answer(200, {"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": "AKINSTANCE",
+                                             "SecretAccessKey": "si", "Token": "tok-instance", "Expiration": expiry})
+                self.answer(404, "")
+
+            do_GET = do_PUT = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def keyless(env, tmp_path):
+    """The environment without keys or shared files: the chain goes on to the next source."""
+    e = {k: v for k, v in env.items() if not k.startswith("AWS_ACCESS") and not k.startswith("AWS_SECRET")
+         and not k.startswith("AWS_SESSION") and not k.startswith("AWS_CONTAINER") and not k.startswith("AWS_EC2")}
+    return dict(e, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-credentials"), AWS_CONFIG_FILE=str(tmp_path / "no-config"))
+
+
+def test_container_and_instance_credentials_sign_the_requests(moto, loaded, tmp_path):
+    """Keys from the container endpoint, then from instance metadata: qos
+    replay writes the same tables, and every request reaching the store is
+    signed with those keys and carries their session token."""
+    endpoint, env, fs = moto
+    _, data, expected = loaded
+    creds = CredentialServer()
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, fail=0, lose=0, slow=0)
+    base = dict(keyless(env, tmp_path), AWS_ENDPOINT_URL=proxy.endpoint)
+    try:
+        cases = [("container", "AKCONTAINER", "tok-container",
+                  {"AWS_CONTAINER_CREDENTIALS_FULL_URI": creds.url + "/creds",
+                   "AWS_CONTAINER_AUTHORIZATION_TOKEN": "container-secret"}),
+                 ("instance", "AKINSTANCE", "tok-instance", {"AWS_EC2_METADATA_SERVICE_ENDPOINT": creds.url})]
+        for name, key, token, extra in cases:
+            proxy.requests.clear()
+            qos("replay", data, "--sink", f"s3://qos/creds-{name}", "--quiet", env=dict(base, **extra))
+            problems = qos_tables.diff(qos_tables.load(f"qos/creds-{name}", filesystem=fs), expected)
+            assert not problems, name + "\n" + "\n".join(problems)
+            assert len(proxy.requests) > 10
+            for method, path, headers, _ in proxy.requests:
+                assert f"Credential={key}/" in headers["authorization"] and headers["x-amz-security-token"] == token, (method, path)
+        seen = [(m, p) for m, p, _ in creds.requests]
+        assert seen == [("GET", "/creds"), ("PUT", "/latest/api/token"),
+                        ("GET", "/latest/meta-data/iam/security-credentials/"),
+                        ("GET", "/latest/meta-data/iam/security-credentials/qos-role")], seen
+        # A wrong container token is one line naming the endpoint.
+        r = qos("replay", "-", "--sink", "s3://qos/x", "--quiet", input="", check=False,
+                env=dict(base, AWS_CONTAINER_CREDENTIALS_FULL_URI=creds.url + "/creds", AWS_CONTAINER_AUTHORIZATION_TOKEN="wrong"))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 1 and "container credentials endpoint" in lines[0] and "403" in lines[0], r.stderr
+    finally:
+        creds.close()
+        proxy.close()
+    # Nothing anywhere: one line naming the sources.
+    r = qos("replay", "-", "--sink", "s3://qos/x", "--quiet", input="", check=False,
+            env=dict(keyless(env, tmp_path), AWS_EC2_METADATA_DISABLED="true"))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].count("no credentials found") == 1, r.stderr
+    assert "AWS_ACCESS_KEY_ID" in lines[0] and "credential_process" in lines[0], r.stderr
+
+
+def object_gets(proxy):
+    """(key, bytes) of each object GET through the proxy (LISTs excluded)."""
+    out = []
+    for method, path, headers, n in proxy.requests:
+        u = urlsplit(path)
+        if method == "GET" and "list-type" not in parse_qs(u.query):
+            out.append((unquote(u.path).lstrip("/"), n, headers.get("range")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hourly(moto, tmp_path_factory):
+    """Sparse traffic over three hours, replayed to a local directory and to s3://qos/hours."""
+    _, env, _ = moto
+    base = tmp_path_factory.mktemp("s3hours")
+    qos("generate", "--seed", "5", "--sessions", "300", "--rate", "3", "--out", base / "b.ndjson")
+    qos("replay", base / "b.ndjson", "--sink", base / "local", "--quiet")
+    qos("replay", base / "b.ndjson", "--sink", "s3://qos/hours", "--quiet", env=env)
+    return base / "local"
+
+
+def test_readers_fetch_only_what_the_command_reads(moto, hourly, tmp_path):
+    """Through a recording proxy: qos report of one hour GETs only that
+    hour's files, qos reaggregate of one table only that table's, qos
+    inspect --rows 0 of a file only its footer (ranged GETs) — each with
+    the output of the same command on the local sink."""
+    endpoint, env, fs = moto
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, fail=0, lose=0, slow=0)
+    via = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+    parquet = {str(p.relative_to(hourly)): p.stat().st_size for p in hourly.rglob("*.parquet")}
+    hours = sorted({"/".join(k.split("/")[1:3]) for k in parquet})
+    assert len(hours) >= 2, hours
+    day, hour = hours[0].split("/")
+    start = f"{day[3:]}T{hour[5:]}:00:00Z"
+    end = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(time.strptime(start, "%Y-%m-%dT%H:%M:%SZ")) + 3600))
+    try:
+        proxy.requests.clear()
+        qos("report", "--sink", "s3://qos/hours", "--from", start, "--to", end, "--out", tmp_path / "s3.html", "--quiet", env=via)
+        got = object_gets(proxy)
+        assert got and all(f"/{hours[0]}/" in k for k, _, _ in got), got
+        report_bytes, all_bytes = sum(n for _, n, _ in got), sum(parquet.values())
+        assert report_bytes == sum(n for k, n in parquet.items() if f"/{hours[0]}/" in k) < all_bytes
+        qos("report", "--sink", hourly, "--from", start, "--to", end, "--out", tmp_path / "local.html", "--quiet")
+        assert (tmp_path / "s3.html").read_text().replace("s3://qos/hours", str(hourly)) == (tmp_path / "local.html").read_text()
+
+        proxy.requests.clear()
+        qos("reaggregate", "--sink", "s3://qos/hours", "--table", "geo", "--grain", "1h", "--out", tmp_path / "r", env=via)
+        got = object_gets(proxy)
+        assert got and all(k.startswith("qos/hours/geo/") for k, _, _ in got), got
+
+        one = sorted(k for k in parquet if k.startswith("overall/"))[0]
+        proxy.requests.clear()
+        out = qos("inspect", f"s3://qos/hours/{one}", "--rows", "0", env=via).stdout
+        got = object_gets(proxy)
+        assert all(r is not None for _, _, r in got) and sum(n for _, n, _ in got) < parquet[one], got
+        assert out.replace(f"s3://qos/hours/{one}", str(hourly / one)) == qos("inspect", hourly / one, "--rows", "0").stdout
+    finally:
+        proxy.close()
+
+
+def test_live_page_reads_an_s3_sink(moto, loaded, tmp_path):
+    """qos run --metrics-port on an s3:// sink serves the page of its
+    files: once settled, the page's windows equal those of the same run on a
+    local sink; later refreshes GET no object twice."""
+    endpoint, env, fs = moto
+    broker, _, _ = loaded
+    proxy = FaultyStore(int(endpoint.rsplit(":", 1)[1]), seed=1, fail=0, lose=0, slow=0)
+    ports = {"s3": free_port(), "local": free_port()}
+    sinks = {"s3": "s3://qos/live", "local": str(tmp_path / "live")}
+    procs = {n: subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", f"live-{n}", "--sink", sinks[n],
+                                  "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", str(ports[n])],
+                                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{n}.log", "w"),
+                                 env=dict(env, AWS_ENDPOINT_URL=proxy.endpoint))
+             for n in ("s3", "local")}
+
+    def get(n, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[n]}{path}", timeout=10) as r:
+            return r.read().decode()
+
+    def settled(n):
+        last, stable = None, 0
+        for _ in range(240):
+            time.sleep(1)
+            try:
+                c = json.loads(get(n, "/api/status"))["counters"]
+            except OSError:
+                continue
+            state = c and (c["consumed"], c["files_written"], c["epoch"] > 0 and c["lag"] == 0)
+            stable = stable + 1 if state and state == last and state[2] and state[1] > 0 else 0
+            last = state
+            if stable >= 4:
+                return
+        raise AssertionError(f"{n} did not settle: {last}")
+
+    try:
+        for n in procs:
+            settled(n)
+        time.sleep(3)  # the page's model is rebuilt in the background after the last checkpoint
+        for table in ("overall", "video", "geo", "device", "cdn"):
+            a, b = (json.loads(get(n, f"/api/windows?table={table}&from=0")) for n in ("s3", "local"))
+            assert a["rows"] and a == b, table
+        page = get("s3", "/")
+        assert "no window written" not in page and "s3://qos/live" in page
+        gets = [k for k, _, _ in object_gets(proxy) if k.endswith(".parquet")]
+        assert gets and len(gets) == len(set(gets)), "an object was fetched twice"
+    finally:
+        for p in procs.values():
+            p.terminate()
+            p.wait(30)
+        proxy.close()

@@ -52,6 +52,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var s3Endpoint: String?
     public var s3Region: String?
     public var s3PathStyle: Bool?
+    /// An `s3://` sink's connect timeout (ms); nil: 3 s.
+    public var s3ConnectTimeoutMs: Int64?
     /// Alert rules evaluated on every written window (README "Alerts").
     public var alerts: [AlertRule] = []
 
@@ -65,7 +67,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
         case fastly_fields, alerts
         case late_flush_interval, compact_files, compact_after
-        case s3_endpoint, s3_region, s3_path_style
+        case s3_endpoint, s3_region, s3_path_style, s3_connect_timeout
 
         /// The environment variable: `QOS_MAX_LATENESS`.
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
@@ -80,7 +82,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             switch self {
             case .window: "a duration > 0 such as 90s, 2m, 1h"
             case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
-                 .checkpoint_min_interval, .late_flush_interval, .compact_after: DurationText.form
+                 .checkpoint_min_interval, .late_flush_interval, .compact_after, .s3_connect_timeout: DurationText.form
             case .compact_files: "an integer ≥ 2"
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
@@ -183,6 +185,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
             s3Endpoint = e
         }
         s3Region = try string(.s3_region) ?? s3Region
+        if let ms = try duration(.s3_connect_timeout) {
+            guard ms > 0 else { throw ConfigurationError.badValue(.s3_connect_timeout, "0") }
+            s3ConnectTimeoutMs = ms
+        }
         if c.contains(.s3_path_style) {
             // YAML `true` decodes as a Bool; the environment and flags give text.
             if let b = try? c.decode(Bool.self, forKey: .s3_path_style) {
@@ -282,6 +288,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         if let s3Endpoint { env["QOS_S3_ENDPOINT"] = s3Endpoint }
         if let s3Region { env["QOS_S3_REGION"] = s3Region }
         if let s3PathStyle { env["QOS_S3_PATH_STYLE"] = s3PathStyle ? "true" : "false" }
+        if let s3ConnectTimeoutMs { env["QOS_S3_CONNECT_TIMEOUT"] = "\(s3ConnectTimeoutMs)ms" }
         return env
     }
 

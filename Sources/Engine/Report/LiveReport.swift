@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import ObjectStore
 import QoSCore
 
 /// The daemon's live page (README, "The daemon", Operations): the report of
@@ -18,11 +19,17 @@ import QoSCore
 /// (parsed, merged per file) while it lies in the shown range; after every
 /// checkpoint a background thread lists the sink, reads the new files, drops
 /// those that left the range or were replaced (compaction), and rebuilds the
-/// page's model. The poll loop never waits for it.
+/// page's model. The poll loop never waits for it. On an `s3://` sink the
+/// listing is a LIST per table and a file is known by its key and ETag: a
+/// refresh GETs only the objects it has not read yet
+/// (docs/object-storage.md, "The live page").
 public final class LiveReport: @unchecked Sendable {
     public let sink: String
     /// Hours of windows shown, back from the newest hour directory.
     public let hours: Int64
+    /// The environment an `s3://` sink is reached with.
+    let environment: [String: String]
+    private var store: S3Storage?
     private let lock = NSLock()
     private var cache: [String: (table: String, files: [ReportFile])] = [:]
     private var model: ReportModel?
@@ -32,9 +39,10 @@ public final class LiveReport: @unchecked Sendable {
     private var again = false
     private let queue = DispatchQueue(label: "qos.live-report")
 
-    public init(sink: String, hours: Int64 = 3) {
+    public init(sink: String, hours: Int64 = 3, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.sink = sink
         self.hours = hours
+        self.environment = environment
     }
 
     /// After every checkpoint: the counters now, the page from the sink in the background.
@@ -59,21 +67,72 @@ public final class LiveReport: @unchecked Sendable {
         }
     }
 
+    /// One file of the sink: `id` names this version of it (the path; on
+    /// `s3://` the key and ETag), `read` gives nil when it is gone.
+    struct Entry {
+        var id: String
+        var hour: Int64?
+        var read: () throws -> [ReportFile]?
+    }
+
+    /// The files of `table` (every hour).
+    func entries(_ table: String) throws -> [Entry] {
+        guard sink.hasPrefix("s3://") else {
+            return ReportReader.files(sink: sink, table: table, fromMs: .min, toMs: .max).map { p in
+                Entry(id: p, hour: ReportReader.hourStart(p)) {
+                    do { return try ReportReader.read(p, table: table) } catch {
+                        // A file compacted away between the listing and the read comes back next time.
+                        if access(p, F_OK) != 0 { return nil }
+                        throw error
+                    }
+                }
+            }
+        }
+        let s3: S3Storage
+        if let store { s3 = store } else {
+            s3 = try S3Storage(location: sink, environment: environment)
+            store = s3
+        }
+        let prefix = s3.dirPrefix(table)
+        return try s3.client.list(prefix: prefix).compactMap { o in
+            let rel = o.key.dropFirst(prefix.count)
+            guard rel.hasSuffix(".parquet"), !rel.split(separator: "/").contains(where: { $0.hasPrefix("_") || $0.hasPrefix(".") })
+            else { return nil }
+            let address = "s3://\(s3.client.config.bucket)/\(o.key)"
+            return Entry(id: "\(address)#\(o.etag.isEmpty ? String(o.size) : o.etag)", hour: ReportReader.hourStart(o.key)) {
+                guard let bytes = try s3.client.get(o.key) else { return nil }  // deleted since the listing
+                let tmp = NSTemporaryDirectory() + "qos-live-\(UUID().uuidString).parquet"
+                try FileSink.writeDurably(bytes, to: tmp)
+                defer { unlink(tmp) }
+                do { return try ReportReader.read(tmp, table: table) } catch {
+                    throw UserError("\(error)".replacingOccurrences(of: tmp, with: address))
+                }
+            }
+        }
+    }
+
     /// Reads the new files of the shown range and rebuilds the model.
     public func refresh() {
-        guard let newestHour = ReportReader.files(sink: sink, table: "overall", fromMs: .min, toMs: .max)
-            .compactMap(ReportReader.hourStart).max() else { return }
+        var listed: [String: [Entry]] = [:]
+        do {
+            for t in ReportReader.tables { listed[t] = try entries(t) }
+        } catch {
+            lock.withLock { lastError = "\(error)" }
+            return
+        }
+        guard let newestHour = listed["overall"]?.compactMap(\.hour).max() else { return }
         let from = newestHour - (hours - 1) * 3_600_000
         var current = lock.withLock { cache }
         var seen = Set<String>()
         var failure: String?
         for t in ReportReader.tables {
-            for p in ReportReader.files(sink: sink, table: t, fromMs: from, toMs: .max) {
-                seen.insert(p)
-                guard current[p] == nil else { continue }
-                do { current[p] = (t, try ReportReader.read(p, table: t)) } catch {
-                    // A file compacted away between the listing and the read comes back next time.
-                    if access(p, F_OK) == 0 { failure = "\(error)" }
+            for e in listed[t] ?? [] where e.hour.map({ $0 + 3_600_000 > from }) ?? true {
+                seen.insert(e.id)
+                guard current[e.id] == nil else { continue }
+                do {
+                    if let files = try e.read() { current[e.id] = (t, files) }
+                } catch {
+                    failure = "\(error)"
                 }
             }
         }

@@ -5,6 +5,7 @@ import Foundation
 import ObjectStore
 
 extension S3Error: OperatorError {}
+extension S3CredentialError: OperatorError {}
 
 /// The sink in an S3-compatible bucket (docs/object-storage.md). There is
 /// no rename and no directory: a staged file is an object under
@@ -23,14 +24,14 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         self.client = client
     }
 
-    /// `s3://bucket/prefix`, reached per the usual AWS variables (credentials
-    /// and region also from `~/.aws/credentials` and `~/.aws/config`, profile
-    /// `AWS_PROFILE` or `default`, when the variables do not give them):
+    /// `s3://bucket/prefix`, reached per the usual AWS variables (region also
+    /// from `~/.aws/config`, profile `AWS_PROFILE` or `default`; credentials
+    /// per `S3CredentialChain`, docs/object-storage.md "Credentials"):
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ENDPOINT_URL_S3` (or
     /// `AWS_ENDPOINT_URL`), and `QOS_S3_PATH_STYLE` (default: path style
     /// when an endpoint is given, as MinIO, Ceph and moto expect), under the
-    /// settings s3_endpoint and s3_region (`QOS_S3_ENDPOINT`, `QOS_S3_REGION`;
+    /// settings s3_endpoint, s3_region and s3_connect_timeout (`QOS_S3_*`;
     /// their flags and config keys are put there by `Configuration.s3Environment`).
     public convenience init(location: String, environment env: [String: String]) throws {
         guard let (bucket, prefix) = S3Config.parse(location: location) else {
@@ -45,13 +46,9 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         let shared = try S3Storage.iniSection(path: value("AWS_SHARED_CREDENTIALS_FILE") ?? "\(home)/.aws/credentials", section: profile)
         let configFile = try S3Storage.iniSection(path: value("AWS_CONFIG_FILE") ?? "\(home)/.aws/config",
                                               section: profile == "default" ? "default" : "profile \(profile)")
-        let fromVariables = value("AWS_ACCESS_KEY_ID") != nil
-        guard let key = value("AWS_ACCESS_KEY_ID") ?? shared["aws_access_key_id"],
-              let secret = fromVariables ? value("AWS_SECRET_ACCESS_KEY") : shared["aws_secret_access_key"] else {
-            throw UserError("sink '\(location)' needs credentials — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                            + "(or aws_access_key_id and aws_secret_access_key in ~/.aws/credentials, profile '\(profile)')")
-        }
-        let token = fromVariables ? value("AWS_SESSION_TOKEN") : shared["aws_session_token"]
+        // Variables, shared credentials file, credential_process, container, instance metadata.
+        let credentials = try S3CredentialChain.resolve(environment: env, credentialsFile: shared, configFile: configFile,
+                                                        profile: profile)
         let region = value("QOS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") ?? configFile["region"] ?? "us-east-1"
         let custom = value("QOS_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
         if let custom, !(custom.hasPrefix("http://") || custom.hasPrefix("https://")) {
@@ -65,11 +62,16 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
             default: throw UserError("s3_path_style '\(p)' is not true or false — fix --s3-path-style or QOS_S3_PATH_STYLE")
             }
         }
-        let config = S3Config(bucket: bucket, prefix: prefix, endpoint: custom ?? "https://s3.\(region).amazonaws.com",
+        var config = S3Config(bucket: bucket, prefix: prefix, endpoint: custom ?? "https://s3.\(region).amazonaws.com",
                               region: region, pathStyle: pathStyle,
-                              credentials: S3Credentials(accessKeyId: key, secretAccessKey: secret,
-                                                         sessionToken: token))
-        self.init(location: "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)"), client: S3Client(config))
+                              credentials: (credentials as? S3Credentials) ?? S3Credentials(accessKeyId: "", secretAccessKey: ""))
+        if let t = value("QOS_S3_CONNECT_TIMEOUT") {
+            guard let ms = DurationText.milliseconds(t), ms > 0 else {
+                throw UserError("s3_connect_timeout '\(t)' is not \(DurationText.form) — fix --s3-connect-timeout or QOS_S3_CONNECT_TIMEOUT")
+            }
+            config.connectTimeoutSeconds = Double(ms) / 1000
+        }
+        self.init(location: "s3://\(bucket)" + (prefix.isEmpty ? "" : "/\(prefix)"), client: S3Client(config, credentials: credentials))
     }
 
     func key(_ rel: String) -> String { client.config.key(rel) }
@@ -101,10 +103,10 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         return k.isEmpty ? "" : k + "/"
     }
 
+    /// Fails fast (`S3Client.probeWritable`): an unreachable endpoint stops
+    /// the start within seconds, not after the running sink's retries.
     public func checkWritable() throws {
-        let probe = key(".qos-write-probe")
-        try client.put(probe, [])
-        try client.delete(probe)
+        try client.probeWritable(key(".qos-write-probe"))
     }
 
     public func makeDirectory(_ rel: String) throws {}
