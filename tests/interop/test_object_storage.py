@@ -3,61 +3,18 @@ s3://bucket/prefix on a real S3 API on loopback (moto in server mode,
 started here), and pyarrow's own S3FileSystem reads the dataset with the
 same numbers as the local sink of the same input; a daemon killed with
 SIGKILL at random instants loses and duplicates nothing on S3."""
-import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
 
 import pytest
 import qos_tables
-from conftest import ROOT, qos, qos_bin
+from conftest import needs_moto, qos, qos_bin
+from conftest import s3_keys as keys
 
-MOTO = ROOT / ".venv" / "bin" / "moto_server"
-pytestmark = pytest.mark.skipif(not MOTO.exists(), reason="moto_server is not in .venv (run `make deps`): S3 sink tests skipped")
-
-KEY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto():
-    """(endpoint, environment for qos, pyarrow S3FileSystem); bucket `qos` exists."""
-    port = free_port()
-    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "moto_server did not start"
-                time.sleep(0.05)
-        from pyarrow.fs import S3FileSystem
-        fs = S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
-                          endpoint_override=endpoint, scheme="http", allow_bucket_creation=True)
-        fs.create_dir("qos")
-        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, **KEY)
-        yield endpoint, env, fs
-    finally:
-        proc.kill()  # moto ignores SIGTERM; its state is in memory
-        proc.wait()
-
-
-def keys(fs, path):
-    from pyarrow.fs import FileSelector
-    return sorted(i.path for i in fs.get_file_info(FileSelector(path, recursive=True, allow_not_found=True))
-                  if i.type.name == "File")
+pytestmark = needs_moto
 
 
 @pytest.fixture(scope="module")
