@@ -54,6 +54,12 @@ def test_inspect_reaggregate_and_report_read_s3(moto, both, tmp_path):
     assert a == b and a
     r = qos("report", "--sink", "s3://qos/replay", "--out", tmp_path / "s3.html", "--quiet", env=env)
     assert "wrote" in r.stdout and "s3://qos/replay" in (tmp_path / "s3.html").read_text()
+    # No in-place compaction on object storage (docs/object-storage.md): refused in one line, nothing touched.
+    before = keys(moto[2], "qos/replay")
+    r = qos("reaggregate", "--sink", "s3://qos/replay", "--table", "video", "--compact", env=env, check=False)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("qos: error: --compact is not available on an s3://"), r.stderr
+    assert "--grain" in lines[0] and keys(moto[2], "qos/replay") == before
 
 
 def small_gen():
@@ -230,16 +236,28 @@ def test_missing_bucket_and_wrong_credentials_are_one_line(moto):
     assert r.returncode == 1 and len(lines) == 1 and "InvalidAccessKeyId" in lines[0] and "AWS_ACCESS_KEY_ID" in lines[0], r.stderr
 
 
+def test_run_to_a_missing_bucket_is_one_line(moto, loaded):
+    """test_daemon's operator errors for an unwritable sink, on s3://: refused before consuming."""
+    _, env, _ = moto
+    broker = loaded[0]
+    r = qos(*run_args(broker, "s3://no-such-bucket/x", "no-bucket"), "--until-caught-up", env=env, check=False, timeout=60)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
+    assert r.returncode == 1 and len(lines) == 1 and "no such bucket" in lines[0] and "s3://" in lines[0], r.stderr
+
+
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loaded, tmp_path):
     """10 kills of a daemon checkpointing every second to s3://, each checked
-    right away (no beacon visible twice), then a final run equals the replay."""
+    right away (no beacon visible twice), then a final run equals the replay.
+    With test_daemon's compaction settings: compaction stays off on s3://
+    (docs/object-storage.md), so hours keep one file per epoch."""
     _, env, fs = moto
     broker, data, _ = loaded
     qos("replay", data, "--sink", tmp_path / "replay", "--window", "1m", "--quiet")
     expected = qos_tables.load(tmp_path / "replay")
     rng = random.Random(20261201)
     cmd = [qos_bin(), *run_args(broker, "s3://qos/crash", "crash", "--checkpoint-interval", "1s", "--window", "1m",
-                                "--late-flush-interval", "1s", "--kafka", "session.timeout.ms=6000")]
+                                "--late-flush-interval", "1s", "--compact-files", "2",
+                                "--kafka", "session.timeout.ms=6000")]
     for _ in range(10):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         time.sleep(rng.uniform(1.0, 4.0))
@@ -251,6 +269,10 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loa
     problems = qos_tables.diff(qos_tables.load("qos/crash", filesystem=fs), expected)
     assert not problems, "\n".join(problems)
     assert not [k for k in keys(fs, "qos/crash") if "/_staging/" in k]
+    # Not compacted: some hour holds more than --compact-files files, and no compaction state exists.
+    per_hour = Counter(k.rsplit("/", 1)[0] for k in keys(fs, "qos/crash/overall") if k.endswith(".parquet"))
+    assert max(per_hour.values()) > 2, per_hour
+    assert not [k for k in keys(fs, "qos/crash/_qos") if "/compact" in k]
 
 
 def no_beacon_twice(got, expected):
