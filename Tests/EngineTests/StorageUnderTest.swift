@@ -51,6 +51,20 @@ final class SinkUnderTest {
     /// The options of a `StreamDriver` on this sink (its credentials and endpoint).
     var environment: [String: String] { server?.environment ?? [:] }
 
+    /// The Parquet files a reader sees (outside `_` directories), by path
+    /// relative to the sink: `DriverTests.visible` on either storage.
+    func visible() throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        func walk(_ rel: String) throws {
+            for name in try storage.list(rel) where !name.hasPrefix("_") {
+                let path = rel.isEmpty ? name : "\(rel)/\(name)"
+                if name.hasSuffix(".parquet") { out[path] = Data(try #require(try storage.read(path))) } else { try walk(path) }
+            }
+        }
+        try walk("")
+        return out
+    }
+
     /// Relative paths of the files under `rel`, sorted (every level).
     func files(_ rel: String) throws -> [String] {
         var out: [String] = []
