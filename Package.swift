@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix"], exclude: ["known-failures.txt"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix", "ObjectStore"]),
         // The CLI's --help and flags against the typed configuration.
         .testTarget(name: "QoSCLITests", dependencies: ["qos", "Engine"]),
     ]

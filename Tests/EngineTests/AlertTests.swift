@@ -290,9 +290,20 @@ import Glibc
     }
 
     static func alertRows(_ sink: String) throws -> [(rule: String, dims: String, start: Int64)] {
+        try alertRows(LocalStorage(root: sink))
+    }
+
+    /// The rows of `alerts` on a local or an S3 sink.
+    static func alertRows(_ storage: any SinkStorage) throws -> [(rule: String, dims: String, start: Int64)] {
         var out: [(String, String, Int64)] = []
-        for f in Inspector.parquetFiles(under: sink + "/alerts") {
-            let r = try ParquetFileReader(bytes: Inspector.readFile(f))
+        var files: [String] = []
+        for day in try storage.list("alerts") {
+            for hour in try storage.list("alerts/\(day)") {
+                files += try storage.list("alerts/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") }.map { "alerts/\(day)/\(hour)/\($0)" }
+            }
+        }
+        for f in files {
+            let r = try ParquetFileReader(bytes: try #require(try storage.read(f)))
             guard let rules = try r.column(named: "rule").stringValues, let dims = try r.column(named: "dimensions").stringValues,
                   case .int64(let starts) = try r.column(named: "window_start") else { continue }
             for i in rules.indices { out.append((rules[i]!, dims[i]!, starts[i]! / 1000)) }  // µs → ms
@@ -306,10 +317,11 @@ import Glibc
     /// Runs `src` with the demo's rules, an epoch per window as in the
     /// daemon; with `stopAfterPolls`, the process stops there (after a
     /// checkpoint) and a new one with fresh rules' state reads on.
-    static func runDemoRules(_ src: MemoryRecordSource, sink: String, stopAfterPolls: Int? = nil)
+    static func runDemoRules(_ src: MemoryRecordSource, sink: String, environment: [String: String] = [:], stopAfterPolls: Int? = nil)
         throws -> (h: DriverTests.Harness, d: StreamDriver, polls: Int) {
         func harness() throws -> DriverTests.Harness {
             let h = try DriverTests.Harness(sink: sink)
+            if !environment.isEmpty { h.options.environment = environment }  // an s3:// sink's store
             h.options.alerts = AlertPipeline(rules: try AlertRules.parse(yaml: AlertRules.demo), log: h.options.log)
             h.options.checkpointMinIntervalMs = 0
             return h
@@ -359,8 +371,10 @@ import Glibc
     /// A process that stops in the middle of the incidents and one that
     /// reads on from its checkpoint write the same `alerts` rows as one
     /// uninterrupted process: the new process rebuilds the rules' state from
-    /// the windows in the sink, so ongoing incidents do not fire again.
-    @Test func aRestartDoesNotFireAnOngoingIncidentAgain() throws {
+    /// the windows in the sink, so ongoing incidents do not fire again. The
+    /// restarted process on a local directory and on s3:// (moto).
+    @Test(arguments: StorageUnderTest.all)
+    func aRestartDoesNotFireAnOngoingIncidentAgain(_ storage: StorageUnderTest) throws {
         let dir = DriverTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = Self.demoTraffic(minutes: 24, rate: 250, partitions: 2)
@@ -368,8 +382,10 @@ import Glibc
         let expected = try Self.alertRows(dir + "/whole")
         #expect(expected.count == 3)
         // Stop after the slow-startup alert (half-way) while every incident goes on.
-        let restarted = try Self.runDemoRules(src.reopened(), sink: dir + "/restarted", stopAfterPolls: whole.polls * 7 / 10)
-        let rows = try Self.alertRows(dir + "/restarted")
+        let t = try storage.make()
+        let restarted = try Self.runDemoRules(src.reopened(), sink: t.root, environment: t.environment,
+                                              stopAfterPolls: whole.polls * 7 / 10)
+        let rows = try Self.alertRows(t.storage)
         #expect(rows.map { "\($0.rule) \($0.dims) \($0.start)" } == expected.map { "\($0.rule) \($0.dims) \($0.start)" })
         #expect(restarted.h.logBox.lines.filter { $0.hasPrefix("qos run: ALERT ") }.count == 3)
     }

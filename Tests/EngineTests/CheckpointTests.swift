@@ -3,142 +3,141 @@ import Testing
 @testable import Engine
 import QoSCore
 
-/// The checkpoint store's integrity checks on a real directory: CRC32C of
-/// manifests, the ledger against a lost newest manifest, the sink identity,
-/// and storage errors that keep errno.
+/// The checkpoint store's integrity checks: CRC32C of manifests, the ledger
+/// against a lost newest manifest, the sink identity, and storage errors that
+/// keep errno. Those about the sink's state run on a local directory and on
+/// S3 (moto on loopback, `StorageUnderTest`): one logic over `SinkStorage`.
 @Suite struct CheckpointTests {
-    func tempSink() -> String {
-        let d = NSTemporaryDirectory() + "qos-ckpt-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
-
     func part(_ p: Int32, seq: Int64, next: Int64) -> PartitionCheckpoint {
         PartitionCheckpoint(topic: "beacons", partition: p, seq: seq, nextOffset: next, state: [1, 2, 3, UInt8(p)])
     }
 
-    func store(_ sink: String, _ instance: String = "a") throws -> CheckpointStore {
-        let s = try CheckpointStore(sink: FileSink(root: sink), instance: instance)
+    func store(_ t: SinkUnderTest, _ instance: String = "a") throws -> CheckpointStore {
+        let s = try CheckpointStore(sink: t.sink, instance: instance)
         try s.openState(accept: false, log: { _ in })
         return s
     }
 
-    func manifestPaths(_ sink: String) -> [String] {
-        let dir = "\(sink)/_qos/manifests/a"
-        return CheckpointStore.listFiles(dir).map { "\(dir)/\($0)" }
-    }
-
-    @Test func manifestRoundTripsWithIdentitiesAndRefusesAnyFlippedByte() throws {
-        let sink = tempSink()
-        let s = try store(sink)
+    @Test(arguments: StorageUnderTest.all)
+    func manifestRoundTripsWithIdentitiesAndRefusesAnyFlippedByte(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let s = try store(t)
         try s.checkCluster("cluster-1", topic: "beacons", accept: false, log: { _ in })
         try s.commit(files: [], partitions: [part(0, seq: 1, next: 10), part(1, seq: 1, next: 20)])
         let m = try s.manifests()
         #expect(m.count == 1 && m[0].sinkId == s.sinkId && m[0].clusterId == "cluster-1")
         #expect(m[0].partitions.map(\.nextOffset) == [10, 20] && s.sinkId.hasPrefix("videoqos-sink-"))
-        let path = manifestPaths(sink)[0]
-        let good = try Inspector.readFile(path)
-        for i in stride(from: 0, to: good.count, by: 3) {
+        let rel = try #require(try t.files("_qos/manifests").first)
+        let good = try #require(try t.storage.read(rel))
+        for i in stride(from: 0, to: good.count, by: storage == .local ? 3 : 7) {
             var bad = good
             bad[i] ^= 0x04
-            try Data(bad).write(to: URL(fileURLWithPath: path))
+            try t.storage.publish(rel, bad)
             #expect(performing: { try s.manifests() }, throws: { e in
                 guard case .corrupt(let p, _)? = e as? CheckpointError else { return false }
-                return p == path && "\(e)".contains("move it away")
+                return p == t.storage.display(rel) && "\(e)".contains("move it away")
             })
         }
     }
 
-    @Test func lostNewestManifestIsRefusedUntilAccepted() throws {
-        let sink = tempSink()
-        let s = try store(sink)
+    @Test(arguments: StorageUnderTest.all)
+    func lostNewestManifestIsRefusedUntilAccepted(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let s = try store(t)
         try s.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
         try s.commit(files: [], partitions: [part(0, seq: 2, next: 15)])
-        unlink(manifestPaths(sink).last!)
-        #expect(performing: { try store(sink) }, throws: { e in
+        t.storage.remove(try #require(try t.files("_qos/manifests/a").last))
+        #expect(performing: { try store(t) }, throws: { e in
             guard case .stateLost(_, let detail)? = e as? CheckpointError else { return false }
-            return detail.contains("beacons/0") && detail.contains("sequence 2") && "\(e)".contains("--accept-state-loss")
+            return detail.contains("beacons/0") && detail.contains("sequence 2") && detail.contains(t.storage.display("_qos/ledger/a"))
+                && "\(e)".contains("--accept-state-loss")
         })
         var logged: [String] = []
-        let accepted = try CheckpointStore(sink: FileSink(root: sink), instance: "b")
+        let accepted = try CheckpointStore(sink: t.sink, instance: "b")
         try accepted.openState(accept: true, log: { logged.append($0) })
         #expect(logged.count == 1 && logged[0].contains("accepting state loss"))
-        _ = try store(sink)  // needed once
+        _ = try store(t)  // needed once
     }
 
     /// A partition moved from instance a to b: a's ledger is collected, b's
     /// still catches b's lost newest manifest.
-    @Test func ledgersOfInstancesMovedPastAreCollected() throws {
-        let sink = tempSink()
-        let a = try store(sink, "a")
+    @Test(arguments: StorageUnderTest.all)
+    func ledgersOfInstancesMovedPastAreCollected(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let a = try store(t, "a")
         try a.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
-        let b = try store(sink, "b")
+        let b = try store(t, "b")
         try b.commit(files: [], partitions: [part(0, seq: 2, next: 12)])
         try b.commit(files: [], partitions: [part(0, seq: 3, next: 14)])
         b.collectGarbage(try b.manifests())
-        #expect(CheckpointStore.listFiles("\(sink)/_qos/ledger") == ["b"])
-        unlink("\(sink)/_qos/manifests/b/000000000002.manifest")
-        #expect(throws: CheckpointError.self) { try store(sink, "c") }
+        #expect(try t.storage.list("_qos/ledger") == ["b"])
+        t.storage.remove("_qos/manifests/b/000000000002.manifest")
+        #expect(throws: CheckpointError.self) { try store(t, "c") }
     }
 
     /// Every restart of `qos run` is a new instance name: the manifests of
     /// earlier instances must not stay forever once superseded.
-    @Test func supersededManifestsOfEarlierInstancesAreCollected() throws {
-        let sink = tempSink()
+    @Test(arguments: StorageUnderTest.all)
+    func supersededManifestsOfEarlierInstancesAreCollected(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
         for (i, name) in ["run-1", "run-2", "run-3", "run-4"].enumerated() {
-            let s = try store(sink, name)
+            let s = try store(t, name)
             try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 1), next: 10), part(1, seq: Int64(2 * i + 1), next: 5)])
             try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 2), next: 12), part(1, seq: Int64(2 * i + 2), next: 6)])
             s.collectGarbage(try s.manifests())
         }
-        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests") == ["run-4"])
-        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests/run-4") == ["000000000002.manifest"])
+        #expect(try t.storage.list("_qos/manifests") == ["run-4"])
+        #expect(try t.storage.list("_qos/manifests/run-4") == ["000000000002.manifest"])
         // A partition still held only by an earlier instance keeps its manifest.
-        let s5 = try store(sink, "run-5")
+        let s5 = try store(t, "run-5")
         try s5.commit(files: [], partitions: [part(0, seq: 9, next: 13)])
         s5.collectGarbage(try s5.manifests())
-        #expect(CheckpointStore.listFiles("\(sink)/_qos/manifests") == ["run-4", "run-5"])
+        #expect(try t.storage.list("_qos/manifests") == ["run-4", "run-5"])
         #expect(CheckpointStore.latest(try s5.manifests(), topic: "beacons").mapValues(\.seq) == [0: 9, 1: 8])
     }
 
-    @Test func deletedStateWithPublishedFilesIsRefused() throws {
-        let sink = tempSink()
-        _ = try store(sink)
-        try FileSink.makeDirectories("\(sink)/overall/dt=2026-01-01/hour=00")
-        try FileSink.writeDurably([0], to: "\(sink)/overall/dt=2026-01-01/hour=00/x.parquet")
-        CheckpointStore.removeTree("\(sink)/_qos")
-        #expect(performing: { try store(sink) }, throws: { e in
+    @Test(arguments: StorageUnderTest.all)
+    func deletedStateWithPublishedFilesIsRefused(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        _ = try store(t)
+        try t.storage.makeDirectory("overall/dt=2026-01-01/hour=00")
+        try t.storage.publish("overall/dt=2026-01-01/hour=00/x.parquet", [0])
+        t.storage.removeTree("_qos")
+        #expect(try t.files("_qos").isEmpty)
+        #expect(performing: { try store(t) }, throws: { e in
             guard case .stateLost(_, let detail)? = e as? CheckpointError else { return false }
-            return detail.contains("no checkpoint state")
+            return detail.contains("no checkpoint state") && detail.contains(t.storage.display("overall/dt=2026-01-01/hour=00/x.parquet"))
         })
     }
 
-    @Test func sinkDeletedOrReplacedStopsTheNextCommit() throws {
-        let sink = tempSink()
-        let s = try store(sink)
+    @Test(arguments: StorageUnderTest.all)
+    func sinkDeletedOrReplacedStopsTheNextCommit(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let s = try store(t)
         try s.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
-        CheckpointStore.removeTree(sink)
+        t.storage.removeTree("")
         #expect(performing: { try s.commit(files: [], partitions: [part(0, seq: 2, next: 11)]) }, throws: { e in
             guard case .sinkReplaced(_, let detail)? = e as? CheckpointError else { return false }
-            return detail.contains("was deleted")
+            return detail.contains("was deleted") && detail.contains(t.storage.display("_qos/sink-id"))
         })
-        _ = try store(sink)  // a new sink there gets a new identity
+        _ = try store(t)  // a new sink there gets a new identity
         #expect(performing: { try s.checkIdentity() }, throws: { e in
             guard case .sinkReplaced(_, let detail)? = e as? CheckpointError else { return false }
             return detail.contains("was replaced")
         })
     }
 
-    @Test func otherClusterIsRefused() throws {
-        let sink = tempSink()
-        let s = try store(sink)
+    @Test(arguments: StorageUnderTest.all)
+    func otherClusterIsRefused(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let s = try store(t)
         try s.checkCluster("one", topic: "beacons", accept: false, log: { _ in })
         try s.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
-        let t = try store(sink, "b")
-        #expect(throws: CheckpointError.clusterChanged(sink: sink, stored: "one", current: "two")) {
-            try t.checkCluster("two", topic: "beacons", accept: false, log: { _ in })
+        let b = try store(t, "b")
+        #expect(throws: CheckpointError.clusterChanged(sink: t.root, stored: "one", current: "two")) {
+            try b.checkCluster("two", topic: "beacons", accept: false, log: { _ in })
         }
-        try t.checkCluster("one", topic: "beacons", accept: false, log: { _ in })
+        try b.checkCluster("one", topic: "beacons", accept: false, log: { _ in })
     }
 
     /// Manifests of older versions (no checksum, no identities) still load.

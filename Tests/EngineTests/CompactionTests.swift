@@ -174,6 +174,28 @@ import SplitMix
         }
     }
 
+    /// Compaction is off on s3:// (docs/object-storage.md "Differences from
+    /// the local sink": no atomic swap, a reader would count an hour's files
+    /// and their merge twice): settings that keep a local hour at 2 files
+    /// leave one file per epoch there, and no compaction state is written.
+    @Test(.enabled(if: LoopbackS3.available, "moto_server is not in .venv (run `make deps`)"))
+    func compactionSettingsOnAnS3SinkDoNotCompact() throws {
+        let t = try StorageUnderTest.s3.make()
+        let h = try Self.harness(t.root, maxFiles: 2, clockMs: Self.start)
+        h.options.environment = t.environment
+        h.options.compaction.afterMs = 0
+        let src = MemoryRecordSource(name: "beacons", partitions: 1)
+        let d = try h.start(src)
+        src.assign([0])
+        #expect(try Self.feed(h, src, from: 0, count: Self.deliveries.count / 6) == nil)
+        try d.finish()
+        #expect(d.compactor.compactions == 0)
+        var perHour: [String: Int] = [:]
+        for rel in try t.visible().keys where rel.hasPrefix("overall/") { perHour[String(rel[..<rel.lastIndex(of: "/")!]), default: 0] += 1 }
+        #expect((perHour.values.max() ?? 0) > 2, "\(perHour)")
+        #expect(try t.files("_qos").filter { $0.hasPrefix("_qos/compact") }.isEmpty)
+    }
+
     @Test func realisticLatenessStaysUnderTheCapAndEqualsReplay() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -61,9 +61,9 @@ def loaded(tmp_path_factory):
     broker.stop()
 
 
-def run(broker, sink, group, *extra, check=True, timeout=600):
+def run(broker, sink, group, *extra, check=True, timeout=600, env=None):
     return qos("run", "--brokers", broker.address, "--group", group, "--sink", sink,
-               "--idle-timeout", "2s", "--metrics-port", "0", *extra, check=check, timeout=timeout)
+               "--idle-timeout", "2s", "--metrics-port", "0", *extra, check=check, timeout=timeout, env=env)
 
 
 def assert_same(sink, expected):
@@ -268,11 +268,12 @@ def test_healthz_answers_beside_idle_and_slow_clients(tmp_path):
         broker.stop()
 
 
-def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path):
+def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path, new_sink):
     """Beacons whose numbers overflowed the engine's sums (README "Numeric
     safety") among valid traffic of the same sessions: `qos run` must not
     trap (it did, at the same offset after every restart), the poison must
-    be reject rows, and everything else must count as `qos replay` counts it."""
+    be reject rows, and everything else must count as `qos replay` counts it.
+    On a local directory and on s3:// (the rejects table is in the sink)."""
     data = tmp_path / "valid.ndjson"
     qos("generate", "--seed", "23", "--sessions", "40", "--start-ms", "1767225600000", "--out", data)
     lines = data.read_text().splitlines()
@@ -292,19 +293,22 @@ def test_poison_beacons_are_rejected_and_the_daemon_keeps_running(tmp_path):
     broker = Broker(partitions=3)
     try:
         qos("generate", "--kafka", broker.address, "--input", data, "--rate", "max")
-        r = run(broker, tmp_path / "daemon", "poison", "--until-caught-up")
+        sink = new_sink("daemon")
+        r = run(broker, sink.address, "poison", "--until-caught-up", env=sink.env)
     finally:
         broker.stop()
     assert r.returncode == 0 and "caught up" in r.stderr
-    reasons = Counter(row["reason"] for row in pq.read_table(tmp_path / "daemon" / "rejects").to_pylist())
+    reasons = Counter(row["reason"] for row in sink.table("rejects").to_pylist())
     assert reasons == {"invalid_value:played_ms": 2, "invalid_value:bitrate_kbps": 2, "invalid_value:bytes": 2}
-    assert_same(tmp_path / "daemon", qos_tables.load(tmp_path / "replay"))
+    problems = qos_tables.diff(sink.load(), qos_tables.load(tmp_path / "replay"))
+    assert not problems, "\n".join(problems)
 
 
-def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path):
+def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path, new_sink):
     """--topic beacons --topic cdnlogs:edgecast: one consumer group, one
     pipeline; the beacon tables equal a replay of the beacons and cdn_edge a
-    replay of the CDN log records (each topic checkpointed on its own)."""
+    replay of the CDN log records (each topic checkpointed on its own). On a
+    local directory and on s3:// (cdn_edge is in the sink)."""
     gen = ["--seed", "23", "--sessions", "600", "--rate", "2000", "--start-ms", "1767225600000",
            "--slow-pop", "fastly/ams", "--duplicate-fraction", "0.01"]
     broker = Broker(partitions=3, topics=("beacons", "cdnlogs"))
@@ -315,10 +319,11 @@ def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path)
         qos("generate", *gen, "--cdn-logs", "edgecast", "--out", tmp_path / "cdn.ndjson")
         qos("replay", tmp_path / "beacons.ndjson", "--sink", tmp_path / "replay", "--quiet")
         qos("replay", "--format", "edgecast", tmp_path / "cdn.ndjson", "--sink", tmp_path / "replay-cdn", "--quiet")
-        r = run(broker, tmp_path / "daemon", "two-topics", "--topic", "beacons", "--topic", "cdnlogs:edgecast",
-                "--until-caught-up")
+        sink = new_sink("daemon")
+        r = run(broker, sink.address, "two-topics", "--topic", "beacons", "--topic", "cdnlogs:edgecast",
+                "--until-caught-up", env=sink.env)
         assert "assigned partitions beacons[0, 1, 2] cdnlogs[0, 1, 2]" in r.stderr, r.stderr
-        got = qos_tables.load(tmp_path / "daemon")
+        got = sink.load()
         want = qos_tables.load(tmp_path / "replay")
         cdn = {k: v for k, v in qos_tables.load(tmp_path / "replay-cdn", tables=["cdn_edge"]).items() if k[0] == "cdn_edge"}
         assert len(cdn) > 20, "the CDN replay wrote cdn_edge"
@@ -326,7 +331,7 @@ def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path)
         problems = qos_tables.diff(got, want)
         assert not problems, "\n".join(problems)
         # Each topic's partitions are checkpointed under their own name.
-        manifests = list((tmp_path / "daemon" / "_qos" / "manifests").rglob("*.manifest"))
+        manifests = [f for f in sink.files("_qos/manifests") if f.endswith(".manifest")]
         assert manifests
     finally:
         broker.stop()

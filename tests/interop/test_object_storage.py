@@ -19,51 +19,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import qos_tables
-from conftest import ROOT, qos, qos_bin
+from conftest import free_port, needs_moto, qos, qos_bin
+from conftest import s3_keys as keys
 
-MOTO = ROOT / ".venv" / "bin" / "moto_server"
-pytestmark = pytest.mark.skipif(not MOTO.exists(), reason="moto_server is not in .venv (run `make deps`): S3 sink tests skipped")
-
-KEY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto():
-    """(endpoint, environment for qos, pyarrow S3FileSystem); bucket `qos` exists."""
-    port = free_port()
-    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "moto_server did not start"
-                time.sleep(0.05)
-        from pyarrow.fs import S3FileSystem
-        fs = S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
-                          endpoint_override=endpoint, scheme="http", allow_bucket_creation=True)
-        fs.create_dir("qos")
-        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, **KEY)
-        yield endpoint, env, fs
-    finally:
-        proc.kill()  # moto ignores SIGTERM; its state is in memory
-        proc.wait()
-
-
-def keys(fs, path):
-    from pyarrow.fs import FileSelector
-    return sorted(i.path for i in fs.get_file_info(FileSelector(path, recursive=True, allow_not_found=True))
-                  if i.type.name == "File")
+pytestmark = needs_moto
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +62,12 @@ def test_inspect_reaggregate_and_report_read_s3(moto, both, tmp_path):
     assert a == b and a
     r = qos("report", "--sink", "s3://qos/replay", "--out", tmp_path / "s3.html", "--quiet", env=env)
     assert "wrote" in r.stdout and "s3://qos/replay" in (tmp_path / "s3.html").read_text()
+    # No in-place compaction on object storage (docs/object-storage.md): refused in one line, nothing touched.
+    before = keys(moto[2], "qos/replay")
+    r = qos("reaggregate", "--sink", "s3://qos/replay", "--table", "video", "--compact", env=env, check=False)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("qos: error: --compact is not available on an s3://"), r.stderr
+    assert "--grain" in lines[0] and keys(moto[2], "qos/replay") == before
 
 
 def small_gen():
@@ -283,16 +248,28 @@ def test_missing_bucket_and_wrong_credentials_are_one_line(moto):
     assert r.returncode == 1 and len(lines) == 1 and "InvalidAccessKeyId" in lines[0] and "AWS_ACCESS_KEY_ID" in lines[0], r.stderr
 
 
+def test_run_to_a_missing_bucket_is_one_line(moto, loaded):
+    """test_daemon's operator errors for an unwritable sink, on s3://: refused before consuming."""
+    _, env, _ = moto
+    broker = loaded[0]
+    r = qos(*run_args(broker, "s3://no-such-bucket/x", "no-bucket"), "--until-caught-up", env=env, check=False, timeout=60)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
+    assert r.returncode == 1 and len(lines) == 1 and "no such bucket" in lines[0] and "s3://" in lines[0], r.stderr
+
+
 def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loaded, tmp_path):
     """10 kills of a daemon checkpointing every second to s3://, each checked
-    right away (no beacon visible twice), then a final run equals the replay."""
+    right away (no beacon visible twice), then a final run equals the replay.
+    With test_daemon's compaction settings: compaction stays off on s3://
+    (docs/object-storage.md), so hours keep one file per epoch."""
     _, env, fs = moto
     broker, data, _ = loaded
     qos("replay", data, "--sink", tmp_path / "replay", "--window", "1m", "--quiet")
     expected = qos_tables.load(tmp_path / "replay")
     rng = random.Random(20261201)
     cmd = [qos_bin(), *run_args(broker, "s3://qos/crash", "crash", "--checkpoint-interval", "1s", "--window", "1m",
-                                "--late-flush-interval", "1s", "--kafka", "session.timeout.ms=6000")]
+                                "--late-flush-interval", "1s", "--compact-files", "2",
+                                "--kafka", "session.timeout.ms=6000")]
     for _ in range(10):
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         time.sleep(rng.uniform(1.0, 4.0))
@@ -304,6 +281,10 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loa
     problems = qos_tables.diff(qos_tables.load("qos/crash", filesystem=fs), expected)
     assert not problems, "\n".join(problems)
     assert not [k for k in keys(fs, "qos/crash") if "/_staging/" in k]
+    # Not compacted: some hour holds more than --compact-files files, and no compaction state exists.
+    per_hour = Counter(k.rsplit("/", 1)[0] for k in keys(fs, "qos/crash/overall") if k.endswith(".parquet"))
+    assert max(per_hour.values()) > 2, per_hour
+    assert not [k for k in keys(fs, "qos/crash/_qos") if "/compact" in k]
 
 
 def no_beacon_twice(got, expected):

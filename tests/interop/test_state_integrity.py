@@ -3,13 +3,11 @@ the embedded broker (README "The daemon": state and sink integrity): lost
 or corrupt checkpoints, another Kafka cluster, a sink deleted under a
 running daemon, a second demo into the first one's output. Each must be
 refused with one line naming the file or condition and the fix, never
-counted twice in silence."""
-import os
-import shutil
+counted twice in silence — on a local directory and on s3:// alike
+(docs/object-storage.md "Tests")."""
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import qos_tables
@@ -31,8 +29,10 @@ def loaded(tmp_path_factory):
 
 
 def run(broker, sink, *extra, check=False):
-    return qos("run", "--brokers", broker.address, "--group", f"g-{Path(sink).name}", "--sink", sink,
-               "--idle-timeout", "2s", "--metrics-port", "off", "--until-caught-up", *extra, check=check, timeout=300)
+    """qos run to `sink` (a conftest LocalSink or S3Sink) until caught up."""
+    return qos("run", "--brokers", broker.address, "--group", f"g-{sink.name}", "--sink", sink.address,
+               "--idle-timeout", "2s", "--metrics-port", "off", "--until-caught-up", *extra, check=check, timeout=300,
+               env=sink.env)
 
 
 def error_line(r):
@@ -42,25 +42,29 @@ def error_line(r):
 
 
 def manifests(sink):
-    return sorted(Path(sink, "_qos", "manifests").glob("*/*.manifest"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    """The sink's manifests, oldest first (relative paths)."""
+    rels = [r for r in sink.files("_qos/manifests") if r.endswith(".manifest")]
+    return sorted(rels, key=lambda r: (sink.mtime(r), r))
 
 
-def completed_sink(loaded, name):
-    broker, expected, base = loaded
-    sink = base / name
+def completed_sink(loaded, new_sink, name):
+    broker, expected, _ = loaded
+    sink = new_sink(name)
     r = run(broker, sink)
     assert r.returncode == 0, r.stderr
-    assert not qos_tables.diff(qos_tables.load(sink), expected)
+    assert not qos_tables.diff(sink.load(), expected)
     return sink
 
 
-def test_deleted_newest_manifest_is_refused_then_accepted_once(loaded):
+# Each runs on a local directory and on s3:// (conftest `storage`).
+
+def test_deleted_newest_manifest_is_refused_then_accepted_once(loaded, new_sink):
     broker, _, _ = loaded
-    sink = completed_sink(loaded, "lost-manifest")
-    newest = manifests(sink)[-1]
-    newest.unlink()
+    sink = completed_sink(loaded, new_sink, "lost-manifest")
+    sink.delete(manifests(sink)[-1])
     line = error_line(run(broker, sink))
     assert "--accept-state-loss" in line and "sequence" in line and "newest manifest" in line, line
+    assert sink.display("_qos/ledger/") in line, line
     r = run(broker, sink, "--accept-state-loss")
     assert r.returncode == 0 and "accepting state loss" in r.stderr, r.stderr
     # Needed once: the state now covers the sink again.
@@ -68,52 +72,50 @@ def test_deleted_newest_manifest_is_refused_then_accepted_once(loaded):
     assert r.returncode == 0, r.stderr
 
 
-def test_deleted_state_directory_is_refused_then_accepted(loaded):
+def test_deleted_state_directory_is_refused_then_accepted(loaded, new_sink):
     broker, _, _ = loaded
-    sink = completed_sink(loaded, "lost-qos")
-    shutil.rmtree(sink / "_qos")
+    sink = completed_sink(loaded, new_sink, "lost-qos")
+    sink.delete_tree("_qos")
     line = error_line(run(broker, sink))
-    assert "no checkpoint state" in line and "--accept-state-loss" in line, line
+    assert "no checkpoint state" in line and "--accept-state-loss" in line and f"(e.g. '{sink.address}/" in line, line
     r = run(broker, sink, "--accept-state-loss")
     assert r.returncode == 0 and "accepting state loss" in r.stderr, r.stderr
 
 
-def test_flipped_byte_in_a_manifest_is_refused_naming_it(loaded):
+def test_flipped_byte_in_a_manifest_is_refused_naming_it(loaded, new_sink):
     broker, _, _ = loaded
-    sink = completed_sink(loaded, "flipped")
+    sink = completed_sink(loaded, new_sink, "flipped")
     newest = manifests(sink)[-1]
-    data = bytearray(newest.read_bytes())
+    data = bytearray(sink.read(newest))
     data[len(data) // 2] ^= 0x10
-    newest.write_bytes(bytes(data))
+    sink.write(newest, bytes(data))
     line = error_line(run(broker, sink))
-    assert str(newest) in line and "CRC32C mismatch" in line and "move it away" in line, line
+    assert sink.display(newest) in line and "CRC32C mismatch" in line and "move it away" in line, line
 
 
-def test_other_kafka_cluster_is_refused(loaded, tmp_path):
+def test_other_kafka_cluster_is_refused(loaded, new_sink):
     broker, _, _ = loaded
-    sink = completed_sink(loaded, "cluster")
+    sink = completed_sink(loaded, new_sink, "cluster")
     other = Broker()
     try:
         line = error_line(run(other, sink))
-        assert "Kafka cluster" in line and "--accept-state-loss" in line, line
+        assert "Kafka cluster" in line and "--accept-state-loss" in line and sink.display("_qos") in line, line
     finally:
         other.stop()
 
 
-def test_sink_deleted_under_running_daemon_stops_it(loaded):
-    broker, _, base = loaded
-    sink = base / "deleted"
-    p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "deleted", "--sink", str(sink),
+def test_sink_deleted_under_running_daemon_stops_it(loaded, new_sink):
+    broker, _, _ = loaded
+    sink = new_sink("deleted")
+    p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", sink.name, "--sink", sink.address,
                           "--idle-timeout", "2s", "--checkpoint-interval", "1s", "--metrics-port", "off"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=sink.env)
     try:
         deadline = time.monotonic() + 120
-        while not list(sink.glob("overall/**/*.parquet")):
+        while not [f for f in sink.files("overall") if f.endswith(".parquet")]:
             assert time.monotonic() < deadline and p.poll() is None, "no output"
             time.sleep(0.2)
-        gone = base / "deleted.gone"
-        os.rename(sink, gone)
-        shutil.rmtree(gone)
+        sink.delete_tree()
         try:
             _, err = p.communicate(timeout=30)
         except subprocess.TimeoutExpired:
@@ -121,7 +123,7 @@ def test_sink_deleted_under_running_daemon_stops_it(loaded):
             _, err = p.communicate(timeout=30)
             pytest.fail(f"the daemon kept running with its sink deleted:\n{err}")
         line = error_line(subprocess.CompletedProcess(p.args, p.returncode, "", err))
-        assert "was deleted" in line and str(sink) in line, line
+        assert "was deleted" in line and sink.address in line, line
     finally:
         if p.poll() is None:
             p.kill()

@@ -225,7 +225,7 @@ public final class AlertEvaluator {
         let written = windows.filter { !$0.isDelta }.sorted { $0.start < $1.start }
         if !warmed, let first = written.first {
             warmed = true
-            warmStart(sink: writer.sink.root, before: first.start)
+            warmStart(sink: writer.sink, before: first.start)
         }
         for w in written {
             var rows: [String: Rows] = [:]
@@ -318,14 +318,21 @@ public final class AlertEvaluator {
     /// `resolve_after`), oldest first, without emitting. It reads every file
     /// of those hours — base files, late deltas, compacted hours — so a
     /// window's numbers are the sink's (late data included).
-    public func warmStart(sink: String, before: Int64) {
+    public func warmStart(sink: String, before: Int64) { warmStart(sink: FileSink(root: sink), before: before) }
+
+    /// The same on any sink: a local directory or s3:// (its files read
+    /// through `SinkStorage`, so a restart on object storage rebuilds too).
+    public func warmStart(sink: FileSink, before: Int64) {
         warmed = true
         let from = before - AlertRule.trailingMs - (rules.map(\.resolveAfterMs).max() ?? 0)
         var windows: [Int64: (end: Int64, tables: [String: Rows])] = [:]
+        let storage = sink.storage
         for table in Set(rules.map(\.table)) {
-            for path in Self.files(sink: sink, table: table, fromMs: from, toMs: before) {
+            for rel in Self.files(storage, table: table, fromMs: from, toMs: before) {
+                let path = storage.display(rel)
                 do {
-                    for (start, end, rows) in try Self.read(path, table: table) where start >= from && start < before {
+                    guard let bytes = try storage.read(rel) else { continue }  // compacted away since the listing
+                    for (start, end, rows) in try Self.read(path, table: table, bytes: bytes) where start >= from && start < before {
                         windows[start, default: (end, [:])].tables[table, default: []] += rows
                     }
                 } catch {
@@ -340,32 +347,36 @@ public final class AlertEvaluator {
 
     /// The files of `table` in the `dt=/hour=` directories overlapping [from, to).
     static func files(sink: String, table: String, fromMs: Int64, toMs: Int64) -> [String] {
+        files(LocalStorage(root: sink), table: table, fromMs: fromMs, toMs: toMs).map { "\(sink)/\($0)" }
+    }
+
+    /// The same, relative to the sink, on any storage (unlistable: none).
+    static func files(_ storage: any SinkStorage, table: String, fromMs: Int64, toMs: Int64) -> [String] {
+        func list(_ rel: String) -> [String] { (try? storage.list(rel)) ?? [] }
         var out: [String] = []
-        let dir = "\(sink)/\(table)"
-        for day in CheckpointStore.listFiles(dir) where day.hasPrefix("dt=") {
+        for day in list(table) where day.hasPrefix("dt=") {
             guard let dayMs = UTCTime.parse(String(day.dropFirst(3))), dayMs < toMs, dayMs + 86_400_000 > fromMs else { continue }
-            for hour in CheckpointStore.listFiles("\(dir)/\(day)") where hour.hasPrefix("hour=") {
+            for hour in list("\(table)/\(day)") where hour.hasPrefix("hour=") {
                 guard let h = Int64(hour.dropFirst(5)), dayMs + h * 3_600_000 < toMs, dayMs + (h + 1) * 3_600_000 > fromMs else { continue }
-                out += CheckpointStore.listFiles("\(dir)/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") }
-                    .map { "\(dir)/\(day)/\(hour)/\($0)" }
+                out += list("\(table)/\(day)/\(hour)").filter { $0.hasSuffix(".parquet") }.map { "\(table)/\(day)/\(hour)/\($0)" }
             }
         }
         return out.sorted()
     }
 
     /// One file's rows as the rules read them, per window (start, end, rows).
-    static func read(_ path: String, table: String) throws -> [(Int64, Int64, Rows)] {
+    static func read(_ path: String, table: String, bytes: [UInt8]? = nil) throws -> [(Int64, Int64, Rows)] {
         var byStart: [Int64: (end: Int64, rows: Rows)] = [:]
         if let t = MetricTable.allCases.first(where: { $0.name == table }) {
-            for r in try TableReader.readMetricFile(path, table: t).1 {
+            for r in try TableReader.readMetricFile(path, table: t, bytes: bytes).1 {
                 byStart[r.start, default: (r.end, [])].rows.append((r.dims, AlertSums(r.m)))
             }
         } else if table == TableSchemas.cdnEdgeTable {
-            for r in try TableReader.readCdnEdgeFile(path).1 {
+            for r in try TableReader.readCdnEdgeFile(path, bytes: bytes).1 {
                 byStart[r.start, default: (r.end, [])].rows.append((r.key.values, AlertSums(r.m)))
             }
         } else if table == "sessions" {
-            let f = try TableReader.readRowFile(path, table: table)
+            let f = try TableReader.readRowFile(path, table: table, bytes: bytes)
             func col(_ name: String) -> ParquetColumnData? { f.schema.firstIndex { $0.name == name }.map { f.columns[$0] } }
             func strings(_ name: String) -> [String] { col(name)?.stringValues?.map { $0 ?? "" } ?? [] }
             func bools(_ name: String) -> [Bool] { if case .boolean(let v)? = col(name) { return v.map { $0 ?? false } }; return [] }

@@ -76,10 +76,11 @@ public enum TableReader {
     }
 
     /// Opens `path` and checks that it is a VideoQoS file of `table` that
-    /// this version can read.
-    static func open(_ path: String, table: String) throws -> ParquetFileReader {
+    /// this version can read. `bytes`: the file's, already read (an object
+    /// of an s3:// sink); `path` then only names it.
+    static func open(_ path: String, table: String, bytes: [UInt8]? = nil) throws -> ParquetFileReader {
         let r: ParquetFileReader
-        do { r = try ParquetFileReader(bytes: Inspector.readFile(path)) } catch let e as ParquetError {
+        do { r = try ParquetFileReader(bytes: bytes ?? Inspector.readFile(path)) } catch let e as ParquetError {
             throw UserError("'\(path)' is not a readable Parquet file (\(e.description)) — move it out of the table directory or restore it")
         }
         guard let v = r.metadataValue(forKey: "videoqos.spec_version") else {
@@ -163,8 +164,8 @@ public enum TableReader {
 
     /// Reads a metric-table file: its facts and its rows (`dims` hold every
     /// dimension of the table, "" for those the file does not have).
-    public static func readMetricFile(_ path: String, table: MetricTable) throws -> (FileInfo, [MetricRow<DataSketchesKit>]) {
-        let r = try open(path, table: table.name)
+    public static func readMetricFile(_ path: String, table: MetricTable, bytes: [UInt8]? = nil) throws -> (FileInfo, [MetricRow<DataSketchesKit>]) {
+        let r = try open(path, table: table.name, bytes: bytes)
         let names = Set(r.schema.map(\.name))
         let dims = table.dimensions.filter { names.contains($0) }
         try checkSchema(r, metricColumns(table, keeping: dims).map(\.field), path, table.name)
@@ -223,8 +224,8 @@ public enum TableReader {
     }
 
     /// Reads a `sessions` / `rejects` / `alerts` file column by column.
-    public static func readRowFile(_ path: String, table: String) throws -> RowFile {
-        let r = try open(path, table: table)
+    public static func readRowFile(_ path: String, table: String, bytes: [UInt8]? = nil) throws -> RowFile {
+        let r = try open(path, table: table, bytes: bytes)
         let schema = rowSchema(table)
         try checkSchema(r, schema, path, table)
         let cols = try schema.map { try column(r, $0.name, path) }
@@ -255,9 +256,9 @@ public enum TableReader {
     /// Reads a `cdn_edge` file: its facts and its rows (a dimension the
     /// file does not have reads as ""). Derived columns (percentiles,
     /// `unique_clients`) are ignored and recomputed on write.
-    public static func readCdnEdgeFile(_ path: String) throws -> (FileInfo, [CdnEdgeRow<DataSketchesKit>]) {
+    public static func readCdnEdgeFile(_ path: String, bytes: [UInt8]? = nil) throws -> (FileInfo, [CdnEdgeRow<DataSketchesKit>]) {
         let table = TableSchemas.cdnEdgeTable
-        let r = try open(path, table: table)
+        let r = try open(path, table: table, bytes: bytes)
         let names = Set(r.schema.map(\.name))
         let dims = CdnEdgeKey.dimensions.filter { names.contains($0) }
         try checkSchema(r, cdnEdgeColumns(keeping: dims).map(\.field), path, table)
