@@ -47,44 +47,175 @@ public enum CloseReason: UInt8, Sendable, CaseIterable {
 }
 
 /// One decoded beacon. Optional fields are `nil` when absent (or JSON `null`).
+///
+/// Laid out for the decode → engine hand-over, which copies and destroys a
+/// beacon per line (docs/architecture.md "Threads"): the numbers are plain
+/// words with a presence mask instead of 16-byte optionals, and the strings
+/// that only a session's first beacons carry (ids, geo, device, player, CDN)
+/// live in one copy-on-write box, nil on the common beacons — a heartbeat or
+/// segment copies ~130 bytes and one null reference, not ~450 bytes and
+/// fifteen string references. The API is that of plain optional fields.
 public struct Beacon: Sendable, Equatable {
     public var event: EventType
     public var ts: Int64
     public var sessionId: String
     public var seq: UInt32?
-    public var viewerId: String?
-    public var videoId: String?
-    public var videoDurationMs: Int64?
     public var live: Bool?
-    public var ip: String?
-    public var country: String?
-    public var region: String?
-    public var userAgent: String?
-    public var deviceType: String?
-    public var os: String?
-    public var browser: String?
-    public var playerName: String?
-    public var playerVersion: String?
-    public var cdn: String?
-    public var pop: String?
-    public var bitrateKbps: Int64?
-    public var playedMs: Int64?
-    public var playheadMs: Int64?
-    public var durationMs: Int64?
-    public var errorCode: String?
     public var fatal: Bool?
     /// Only on `view_end`: `ended`, `exit` or `error`.
     public var reason: CloseReason?
-    public var httpStatus: Int64?
-    public var downloadMs: Int64?
-    public var ttfbMs: Int64?
-    public var bytes: Int64?
+    /// Kept out of the box: every segment beacon carries it (and it is short).
     public var cache: String?
     /// Set only by `BeaconDecoder.decodeLending`: the session id is this byte
     /// range of the message the beacon was decoded from, and `sessionId` is
     /// empty (no String built per beacon; the engine looks sessions up by
     /// bytes). Read the id with `sessionIdBytes(in:)`.
     public internal(set) var sessionIdSpan: Range<Int32>?
+    /// Bit i set: number field i (the order of `NumberField`) is present.
+    private var present: UInt16 = 0
+    private var _videoDurationMs: Int64 = 0
+    private var _bitrateKbps: Int64 = 0
+    private var _playedMs: Int64 = 0
+    private var _playheadMs: Int64 = 0
+    private var _durationMs: Int64 = 0
+    private var _httpStatus: Int64 = 0
+    private var _downloadMs: Int64 = 0
+    private var _ttfbMs: Int64 = 0
+    private var _bytes: Int64 = 0
+    /// The rarely set strings; nil when none is set.
+    private var text: BeaconText?
+
+    /// The number fields, in the order of their presence bits.
+    enum NumberField: UInt16 { case videoDurationMs, bitrateKbps, playedMs, playheadMs, durationMs, httpStatus, downloadMs, ttfbMs, bytes }
+
+    @inline(__always) private func number(_ f: NumberField, _ v: Int64) -> Int64? {
+        present & (1 << f.rawValue) != 0 ? v : nil
+    }
+
+    @inline(__always) private mutating func setPresent(_ f: NumberField, _ on: Bool) {
+        if on { present |= 1 << f.rawValue } else { present &= ~(1 << f.rawValue) }
+    }
+
+    public var videoDurationMs: Int64? {
+        get { number(.videoDurationMs, _videoDurationMs) }
+        set { _videoDurationMs = newValue ?? 0; setPresent(.videoDurationMs, newValue != nil) }
+    }
+    public var bitrateKbps: Int64? {
+        get { number(.bitrateKbps, _bitrateKbps) }
+        set { _bitrateKbps = newValue ?? 0; setPresent(.bitrateKbps, newValue != nil) }
+    }
+    public var playedMs: Int64? {
+        get { number(.playedMs, _playedMs) }
+        set { _playedMs = newValue ?? 0; setPresent(.playedMs, newValue != nil) }
+    }
+    public var playheadMs: Int64? {
+        get { number(.playheadMs, _playheadMs) }
+        set { _playheadMs = newValue ?? 0; setPresent(.playheadMs, newValue != nil) }
+    }
+    public var durationMs: Int64? {
+        get { number(.durationMs, _durationMs) }
+        set { _durationMs = newValue ?? 0; setPresent(.durationMs, newValue != nil) }
+    }
+    public var httpStatus: Int64? {
+        get { number(.httpStatus, _httpStatus) }
+        set { _httpStatus = newValue ?? 0; setPresent(.httpStatus, newValue != nil) }
+    }
+    public var downloadMs: Int64? {
+        get { number(.downloadMs, _downloadMs) }
+        set { _downloadMs = newValue ?? 0; setPresent(.downloadMs, newValue != nil) }
+    }
+    public var ttfbMs: Int64? {
+        get { number(.ttfbMs, _ttfbMs) }
+        set { _ttfbMs = newValue ?? 0; setPresent(.ttfbMs, newValue != nil) }
+    }
+    public var bytes: Int64? {
+        get { number(.bytes, _bytes) }
+        set { _bytes = newValue ?? 0; setPresent(.bytes, newValue != nil) }
+    }
+
+    /// The box to write a string into: created on the first string, copied
+    /// first when another beacon shares it (copy on write).
+    @inline(__always) private mutating func writableText() -> BeaconText {
+        if text == nil { text = BeaconText() } else if !isKnownUniquelyReferenced(&text) { text = text!.copy() }
+        return text!
+    }
+
+    public var viewerId: String? {
+        get { text?.viewerId }
+        set { if newValue != nil || text?.viewerId != nil { writableText().viewerId = newValue } }
+    }
+    public var videoId: String? {
+        get { text?.videoId }
+        set { if newValue != nil || text?.videoId != nil { writableText().videoId = newValue } }
+    }
+    public var ip: String? {
+        get { text?.ip }
+        set { if newValue != nil || text?.ip != nil { writableText().ip = newValue } }
+    }
+    public var country: String? {
+        get { text?.country }
+        set { if newValue != nil || text?.country != nil { writableText().country = newValue } }
+    }
+    public var region: String? {
+        get { text?.region }
+        set { if newValue != nil || text?.region != nil { writableText().region = newValue } }
+    }
+    public var userAgent: String? {
+        get { text?.userAgent }
+        set { if newValue != nil || text?.userAgent != nil { writableText().userAgent = newValue } }
+    }
+    public var deviceType: String? {
+        get { text?.deviceType }
+        set { if newValue != nil || text?.deviceType != nil { writableText().deviceType = newValue } }
+    }
+    public var os: String? {
+        get { text?.os }
+        set { if newValue != nil || text?.os != nil { writableText().os = newValue } }
+    }
+    public var browser: String? {
+        get { text?.browser }
+        set { if newValue != nil || text?.browser != nil { writableText().browser = newValue } }
+    }
+    public var playerName: String? {
+        get { text?.playerName }
+        set { if newValue != nil || text?.playerName != nil { writableText().playerName = newValue } }
+    }
+    public var playerVersion: String? {
+        get { text?.playerVersion }
+        set { if newValue != nil || text?.playerVersion != nil { writableText().playerVersion = newValue } }
+    }
+    public var cdn: String? {
+        get { text?.cdn }
+        set { if newValue != nil || text?.cdn != nil { writableText().cdn = newValue } }
+    }
+    public var pop: String? {
+        get { text?.pop }
+        set { if newValue != nil || text?.pop != nil { writableText().pop = newValue } }
+    }
+    public var errorCode: String? {
+        get { text?.errorCode }
+        set { if newValue != nil || text?.errorCode != nil { writableText().errorCode = newValue } }
+    }
+
+    /// Every optional field absent, the lent id span too (the decoder's
+    /// reader clears its beacon with this before each object).
+    mutating func clearOptionalFields() {
+        seq = nil; live = nil; fatal = nil; reason = nil
+        if cache != nil { cache = nil }
+        sessionIdSpan = nil
+        present = 0
+        if text != nil { text = nil }
+    }
+
+    public static func == (a: Beacon, b: Beacon) -> Bool {
+        guard a.event == b.event, a.ts == b.ts, a.sessionId == b.sessionId, a.seq == b.seq, a.live == b.live,
+              a.fatal == b.fatal, a.reason == b.reason, a.cache == b.cache, a.sessionIdSpan == b.sessionIdSpan,
+              a.present == b.present else { return false }
+        // Values of absent numbers are stale (`clearOptionalFields` resets the mask only).
+        guard a.videoDurationMs == b.videoDurationMs, a.bitrateKbps == b.bitrateKbps, a.playedMs == b.playedMs, a.playheadMs == b.playheadMs, a.durationMs == b.durationMs, a.httpStatus == b.httpStatus, a.downloadMs == b.downloadMs, a.ttfbMs == b.ttfbMs, a.bytes == b.bytes else { return false }
+        if a.text === b.text { return true }
+        return (a.text ?? BeaconText()).equals(b.text ?? BeaconText())
+    }
 
     public init(event: EventType, ts: Int64, sessionId: String) {
         self.event = event
@@ -99,6 +230,91 @@ public struct Beacon: Sendable, Equatable {
         guard let span = sessionIdSpan else { return nil }
         precondition(Int(span.upperBound) <= message.count, "a lent session id outside its message")
         return UnsafeRawBufferPointer(rebasing: message[Int(span.lowerBound)..<Int(span.upperBound)])
+    }
+}
+
+/// Every field that is set, by name (tests compare printed beacons; the
+/// box would otherwise print as its class name).
+extension Beacon: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        var parts = ["event: \(event)", "ts: \(ts)", "sessionId: \(String(reflecting: sessionId))"]
+        func add<T>(_ name: String, _ v: T?) { if let v { parts.append("\(name): \(String(reflecting: v))") } }
+        add("seq", seq)
+        add("viewerId", viewerId)
+        add("videoId", videoId)
+        add("videoDurationMs", videoDurationMs)
+        add("live", live)
+        add("ip", ip)
+        add("country", country)
+        add("region", region)
+        add("userAgent", userAgent)
+        add("deviceType", deviceType)
+        add("os", os)
+        add("browser", browser)
+        add("playerName", playerName)
+        add("playerVersion", playerVersion)
+        add("cdn", cdn)
+        add("pop", pop)
+        add("bitrateKbps", bitrateKbps)
+        add("playedMs", playedMs)
+        add("playheadMs", playheadMs)
+        add("durationMs", durationMs)
+        add("errorCode", errorCode)
+        add("fatal", fatal)
+        add("reason", reason)
+        add("httpStatus", httpStatus)
+        add("downloadMs", downloadMs)
+        add("ttfbMs", ttfbMs)
+        add("bytes", bytes)
+        add("cache", cache)
+        add("sessionIdSpan", sessionIdSpan)
+        return "Beacon(" + parts.joined(separator: ", ") + ")"
+    }
+
+    public var debugDescription: String { description }
+}
+
+/// The strings of a `Beacon` that only a session's first beacons carry
+/// (copy on write: `Beacon` copies the box before writing into a shared one).
+final class BeaconText: @unchecked Sendable {
+    var viewerId: String?
+    var videoId: String?
+    var ip: String?
+    var country: String?
+    var region: String?
+    var userAgent: String?
+    var deviceType: String?
+    var os: String?
+    var browser: String?
+    var playerName: String?
+    var playerVersion: String?
+    var cdn: String?
+    var pop: String?
+    var errorCode: String?
+
+    init() {}
+
+    func copy() -> BeaconText {
+        let c = BeaconText()
+        c.viewerId = viewerId
+        c.videoId = videoId
+        c.ip = ip
+        c.country = country
+        c.region = region
+        c.userAgent = userAgent
+        c.deviceType = deviceType
+        c.os = os
+        c.browser = browser
+        c.playerName = playerName
+        c.playerVersion = playerVersion
+        c.cdn = cdn
+        c.pop = pop
+        c.errorCode = errorCode
+        return c
+    }
+
+    func equals(_ o: BeaconText) -> Bool {
+        viewerId == o.viewerId && videoId == o.videoId && ip == o.ip && country == o.country && region == o.region && userAgent == o.userAgent && deviceType == o.deviceType && os == o.os && browser == o.browser && playerName == o.playerName && playerVersion == o.playerVersion && cdn == o.cdn && pop == o.pop && errorCode == o.errorCode
     }
 }
 

@@ -366,9 +366,8 @@ struct FieldReader: Equatable {
     }
 
     /// Ready for the next object: equal to a fresh `FieldReader()`. Clears
-    /// only what the previous object set (a nil check per string field, not
-    /// a release call for each of the 17): the engine reuses one reader for
-    /// every message. `resetClearsEveryField` (DecoderTests) checks that
+    /// only what the previous object set (the engine reuses one reader for
+    /// every message); `resetClearsEveryField` (DecoderTests) checks that
     /// every `Beacon` field is covered.
     mutating func reset() {
         hasEvent = false; hasTs = false; hasSessionId = false
@@ -376,26 +375,6 @@ struct FieldReader: Equatable {
         if error != nil { error = nil }
         beacon.event = .heartbeat; beacon.ts = 0
         if !beacon.sessionId.isEmpty { beacon.sessionId = "" }
-        if beacon.sessionIdSpan != nil { beacon.sessionIdSpan = nil }
-        beacon.seq = nil
-        if beacon.viewerId != nil { beacon.viewerId = nil }
-        if beacon.videoId != nil { beacon.videoId = nil }
-        beacon.videoDurationMs = nil; beacon.live = nil
-        if beacon.ip != nil { beacon.ip = nil }
-        if beacon.country != nil { beacon.country = nil }
-        if beacon.region != nil { beacon.region = nil }
-        if beacon.userAgent != nil { beacon.userAgent = nil }
-        if beacon.deviceType != nil { beacon.deviceType = nil }
-        if beacon.os != nil { beacon.os = nil }
-        if beacon.browser != nil { beacon.browser = nil }
-        if beacon.playerName != nil { beacon.playerName = nil }
-        if beacon.playerVersion != nil { beacon.playerVersion = nil }
-        if beacon.cdn != nil { beacon.cdn = nil }
-        if beacon.pop != nil { beacon.pop = nil }
-        beacon.bitrateKbps = nil; beacon.playedMs = nil; beacon.playheadMs = nil; beacon.durationMs = nil
-        if beacon.errorCode != nil { beacon.errorCode = nil }
-        beacon.fatal = nil; beacon.reason = nil
-        beacon.httpStatus = nil; beacon.downloadMs = nil; beacon.ttfbMs = nil; beacon.bytes = nil
-        if beacon.cache != nil { beacon.cache = nil }
+        beacon.clearOptionalFields()
     }
 }

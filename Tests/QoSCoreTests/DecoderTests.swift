@@ -191,15 +191,25 @@ import SplitMix
             + #""device_type":"tv","os":"x","browser":"b","player_name":"p","player_version":"1","cdn":"c","pop":"pp","#
             + #""bitrate_kbps":1,"played_ms":1,"playhead_ms":1,"duration_ms":1,"error_code":"E","fatal":true,"#
             + #""reason":"ended","http_status":200,"download_ms":1,"ttfb_ms":1,"bytes":1,"cache":"HIT"}"#
-        // Every Beacon field has a wire name (but the lent id's span), and `full` sets every one of them.
-        #expect(Mirror(reflecting: Beacon(event: .heartbeat, ts: 0, sessionId: "")).children.count == FieldReader.names.count + 1)
+        // Every wire name is a Beacon field, and `full` sets every one of them.
+        let isSet: [String: (Beacon) -> Bool] = [
+            "event": { $0.event == .viewEnd }, "ts": { $0.ts == 1 }, "session_id": { $0.sessionId == "s-1" },
+            "seq": { $0.seq != nil }, "viewer_id": { $0.viewerId != nil }, "video_id": { $0.videoId != nil },
+            "video_duration_ms": { $0.videoDurationMs != nil }, "live": { $0.live != nil }, "ip": { $0.ip != nil },
+            "country": { $0.country != nil }, "region": { $0.region != nil }, "user_agent": { $0.userAgent != nil },
+            "device_type": { $0.deviceType != nil }, "os": { $0.os != nil }, "browser": { $0.browser != nil },
+            "player_name": { $0.playerName != nil }, "player_version": { $0.playerVersion != nil },
+            "cdn": { $0.cdn != nil }, "pop": { $0.pop != nil }, "bitrate_kbps": { $0.bitrateKbps != nil },
+            "played_ms": { $0.playedMs != nil }, "playhead_ms": { $0.playheadMs != nil },
+            "duration_ms": { $0.durationMs != nil }, "error_code": { $0.errorCode != nil }, "fatal": { $0.fatal != nil },
+            "reason": { $0.reason != nil }, "http_status": { $0.httpStatus != nil }, "download_ms": { $0.downloadMs != nil },
+            "ttfb_ms": { $0.ttfbMs != nil }, "bytes": { $0.bytes != nil }, "cache": { $0.cache != nil },
+        ]
+        #expect(Set(isSet.keys) == Set(FieldReader.names.map { $0.description }))
         var reader = FieldReader()
         Array(full.utf8).withUnsafeBytes { raw in
             BeaconDecoder.decodeEach(raw, reader: &reader, onBeacon: { b, _ in
-                for child in Mirror(reflecting: b).children where child.label != "sessionIdSpan" {
-                    let m = Mirror(reflecting: child.value)
-                    if m.displayStyle == .optional { #expect(m.children.count == 1, "\(child.label ?? "?") not set") }
-                }
+                for (name, set) in isSet { #expect(set(b), "\(name) not set") }
                 #expect(b.sessionId == "s-1")
             }, onReject: { r, _ in Issue.record("rejected: \(r)") })
         }
@@ -213,6 +223,30 @@ import SplitMix
         #expect(reader.error != nil && reader.sessionIdRange != nil)
         reader.reset()
         #expect(reader == FieldReader())
+    }
+
+    /// Beacon keeps its rare strings in a shared box and its numbers with a
+    /// presence mask: copies stay independent, an emptied box equals none,
+    /// and a present zero is not an absent number.
+    @Test func beaconCopiesAreIndependentValues() {
+        var a = Beacon(event: .viewStart, ts: 1, sessionId: "s")
+        a.country = "US"
+        a.playedMs = 5
+        var b = a
+        b.country = "FR"
+        b.playedMs = nil
+        b.userAgent = "x"
+        #expect(a.country == "US" && a.playedMs == 5 && a.userAgent == nil)
+        #expect(b.country == "FR" && b.playedMs == nil && b.userAgent == "x")
+        #expect(a != b)
+        b.country = nil
+        b.userAgent = nil
+        var c = Beacon(event: .viewStart, ts: 1, sessionId: "s")
+        #expect(b == c)
+        #expect("\(b)" == "\(c)")
+        c.playedMs = 0
+        #expect(b != c && c.playedMs == 0)
+        #expect("\(a)".contains("country: \"US\"") && "\(a)".contains("playedMs: 5"))
     }
 
     /// One reader across a generated stream decodes exactly what a fresh reader per message does.
