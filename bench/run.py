@@ -26,7 +26,10 @@ single process's ru_maxrss and the sum of the tree's RSS sampled every
 Environment: BENCH_BEACONS (default 2_000_000), QOS_BIN (default the
 release build), BENCH_RUNS (default 3), BENCH_PEERS (default
 "duckdb,spark"; empty skips the peers and their checks),
-BENCH_DAEMON_BEACONS (default 5_000_000)."""
+BENCH_DAEMON_BEACONS (default 5_000_000), BENCH_WORKERS (default "1,2,4,8":
+the worker counts of the `qos replay --workers N` curve; a count above this
+machine's cores runs under `taskset` on all of them and is marked so).
+`bench/run.py --workers-curve` runs only that curve."""
 import ctypes
 import os
 import platform
@@ -50,6 +53,7 @@ DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
 PEER_SCRIPTS = {"duckdb": ROOT / "bench" / "peers" / "duckdb_job.py", "spark": ROOT / "bench" / "peers" / "spark_job.py",
                 "duckdb-naive": ROOT / "bench" / "peers" / "duckdb_naive.py"}
+WORKERS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,4,8").split(",") if n]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 HZ = os.sysconf("SC_CLK_TCK")
 BACKGROUND = []  # per timed run: cores' worth of CPU used by processes outside the job
@@ -261,11 +265,36 @@ def main():
         rows += peer_rows
         rows.append(daemon(work))
         cdn = cdn_logs(work, sessions)
+        curve = workers_curve(work, data, lines)
         micro = [line.split("\t") for line in run([QOS, "bench", "--tsv"]).stdout.splitlines()]
-        report(lines, size_mb, rows, agreement, micro, cdn)
+        report(lines, size_mb, rows, agreement, micro, cdn, curve)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+
+
+def workers_curve(work, data, lines):
+    """`qos replay --workers N` over the same input (sessions sharded over N
+    engine threads, docs/architecture.md "Sharding"): wall and CPU per N,
+    median of RUNS after a warm-up (that the tables equal --workers 1 is
+    Tests/EngineTests/ShardedReplayTests.swift's job). N above this
+    machine's cores runs under taskset on all its cores: more threads than
+    cores, not a measurement of a bigger machine."""
+    cores = os.cpu_count()
+    rows = []
+    for n in WORKERS:
+        pin = ["taskset", "-c", f"0-{cores - 1}"] if n > cores and shutil.which("taskset") else []
+        args = pin + [QOS, "replay", data, "--workers", n, "--quiet"]
+        timed(args + ["--sink", work / f"workers-warm-{n}"])
+        results = []
+        for i in range(RUNS):
+            shutil.rmtree(work / f"workers-{n}", ignore_errors=True)
+            results.append(timed(args + ["--sink", work / f"workers-{n}"]))
+        wall, cpu, rss = median_row(results)
+        note = f"taskset -c 0-{cores - 1} ({n} engine threads on {cores} cores)" if pin else f"{cores} cores"
+        print(f"qos replay --workers {n}: {wall:.2f} s wall, {cpu:.2f} CPU s ({note})", flush=True)
+        rows.append((n, wall, cpu, rss, lines, note))
+    return rows
 
 
 def cdn_logs(work, sessions):
@@ -365,7 +394,17 @@ def versions():
     return ", ".join(out)
 
 
-def report(lines, size_mb, rows, agreement, micro, cdn):
+def curve_table(curve):
+    out = ["| workers | wall s (median) | CPU s (median) | beacons/s | beacons per CPU-second | cores used | "
+           "peak RSS MiB | speed-up vs 1 | where |", "|---|---|---|---|---|---|---|---|---|"]
+    base = curve[0][1] if curve else 1
+    for n, wall, cpu, rss, lines, note in curve:
+        out.append(f"| {n} | {wall:.2f} | {cpu:.2f} | {lines / wall:,.0f} | {lines / cpu:,.0f} | {cpu / wall:.2f} | "
+                   f"{rss:.0f} | {base / wall:.2f}× | {note} |")
+    return out
+
+
+def report(lines, size_mb, rows, agreement, micro, cdn, curve=()):
     qos_rate = rows[0][4] / rows[0][1]
     out = [f"# VideoQoS benchmarks", "",
            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
@@ -397,6 +436,9 @@ def report(lines, size_mb, rows, agreement, micro, cdn):
             "|---|---|---|---|---|---|"]
     for name, wall, cpu, rss, n in cdn_rows:
         out.append(f"| {name} | {wall:.2f} | {n / wall:,.0f} | {n / cpu:,.0f} | {cpu / wall:.2f} | {rss:.0f} |")
+    if curve:
+        out += ["", "`qos replay --workers N` (sessions sharded over N engine threads, the same input):", ""]
+        out += curve_table(curve)
     out += ["", "| micro-benchmark | ops/s | note |", "|---|---|---|"]
     for name, ops, note in micro:
         out.append(f"| {name} | {int(ops):,} | {note} |")
@@ -406,5 +448,22 @@ def report(lines, size_mb, rows, agreement, micro, cdn):
     (ROOT / "bench" / "results" / "latest.md").write_text(text)
 
 
+def curve_only():
+    """`bench/run.py --workers-curve`: only the workers curve, printed."""
+    work = Path(tempfile.mkdtemp(prefix="qos-bench-"))
+    try:
+        data = work / "beacons.ndjson"
+        sessions = max(1, BEACONS // 74)
+        run([QOS, "generate", "--seed", "1", "--sessions", sessions, "--rate", "20000", "--explicit-geo", "--out", data])
+        lines = sum(1 for _ in open(data, "rb"))
+        curve = workers_curve(work, data, lines)
+        print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}; "
+              f"input: {lines} beacons; background load mean {statistics.mean(BACKGROUND):.2f}, "
+              f"max {max(BACKGROUND):.2f} cores\n")
+        print("\n".join(curve_table(curve)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(curve_only() if "--workers-curve" in sys.argv[1:] else main())

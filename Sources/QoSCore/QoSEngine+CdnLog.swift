@@ -9,19 +9,7 @@ extension QoSEngine {
                       raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {
         let p = partition(pid)
         let ts = r.timeMs
-        if _slowPath(ts < config.tsMinMs) {
-            return reject(.invalidValue("timestamp"), partition: p, source: source, payload: raw)
-        }
-        if ts > nowMs &+ config.futureToleranceMs {
-            return reject(.tsInFuture, partition: p, source: source, payload: raw)
-        }
-        if p.maxTs != .min && ts < p.watermark(config) - config.maxLatenessMs {
-            return reject(.tsTooOld, partition: p, source: source, payload: raw)
-        }
-        if ts > p.maxTs {
-            if p.maxTs == .min { stampRejects(p, ts) }
-            p.maxTs = ts
-        }
+        guard admit(ts, field: "timestamp", p, source: source, raw: raw, nowMs: nowMs) else { return }
         // The watermark moved: sessions of this partition (if it also
         // carries beacons) close as they would at a beacon.
         let wm = p.watermark(config)

@@ -82,19 +82,7 @@ public final class QoSEngine<K: SketchKit> {
     func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, partition pid: Int32, source: SourcePosition,
                raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         let p = partition(pid)
-        if _slowPath(b.ts < config.tsMinMs) {
-            return reject(.invalidValue("ts"), partition: p, source: source, payload: raw)
-        }
-        if b.ts > nowMs &+ config.futureToleranceMs {
-            return reject(.tsInFuture, partition: p, source: source, payload: raw)
-        }
-        if p.maxTs != .min && b.ts < p.watermark(config) - config.maxLatenessMs {
-            return reject(.tsTooOld, partition: p, source: source, payload: raw)
-        }
-        if b.ts > p.maxTs {
-            if p.maxTs == .min { stampRejects(p, b.ts) }
-            p.maxTs = b.ts
-        }
+        guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
         for s in p.dueSessions(wm, config) {
             let (instant, reason) = s.pendingClose(config)
@@ -123,6 +111,67 @@ public final class QoSEngine<K: SketchKit> {
         }
         applyEvent(b, s, p)
         if !s.closed { p.schedule(s, config) }
+    }
+
+    /// Time admission (docs/semantics.md §1) of an event time `ts` in `p`:
+    /// before 2000 (`invalid_value:<field>`), too far ahead of `nowMs`, or too
+    /// far behind the partition's watermark is a reject row; otherwise the
+    /// partition's clock moves to `ts` and it returns true.
+    @inline(__always)
+    func admit(_ ts: Int64, field: String, _ p: PartitionState<K>, source: SourcePosition,
+               raw: UnsafeRawBufferPointer?, nowMs: Int64) -> Bool {
+        if _slowPath(ts < config.tsMinMs) {
+            reject(.invalidValue(field), partition: p, source: source, payload: raw)
+            return false
+        }
+        if ts > nowMs &+ config.futureToleranceMs {
+            reject(.tsInFuture, partition: p, source: source, payload: raw)
+            return false
+        }
+        if p.maxTs != .min && ts < p.watermark(config) - config.maxLatenessMs {
+            reject(.tsTooOld, partition: p, source: source, payload: raw)
+            return false
+        }
+        if ts > p.maxTs {
+            if p.maxTs == .min { stampRejects(p, ts) }
+            p.maxTs = ts
+        }
+        return true
+    }
+
+    /// `admit` for a caller that only keeps the clock and the rejects (the
+    /// router of a sharded replay, docs/architecture.md "Sharding"): the
+    /// item is refused (a reject row held here) or admitted (the clock moved).
+    public func admit(_ item: DecodedItem, message: UnsafeRawBufferPointer, partition pid: Int32,
+                      source: SourcePosition, nowMs: Int64) -> Bool {
+        switch item {
+        case .beacon(let b):
+            return admit(b.ts, field: "ts", partition(pid), source: source, raw: message, nowMs: nowMs)
+        case .cdnLog(let r):
+            return admit(r.timeMs, field: "timestamp", partition(pid), source: source, raw: message, nowMs: nowMs)
+        case .reject:
+            ingest(item, message: message, partition: pid, source: source, nowMs: nowMs)
+            return false
+        }
+    }
+
+    /// Moves partition `pid`'s clock (its max applied `ts`) to `maxTs`, taken
+    /// from another engine that sees every item (a sharded replay's router),
+    /// and closes the sessions the new watermark makes due, as `apply` would.
+    /// The clock never goes back.
+    public func advanceClock(partition pid: Int32, to maxTs: Int64) {
+        let p = partition(pid)
+        precondition(maxTs >= p.maxTs, "a partition's clock went back")
+        guard maxTs != .min else { return }
+        if maxTs > p.maxTs {
+            if p.maxTs == .min { stampRejects(p, maxTs) }
+            p.maxTs = maxTs
+        }
+        let wm = p.watermark(config)
+        for s in p.dueSessions(wm, config) {
+            let (instant, reason) = s.pendingClose(config)
+            close(s, in: p, at: instant, reason: reason)
+        }
     }
 
     private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> SessionState {

@@ -28,6 +28,8 @@ struct Replay: ParsableCommand {
     var fastlyFields: String?
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
+    @Option(help: ArgumentHelp("Engine threads, 1 to 64: sessions sharded by a hash of their id over N engines, their windows merged into the same tables as one engine's (default 1: one engine thread; README, Performance)."))
+    var workers: Int = 1
 
     func run() throws {
         try QoS.guarded {
@@ -40,6 +42,8 @@ struct Replay: ParsableCommand {
             var o = c.replayOptions()
             o.inputs = files
             o.jsonDump = jsonDump
+            guard (1...64).contains(workers) else { throw UserError("--workers \(workers) is out of range — give 1 to 64") }
+            o.workers = workers
             o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } })
             o.progress = !quiet && isatty(2) != 0
             let summary = try ReplayJob(o).run()

@@ -45,6 +45,16 @@ final class DirectPublish: @unchecked Sendable {
     func run(engine: QoSEngine<DataSketchesKit>, windows: [WindowState<DataSketchesKit>], nowMs: Int64,
              through: String, lateFrom: Int) throws -> Bool {
         let rejects = engine.takeRejects(nowMs: nowMs)
+        // The interner's strings as they are now: the engine may intern more while this encodes.
+        return try submit(windows: windows, rejects: rejects, names: engine.interner.strings,
+                          range: "\(rangeStart)..\(through)", lateFrom: lateFrom)
+    }
+
+    /// Queues one flush for encoding and publishing (numbered here) unless
+    /// it is empty; `names`: the strings the windows' group keys refer to.
+    /// Returns whether anything was submitted.
+    func submit(windows: [WindowState<DataSketchesKit>], rejects: [RejectRow], names: [String],
+                range: String, lateFrom: Int) throws -> Bool {
         guard !windows.isEmpty || !rejects.isEmpty else { return false }
         if let e = done.withLock({ error }) { throw e }
         if !started {
@@ -52,9 +62,8 @@ final class DirectPublish: @unchecked Sendable {
             Thread { [self] in publishLoop() }.start()
         }
         flushes += 1
-        // The interner's strings as they are now: the engine may intern more while this encodes.
-        queue.put(Job(windows: windows, rejects: rejects, names: engine.interner.strings, flush: flushes,
-                      lateFrom: lateFrom, range: "\(rangeStart)..\(through)"))
+        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flushes,
+                      lateFrom: lateFrom, range: range))
         return true
     }
 

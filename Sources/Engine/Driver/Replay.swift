@@ -29,6 +29,10 @@ public struct ReplayOptions {
     public var nowMs: () -> Int64 = wallClockMs
     /// Tests: rebuild the engine's interners at every flush (output must not change).
     public var rebuildInternersAtEveryFlush = false
+    /// Engine threads: 1 is one engine in input order; N > 1 shards the
+    /// sessions by a hash of their id over N engines and merges their flushes
+    /// (`ShardRouter`, docs/architecture.md "Sharding").
+    public var workers = 1
 
     public init() {}
 }
@@ -115,33 +119,43 @@ public final class ReplayJob {
         let files = FileRecordSource(paths: options.inputs)
         let stage = DecodeStage(files, format: options.format, finite: true)
         defer { stage.close(); direct.close() }
-        try driver.attach(stage)
-        while !driver.finished {
-            try driver.step()
-            progress(started)
+        var summary = ReplaySummary()
+        if options.workers > 1 {
+            try driver.attach(stage)  // the formats; the router polls the stage itself
+            let router = ShardRouter(workers: options.workers, config: options.config, enricher: options.enricher,
+                                     direct: direct, wall: driver.clock, lateFlushIntervalMs: options.lateFlushIntervalMs,
+                                     rebuildInternersAlways: options.rebuildInternersAtEveryFlush)
+            summary.windowsWritten = try router.run(stage) { progress(started, router.clock.counters.messages, nil) }
+            summary.filesWritten = try direct.finish()
+            summary.counters = router.counters
+        } else {
+            try driver.attach(stage)
+            while !driver.finished {
+                try driver.step()
+                progress(started, driver.engine.counters.messages, driver.status.windowsWritten)
+            }
+            summary.counters = driver.engine.counters
+            summary.windowsWritten = driver.status.windowsWritten
+            summary.filesWritten = driver.status.filesWritten
         }
         try direct.dump?.close()
         stage.close()
-        var summary = ReplaySummary()
-        summary.lines = driver.engine.counters.messages
+        summary.lines = summary.counters.messages
         summary.bytes = files.bytesRead
-        summary.counters = driver.engine.counters
         summary.saturatedValues = SaturationCounter.total - saturatedBefore
-        summary.windowsWritten = driver.status.windowsWritten
-        summary.filesWritten = driver.status.filesWritten
         summary.seconds = monotonicSeconds() - started
         if options.progress { writeStderr("\r\u{1B}[K") }
         return summary
     }
 
-    func progress(_ started: Double) {
+    /// `windows`: base windows written so far, when known (not while shards run ahead).
+    func progress(_ started: Double, _ lines: Int64, _ windows: Int?) {
         guard options.progress else { return }
         let t = monotonicSeconds()
         guard t - lastProgress >= 0.5 else { return }
         lastProgress = t
-        let lines = driver.engine.counters.messages
         let rate = Double(lines) / max(t - started, 1e-9)
-        writeStderr("\r\u{1B}[K\(lines) beacons, \(Int(rate)) beacons/s, \(driver.status.windowsWritten) windows written")
+        writeStderr("\r\u{1B}[K\(lines) beacons, \(Int(rate)) beacons/s" + (windows.map { ", \($0) windows written" } ?? ""))
     }
 }
 
