@@ -223,6 +223,15 @@ public struct Beacon: Sendable, Equatable {
         self.sessionId = sessionId
     }
 
+    /// Builds `sessionId` from the bytes lent from `message` and drops the
+    /// span, so the beacon no longer needs its message (a beacon handed to
+    /// another thread without its record: `qos replay --workers`).
+    public mutating func ownSessionId(from message: UnsafeRawBufferPointer) {
+        guard let id = sessionIdBytes(in: message) else { return }
+        sessionId = String(decoding: id, as: UTF8.self)
+        sessionIdSpan = nil
+    }
+
     /// The session id's bytes when it is lent from `message` (the message
     /// the beacon was decoded from), else nil: then read `sessionId`.
     @inline(__always)

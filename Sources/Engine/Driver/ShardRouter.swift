@@ -100,11 +100,17 @@ final class ShardRouter {
         if rangeStart == nil { rangeStart = r.position.description }
         clock.countMessage()
         var routed = false
-        for item in items where clock.admit(item, message: r.bytes, partition: partition, source: r.position, nowMs: now) {
+        for var item in items where clock.admit(item, message: r.bytes, partition: partition, source: r.position, nowMs: now) {
             let k: Int
             let ts: Int64
             switch item {
-            case .beacon(let b): k = shard(b.sessionId); ts = b.ts
+            case .beacon(var b):
+                // The worker gets the beacon without its record: own the lent id.
+                if b.sessionIdSpan != nil {
+                    b.ownSessionId(from: r.bytes)
+                    item = .beacon(b)
+                }
+                k = shard(b.sessionId); ts = b.ts
             case .cdnLog(let c): k = shard(c.cdn, c.account, c.owner, c.pop); ts = c.timeMs
             case .reject: continue
             }
