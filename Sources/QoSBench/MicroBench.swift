@@ -95,14 +95,14 @@ public enum MicroBench {
         let open1 = open()
         ingest(again, from: starts.count)
         let second = residentBytes()
-        // The payloads must outlive the measurements: freed early (their last
-        // use is above), they would hide ~600 bytes per session of growth.
-        withExtendedLifetime((starts, again)) {}
         let open2 = open() - open1
         let closed = open1 + open2
         let held = engine.finish()
         let rowsHeld = residentBytes()
         withExtendedLifetime(held) {}
+        // The payloads must outlive the measurements: freed early (their last
+        // use is above), they would hide ~600 bytes per session of growth.
+        withExtendedLifetime((starts, again)) {}
         return [
             Result(name: "bytes per open session", opsPerSec: Double(second - first) / Double(max(open2, 1)),
                    note: "marginal: \(open2) more open sessions, window groups warm (value is bytes, not ops/s)"),
