@@ -71,9 +71,10 @@ fuzz: build
 	$(FUZZ_DIR)/debug/qos-fuzz -max_total_time=$$(( $(FUZZ_MINUTES) * 60 )) -max_len=16384 -timeout=60 \
 	  -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/corpus $(FUZZ_DIR)/seed
 
-## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement; qos collect with wrk.
+## bench: qos replay / daemon / micro-benchmarks and the same job in DuckDB and Spark, checked for agreement; qos replay memory at 500 000 concurrent sessions; qos collect with wrk.
 bench: deps deps-bench release
 	$(PY) bench/run.py
+	$(PY) bench/memory_bench.py
 	$(PY) bench/s3_sink.py
 	$(PY) bench/collect_bench.py
 	$(PY) bench/soak.py

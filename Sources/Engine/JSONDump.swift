@@ -22,7 +22,7 @@ public final class JSONDump {
             out += Array(",\"table\":".utf8)
             BeaconEncoder.quote(f.table, &out)
             out += Array(",\"columns\":{".utf8)
-            for (i, (field, col)) in zip(f.schema, f.columns).enumerated() {
+            for (i, (field, col)) in zip(f.schema, try f.columnData()).enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 BeaconEncoder.quote(field.name, &out)
                 out.append(UInt8(ascii: ":"))

@@ -41,6 +41,99 @@ public func writeParquet(schema: [ParquetField], columns: [ParquetColumnData],
     return out
 }
 
+/// The same file as `writeParquet(schema:columns:options:)` over the same
+/// values, asking `column(i, rows)` for column `i`'s values of one row group
+/// at a time (`rows.count` values, rows `rows` of the whole), so only one
+/// column chunk's values are in memory at once (a `sessions` file of 500 000
+/// rows needs about 1 KB a row as whole columns). `rowSize(r)` is row `r`'s
+/// estimated PLAIN size (`parquetEstimatedRowSize`): it places the row-group
+/// boundaries exactly where the whole-column writer would.
+public func writeParquet(schema: [ParquetField], rowCount: Int, rowSize: (Int) -> Int,
+                         options: ParquetWriterOptions = ParquetWriterOptions(),
+                         column: (Int, Range<Int>) throws -> ParquetColumnData) throws -> [UInt8] {
+    try validate(schema: schema, options: options)
+    let settings = ChunkSettings(
+        compressor: try compressor(for: options.compression),
+        pageMaxRows: min(max(1, options.dataPageMaxRows), Int(Int32.max)),
+        pageMaxBytes: max(1, options.dataPageMaxBytes),
+        dictionaryMaxBytes: max(0, options.dictionaryMaxBytes),
+        statistics: options.writeStatistics,
+        statisticsMaxBinaryLength: options.statisticsMaxBinaryLength)
+    var out = parquetMagic
+    var groups: [RowGroupMeta] = []
+    for (ordinal, rows) in rowGroupRanges(rowSize: rowSize, numRows: rowCount, options: options).enumerated() {
+        var group = RowGroupMeta()
+        group.fileOffset = Int64(out.count)
+        group.numRows = Int64(rows.count)
+        group.ordinal = Int16(truncatingIfNeeded: ordinal)
+        for (i, field) in schema.enumerated() {
+            let data = try column(i, rows)
+            try validate(field: field, data: data, count: rows.count, first: schema[0].name)
+            group.columns.append(try writeChunk(field: field, data: data, rows: 0..<rows.count, settings: settings, out: &out))
+        }
+        group.totalByteSize = group.columns.reduce(0) { $0 + $1.totalUncompressedSize }
+        group.totalCompressedSize = group.columns.reduce(0) { $0 + $1.totalCompressedSize }
+        groups.append(group)
+    }
+    var meta = FileMeta()
+    meta.schema = schemaElements(schema)
+    meta.numRows = Int64(rowCount)
+    meta.rowGroups = groups
+    meta.keyValue = options.keyValueMetadata.map { ($0.key, Optional($0.value)) }
+    meta.createdBy = options.createdBy
+    meta.columnOrderCount = schema.count
+    let footer = encodeThrift { $0.write(meta) }
+    out.append(contentsOf: footer)
+    out.appendLE(UInt32(footer.count))
+    out.append(contentsOf: parquetMagic)
+    return out
+}
+
+/// The estimated PLAIN size of one value for the row-group split of the
+/// streaming `writeParquet`: `byteCount` is the value's length for byte
+/// arrays (0 for null), ignored for the fixed-size types.
+public func parquetEstimatedSize(_ physical: ParquetPhysicalType, byteCount: Int) -> Int {
+    switch physical {
+    case .boolean: return 1
+    case .int32: return 4
+    case .int64, .double: return 8
+    case .byteArray: return 4 + byteCount
+    }
+}
+
+/// The schema and metadata checks of `validate(schema:columns:options:)`.
+private func validate(schema: [ParquetField], options: ParquetWriterOptions) throws {
+    func bad(_ m: String) -> ParquetError { .invalidArgument(m) }
+    guard !schema.isEmpty else { throw bad("schema has no columns") }
+    var seen = Set<String>()
+    for field in schema {
+        guard !field.name.isEmpty else { throw bad("empty column name") }
+        guard seen.insert(field.name.lowercased()).inserted else {
+            throw bad("duplicate column name '\(field.name)' (names must differ beyond case)")
+        }
+        try checkLogical(field)
+    }
+    for kv in options.keyValueMetadata {
+        if kv.key == "ARROW:schema" || kv.key == "pandas" || kv.key.hasPrefix("org.apache.spark.") {
+            throw bad("key-value metadata key '\(kv.key)' is reserved")
+        }
+    }
+}
+
+/// The per-column checks of `validate(schema:columns:options:)` for one chunk.
+private func validate(field: ParquetField, data: ParquetColumnData, count: Int, first: String) throws {
+    func bad(_ m: String) -> ParquetError { .invalidArgument(m) }
+    guard data.physicalType == field.physical else {
+        throw bad("column '\(field.name)' is \(field.physical) but its data is \(data.physicalType)")
+    }
+    guard data.count == count else {
+        throw bad("column '\(field.name)' has \(data.count) values, '\(first)' has \(count)")
+    }
+    if !field.optional && data.hasNulls {
+        throw bad("required column '\(field.name)' contains nulls")
+    }
+}
+
 private func compressor(for c: ParquetCompression) throws -> ZstdCompressor? {
     switch c {
     case .uncompressed: return nil
@@ -116,12 +209,17 @@ extension ParquetColumnData {
 
 /// Splits `0..<numRows` into row groups bounded by rows and estimated bytes.
 func rowGroupRanges(columns: [ParquetColumnData], numRows: Int, options: ParquetWriterOptions) -> [Range<Int>] {
+    rowGroupRanges(rowSize: { r in columns.reduce(0) { $0 + $1.estimatedSize(r) } }, numRows: numRows, options: options)
+}
+
+/// As above, with each row's estimated size (the sum over its columns).
+func rowGroupRanges(rowSize: (Int) -> Int, numRows: Int, options: ParquetWriterOptions) -> [Range<Int>] {
     let maxRows = max(1, options.rowGroupMaxRows)
     let maxBytes = max(1, options.rowGroupMaxBytes)
     var ranges: [Range<Int>] = []
     var start = 0, bytes = 0, row = 0
     while row < numRows {
-        for c in columns { bytes += c.estimatedSize(row) }
+        bytes += rowSize(row)
         row += 1
         if row - start >= maxRows || bytes >= maxBytes {
             ranges.append(start..<row)

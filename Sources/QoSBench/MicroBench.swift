@@ -60,7 +60,11 @@ public enum MicroBench {
     /// same payloads with another session id of the same length. The second
     /// batch hits the window groups the first one created, so its resident
     /// growth is the sessions' own memory. The first batch's growth (which
-    /// includes the new window groups) is reported too.
+    /// includes the new window groups) is reported too, and the memory of
+    /// the `sessions` rows once every session is closed (`finish`, the
+    /// windows held unwritten): between its close and its window's write a
+    /// session costs its row instead (README *Performance*; `make bench`'s
+    /// bench/memory_bench.py measures a whole `qos replay`, encoding included).
     public static func bytesPerSession(sessions: Int = 200_000) -> [Result] {
         var o = GeneratorOptions()
         o.sessions = sessions
@@ -91,16 +95,23 @@ public enum MicroBench {
         let open1 = open()
         ingest(again, from: starts.count)
         let second = residentBytes()
+        let open2 = open() - open1
+        let closed = open1 + open2
+        let held = engine.finish()
+        let rowsHeld = residentBytes()
+        withExtendedLifetime(held) {}
         // The payloads must outlive the measurements: freed early (their last
         // use is above), they would hide ~600 bytes per session of growth.
         withExtendedLifetime((starts, again)) {}
-        let open2 = open() - open1
         return [
             Result(name: "bytes per open session", opsPerSec: Double(second - first) / Double(max(open2, 1)),
                    note: "marginal: \(open2) more open sessions, window groups warm (value is bytes, not ops/s)"),
             Result(name: "bytes per open session incl. new window groups",
                    opsPerSec: Double(first - before) / Double(max(open1, 1)),
                    note: "\(open1) sessions, RSS growth incl. their window groups (value is bytes, not ops/s)"),
+            Result(name: "bytes per closed session, row held until written",
+                   opsPerSec: Double(rowsHeld - before) / Double(max(closed, 1)),
+                   note: "\(closed) sessions closed, their windows unwritten: RSS over the start (value is bytes, not ops/s)"),
         ]
     }
 

@@ -129,7 +129,8 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     /// Unique among the states of one `WindowAggregator` (0 = not from one):
     /// sessions cache their group slots by it.
     var serial: UInt32 = 0
-    public var sessions: [SessionRow] = []
+    /// The `sessions` rows of the sessions closed in this window, packed.
+    public var sessions = SessionRows()
     /// The `cdn_edge` groups (CDN access logs; CdnEdgeMetrics.swift).
     public var cdnEdge = CdnEdgeAggregate<K>()
 

@@ -74,7 +74,7 @@ import Generator
                     }
                 }
                 out.append(Written(label: "\(w.start)|\(w.isDelta)", groups: groups, metrics: metrics,
-                                   sessions: w.sessions, rejects: []))
+                                   sessions: Array(w.sessions), rejects: []))
             }
             let rejects = engine.takeRejects(nowMs: 4_000_000_000_000)
             if !rejects.isEmpty {

@@ -7,7 +7,21 @@ import QoSCore
 public struct OutputColumn<Row> {
     public let field: ParquetField
     public let doc: String
-    let values: ([Row]) -> ParquetColumnData
+    let build: (ArraySlice<Row>) -> ParquetColumnData
+    /// The row's estimated PLAIN size in this column (`parquetEstimatedSize`).
+    let size: (Row) -> Int
+
+    init(field: ParquetField, doc: String, size: ((Row) -> Int)? = nil,
+         build: @escaping (ArraySlice<Row>) -> ParquetColumnData) {
+        self.field = field
+        self.doc = doc
+        self.build = build
+        let fixed = parquetEstimatedSize(field.physical, byteCount: 0)
+        self.size = size ?? { _ in fixed }
+    }
+
+    /// The column's values of `rows`.
+    func values(_ rows: [Row]) -> ParquetColumnData { build(rows[...]) }
 
     static func int(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
         OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.map(f)) }
@@ -19,10 +33,14 @@ public struct OutputColumn<Row> {
         OutputColumn(field: .double(name), doc: doc) { .double($0.map(f)) }
     }
     static func string(_ name: String, _ doc: String, _ f: @escaping (Row) -> String) -> OutputColumn {
-        OutputColumn(field: .string(name, optional: false), doc: doc) { .strings($0.map(f)) }
+        OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).utf8.count }) {
+            .byteArray($0.map { Array(f($0).utf8) })
+        }
     }
     static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
-        OutputColumn(field: .string(name), doc: doc) { .strings($0.map(f)) }
+        OutputColumn(field: .string(name), doc: doc, size: { 4 + (f($0)?.utf8.count ?? 0) }) {
+            .byteArray($0.map { f($0).map { Array($0.utf8) } })
+        }
     }
     static func bool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool) -> OutputColumn {
         OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean($0.map(f)) }
@@ -34,7 +52,7 @@ public struct OutputColumn<Row> {
         OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) *| 1000 }) }
     }
     static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
-        OutputColumn(field: .blob(name, optional: false), doc: doc) { .byteArray($0.map(f)) }
+        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray($0.map(f)) }
     }
 }
 
@@ -51,6 +69,27 @@ public struct WindowedRow<R> {
     public var start: Int64
     public var end: Int64
     public var row: R
+}
+
+/// A `sessions` row with its window, by reference: the packed rows of a
+/// window (`WindowState.sessions`, shared, not copied) and the row's index,
+/// so writing a file does not copy every row (bench/results/speed.md
+/// "Memory per session").
+public struct SessionRowAt {
+    public final class Rows {
+        public let rows: SessionRows
+        public init(_ rows: SessionRows) { self.rows = rows }
+    }
+    public var start: Int64
+    public var end: Int64
+    public let all: Rows
+    public let index: Int
+    public init(start: Int64, end: Int64, all: Rows, index: Int) {
+        self.start = start; self.end = end; self.all = all; self.index = index
+    }
+    var rows: SessionRows { _read { yield all.rows } }
+    var p: SessionRows.Packed { _read { yield all.rows.packed[index] } }
+    func name(_ id: UInt32) -> String { all.rows.name(id) }
 }
 
 /// A `cdn_edge` row: one group of CDN access-log records in one window.
@@ -192,53 +231,53 @@ public enum TableSchemas {
     }
 
     /// The `sessions` table: one row per closed session, in its close's window.
-    public static func sessionColumns() -> [OutputColumn<WindowedRow<SessionRow>>] {
-        typealias C = OutputColumn<WindowedRow<SessionRow>>
+    public static func sessionColumns() -> [OutputColumn<SessionRowAt>] {
+        typealias C = OutputColumn<SessionRowAt>
         return windowColumns({ $0.start }, { $0.end }) + [
-            .string("session_id", "Session id.") { $0.row.sessionId },
-            .string("viewer_id", "Viewer id (session_id when the beacons had none).") { $0.row.viewerId },
-            .string("video_id", "Video id.") { $0.row.videoId },
-            .string("country", "ISO 3166-1 alpha-2.") { $0.row.country },
-            .string("region", "ISO 3166-2 subdivision.") { $0.row.region },
-            .string("city", "City (GeoIP).") { $0.row.city },
-            .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.row.asn },
-            .string("as_org", "Autonomous system organisation.") { $0.row.asOrg },
-            .string("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.row.deviceType },
-            .string("os", "Operating system family.") { $0.row.os },
-            .string("browser", "Browser family.") { $0.row.browser },
-            .string("player_name", "Player name.") { $0.row.playerName },
-            .string("player_version", "Player version.") { $0.row.playerVersion },
-            .string("cdn", "CDN.") { $0.row.cdn },
-            .string("pop", "CDN point of presence.") { $0.row.pop },
-            .optBool("live", "Live stream.") { $0.row.live },
-            .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.row.videoDurationMs },
-            .time("started_at", "Earliest beacon ts.") { $0.row.startTs },
-            .time("last_beacon_at", "Latest beacon ts.") { $0.row.endTs },
-            .time("closed_at", "Close instant (decides the window).") { $0.row.closeTs },
-            .string("close_reason", "ended, exit, error, timeout or max_length.") { $0.row.closeReason.name },
-            .int("duration_ms", "last_beacon_at − started_at.") { $0.row.durationMs },
-            .bool("missing_start", "Opened without view_start.") { $0.row.missingStart },
-            .bool("had_view_start", "A view_start was seen.") { $0.row.hadViewStart },
-            .bool("played", "A play_start was seen.") { $0.row.played },
-            .optInt("startup_ms", "Startup time, when defined.") { $0.row.startupMs },
-            .int("playing_ms", "Σ played_ms.") { $0.row.playingMs },
-            .int("rebuffer_count", "Counted stalls.") { $0.row.rebufferCount },
-            .int("rebuffer_ms", "Stall time.") { $0.row.rebufferMs },
-            .int("seek_count", "Seeks.") { $0.row.seekCount },
-            .int("seek_ms", "Seek time.") { $0.row.seekMs },
-            .int("bitrate_ms_sum", "Σ bitrate × played_ms.") { $0.row.bitrateMsSum },
-            .int("bitrate_played_ms", "Σ played_ms with a known bitrate.") { $0.row.bitratePlayedMs },
-            .double("avg_bitrate_kbps", "Time-weighted bitrate.") { ratio($0.row.bitrateMsSum, $0.row.bitratePlayedMs) },
-            .int("upshifts", "Bitrate upshifts.") { $0.row.upshifts },
-            .int("downshifts", "Bitrate downshifts.") { $0.row.downshifts },
-            .int("errors", "error beacons.") { $0.row.errors },
-            .optString("fatal_error_code", "error_code of the first fatal error.") { $0.row.fatalErrorCode },
-            .bool("vsf", "Video start failure.") { $0.row.vsf },
-            .bool("vpf", "Video playback failure.") { $0.row.vpf },
-            .bool("ebvs", "Exit before video start.") { $0.row.ebvs },
-            .bool("completed", "Completed.") { $0.row.completed },
-            .int("max_playhead_ms", "Largest playhead_ms.") { $0.row.maxPlayheadMs },
-            .int("beacons", "Beacons applied (duplicates excluded).") { $0.row.beacons },
+            .string("session_id", "Session id.") { $0.rows.sessionId($0.index) },
+            .string("viewer_id", "Viewer id (session_id when the beacons had none).") { $0.rows.viewerId($0.index) },
+            .string("video_id", "Video id.") { $0.name($0.p.videoId) },
+            .string("country", "ISO 3166-1 alpha-2.") { $0.name($0.p.country) },
+            .string("region", "ISO 3166-2 subdivision.") { $0.name($0.p.region) },
+            .string("city", "City (GeoIP).") { $0.name($0.p.city) },
+            .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.p.asnValue },
+            .string("as_org", "Autonomous system organisation.") { $0.name($0.p.asOrg) },
+            .string("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.name($0.p.deviceType) },
+            .string("os", "Operating system family.") { $0.name($0.p.os) },
+            .string("browser", "Browser family.") { $0.name($0.p.browser) },
+            .string("player_name", "Player name.") { $0.name($0.p.playerName) },
+            .string("player_version", "Player version.") { $0.name($0.p.playerVersion) },
+            .string("cdn", "CDN.") { $0.name($0.p.cdn) },
+            .string("pop", "CDN point of presence.") { $0.name($0.p.pop) },
+            .optBool("live", "Live stream.") { $0.p.liveValue },
+            .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.p.videoDurationValue },
+            .time("started_at", "Earliest beacon ts.") { $0.p.startTs },
+            .time("last_beacon_at", "Latest beacon ts.") { $0.p.endTs },
+            .time("closed_at", "Close instant (decides the window).") { $0.p.closeTs },
+            .string("close_reason", "ended, exit, error, timeout or max_length.") { $0.p.closeReason.name },
+            .int("duration_ms", "last_beacon_at − started_at.") { $0.p.durationMs },
+            .bool("missing_start", "Opened without view_start.") { $0.p.missingStart },
+            .bool("had_view_start", "A view_start was seen.") { $0.p.hadViewStart },
+            .bool("played", "A play_start was seen.") { $0.p.played },
+            .optInt("startup_ms", "Startup time, when defined.") { $0.p.startupValue },
+            .int("playing_ms", "Σ played_ms.") { $0.p.playingMs },
+            .int("rebuffer_count", "Counted stalls.") { $0.p.rebufferCount },
+            .int("rebuffer_ms", "Stall time.") { $0.p.rebufferMs },
+            .int("seek_count", "Seeks.") { $0.p.seekCount },
+            .int("seek_ms", "Seek time.") { $0.p.seekMs },
+            .int("bitrate_ms_sum", "Σ bitrate × played_ms.") { $0.p.bitrateMsSum },
+            .int("bitrate_played_ms", "Σ played_ms with a known bitrate.") { $0.p.bitratePlayedMs },
+            .double("avg_bitrate_kbps", "Time-weighted bitrate.") { ratio($0.p.bitrateMsSum, $0.p.bitratePlayedMs) },
+            .int("upshifts", "Bitrate upshifts.") { $0.p.upshifts },
+            .int("downshifts", "Bitrate downshifts.") { $0.p.downshifts },
+            .int("errors", "error beacons.") { $0.p.errors },
+            .optString("fatal_error_code", "error_code of the first fatal error.") { $0.rows.optionalName($0.p.fatalErrorCode) },
+            .bool("vsf", "Video start failure.") { $0.p.vsf },
+            .bool("vpf", "Video playback failure.") { $0.p.vpf },
+            .bool("ebvs", "Exit before video start.") { $0.p.ebvs },
+            .bool("completed", "Completed.") { $0.p.completed },
+            .int("max_playhead_ms", "Largest playhead_ms.") { $0.p.maxPlayheadMs },
+            .int("beacons", "Beacons applied (duplicates excluded).") { $0.p.beacons },
         ]
     }
 

@@ -31,8 +31,18 @@ public struct WindowFileWriter {
         public var bytes: [UInt8]
         public var rows: Int
         public var schema: [ParquetField]
+        /// The values, when given; files the writer plans leave it empty
+        /// (the bytes hold them: `columnData`), so a planned file waiting for
+        /// its publish holds its encoded bytes only.
         public var columns: [ParquetColumnData]
         public var path: String { "\(dir)/\(name)" }
+
+        /// Every column's values: `columns`, or decoded from `bytes`.
+        public func columnData() throws -> [ParquetColumnData] {
+            if !columns.isEmpty || schema.isEmpty { return columns }
+            let r = try ParquetFileReader(bytes: bytes)
+            return try schema.indices.map { try r.column($0) }
+        }
     }
 
     /// Encodes every table of `windows`. `flush` numbers the flush (late
@@ -60,12 +70,9 @@ public struct WindowFileWriter {
             }
             if !w.sessions.isEmpty {
                 // Sort indices, not the (large) rows.
-                let order = w.sessions.withUnsafeBufferPointer { r in
-                    r.indices.sorted { a, b in
-                        r[a].closeTs != r[b].closeTs ? r[a].closeTs < r[b].closeTs : r[a].sessionId < r[b].sessionId
-                    }
-                }
-                let rows = order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
+                let order = sessionOrder(w.sessions)
+                let all = SessionRowAt.Rows(w.sessions)
+                let rows = order.map { SessionRowAt(start: w.start, end: w.end, all: all, index: $0) }
                 out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
             if !w.cdnEdge.isEmpty {
@@ -92,14 +99,11 @@ public struct WindowFileWriter {
                 let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
                 out.append(try file(t.name, first, kind, tag, cols, rows, meta(t.name), nameStart: hour))
             }
-            var rows: [WindowedRow<SessionRow>] = []
+            var rows: [SessionRowAt] = []
             for w in group where !w.sessions.isEmpty {
-                let order = w.sessions.withUnsafeBufferPointer { r in
-                    r.indices.sorted { a, b in
-                        r[a].closeTs != r[b].closeTs ? r[a].closeTs < r[b].closeTs : r[a].sessionId < r[b].sessionId
-                    }
-                }
-                rows += order.map { WindowedRow(start: w.start, end: w.end, row: w.sessions[$0]) }
+                let order = sessionOrder(w.sessions)
+                let all = SessionRowAt.Rows(w.sessions)
+                rows += order.map { SessionRowAt(start: w.start, end: w.end, all: all, index: $0) }
             }
             if !rows.isEmpty {
                 out.append(try file("sessions", first, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions"), nameStart: hour))
@@ -114,6 +118,16 @@ public struct WindowFileWriter {
             }
         }
         return out
+    }
+
+    /// The order of a window's `sessions` rows in its file: by close
+    /// instant, then session id (as `String`s compare).
+    func sessionOrder(_ rows: SessionRows) -> [Int] {
+        rows.packed.withUnsafeBufferPointer { p in
+            p.indices.sorted { a, b in
+                p[a].closeTs != p[b].closeTs ? p[a].closeTs < p[b].closeTs : rows.sessionIdLess(a, b)
+            }
+        }
     }
 
     func floorMod(_ a: Int64, _ m: Int64) -> Int64 { let r = a % m; return r >= 0 ? r : r + m }
@@ -156,11 +170,14 @@ public struct WindowFileWriter {
                  nameStart: Int64? = nil) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
-        let data = cols.map { $0.values(rows) }
-        let bytes = try writeParquet(schema: cols.map(\.field), columns: data, options: opts)
+        // One column chunk's values at a time (not every column of every
+        // row at once: ~1 KB a row of a `sessions` file).
+        let bytes = try writeParquet(schema: cols.map(\.field), rowCount: rows.count,
+                                     rowSize: { r in cols.reduce(0) { $0 + $1.size(rows[r]) } },
+                                     options: opts) { i, range in cols[i].build(rows[range]) }
         let name = "\(table)_\(CivilTime(epochMs: nameStart ?? start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
-                           name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: data)
+                           name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: [])
     }
 
     /// File metadata; a file of several windows (`windows` > 1: late deltas

@@ -1,0 +1,153 @@
+/// The `sessions` rows of one window state, packed (bench/results/speed.md
+/// "Memory per session"): a closed session waits here until its window is
+/// written, so at 500 000 concurrent sessions these rows are most of the
+/// memory when many close at once (the end of a replay). A `SessionRow` is
+/// about 480 bytes of fields plus two heap strings (its ids); here a row is
+/// one 216-byte `Packed` value and its ids' UTF-8 bytes in a shared byte
+/// buffer, and the low-cardinality strings (video, geography, device,
+/// player, CDN, error code) are ids into a table of this buffer's distinct
+/// strings. Every value is kept exactly: reading a row back gives the
+/// `SessionRow` that was appended.
+public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
+    /// One row's facts. Strings are `names` ids (`SessionRows.nil` = nil);
+    /// the ids are `idLength` + `viewerLength` bytes at `idOffset` of `bytes`.
+    public struct Packed: Sendable, Equatable {
+        public var idOffset: Int
+        public var idLength: UInt32, viewerLength: UInt32
+        public var videoId: UInt32, country: UInt32, region: UInt32, city: UInt32, asOrg: UInt32
+        public var deviceType: UInt32, os: UInt32, browser: UInt32, playerName: UInt32, playerVersion: UInt32
+        public var cdn: UInt32, pop: UInt32, fatalErrorCode: UInt32
+        public var asn: Int64, videoDurationMs: Int64, startupMs: Int64
+        public var startTs: Int64, endTs: Int64, closeTs: Int64
+        public var playingMs: Int64, rebufferCount: Int64, rebufferMs: Int64, seekCount: Int64, seekMs: Int64
+        public var bitrateMsSum: Int64, bitratePlayedMs: Int64, upshifts: Int64, downshifts: Int64
+        public var errors: Int64, maxPlayheadMs: Int64, beacons: Int64
+        var flags: UInt16
+        public var closeReason: CloseReason
+
+        static let hasAsn: UInt16 = 1 << 0, hasDuration: UInt16 = 1 << 1, hasStartup: UInt16 = 1 << 2
+        static let liveKnown: UInt16 = 1 << 3, live: UInt16 = 1 << 4, missingStart: UInt16 = 1 << 5
+        static let hadViewStart: UInt16 = 1 << 6, played: UInt16 = 1 << 7, vsf: UInt16 = 1 << 8
+        static let vpf: UInt16 = 1 << 9, ebvs: UInt16 = 1 << 10, completed: UInt16 = 1 << 11
+
+        @inline(__always) func has(_ f: UInt16) -> Bool { flags & f != 0 }
+        public var asnValue: Int64? { has(Packed.hasAsn) ? asn : nil }
+        public var videoDurationValue: Int64? { has(Packed.hasDuration) ? videoDurationMs : nil }
+        public var startupValue: Int64? { has(Packed.hasStartup) ? startupMs : nil }
+        public var liveValue: Bool? { has(Packed.liveKnown) ? has(Packed.live) : nil }
+        public var missingStart: Bool { has(Packed.missingStart) }
+        public var hadViewStart: Bool { has(Packed.hadViewStart) }
+        public var played: Bool { has(Packed.played) }
+        public var vsf: Bool { has(Packed.vsf) }
+        public var vpf: Bool { has(Packed.vpf) }
+        public var ebvs: Bool { has(Packed.ebvs) }
+        public var completed: Bool { has(Packed.completed) }
+        public var durationMs: Int64 { endTs - startTs }
+    }
+
+    /// The id of a nil string in `Packed`.
+    public static let `nil` = UInt32.max
+
+    public private(set) var packed: [Packed] = []
+    /// The ids' UTF-8 bytes, row after row (session id, then viewer id).
+    private var bytes: [UInt8] = []
+    /// The distinct strings of the rows' string fields, by id.
+    public private(set) var names: [String] = []
+    private var nameIds: [String: UInt32] = [:]
+
+    public init() {}
+
+    public init<S: Sequence>(_ rows: S) where S.Element == SessionRow {
+        for r in rows { append(r) }
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { packed.count }
+
+    public subscript(i: Int) -> SessionRow {
+        let p = packed[i]
+        func s(_ id: UInt32) -> String { names[Int(id)] }
+        return SessionRow(
+            sessionId: sessionId(i), viewerId: viewerId(i), videoId: s(p.videoId),
+            country: s(p.country), region: s(p.region), city: s(p.city), asn: p.asnValue,
+            asOrg: s(p.asOrg), deviceType: s(p.deviceType), os: s(p.os), browser: s(p.browser),
+            playerName: s(p.playerName), playerVersion: s(p.playerVersion), cdn: s(p.cdn), pop: s(p.pop),
+            live: p.liveValue, videoDurationMs: p.videoDurationValue, startTs: p.startTs, endTs: p.endTs,
+            closeTs: p.closeTs, closeReason: p.closeReason, missingStart: p.missingStart,
+            hadViewStart: p.hadViewStart, played: p.played, startupMs: p.startupValue, playingMs: p.playingMs,
+            rebufferCount: p.rebufferCount, rebufferMs: p.rebufferMs, seekCount: p.seekCount, seekMs: p.seekMs,
+            bitrateMsSum: p.bitrateMsSum, bitratePlayedMs: p.bitratePlayedMs, upshifts: p.upshifts,
+            downshifts: p.downshifts, errors: p.errors,
+            fatalErrorCode: p.fatalErrorCode == SessionRows.nil ? nil : s(p.fatalErrorCode),
+            vsf: p.vsf, vpf: p.vpf, ebvs: p.ebvs, completed: p.completed, maxPlayheadMs: p.maxPlayheadMs,
+            beacons: p.beacons)
+    }
+
+    /// The string of a `Packed` string id (not `nil`).
+    @inline(__always) public func name(_ id: UInt32) -> String { names[Int(id)] }
+    public func optionalName(_ id: UInt32) -> String? { id == SessionRows.nil ? nil : names[Int(id)] }
+
+    /// Row `i`'s session id / viewer id bytes.
+    public func withIdBytes<R>(_ i: Int, viewer: Bool = false, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let p = packed[i]
+        let start = p.idOffset + (viewer ? Int(p.idLength) : 0)
+        let n = Int(viewer ? p.viewerLength : p.idLength)
+        return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+    }
+    public func sessionId(_ i: Int) -> String { withIdBytes(i) { String(decoding: $0, as: UTF8.self) } }
+    public func viewerId(_ i: Int) -> String { withIdBytes(i, viewer: true) { String(decoding: $0, as: UTF8.self) } }
+
+    /// Whether row `a`'s session id sorts before row `b`'s as `String`s do
+    /// (`<`): bytewise when both are ASCII (the same order), else as strings.
+    public func sessionIdLess(_ a: Int, _ b: Int) -> Bool {
+        withIdBytes(a) { x in
+            withIdBytes(b) { y in
+                var ascii = true
+                for c in x where c >= 0x80 { ascii = false; break }
+                if ascii { for c in y where c >= 0x80 { ascii = false; break } }
+                guard ascii else { return String(decoding: x, as: UTF8.self) < String(decoding: y, as: UTF8.self) }
+                return x.lexicographicallyPrecedes(y)
+            }
+        }
+    }
+
+    private mutating func id(_ s: String) -> UInt32 {
+        if let i = nameIds[s] { return i }
+        let i = UInt32(names.count)
+        names.append(s)
+        nameIds[s] = i
+        return i
+    }
+
+    public mutating func append(_ r: SessionRow) {
+        let offset = bytes.count
+        bytes.append(contentsOf: r.sessionId.utf8)
+        bytes.append(contentsOf: r.viewerId.utf8)
+        var f: UInt16 = 0
+        func set(_ b: Bool, _ bit: UInt16) { if b { f |= bit } }
+        set(r.asn != nil, Packed.hasAsn); set(r.videoDurationMs != nil, Packed.hasDuration)
+        set(r.startupMs != nil, Packed.hasStartup); set(r.live != nil, Packed.liveKnown)
+        set(r.live == true, Packed.live); set(r.missingStart, Packed.missingStart)
+        set(r.hadViewStart, Packed.hadViewStart); set(r.played, Packed.played); set(r.vsf, Packed.vsf)
+        set(r.vpf, Packed.vpf); set(r.ebvs, Packed.ebvs); set(r.completed, Packed.completed)
+        let p = Packed(
+            idOffset: offset, idLength: UInt32(r.sessionId.utf8.count), viewerLength: UInt32(r.viewerId.utf8.count),
+            videoId: id(r.videoId), country: id(r.country), region: id(r.region), city: id(r.city),
+            asOrg: id(r.asOrg), deviceType: id(r.deviceType), os: id(r.os), browser: id(r.browser),
+            playerName: id(r.playerName), playerVersion: id(r.playerVersion), cdn: id(r.cdn), pop: id(r.pop),
+            fatalErrorCode: r.fatalErrorCode.map { id($0) } ?? SessionRows.nil,
+            asn: r.asn ?? 0, videoDurationMs: r.videoDurationMs ?? 0, startupMs: r.startupMs ?? 0,
+            startTs: r.startTs, endTs: r.endTs, closeTs: r.closeTs, playingMs: r.playingMs,
+            rebufferCount: r.rebufferCount, rebufferMs: r.rebufferMs, seekCount: r.seekCount, seekMs: r.seekMs,
+            bitrateMsSum: r.bitrateMsSum, bitratePlayedMs: r.bitratePlayedMs, upshifts: r.upshifts,
+            downshifts: r.downshifts, errors: r.errors, maxPlayheadMs: r.maxPlayheadMs, beacons: r.beacons,
+            flags: f, closeReason: r.closeReason)
+        packed.append(p)
+    }
+
+    public static func += <S: Sequence>(lhs: inout SessionRows, rhs: S) where S.Element == SessionRow {
+        for r in rhs { lhs.append(r) }
+    }
+
+    public static func == (a: SessionRows, b: SessionRows) -> Bool { a.elementsEqual(b) }
+}
