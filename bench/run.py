@@ -243,14 +243,19 @@ def naive(work, data, sink, lines):
     return (name, wall, cpu, rss, lines), note
 
 
+def bench_input(work):
+    """The benchmark input (BEACONS beacons): its path, sessions and lines."""
+    data = work / "beacons.ndjson"
+    sessions = max(1, BEACONS // 74)
+    run([QOS, "generate", "--seed", "1", "--sessions", sessions, "--rate", "20000", "--explicit-geo", "--out", data])
+    return data, sessions, sum(1 for _ in open(data, "rb"))
+
+
 def main():
     become_subreaper()
     work = Path(tempfile.mkdtemp(prefix="qos-bench-"))
     try:
-        data = work / "beacons.ndjson"
-        sessions = max(1, BEACONS // 74)
-        run([QOS, "generate", "--seed", "1", "--sessions", sessions, "--rate", "20000", "--explicit-geo", "--out", data])
-        lines = sum(1 for _ in open(data, "rb"))
+        data, sessions, lines = bench_input(work)
         size_mb = data.stat().st_size / 1_048_576
         rows = []
         results = []
@@ -452,10 +457,7 @@ def curve_only():
     """`bench/run.py --workers-curve`: only the workers curve, printed."""
     work = Path(tempfile.mkdtemp(prefix="qos-bench-"))
     try:
-        data = work / "beacons.ndjson"
-        sessions = max(1, BEACONS // 74)
-        run([QOS, "generate", "--seed", "1", "--sessions", sessions, "--rate", "20000", "--explicit-geo", "--out", data])
-        lines = sum(1 for _ in open(data, "rb"))
+        data, sessions, lines = bench_input(work)
         curve = workers_curve(work, data, lines)
         print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}; "
               f"input: {lines} beacons; background load mean {statistics.mean(BACKGROUND):.2f}, "

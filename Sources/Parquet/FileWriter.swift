@@ -14,30 +14,14 @@ let parquetMagic: [UInt8] = Array("PAR1".utf8)
 public func writeParquet(schema: [ParquetField], columns: [ParquetColumnData],
                          options: ParquetWriterOptions = ParquetWriterOptions()) throws -> [UInt8] {
     let numRows = try validate(schema: schema, columns: columns, options: options)
-    let settings = ChunkSettings(
-        compressor: try compressor(for: options.compression),
-        pageMaxRows: min(max(1, options.dataPageMaxRows), Int(Int32.max)),
-        pageMaxBytes: max(1, options.dataPageMaxBytes),
-        dictionaryMaxBytes: max(0, options.dictionaryMaxBytes),
-        statistics: options.writeStatistics,
-        statisticsMaxBinaryLength: options.statisticsMaxBinaryLength)
+    let settings = try ChunkSettings(options)
     var out = parquetMagic
     var groups: [RowGroupMeta] = []
     for (ordinal, rows) in rowGroupRanges(columns: columns, numRows: numRows, options: options).enumerated() {
         groups.append(try writeRowGroup(schema: schema, columns: columns, rows: rows,
                                         ordinal: ordinal, settings: settings, out: &out))
     }
-    var meta = FileMeta()
-    meta.schema = schemaElements(schema)
-    meta.numRows = Int64(numRows)
-    meta.rowGroups = groups
-    meta.keyValue = options.keyValueMetadata.map { ($0.key, Optional($0.value)) }
-    meta.createdBy = options.createdBy
-    meta.columnOrderCount = schema.count
-    let footer = encodeThrift { $0.write(meta) }
-    out.append(contentsOf: footer)
-    out.appendLE(UInt32(footer.count))
-    out.append(contentsOf: parquetMagic)
+    appendFooter(schema: schema, numRows: numRows, groups: groups, options: options, out: &out)
     return out
 }
 
@@ -52,13 +36,7 @@ public func writeParquet(schema: [ParquetField], rowCount: Int, rowSize: (Int) -
                          options: ParquetWriterOptions = ParquetWriterOptions(),
                          column: (Int, Range<Int>) throws -> ParquetColumnData) throws -> [UInt8] {
     try validate(schema: schema, options: options)
-    let settings = ChunkSettings(
-        compressor: try compressor(for: options.compression),
-        pageMaxRows: min(max(1, options.dataPageMaxRows), Int(Int32.max)),
-        pageMaxBytes: max(1, options.dataPageMaxBytes),
-        dictionaryMaxBytes: max(0, options.dictionaryMaxBytes),
-        statistics: options.writeStatistics,
-        statisticsMaxBinaryLength: options.statisticsMaxBinaryLength)
+    let settings = try ChunkSettings(options)
     var out = parquetMagic
     var groups: [RowGroupMeta] = []
     for (ordinal, rows) in rowGroupRanges(rowSize: rowSize, numRows: rowCount, options: options).enumerated() {
@@ -75,9 +53,28 @@ public func writeParquet(schema: [ParquetField], rowCount: Int, rowSize: (Int) -
         group.totalCompressedSize = group.columns.reduce(0) { $0 + $1.totalCompressedSize }
         groups.append(group)
     }
+    appendFooter(schema: schema, numRows: rowCount, groups: groups, options: options, out: &out)
+    return out
+}
+
+extension ChunkSettings {
+    /// The column chunk settings `options` ask for (both `writeParquet`s).
+    init(_ options: ParquetWriterOptions) throws {
+        self.init(compressor: try Parquet.compressor(for: options.compression),
+                  pageMaxRows: min(max(1, options.dataPageMaxRows), Int(Int32.max)),
+                  pageMaxBytes: max(1, options.dataPageMaxBytes),
+                  dictionaryMaxBytes: max(0, options.dictionaryMaxBytes),
+                  statistics: options.writeStatistics,
+                  statisticsMaxBinaryLength: options.statisticsMaxBinaryLength)
+    }
+}
+
+/// The file's footer after its row groups: the metadata, its length, the magic.
+private func appendFooter(schema: [ParquetField], numRows: Int, groups: [RowGroupMeta],
+                          options: ParquetWriterOptions, out: inout [UInt8]) {
     var meta = FileMeta()
     meta.schema = schemaElements(schema)
-    meta.numRows = Int64(rowCount)
+    meta.numRows = Int64(numRows)
     meta.rowGroups = groups
     meta.keyValue = options.keyValueMetadata.map { ($0.key, Optional($0.value)) }
     meta.createdBy = options.createdBy
@@ -86,7 +83,6 @@ public func writeParquet(schema: [ParquetField], rowCount: Int, rowSize: (Int) -
     out.append(contentsOf: footer)
     out.appendLE(UInt32(footer.count))
     out.append(contentsOf: parquetMagic)
-    return out
 }
 
 /// The estimated PLAIN size of one value for the row-group split of the
