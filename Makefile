@@ -4,7 +4,7 @@ SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev zlib1g-dev uap-core pkg-config mmdb-bin python3-ua-parser chromium
-PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pyyaml 'moto[server]'
+PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pytest-xdist pyyaml 'moto[server]'
 # make bench only (peer engines; never make test / CI): Spark needs a Java 17+ runtime.
 PY_BENCH_PACKAGES := pyspark
 BENCH_APT_JAVA := openjdk-17-jre-headless
@@ -43,8 +43,12 @@ test: deps build test-swift test-interop
 test-swift:
 	$(SWIFT) test
 
+# The interop tests mostly wait on daemons, brokers and moto, so they run in
+# INTEROP_WORKERS pytest processes (pytest-xdist; each has its own session
+# fixtures); work stealing keeps the long crash tests from ending last.
+INTEROP_WORKERS ?= 4
 test-interop: deps-python build
-	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q tests/interop
+	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q -n $(INTEROP_WORKERS) --dist worksteal tests/interop
 
 ## demo: the main job on the embedded defaults: broker + generator + daemon (qos demo), then a look with DuckDB.
 DEMO_DIR := output
