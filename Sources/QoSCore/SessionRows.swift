@@ -3,7 +3,7 @@
 /// written, so at 500 000 concurrent sessions these rows are most of the
 /// memory when many close at once (the end of a replay). A `SessionRow` is
 /// about 480 bytes of fields plus two heap strings (its ids); here a row is
-/// one 216-byte `Packed` value and its ids' UTF-8 bytes in a shared byte
+/// one 152-byte `Packed` value and its ids' UTF-8 bytes in a shared byte
 /// buffer, and the low-cardinality strings (video, geography, device,
 /// player, CDN, error code) are ids into a table of this buffer's distinct
 /// strings. Every value is kept exactly: reading a row back gives the
@@ -11,24 +11,104 @@
 public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// One row's facts. Strings are `names` ids (`SessionRows.nil` = nil);
     /// the ids are `idLength` + `viewerLength` bytes at `idOffset` of `bytes`.
+    ///
+    /// Numbers are kept in the width the engine's sessions need: times as
+    /// 32-bit offsets from `startTs` (a session's times lie within
+    /// `EngineConfig.sessionTimeSpanMs` of its earliest `ts`, below 2^31 ms),
+    /// durations and the ASN in 32 bits, per-session counts in 16 (the
+    /// beacon count in 32). A row with any value outside those widths (a
+    /// checkpoint or test can hold anything) keeps all of its numbers in
+    /// full in `wide`, a box shared by the row's copies; the accessors read
+    /// from whichever holds them, so callers see `Int64`s either way.
     public struct Packed: Sendable, Equatable {
-        public var idOffset: Int
-        public var idLength: UInt32, viewerLength: UInt32
-        public var videoId: UInt32, country: UInt32, region: UInt32, city: UInt32, asOrg: UInt32
-        public var deviceType: UInt32, os: UInt32, browser: UInt32, playerName: UInt32, playerVersion: UInt32
-        public var cdn: UInt32, pop: UInt32, fatalErrorCode: UInt32
-        public var asn: Int64, videoDurationMs: Int64, startupMs: Int64
-        public var startTs: Int64, endTs: Int64, closeTs: Int64
-        public var playingMs: Int64, rebufferCount: Int64, rebufferMs: Int64, seekCount: Int64, seekMs: Int64
-        public var bitrateMsSum: Int64, bitratePlayedMs: Int64, upshifts: Int64, downshifts: Int64
-        public var errors: Int64, maxPlayheadMs: Int64, beacons: Int64
-        var flags: UInt16
-        public var closeReason: CloseReason
+        public let startTs: Int64
+        public let bitrateMsSum: Int64
+        public let idOffset: Int
+        /// The numbers in full when one of them does not fit its field below.
+        private let wide: Wide?
+        public let idLength: UInt32, viewerLength: UInt32
+        public let videoId: UInt32, country: UInt32, region: UInt32, city: UInt32, asOrg: UInt32
+        public let deviceType: UInt32, os: UInt32, browser: UInt32, playerName: UInt32, playerVersion: UInt32
+        public let cdn: UInt32, pop: UInt32, fatalErrorCode: UInt32
+        private let _asn: UInt32, _videoDuration: UInt32
+        private let _startup: Int32, _end: Int32, _close: Int32
+        private let _playing: UInt32, _rebuffer: UInt32, _seek: UInt32, _bitratePlayed: UInt32, _maxPlayhead: UInt32
+        private let _beacons: UInt32
+        private let _rebufferCount: UInt16, _seekCount: UInt16, _upshifts: UInt16, _downshifts: UInt16, _errors: UInt16
+        let flags: UInt16
+        public let closeReason: CloseReason
+
+        /// A row's numbers at full width (`Packed.wide`).
+        struct Numbers: Sendable, Equatable {
+            var asn: Int64, videoDurationMs: Int64, startupMs: Int64, endTs: Int64, closeTs: Int64
+            var playingMs: Int64, rebufferCount: Int64, rebufferMs: Int64, seekCount: Int64, seekMs: Int64
+            var bitratePlayedMs: Int64, upshifts: Int64, downshifts: Int64, errors: Int64
+            var maxPlayheadMs: Int64, beacons: Int64
+        }
+        final class Wide: Sendable, Equatable {
+            let n: Numbers
+            init(_ n: Numbers) { self.n = n }
+            static func == (a: Wide, b: Wide) -> Bool { a.n == b.n }
+        }
 
         static let hasAsn: UInt16 = 1 << 0, hasDuration: UInt16 = 1 << 1, hasStartup: UInt16 = 1 << 2
         static let liveKnown: UInt16 = 1 << 3, live: UInt16 = 1 << 4, missingStart: UInt16 = 1 << 5
         static let hadViewStart: UInt16 = 1 << 6, played: UInt16 = 1 << 7, vsf: UInt16 = 1 << 8
         static let vpf: UInt16 = 1 << 9, ebvs: UInt16 = 1 << 10, completed: UInt16 = 1 << 11
+
+        /// `names`: the string ids in field order, `videoId` … `fatalErrorCode`.
+        init(idOffset: Int, idLength: UInt32, viewerLength: UInt32,
+             names n: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
+             startTs: Int64, bitrateMsSum: Int64, numbers v: Numbers, flags: UInt16, closeReason: CloseReason) {
+            self.idOffset = idOffset; self.idLength = idLength; self.viewerLength = viewerLength
+            (videoId, country, region, city, asOrg, deviceType, os, browser) = (n.0, n.1, n.2, n.3, n.4, n.5, n.6, n.7)
+            (playerName, playerVersion, cdn, pop, fatalErrorCode) = (n.8, n.9, n.10, n.11, n.12)
+            self.startTs = startTs; self.bitrateMsSum = bitrateMsSum
+            self.flags = flags; self.closeReason = closeReason
+            func u32(_ x: Int64) -> UInt32? { UInt32(exactly: x) }
+            func i32(_ x: Int64) -> Int32? { Int32(exactly: x) }
+            func u16(_ x: Int64) -> UInt16? { UInt16(exactly: x) }
+            func offset(_ t: Int64) -> Int32? {
+                let (d, o) = t.subtractingReportingOverflow(startTs)
+                return o ? nil : Int32(exactly: d)
+            }
+            if let asn = u32(v.asn), let dur = u32(v.videoDurationMs), let startup = i32(v.startupMs),
+               let end = offset(v.endTs), let close = offset(v.closeTs), let playing = u32(v.playingMs),
+               let rebuffer = u32(v.rebufferMs), let seek = u32(v.seekMs), let played = u32(v.bitratePlayedMs),
+               let playhead = u32(v.maxPlayheadMs), let beacons = u32(v.beacons),
+               let rc = u16(v.rebufferCount), let sc = u16(v.seekCount), let up = u16(v.upshifts),
+               let down = u16(v.downshifts), let errors = u16(v.errors) {
+                wide = nil
+                (_asn, _videoDuration, _startup, _end, _close) = (asn, dur, startup, end, close)
+                (_playing, _rebuffer, _seek, _bitratePlayed, _maxPlayhead, _beacons) = (playing, rebuffer, seek, played, playhead, beacons)
+                (_rebufferCount, _seekCount, _upshifts, _downshifts, _errors) = (rc, sc, up, down, errors)
+            } else {
+                wide = Wide(v)
+                (_asn, _videoDuration, _startup, _end, _close) = (0, 0, 0, 0, 0)
+                (_playing, _rebuffer, _seek, _bitratePlayed, _maxPlayhead, _beacons) = (0, 0, 0, 0, 0, 0)
+                (_rebufferCount, _seekCount, _upshifts, _downshifts, _errors) = (0, 0, 0, 0, 0)
+            }
+        }
+
+        /// Whether the numbers are in the box (a value outside the compact widths).
+        var isWide: Bool { wide != nil }
+
+        public var asn: Int64 { wide?.n.asn ?? Int64(_asn) }
+        public var videoDurationMs: Int64 { wide?.n.videoDurationMs ?? Int64(_videoDuration) }
+        public var startupMs: Int64 { wide?.n.startupMs ?? Int64(_startup) }
+        public var endTs: Int64 { wide?.n.endTs ?? startTs &+ Int64(_end) }
+        public var closeTs: Int64 { wide?.n.closeTs ?? startTs &+ Int64(_close) }
+        public var playingMs: Int64 { wide?.n.playingMs ?? Int64(_playing) }
+        public var rebufferCount: Int64 { wide?.n.rebufferCount ?? Int64(_rebufferCount) }
+        public var rebufferMs: Int64 { wide?.n.rebufferMs ?? Int64(_rebuffer) }
+        public var seekCount: Int64 { wide?.n.seekCount ?? Int64(_seekCount) }
+        public var seekMs: Int64 { wide?.n.seekMs ?? Int64(_seek) }
+        public var bitratePlayedMs: Int64 { wide?.n.bitratePlayedMs ?? Int64(_bitratePlayed) }
+        public var upshifts: Int64 { wide?.n.upshifts ?? Int64(_upshifts) }
+        public var downshifts: Int64 { wide?.n.downshifts ?? Int64(_downshifts) }
+        public var errors: Int64 { wide?.n.errors ?? Int64(_errors) }
+        public var maxPlayheadMs: Int64 { wide?.n.maxPlayheadMs ?? Int64(_maxPlayhead) }
+        public var beacons: Int64 { wide?.n.beacons ?? Int64(_beacons) }
 
         @inline(__always) func has(_ f: UInt16) -> Bool { flags & f != 0 }
         public var asnValue: Int64? { has(Packed.hasAsn) ? asn : nil }
@@ -130,18 +210,18 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
         set(r.live == true, Packed.live); set(r.missingStart, Packed.missingStart)
         set(r.hadViewStart, Packed.hadViewStart); set(r.played, Packed.played); set(r.vsf, Packed.vsf)
         set(r.vpf, Packed.vpf); set(r.ebvs, Packed.ebvs); set(r.completed, Packed.completed)
-        let p = Packed(
-            idOffset: offset, idLength: UInt32(r.sessionId.utf8.count), viewerLength: UInt32(r.viewerId.utf8.count),
-            videoId: id(r.videoId), country: id(r.country), region: id(r.region), city: id(r.city),
-            asOrg: id(r.asOrg), deviceType: id(r.deviceType), os: id(r.os), browser: id(r.browser),
-            playerName: id(r.playerName), playerVersion: id(r.playerVersion), cdn: id(r.cdn), pop: id(r.pop),
-            fatalErrorCode: r.fatalErrorCode.map { id($0) } ?? SessionRows.nil,
+        let strings = (id(r.videoId), id(r.country), id(r.region), id(r.city), id(r.asOrg), id(r.deviceType),
+                       id(r.os), id(r.browser), id(r.playerName), id(r.playerVersion), id(r.cdn), id(r.pop),
+                       r.fatalErrorCode.map { id($0) } ?? SessionRows.nil)
+        let numbers = Packed.Numbers(
             asn: r.asn ?? 0, videoDurationMs: r.videoDurationMs ?? 0, startupMs: r.startupMs ?? 0,
-            startTs: r.startTs, endTs: r.endTs, closeTs: r.closeTs, playingMs: r.playingMs,
-            rebufferCount: r.rebufferCount, rebufferMs: r.rebufferMs, seekCount: r.seekCount, seekMs: r.seekMs,
-            bitrateMsSum: r.bitrateMsSum, bitratePlayedMs: r.bitratePlayedMs, upshifts: r.upshifts,
-            downshifts: r.downshifts, errors: r.errors, maxPlayheadMs: r.maxPlayheadMs, beacons: r.beacons,
-            flags: f, closeReason: r.closeReason)
+            endTs: r.endTs, closeTs: r.closeTs, playingMs: r.playingMs, rebufferCount: r.rebufferCount,
+            rebufferMs: r.rebufferMs, seekCount: r.seekCount, seekMs: r.seekMs, bitratePlayedMs: r.bitratePlayedMs,
+            upshifts: r.upshifts, downshifts: r.downshifts, errors: r.errors, maxPlayheadMs: r.maxPlayheadMs,
+            beacons: r.beacons)
+        let p = Packed(idOffset: offset, idLength: UInt32(r.sessionId.utf8.count),
+                       viewerLength: UInt32(r.viewerId.utf8.count), names: strings, startTs: r.startTs,
+                       bitrateMsSum: r.bitrateMsSum, numbers: numbers, flags: f, closeReason: r.closeReason)
         packed.append(p)
     }
 

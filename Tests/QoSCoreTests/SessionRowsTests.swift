@@ -35,6 +35,48 @@ import Testing
         #expect(merged == packed)
     }
 
+    /// An engine-like row keeps its numbers in the compact fields (152-byte
+    /// rows); a value outside them (a huge count, a time far from the start,
+    /// a negative duration) moves the row's numbers to the box, and every
+    /// value still reads back exactly, at both edges of every width.
+    @Test func compactRowsAndWideRowsReadBackExactly() {
+        #expect(MemoryLayout<SessionRows.Packed>.stride == 152)
+        let t0: Int64 = 1_767_225_600_000
+        func typical(_ i: Int64) -> SessionRow {
+            SessionRow(
+                sessionId: "6f1c2a9e-\(i)", viewerId: "viewer-\(i % 7)", videoId: "v\(i % 3)", country: "DE",
+                region: "DE-BE", city: "Berlin", asn: i % 2 == 0 ? Int64(UInt32.max) : nil, asOrg: "AS",
+                deviceType: "tv", os: "Tizen", browser: "unknown", playerName: "shaka-player",
+                playerVersion: "4.7.1", cdn: "fastly", pop: "ams", live: false,
+                videoDurationMs: i % 3 == 0 ? nil : Int64(UInt32.max), startTs: t0 + i,
+                endTs: t0 + i + Int64(Int32.max), closeTs: t0 + i + Int64(Int32.min),
+                closeReason: .timeout, missingStart: false, hadViewStart: true, played: true,
+                startupMs: i % 2 == 0 ? Int64(Int32.min) : Int64(Int32.max), playingMs: Int64(UInt32.max),
+                rebufferCount: Int64(UInt16.max), rebufferMs: 0, seekCount: 0, seekMs: 12,
+                bitrateMsSum: Int64.max, bitratePlayedMs: 5, upshifts: 1, downshifts: 2, errors: 0,
+                fatalErrorCode: nil, vsf: false, vpf: false, ebvs: false, completed: true,
+                maxPlayheadMs: 600_000, beacons: Int64(UInt32.max))
+        }
+        var rows = (Int64(0)..<20).map(typical)
+        let compact = SessionRows(rows)
+        #expect(compact.packed.allSatisfy { !$0.isWide })
+        #expect(Array(compact) == rows)
+        // One value past its width each: that row only goes wide.
+        let edits: [(inout SessionRow) -> Void] = [
+            { $0.asn = Int64(UInt32.max) + 1 }, { $0.asn = -1 }, { $0.videoDurationMs = -1 },
+            { $0.startupMs = Int64(Int32.max) + 1 }, { $0.endTs = $0.startTs + Int64(Int32.max) + 1 },
+            { $0.closeTs = $0.startTs + Int64(Int32.min) - 1 }, { $0.closeTs = Int64.min },
+            { $0.playingMs = -1 }, { $0.rebufferCount = Int64(UInt16.max) + 1 }, { $0.rebufferMs = Int64(UInt32.max) + 1 },
+            { $0.seekCount = -1 }, { $0.seekMs = Int64.max }, { $0.bitratePlayedMs = -5 },
+            { $0.upshifts = 70_000 }, { $0.downshifts = -2 }, { $0.errors = 1 << 40 },
+            { $0.maxPlayheadMs = Int64.min }, { $0.beacons = Int64(UInt32.max) + 1 },
+        ]
+        for (k, edit) in edits.enumerated() { edit(&rows[k]) }
+        let mixed = SessionRows(rows)
+        #expect(Array(mixed) == rows)
+        #expect(mixed.packed.map(\.isWide) == rows.indices.map { $0 < edits.count })
+    }
+
     @Test func sessionIdOrderIsStringOrder() {
         let ids = ["b", "a", "ab", "", "é", "e\u{301}x", "Z", "zz", "é1", "\u{10FFFF}", "a\u{0}", "A"]
         let packed = SessionRows(ids.enumerated().map { row($0.element, viewer: "v", Int64($0.offset), optionals: false) })
