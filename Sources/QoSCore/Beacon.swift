@@ -136,65 +136,65 @@ public struct Beacon: Sendable, Equatable {
     /// The box to write a string into: created on the first string, copied
     /// first when another beacon shares it (copy on write).
     @inline(__always) private mutating func writableText() -> BeaconText {
-        if text == nil { text = BeaconText() } else if !isKnownUniquelyReferenced(&text) { text = text!.copy() }
+        if text == nil { text = BeaconText() } else if !isKnownUniquelyReferenced(&text) { text = BeaconText(text!.v) }
         return text!
     }
 
     public var viewerId: String? {
-        get { text?.viewerId }
-        set { if newValue != nil || text?.viewerId != nil { writableText().viewerId = newValue } }
+        get { text?.v.viewerId }
+        set { if newValue != nil || text?.v.viewerId != nil { writableText().v.viewerId = newValue } }
     }
     public var videoId: String? {
-        get { text?.videoId }
-        set { if newValue != nil || text?.videoId != nil { writableText().videoId = newValue } }
+        get { text?.v.videoId }
+        set { if newValue != nil || text?.v.videoId != nil { writableText().v.videoId = newValue } }
     }
     public var ip: String? {
-        get { text?.ip }
-        set { if newValue != nil || text?.ip != nil { writableText().ip = newValue } }
+        get { text?.v.ip }
+        set { if newValue != nil || text?.v.ip != nil { writableText().v.ip = newValue } }
     }
     public var country: String? {
-        get { text?.country }
-        set { if newValue != nil || text?.country != nil { writableText().country = newValue } }
+        get { text?.v.country }
+        set { if newValue != nil || text?.v.country != nil { writableText().v.country = newValue } }
     }
     public var region: String? {
-        get { text?.region }
-        set { if newValue != nil || text?.region != nil { writableText().region = newValue } }
+        get { text?.v.region }
+        set { if newValue != nil || text?.v.region != nil { writableText().v.region = newValue } }
     }
     public var userAgent: String? {
-        get { text?.userAgent }
-        set { if newValue != nil || text?.userAgent != nil { writableText().userAgent = newValue } }
+        get { text?.v.userAgent }
+        set { if newValue != nil || text?.v.userAgent != nil { writableText().v.userAgent = newValue } }
     }
     public var deviceType: String? {
-        get { text?.deviceType }
-        set { if newValue != nil || text?.deviceType != nil { writableText().deviceType = newValue } }
+        get { text?.v.deviceType }
+        set { if newValue != nil || text?.v.deviceType != nil { writableText().v.deviceType = newValue } }
     }
     public var os: String? {
-        get { text?.os }
-        set { if newValue != nil || text?.os != nil { writableText().os = newValue } }
+        get { text?.v.os }
+        set { if newValue != nil || text?.v.os != nil { writableText().v.os = newValue } }
     }
     public var browser: String? {
-        get { text?.browser }
-        set { if newValue != nil || text?.browser != nil { writableText().browser = newValue } }
+        get { text?.v.browser }
+        set { if newValue != nil || text?.v.browser != nil { writableText().v.browser = newValue } }
     }
     public var playerName: String? {
-        get { text?.playerName }
-        set { if newValue != nil || text?.playerName != nil { writableText().playerName = newValue } }
+        get { text?.v.playerName }
+        set { if newValue != nil || text?.v.playerName != nil { writableText().v.playerName = newValue } }
     }
     public var playerVersion: String? {
-        get { text?.playerVersion }
-        set { if newValue != nil || text?.playerVersion != nil { writableText().playerVersion = newValue } }
+        get { text?.v.playerVersion }
+        set { if newValue != nil || text?.v.playerVersion != nil { writableText().v.playerVersion = newValue } }
     }
     public var cdn: String? {
-        get { text?.cdn }
-        set { if newValue != nil || text?.cdn != nil { writableText().cdn = newValue } }
+        get { text?.v.cdn }
+        set { if newValue != nil || text?.v.cdn != nil { writableText().v.cdn = newValue } }
     }
     public var pop: String? {
-        get { text?.pop }
-        set { if newValue != nil || text?.pop != nil { writableText().pop = newValue } }
+        get { text?.v.pop }
+        set { if newValue != nil || text?.v.pop != nil { writableText().v.pop = newValue } }
     }
     public var errorCode: String? {
-        get { text?.errorCode }
-        set { if newValue != nil || text?.errorCode != nil { writableText().errorCode = newValue } }
+        get { text?.v.errorCode }
+        set { if newValue != nil || text?.v.errorCode != nil { writableText().v.errorCode = newValue } }
     }
 
     /// Every optional field absent, the lent id span too (the decoder's
@@ -214,7 +214,7 @@ public struct Beacon: Sendable, Equatable {
         // Values of absent numbers are stale (`clearOptionalFields` resets the mask only).
         guard a.videoDurationMs == b.videoDurationMs, a.bitrateKbps == b.bitrateKbps, a.playedMs == b.playedMs, a.playheadMs == b.playheadMs, a.durationMs == b.durationMs, a.httpStatus == b.httpStatus, a.downloadMs == b.downloadMs, a.ttfbMs == b.ttfbMs, a.bytes == b.bytes else { return false }
         if a.text === b.text { return true }
-        return (a.text ?? BeaconText()).equals(b.text ?? BeaconText())
+        return (a.text?.v ?? BeaconText.Strings()) == (b.text?.v ?? BeaconText.Strings())
     }
 
     public init(event: EventType, ts: Int64, sessionId: String) {
@@ -286,45 +286,16 @@ extension Beacon: CustomStringConvertible, CustomDebugStringConvertible {
 /// The strings of a `Beacon` that only a session's first beacons carry
 /// (copy on write: `Beacon` copies the box before writing into a shared one).
 final class BeaconText: @unchecked Sendable {
-    var viewerId: String?
-    var videoId: String?
-    var ip: String?
-    var country: String?
-    var region: String?
-    var userAgent: String?
-    var deviceType: String?
-    var os: String?
-    var browser: String?
-    var playerName: String?
-    var playerVersion: String?
-    var cdn: String?
-    var pop: String?
-    var errorCode: String?
-
-    init() {}
-
-    func copy() -> BeaconText {
-        let c = BeaconText()
-        c.viewerId = viewerId
-        c.videoId = videoId
-        c.ip = ip
-        c.country = country
-        c.region = region
-        c.userAgent = userAgent
-        c.deviceType = deviceType
-        c.os = os
-        c.browser = browser
-        c.playerName = playerName
-        c.playerVersion = playerVersion
-        c.cdn = cdn
-        c.pop = pop
-        c.errorCode = errorCode
-        return c
+    /// The strings themselves: a value, so a copy and a comparison are the
+    /// synthesized ones.
+    struct Strings: Equatable {
+        var viewerId: String?, videoId: String?, ip: String?, country: String?, region: String?
+        var userAgent: String?, deviceType: String?, os: String?, browser: String?
+        var playerName: String?, playerVersion: String?, cdn: String?, pop: String?, errorCode: String?
     }
+    var v: Strings
 
-    func equals(_ o: BeaconText) -> Bool {
-        viewerId == o.viewerId && videoId == o.videoId && ip == o.ip && country == o.country && region == o.region && userAgent == o.userAgent && deviceType == o.deviceType && os == o.os && browser == o.browser && playerName == o.playerName && playerVersion == o.playerVersion && cdn == o.cdn && pop == o.pop && errorCode == o.errorCode
-    }
+    init(_ v: Strings = Strings()) { self.v = v }
 }
 
 /// Hard limits on input (docs/semantics.md §1). Every string field has a byte limit so no
