@@ -88,8 +88,10 @@ let package = Package(
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix"], exclude: ["known-failures.txt"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix", "ObjectStore"]),
+        // Test helpers shared by test targets (moto on loopback).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine", "TestSupport"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "QoSCore", "Parquet", "Generator", "SplitMix", "ObjectStore", "TestSupport"]),
         // The CLI's --help and flags against the typed configuration.
         .testTarget(name: "QoSCLITests", dependencies: ["qos", "Engine"]),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import Parquet
@@ -178,7 +179,7 @@ import SplitMix
     /// the local sink": no atomic swap, a reader would count an hour's files
     /// and their merge twice): settings that keep a local hour at 2 files
     /// leave one file per epoch there, and no compaction state is written.
-    @Test(.enabled(if: LoopbackS3.available, "moto_server is not in .venv (run `make deps`)"))
+    @Test(.enabled(if: MotoServer.available, "moto_server is not in .venv (run `make deps`)"))
     func compactionSettingsOnAnS3SinkDoNotCompact() throws {
         let t = try StorageUnderTest.s3.make()
         let h = try Self.harness(t.root, maxFiles: 2, clockMs: Self.start)

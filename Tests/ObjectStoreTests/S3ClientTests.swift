@@ -4,77 +4,18 @@ import Glibc
 import Foundation
 import Testing
 @testable import ObjectStore
+import TestSupport
 
-/// A real S3 API on loopback: moto in server mode (PyPI `moto[server]`,
-/// installed by `make deps`), one process per test.
-final class MotoServer {
-    let process = Process()
-    let port: Int
-
-    static let binary = SigV4Tests.root.appendingPathComponent(".venv/bin/moto_server").path
-    /// Tests that need a store run only where moto is installed (`make deps`).
-    static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
-    static let skipReason: Comment = "moto_server is not in .venv (run `make deps`): the tests against a real S3 API are skipped"
-
-    init() throws {
-        port = MotoServer.freePort()
-        let bin = MotoServer.binary
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Ready when it accepts connections.
-        for _ in 0..<200 {
-            if MotoServer.accepts(port) { return }
-            usleep(50_000)
-        }
-        stop()
-        throw S3Error(.transport, status: 0, message: "moto_server did not start on \(port)", key: "")
-    }
-
-    deinit { stop() }
-
-    /// moto's server ignores SIGTERM (waiting for it hung the suite); its
-    /// state is in memory, so SIGKILL loses nothing.
-    func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    var endpoint: String { "http://127.0.0.1:\(port)" }
+/// moto (`TestSupport.MotoServer`) as these suites use it: a client of
+/// one bucket with quick retries, and the skip comment.
+extension MotoServer {
+    static let skipReason = Comment(rawValue: MotoServer.skipMessage)
 
     func client(bucket: String = "qos-test", prefix: String = "data") -> S3Client {
         var c = S3Config(bucket: bucket, prefix: prefix, endpoint: endpoint, region: "us-east-1", pathStyle: true,
                          credentials: S3Credentials(accessKeyId: "testing", secretAccessKey: "testing"))
         c.retry.baseSeconds = 0.01
         return S3Client(c)
-    }
-
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 }
 
