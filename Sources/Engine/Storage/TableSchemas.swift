@@ -72,21 +72,20 @@ public struct WindowedRow<R> {
 }
 
 /// A `sessions` row with its window, by reference: the packed rows of a
-/// window (`WindowState.sessions`, shared, not copied) and the row's index,
-/// so writing a file does not copy every row (bench/results/speed.md
-/// "Memory per session").
+/// window (`WindowState.sessions`, shared, not copied) with the window's
+/// bounds, and the row's index, so writing a file does not copy every row
+/// (16 bytes a row; bench/results/speed.md "Memory per session").
 public struct SessionRowAt {
     public final class Rows {
         public let rows: SessionRows
-        public init(_ rows: SessionRows) { self.rows = rows }
+        public let start: Int64, end: Int64
+        public init(_ rows: SessionRows, start: Int64, end: Int64) { self.rows = rows; self.start = start; self.end = end }
     }
-    public var start: Int64
-    public var end: Int64
     public let all: Rows
     public let index: Int
-    public init(start: Int64, end: Int64, all: Rows, index: Int) {
-        self.start = start; self.end = end; self.all = all; self.index = index
-    }
+    public init(_ all: Rows, index: Int) { self.all = all; self.index = index }
+    public var start: Int64 { all.start }
+    public var end: Int64 { all.end }
     var rows: SessionRows { _read { yield all.rows } }
     var p: SessionRows.Packed { _read { yield all.rows.packed[index] } }
     func name(_ id: UInt32) -> String { all.rows.name(id) }

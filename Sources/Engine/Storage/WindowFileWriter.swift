@@ -71,8 +71,8 @@ public struct WindowFileWriter {
             if !w.sessions.isEmpty {
                 // Sort indices, not the (large) rows.
                 let order = sessionOrder(w.sessions)
-                let all = SessionRowAt.Rows(w.sessions)
-                let rows = order.map { SessionRowAt(start: w.start, end: w.end, all: all, index: $0) }
+                let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
+                let rows = order.map { SessionRowAt(all, index: $0) }
                 out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
             }
             if !w.cdnEdge.isEmpty {
@@ -102,8 +102,8 @@ public struct WindowFileWriter {
             var rows: [SessionRowAt] = []
             for w in group where !w.sessions.isEmpty {
                 let order = sessionOrder(w.sessions)
-                let all = SessionRowAt.Rows(w.sessions)
-                rows += order.map { SessionRowAt(start: w.start, end: w.end, all: all, index: $0) }
+                let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
+                rows += order.map { SessionRowAt(all, index: $0) }
             }
             if !rows.isEmpty {
                 out.append(try file("sessions", first, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions"), nameStart: hour))
