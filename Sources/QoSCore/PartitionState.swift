@@ -77,6 +77,8 @@ struct CloseQueue {
         if !heap.isEmpty {
             heap[0] = last
             siftDown(0)
+        } else {
+            heap = []  // the end of a replay empties it: give its capacity back
         }
         return top
     }

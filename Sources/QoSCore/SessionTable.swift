@@ -10,6 +10,8 @@
 public struct SessionTable {
     private var buckets: [SessionState?] = Array(repeating: nil, count: 8)
     public private(set) var count = 0
+    /// Buckets allocated (tests).
+    var capacity: Int { buckets.count }
 
     public init() {}
 
@@ -101,6 +103,9 @@ public struct SessionTable {
         }
         buckets[i] = nil
         count -= 1
+        // Empty (the end of a replay closes every session): give the buckets
+        // back rather than keep them at their peak size while files are written.
+        if count == 0 && buckets.count > 8 { buckets = Array(repeating: nil, count: 8) }
     }
 
     /// Every open session, in no particular order.

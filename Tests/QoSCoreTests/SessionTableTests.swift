@@ -31,6 +31,20 @@ import Testing
         #expect(table.count == 0 && table.values.isEmpty)
     }
 
+    /// Emptied, the table gives its grown buckets back and works as new.
+    @Test func anEmptiedTableShrinks() {
+        var table = SessionTable()
+        let sessions = (0..<10_000).map { SessionState(id: "s\($0)", ts: 0) }
+        for s in sessions { table.insert(s) }
+        #expect(table.capacity >= 16_384)
+        for s in sessions.dropLast() { table.remove(s) }
+        #expect(table.capacity >= 16_384 && table.lookup("s9999") === sessions.last)
+        table.remove(sessions.last!)
+        #expect(table.count == 0 && table.capacity == 8 && table.lookup("s9999") == nil)
+        for s in sessions.prefix(100) { table.insert(s) }
+        #expect(table.count == 100 && sessions.prefix(100).allSatisfy { table.lookup($0.id) === $0 })
+    }
+
     @Test func emptyAndLongIds() {
         var table = SessionTable()
         let ids = ["", "a", String(repeating: "x", count: 128), "é-ü", "12345678", "123456789"]
