@@ -46,9 +46,11 @@ test-swift:
 # The interop tests mostly wait on daemons, brokers and moto, so they run in
 # INTEROP_WORKERS pytest processes (pytest-xdist; each has its own session
 # fixtures); work stealing keeps the long crash tests from ending last.
+# Tests marked `serial` (real time, sensitive to load) run afterwards, alone.
 INTEROP_WORKERS ?= 4
 test-interop: deps-python build
-	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q -n $(INTEROP_WORKERS) --dist worksteal tests/interop
+	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q -n $(INTEROP_WORKERS) --dist worksteal -m "not serial" tests/interop
+	QOS_BIN=$(abspath $(QOS_DEBUG)) $(PY) -m pytest -q -m serial tests/interop
 
 ## demo: the main job on the embedded defaults: broker + generator + daemon (qos demo), then a look with DuckDB.
 DEMO_DIR := output

@@ -10,6 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: runs alone after the parallel tests (real-time, load-sensitive)")
+
+
 def qos_bin() -> str:
     path = os.environ.get("QOS_BIN") or str(ROOT / ".build" / "debug" / "qos")
     if not Path(path).exists():
