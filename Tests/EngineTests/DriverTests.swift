@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import Parquet
@@ -59,11 +60,7 @@ import QoSCore
 
     final class LogBox: @unchecked Sendable { var lines: [String] = [] }
 
-    static func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-driver-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() -> String { makeTemporaryDirectory("qos-driver") }
 
     /// Generated beacons (with late, duplicate and malformed ones), keyed by
     /// session into `partitions` partitions like a Kafka producer would.

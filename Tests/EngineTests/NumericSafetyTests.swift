@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Parquet
 import QoSCore
@@ -10,11 +11,7 @@ import QoSCore
 @Suite struct NumericSafetyTests {
     static let t0: Int64 = 1_767_225_600_000  // 2026-01-01T00:00:00Z
 
-    func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-numeric-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() -> String { makeTemporaryDirectory("qos-numeric") }
 
     func line(_ event: String, _ ms: Int64, _ sid: String, _ extra: String = "") -> String {
         #"{"event":"\#(event)","ts":\#(NumericSafetyTests.t0 + ms),"session_id":"\#(sid)"\#(extra)}"#

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import Parquet
@@ -22,11 +23,7 @@ import Sketches
         var concurrentBySource: [Int64: Int64] = [:]
     }
 
-    static func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-reagg-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() -> String { makeTemporaryDirectory("qos-reagg") }
 
     /// One generated input replayed at 2 min and at 1 h, shared by the tests.
     final class Fixture: @unchecked Sendable {
@@ -42,9 +39,7 @@ import Sketches
             g.malformedFraction = 0.005
             g.explicitGeo = true
             let input = dir + "/in.ndjson"
-            let sink = try LineSink(path: input)
-            for m in TrafficGenerator(g) { try sink.writeLine(m.payload) }
-            try sink.close()
+            try writeGeneratedInput(g, to: input)
             for (name, ms) in [("w2m", Int64(120_000)), ("w1h", Int64(3_600_000))] {
                 var o = ReplayOptions()
                 o.inputs = [input]

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Parquet
 import QoSCore
@@ -13,11 +14,7 @@ import QoSCore
     /// 2026-01-01 00:00 UTC, a window boundary.
     static let t0: Int64 = 1_767_225_600_000
 
-    static func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-replay-driver-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() -> String { makeTemporaryDirectory("qos-replay-driver") }
 
     static func beacon(_ event: String, _ offsetMs: Int64, _ sid: String, _ seq: Int) -> String {
         #"{"event":"\#(event)","ts":\#(t0 + offsetMs),"session_id":"\#(sid)","seq":\#(seq)}"#

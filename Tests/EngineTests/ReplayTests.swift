@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import Parquet
@@ -7,11 +8,7 @@ import QoSCore
 
 /// Replay through the real sink, read back with our own Parquet reader.
 @Suite struct ReplayTests {
-    func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-replay-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() -> String { makeTemporaryDirectory("qos-replay") }
 
     func writeInput(_ dir: String, sessions: Int) throws -> String {
         var o = GeneratorOptions()
@@ -20,9 +17,7 @@ import QoSCore
         o.duplicateFraction = 0.01
         o.malformedFraction = 0.01
         let path = dir + "/in.ndjson"
-        let sink = try LineSink(path: path)
-        for m in TrafficGenerator(o) { try sink.writeLine(m.payload) }
-        try sink.close()
+        try writeGeneratedInput(o, to: path)
         return path
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import Parquet
@@ -16,8 +17,7 @@ import Sketches
         /// The report of the whole sink.
         var model: ReportModel!
         init() throws {
-            dir = NSTemporaryDirectory() + "qos-report-\(UUID().uuidString)"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            dir = makeTemporaryDirectory("qos-report")
             var g = GeneratorOptions()
             g.seed = 11
             g.sessions = 300
@@ -28,9 +28,7 @@ import Sketches
             g.slowPop = "fastly/ams"
             g.failingPlayer = "shaka-player@4.7.11"
             let input = dir + "/in.ndjson"
-            let out = try LineSink(path: input)
-            for m in TrafficGenerator(g) { try out.writeLine(m.payload) }
-            try out.close()
+            try writeGeneratedInput(g, to: input)
             sink = dir + "/out"
             var o = ReplayOptions()
             o.inputs = [input]

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 import Generator
 import QoSCore
@@ -10,11 +11,7 @@ import QoSCore
 /// watermark (late events, too-old rejects, closes, window flushes) taken
 /// at the same point.
 @Suite struct ShardedReplayTests {
-    func tempDir() -> String {
-        let d = NSTemporaryDirectory() + "qos-shard-\(UUID().uuidString)"
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    func tempDir() -> String { makeTemporaryDirectory("qos-shard") }
 
     /// Every file's columns (`--json-dump`), by path.
     func dump(_ o: ReplayOptions, workers: Int, dir: String) throws -> (summary: ReplaySummary, files: [String: String]) {
@@ -89,9 +86,7 @@ import QoSCore
         g.malformedFraction = 0.03
         g.futureFraction = 0.02
         let path = dir + "/in.ndjson"
-        let sink = try LineSink(path: path)
-        for m in TrafficGenerator(g) { try sink.writeLine(m.payload) }
-        try sink.close()
+        try writeGeneratedInput(g, to: path)
         var o = ReplayOptions()
         o.inputs = [path]
         o.config.windowMs = 30_000
