@@ -129,7 +129,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         self.opaque = opaque
         // Serve error/log/stats events from the consumer queue, i.e. in poll().
         rd_kafka_poll_set_consumer(rk)
-        box.cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        box.cooperative = rebalanceProtocol(rk) == "COOPERATIVE"
             || (extra["partition.assignment.strategy"]?.contains("cooperative") ?? false)
 
         // Subscription is deferred to the first poll() so checkTopics() can
@@ -503,15 +503,24 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 }
 
+/// The group's rebalance protocol ("NONE", "EAGER", "COOPERATIVE"), or nil
+/// when librdkafka has none to report (it returns NULL then).
+private func rebalanceProtocol(_ rk: OpaquePointer) -> String? {
+    rd_kafka_rebalance_protocol(rk).map { String(cString: $0) }
+}
+
 // MARK: - C callbacks (run on the polling thread, inside rd_kafka_consumer_poll)
 
 private let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?) -> Void = { rk, err, partitions, opaque in
     guard let rk, let box = ClientBox.from(opaque) else { return }
     let tps = readPartitionList(partitions).map { $0.0 }
-    let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
-    let closing = box.lock.withLock { () -> Bool in
-        box.cooperative = cooperative
-        return box.closing
+    // NULL while the group state is being reset (seen under load during a
+    // rebalance): the protocol does not change within a consumer's life, so
+    // the last one known stands.
+    let proto = rebalanceProtocol(rk)
+    let (cooperative, closing) = box.lock.withLock { () -> (Bool, Bool) in
+        if let proto { box.cooperative = proto == "COOPERATIVE" }
+        return (box.cooperative, box.closing)
     }
     if closing {
         // close(): the caller already checkpointed; release right away.
