@@ -71,7 +71,13 @@ extension DDSketch {
         guard gamma > 1, gamma.isFinite else { throw SketchError.invalidFormat("DDSketch gamma \(gamma)") }
         guard zero >= 0, zero.isFinite else { throw SketchError.invalidFormat("DDSketch zeroCount \(zero)") }
         // KeyMapping.from_gamma_offset: relative accuracy (gamma - 1) / (gamma + 1).
-        self.init(relativeAccuracy: (gamma - 1) / (gamma + 1), binLimit: binLimit)
+        // A huge gamma rounds it to 1 (or 0 once gamma + 1 overflows): refused,
+        // not left to the initializer's precondition.
+        let accuracy = (gamma - 1) / (gamma + 1)
+        guard accuracy > 0 && accuracy < 1 else {
+            throw SketchError.invalidFormat("DDSketch gamma \(gamma) (relative accuracy \(accuracy))")
+        }
+        self.init(relativeAccuracy: accuracy, binLimit: binLimit)
         zeros = zero
         // Highest key first so collapsing (if the range exceeds binLimit) happens once.
         for (k, c) in positive.sorted(by: { $0.0 > $1.0 }) where c != 0 {

@@ -139,6 +139,20 @@ import Testing
         }
     }
 
+    /// A gamma so large that the relative accuracy it implies rounds to 1
+    /// (or to 0 once gamma + 1 overflows) is refused as a format error: a
+    /// random corruption once hit the initializer's precondition instead.
+    @Test func hugeGammaIsRefusedNotTrapped() {
+        for gamma in [1e300, Double.greatestFiniteMagnitude, 1e17] {
+            var msg: [UInt8] = [0x0A, 9, 0x09]  // mapping { gamma: fixed64 }
+            withUnsafeBytes(of: gamma.bitPattern.littleEndian) { msg += $0 }
+            #expect(throws: SketchError.self, "gamma \(gamma)") { try DDSketch(protobuf: msg) }
+        }
+        var ok: [UInt8] = [0x0A, 9, 0x09]
+        withUnsafeBytes(of: (1.02).bitPattern.littleEndian) { ok += $0 }
+        #expect((try? DDSketch(protobuf: ok)) != nil)
+    }
+
     @Test func corruptedDDSketchMessages() async {
         var base = DDSketch()
         for v in [0.0, 1, 2, 3, 50, 1000, 1e6] { base.add(v) }
