@@ -33,17 +33,22 @@ public final class PartitionState<K: SketchKit> {
         queue.push(s.closeDue(c), s)
     }
 
-    /// Pops every session whose close condition holds at `watermark`
-    /// (close instant ≤ watermark and arrival mark + timeout ≤ watermark).
-    func dueSessions(_ watermark: Int64, _ c: EngineConfig) -> [SessionState] {
-        var out: [SessionState] = []
+    /// Pops the next session whose close condition holds at `watermark`
+    /// (close instant ≤ watermark and arrival mark + timeout ≤ watermark),
+    /// re-queueing those popped early whose condition moved on. One at a
+    /// time, so a caller that closes it lets it go before the next: at the
+    /// end of a replay every session closes, and holding them all until the
+    /// last one is closed kept them alive next to their `sessions` rows
+    /// (bench/results/speed.md "Memory per session").
+    func nextDueSession(_ watermark: Int64, _ c: EngineConfig) -> SessionState? {
         while let top = queue.peekDue, top <= watermark {
             let s = queue.pop()
             s.queued = false
             if s.closed { continue }
-            if s.closeDue(c) <= watermark { out.append(s) } else { schedule(s, c) }
+            if s.closeDue(c) <= watermark { return s }
+            schedule(s, c)
         }
-        return out
+        return nil
     }
 }
 

@@ -13,10 +13,7 @@ extension QoSEngine {
         // The watermark moved: sessions of this partition (if it also
         // carries beacons) close as they would at a beacon.
         let wm = p.watermark(config)
-        for s in p.dueSessions(wm, config) {
-            let (instant, reason) = s.pendingClose(config)
-            close(s, in: p, at: instant, reason: reason)
-        }
+        closeDueSessions(p, watermark: wm)
         counters.accepted += 1
         if p.aggregator.isWritten(ts) { counters.lateEvents += 1 }
         let w = p.aggregator.window(for: ts)

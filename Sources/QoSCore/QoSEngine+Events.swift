@@ -144,6 +144,16 @@ extension QoSEngine {
 
     // MARK: Close
 
+    /// Closes every session of `p` whose close condition holds at
+    /// `watermark`, each at its own close instant, one after the other.
+    @inline(__always)
+    func closeDueSessions(_ p: PartitionState<K>, watermark: Int64) {
+        while let s = p.nextDueSession(watermark, config) {
+            let (instant, reason) = s.pendingClose(config)
+            close(s, in: p, at: instant, reason: reason)
+        }
+    }
+
     /// Closes `s` at `instant`: open stalls and seeks end there, and the
     /// close's metrics go to the window of the instant.
     func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {

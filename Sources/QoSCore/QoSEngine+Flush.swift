@@ -40,10 +40,7 @@ extension QoSEngine {
     /// closes at its own close instant, every window is written.
     public func finish() -> [WindowState<K>] {
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
-            for s in p.dueSessions(.max, config) {
-                let (instant, reason) = s.pendingClose(config)
-                close(s, in: p, at: instant, reason: reason)
-            }
+            closeDueSessions(p, watermark: .max)
         }
         return flush(watermark: .max)
     }

@@ -84,10 +84,7 @@ public final class QoSEngine<K: SketchKit> {
         let p = partition(pid)
         guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
-        for s in p.dueSessions(wm, config) {
-            let (instant, reason) = s.pendingClose(config)
-            close(s, in: p, at: instant, reason: reason)
-        }
+        closeDueSessions(p, watermark: wm)
         var session = id.map { p.sessions.lookup($0) } ?? p.sessions.lookup(b.sessionId)
         if let s = session, s.isGap(b.ts, config) {
             let (instant, reason) = s.pendingClose(config)
@@ -168,10 +165,7 @@ public final class QoSEngine<K: SketchKit> {
             p.maxTs = maxTs
         }
         let wm = p.watermark(config)
-        for s in p.dueSessions(wm, config) {
-            let (instant, reason) = s.pendingClose(config)
-            close(s, in: p, at: instant, reason: reason)
-        }
+        closeDueSessions(p, watermark: wm)
     }
 
     private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> SessionState {

@@ -3,14 +3,16 @@
 /// written, so at 500 000 concurrent sessions these rows are most of the
 /// memory when many close at once (the end of a replay). A `SessionRow` is
 /// about 480 bytes of fields plus two heap strings (its ids); here a row is
-/// one 152-byte `Packed` value and its ids' UTF-8 bytes in a shared byte
-/// buffer, and the low-cardinality strings (video, geography, device,
+/// one 152-byte `Packed` value and its ids' UTF-8 bytes in shared byte
+/// chunks, both kept in small chunks that reuse the memory of the sessions
+/// that closed (`Chunked`), and the low-cardinality strings (video, geography, device,
 /// player, CDN, error code) are ids into a table of this buffer's distinct
 /// strings. Every value is kept exactly: reading a row back gives the
 /// `SessionRow` that was appended.
 public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// One row's facts. Strings are `names` ids (`SessionRows.nil` = nil);
-    /// the ids are `idLength` + `viewerLength` bytes at `idOffset` of `bytes`.
+    /// the ids are `idLength` + `viewerLength` bytes at `idOffset` of `bytes`
+    /// (an `IdBytes` offset).
     ///
     /// Numbers are kept in the width the engine's sessions need: times as
     /// 32-bit offsets from `startTs` (a session's times lie within
@@ -128,9 +130,10 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// The id of a nil string in `Packed`.
     public static let `nil` = UInt32.max
 
-    public private(set) var packed: [Packed] = []
+    /// The rows, in chunks (see `Chunked`).
+    public private(set) var packed = Chunked<Packed>()
     /// The ids' UTF-8 bytes, row after row (session id, then viewer id).
-    private var bytes: [UInt8] = []
+    private var bytes = IdBytes()
     /// The distinct strings of the rows' string fields, by id.
     public private(set) var names: [String] = []
     private var nameIds: [String: UInt32] = [:]
@@ -170,9 +173,9 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// Row `i`'s session id / viewer id bytes.
     public func withIdBytes<R>(_ i: Int, viewer: Bool = false, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let p = packed[i]
-        let start = p.idOffset + (viewer ? Int(p.idLength) : 0)
+        let skip = viewer ? Int(p.idLength) : 0
         let n = Int(viewer ? p.viewerLength : p.idLength)
-        return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+        return bytes.withBytes(at: p.idOffset) { body(UnsafeRawBufferPointer(rebasing: $0[skip..<(skip + n)])) }
     }
     public func sessionId(_ i: Int) -> String { withIdBytes(i) { String(decoding: $0, as: UTF8.self) } }
     public func viewerId(_ i: Int) -> String { withIdBytes(i, viewer: true) { String(decoding: $0, as: UTF8.self) } }
@@ -200,9 +203,7 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     }
 
     public mutating func append(_ r: SessionRow) {
-        let offset = bytes.count
-        bytes.append(contentsOf: r.sessionId.utf8)
-        bytes.append(contentsOf: r.viewerId.utf8)
+        let offset = bytes.append(r.sessionId.utf8, r.viewerId.utf8)
         var f: UInt16 = 0
         func set(_ b: Bool, _ bit: UInt16) { if b { f |= bit } }
         set(r.asn != nil, Packed.hasAsn); set(r.videoDurationMs != nil, Packed.hasDuration)
@@ -231,3 +232,74 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
 
     public static func == (a: SessionRows, b: SessionRows) -> Bool { a.elementsEqual(b) }
 }
+
+/// An append-only array kept in fixed-size chunks of `Chunked.chunkSize`
+/// elements. The `sessions` rows of a window grow by one per closed
+/// session; one contiguous array would double into ever larger blocks that
+/// glibc maps fresh from the kernel, so the memory of the sessions closed
+/// meanwhile could not be reused for them. Chunks of a few KB come from the
+/// same heap the freed sessions went back to (bench/results/speed.md
+/// "Memory per session").
+public struct Chunked<Element>: RandomAccessCollection {
+    static var chunkSize: Int { 64 }
+    private var chunks: [[Element]] = []
+    public private(set) var count = 0
+
+    public init() {}
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    public subscript(i: Int) -> Element {
+        _read {
+            precondition(i >= 0 && i < count, "Chunked index out of range")
+            yield chunks[i / Chunked.chunkSize][i % Chunked.chunkSize]
+        }
+    }
+
+    mutating func append(_ e: Element) {
+        if count % Chunked.chunkSize == 0 {
+            var c: [Element] = []
+            c.reserveCapacity(Chunked.chunkSize)
+            chunks.append(c)
+        }
+        chunks[chunks.count - 1].append(e)
+        count += 1
+    }
+}
+
+extension Chunked: Sendable where Element: Sendable {}
+extension Chunked: Equatable where Element: Equatable {
+    public static func == (a: Chunked, b: Chunked) -> Bool { a.elementsEqual(b) }
+}
+
+/// The `sessions` rows' id bytes, in chunks of at least `IdBytes.chunkSize`
+/// (for the reason `Chunked` gives). A row's ids lie within one chunk; an
+/// offset is the chunk's index in its high 32 bits, the position in it in
+/// the low 32.
+struct IdBytes: Sendable {
+    static let chunkSize = 4096
+    private var chunks: [[UInt8]] = []
+
+    /// Appends `a` then `b` into one chunk and returns where they start.
+    mutating func append(_ a: String.UTF8View, _ b: String.UTF8View) -> Int {
+        let n = a.count + b.count
+        if chunks.isEmpty || chunks[chunks.count - 1].count + n > chunks[chunks.count - 1].capacity {
+            var c: [UInt8] = []
+            c.reserveCapacity(max(IdBytes.chunkSize, n))
+            chunks.append(c)
+        }
+        let k = chunks.count - 1
+        let at = chunks[k].count
+        chunks[k].append(contentsOf: a)
+        chunks[k].append(contentsOf: b)
+        return k << 32 | at
+    }
+
+    /// The bytes from `offset` (as `append` returned it) to the end of its chunk.
+    func withBytes<R>(at offset: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let c = offset >> 32, at = offset & 0xFFFF_FFFF
+        return chunks[c].withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[at...])) }
+    }
+}
+

@@ -35,6 +35,33 @@ import Testing
         #expect(merged == packed)
     }
 
+    /// Rows and id bytes live in chunks (`Chunked`, `IdBytes`): many rows
+    /// cross chunk boundaries, ids land at a chunk's very end, and an id
+    /// pair larger than a whole chunk gets a chunk of its own; every row and
+    /// id reads back exactly, in order.
+    @Test func rowsAcrossChunksAndOversizedIdsReadBack() {
+        var rows: [SessionRow] = []
+        var width = 1
+        for i in Int64(0)..<(Int64(Chunked<SessionRows.Packed>.chunkSize) * 5 + 3) {
+            // Id lengths sweep 1…200 bytes, so pairs end at every position of
+            // a 4 KB chunk; every 50th pair is larger than a chunk.
+            width = width % 200 + 1
+            let big = i % 50 == 7 ? String(repeating: "z", count: IdBytes.chunkSize + Int(i)) : ""
+            rows.append(row("s\(i)-" + String(repeating: "a", count: width) + big,
+                            viewer: big.isEmpty ? "v\(i)" : big + "v", i, optionals: i % 3 == 0))
+        }
+        let packed = SessionRows(rows)
+        #expect(packed.count == rows.count)
+        #expect(Array(packed) == rows)
+        for i in packed.indices {
+            #expect(packed.sessionId(i) == rows[i].sessionId)
+            #expect(packed.viewerId(i) == rows[i].viewerId)
+        }
+        let j = rows.count - 1
+        #expect(packed.sessionIdLess(0, j) == (rows[0].sessionId < rows[j].sessionId))
+        #expect(packed.sessionIdLess(j, 0) == (rows[j].sessionId < rows[0].sessionId))
+    }
+
     /// An engine-like row keeps its numbers in the compact fields (152-byte
     /// rows); a value outside them (a huge count, a time far from the start,
     /// a negative duration) moves the row's numbers to the box, and every

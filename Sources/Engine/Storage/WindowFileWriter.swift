@@ -123,10 +123,10 @@ public struct WindowFileWriter {
     /// The order of a window's `sessions` rows in its file: by close
     /// instant, then session id (as `String`s compare).
     func sessionOrder(_ rows: SessionRows) -> [Int] {
-        rows.packed.withUnsafeBufferPointer { p in
-            p.indices.sorted { a, b in
-                p[a].closeTs != p[b].closeTs ? p[a].closeTs < p[b].closeTs : rows.sessionIdLess(a, b)
-            }
+        let p = rows.packed
+        return p.indices.sorted { a, b in
+            let (x, y) = (p[a].closeTs, p[b].closeTs)
+            return x != y ? x < y : rows.sessionIdLess(a, b)
         }
     }
 
