@@ -32,6 +32,7 @@ public struct ViewerHLL: DistinctCounter {
     public var estimate: Double { hll.estimate }
     public var isEmpty: Bool { hll.isEmpty }
     public func serialized() -> [UInt8] { hll.compactBytes() }
+    public var serializedCount: Int { hll.compactByteCount }
 }
 
 public struct DurationSketch: QuantileSummary {
@@ -44,6 +45,7 @@ public struct DurationSketch: QuantileSummary {
     public var count: Double { sketch.count }
     public var isEmpty: Bool { sketch.isEmpty }
     public func serialized() -> [UInt8] { sketch.protobufBytes() }
+    public var serializedCount: Int { sketch.protobufByteCount }
 }
 
 extension DataSketchesKit: CheckpointableSketchKit {}

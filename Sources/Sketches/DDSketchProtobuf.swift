@@ -39,6 +39,17 @@ extension DDSketch {
         return out.buffer
     }
 
+    /// `protobufBytes().count`, without building the bytes (Parquet row
+    /// group sizing runs over every sketch before the sketches are written).
+    public var protobufByteCount: Int {
+        let n = positiveCount > 0 ? maxKey - minKey + 1 : 0
+        let countsLen = 8 * n
+        let storeLen = n == 0 ? 0
+            : 1 + varintSize(UInt64(countsLen)) + countsLen
+                + (minKey != 0 ? 1 + varintSize(zigzag(Int32(minKey))) : 0)
+        return 11 + (n == 0 ? 0 : 1 + varintSize(UInt64(storeLen)) + storeLen) + (zeros != 0 ? 9 : 0)
+    }
+
     /// Decodes a ddsketch.proto message. Only the logarithmic mapping (interpolation NONE)
     /// with index offset 0 is supported; a non-empty negative store is rejected.
     public init(protobuf: [UInt8], binLimit: Int = 2048) throws {

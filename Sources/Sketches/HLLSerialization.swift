@@ -21,6 +21,17 @@ extension HLLSketch {
     /// HLL_8 sketch with the same state.
     public func compactBytes() -> [UInt8] { serialize(compact: true) }
 
+    /// `compactBytes().count`, without building the bytes: the 8-byte
+    /// header, then the nonzero coupons of LIST (after no count) and SET
+    /// (after a 4-byte count), or HLL mode's 32-byte fields and registers.
+    public var compactByteCount: Int {
+        switch mode {
+        case .list: return 8 + 4 * couponCount
+        case .set: return 12 + 4 * couponCount
+        case .hll: return 40 + registers.count
+        }
+    }
+
     /// Updatable serialization (`serialize_updatable()`): LIST/SET write all slots.
     public func updatableBytes() -> [UInt8] { serialize(compact: false) }
 

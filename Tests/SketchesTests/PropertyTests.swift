@@ -49,6 +49,21 @@ import Testing
         }
     }
 
+    /// Row groups are sized by `protobufByteCount` before the bytes are built:
+    /// it must be their exact count (empty, zeros only, keys either side of 0,
+    /// collapsed stores, merged and decoded sketches).
+    @Test func ddByteCountIsTheSerializedCount() async {
+        await propertyCheck(input: Self.ddValues, Self.ddValues, Gen.int(in: 0 ... 1)) { a, b, small in
+            let limit = small == 1 ? 64 : 2048
+            var m = Self.dd(a, binLimit: limit)
+            #expect(m.protobufByteCount == m.protobufBytes().count)
+            m.merge(Self.dd(b, binLimit: limit))
+            #expect(m.protobufByteCount == m.protobufBytes().count)
+            let back = try DDSketch(protobuf: m.protobufBytes())
+            #expect(back.protobufByteCount == back.protobufBytes().count)
+        }
+    }
+
     // MARK: HLL: registers are exact; HIP depends on order, so compare registers.
 
     /// Item sets: ids in a range so that sets overlap; sizes cross LIST/SET/HLL (lgK 8 promotes at 24).
@@ -60,6 +75,23 @@ import Testing
         for x in xs { s.update(int64: Int64(x)) }
         for x in 0 ..< [0, 10, 200, 3000][extra] { s.update("bulk-\(x)") }
         return s
+    }
+
+    /// As for DDSketch: `compactByteCount` is the compact image's exact
+    /// count in LIST, SET and HLL mode, after merges and decoding.
+    @Test func hllByteCountIsTheCompactCount() async {
+        await propertyCheck(input: Self.ids, Self.ids, Self.sizes) { a, b, extra in
+            for lgK in [8, 12] {
+                var m = Self.hll(a, extra: extra, lgK: lgK)
+                #expect(m.compactByteCount == m.compactBytes().count)
+                m.merge(Self.hll(b, extra: 0, lgK: lgK))
+                #expect(m.compactByteCount == m.compactBytes().count)
+                let back = try HLLSketch(bytes: m.compactBytes())
+                #expect(back.compactByteCount == back.compactBytes().count)
+                let updatable = try HLLSketch(bytes: m.updatableBytes())
+                #expect(updatable.compactByteCount == updatable.compactBytes().count)
+            }
+        }
     }
 
     @Test func hllMergeRegistersEqualSketchOfUnion() async {

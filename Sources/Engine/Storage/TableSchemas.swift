@@ -8,16 +8,26 @@ public struct OutputColumn<Row> {
     public let field: ParquetField
     public let doc: String
     let build: (ArraySlice<Row>) -> ParquetColumnData
-    /// The row's estimated PLAIN size in this column (`parquetEstimatedSize`).
-    let size: (Row) -> Int
+    /// The row's estimated PLAIN size in this column (`parquetEstimatedSize`),
+    /// or nil when it is the same for every row: `fixedSize`.
+    let size: ((Row) -> Int)?
+    let fixedSize: Int
 
     init(field: ParquetField, doc: String, size: ((Row) -> Int)? = nil,
          build: @escaping (ArraySlice<Row>) -> ParquetColumnData) {
         self.field = field
         self.doc = doc
         self.build = build
-        let fixed = parquetEstimatedSize(field.physical, byteCount: 0)
-        self.size = size ?? { _ in fixed }
+        self.size = size
+        self.fixedSize = size == nil ? parquetEstimatedSize(field.physical, byteCount: 0) : 0
+    }
+
+    /// The estimated size of a row over `columns`: the fixed-size columns'
+    /// sum once, then only the columns whose size depends on the row.
+    static func rowSize(_ columns: [OutputColumn]) -> (Row) -> Int {
+        let fixed = columns.reduce(0) { $0 + $1.fixedSize }
+        let variable = columns.compactMap(\.size)
+        return { row in variable.reduce(fixed) { $0 + $1(row) } }
     }
 
     /// The column's values of `rows`.
@@ -53,6 +63,12 @@ public struct OutputColumn<Row> {
     }
     static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray($0.map(f)) }
+    }
+    /// A sketch column: its serialized bytes, sized without serializing.
+    static func sketch<S: SerializedSketch>(_ name: String, _ doc: String, _ f: @escaping (Row) -> S) -> OutputColumn {
+        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).serializedCount }) {
+            .byteArray($0.map { f($0).serialized() })
+        }
     }
 }
 
@@ -138,11 +154,11 @@ public enum TableSchemas {
         return [
             .int("views", "Sessions whose first view_start is in the window.") { $0.m.views },
             .double("unique_viewers", "Estimate of distinct viewer_id over those views (from viewers_hll).") { $0.m.viewers.estimate },
-            .blob("viewers_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK), compact serialization.") { $0.m.viewers.serialized() },
+            .sketch("viewers_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK), compact serialization.") { $0.m.viewers },
             .int("plays", "Sessions whose first play_start is in the window.") { $0.m.plays },
             .int("startup_ms_sum", "Σ startup time (first play_start − view_start, 0…5 min).") { $0.m.startupMsSum },
             .int("startup_ms_count", "Sessions with a startup time.") { $0.m.startupMsCount },
-            .blob("startup_ms_sketch", "DDSketch (\(SketchParameters.ddsketchAccuracyPercent) % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch.serialized() },
+            .sketch("startup_ms_sketch", "DDSketch (\(SketchParameters.ddsketchAccuracyPercent) % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch },
             q("startup_ms_p50", 0.5), q("startup_ms_p90", 0.9), q("startup_ms_p95", 0.95), q("startup_ms_p99", 0.99),
             .int("vsf", "Video start failures: first fatal error before play_start, after view_start.") { $0.m.vsf },
             .double("vsf_rate", "vsf / views (null when no views).") { ratio($0.m.vsf, $0.m.views) },
@@ -164,7 +180,7 @@ public enum TableSchemas {
             .int("downshifts", "bitrate_change to a lower bitrate.") { $0.m.downshifts },
             .int("sessions_ended", "Sessions whose close instant is in the window.") { $0.m.sessionsEnded },
             .int("session_ms_sum", "Σ session duration (latest − earliest ts) of those sessions.") { $0.m.sessionMsSum },
-            .blob("session_ms_sketch", "DDSketch of session durations.") { $0.m.sessionSketch.serialized() },
+            .sketch("session_ms_sketch", "DDSketch of session durations.") { $0.m.sessionSketch },
             .int("completed", "Closed sessions that ended or reached 90 % of the duration.") { $0.m.completed },
             .int("concurrent_plays", "Sessions playing at the window's end (point sample; max on roll-up).") { $0.m.concurrentPlays },
             .int("missing_start", "Sessions opened without view_start.") { $0.m.missingStart },
@@ -184,12 +200,12 @@ public enum TableSchemas {
             .int("cache_hits", "cache = HIT.") { $0.m.segment.cacheHits },
             .int("bytes", "Σ bytes.") { $0.m.segment.bytes },
             .int("download_ms_sum", "Σ download_ms.") { $0.m.segment.downloadMsSum },
-            .blob("download_ms_sketch", "DDSketch of download_ms.") { $0.m.segment.downloadSketch.serialized() },
+            .sketch("download_ms_sketch", "DDSketch of download_ms.") { $0.m.segment.downloadSketch },
             .double("download_ms_p50", "Median download_ms.") { $0.m.segment.downloadSketch.quantile(0.5) },
             .double("download_ms_p95", "95th percentile download_ms.") { $0.m.segment.downloadSketch.quantile(0.95) },
-            .blob("ttfb_ms_sketch", "DDSketch of ttfb_ms.") { $0.m.segment.ttfbSketch.serialized() },
+            .sketch("ttfb_ms_sketch", "DDSketch of ttfb_ms.") { $0.m.segment.ttfbSketch },
             .double("ttfb_ms_p95", "95th percentile ttfb_ms.") { $0.m.segment.ttfbSketch.quantile(0.95) },
-            .blob("throughput_kbps_sketch", "DDSketch of bytes × 8 / download_ms.") { $0.m.segment.throughputSketch.serialized() },
+            .sketch("throughput_kbps_sketch", "DDSketch of bytes × 8 / download_ms.") { $0.m.segment.throughputSketch },
             .double("throughput_kbps_p50", "Median throughput.") { $0.m.segment.throughputSketch.quantile(0.5) },
         ]
     }
@@ -216,15 +232,15 @@ public enum TableSchemas {
             .int("cache_hits", "Records the CDN served from cache.") { $0.m.cacheHits },
             .int("cache_misses", "Records the CDN fetched (miss, pass).") { $0.m.cacheMisses },
             .int("incomplete_responses", "Records whose last byte was not served (where the format says).") { $0.m.incompleteResponses },
-            .blob("serve_ms_sketch", "DDSketch of the serve time, ms.") { $0.m.serveSketch.serialized() },
+            .sketch("serve_ms_sketch", "DDSketch of the serve time, ms.") { $0.m.serveSketch },
             q("serve_ms_p50", "Serve time", 0.5, { $0.m.serveSketch }),
             q("serve_ms_p95", "Serve time", 0.95, { $0.m.serveSketch }),
             q("serve_ms_p99", "Serve time", 0.99, { $0.m.serveSketch }),
-            .blob("ttfb_ms_sketch", "DDSketch of the time to first byte, ms (empty when the format has none).") { $0.m.ttfbSketch.serialized() },
+            .sketch("ttfb_ms_sketch", "DDSketch of the time to first byte, ms (empty when the format has none).") { $0.m.ttfbSketch },
             q("ttfb_ms_p50", "Time to first byte", 0.5, { $0.m.ttfbSketch }),
             q("ttfb_ms_p95", "Time to first byte", 0.95, { $0.m.ttfbSketch }),
             q("ttfb_ms_p99", "Time to first byte", 0.99, { $0.m.ttfbSketch }),
-            .blob("clients_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK) of client IPs, compact serialization.") { $0.m.clients.serialized() },
+            .sketch("clients_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK) of client IPs, compact serialization.") { $0.m.clients },
             .double("unique_clients", "Estimate of distinct client IPs (from clients_hll).") { $0.m.clients.estimate },
         ]
     }

@@ -172,8 +172,9 @@ public struct WindowFileWriter {
         opts.keyValueMetadata = meta
         // One column chunk's values at a time (not every column of every
         // row at once: ~1 KB a row of a `sessions` file).
+        let rowSize = OutputColumn.rowSize(cols)
         let bytes = try writeParquet(schema: cols.map(\.field), rowCount: rows.count,
-                                     rowSize: { r in cols.reduce(0) { $0 + $1.size(rows[r]) } },
+                                     rowSize: { rowSize(rows[$0]) },
                                      options: opts) { i, range in cols[i].build(rows[range]) }
         let name = "\(table)_\(CivilTime(epochMs: nameStart ?? start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
