@@ -49,7 +49,8 @@ struct EpochCommit {
         let range = book.epochRange
         let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
         var files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
-                                    sourceRange: "\(stream)[\(range)]", tag: tag, lateFrom: lateFrom)
+                                    sourceRange: "\(stream)[\(range)]", tag: tag, lateFrom: lateFrom,
+                                    combineBaseByHour: true)
             + writer.planRejects(engine.takeRejects(nowMs: nowMs), flush: Int(store.epoch + 1),
                                  sourceRange: "\(stream)[\(range)]", tag: tag)
         let fired = alerts?.evaluator.evaluate(windows, names: engine.interner.strings, writer: writer) ?? []

@@ -2,7 +2,8 @@ import Parquet
 import QoSCore
 
 /// Turns flushed windows into Parquet files: one per table per on-time
-/// window (`base`), and one per table per hour directory for the late
+/// window (`base`; the daemon puts the on-time windows of one hour that one
+/// epoch flushes into one file per table), and one per table per hour directory for the late
 /// deltas of one flush (`late<from>-<to>`: every changed window of that hour,
 /// `window_start` a column; from/to are the flushes whose late contributions
 /// it holds). File names are deterministic: table, window (the hour for late
@@ -48,74 +49,82 @@ public struct WindowFileWriter {
     /// Encodes every table of `windows`. `flush` numbers the flush (late
     /// delta names), `sourceRange` goes into the metadata.
     public func plan(_ windows: [WindowState<DataSketchesKit>], interner: StringInterner,
-                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil) throws -> [PlannedFile] {
-        try plan(windows, names: interner.strings, flush: flush, sourceRange: sourceRange, tag: tag, lateFrom: lateFrom)
+                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil,
+                     combineBaseByHour: Bool = false) throws -> [PlannedFile] {
+        try plan(windows, names: interner.strings, flush: flush, sourceRange: sourceRange, tag: tag, lateFrom: lateFrom,
+                 combineBaseByHour: combineBaseByHour)
     }
 
     /// As above, with the interner's strings as a snapshot (so another
     /// thread can encode while the engine interns new values).
+    ///
+    /// `combineBaseByHour`: on-time windows of one hour directory flushed
+    /// together (a daemon catching up flushes many per epoch) go into one
+    /// file per table, named by the first window and holding each window's
+    /// rows (`window_start` a column, metadata `videoqos.windows`), as late
+    /// files do: a fraction of the files, and fewer compactions of the hour
+    /// (docs/architecture.md "Compaction"). Off (`qos replay`, which flushes
+    /// as windows become due), each on-time window gets its own files.
     public func plan(_ windows: [WindowState<DataSketchesKit>], names: [String],
-                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil) throws -> [PlannedFile] {
+                     flush: Int, sourceRange: String, tag: String? = nil, lateFrom: Int? = nil,
+                     combineBaseByHour: Bool = false) throws -> [PlannedFile] {
         var out: [PlannedFile] = []
         let tag = tag ?? inputTag
-        for w in windows where !w.isDelta {
-            let kind = "base"
-            let meta = { (table: String) in
-                metadata(table: table, start: w.start, end: w.end, kind: kind, sourceRange: sourceRange)
-            }
-            for t in MetricTable.allCases where !w.tables[t.rawValue].isEmpty {
-                let rows = metricRows(w, t, names)
-                let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
-                out.append(try file(t.name, w.start, kind, tag, cols, rows, meta(t.name)))
-            }
-            if !w.sessions.isEmpty {
-                // Sort indices, not the (large) rows.
-                let order = sessionOrder(w.sessions)
-                let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
-                let rows = order.map { SessionRowAt(all, index: $0) }
-                out.append(try file("sessions", w.start, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions")))
-            }
-            if !w.cdnEdge.isEmpty {
-                let t = TableSchemas.cdnEdgeTable
-                let rows = w.cdnEdge.sortedSlots.map {
-                    CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0])
-                }
-                out.append(try file(t, w.start, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), rows, meta(t)))
-            }
+        let base = windows.filter { !$0.isDelta }
+        let baseGroups = combineBaseByHour ? byHour(base).map { ($0, $0[0].start) } : base.map { ([$0], $0.start) }
+        for (group, nameStart) in baseGroups {
+            out += try files(group, names: names, kind: "base", tag: tag, sourceRange: sourceRange, nameStart: nameStart)
         }
-        // Late deltas: one file per table per hour directory.
+        // Late deltas: one file per table per hour directory, named by the hour.
         let kind = "late\(CivilTime.pad(min(lateFrom ?? flush, flush), 6))-\(CivilTime.pad(flush, 6))"
-        let deltas = windows.filter(\.isDelta).sorted { $0.start < $1.start }
-        let byHour = Dictionary(grouping: deltas) { sink.directory(table: "", windowStartMs: $0.start) }
-        for group in byHour.values.sorted(by: { $0[0].start < $1[0].start }) {
+        for group in byHour(windows.filter(\.isDelta)) {
             let hour = group[0].start - floorMod(group[0].start, 3_600_000)
-            let first = group[0].start, last = group[group.count - 1].end
-            let meta = { (table: String) in
-                metadata(table: table, start: first, end: last, kind: kind, sourceRange: sourceRange, windows: group.count)
-            }
-            for t in MetricTable.allCases {
-                let rows = group.flatMap { w in w.tables[t.rawValue].isEmpty ? [] : metricRows(w, t, names) }
-                guard !rows.isEmpty else { continue }
-                let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
-                out.append(try file(t.name, first, kind, tag, cols, rows, meta(t.name), nameStart: hour))
-            }
-            var rows: [SessionRowAt] = []
-            for w in group where !w.sessions.isEmpty {
-                let order = sessionOrder(w.sessions)
-                let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
-                rows += order.map { SessionRowAt(all, index: $0) }
-            }
-            if !rows.isEmpty {
-                out.append(try file("sessions", first, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions"), nameStart: hour))
-            }
-            let edge = group.flatMap { w in
-                w.cdnEdge.sortedSlots.map { CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0]) }
-            }
-            if !edge.isEmpty {
-                let t = TableSchemas.cdnEdgeTable
-                out.append(try file(t, first, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), edge, meta(t),
-                                    nameStart: hour))
-            }
+            out += try files(group, names: names, kind: kind, tag: tag, sourceRange: sourceRange, nameStart: hour)
+        }
+        return out
+    }
+
+    /// `windows` grouped by hour directory, the groups and each group's
+    /// windows by start.
+    func byHour(_ windows: [WindowState<DataSketchesKit>]) -> [[WindowState<DataSketchesKit>]] {
+        let sorted = windows.sorted { $0.start < $1.start }
+        let groups = Dictionary(grouping: sorted) { sink.directory(table: "", windowStartMs: $0.start) }
+        return groups.values.sorted { $0[0].start < $1[0].start }
+    }
+
+    /// One file per table for `group` (windows of one hour directory, by
+    /// start): every window's rows, in window order.
+    func files(_ group: [WindowState<DataSketchesKit>], names: [String], kind: String, tag: String,
+               sourceRange: String, nameStart: Int64) throws -> [PlannedFile] {
+        var out: [PlannedFile] = []
+        let first = group[0].start, last = group[group.count - 1].end
+        let meta = { (table: String) in
+            metadata(table: table, start: first, end: last, kind: kind, sourceRange: sourceRange, windows: group.count)
+        }
+        for t in MetricTable.allCases {
+            let rows = group.flatMap { w in w.tables[t.rawValue].isEmpty ? [] : metricRows(w, t, names) }
+            guard !rows.isEmpty else { continue }
+            let cols = TableSchemas.metricColumns(t, DataSketchesKit.self)
+            out.append(try file(t.name, first, kind, tag, cols, rows, meta(t.name), nameStart: nameStart))
+        }
+        var rows: [SessionRowAt] = []
+        for w in group where !w.sessions.isEmpty {
+            // Sort indices, not the (large) rows.
+            let order = sessionOrder(w.sessions)
+            let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
+            rows += order.map { SessionRowAt(all, index: $0) }
+        }
+        if !rows.isEmpty {
+            out.append(try file("sessions", first, kind, tag, TableSchemas.sessionColumns(), rows, meta("sessions"),
+                                nameStart: nameStart))
+        }
+        let edge = group.flatMap { w in
+            w.cdnEdge.sortedSlots.map { CdnEdgeRow(start: w.start, end: w.end, key: w.cdnEdge.keys[$0], m: w.cdnEdge.metrics[$0]) }
+        }
+        if !edge.isEmpty {
+            let t = TableSchemas.cdnEdgeTable
+            out.append(try file(t, first, kind, tag, TableSchemas.cdnEdgeColumns(DataSketchesKit.self), edge, meta(t),
+                                nameStart: nameStart))
         }
         return out
     }

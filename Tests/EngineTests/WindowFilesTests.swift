@@ -1,0 +1,79 @@
+import Foundation
+import Parquet
+import QoSCore
+import Testing
+import TestSupport
+@testable import Engine
+
+/// How `WindowFileWriter.plan` lays flushed windows out in files: one
+/// `base` file per table per window, or (the daemon, `combineBaseByHour`)
+/// one per table for the on-time windows of one hour flushed together —
+/// the same rows either way.
+@Suite struct WindowFilesTests {
+    static let t0: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
+
+    /// Windows at 00:00, 00:02, 00:06 and 01:00 (two minutes each), each with
+    /// sessions that start, play and end inside it.
+    func flushedWindows() -> (QoSEngine<DataSketchesKit>, [WindowState<DataSketchesKit>]) {
+        let engine = QoSEngine<DataSketchesKit>()
+        let now = Self.t0 + 86_400_000
+        for (w, minute) in [0, 2, 6, 60].enumerated() {
+            for k in 0..<3 {
+                let sid = "w\(w)-s\(k)", at = Self.t0 + Int64(minute) * 60_000 + Int64(k) * 1000
+                for (event, dt) in [(EventType.viewStart, 0), (.playStart, 800), (.heartbeat, 10_000), (.viewEnd, 20_000)] {
+                    var b = Beacon(event: event, ts: at + Int64(dt), sessionId: sid)
+                    b.videoId = "v\(k)"
+                    b.playedMs = event == .heartbeat ? 9000 : nil
+                    engine.apply(b, partition: 0, source: .file(name: "t", line: 0), nowMs: now)
+                }
+            }
+        }
+        return (engine, engine.finish())
+    }
+
+    /// Every row of `files` as text, column by column, sorted (file order aside).
+    func rows(_ files: [WindowFileWriter.PlannedFile]) throws -> [String] {
+        var out: [String] = []
+        for f in files {
+            let cols = try f.columnData()
+            for i in 0..<f.rows {
+                out.append(cols.map { c -> String in
+                    switch c {
+                    case .boolean(let v): return "\(v[i] as Any)"
+                    case .int32(let v): return "\(v[i] as Any)"
+                    case .int64(let v): return "\(v[i] as Any)"
+                    case .double(let v): return "\(v[i] as Any)"
+                    case .byteArray(let v): return "\(v[i] as Any)"
+                    }
+                }.joined(separator: "|"))
+            }
+        }
+        return out.sorted()
+    }
+
+    @Test func combinedBaseFilesHoldTheSameRowsInOneFilePerTableAndHour() throws {
+        let (engine, windows) = flushedWindows()
+        #expect(windows.filter { !$0.isDelta }.count == 4)
+        let writer = WindowFileWriter(sink: FileSink(root: makeTemporaryDirectory("qos-window-files")),
+                                      windowMs: engine.config.windowMs, inputTag: "t")
+        let apart = try writer.plan(windows, interner: engine.interner, flush: 1, sourceRange: "t")
+        let together = try writer.plan(windows, interner: engine.interner, flush: 1, sourceRange: "t",
+                                       combineBaseByHour: true)
+        for table in ["overall", "video", "sessions"] {
+            let a = apart.filter { $0.table == table }, b = together.filter { $0.table == table }
+            #expect(a.count == 4, "\(table): one file per window")
+            #expect(b.map(\.name) == ["\(table)_20260101T0000Z_120s_base_t.parquet",
+                                      "\(table)_20260101T0100Z_120s_base_t.parquet"])
+            #expect(try rows(a) == rows(b), "\(table): the same rows")
+            let hour0 = try ParquetFileReader(bytes: b[0].bytes)
+            guard case .int64(let starts) = try hour0.column(named: "window_start") else {
+                Issue.record("\(table): no window_start"); continue
+            }
+            #expect(Set(starts.compactMap { $0 }) == Set([0, 2, 6].map { (Self.t0 + Int64($0) * 60_000) * 1000 }))
+            #expect(hour0.metadataValue(forKey: "videoqos.windows") == "3")
+            #expect(hour0.metadataValue(forKey: "videoqos.window_end") == "2026-01-01T00:08:00Z")
+            // A single window's file is the same either way, bytes and all.
+            #expect(a.last?.bytes == b.last?.bytes && a.last?.name == b.last?.name)
+        }
+    }
+}
