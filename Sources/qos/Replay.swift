@@ -13,7 +13,7 @@ struct Replay: ParsableCommand {
         Output is what `qos run` writes for the same beacons; replaying the same input twice \
         writes byte-identical files with the same names. \(SettingsHelp.layering), as for `qos run`: \
         a daemon's config file and QOS_* environment give the replay the daemon's window, lateness, \
-        sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; keys replay has no \
+        sessions, group cap, slow-request threshold, ZSTD level, sink, enrichment and `workers`; keys replay has no \
         use for (brokers, topics, group, instance, idle_timeout, checkpoint_*, metrics_*, kafka) are \
         checked and ignored.
         """)
@@ -28,8 +28,8 @@ struct Replay: ParsableCommand {
     var fastlyFields: String?
     @Option(help: "Also write every output file's rows as JSON lines to this file (for checking readers).")
     var jsonDump: String?
-    @Option(help: ArgumentHelp("Engine threads, 1 to 64: sessions sharded by a hash of their id over N engines, their windows merged into the same tables as one engine's (default 1: one engine thread; README, Performance)."))
-    var workers: Int = 1
+    @Option(help: ArgumentHelp("Engine threads, 1 to \(Defaults.replayWorkersMax): sessions sharded by a hash of their id over N engines, their windows merged into the same tables as one engine's (default 1: one engine thread; README, Performance). Config key `workers`, QOS_WORKERS."))
+    var workers: String?
 
     func run() throws {
         try QoS.guarded {
@@ -38,12 +38,11 @@ struct Replay: ParsableCommand {
                 engine.apply(to: &l)
                 l.set(.format, flag: format)
                 l.set(.fastly_fields, flag: fastlyFields)
+                l.set(.workers, flag: workers)
             }
             var o = c.replayOptions()
             o.inputs = files
             o.jsonDump = jsonDump
-            guard (1...64).contains(workers) else { throw UserError("--workers \(workers) is out of range — give 1 to 64") }
-            o.workers = workers
             o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } })
             o.progress = !quiet && isatty(2) != 0
             let summary = try ReplayJob(o).run()

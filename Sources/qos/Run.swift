@@ -9,7 +9,8 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Consume beacons from Kafka and write windowed Parquet partitions, exactly once.",
         discussion: """
-        \(SettingsHelp.layering); keys (file key, QOS_<KEY>, --<key-with-dashes>): \(SettingsHelp.keys). \
+        \(SettingsHelp.layering); keys (file key, QOS_<KEY>, --<key-with-dashes>): \(SettingsHelp.keys) \
+        (\(SettingsHelp.replayOnlyKeys): for qos replay, checked and ignored here). \
         An unknown key or a bad value is an error. Any librdkafka property passes through: `kafka:` in the file, QOS_KAFKA_SASL_MECHANISM=… in the \
         environment (underscores become dots), or --kafka sasl.mechanism=PLAIN. Offsets and open-session \
         state are checkpointed under <sink>/_qos with the files they produced; Kafka's committed offsets \

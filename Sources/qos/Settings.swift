@@ -71,5 +71,8 @@ struct OutputOptions: ParsableArguments {
 /// The settings' text for `--help`: the keys come from `Configuration.Key`.
 enum SettingsHelp {
     static var keys: String { Configuration.Key.allCases.map(\.rawValue).joined(separator: ", ") }
+    static var replayOnlyKeys: String {
+        Configuration.Key.allCases.filter(Configuration.Key.replayOnly.contains).map(\.rawValue).joined(separator: ", ")
+    }
     static let layering = "Settings come from defaults, then --config (YAML), then QOS_* environment variables, then flags"
 }

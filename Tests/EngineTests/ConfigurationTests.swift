@@ -56,7 +56,7 @@ import QoSCore
             .fastly_fields: "status=resp_status,elapsed_ms=duration",
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
             .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false", .s3_connect_timeout: "1500ms",
-            .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]",
+            .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]", .workers: "4",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
@@ -71,12 +71,16 @@ import QoSCore
         (expected.lateFlushIntervalMs, expected.compactFiles, expected.compactAfterMs) = (30_000, 20, 7_200_000)
         (expected.s3Endpoint, expected.s3Region, expected.s3PathStyle) = ("http://minio:9000", "eu-west-1", false)
         expected.s3ConnectTimeoutMs = 1500
+        expected.workers = 4
+        #expect(error(yaml: "workers: 0")?.contains("workers: '0' (from config file 'c.yaml') is not an integer from 1 to 64") == true)
+        #expect(error(yaml: "workers: 65") != nil)
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)
         expected.alerts = try AlertRules.parse(yaml: "[{table: cdn, metric: failed_request_rate, above: 0.05}]")
         #expect(Set(values.keys).union([.kafka]) == Set(Configuration.Key.allCases))
 
         let yaml = values.map { "\($0.key.rawValue): \"\($0.value)\"" }.joined(separator: "\n")
         #expect(try resolve(yaml: yaml) == expected)
+        #expect(try resolve(yaml: yaml).replayOptions().workers == 4)
         #expect(try resolve(env: values.map { ($0.key.environmentName, $0.value) }) == expected)
         let viaFlags = try resolve { l in
             for (k, v) in values where k != .geoip_db { l.set(k, flag: v) }

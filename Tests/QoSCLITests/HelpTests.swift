@@ -8,7 +8,11 @@ import Testing
     @Test func runHasAFlagForEveryKey() {
         let help = Run.helpMessage(columns: 10_000)
         for k in Configuration.Key.allCases {
-            #expect(help.contains(k.flag + " "), "qos run --help lacks \(k.flag)")
+            if Configuration.Key.replayOnly.contains(k) {
+                #expect(!help.contains(k.flag + " "), "qos run has no use for \(k.flag)")
+            } else {
+                #expect(help.contains(k.flag + " "), "qos run --help lacks \(k.flag)")
+            }
             #expect(help.contains(k.rawValue), "qos run --help does not list key \(k.rawValue)")
         }
     }
@@ -16,7 +20,7 @@ import Testing
     @Test func replayAndDemoHaveTheFlagsOfTheKeysTheyUse() {
         let replay = Replay.helpMessage(columns: 10_000)
         let used: [Configuration.Key] = [.sink, .window, .lateness, .max_lateness, .session_timeout, .session_max,
-                                         .group_cap, .slow_request_ms, .zstd_level, .geoip_db, .ua_regexes]
+                                         .group_cap, .slow_request_ms, .zstd_level, .geoip_db, .ua_regexes, .workers]
         for k in used { #expect(replay.contains(k.flag + " "), "qos replay --help lacks \(k.flag)") }
         #expect(replay.contains("--config "))
         let demo = Demo.helpMessage(columns: 10_000)

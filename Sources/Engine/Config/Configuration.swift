@@ -56,6 +56,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var s3ConnectTimeoutMs: Int64?
     /// Alert rules evaluated on every written window (README "Alerts").
     public var alerts: [AlertRule] = []
+    /// `qos replay`'s engine threads (docs/architecture.md "Sharding").
+    public var workers = 1
 
     public init() {}
 
@@ -65,7 +67,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
-        case fastly_fields, alerts
+        case fastly_fields, alerts, workers
         case late_flush_interval, compact_files, compact_after
         case s3_endpoint, s3_region, s3_path_style, s3_connect_timeout
 
@@ -73,6 +75,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
         public var environmentName: String { "QOS_" + rawValue.uppercased() }
         /// The flag: `--max-lateness`; `--topic` (repeatable) for `topics`.
         public var flag: String { self == .topics ? "--topic" : "--" + rawValue.replacingOccurrences(of: "_", with: "-") }
+
+        /// Keys only `qos replay` uses: `qos run` checks them in its file
+        /// and environment (a shared config file) and has no flag for them.
+        public static let replayOnly: Set<Key> = [.workers]
 
         /// Keys of earlier versions, still read: `topic` (one topic) is `topics`.
         public static let aliases: [String: Key] = ["topic": .topics]
@@ -84,6 +90,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
                  .checkpoint_min_interval, .late_flush_interval, .compact_after, .s3_connect_timeout: DurationText.form
             case .compact_files: "an integer ≥ 2"
+            case .workers: "an integer from 1 to \(Defaults.replayWorkersMax)"
             case .zstd_level: "an integer from 0 (uncompressed) to \(Defaults.zstdLevelMax)"
             case .group_cap: "an integer ≥ 1"
             case .slow_request_ms, .slow_response_ms: "an integer number of milliseconds ≥ 0"
@@ -179,6 +186,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         lateFlushIntervalMs = try duration(.late_flush_interval) ?? lateFlushIntervalMs
         compactFiles = try integer(.compact_files, 2...1_000_000).map { Int($0) } ?? compactFiles
         compactAfterMs = try duration(.compact_after) ?? compactAfterMs
+        workers = try integer(.workers, 1...Int64(Defaults.replayWorkersMax)).map { Int($0) } ?? workers
         instance = try string(.instance) ?? instance
         if let e = try string(.s3_endpoint) {
             guard e.hasPrefix("http://") || e.hasPrefix("https://") else { throw ConfigurationError.badValue(.s3_endpoint, e) }
@@ -301,6 +309,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.config = engine
         o.zstdLevel = zstdLevel
         o.lateFlushIntervalMs = lateFlushIntervalMs
+        o.workers = workers
         o.environment = s3Environment(o.environment)
         return o
     }

@@ -26,6 +26,8 @@ public enum Defaults {
     public static let compactFiles = 12
     /// An hour closed this long (event time) is compacted to one file.
     public static let compactAfterMs: Int64 = 3_600_000
+    /// The most engine threads `qos replay` shards its sessions over (`workers`).
+    public static let replayWorkersMax = 64
     /// ZSTD level of Parquet pages (0 = uncompressed).
     public static let zstdLevel = 3
     /// The highest ZSTD level libzstd accepts.
