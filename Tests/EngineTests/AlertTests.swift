@@ -475,7 +475,8 @@ import Glibc
         let port: UInt16
         let lock = NSLock()
         var requests: [String] = []
-        init(status: Int?) throws {
+        /// `trickle`: answer one byte of the status line every 0.1 s instead.
+        init(status: Int?, trickle: Bool = false) throws {
             let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             fd = sock
             var addr = sockaddr_in()
@@ -491,7 +492,10 @@ import Glibc
             Thread { [self] in
                 while true {
                     let c = accept(listener, nil, nil)
-                    if c < 0 { return }
+                    // Stopped (`stop` shut the socket down): only now is the
+                    // descriptor closed, so this thread can never accept on a
+                    // number another test's socket has reused meanwhile.
+                    if c < 0 { close(listener); return }
                     var data: [UInt8] = []
                     var buf = [UInt8](repeating: 0, count: 4096)
                     // Read the head, then Content-Length bytes of body.
@@ -506,7 +510,13 @@ import Glibc
                            text[r.upperBound...].utf8.count >= n { break }
                     }
                     lock.withLock { requests.append(String(decoding: data, as: UTF8.self)) }
-                    if let status {
+                    if trickle {
+                        for byte in Array("HTTP/1.1 200 OK".utf8) {
+                            guard [byte].withUnsafeBytes({ Glibc.send(c, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) }) == 1 else { break }
+                            Thread.sleep(forTimeInterval: 0.1)
+                        }
+                        close(c)
+                    } else if let status {
                         let answer = Array("HTTP/1.1 \(status) X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
                         _ = answer.withUnsafeBytes { Glibc.send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                         close(c)
@@ -514,7 +524,7 @@ import Glibc
                 }
             }.start()
         }
-        func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
         var received: [String] { lock.withLock { requests } }
     }
 
@@ -551,6 +561,16 @@ import Glibc
         sender.drain(seconds: 10)
         #expect(sender.failed == 1 && sender.delivered == 0)
         #expect(box.lines.count == 1 && box.lines[0].contains("no answer within 0.3 s"), "\(box.lines)")
+        // A receiver trickling its answer a byte at a time (each byte well
+        // within the timeout) fails once the timeout has passed in all.
+        let slow = try LoopbackServer(status: nil, trickle: true)
+        defer { slow.stop() }
+        let started = Date()
+        guard case .failure(let e) = WebhookSender.post("{}", to: "http://127.0.0.1:\(slow.port)/", timeoutSeconds: 0.3) else {
+            Issue.record("a trickled answer is not a delivery"); return
+        }
+        #expect(e.message.contains("no answer within 0.3 s"))
+        #expect(Date().timeIntervalSince(started) < 1.2, "the whole answer is bounded by the timeout (1.5 s trickled)")
         // A receiver answering 500 is a failure too.
         let failing = try LoopbackServer(status: 500)
         defer { failing.stop() }

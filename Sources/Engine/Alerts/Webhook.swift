@@ -134,9 +134,17 @@ public final class WebhookSender: @unchecked Sendable {
             guard n > 0 else { return .failure(UserError("send: \(n == 0 ? "closed" : String(cString: strerror(errno)))")) }
             sent += n
         }
+        // One deadline for the whole status line: a receiver trickling bytes
+        // (each within the socket timeout) cannot hold the sender longer.
         var response: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 1024)
+        let deadline = monotonicSeconds() + timeoutSeconds
         while !response.contains(UInt8(ascii: "\n")) && response.count < 8192 {
+            let left = deadline - monotonicSeconds()
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard left > 0, poll(&p, 1, Int32(max(1, (left * 1000).rounded(.up)))) == 1 else {
+                return .failure(UserError("no answer within \(timeoutSeconds) s"))
+            }
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else {
                 return .failure(UserError(n == 0 ? "connection closed before a status line" : "no answer within \(timeoutSeconds) s"))
