@@ -281,9 +281,11 @@ def test_sigkill_at_random_instants_loses_and_duplicates_nothing_on_s3(moto, loa
     problems = qos_tables.diff(qos_tables.load("qos/crash", filesystem=fs), expected)
     assert not problems, "\n".join(problems)
     assert not [k for k in keys(fs, "qos/crash") if "/_staging/" in k]
-    # Not compacted: some hour holds more than --compact-files files, and no compaction state exists.
-    per_hour = Counter(k.rsplit("/", 1)[0] for k in keys(fs, "qos/crash/overall") if k.endswith(".parquet"))
-    assert max(per_hour.values()) > 2, per_hour
+    # Not compacted: no compacted file and no compaction state. (How many
+    # files an hour keeps depends on how the epochs fell: one catching-up
+    # epoch writes all of its windows of an hour as one file per table.)
+    parquet = [k for k in keys(fs, "qos/crash") if k.endswith(".parquet")]
+    assert parquet and not [k for k in parquet if "_compact_" in k]
     assert not [k for k in keys(fs, "qos/crash/_qos") if "/compact" in k]
 
 
