@@ -3,9 +3,9 @@
 /// written, so at 500 000 concurrent sessions these rows are most of the
 /// memory when many close at once (the end of a replay). A `SessionRow` is
 /// about 480 bytes of fields plus two heap strings (its ids); here a row is
-/// one 152-byte `Packed` value and its ids' UTF-8 bytes in shared byte
-/// chunks, both kept in small chunks that reuse the memory of the sessions
-/// that closed (`Chunked`), and the low-cardinality strings (video, geography, device,
+/// one 152-byte `Packed` value plus its ids' UTF-8 bytes, both kept in small
+/// chunks that reuse the memory of the sessions that closed (`Chunked`,
+/// `IdBytes`), and the low-cardinality strings (video, geography, device,
 /// player, CDN, error code) are ids into a table of this buffer's distinct
 /// strings. Every value is kept exactly: reading a row back gives the
 /// `SessionRow` that was appended.

@@ -11,16 +11,24 @@
 // sketches-py reads only the contiguous fields; we read both forms.
 
 extension DDSketch {
-    public func protobufBytes() -> [UInt8] {
-        // One buffer, lengths computed up front (this runs for every sketch
-        // of every open window group at every checkpoint).
+    /// The canonical message's lengths: bins written (`minKey…maxKey`), the
+    /// packed counts' bytes, the positive store's bytes, the whole message.
+    private var protobufLayout: (bins: Int, countsLen: Int, storeLen: Int, total: Int) {
         let n = positiveCount > 0 ? maxKey - minKey + 1 : 0
         let countsLen = 8 * n
         let storeLen = n == 0 ? 0
             : 1 + varintSize(UInt64(countsLen)) + countsLen
                 + (minKey != 0 ? 1 + varintSize(zigzag(Int32(minKey))) : 0)
+        let total = 11 + (n == 0 ? 0 : 1 + varintSize(UInt64(storeLen)) + storeLen) + (zeros != 0 ? 9 : 0)
+        return (n, countsLen, storeLen, total)
+    }
+
+    public func protobufBytes() -> [UInt8] {
+        // One buffer, lengths computed up front (this runs for every sketch
+        // of every open window group at every checkpoint).
+        let (n, countsLen, storeLen, total) = protobufLayout
         var out = ProtoWriter()
-        out.buffer.reserveCapacity(11 + (n == 0 ? 0 : 1 + varintSize(UInt64(storeLen)) + storeLen) + 9)
+        out.buffer.reserveCapacity(total)
         out.tag(1, 2)
         out.rawVarint(9)
         out.fixed64(field: 1, gamma.bitPattern)
@@ -36,19 +44,13 @@ extension DDSketch {
             if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
         }
         if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
+        assert(out.buffer.count == total, "protobufLayout disagrees with the bytes written")
         return out.buffer
     }
 
     /// `protobufBytes().count`, without building the bytes (Parquet row
     /// group sizing runs over every sketch before the sketches are written).
-    public var protobufByteCount: Int {
-        let n = positiveCount > 0 ? maxKey - minKey + 1 : 0
-        let countsLen = 8 * n
-        let storeLen = n == 0 ? 0
-            : 1 + varintSize(UInt64(countsLen)) + countsLen
-                + (minKey != 0 ? 1 + varintSize(zigzag(Int32(minKey))) : 0)
-        return 11 + (n == 0 ? 0 : 1 + varintSize(UInt64(storeLen)) + storeLen) + (zeros != 0 ? 9 : 0)
-    }
+    public var protobufByteCount: Int { protobufLayout.total }
 
     /// Decodes a ddsketch.proto message. Only the logarithmic mapping (interpolation NONE)
     /// with index offset 0 is supported; a non-empty negative store is rejected.

@@ -64,6 +64,7 @@ extension HLLSketch {
             out.appendLE(UInt32(0))  // auxCount: HLL_8 has no exceptions
             out += registers
         }
+        assert(!compact || out.count == compactByteCount, "compactByteCount disagrees with the bytes written")
         return out
     }
 
