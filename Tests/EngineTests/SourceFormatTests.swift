@@ -69,4 +69,33 @@ import QoSCore
             #expect(mapped.1 == read.1 && mapped.2 == read.2 && mapped.2 == Int64(text.utf8.count))
         }
     }
+
+    /// A mapped file that another process truncates while it is read: the
+    /// lines before the cut are lent, then the read stops with an error that
+    /// names the file, instead of the process dying of SIGBUS
+    /// (MappedInputGuard). Twice, so a second mapping is watched as well.
+    @Test func aMappedFileThatShrinksEndsWithAnErrorNotSIGBUS() throws {
+        let line = #"{"event":"heartbeat","ts":1,"session_id":"s","seq":1}"# + "\n"
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let text = String(repeating: line, count: 4 * page / line.utf8.count + 10)
+        let linesInFirstPage = text.utf8.prefix(page).filter { $0 == 0x0A }.count
+        for _ in 0..<2 {
+            let path = try write(text)
+            let source = try ByteSource(path: path, map: true)
+            #expect(source.mapped != nil)
+            var reader = LineReader(source)
+            var got = 0
+            _ = try reader.forEachLine(maxLines: 3) { _, _ in got += 1 }
+            #expect(truncate(path, off_t(page)) == 0)
+            #expect {
+                try reader.forEachLine { line, _ in
+                    #expect(!line.contains(0), "a line of the zero page was lent")
+                    got += 1
+                }
+            } throws: { error in
+                (error as? UserError)?.message.contains("'\(path)' shrank while it was being read") == true
+            }
+            #expect(got == linesInFirstPage)
+        }
+    }
 }

@@ -29,7 +29,10 @@ final class ByteSource {
     private var eof = false
     /// A plain regular file, mapped whole: `LineReader` cuts its lines
     /// straight out of the page cache instead of copying it through `read`.
+    /// Only while `MappedInputGuard` watches it (slot `mappedSlot`), so a
+    /// file that shrinks meanwhile ends the read with an error, not SIGBUS.
     private(set) var mapped: UnsafeRawBufferPointer?
+    private var mappedSlot: Int?
 
     /// `map`: false reads a plain file with `read` too (tests compare the two).
     init(path: String, map: Bool = true) throws {
@@ -57,7 +60,14 @@ final class ByteSource {
         } else {
             gzip = nil
         }
-        if map, fd > 0, zstd == nil, gzip == nil { mapped = ByteSource.map(fd) }
+        if map, fd > 0, zstd == nil, gzip == nil, let m = ByteSource.map(fd) {
+            if let slot = MappedInputGuard.watch(m) {
+                mapped = m
+                mappedSlot = slot
+            } else {
+                munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count)
+            }
+        }
     }
 
     /// The whole of a non-empty regular file, read-only; nil (then it is
@@ -74,8 +84,23 @@ final class ByteSource {
     /// Counts `n` bytes of the mapping as read (`LineReader` over `mapped`).
     func consumedMapped(_ n: Int) { bytesRead += Int64(n) }
 
+    /// Throws once a page of the mapping went missing: the file shrank
+    /// (another process truncated or replaced its contents) while mapped.
+    /// `LineReader` calls it before it lends each line, so no line holding
+    /// the zero bytes put in place of the missing page is handed out.
+    @inline(__always)
+    func checkMapped() throws {
+        if let slot = mappedSlot, MappedInputGuard.hasShrunk(slot) {
+            throw UserError("input '\(name)' shrank while it was being read (another process truncated or "
+                            + "rewrote it, e.g. a log rotation) — read a copy that nothing writes to")
+        }
+    }
+
     deinit {
-        if let m = mapped { munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count) }
+        if let m = mapped {
+            if let slot = mappedSlot { MappedInputGuard.release(slot) }
+            munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count)
+        }
         if fd > 0 { close(fd) }
         if let z = zstd { ZSTD_freeDStream(z) }
         if let s = gzip { inflateEnd(s); s.deallocate() }
@@ -248,6 +273,7 @@ struct LineReader {
                 next = m.count
                 lineEnd = m.count
             }
+            try source.checkMapped()
             lineNumber += 1
             let len = min(lineEnd - s, LineReader.limit)
             mappedAt = next
