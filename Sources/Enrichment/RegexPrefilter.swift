@@ -124,33 +124,54 @@ struct LiteralExtractor {
 
     private mutating func parseConcat() -> Info {
         var conds: [LiteralCondition] = []
-        var cur: Set<[UInt8]> = [[]]
+        var cur: [[UInt8]] = [[]]  // the strings the concatenation so far matches exactly (distinct)
         func flush() {
-            conds.append(Self.toCond(.exact(cur)))
+            conds.append(Self.toCond(.exact(Set(cur))))
             cur = [[]]
         }
         while i < p.count && p[i] != UInt8(ascii: "|") && p[i] != UInt8(ascii: ")") {
+            if let b = plainLiteral() {
+                for j in cur.indices { cur[j].append(b) }
+                continue
+            }
             var atom = parseAtom()
             atom = parseQuantifier(atom)
             if failed { return Self.any }
             switch atom {
             case .exact(let s):
                 if cur.count * s.count <= Self.maxExactSet {
-                    var next = Set<[UInt8]>()
-                    for a in cur { for b in s { next.insert(a + b) } }
+                    var next: [[UInt8]] = []
+                    for a in cur { for b in s { let x = a + b; if !next.contains(x) { next.append(x) } } }
                     cur = next
                 } else {
                     flush()
-                    cur = s
+                    cur = Array(s)
                 }
             case .cond(let c):
                 flush()
                 conds.append(c)
             }
         }
-        if conds.isEmpty { return .exact(cur) }
+        if conds.isEmpty { return .exact(Set(cur)) }
         flush()
         return .cond(LiteralCondition.makeAnd(conds))
+    }
+
+    /// The common case of `parseAtom` + `parseQuantifier`, without building
+    /// a set per byte: a letter, digit or plain punctuation mark with no
+    /// quantifier after it stands for itself. Consumed and lower-cased, or
+    /// nil (nothing consumed) for anything else.
+    private mutating func plainLiteral() -> UInt8? {
+        let c = p[i]
+        guard isAlnum(c) || c == UInt8(ascii: " ") || c == UInt8(ascii: "/") || c == UInt8(ascii: "-")
+            || c == UInt8(ascii: ";") || c == UInt8(ascii: "_") || c == UInt8(ascii: ",") || c == UInt8(ascii: ":")
+            || c == UInt8(ascii: "=") else { return nil }
+        if i + 1 < p.count {
+            let q = p[i + 1]
+            if q == UInt8(ascii: "*") || q == UInt8(ascii: "+") || q == UInt8(ascii: "?") || q == UInt8(ascii: "{") { return nil }
+        }
+        i += 1
+        return lower(c)
     }
 
     private mutating func parseQuantifier(_ atom: Info) -> Info {
@@ -313,13 +334,17 @@ struct LiteralExtractor {
 }
 
 /// Aho-Corasick automaton over lower-cased bytes with a dense transition table
-/// on byte classes (bytes that occur in no atom share class 0).
+/// on byte classes (bytes that occur in no atom share class 0). Built in flat
+/// arrays (no array per state): it is built at every start of `qos`.
 struct AhoCorasick: Sendable {
     let atomCount: Int
     private let byteClass: [UInt8]          // 256 entries
     private let classCount: Int
     private let next: [Int32]               // state * classCount + class
-    private let outputs: [[Int32]]          // atoms ending at each state (incl. via suffix links)
+    /// Atoms ending at each state (incl. via suffix links): state s's are
+    /// `outputIds[outputStart[s]..<outputStart[s + 1]]`.
+    private let outputStart: [Int32]
+    private let outputIds: [Int32]
 
     init(atoms: [[UInt8]]) {
         atomCount = atoms.count
@@ -329,46 +354,62 @@ struct AhoCorasick: Sendable {
         precondition(k <= 256)
         byteClass = cls
         classCount = k
-        // Trie.
-        var goto: [[Int32]] = [[Int32](repeating: -1, count: k)]
-        var out: [[Int32]] = [[]]
+        // Trie: row s of `table` holds state s's edges, -1 for none yet.
+        var table = [Int32](repeating: -1, count: k)
+        var own: [[Int32]] = [[]]
         for (id, a) in atoms.enumerated() {
             var s = 0
             for b in a {
-                let c = Int(cls[Int(b)])
-                if goto[s][c] < 0 {
-                    goto[s][c] = Int32(goto.count)
-                    goto.append([Int32](repeating: -1, count: k))
-                    out.append([])
+                let edge = s * k + Int(cls[Int(b)])
+                if table[edge] < 0 {
+                    table[edge] = Int32(own.count)
+                    table.append(contentsOf: repeatElement(-1, count: k))
+                    own.append([])
                 }
-                s = Int(goto[s][c])
+                s = Int(table[edge])
             }
-            out[s].append(Int32(id))
+            own[s].append(Int32(id))
         }
-        // BFS: failure links folded into a full DFA.
-        var fail = [Int32](repeating: 0, count: goto.count)
-        var queue: [Int] = []
-        for c in 0..<k {
-            if goto[0][c] < 0 { goto[0][c] = 0 } else { fail[Int(goto[0][c])] = 0; queue.append(Int(goto[0][c])) }
-        }
-        var head = 0
-        while head < queue.count {
-            let s = queue[head]; head += 1
-            out[s].append(contentsOf: out[Int(fail[s])])
+        // BFS: failure links folded into a full DFA; each state's outputs are
+        // its own then its failure state's (already complete: BFS order).
+        let states = own.count
+        var fail = [Int32](repeating: 0, count: states)
+        var order: [Int] = [0]
+        order.reserveCapacity(states)
+        table.withUnsafeMutableBufferPointer { t in
             for c in 0..<k {
-                let t = goto[s][c]
-                if t < 0 {
-                    goto[s][c] = goto[Int(fail[s])][c]
-                } else {
-                    fail[Int(t)] = goto[Int(fail[s])][c]
-                    queue.append(Int(t))
+                if t[c] < 0 { t[c] = 0 } else { order.append(Int(t[c])) }
+            }
+            var head = 1
+            while head < order.count {
+                let s = order[head]; head += 1
+                let f = Int(fail[s])
+                for c in 0..<k {
+                    let edge = t[s * k + c]
+                    if edge < 0 {
+                        t[s * k + c] = t[f * k + c]
+                    } else {
+                        fail[Int(edge)] = t[f * k + c]
+                        order.append(Int(edge))
+                    }
                 }
             }
         }
-        var flat = [Int32](repeating: 0, count: goto.count * k)
-        for (s, row) in goto.enumerated() { for c in 0..<k { flat[s * k + c] = row[c] } }
-        next = flat
-        outputs = out
+        var start = [Int32](repeating: 0, count: states + 1)
+        var lists = [[Int32]](repeating: [], count: states)
+        for s in order where s != 0 {
+            lists[s] = own[s] + lists[Int(fail[s])]
+        }
+        lists[0] = own[0]
+        var ids: [Int32] = []
+        for s in 0..<states {
+            start[s] = Int32(ids.count)
+            ids.append(contentsOf: lists[s])
+        }
+        start[states] = Int32(ids.count)
+        next = table
+        outputStart = start
+        outputIds = ids
     }
 
     var wordCount: Int { (atomCount + 63) / 64 }
@@ -378,12 +419,16 @@ struct AhoCorasick: Sendable {
     func scan(_ text: UnsafeBufferPointer<UInt8>, into present: UnsafeMutablePointer<UInt64>) {
         next.withUnsafeBufferPointer { nx in
             byteClass.withUnsafeBufferPointer { bc in
-                var s = 0
-                for b in text {
-                    s = Int(nx[s * classCount + Int(bc[Int(lower(b))])])
-                    let o = outputs[s]
-                    if !o.isEmpty {
-                        for id in o { present[Int(id) >> 6] |= 1 << UInt64(id & 63) }
+                outputStart.withUnsafeBufferPointer { os in
+                    outputIds.withUnsafeBufferPointer { oi in
+                        var s = 0
+                        for b in text {
+                            s = Int(nx[s * classCount + Int(bc[Int(lower(b))])])
+                            for j in Int(os[s])..<Int(os[s + 1]) {
+                                let id = oi[j]
+                                present[Int(id) >> 6] |= 1 << UInt64(id & 63)
+                            }
+                        }
                     }
                 }
             }

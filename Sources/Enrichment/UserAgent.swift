@@ -198,9 +198,11 @@ public final class UAPRegexes: Sendable {
 
     /// Compiles regexes from YAML text (`path` is only used in error messages).
     public init(yaml: String, path: String = "<yaml>") throws {
-        let root: [String: Any]
+        // The document as nodes, read as plain strings: no tag resolution or
+        // `Any` per scalar (that was most of the load time of every `qos` start).
+        let root: Node
         do {
-            guard let r = try Yams.load(yaml: yaml) as? [String: Any] else {
+            guard let r = try Yams.compose(yaml: yaml), r.mapping != nil else {
                 throw UserAgentRegexesError(path: path, reason: "not a YAML mapping")
             }
             root = r
@@ -224,17 +226,17 @@ public final class UAPRegexes: Sendable {
             }
         }
         func compile(_ key: String, _ slots: [String]) throws -> RuleList {
-            guard let list = root[key] as? [[String: Any]] else {
+            guard let list = Self.value(root, key)?.sequence, list.allSatisfy({ $0.mapping != nil }) else {
                 throw UserAgentRegexesError(path: path, reason: "missing list '\(key)'")
             }
             var rules: [UAPRule] = []
             var filters: [Prefilter] = []
             rules.reserveCapacity(list.count)
             for (n, entry) in list.enumerated() {
-                guard let pattern = entry["regex"] as? String else {
+                guard let pattern = Self.value(entry, "regex")?.scalar?.string else {
                     throw UserAgentRegexesError(path: path, reason: "\(key)[\(n)] has no regex")
                 }
-                let flag = entry["regex_flag"].map { "\($0)" } ?? ""
+                let flag = Self.value(entry, "regex_flag")?.scalar?.string ?? ""
                 let ci = flag.contains("i")
                 let regex: NSRegularExpression
                 do {
@@ -244,9 +246,10 @@ public final class UAPRegexes: Sendable {
                     throw UserAgentRegexesError(path: path, reason: "\(key)[\(n)] regex does not compile: \(pattern)")
                 }
                 let repl = slots.map { slot -> String? in
-                    guard let v = entry[slot] else { return nil }
-                    if v is NSNull { return nil }
-                    return "\(v)"
+                    guard let v = Self.value(entry, slot)?.scalar else { return nil }
+                    // A plain `~`, `null` or empty value is YAML's null: no replacement.
+                    if v.style == .plain, NSNull.construct(from: v) != nil { return nil }
+                    return v.string
                 }
                 rules.append(UAPRule(regex: regex, caseInsensitive: ci, replacements: repl))
                 filters.append(number(LiteralExtractor.condition(for: pattern)))
@@ -257,6 +260,15 @@ public final class UAPRegexes: Sendable {
         osRules = try compile("os_parsers", Self.osSlots)
         deviceRules = try compile("device_parsers", Self.deviceSlots)
         automaton = AhoCorasick(atoms: atoms)
+    }
+
+    /// A mapping's value for a plain string key (the last one, as YAML
+    /// loaders take it), compared as text without resolving tags.
+    static func value(_ node: Node, _ key: String) -> Node? {
+        guard case .mapping(let mapping) = node else { return nil }
+        var found: Node?
+        for (k, v) in mapping where k.scalar?.string == key { found = v }
+        return found
     }
 
     /// Python `re` → ICU: inside a character class ICU treats an unescaped

@@ -14,6 +14,8 @@ public enum EnrichmentBench {
     ///   realistic user-agent mix (``SampleUserAgents``) with a warm LRU cache.
     /// - `ua.classify.cold`: the same mix with the cache disabled (every call
     ///   runs the regexes, with the literal prefilter).
+    /// - `ua.load`: loading regexes.yaml (parse, literal prefilter, regex
+    ///   compilation): every `qos` command that enriches pays it once at start.
     /// - `geo.lookup`: ``GeoIPResolver/lookup(_:)`` of IP strings (2/3 IPv4,
     ///   1/3 IPv6; networks picked Zipf-like, as viewers cluster on big ISPs)
     ///   against City + ASN databases, default /24–/48 block cache.
@@ -40,6 +42,10 @@ public enum EnrichmentBench {
             results.append(("ua.classify.cold", measure(minSeconds) { i in
                 blackHole(cold.classify(mix[(i &* 7919) % mix.count]).deviceType)
             }))
+            // Loads take tens of milliseconds: a few, timed whole.
+            let loads = 5, start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<loads { blackHole((try? UAPRegexes(path: regexesPath))?.ruleCount ?? 0) }
+            results.append(("ua.load", Double(loads) * 1e9 / Double(DispatchTime.now().uptimeNanoseconds - start)))
         }
         let tmp = FileManager.default.temporaryDirectory
             .appendingPathComponent("enrichment-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")

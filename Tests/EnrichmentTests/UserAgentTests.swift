@@ -146,6 +146,34 @@ struct UserAgentTests {
         #expect(q.device == UADevice(family: "Other"))
     }
 
+    /// The file is read as YAML text (no tag resolution): a plain `~`/`null`
+    /// replacement is no replacement, a quoted 'null' and an unquoted number
+    /// are their text; a key given twice takes the last value; a list that
+    /// is not a list of mappings is refused.
+    @Test func yamlValuesAreReadAsText() throws {
+        let yaml = """
+        user_agent_parsers:
+          - regex: '(Foo)/(\\d+)'
+            family_replacement: ~
+            v1_replacement: 07
+            v2_replacement: 'null'
+          - regex: '(Bar)/(\\d+)'
+            regex: '(Baz)/(\\d+)'
+            family_replacement: null
+            v1_replacement: 1.10
+        os_parsers: []
+        device_parsers: []
+        """
+        let r = try UAPRegexes(yaml: yaml)
+        #expect(r.parse("Foo/5").userAgent == UAFamilyVersion(family: "Foo", major: "07", minor: "null"))
+        #expect(r.parse("Baz/5").userAgent == UAFamilyVersion(family: "Baz", major: "1.10"))
+        #expect(r.parse("Bar/5").userAgent == UAFamilyVersion(family: "Other"))
+        #expect(throws: UserAgentRegexesError.self) {
+            try UAPRegexes(yaml: "user_agent_parsers: [a, b]\nos_parsers: []\ndevice_parsers: []\n")
+        }
+        #expect(throws: UserAgentRegexesError.self) { try UAPRegexes(yaml: "- just\n- a list\n") }
+    }
+
     @Test func missingOrBrokenRegexesFile() throws {
         let dir = try TestSupport.makeTempDir("uap")
         defer { try? FileManager.default.removeItem(at: dir) }

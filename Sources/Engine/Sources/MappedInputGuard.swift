@@ -35,8 +35,11 @@ enum MappedInputGuard {
         return p
     }
 
+    /// Read once, before the handler is installed (it may not call `sysconf`).
+    private static let pageSize = UInt(getpagesize())
+
     private static let installed: Bool = {
-        _ = (starts, ends, shrunk)  // allocated before any signal can need them
+        _ = (starts, ends, shrunk, pageSize)  // set before any signal can need them
         var action = sigaction()
         action.__sigaction_handler.sa_sigaction = { _, info, _ in MappedInputGuard.handleFault(info) }
         action.sa_flags = SA_SIGINFO
@@ -76,7 +79,6 @@ enum MappedInputGuard {
         for i in 0..<slots {
             let start = starts[i].load(ordering: .acquiring)
             guard start != 0, address >= start, address < ends[i].load(ordering: .relaxed) else { continue }
-            let pageSize = UInt(bitPattern: sysconf(Int32(_SC_PAGESIZE)))
             let page = UnsafeMutableRawPointer(bitPattern: address & ~(pageSize - 1))
             let zero = mmap(page, Int(pageSize), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
             if zero != MAP_FAILED {
