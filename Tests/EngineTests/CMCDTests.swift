@@ -162,6 +162,46 @@ import Testing
         #expect(events(nextFile, "sid=\"s\",ts=\(t + 4000),e=ps,sta=p") == ["rebuffer_end"])
     }
 
+    /// A stream's session state saved (`checkpointState`) and given to a
+    /// fresh instance (`restoreState`), as `qos run` does with a partition's
+    /// checkpoint: the reports after the cut give exactly the events, times
+    /// and played time an uninterrupted stream gives. A fresh instance
+    /// without the state does not (that is what a restart lost before).
+    @Test func sessionStateSurvivesACheckpoint() throws {
+        var g = GeneratorOptions()
+        g.seed = 8
+        g.sessions = 120
+        let encoder = CMCDEncoder()
+        let lines = TrafficGenerator(g).compactMap { m in m.beacon.flatMap { encoder.encode($0) } }
+        func run(_ f: any RecordFormat, _ part: ArraySlice<[UInt8]>) -> [String] {
+            var out: [String] = []
+            for line in part {
+                line.withUnsafeBytes { f.decode($0) { item in
+                    if case .beacon(let b) = item { out.append("\(b.sessionId) \(b.event.name) \(b.ts) \(b.playedMs ?? -1)") }
+                } }
+            }
+            return out
+        }
+        let registry = try RecordFormats.named("cmcd")
+        let whole = run(registry.forSource(named: "p0"), lines[...])
+        for cut in [lines.count / 3, lines.count / 2, lines.count - 5] {
+            let first = registry.forSource(named: "p0")
+            let before = run(first, lines[..<cut])
+            let state = first.checkpointState()
+            #expect(!state.isEmpty)
+            let restored = registry.forSource(named: "p0")
+            try restored.restoreState(state)
+            #expect(before + run(restored, lines[cut...]) == whole, "cut at \(cut)")
+            #expect(before + run(registry.forSource(named: "p0"), lines[cut...]) != whole, "cut at \(cut): state made no difference")
+        }
+        // Bytes it cannot read are a typed error, not a crash or a silent reset.
+        let state = registry.forSource(named: "p0").checkpointState()
+        for bad in [[7], state + [0], Array(state.dropLast())] where bad != state {
+            #expect(throws: StateError.self) { try registry.forSource(named: "p0").restoreState(bad) }
+        }
+        #expect(registry.forSource(named: "p0").checkpointState() == state)  // an empty stream's state
+    }
+
     /// One session as CMCD v2 event/response-mode reports and as the beacon
     /// JSON that means the same (written by hand from docs/cmcd.md), through
     /// `qos replay`'s job: the overall, video and cdn rows are equal.

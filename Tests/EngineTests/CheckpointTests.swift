@@ -152,6 +152,32 @@ import QoSCore
         #expect(m.partitions.map(\.nextOffset) == [99] && m.partitions[0].source == "p" && m.files.count == 1)
     }
 
+    /// Version 2 (checksum and identities, no format state) still loads;
+    /// version 3 keeps each partition's format state, under the checksum.
+    @Test func versionTwoManifestStillDecodesAndVersionThreeKeepsFormatState() throws {
+        var w = StateWriter()
+        for b in "QOSMANI2".utf8 { w.uint(UInt64(b)) }
+        w.string("old"); w.int(7); w.string("sink-1"); w.string("cluster-1"); w.uint(1)
+        w.string("beacons"); w.int(3); w.int(5); w.int(99); w.blob([1])
+        w.uint(0)
+        w.seal()
+        let old = try Manifest.decode(w.bytes)
+        #expect(old.sinkId == "sink-1" && old.partitions.map(\.nextOffset) == [99] && old.partitions[0].formatState == [])
+
+        var p = part(3, seq: 5, next: 99)
+        p.formatState = [9, 8, 7]
+        let m = Manifest(instance: "new", epoch: 8, sinkId: "s", clusterId: "c", partitions: [p, part(4, seq: 1, next: 2)], files: [])
+        var bytes = m.encode()
+        #expect(bytes.starts(with: Array("QOSMANI3".utf8)))
+        let back = try Manifest.decode(bytes)
+        #expect(back.partitions.map(\.formatState) == [[9, 8, 7], []])
+        #expect(back.partitions.map(\.state) == m.partitions.map(\.state))
+        // A flipped byte of the format state fails the checksum.
+        let at = try #require(bytes.indices.dropLast(4).last { bytes[$0] == 8 && bytes[$0 - 1] == 9 })
+        bytes[at] ^= 1
+        #expect(throws: StateError.checksumMismatch) { try Manifest.decode(bytes) }
+    }
+
     @Test func fsyncOfAMissingDirectoryThrowsWithErrno() {
         #expect(performing: { try FileSink.fsyncDirectory("/nonexistent-qos-dir") }, throws: { e in
             (e as? StorageError)?.errno == ENOENT && "\(e)".contains("/nonexistent-qos-dir")

@@ -216,6 +216,67 @@ import QoSCore
         for (path, bytes) in want { #expect(got[path] == bytes, "\(path) differs") }
     }
 
+    /// CMCD turns states into events with per-session memory (docs/cmcd.md):
+    /// `qos run` checkpoints that memory with each partition, so a process
+    /// killed after a checkpoint and started again writes exactly the files
+    /// of a run that was never interrupted (played time, stalls and all).
+    @Test func aRestartedCMCDStreamGoesOnFromItsCheckpointedSessionState() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var g = GeneratorOptions()
+        g.seed = 9
+        g.sessions = 150
+        g.rate = 20
+        g.startMs = Self.start
+        let encoder = CMCDEncoder()
+        let src = MemoryRecordSource(name: "cmcd", partitions: 2)
+        for m in TrafficGenerator(g) {
+            guard let record = m.beacon.flatMap({ encoder.encode($0) }) else { continue }
+            var h: UInt32 = 2_166_136_261
+            for b in m.key.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+            src.append(record, partition: Int32(h % 2))
+        }
+        func harness(_ sink: String) throws -> Harness {
+            let h = try Harness(sink: sink)
+            h.options.topics = [TopicSpec(name: "cmcd", format: "cmcd")]
+            h.options.pollBatch = 200
+            return h
+        }
+        // Reference: one process, a checkpoint after 4 polls, then to the end.
+        let reference = src.reopened()
+        let r = try harness(dir + "/reference")
+        let rd = try r.start(reference)
+        reference.assign(reference.ids)
+        for _ in 0..<4 { try rd.step() }
+        try rd.checkpoint(reason: "test")
+        try r.drain(reference)
+        try rd.finish()
+
+        // Killed: the same checkpoint, three more polls never checkpointed, then gone.
+        let first = src.reopened()
+        let h = try harness(dir + "/restarted")
+        let d = try h.start(first)
+        first.assign(first.ids)
+        for _ in 0..<4 { try d.step() }
+        try d.checkpoint(reason: "test")
+        let manifest = try #require(try d.store.manifests().last)
+        #expect(manifest.partitions.allSatisfy { !$0.formatState.isEmpty }, "no CMCD state in the checkpoint")
+        for _ in 0..<3 { try d.step() }
+        let again = src.reopened()
+        let h2 = try harness(dir + "/restarted")
+        let d2 = try h2.start(again)
+        again.assign(again.ids)
+        try h2.drain(again)
+        try d2.finish()
+
+        let want = try Self.visible(dir + "/reference"), got = try Self.visible(dir + "/restarted")
+        #expect(want.count >= 6)  // every table (an epoch writes one file per table and hour)
+        #expect(want.keys.sorted() == got.keys.sorted())
+        for (path, bytes) in want { #expect(got[path] == bytes, "\(path) differs") }
+        let totals = try Self.overallTotals(dir + "/restarted")
+        #expect(totals == (try Self.overallTotals(dir + "/reference")) && totals["playing_ms", default: 0] > 0)
+    }
+
     @Test func revocationMidEpochHandsPartitionsOverAtTheirCheckpoint() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

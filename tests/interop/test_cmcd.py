@@ -1,15 +1,20 @@
 """The cmcd format through the CLI as a user runs it: `qos replay --format
 cmcd` of CMCD reports gives the rows the same sessions give as beacon JSON,
 `qos generate --format cmcd` replays like the generator's JSON, and `qos run
---topic cmcd:cmcd` equals the replay of the same reports (docs/cmcd.md)."""
+--topic cmcd:cmcd` equals the replay of the same reports, also when it is
+killed and started again (docs/cmcd.md)."""
+import random
 import re
+import signal
+import subprocess
+import time
 from collections import defaultdict
 
 import pyarrow.parquet as pq
 import pytest
 
 import qos_tables
-from conftest import qos
+from conftest import qos, qos_bin
 from test_daemon import Broker, run
 
 T = 1767225600000   # 2026-01-01T00:00:00Z
@@ -134,6 +139,44 @@ def test_run_reads_a_cmcd_topic_like_the_replay(tmp_path):
         assert sum(v.get("views", 0) for k, v in want.items() if k[0] == "overall") > 250
         problems = qos_tables.diff(qos_tables.load(tmp_path / "daemon"), want)
         assert not problems, "\n".join(problems)
+    finally:
+        broker.stop()
+
+
+def test_a_killed_cmcd_daemon_goes_on_from_its_checkpointed_session_state(tmp_path):
+    """SIGKILL at four random instants of a `qos run` reading a CMCD topic,
+    checkpointing every second, then a run to the end: the tables equal
+    the replay's, played time included. Each checkpoint carries the last
+    state of every CMCD session (manifest version 3); without it a restart
+    reads a session's next report as its first and loses the played time
+    since the one before."""
+    gen = ["--seed", "13", "--sessions", "2000", "--rate", "2000", "--start-ms", str(T), "--format", "cmcd"]
+    broker = Broker(partitions=3, topics=("cmcd",))
+    try:
+        qos("generate", *gen, "--kafka", broker.address, "--topic", "cmcd", "--rate", "max")
+        qos("generate", *gen, "--out", tmp_path / "g.cmcd")
+        qos("replay", "--format", "cmcd", tmp_path / "g.cmcd", "--sink", tmp_path / "replay", "--quiet")
+        sink = tmp_path / "killed"
+        rng = random.Random(20261201)
+        for i in range(4):
+            # A group of its own per run: no wait for the killed member to time out
+            # (the checkpoints in the sink, not the group's offsets, say where to go on).
+            p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", f"cmcd-kill-{i}",
+                                  "--sink", str(sink), "--topic", "cmcd:cmcd", "--idle-timeout", "2s",
+                                  "--checkpoint-interval", "1s", "--checkpoint-min-interval", "200ms",
+                                  "--metrics-port", "0"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Joining the group takes ~3.5 s; then it checkpoints every second.
+            time.sleep(rng.uniform(4.0, 6.5))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        manifests = sorted((sink / "_qos" / "manifests").rglob("*.manifest"))
+        assert len(manifests) >= 2, "the killed runs checkpointed too little to test anything"
+        run(broker, sink, "cmcd-kill-end", "--topic", "cmcd:cmcd", "--until-caught-up")
+        want = qos_tables.load(tmp_path / "replay")
+        assert sum(v.get("playing_ms", 0) for k, v in want.items() if k[0] == "overall") > 0
+        problems = qos_tables.diff(qos_tables.load(sink), want)
+        assert not problems, "\n".join(problems[:20])
     finally:
         broker.stop()
 

@@ -39,8 +39,11 @@ struct EpochCommit {
     /// row held since the last epoch (ingestion time `nowMs`).
     /// Late deltas are written only when `releaseLate` (`LateFlushPolicy`);
     /// `lateFrom` is the first epoch whose late contributions they hold.
+    /// `formatState`: the record format's own state of a partition
+    /// (`RecordFormat.checkpointState`), saved next to the engine's.
     func run(engine: QoSEngine<DataSketchesKit>, book: inout PartitionBook, watermark: Int64, nowMs: Int64,
-             flushed: [WindowState<DataSketchesKit>]? = nil, releaseLate: Bool = true, lateFrom: Int? = nil) throws -> Outcome {
+             flushed: [WindowState<DataSketchesKit>]? = nil, releaseLate: Bool = true, lateFrom: Int? = nil,
+             formatState: (Int32) -> [UInt8] = { _ in [] }) throws -> Outcome {
         try store.checkIdentity()
         book.check(enginePartitions: engine.partitions.keys)
         // Flush.
@@ -64,7 +67,8 @@ struct EpochCommit {
         let parts = book.ids.map { p in
             let sp = StreamPartition(id: p)
             return PartitionCheckpoint(topic: streams[sp.stream], partition: sp.partition, seq: book.nextSeq(p),
-                                nextOffset: book[p]!.next, state: engine.snapshot(partition: p))
+                                nextOffset: book[p]!.next, state: engine.snapshot(partition: p),
+                                formatState: formatState(p))
         }
         // Commit.
         let manifest = try store.commitManifest(files: files, partitions: parts)

@@ -259,8 +259,13 @@ public final class StreamDriver {
         var start: [Int32: Int64?] = [:]
         for p in partitions {
             let sp = StreamPartition(id: p)
+            // A fresh format instance for the partition, given its checkpoint's state below.
+            partitionFormats[p] = nil
             if let ck = latest[sp.stream][sp.partition] {
-                do { try engine.restore(partition: p, from: ck.state) } catch let e as StateError {
+                do {
+                    try engine.restore(partition: p, from: ck.state)
+                    try format(of: p).restoreState(ck.formatState)
+                } catch let e as StateError {
                     throw CheckpointError.corrupt(path: ck.source, detail: "partition \(p): \(e.message)")
                 }
                 book.own(p, seq: ck.seq, next: ck.nextOffset)
@@ -348,12 +353,15 @@ public final class StreamDriver {
                             releasedLateAt: release ? wm : nil)
             return
         }
+        // The formats' states must be at the engine's record: decoded in line, not ahead.
+        assert(decoding == nil, "a checkpointing driver must not decode ahead of the engine")
         let t0 = clock.monotonicSeconds()
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
         let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
         let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
-                                          releaseLate: release, lateFrom: lateFlush.pendingSince)
+                                          releaseLate: release, lateFrom: lateFlush.pendingSince,
+                                          formatState: { [partitionFormats] in partitionFormats[$0]?.checkpointState() ?? [] })
         if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })

@@ -11,10 +11,9 @@ import QoSCore
 /// and the first frame were already reported, and turns each report into
 /// the beacons of the transition (playing after rebuffering is a
 /// `rebuffer_end`, …), with `played_ms` = the time spent playing since the
-/// previous report. That memory lives in the process (bounded, see
-/// `CMCDSessions`), not in the daemon's checkpoints: after a restart the
-/// first report of a session still open has no previous state (its played
-/// time since the last report before the restart is not counted).
+/// previous report. That memory is per stream and bounded (`CMCDSessions`);
+/// `qos run` saves it with each partition's checkpoint and restores it with
+/// the partition, so a restart goes on exactly where the checkpoint was.
 public struct CMCDFormat: RecordFormat {
     public let name = "cmcd"
     let sessions: CMCDSessions
@@ -34,6 +33,13 @@ public struct CMCDFormat: RecordFormat {
     /// state (a session may go on in the next file).
     public func forSource(named source: String) -> any RecordFormat {
         ownsStream ? self : CMCDFormat(sessions: CMCDSessions(max: sessions.max), ownsStream: true)
+    }
+
+    public func checkpointState() -> [UInt8] { ownsStream ? sessions.encoded() : [] }
+
+    public func restoreState(_ bytes: [UInt8]) throws {
+        precondition(ownsStream, "CMCDFormat.restoreState on the registry's prototype: restore a stream's instance")
+        try sessions.restore(bytes)
     }
 
     public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
@@ -230,4 +236,44 @@ final class CMCDSessions: @unchecked Sendable {
     }
 
     var count: Int { lock.withLock { map.count } }
+
+    /// The sessions as bytes for a checkpoint (version, newest report time,
+    /// then per session: sid, state or "", time or Int64.min, flags). The
+    /// manifest that holds them is checksummed as a whole.
+    func encoded() -> [UInt8] {
+        lock.withLock {
+            var w = StateWriter(capacity: 16 + map.count * 48)
+            w.uint(Self.encodingVersion)
+            w.int(newest)
+            w.uint(UInt64(map.count))
+            for (sid, s) in map {
+                w.string(sid)
+                w.string(s.state ?? "")
+                w.int(s.ts ?? .min)
+                w.uint((s.viewStarted ? 1 : 0) | (s.playStarted ? 2 : 0))
+            }
+            return w.bytes
+        }
+    }
+
+    /// Replaces the sessions with `encoded()` bytes ([] = none).
+    func restore(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { lock.withLock { map = [:]; newest = 0 }; return }
+        var r = StateReader(bytes)
+        guard try r.uint() == Self.encodingVersion else { throw StateError(message: "CMCD state: unknown version") }
+        let newestTs = try r.int()
+        var restored: [String: State] = [:]
+        for _ in 0..<(try r.count(max)) {
+            let sid = try r.string(), state = try r.string(), ts = try r.int(), flags = try r.uint()
+            guard !sid.isEmpty, state.isEmpty || Self.states.contains(state), flags < 4 else {
+                throw StateError(message: "CMCD state: bad session entry")
+            }
+            restored[sid] = State(state: state.isEmpty ? nil : state, ts: ts == .min ? nil : ts,
+                                  viewStarted: flags & 1 != 0, playStarted: flags & 2 != 0)
+        }
+        guard r.atEnd else { throw StateError(message: "CMCD state: trailing bytes") }
+        lock.withLock { map = restored; newest = newestTs }
+    }
+
+    static let encodingVersion: UInt64 = 1
 }

@@ -25,10 +25,20 @@ public protocol RecordFormat: Sendable {
     /// file's instance for the next file of the same `qos replay` stream
     /// (CMCD keeps its per-session state across them, CDN logs do not).
     func forSource(named source: String) -> any RecordFormat
+    /// A stream's own state (CMCD's last state per session) as bytes for
+    /// the partition's checkpoint, taken at the same record as the engine's
+    /// snapshot; empty when the format keeps none (the default).
+    func checkpointState() -> [UInt8]
+    /// Gives a checkpoint's `checkpointState()` back to a fresh stream
+    /// instance (a partition assigned again, a restart). Throws `StateError`
+    /// for bytes it cannot read. The default ignores them.
+    func restoreState(_ bytes: [UInt8]) throws
 }
 
 extension RecordFormat {
     public func forSource(named source: String) -> any RecordFormat { self }
+    public func checkpointState() -> [UInt8] { [] }
+    public func restoreState(_ bytes: [UInt8]) throws {}
 
     public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void) {
         decode(record, sink)

@@ -26,6 +26,10 @@ public struct PartitionCheckpoint: Sendable {
     /// The next offset to consume.
     public var nextOffset: Int64
     public var state: [UInt8]
+    /// The record format's own state for this partition
+    /// (`RecordFormat.checkpointState`; empty for most formats and in
+    /// manifests before version 3).
+    public var formatState: [UInt8] = []
     /// Not stored per partition: the Kafka cluster id and the path of the
     /// manifest this checkpoint was read from.
     public var clusterId = ""
@@ -43,9 +47,11 @@ public struct Manifest: Sendable {
     /// (staged path, final path), relative to the sink.
     public var files: [(staged: String, final: String)]
 
-    /// Version 2 ends with a CRC32C of the bytes before it; version 1 (no
-    /// checksum or identities, written by older versions) is still read.
-    static let magic = Array("QOSMANI2".utf8)
+    /// Version 3 adds each partition's format state; versions 2 and 3 end
+    /// with a CRC32C of the bytes before it; versions 1 (no checksum or
+    /// identities) and 2, written by older versions, are still read.
+    static let magic = Array("QOSMANI3".utf8)
+    static let magicV2 = Array("QOSMANI2".utf8)
     static let magicV1 = Array("QOSMANI1".utf8)
 
     init(instance: String, epoch: Int64, sinkId: String = "", clusterId: String = "",
@@ -65,6 +71,7 @@ public struct Manifest: Sendable {
         w.uint(UInt64(partitions.count))
         for p in partitions {
             w.string(p.topic); w.int(Int64(p.partition)); w.int(p.seq); w.int(p.nextOffset); w.blob(p.state)
+            w.blob(p.formatState)
         }
         w.uint(UInt64(files.count))
         for f in files { w.string(f.staged); w.string(f.final) }
@@ -75,16 +82,18 @@ public struct Manifest: Sendable {
     /// Verifies the CRC32C (version 2) and decodes. `path` only labels the
     /// partitions' `source`; callers name the file in their errors.
     static func decode(_ bytes: [UInt8], path: String = "") throws -> Manifest {
-        let v2 = bytes.starts(with: magic)
-        guard v2 || bytes.starts(with: magicV1) else { throw StateError(message: "not a manifest") }
-        guard !v2 || CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
-        var r = StateReader(bytes, end: v2 ? bytes.count - 4 : bytes.count)
+        let v3 = bytes.starts(with: magic)
+        let sealed = v3 || bytes.starts(with: magicV2)
+        guard sealed || bytes.starts(with: magicV1) else { throw StateError(message: "not a manifest") }
+        guard !sealed || CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
+        var r = StateReader(bytes, end: sealed ? bytes.count - 4 : bytes.count)
         for _ in magic { _ = try r.uint() }
         var m = Manifest(instance: try r.string(), epoch: try r.int(), partitions: [], files: [])
-        if v2 { m.sinkId = try r.string(); m.clusterId = try r.string() }
+        if sealed { m.sinkId = try r.string(); m.clusterId = try r.string() }
         for _ in 0..<(try r.count()) {
             m.partitions.append(PartitionCheckpoint(topic: try r.string(), partition: Int32(truncatingIfNeeded: try r.int()),
                                                     seq: try r.int(), nextOffset: try r.int(), state: try r.blob(),
+                                                    formatState: v3 ? try r.blob() : [],
                                                     clusterId: m.clusterId, source: path))
         }
         for _ in 0..<(try r.count()) { m.files.append((try r.string(), try r.string())) }
