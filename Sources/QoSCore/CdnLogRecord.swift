@@ -72,4 +72,16 @@ public protocol CdnLogParser: AnyObject {
     /// The format name, also the `cdn` column.
     static var formatName: String { get }
     func parse(_ message: UnsafeRawBufferPointer, _ emit: (CdnLogItem) -> Void)
+    /// What the parser carries from one message of its source to the next
+    /// (CloudFront's `#Fields:` header), as bytes for the daemon's
+    /// checkpoint of the source's partition; empty when nothing (the default).
+    func checkpointState() -> [UInt8]
+    /// Takes `checkpointState()` bytes back (a fresh parser, a restarted
+    /// partition). Throws `StateError` for bytes it cannot read.
+    func restoreState(_ bytes: [UInt8]) throws
+}
+
+extension CdnLogParser {
+    public func checkpointState() -> [UInt8] { [] }
+    public func restoreState(_ bytes: [UInt8]) throws {}
 }

@@ -72,6 +72,36 @@ import QoSCore
         #expect(parseAll(p, [Self.line(Self.hit)]) == [.reject("invalid_line:field_count", Self.line(Self.hit))])
     }
 
+    /// The header in force is part of the partition's checkpoint (`qos run`):
+    /// a fresh parser given the state reads the next lines as the old one
+    /// would; without it they are read in the documented order (rejected).
+    @Test func theFieldsHeaderSurvivesACheckpoint() throws {
+        let header = "#Fields: time date sc-status x-edge-location c-ip time-taken sc-bytes x-edge-result-type cs(Host)"
+        let l = ["21:02:31", "2019-12-04", "200", "FRA56-P1", "::1", "0.2", "1000", "Hit", "-"].joined(separator: "\t")
+        let format = try RecordFormats.named("cloudfront")
+        let first = format.forSource(named: "cloudfront")
+        #expect(first.checkpointState().isEmpty)  // no header yet
+        func items(_ f: any RecordFormat, _ line: String) -> [String] {
+            var out: [String] = []
+            Array(line.utf8).withUnsafeBytes { f.decode($0) { item in
+                switch item {
+                case .cdnLog(let r): out.append("\(r.pop) \(r.status) \(r.bytesOut)")
+                case .reject(let reason, _): out.append(reason.code)
+                case .beacon: out.append("beacon")
+                }
+            } }
+            return out
+        }
+        #expect(items(first, header).isEmpty)
+        #expect(items(first, l) == ["FRA56-P1 200 1000"])
+        let restored = format.forSource(named: "cloudfront")
+        try restored.restoreState(first.checkpointState())
+        #expect(items(restored, l) == ["FRA56-P1 200 1000"])
+        #expect(restored.checkpointState() == first.checkpointState())
+        #expect(items(format.forSource(named: "cloudfront"), l) == ["invalid_value:date"])  // time read as the date
+        #expect(throws: StateError.self) { try format.forSource(named: "cloudfront").restoreState([5, 1]) }
+    }
+
     @Test func distributionFromConfigurationOrFileName() {
         #expect(CloudFrontParser.distributionId(fromFileName: "logs/E2QWRUHAPOMQZL.2019-12-04-21.a103fd12.gz") == "E2QWRUHAPOMQZL")
         #expect(CloudFrontParser.distributionId(fromFileName: "E2QWRUHAPOMQZL.2019-12-04-21.a103fd12") == "E2QWRUHAPOMQZL")

@@ -39,6 +39,13 @@ public struct CdnLogFormat: RecordFormat {
         CdnLogFormat(name: name, makeParser: makeParser, own: ParserBox(makeParser(source)))
     }
 
+    public func checkpointState() -> [UInt8] { own?.parser.checkpointState() ?? [] }
+
+    public func restoreState(_ bytes: [UInt8]) throws {
+        precondition(own != nil, "CdnLogFormat.restoreState on the registry's prototype: restore a source's instance")
+        try own!.parser.restoreState(bytes)
+    }
+
     /// Parses one record. The prototype (no `forSource()`) parses each
     /// record with a fresh parser, so no state leaks between sources.
     public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {

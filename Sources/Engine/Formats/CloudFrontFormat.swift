@@ -66,6 +66,7 @@ public final class CloudFrontParser: CdnLogParser {
         expectedColumns = 9...Self.defaultFields.count
         setFields(Self.defaultFields)
         expectedColumns = 9...Self.defaultFields.count
+        header = nil  // no header seen yet: 9...33 columns of the documented order
     }
 
     /// The distribution id of a CloudFront log file name
@@ -85,6 +86,30 @@ public final class CloudFrontParser: CdnLogParser {
     private func setFields(_ names: [String]) {
         positions = Column.allCases.map { c in names.firstIndex(of: c.name) }
         expectedColumns = names.count...names.count
+        header = names
+    }
+
+    /// The last `#Fields:` header's names (nil before any).
+    private var header: [String]?
+
+    /// The header in force, for the partition's checkpoint: a source that
+    /// sends its header once, then line after line, is read with it after
+    /// a restart too. Empty before any header.
+    public func checkpointState() -> [UInt8] {
+        guard let header else { return [] }
+        var w = StateWriter()
+        w.uint(UInt64(header.count))
+        for name in header { w.string(name) }
+        return w.bytes
+    }
+
+    public func restoreState(_ bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        var r = StateReader(bytes)
+        var names: [String] = []
+        for _ in 0..<(try r.count(1024)) { names.append(try r.string()) }
+        guard !names.isEmpty, r.atEnd else { throw StateError(message: "CloudFront state: bad #Fields header") }
+        setFields(names)
     }
 
     public func parse(_ message: UnsafeRawBufferPointer, _ emit: (CdnLogItem) -> Void) {
