@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Largest page we agree to decompress (guards against absurd sizes in corrupt headers).
-let maxPageSize = 1 << 30
+public let maxPageSize = 1 << 30
 
 /// Reusable ZSTD compression context (one per file write; not shared across threads).
 final class ZstdCompressor {
@@ -38,17 +38,28 @@ final class ZstdCompressor {
     }
 }
 
-/// Decompresses a ZSTD page body whose size is known from the page header.
-func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int) throws -> [UInt8] {
-    guard expectedSize >= 0, expectedSize <= maxPageSize else {
-        throw ParquetError.corrupt("page: uncompressed size \(expectedSize) out of range")
+/// One ZSTD frame of `input` (for callers outside Parquet pages: the
+/// daemon's checkpoint manifests). Throws `ParquetError.compression`.
+public func zstdCompress(_ input: [UInt8], level: Int) throws -> [UInt8] {
+    var out: [UInt8] = []
+    try ZstdCompressor(level: level).compress(input, into: &out)
+    return out
+}
+
+/// Decompresses a ZSTD frame whose size is known (from a page header, or
+/// stored beside the frame), at most `limit` bytes; `what` names the data in
+/// errors (`ParquetError.corrupt`).
+public func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int,
+                           limit: Int = maxPageSize, what: String = "page") throws -> [UInt8] {
+    guard expectedSize >= 0, expectedSize <= limit else {
+        throw ParquetError.corrupt("\(what): uncompressed size \(expectedSize) out of range")
     }
     return try bytes.withUnsafeBytes { raw in
         let src = UnsafeRawBufferPointer(rebasing: raw[range])
         let frameSize = ZSTD_getFrameContentSize(src.baseAddress, src.count)
         // UInt64.max / UInt64.max - 1: ZSTD_CONTENTSIZE_ERROR / ZSTD_CONTENTSIZE_UNKNOWN.
         if frameSize < UInt64.max - 1 && frameSize != UInt64(expectedSize) {
-            throw ParquetError.corrupt("page: zstd frame holds \(frameSize) bytes, header says \(expectedSize)")
+            throw ParquetError.corrupt("\(what): zstd frame holds \(frameSize) bytes, header says \(expectedSize)")
         }
         guard let ctx = threadDecompressionContext() else { throw ParquetError.compression("ZSTD_createDCtx failed") }
         var result = 0
@@ -57,10 +68,10 @@ func zstdDecompress(_ bytes: [UInt8], range: Range<Int>, expectedSize: Int) thro
             count = ZSTD_isError(result) != 0 ? 0 : min(result, expectedSize)
         }
         guard ZSTD_isError(result) == 0 else {
-            throw ParquetError.corrupt("page: zstd: \(String(cString: ZSTD_getErrorName(result)))")
+            throw ParquetError.corrupt("\(what): zstd: \(String(cString: ZSTD_getErrorName(result)))")
         }
         guard result == expectedSize else {
-            throw ParquetError.corrupt("page: zstd gave \(result) bytes, header says \(expectedSize)")
+            throw ParquetError.corrupt("\(what): zstd gave \(result) bytes, header says \(expectedSize)")
         }
         return out
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Engine
+import Parquet
 import QoSCore
 
 /// The checkpoint store's integrity checks: CRC32C of manifests, the ledger
@@ -152,8 +153,9 @@ import QoSCore
         #expect(m.partitions.map(\.nextOffset) == [99] && m.partitions[0].source == "p" && m.files.count == 1)
     }
 
-    /// Version 2 (checksum and identities, no format state) still loads;
-    /// version 3 keeps each partition's format state, under the checksum.
+    /// Version 2 (checksum and identities, uncompressed, no format state)
+    /// still loads; version 3 compresses its body and keeps each partition's
+    /// format state, under the checksum.
     @Test func versionTwoManifestStillDecodesAndVersionThreeKeepsFormatState() throws {
         var w = StateWriter()
         for b in "QOSMANI2".utf8 { w.uint(UInt64(b)) }
@@ -166,16 +168,25 @@ import QoSCore
 
         var p = part(3, seq: 5, next: 99)
         p.formatState = [9, 8, 7]
+        p.state = Array(repeating: [1, 2, 3, 4, 5, 6, 7, 8], count: 20_000).flatMap { $0 } + [42]
         let m = Manifest(instance: "new", epoch: 8, sinkId: "s", clusterId: "c", partitions: [p, part(4, seq: 1, next: 2)], files: [])
-        var bytes = m.encode()
+        var bytes = try m.encode()
         #expect(bytes.starts(with: Array("QOSMANI3".utf8)))
+        #expect(bytes.count < 20_000, "the body is not compressed: \(bytes.count) bytes")
         let back = try Manifest.decode(bytes)
         #expect(back.partitions.map(\.formatState) == [[9, 8, 7], []])
         #expect(back.partitions.map(\.state) == m.partitions.map(\.state))
-        // A flipped byte of the format state fails the checksum.
-        let at = try #require(bytes.indices.dropLast(4).last { bytes[$0] == 8 && bytes[$0 - 1] == 9 })
-        bytes[at] ^= 1
+        #expect(back.instance == "new" && back.epoch == 8 && back.sinkId == "s" && back.clusterId == "c")
+        // A flipped byte of the compressed body fails the checksum.
+        bytes[bytes.count / 2] ^= 1
         #expect(throws: StateError.checksumMismatch) { try Manifest.decode(bytes) }
+        // A sealed body that is not a zstd frame, or not of its stated size, is a StateError too.
+        for (size, frame) in [(10, [UInt8]([1, 2, 3])), (1 << 41, [UInt8]([1])), (5, try zstdCompress([1, 2, 3], level: 1))] {
+            var v = StateWriter()
+            for b in "QOSMANI3".utf8 { v.uint(UInt64(b)) }
+            v.uint(UInt64(size)); v.blob(frame); v.seal()
+            #expect(throws: StateError.self) { try Manifest.decode(v.bytes) }
+        }
     }
 
     @Test func fsyncOfAMissingDirectoryThrowsWithErrno() {
