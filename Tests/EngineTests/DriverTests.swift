@@ -242,23 +242,23 @@ import QoSCore
             h.options.pollBatch = 200
             return h
         }
-        // Reference: one process, a checkpoint after 4 polls, then to the end.
-        let reference = src.reopened()
-        let r = try harness(dir + "/reference")
-        let rd = try r.start(reference)
-        reference.assign(reference.ids)
-        for _ in 0..<4 { try rd.step() }
-        try rd.checkpoint(reason: "test")
+        /// A process that reads every partition and checkpoints after 4 polls.
+        func checkpointedAfterFourPolls(_ sink: String) throws -> (Harness, StreamDriver, MemoryRecordSource) {
+            let input = src.reopened()
+            let h = try harness(sink)
+            let d = try h.start(input)
+            input.assign(input.ids)
+            for _ in 0..<4 { try d.step() }
+            try d.checkpoint(reason: "test")
+            return (h, d, input)
+        }
+        // Reference: that process goes on to the end.
+        let (r, rd, reference) = try checkpointedAfterFourPolls(dir + "/reference")
         try r.drain(reference)
         try rd.finish()
 
-        // Killed: the same checkpoint, three more polls never checkpointed, then gone.
-        let first = src.reopened()
-        let h = try harness(dir + "/restarted")
-        let d = try h.start(first)
-        first.assign(first.ids)
-        for _ in 0..<4 { try d.step() }
-        try d.checkpoint(reason: "test")
+        // Killed: three more polls never checkpointed, then gone.
+        let (_, d, _) = try checkpointedAfterFourPolls(dir + "/restarted")
         let manifest = try #require(try d.store.manifests().last)
         #expect(manifest.partitions.allSatisfy { !$0.formatState.isEmpty }, "no CMCD state in the checkpoint")
         for _ in 0..<3 { try d.step() }
