@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 
 import pyarrow.parquet as pq
 import pytest
@@ -122,43 +123,50 @@ def test_generated_cmcd_replays_like_the_generated_json(tmp_path):
     assert abs(played(got) - played(want)) <= 0.05 * played(want)
 
 
-def test_run_reads_a_cmcd_topic_like_the_replay(tmp_path):
-    """qos run --topic cmcd:cmcd over three partitions (each with its own
-    CMCD state) writes what qos replay --format cmcd writes for the same
-    reports."""
+@contextmanager
+def cmcd_topic(tmp_path, seed, sessions):
+    """A 3-partition `cmcd` topic in the embedded broker holding generated
+    CMCD reports, and `tmp_path/replay`: `qos replay --format cmcd` of the
+    same reports. Yields the broker."""
     # --rate max paces event time as the default rate (2000/s) does.
-    gen = ["--seed", "12", "--sessions", "300", "--rate", "2000", "--start-ms", str(T), "--format", "cmcd"]
+    gen = ["--seed", str(seed), "--sessions", str(sessions), "--rate", "2000", "--start-ms", str(T), "--format", "cmcd"]
     broker = Broker(partitions=3, topics=("cmcd",))
     try:
         qos("generate", *gen, "--kafka", broker.address, "--topic", "cmcd", "--rate", "max")
         qos("generate", *gen, "--out", tmp_path / "g.cmcd")
         qos("replay", "--format", "cmcd", tmp_path / "g.cmcd", "--sink", tmp_path / "replay", "--quiet")
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_run_reads_a_cmcd_topic_like_the_replay(tmp_path):
+    """qos run --topic cmcd:cmcd over three partitions (each with its own
+    CMCD state) writes what qos replay --format cmcd writes for the same
+    reports."""
+    with cmcd_topic(tmp_path, seed=12, sessions=300) as broker:
         r = run(broker, tmp_path / "daemon", "cmcd", "--topic", "cmcd:cmcd", "--until-caught-up")
         assert "consuming cmcd:cmcd" in r.stderr and "assigned partitions [0, 1, 2]" in r.stderr, r.stderr
         want = qos_tables.load(tmp_path / "replay")
         assert sum(v.get("views", 0) for k, v in want.items() if k[0] == "overall") > 250
         problems = qos_tables.diff(qos_tables.load(tmp_path / "daemon"), want)
         assert not problems, "\n".join(problems)
-    finally:
-        broker.stop()
 
 
 def test_a_killed_cmcd_daemon_goes_on_from_its_checkpointed_session_state(tmp_path):
-    """SIGKILL at four random instants of a `qos run` reading a CMCD topic,
-    checkpointing every second, then a run to the end: the tables equal
+    """SIGKILL at four random instants of a `qos run` reading a CMCD topic
+    (each after the run's first checkpoint; it checkpoints every second),
+    then a run to the end: the tables equal
     the replay's, played time included. Each checkpoint carries the last
     state of every CMCD session (manifest version 3); without it a restart
     reads a session's next report as its first and loses the played time
     since the one before."""
-    gen = ["--seed", "13", "--sessions", "2000", "--rate", "2000", "--start-ms", str(T), "--format", "cmcd"]
-    broker = Broker(partitions=3, topics=("cmcd",))
-    try:
-        qos("generate", *gen, "--kafka", broker.address, "--topic", "cmcd", "--rate", "max")
-        qos("generate", *gen, "--out", tmp_path / "g.cmcd")
-        qos("replay", "--format", "cmcd", tmp_path / "g.cmcd", "--sink", tmp_path / "replay", "--quiet")
+    with cmcd_topic(tmp_path, seed=13, sessions=2000) as broker:
         sink = tmp_path / "killed"
+        manifests = lambda: {f"{m.parent.name}/{m.name}" for m in (sink / "_qos" / "manifests").rglob("*.manifest")}
         rng = random.Random(20261201)
         for i in range(4):
+            seen = manifests() if sink.exists() else set()
             # A group of its own per run: no wait for the killed member to time out
             # (the checkpoints in the sink, not the group's offsets, say where to go on).
             p = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", f"cmcd-kill-{i}",
@@ -166,19 +174,19 @@ def test_a_killed_cmcd_daemon_goes_on_from_its_checkpointed_session_state(tmp_pa
                                   "--checkpoint-interval", "1s", "--checkpoint-min-interval", "200ms",
                                   "--metrics-port", "0"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            # Joining the group takes ~3.5 s; then it checkpoints every second.
-            time.sleep(rng.uniform(4.0, 6.5))
+            # Killed at a random instant after its first checkpoint (joining the group takes seconds).
+            deadline = time.time() + 120
+            while p.poll() is None and time.time() < deadline and not (sink.exists() and manifests() - seen):
+                time.sleep(0.05)
+            assert p.poll() is None and manifests() - seen, f"run {i} wrote no checkpoint"
+            time.sleep(rng.uniform(0.0, 1.5))
             p.send_signal(signal.SIGKILL)
             p.wait()
-        manifests = sorted((sink / "_qos" / "manifests").rglob("*.manifest"))
-        assert len(manifests) >= 2, "the killed runs checkpointed too little to test anything"
         run(broker, sink, "cmcd-kill-end", "--topic", "cmcd:cmcd", "--until-caught-up")
         want = qos_tables.load(tmp_path / "replay")
         assert sum(v.get("playing_ms", 0) for k, v in want.items() if k[0] == "overall") > 0
         problems = qos_tables.diff(qos_tables.load(sink), want)
         assert not problems, "\n".join(problems[:20])
-    finally:
-        broker.stop()
 
 
 def fnv1a(s):
