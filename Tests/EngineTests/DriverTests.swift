@@ -277,6 +277,33 @@ import QoSCore
         #expect(totals == (try Self.overallTotals(dir + "/reference")) && totals["playing_ms", default: 0] > 0)
     }
 
+    /// The format state is named by its format: the same partitions read
+    /// with another format after a restart start, drop the old state (a
+    /// log line says so) and do not take CMCD bytes for CloudFront's.
+    @Test func aChangedTopicFormatDropsTheOldFormatsState() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let t = Self.start
+        let src = MemoryRecordSource(name: "logs", partitions: 1)
+        for i in 0..<20 { src.append(Array("sid=\"s\",ts=\(t + Int64(i) * 1000),e=ps,sta=p".utf8), partition: 0) }
+        let h = try Harness(sink: dir + "/out")
+        h.options.topics = [TopicSpec(name: "logs", format: "cmcd")]
+        let d = try h.start(src)
+        src.assign([0])
+        try h.drain(src)
+        try d.checkpoint(reason: "test")
+        #expect(try d.store.manifests().last?.partitions.first?.formatState.isEmpty == false)
+
+        let again = src.reopened()
+        let h2 = try Harness(sink: dir + "/out", instance: "b")
+        h2.options.topics = [TopicSpec(name: "logs", format: "cloudfront")]
+        let d2 = try h2.start(again)
+        again.assign([0])
+        try d2.step()
+        #expect(d2.book.ids == [0])
+        #expect(h2.logBox.lines.contains { $0.contains("was read as cmcd before, now as cloudfront: its cmcd state is dropped") })
+    }
+
     @Test func revocationMidEpochHandsPartitionsOverAtTheirCheckpoint() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -264,7 +264,7 @@ public final class StreamDriver {
             if let ck = latest[sp.stream][sp.partition] {
                 do {
                     try engine.restore(partition: p, from: ck.state)
-                    try format(of: p).restoreState(ck.formatState)
+                    try restoreFormatState(of: p, from: ck.formatState)
                 } catch let e as StateError {
                     throw CheckpointError.corrupt(path: ck.source, detail: "partition \(p): \(e.message)")
                 }
@@ -283,6 +283,33 @@ public final class StreamDriver {
         try source.startAssigned(start)
         book.check(enginePartitions: engine.partitions.keys)
         o.log("qos run: assigned partitions \(describe(partitions)) at offsets \(start.values.map { $0 ?? -2 }.sorted())")
+    }
+
+    /// A format's checkpoint state, named by the format: a topic whose
+    /// format is changed between runs does not hand one format's bytes to
+    /// another (empty when the format keeps none).
+    static func formatStateBytes(_ format: any RecordFormat) -> [UInt8] {
+        let state = format.checkpointState()
+        guard !state.isEmpty else { return [] }
+        var w = StateWriter(capacity: state.count + 16)
+        w.string(format.name)
+        w.blob(state)
+        return w.bytes
+    }
+
+    /// Gives a checkpoint's `formatStateBytes` to the partition's (fresh)
+    /// format, unless they are another format's: then they are dropped.
+    func restoreFormatState(of p: Int32, from bytes: [UInt8]) throws {
+        guard !bytes.isEmpty else { return }
+        var r = StateReader(bytes)
+        let name = try r.string(), state = try r.blob()
+        guard r.atEnd else { throw StateError(message: "format state: trailing bytes") }
+        let format = format(of: p)
+        guard name == format.name else {
+            o.log("qos run: partition \(p) was read as \(name) before, now as \(format.name): its \(name) state is dropped")
+            return
+        }
+        try format.restoreState(state)
     }
 
     /// Partitions taken away: checkpoint them (and everything else) before
@@ -361,7 +388,8 @@ public final class StreamDriver {
         let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
         let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
                                           releaseLate: release, lateFrom: lateFlush.pendingSince,
-                                          formatState: { [partitionFormats] in partitionFormats[$0]?.checkpointState() ?? [] })
+                                          formatState: { [partitionFormats] in
+                                              partitionFormats[$0].map(StreamDriver.formatStateBytes) ?? [] })
         if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
         if outcome.committed {
             source.commit(book.nextOffsets.filter { $0.value > 0 })
