@@ -41,9 +41,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        // Pure logic: no I/O, no C libraries.
+        // The CPU's prefetch hint (a header; nothing to link).
+        .systemLibrary(name: "CPrefetch"),
+
+        // Pure logic: no I/O, no C libraries (a compiler hint aside).
         .target(name: "Sketches", swiftSettings: hotPath),
-        .target(name: "QoSCore", swiftSettings: hotPath),
+        .target(name: "QoSCore", dependencies: ["CPrefetch"], swiftSettings: hotPath),
         .target(name: "SplitMix"),
         .target(name: "Generator", dependencies: ["QoSCore", "SplitMix"]),
 

@@ -59,17 +59,37 @@ public enum BeaconDecoder {
     /// (the engine applies the items with the same message bytes).
     public static func decodeLending(_ bytes: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
                                      _ sink: (DecodedItem) -> Void) {
-        guard let base = bytes.baseAddress else { return decode(bytes, sink) }
+        decodeLending(bytes, scratch: &scratch, onBeacon: { sink(.beacon($0)) },
+                      onReject: { sink(.reject($0, payload: $1)) })
+    }
+
+    /// `decodeLending` without wrapping beacons in `DecodedItem`: `onBeacon`
+    /// gets each beacon in place (it may keep a copy; the reader overwrites
+    /// it with the next one), `onReject` each reject with its byte range.
+    /// The decode stage stores beacons apart from rejects this way, so the
+    /// engine's thread reads them where they lie (docs/architecture.md "Threads").
+    public static func decodeLending(_ bytes: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
+                                     onBeacon: (inout Beacon) -> Void,
+                                     onReject: (RejectReason, Range<Int>) -> Void) {
+        guard let base = bytes.baseAddress else {
+            return decode(bytes) { item in
+                switch item {
+                case .beacon(var b): onBeacon(&b)
+                case .reject(let r, let range): onReject(r, range)
+                case .cdnLog: preconditionFailure("the beacon decoder makes no CDN records")
+                }
+            }
+        }
         decodeEach(bytes, reader: &scratch.reader, onBeacon: { b, id in
             if let id, let start = id.baseAddress {
                 let lo = start - base
                 b.sessionIdSpan = Int32(lo)..<Int32(lo + id.count)
-                sink(.beacon(b))
+                onBeacon(&b)
                 b.sessionIdSpan = nil
             } else {
-                sink(.beacon(b))
+                onBeacon(&b)
             }
-        }, onReject: { sink(.reject($0, payload: $1)) })
+        }, onReject: onReject)
     }
 
     /// Decode one message without copying beacons: `onBeacon` gets each

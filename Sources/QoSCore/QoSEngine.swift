@@ -68,7 +68,27 @@ public final class QoSEngine<K: SketchKit> {
         }
     }
 
+    /// Applies one beacon the decode stage decoded from `message` and
+    /// stored (`DecodedBatch`): lent in place, not copied; `idHash` is
+    /// `SessionTable.hash` of its lent session id, computed on the decode
+    /// thread (ignored when the id is not lent).
+    @inline(__always)
+    public func ingest(beacon b: inout Beacon, idHash: UInt32, message: UnsafeRawBufferPointer, partition pid: Int32,
+                       source: SourcePosition, nowMs: Int64) {
+        apply(b, id: b.sessionIdBytes(in: message), idHash: idHash, partition: pid, source: source, raw: message, nowMs: nowMs)
+    }
+
     public func countMessage() { counters.messages += 1 }
+
+    /// A hint for a beacon a few ahead in partition `pid` whose lent session
+    /// id hashes to `idHash`: prefetch its table bucket, or (`session`) the
+    /// session in it (`SessionTable.prefetch`). Changes nothing: only the
+    /// partition used last is looked at (no partition is created).
+    @inline(__always)
+    public func prefetchSession(partition pid: Int32, idHash: UInt32, session: Bool) {
+        guard let p = lastPartition, p.id == pid else { return }
+        p.sessions.prefetch(hash: idHash, session: session)
+    }
 
     /// Applies one beacon (docs/semantics.md §2): admission, watermark closes, gap close,
     /// duplicate check, then the event itself.
@@ -77,15 +97,16 @@ public final class QoSEngine<K: SketchKit> {
         apply(b, id: nil, partition: pid, source: source, raw: raw, nowMs: nowMs)
     }
 
-    /// `id`: the session id's bytes when `b.sessionId` was left empty by the decoder.
+    /// `id`: the session id's bytes when `b.sessionId` was left empty by the
+    /// decoder; `idHash`: their `SessionTable.hash`, when the caller has it.
     @inline(__always)
-    func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, partition pid: Int32, source: SourcePosition,
-               raw: UnsafeRawBufferPointer?, nowMs: Int64) {
+    func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32? = nil, partition pid: Int32,
+               source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         let p = partition(pid)
         guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
         closeDueSessions(p, watermark: wm)
-        var session = id.map { p.sessions.lookup($0) } ?? p.sessions.lookup(b.sessionId)
+        var session = id.map { p.sessions.lookup($0, hash: idHash ?? SessionTable.hash($0)) } ?? p.sessions.lookup(b.sessionId)
         if let s = session, s.isGap(b.ts, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
@@ -143,13 +164,19 @@ public final class QoSEngine<K: SketchKit> {
                       source: SourcePosition, nowMs: Int64) -> Bool {
         switch item {
         case .beacon(let b):
-            return admit(b.ts, field: "ts", partition(pid), source: source, raw: message, nowMs: nowMs)
+            return admit(beaconAt: b.ts, message: message, partition: pid, source: source, nowMs: nowMs)
         case .cdnLog(let r):
             return admit(r.timeMs, field: "timestamp", partition(pid), source: source, raw: message, nowMs: nowMs)
         case .reject:
             ingest(item, message: message, partition: pid, source: source, nowMs: nowMs)
             return false
         }
+    }
+
+    /// `admit` for a beacon at `ts` (the router's beacons come apart from its other items).
+    public func admit(beaconAt ts: Int64, message: UnsafeRawBufferPointer, partition pid: Int32,
+                      source: SourcePosition, nowMs: Int64) -> Bool {
+        admit(ts, field: "ts", partition(pid), source: source, raw: message, nowMs: nowMs)
     }
 
     /// Moves partition `pid`'s clock (its max applied `ts`) to `maxTs`, taken

@@ -110,6 +110,11 @@ public final class SessionState {
 
     private static let none32 = UInt32.max, wide32 = UInt32.max - 1, wide16 = UInt16.max
 
+    /// An upper bound of an instance's size in bytes (header and stored
+    /// properties, as laid out above): what `SessionTable.prefetch` fetches.
+    /// `SessionTests` checks it against the allocator's block size.
+    static let instanceBytesMax = 240
+
     /// What does not fit the compact fields (rare: most sessions have none).
     private final class Extra {
         var id: String?, viewerId: String?

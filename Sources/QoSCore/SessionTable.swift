@@ -1,3 +1,11 @@
+import CPrefetch
+
+/// The CPU's prefetch hint for code outside QoSCore (a hint: it reads and
+/// changes nothing).
+public enum CacheHint {
+    @inline(__always) public static func prefetch(_ address: UnsafeRawPointer) { qos_prefetch(address) }
+}
+
 /// The open sessions of one partition, keyed by the session id's UTF-8
 /// bytes: open addressing with linear probing over a power-of-two array of
 /// session references (8 bytes a bucket, at most 3/4 full), and
@@ -48,7 +56,14 @@ public struct SessionTable {
     /// The open session with this id, if any.
     @inline(__always)
     public func lookup(_ id: UnsafeRawBufferPointer) -> SessionState? {
-        let h = SessionTable.hash(id)
+        lookup(id, hash: SessionTable.hash(id))
+    }
+
+    /// The same with the id's `hash` computed by the caller (the decode
+    /// thread computes it for the engine's thread).
+    @inline(__always)
+    public func lookup(_ id: UnsafeRawBufferPointer, hash h: UInt32) -> SessionState? {
+        assert(h == SessionTable.hash(id), "hash of another id")
         let mask = buckets.count - 1
         var i = Int(h) & mask
         while let s = buckets[i] {
@@ -56,6 +71,32 @@ public struct SessionTable {
             i = (i + 1) & mask
         }
         return nil
+    }
+
+    /// Asks the CPU to fetch what a lookup of an id with hash `h` will read
+    /// first: its home bucket, or (`session`) the session that bucket holds,
+    /// once the bucket itself has been fetched. A hint only; the table is
+    /// neither read through a reference count nor changed.
+    @inline(__always)
+    public func prefetch(hash h: UInt32, session: Bool) {
+        buckets.withUnsafeBufferPointer { b in
+            let slot = UnsafeRawPointer(b.baseAddress! + (Int(h) & (b.count - 1)))
+            if session {
+                // Every cache line of the session: the lookup compares its id
+                // (near the start) and length (near the end), and the beacon's
+                // event then reads and writes fields all over it.
+                if let s = slot.load(as: UnsafeRawPointer?.self) {
+                    var offset = 0
+                    while offset < SessionState.instanceBytesMax {
+                        qos_prefetch(s + offset)
+                        offset += 64
+                    }
+                    qos_prefetch(s + (SessionState.instanceBytesMax - 1))
+                }
+            } else {
+                qos_prefetch(slot)
+            }
+        }
     }
 
     public func lookup(_ id: String) -> SessionState? { SessionTable.withBytes(id) { lookup($0) } }

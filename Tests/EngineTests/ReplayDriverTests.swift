@@ -87,6 +87,52 @@ import QoSCore
         #expect(d.status.filesWritten == Inspector.parquetFiles(under: sink).count)
     }
 
+    /// A batch keeps beacons apart from rejects but delivers every record's
+    /// items in input order, each beacon with its lent id's hash and place
+    /// in the batch's bytes (the engine's thread prefetches with them).
+    @Test func aBatchDeliversItemsInInputOrderWithTheirIdHashes() throws {
+        let lines = [
+            Self.beacon("view_start", 0, "s1", 1),
+            "not json",
+            "[" + Self.beacon("heartbeat", 1, "s2", 2) + ",1," + Self.beacon("heartbeat", 2, #"s\u0033"#, 3) + "]",
+            #"{"event":"heartbeat","session_id":"s4"}"#,
+        ]
+        let batch = DecodedBatch()
+        for (i, line) in lines.enumerated() {
+            Array(line.utf8).withUnsafeBytes { raw in
+                batch.append(RawRecord(bytes: raw, partition: 0, offset: Int64(i), position: .file(name: "f", line: Int64(i + 1))),
+                             format: BeaconJSONFormat())
+            }
+        }
+        var seen: [String] = []
+        batch.deliver { record, items in
+            var expected: [String] = []
+            BeaconDecoder.decode(record.bytes) { item in
+                guard case .beacon(var b) = item else { return expected.append("\(item)") }
+                b.sessionId = ""
+                expected.append("\(b.ts) \(b.event)")
+            }
+            var got: [String] = []
+            items.forEach(beacon: { b, hash in
+                if let id = b.sessionIdBytes(in: record.bytes) {
+                    #expect(hash == SessionTable.hash(id))
+                    seen.append(String(decoding: id, as: UTF8.self))
+                } else {
+                    seen.append(b.sessionId)
+                }
+                got.append("\(b.ts) \(b.event)")
+            }, other: { got.append("\($0)") }, ahead: { _, _ in })
+            #expect(got == expected)
+        }
+        #expect(seen == ["s1", "s2", "s3"])
+        #expect(batch.beacons.count == 3 && batch.others.count == 3 && batch.order.count == 6)
+        for (k, start) in batch.idStarts.enumerated() where start >= 0 {
+            let id = batch.bytes[Int(start)..<(Int(start) + 2)]
+            #expect(Array(id) == Array(seen[k].utf8))
+        }
+        #expect(batch.idStarts[2] == -1)  // an escaped id is built, not lent
+    }
+
     @Test func anEmptyInputEndsWithoutFiles() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,6 +1,11 @@
 @testable import QoSCore
 import Testing
 
+#if os(Linux)
+/// glibc's block size of an allocation (not in the Swift Glibc module).
+@_silgen_name("malloc_usable_size") private func mallocUsableSize(_ block: UnsafeMutableRawPointer?) -> Int
+#endif
+
 @Suite struct SessionTableTests {
     /// Random inserts and removals (many colliding probe runs in a small id
     /// space) agree with a Dictionary at every step.
@@ -30,6 +35,43 @@ import Testing
         for s in ref.values { table.remove(s) }
         #expect(table.count == 0 && table.values.isEmpty)
     }
+
+    /// A lookup with the caller's hash finds what a plain lookup finds, and
+    /// prefetch hints (for ids present, absent, and on an empty table)
+    /// change nothing.
+    @Test func lookupsWithAGivenHashAndPrefetchHintsAgree() {
+        var table = SessionTable()
+        Array("none".utf8).withUnsafeBytes { id in
+            table.prefetch(hash: SessionTable.hash(id), session: false)
+            table.prefetch(hash: SessionTable.hash(id), session: true)
+        }
+        let sessions = (0..<5_000).map { SessionState(id: "id-\($0)", ts: 0) }
+        for s in sessions { table.insert(s) }
+        for k in 0..<10_000 {
+            let id = Array("id-\(k)".utf8)
+            id.withUnsafeBytes { raw in
+                let h = SessionTable.hash(raw)
+                table.prefetch(hash: h, session: false)
+                table.prefetch(hash: h, session: true)
+                let found = table.lookup(raw, hash: h)
+                #expect(found === table.lookup(raw))
+                #expect(found === (k < 5_000 ? sessions[k] : nil))
+            }
+        }
+        #expect(table.count == 5_000)
+    }
+
+    #if os(Linux)
+    /// `SessionState.instanceBytesMax`, the span the session prefetch
+    /// covers, bounds an instance (the allocator's block holds it) and is
+    /// not far above it (a stale bound would hint lines of other objects).
+    @Test func aSessionFitsItsPrefetchSpan() {
+        let s = SessionState(id: "a-session", ts: 0)
+        let block = mallocUsableSize(Unmanaged.passUnretained(s).toOpaque())
+        #expect(block <= SessionState.instanceBytesMax)
+        #expect(block + 64 > SessionState.instanceBytesMax)
+    }
+    #endif
 
     /// Emptied, the table gives its grown buckets back and works as new.
     @Test func anEmptiedTableShrinks() {

@@ -135,7 +135,7 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     /// Delivers the next decoded batch, each record with its items, or the
     /// next ownership change; blocks until the decode thread has one. The
     /// decode thread polls with `batchRecords` and a 100 ms timeout.
-    func pollDecoded(onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void,
+    func pollDecoded(onRecord: (RawRecord, DecodedItems) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
         start()
         guard let item = try queue.take() else {
@@ -242,19 +242,33 @@ final class BoundedQueue<T>: @unchecked Sendable {
 /// payloads can still be cut from them) with their decoded items, in input
 /// order. One thread at a time uses a batch: the decode thread fills it,
 /// the driver delivers it and hands it back (`DecodeStage.recycle`).
+///
+/// Beacons are stored apart from the other items (rejects, CDN records) and
+/// lent in place to the engine's thread (`DecodedItems`): a beacon is
+/// copied once, into `beacons`, never wrapped in a `DecodedItem` and copied
+/// out again. The session-table hash of each lent session id is computed
+/// here, on the decode thread, not on the engine's.
 final class DecodedBatch: @unchecked Sendable {
     struct Record {
         var range: Range<Int>
         var partition: Int32
         var offset: Int64
         var position: SourcePosition
+        /// The record's items: `order[first ..< first + count]`.
         var first: Int
         var count: Int
     }
 
     var bytes: [UInt8] = []
     var records: [Record] = []
-    var items: [DecodedItem] = []
+    var beacons: [Beacon] = []
+    /// `SessionTable.hash` of each beacon's lent session id (0 when not lent).
+    var idHashes: [UInt32] = []
+    /// Where each beacon's lent session id starts in `bytes` (-1 when not lent).
+    var idStarts: [Int32] = []
+    var others: [DecodedItem] = []
+    /// Every item in input order: `i >= 0` is `beacons[i]`, `i < 0` is `others[~i]`.
+    var order: [Int32] = []
     /// The batch's own copy of its file's name: the engine's thread retains
     /// and releases it for every record, so it must not share a reference
     /// count with the strings the decode thread goes on using.
@@ -262,25 +276,47 @@ final class DecodedBatch: @unchecked Sendable {
     /// The decoder's reader, kept across records.
     var scratch = DecodeScratch()
 
+    /// Items in a batch (Int32 indices; a batch holds a few thousand records).
+    static let itemsMax = Int(Int32.max)
+
     /// Empties the batch, keeping its buffers' capacity.
     func removeAll() {
         bytes.removeAll(keepingCapacity: true)
         records.removeAll(keepingCapacity: true)
-        items.removeAll(keepingCapacity: true)
+        beacons.removeAll(keepingCapacity: true)
+        idHashes.removeAll(keepingCapacity: true)
+        idStarts.removeAll(keepingCapacity: true)
+        others.removeAll(keepingCapacity: true)
+        order.removeAll(keepingCapacity: true)
     }
 
     func append(_ r: RawRecord, format: any RecordFormat) {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
-        let first = items.count
-        format.decode(r.bytes, scratch: &scratch) { items.append($0) }
+        let first = order.count
+        format.decode(r.bytes, scratch: &scratch, beacon: { b in
+            precondition(beacons.count < Self.itemsMax, "decoded batch too large")
+            order.append(Int32(beacons.count))
+            if let id = b.sessionIdBytes(in: r.bytes) {
+                idHashes.append(SessionTable.hash(id))
+                idStarts.append(Int32(start + (id.baseAddress! - r.bytes.baseAddress!)))
+            } else {
+                idHashes.append(0)
+                idStarts.append(-1)
+            }
+            beacons.append(b)
+        }, other: { item in
+            precondition(others.count < Self.itemsMax, "decoded batch too large")
+            order.append(~Int32(others.count))
+            others.append(item)
+        })
         var position = r.position
         if case .file(let name, let line) = position {
             if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
             position = .file(name: fileName, line: line)
         }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
-                              position: position, first: first, count: items.count - first))
+                              position: position, first: first, count: order.count - first))
     }
 
     /// The offset after each partition's last record in the batch.
@@ -293,15 +329,77 @@ final class DecodedBatch: @unchecked Sendable {
     }
 
     /// Each record with its decoded items, both lent for the callback.
-    func deliver(_ onRecord: (RawRecord, UnsafeBufferPointer<DecodedItem>) -> Void) {
+    func deliver(_ onRecord: (RawRecord, DecodedItems) -> Void) {
         bytes.withUnsafeBytes { raw in
-            items.withUnsafeBufferPointer { decoded in
-                for r in records {
-                    onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
-                                       offset: r.offset, position: r.position),
-                             UnsafeBufferPointer(rebasing: decoded[r.first..<(r.first + r.count)]))
+            beacons.withUnsafeMutableBufferPointer { beacons in
+                idHashes.withUnsafeBufferPointer { hashes in
+                    idStarts.withUnsafeBufferPointer { starts in
+                        others.withUnsafeBufferPointer { others in
+                            order.withUnsafeBufferPointer { order in
+                                for r in records {
+                                    let items = DecodedItems(order: UnsafeBufferPointer(rebasing: order[r.first..<(r.first + r.count)]),
+                                                             beacons: beacons, idHashes: hashes, idStarts: starts,
+                                                             bytes: raw, others: others)
+                                    onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
+                                                       offset: r.offset, position: r.position), items)
+                                }
+                            }
+                        }
+                    }
                 }
             }
+        }
+    }
+}
+
+/// One record's decoded items, lent by its `DecodedBatch` for the
+/// delivery callback: beacons in place, the other items as they are.
+struct DecodedItems {
+    let order: UnsafeBufferPointer<Int32>
+    let beacons: UnsafeMutableBufferPointer<Beacon>
+    let idHashes: UnsafeBufferPointer<UInt32>
+    let idStarts: UnsafeBufferPointer<Int32>
+    /// The whole batch's record bytes (`idStarts` are offsets into them).
+    let bytes: UnsafeRawBufferPointer
+    let others: UnsafeBufferPointer<DecodedItem>
+
+    /// How many beacons ahead `forEach` hints a session-table bucket, and a
+    /// session (whose bucket was hinted before).
+    static let bucketAhead = 16, sessionAhead = 8
+
+    /// The items in input order: each beacon (in place, with its id hash) or other item.
+    @inline(__always)
+    func forEach(beacon: (inout Beacon, UInt32) -> Void, other: (DecodedItem) -> Void) {
+        for i in order {
+            if i >= 0 { beacon(&beacons[Int(i)], idHashes[Int(i)]) } else { other(others[Int(~i)]) }
+        }
+    }
+
+    /// `forEach`, first calling `ahead` with the id hashes of the beacons
+    /// `bucketAhead` (session: false) and `sessionAhead` (session: true)
+    /// places later in the batch (lent ids only), for prefetch hints; the
+    /// latter beacon and its id bytes, which the decode thread wrote on
+    /// another core, are prefetched here.
+    @inline(__always)
+    func forEach(beacon: (inout Beacon, UInt32) -> Void, other: (DecodedItem) -> Void,
+                 ahead: (_ idHash: UInt32, _ session: Bool) -> Void) {
+        for i in order {
+            guard i >= 0 else { other(others[Int(~i)]); continue }
+            let k = Int(i)
+            if k + Self.bucketAhead < idHashes.count, case let h = idHashes[k + Self.bucketAhead], h != 0 { ahead(h, false) }
+            if k + Self.sessionAhead < idHashes.count {
+                let later = UnsafeRawPointer(beacons.baseAddress! + (k + Self.sessionAhead))
+                var offset = 0
+                while offset < MemoryLayout<Beacon>.stride {
+                    CacheHint.prefetch(later + offset)
+                    offset += 64
+                }
+                if case let at = idStarts[k + Self.sessionAhead], at >= 0 {
+                    CacheHint.prefetch(bytes.baseAddress! + Int(at))
+                    ahead(idHashes[k + Self.sessionAhead], true)
+                }
+            }
+            beacon(&beacons[k], idHashes[k])
         }
     }
 }

@@ -91,7 +91,7 @@ final class ShardRouter {
     }
 
     @inline(__always)
-    func route(_ r: RawRecord, _ items: UnsafeBufferPointer<DecodedItem>, _ now: Int64) {
+    func route(_ r: RawRecord, _ items: DecodedItems, _ now: Int64) {
         guard failure == nil else { return }
         guard r.partition == partition else {
             failure = UserError("--workers > 1 reads one partition; this input has partition \(r.partition) — use --workers 1")
@@ -100,26 +100,31 @@ final class ShardRouter {
         if rangeStart == nil { rangeStart = r.position.description }
         clock.countMessage()
         var routed = false
-        for var item in items where clock.admit(item, message: r.bytes, partition: partition, source: r.position, nowMs: now) {
-            let k: Int
-            let ts: Int64
-            switch item {
-            case .beacon(var b):
-                // The worker gets the beacon without its record: own the lent id.
-                if b.sessionIdSpan != nil {
-                    b.ownSessionId(from: r.bytes)
-                    item = .beacon(b)
-                }
-                k = shard(b.sessionId); ts = b.ts
-            case .cdnLog(let c): k = shard(c.cdn, c.account, c.owner, c.pop); ts = c.timeMs
-            case .reject: continue
-            }
-            if ts < minAdmitted { minAdmitted = ts }
-            pending[k].append(ShardItem(item: item, clock: clock.partition(partition).maxTs))
-            if pending[k].count >= Self.batchItems { send(k, now) }
+        items.forEach(beacon: { b, _ in
+            guard clock.admit(beaconAt: b.ts, message: r.bytes, partition: partition, source: r.position, nowMs: now) else { return }
+            var own = b
+            // The worker gets the beacon without its record: own the lent id.
+            if own.sessionIdSpan != nil { own.ownSessionId(from: r.bytes) }
+            send(.beacon(own), to: shard(own.sessionId), ts: own.ts, now)
             routed = true
-        }
+        }, other: { item in
+            guard clock.admit(item, message: r.bytes, partition: partition, source: r.position, nowMs: now) else { return }
+            switch item {
+            case .cdnLog(let c): send(item, to: shard(c.cdn, c.account, c.owner, c.pop), ts: c.timeMs, now)
+            case .beacon(let b): send(item, to: shard(b.sessionId), ts: b.ts, now)
+            case .reject: return
+            }
+            routed = true
+        })
         afterRecord(r.position, routed: routed, now)
+    }
+
+    /// Queues an admitted item for shard `k`, with the clock as of it.
+    @inline(__always)
+    private func send(_ item: DecodedItem, to k: Int, ts: Int64, _ now: Int64) {
+        if ts < minAdmitted { minAdmitted = ts }
+        pending[k].append(ShardItem(item: item, clock: clock.partition(partition).maxTs))
+        if pending[k].count >= Self.batchItems { send(k, now) }
     }
 
     /// The one engine's flush rule after a record (`StreamDriver.afterRecord`).

@@ -192,7 +192,7 @@ public final class StreamDriver {
     /// `ingest` for a record the decode stage decoded ahead (`qos replay`),
     /// then the direct driver's flush hook.
     @inline(__always)
-    func ingestDecoded(_ r: RawRecord, _ items: UnsafeBufferPointer<DecodedItem>, _ now: Int64) {
+    func ingestDecoded(_ r: RawRecord, _ items: DecodedItems, _ now: Int64) {
         if current?.partition != r.partition {
             endRun()
             let next = book[r.partition]?.next
@@ -201,9 +201,13 @@ public final class StreamDriver {
         }
         guard let next = current!.next, r.offset >= next else { return }
         engine.countMessage()
-        for item in items {
+        items.forEach(beacon: { b, hash in
+            engine.ingest(beacon: &b, idHash: hash, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
+        }, other: { item in
             engine.ingest(item, message: r.bytes, partition: r.partition, source: r.position, nowMs: now)
-        }
+        }, ahead: { hash, session in
+            engine.prefetchSession(partition: r.partition, idHash: hash, session: session)
+        })
         current!.next = r.offset + 1
         if let direct { afterRecord(r.position, direct) }
     }

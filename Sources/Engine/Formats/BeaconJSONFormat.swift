@@ -16,6 +16,13 @@ public struct BeaconJSONFormat: RecordFormat {
         BeaconDecoder.decodeLending(record, scratch: &scratch, sink)
     }
 
+    /// The same, beacons in place (see `RecordFormat`).
+    public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
+                       beacon: (inout Beacon) -> Void, other: (DecodedItem) -> Void) {
+        BeaconDecoder.decodeLending(record, scratch: &scratch, onBeacon: beacon,
+                                    onReject: { other(.reject($0, payload: $1)) })
+    }
+
     /// Decodes straight into the engine with its reused field reader, without
     /// building session-id strings (the daemon's hot path).
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,

@@ -14,6 +14,11 @@ public protocol RecordFormat: Sendable {
     /// items may lend bytes of `record` (`Beacon.sessionIdSpan`), so they
     /// must be applied with the same record bytes. The default is `decode`.
     func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void)
+    /// The same with beacons apart from the other items: `beacon` gets each
+    /// in place (the decode stage copies it into its batch once, without
+    /// wrapping it in a `DecodedItem`). The default splits `decode`'s items.
+    func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
+                beacon: (inout Beacon) -> Void, other: (DecodedItem) -> Void)
     /// Decodes one record and applies it to the engine, counting it as one
     /// message. The default decodes then applies; a format may go faster.
     func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
@@ -42,6 +47,13 @@ extension RecordFormat {
 
     public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void) {
         decode(record, sink)
+    }
+
+    public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch,
+                       beacon: (inout Beacon) -> Void, other: (DecodedItem) -> Void) {
+        decode(record, scratch: &scratch) { item in
+            if case .beacon(var b) = item { beacon(&b) } else { other(item) }
+        }
     }
 
     public func ingest(_ record: UnsafeRawBufferPointer, into engine: QoSEngine<DataSketchesKit>,
