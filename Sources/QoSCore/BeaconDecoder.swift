@@ -190,13 +190,16 @@ public enum BeaconDecoder {
         guard p.next() == UInt8(ascii: "{") else { return .reject(.invalidJSON, start..<p.index) }
         p.skipWhitespace()
         if p.peek() == UInt8(ascii: "}") { p.advance() } else {
+            var previous = FieldReader.KeyPredictor.start
             while true {
                 p.skipWhitespace()
-                guard let key = p.readRawString() else { return failObject(&p, start) }
+                let (ok, field) = fields.readKey(after: previous, from: &p)
+                guard ok else { return failObject(&p, start) }
+                previous = FieldReader.KeyPredictor.after(field)
                 p.skipWhitespace()
                 guard p.next() == UInt8(ascii: ":") else { return failObject(&p, start) }
                 p.skipWhitespace()
-                guard fields.read(key: key, from: &p) else { return failObject(&p, start) }
+                guard fields.read(field, from: &p) else { return failObject(&p, start) }
                 p.skipWhitespace()
                 guard let c = p.next() else { return failObject(&p, start) }
                 if c == UInt8(ascii: "}") { break }

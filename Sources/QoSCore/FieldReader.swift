@@ -28,9 +28,69 @@ struct FieldReader: Equatable {
     /// First semantic error in the object, if any.
     var error: RejectReason?
 
-    /// Reads the value for `key`. Returns false only on a JSON syntax error.
-    mutating func read(key: JSONCursor.RawString, from p: inout JSONCursor) -> Bool {
-        guard let field = FieldReader.field(key, p) else { return p.skipValue(depth: 1) }
+    /// What the reader learned of the key order; kept across objects.
+    var predictor = KeyPredictor()
+
+    /// Reads the key at the cursor (the cursor is at its opening quote) and
+    /// moves past it: the known field it names, or nil for another key;
+    /// false on a JSON syntax error. `after` is the previous key of the
+    /// object (`KeyPredictor.start` for the first): when this key is the one
+    /// that followed it last time, it is matched whole against that name
+    /// instead of scanned and looked up.
+    @inline(__always)
+    mutating func readKey(after previous: Int, from p: inout JSONCursor) -> (ok: Bool, field: Field?) {
+        let slot = KeyPredictor.slot(event: hasEvent ? beacon.event : nil, after: previous)
+        if let guess = predictor.guess(slot), FieldReader.readKey(named: guess, &p) {
+            return (true, guess)
+        }
+        guard let key = p.readRawString() else { return (false, nil) }
+        let field = FieldReader.field(key, p)
+        predictor.learn(field, slot)
+        return (true, field)
+    }
+
+    /// Whether the cursor is at the key token `"name"` of `f`, byte for byte
+    /// (a known name has no quote or backslash, so no escapes); if so,
+    /// moves past it. Three word compares, or near the buffer's end (the
+    /// last key of a line) byte by byte.
+    @inline(__always)
+    static func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
+        let i = p.index
+        guard i < p.count, p.base[i] == UInt8(ascii: "\"") else { return false }
+        let name = nameWords[f.rawValue]
+        let b = p.base
+        guard i + 25 <= p.count else {
+            guard i + 2 + name.length <= p.count, b[i + 1 + name.length] == UInt8(ascii: "\"") else { return false }
+            let literal = names[f.rawValue].utf8Start
+            for k in 0..<name.length where b[i + 1 + k] != literal[k] { return false }
+            p.index = i + 2 + name.length
+            return true
+        }
+        guard b.loadUnaligned(fromByteOffset: i + 1, as: UInt64.self) & name.masks.0 == name.words.0,
+              b.loadUnaligned(fromByteOffset: i + 9, as: UInt64.self) & name.masks.1 == name.words.1,
+              b.loadUnaligned(fromByteOffset: i + 17, as: UInt64.self) & name.masks.2 == name.words.2,
+              b[i + 1 + name.length] == UInt8(ascii: "\"") else { return false }
+        p.index = i + 2 + name.length
+        return true
+    }
+
+    /// Each wire name as `words` reads a token (little-endian, zero past
+    /// its end) with the masks that keep its bytes, by `Field.rawValue`.
+    static let nameWords: [(words: (UInt64, UInt64, UInt64), masks: (UInt64, UInt64, UInt64), length: Int)] = names.map { name in
+        let n = name.utf8CodeUnitCount
+        precondition(n <= 24, "a wire name longer than readKey(named:) reads")
+        var words: [UInt64] = [0, 0, 0], masks: [UInt64] = [0, 0, 0]
+        for k in 0..<n {
+            words[k / 8] |= UInt64(name.utf8Start[k]) << (8 * UInt64(k % 8))
+            masks[k / 8] |= 0xFF << (8 * UInt64(k % 8))
+        }
+        return ((words[0], words[1], words[2]), (masks[0], masks[1], masks[2]), n)
+    }
+
+    /// Reads the value of a `field` key (nil: another key, whose value is
+    /// validated and skipped). Returns false only on a JSON syntax error.
+    mutating func read(_ field: Field?, from p: inout JSONCursor) -> Bool {
+        guard let field else { return p.skipValue(depth: 1) }
         if p.peek() == UInt8(ascii: "n") {
             // null: treated as absent.
             return p.readLiteral("null")
@@ -354,6 +414,43 @@ struct FieldReader: Equatable {
             return nil
         default: return nil
         }
+    }
+
+    /// Which key followed which in the objects read so far: beacons of one
+    /// player and event type list their keys in one order, so the next key
+    /// is most often the one that followed the previous key, in a beacon of
+    /// the same event type, last time. A guess is always checked byte for
+    /// byte (`readKey(named:)`); a wrong one costs that check and is
+    /// replaced. Not part of a reader's state (`==` ignores it): it changes
+    /// how fast a key is read, never what.
+    struct KeyPredictor: Equatable {
+        /// `after` for an object's first key, and after a key that is not a known field.
+        static let start = 0, unknown = Field.allCases.count + 1
+        private static let perEvent = Field.allCases.count + 2
+        private static let none = UInt8.max
+        /// By `slot`: the field seen next last time (`none`: nothing yet, or another key).
+        private var next = [UInt8](repeating: KeyPredictor.none, count: (EventType.allCases.count + 1) * KeyPredictor.perEvent)
+
+        /// The `after` value for a key just read.
+        @inline(__always) static func after(_ field: Field?) -> Int { field.map { $0.rawValue + 1 } ?? unknown }
+
+        /// The table slot for the key after `previous` in an object whose
+        /// event (if read already) is `event`.
+        @inline(__always) static func slot(event: EventType?, after previous: Int) -> Int {
+            Int(event?.rawValue ?? UInt8(EventType.allCases.count)) * perEvent + previous
+        }
+
+        @inline(__always) func guess(_ slot: Int) -> Field? {
+            let g = next[slot]
+            return g == Self.none ? nil : Field(rawValue: Int(g))
+        }
+
+        @inline(__always) mutating func learn(_ field: Field?, _ slot: Int) {
+            let g = field.map { UInt8($0.rawValue) } ?? Self.none
+            if next[slot] != g { next[slot] = g }
+        }
+
+        static func == (a: KeyPredictor, b: KeyPredictor) -> Bool { true }
     }
 
     /// Final checks: the reason a required field is missing or empty, if it is.

@@ -271,6 +271,43 @@ import SplitMix
         #expect(n > 500)
     }
 
+    /// A reader that learned the key order (`FieldReader.KeyPredictor`)
+    /// decodes exactly what a fresh reader does, whatever the order: keys
+    /// shuffled per object, near-misses of known names (prefixes,
+    /// extensions, other case), escaped spellings of known names, unknown
+    /// keys, and objects cut at every byte (keys at and past the end).
+    @Test func aLearnedKeyOrderNeverChangesWhatIsDecoded() {
+        var rng = SplitMix64(seed: 17)
+        let pairs = [#""event":"heartbeat""#, #""event":"segment""#, #""ts":5"#, #""session_id":"abc""#, #""seq":3"#,
+                     #""played_ms":10"#, #""playhead_ms":7"#, #""bitrate_kbps":300"#, #""cache":"HIT""#,
+                     #""tsx":1"#, #""t":2"#, #""TS":3"#, #""ts":9"#, #""session_i":"x""#, #""played_msec":4"#,
+                     #""video_duration_ms":60000"#, #""live":true"#, #""x":{"ts":1}"#, #""bytes":"#,
+                     #""xs":8"#, #""deq":1"#, #""zache":"M""#, #""Seq":2"#]
+        var warmed = DecodeScratch()
+        var objects = 0
+        for round in 0..<3_000 {
+            // Long objects, and short ones (whose keys all lie near the end of the buffer).
+            var chosen = round % 3 == 0 ? (0..<3).map { _ in pairs[Int(rng.next() % UInt64(pairs.count))] }
+                                        : pairs.filter { _ in rng.next() % 3 != 0 }
+            if round % 2 == 0 { chosen.sort() }  // a stable order, so the predictor learns and is then tried
+            else { chosen.shuffle(using: &rng) }
+            var text = Array(("{" + chosen.joined(separator: ",") + "}").utf8)
+            if round % 5 == 0 { text = Array(text.prefix(Int(rng.next() % UInt64(text.count + 1)))) }
+            let fresh = BeaconDecoder.decode(text).map { "\($0)" }
+            var got: [String] = []
+            text.withUnsafeBytes { raw in
+                BeaconDecoder.decodeLending(raw, scratch: &warmed, onBeacon: { b in
+                    var own = b
+                    if own.sessionIdSpan != nil { own.ownSessionId(from: raw) }
+                    got.append("\(DecodedItem.beacon(own))")
+                }, onReject: { got.append("\(DecodedItem.reject($0, payload: $1))") })
+            }
+            #expect(got == fresh, "\(String(decoding: text, as: UTF8.self))")
+            objects += 1
+        }
+        #expect(objects == 3_000)
+    }
+
     /// The decode stage's lending decoder yields what the array API does,
     /// the session id read from the message when it is lent, over generated
     /// traffic, arrays, escaped / non-ASCII ids and rejects; and a lent id
