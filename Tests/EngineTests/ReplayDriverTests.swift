@@ -133,6 +133,23 @@ import QoSCore
         #expect(batch.idStarts[2] == -1)  // an escaped id is built, not lent
     }
 
+    /// A batch's next offsets: per partition, after its last record, in
+    /// order of first appearance, whatever the runs.
+    @Test func aBatchGivesEachPartitionsNextOffset() {
+        let batch = DecodedBatch()
+        #expect(batch.nextOffsets().isEmpty)
+        let line = Array(Self.beacon("heartbeat", 0, "s", 1).utf8)
+        for (p, o) in [(3, 10), (3, 11), (1, 4), (3, 12), (1, 5), (1, 6), (7, 0)] as [(Int32, Int64)] {
+            line.withUnsafeBytes { raw in
+                batch.append(RawRecord(bytes: raw, partition: p, offset: o, position: .kafka(topic: "t", partition: p, offset: o)),
+                             format: BeaconJSONFormat())
+            }
+        }
+        let next = batch.nextOffsets()
+        #expect(next.map(\.0) == [3, 1, 7])
+        #expect(next.map(\.1) == [13, 7, 1])
+    }
+
     @Test func anEmptyInputEndsWithoutFiles() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -319,11 +319,22 @@ final class DecodedBatch: @unchecked Sendable {
                               position: position, first: first, count: order.count - first))
     }
 
-    /// The offset after each partition's last record in the batch.
+    /// The offset after each partition's last record in the batch, in order
+    /// of first appearance. Records come in runs of one partition (a file,
+    /// a fetch): the list is searched only where a run starts.
     func nextOffsets() -> [(Int32, Int64)] {
         var out: [(Int32, Int64)] = []
-        for r in records {
-            if let i = out.lastIndex(where: { $0.0 == r.partition }) { out[i].1 = r.offset + 1 } else { out.append((r.partition, r.offset + 1)) }
+        var run = -1  // index in `out` of the current run's partition
+        records.withUnsafeBufferPointer { records in
+            for r in records {
+                if run < 0 || out[run].0 != r.partition {
+                    if let i = out.firstIndex(where: { $0.0 == r.partition }) { run = i } else {
+                        out.append((r.partition, 0))
+                        run = out.count - 1
+                    }
+                }
+                out[run].1 = r.offset + 1
+            }
         }
         return out
     }
