@@ -148,6 +148,13 @@ import QoSCore
         let next = batch.nextOffsets()
         #expect(next.map(\.0) == [3, 1, 7])
         #expect(next.map(\.1) == [13, 7, 1])
+        batch.removeAll()  // a recycled batch starts over
+        #expect(batch.nextOffsets().isEmpty)
+        line.withUnsafeBytes { raw in
+            batch.append(RawRecord(bytes: raw, partition: 1, offset: 9, position: .kafka(topic: "t", partition: 1, offset: 9)),
+                         format: BeaconJSONFormat())
+        }
+        #expect(batch.nextOffsets().map(\.0) == [1] && batch.nextOffsets().map(\.1) == [10])
     }
 
     @Test func anEmptyInputEndsWithoutFiles() throws {

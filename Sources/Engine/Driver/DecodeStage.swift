@@ -288,6 +288,8 @@ final class DecodedBatch: @unchecked Sendable {
         idStarts.removeAll(keepingCapacity: true)
         others.removeAll(keepingCapacity: true)
         order.removeAll(keepingCapacity: true)
+        next.removeAll(keepingCapacity: true)
+        run = -1
     }
 
     func append(_ r: RawRecord, format: any RecordFormat) {
@@ -317,26 +319,27 @@ final class DecodedBatch: @unchecked Sendable {
         }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
                               position: position, first: first, count: order.count - first))
+        noteNext(r.partition, r.offset)
     }
 
     /// The offset after each partition's last record in the batch, in order
-    /// of first appearance. Records come in runs of one partition (a file,
-    /// a fetch): the list is searched only where a run starts.
-    func nextOffsets() -> [(Int32, Int64)] {
-        var out: [(Int32, Int64)] = []
-        var run = -1  // index in `out` of the current run's partition
-        records.withUnsafeBufferPointer { records in
-            for r in records {
-                if run < 0 || out[run].0 != r.partition {
-                    if let i = out.firstIndex(where: { $0.0 == r.partition }) { run = i } else {
-                        out.append((r.partition, 0))
-                        run = out.count - 1
-                    }
-                }
-                out[run].1 = r.offset + 1
+    /// of first appearance (kept as records are appended).
+    func nextOffsets() -> [(Int32, Int64)] { next }
+
+    private var next: [(Int32, Int64)] = []
+    /// Index in `next` of the last record's partition (-1: none yet).
+    /// Records come in runs of one partition (a file, a fetch): `next` is
+    /// searched only where a run starts.
+    private var run = -1
+
+    private func noteNext(_ partition: Int32, _ offset: Int64) {
+        if run < 0 || next[run].0 != partition {
+            if let i = next.firstIndex(where: { $0.0 == partition }) { run = i } else {
+                next.append((partition, 0))
+                run = next.count - 1
             }
         }
-        return out
+        next[run].1 = offset + 1
     }
 
     /// Each record with its decoded items, both lent for the callback.
