@@ -422,7 +422,8 @@ struct FieldReader: Equatable {
     /// the same event type, last time. A guess is always checked byte for
     /// byte (`readKey(named:)`); a wrong one costs that check and is
     /// replaced. Not part of a reader's state (`==` ignores it): it changes
-    /// how fast a key is read, never what.
+    /// how fast a key is read, never what (docs/architecture.md, the data
+    /// path's decoder step; bench/results/speed.md section 10).
     struct KeyPredictor: Equatable {
         /// `after` for an object's first key, and after a key that is not a known field.
         static let start = 0, unknown = Field.allCases.count + 1
