@@ -133,6 +133,33 @@ import QoSCore
         #expect(batch.idStarts[2] == -1)  // an escaped id is built, not lent
     }
 
+    /// The prefetch hints: before beacon k, the id hashes of beacons k + 16
+    /// (bucket) and k + 8 (session), lent ids only, none past the batch.
+    @Test func aBatchHintsTheSessionsOfBeaconsAhead() {
+        let batch = DecodedBatch()
+        let lines = (0..<30).map { k in k == 20 ? Self.beacon("heartbeat", 0, #"e\u0031"#, 1) : Self.beacon("heartbeat", 0, "id-\(k)", 1) }
+        for (k, line) in lines.enumerated() {
+            Array(line.utf8).withUnsafeBytes { raw in
+                batch.append(RawRecord(bytes: raw, partition: 0, offset: Int64(k), position: .kafka(topic: "t", partition: 0, offset: Int64(k))),
+                             format: BeaconJSONFormat())
+            }
+        }
+        func hash(_ k: Int) -> UInt32 { Array("id-\(k)".utf8).withUnsafeBytes { SessionTable.hash($0) } }
+        var hints: [String] = []
+        var k = 0
+        batch.deliver { _, items in
+            items.forEach(beacon: { _, _ in k += 1 }, other: { _ in }, ahead: { h, session in
+                hints.append("\(k) \(session) \(h)")
+            })
+        }
+        var expected: [String] = []
+        for k in 0..<30 {
+            if k + 16 < 30 && k + 16 != 20 { expected.append("\(k) false \(hash(k + 16))") }
+            if k + 8 < 30 && k + 8 != 20 { expected.append("\(k) true \(hash(k + 8))") }
+        }
+        #expect(hints == expected)
+    }
+
     /// A batch's next offsets: per partition, after its last record, in
     /// order of first appearance, whatever the runs.
     @Test func aBatchGivesEachPartitionsNextOffset() {

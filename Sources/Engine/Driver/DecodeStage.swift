@@ -381,18 +381,11 @@ struct DecodedItems {
     /// session (whose bucket was hinted before).
     static let bucketAhead = 16, sessionAhead = 8
 
-    /// The items in input order: each beacon (in place, with its id hash) or other item.
-    @inline(__always)
-    func forEach(beacon: (inout Beacon, UInt32) -> Void, other: (DecodedItem) -> Void) {
-        for i in order {
-            if i >= 0 { beacon(&beacons[Int(i)], idHashes[Int(i)]) } else { other(others[Int(~i)]) }
-        }
-    }
-
-    /// `forEach`, first calling `ahead` with the id hashes of the beacons
-    /// `bucketAhead` (session: false) and `sessionAhead` (session: true)
-    /// places later in the batch (lent ids only), for prefetch hints; the
-    /// latter beacon and its id bytes, which the decode thread wrote on
+    /// The items in input order: each beacon (in place, with its id hash)
+    /// or other item. Before each beacon, `ahead` gets the id hashes of the
+    /// beacons `bucketAhead` (session: false) and `sessionAhead` (session:
+    /// true) places later in the batch (lent ids only), for prefetch hints;
+    /// the latter beacon and its id bytes, which the decode thread wrote on
     /// another core, are prefetched here.
     @inline(__always)
     func forEach(beacon: (inout Beacon, UInt32) -> Void, other: (DecodedItem) -> Void,
@@ -400,7 +393,9 @@ struct DecodedItems {
         for i in order {
             guard i >= 0 else { other(others[Int(~i)]); continue }
             let k = Int(i)
-            if k + Self.bucketAhead < idHashes.count, case let h = idHashes[k + Self.bucketAhead], h != 0 { ahead(h, false) }
+            if k + Self.bucketAhead < idHashes.count, idStarts[k + Self.bucketAhead] >= 0 {
+                ahead(idHashes[k + Self.bucketAhead], false)
+            }
             if k + Self.sessionAhead < idHashes.count {
                 let later = UnsafeRawPointer(beacons.baseAddress! + (k + Self.sessionAhead))
                 var offset = 0

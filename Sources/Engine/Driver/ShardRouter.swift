@@ -115,7 +115,7 @@ final class ShardRouter {
             case .reject: return
             }
             routed = true
-        })
+        }, ahead: { _, _ in })  // the router looks no sessions up: beacon and id bytes are still prefetched
         afterRecord(r.position, routed: routed, now)
     }
 
