@@ -86,8 +86,9 @@ public final class QoSEngine<K: SketchKit> {
     /// partition used last is looked at (no partition is created).
     @inline(__always)
     public func prefetchSession(partition pid: Int32, idHash: UInt32, session: Bool) {
-        guard let p = lastPartition, p.id == pid else { return }
-        p.sessions.prefetch(hash: idHash, session: session)
+        guard let p = lastPartition, p.id == pid,
+              let a = p.sessions.prefetchAddress(hash: idHash, session: session) else { return }
+        CacheHint.prefetch(a, bytes: session ? SessionState.instanceBytesMax : 1)
     }
 
     /// Applies one beacon (docs/semantics.md §2): admission, watermark closes, gap close,

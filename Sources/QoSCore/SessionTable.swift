@@ -4,6 +4,16 @@ import CPrefetch
 /// changes nothing).
 public enum CacheHint {
     @inline(__always) public static func prefetch(_ address: UnsafeRawPointer) { qos_prefetch(address) }
+
+    /// Every cache line of the `bytes` bytes at `address`.
+    @inline(__always) public static func prefetch(_ address: UnsafeRawPointer, bytes: Int) {
+        var offset = 0
+        while offset < bytes {
+            qos_prefetch(address + offset)
+            offset += 64
+        }
+        if bytes > 1 { qos_prefetch(address + (bytes - 1)) }
+    }
 }
 
 /// The open sessions of one partition, keyed by the session id's UTF-8
@@ -75,27 +85,26 @@ public struct SessionTable {
 
     /// Asks the CPU to fetch what a lookup of an id with hash `h` will read
     /// first: its home bucket, or (`session`) the session that bucket holds,
-    /// once the bucket itself has been fetched. A hint only; the table is
-    /// neither read through a reference count nor changed.
+    /// once the bucket itself has been fetched. A hint only: nothing is
+    /// changed, and no reference is held while the hints are given (a call
+    /// into C, which the hint is, would make the compiler retain and release
+    /// every reference live across it, once per beacon).
     @inline(__always)
     public func prefetch(hash h: UInt32, session: Bool) {
+        guard let a = prefetchAddress(hash: h, session: session) else { return }
+        CacheHint.prefetch(a, bytes: session ? SessionState.instanceBytesMax : 1)
+    }
+
+    /// The address `prefetch` hints: the bucket of `h`, or the session in it
+    /// (nil when it is empty). Pure Swift, so it can be read at +0.
+    @inline(__always)
+    func prefetchAddress(hash h: UInt32, session: Bool) -> UnsafeRawPointer? {
         buckets.withUnsafeBufferPointer { b in
             let slot = UnsafeRawPointer(b.baseAddress! + (Int(h) & (b.count - 1)))
-            if session {
-                // Every cache line of the session: the lookup compares its id
-                // (near the start) and length (near the end), and the beacon's
-                // event then reads and writes fields all over it.
-                if let s = slot.load(as: UnsafeRawPointer?.self) {
-                    var offset = 0
-                    while offset < SessionState.instanceBytesMax {
-                        qos_prefetch(s + offset)
-                        offset += 64
-                    }
-                    qos_prefetch(s + (SessionState.instanceBytesMax - 1))
-                }
-            } else {
-                qos_prefetch(slot)
-            }
+            // Every cache line of the session: the lookup compares its id
+            // (near the start) and length (near the end), and the beacon's
+            // event then reads and writes fields all over it.
+            return session ? slot.load(as: UnsafeRawPointer?.self) : slot
         }
     }
 

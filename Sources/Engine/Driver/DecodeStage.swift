@@ -398,11 +398,7 @@ struct DecodedItems {
             }
             if k + Self.sessionAhead < idHashes.count {
                 let later = UnsafeRawPointer(beacons.baseAddress! + (k + Self.sessionAhead))
-                var offset = 0
-                while offset < MemoryLayout<Beacon>.stride {
-                    CacheHint.prefetch(later + offset)
-                    offset += 64
-                }
+                CacheHint.prefetch(later, bytes: MemoryLayout<Beacon>.stride)
                 if case let at = idStarts[k + Self.sessionAhead], at >= 0 {
                     CacheHint.prefetch(bytes.baseAddress! + Int(at))
                     ahead(idHashes[k + Self.sessionAhead], true)
