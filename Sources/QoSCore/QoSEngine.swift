@@ -86,9 +86,17 @@ public final class QoSEngine<K: SketchKit> {
     /// partition used last is looked at (no partition is created).
     @inline(__always)
     public func prefetchSession(partition pid: Int32, idHash: UInt32, session: Bool) {
-        guard let p = lastPartition, p.id == pid,
-              let a = p.sessions.prefetchAddress(hash: idHash, session: session) else { return }
+        guard let a = prefetchAddress(partition: pid, idHash: idHash, session: session) else { return }
         CacheHint.prefetch(a, bytes: session ? SessionState.instanceBytesMax : 1)
+    }
+
+    /// What `prefetchSession` hints. A function of its own so that the
+    /// partition's reference ends before the hint, a call into C that the
+    /// compiler would otherwise retain and release it around.
+    @inline(__always)
+    private func prefetchAddress(partition pid: Int32, idHash: UInt32, session: Bool) -> UnsafeRawPointer? {
+        guard let p = lastPartition, p.id == pid else { return nil }
+        return p.sessions.prefetchAddress(hash: idHash, session: session)
     }
 
     /// Applies one beacon (docs/semantics.md §2): admission, watermark closes, gap close,

@@ -3,10 +3,10 @@ import CPrefetch
 /// The CPU's prefetch hint for code outside QoSCore (a hint: it reads and
 /// changes nothing).
 public enum CacheHint {
-    @inline(__always) public static func prefetch(_ address: UnsafeRawPointer) { qos_prefetch(address) }
+    @inlinable @inline(__always) public static func prefetch(_ address: UnsafeRawPointer) { qos_prefetch(address) }
 
     /// Every cache line of the `bytes` bytes at `address`.
-    @inline(__always) public static func prefetch(_ address: UnsafeRawPointer, bytes: Int) {
+    @inlinable @inline(__always) public static func prefetch(_ address: UnsafeRawPointer, bytes: Int) {
         var offset = 0
         while offset < bytes {
             qos_prefetch(address + offset)

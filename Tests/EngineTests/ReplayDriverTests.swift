@@ -160,6 +160,34 @@ import QoSCore
         #expect(hints == expected)
     }
 
+    /// Every record is delivered with the position it came with: lines of
+    /// the batch's file (whose name the batch keeps once), lines of a later
+    /// file in the same batch, other sources, and again after a recycle.
+    @Test func aBatchDeliversEachRecordsOwnPosition() {
+        let batch = DecodedBatch()
+        let line = Array(Self.beacon("heartbeat", 0, "s", 1).utf8)
+        func fill(_ positions: [SourcePosition]) -> [SourcePosition] {
+            batch.removeAll()
+            for (i, p) in positions.enumerated() {
+                line.withUnsafeBytes { raw in
+                    batch.append(RawRecord(bytes: raw, partition: 0, offset: Int64(i), position: p), format: BeaconJSONFormat())
+                }
+            }
+            var got: [SourcePosition] = []
+            batch.deliver { r, _ in got.append(r.position) }
+            return got
+        }
+        let first: [SourcePosition] = [.file(name: "day-1/beacons.ndjson", line: 1), .file(name: "day-1/beacons.ndjson", line: 2),
+                                       .file(name: "day-2/beacons.ndjson", line: 1), .kafka(topic: "t", partition: 3, offset: 9),
+                                       .file(name: "day-1/beacons.ndjson", line: 3)]
+        #expect(fill(first) == first)
+        let second: [SourcePosition] = [.file(name: "day-2/beacons.ndjson", line: 2), .file(name: "day-2/beacons.ndjson", line: 3),
+                                        .file(name: "day-3/beacons.ndjson", line: 1)]
+        #expect(fill(second) == second)
+        let third: [SourcePosition] = [.memory(name: "m", partition: 0, index: 0), .file(name: "day-3/beacons.ndjson", line: 2)]
+        #expect(fill(third) == third)
+    }
+
     /// A batch's next offsets: per partition, after its last record, in
     /// order of first appearance, whatever the runs.
     @Test func aBatchGivesEachPartitionsNextOffset() {

@@ -253,7 +253,12 @@ final class DecodedBatch: @unchecked Sendable {
         var range: Range<Int>
         var partition: Int32
         var offset: Int64
-        var position: SourcePosition
+        /// Where the record came from; nil for a line of the batch's file
+        /// (`fileName`, line `line`), whose position is built when the
+        /// record is delivered: holding it here cost a reference count
+        /// update of the name per record, and the decode thread's time.
+        var position: SourcePosition?
+        var line: Int64
         /// The record's items: `order[first ..< first + count]`.
         var first: Int
         var count: Int
@@ -269,9 +274,10 @@ final class DecodedBatch: @unchecked Sendable {
     var others: [DecodedItem] = []
     /// Every item in input order: `i >= 0` is `beacons[i]`, `i < 0` is `others[~i]`.
     var order: [Int32] = []
-    /// The batch's own copy of its file's name: the engine's thread retains
-    /// and releases it for every record, so it must not share a reference
-    /// count with the strings the decode thread goes on using.
+    /// The batch's own copy of the name of its first record's file: the
+    /// engine's thread retains and releases it for every record it is
+    /// given, so it must not share a reference count with the strings the
+    /// decode thread goes on using.
     var fileName = ""
     /// The decoder's reader, kept across records.
     var scratch = DecodeScratch()
@@ -312,13 +318,19 @@ final class DecodedBatch: @unchecked Sendable {
             order.append(~Int32(others.count))
             others.append(item)
         })
-        var position = r.position
-        if case .file(let name, let line) = position {
-            if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
-            position = .file(name: fileName, line: line)
+        var position: SourcePosition? = r.position
+        var line: Int64 = 0
+        if case .file(let name, let n) = r.position {
+            // The batch's file is that of its first record; a line of a
+            // later file in the same batch keeps its own position.
+            if records.isEmpty && name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+            if name == fileName {
+                position = nil
+                line = n
+            }
         }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
-                              position: position, first: first, count: order.count - first))
+                              position: position, line: line, first: first, count: order.count - first))
         noteNext(r.partition, r.offset)
     }
 
@@ -355,7 +367,8 @@ final class DecodedBatch: @unchecked Sendable {
                                                              beacons: beacons, idHashes: hashes, idStarts: starts,
                                                              bytes: raw, others: others)
                                     onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
-                                                       offset: r.offset, position: r.position), items)
+                                                       offset: r.offset, position: r.position ?? .file(name: fileName, line: r.line)),
+                                             items)
                                 }
                             }
                         }
