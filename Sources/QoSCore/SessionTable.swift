@@ -25,13 +25,47 @@ public enum CacheHint {
 ///
 /// Lookups take the id as raw bytes (a `String` overload is a convenience),
 /// so a caller can find a session straight from the beacon's bytes.
-public struct SessionTable {
-    private var buckets: [SessionState?] = Array(repeating: nil, count: 8)
+///
+/// The buckets are memory the table allocates and frees itself, each an
+/// unretained pointer to a session the table holds one reference to (taken
+/// at `insert`, given back at `remove` and when the table goes). So a
+/// lookup reads buckets and compares ids without a single reference-count
+/// update (an array of references cost a retain and release of the array
+/// and of every session probed, per beacon: bench/results/speed.md §11);
+/// only the session it returns is retained. The table cannot be copied
+/// (`~Copyable`): two copies would share, and free, one allocation.
+public struct SessionTable: ~Copyable {
+    private var buckets: UnsafeMutablePointer<UnsafeRawPointer?>
+    /// Buckets allocated: a power of two.
+    private var bucketCount: Int
     public private(set) var count = 0
     /// Buckets allocated (tests).
-    var capacity: Int { buckets.count }
+    var capacity: Int { bucketCount }
 
-    public init() {}
+    public init() {
+        bucketCount = 8
+        buckets = Self.allocate(8)
+    }
+
+    deinit {
+        for i in 0..<bucketCount {
+            if let e = buckets[i] { Unmanaged<SessionState>.fromOpaque(e).release() }
+        }
+        buckets.deallocate()
+    }
+
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UnsafeRawPointer?> {
+        precondition(n > 0 && n & (n - 1) == 0, "bucket count not a power of two")
+        let b = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: n)
+        b.initialize(repeating: nil, count: n)
+        return b
+    }
+
+    /// The session a bucket points to, read without a reference count
+    /// (the table holds one for as long as the bucket does).
+    @inline(__always) private static func entry(_ e: UnsafeRawPointer) -> Unmanaged<SessionState> {
+        Unmanaged<SessionState>.fromOpaque(e)
+    }
 
     /// A 64-bit hash of `bytes` (multiply-xorshift over 8-byte words, then
     /// murmur3's finalizer); fixed seed, so it is the same in every process.
@@ -74,10 +108,11 @@ public struct SessionTable {
     @inline(__always)
     public func lookup(_ id: UnsafeRawBufferPointer, hash h: UInt32) -> SessionState? {
         assert(h == SessionTable.hash(id), "hash of another id")
-        let mask = buckets.count - 1
+        let mask = bucketCount - 1
         var i = Int(h) & mask
-        while let s = buckets[i] {
-            if s.idEquals(id) { return s }
+        while let e = buckets[i] {
+            let s = Self.entry(e)
+            if s._withUnsafeGuaranteedRef({ $0.idEquals(id) }) { return s.takeUnretainedValue() }
             i = (i + 1) & mask
         }
         return nil
@@ -99,44 +134,48 @@ public struct SessionTable {
     /// (nil when it is empty). Pure Swift, so it can be read at +0.
     @inline(__always)
     func prefetchAddress(hash h: UInt32, session: Bool) -> UnsafeRawPointer? {
-        buckets.withUnsafeBufferPointer { b in
-            let slot = UnsafeRawPointer(b.baseAddress! + (Int(h) & (b.count - 1)))
-            // Every cache line of the session: the lookup compares its id
-            // (near the start) and length (near the end), and the beacon's
-            // event then reads and writes fields all over it.
-            return session ? slot.load(as: UnsafeRawPointer?.self) : slot
-        }
+        let slot = buckets + (Int(h) & (bucketCount - 1))
+        // Every cache line of the session: the lookup compares its id
+        // (near the start) and length (near the end), and the beacon's
+        // event then reads and writes fields all over it.
+        return session ? slot.pointee : UnsafeRawPointer(slot)
     }
 
     public func lookup(_ id: String) -> SessionState? { SessionTable.withBytes(id) { lookup($0) } }
 
-    /// Adds `s`, whose id must not be in the table.
+    /// Adds `s`, whose id must not be in the table; the table holds a reference to it.
     mutating func insert(_ s: SessionState) {
-        if (count + 1) * 4 > buckets.count * 3 { grow() }
-        place(s)
+        if (count + 1) * 4 > bucketCount * 3 { grow() }
+        place(Unmanaged.passRetained(s).toOpaque(), hash: s.idHash)
         count += 1
     }
 
-    private mutating func place(_ s: SessionState) {
-        let mask = buckets.count - 1
-        var i = Int(s.idHash) & mask
+    private mutating func place(_ e: UnsafeRawPointer, hash h: UInt32) {
+        let mask = bucketCount - 1
+        var i = Int(h) & mask
         while buckets[i] != nil { i = (i + 1) & mask }
-        buckets[i] = s
+        buckets[i] = e
     }
 
     private mutating func grow() {
-        let old = buckets
-        buckets = Array(repeating: nil, count: old.count * 2)
-        for case let s? in old { place(s) }
+        let old = buckets, oldCount = bucketCount
+        bucketCount = oldCount * 2
+        buckets = Self.allocate(bucketCount)
+        for i in 0..<oldCount {
+            if let e = old[i] { place(e, hash: Self.entry(e)._withUnsafeGuaranteedRef { $0.idHash }) }
+        }
+        old.deallocate()
     }
 
-    /// Removes `s` (by identity) if it is in the table.
+    /// Removes `s` (by identity) if it is in the table, giving back the
+    /// table's reference to it (the caller's keeps it alive).
     mutating func remove(_ s: SessionState) {
-        let mask = buckets.count - 1
+        let mask = bucketCount - 1
+        let target = UnsafeRawPointer(Unmanaged.passUnretained(s).toOpaque())
         var i = Int(s.idHash) & mask
         while true {
             guard let e = buckets[i] else { return }
-            if e === s { break }
+            if e == target { break }
             i = (i + 1) & mask
         }
         // Backward shift: move later entries of the probe run into the hole
@@ -145,7 +184,7 @@ public struct SessionTable {
         while true {
             j = (j + 1) & mask
             guard let e = buckets[j] else { break }
-            let home = Int(e.idHash) & mask
+            let home = Int(Self.entry(e)._withUnsafeGuaranteedRef { $0.idHash }) & mask
             let stays = i <= j ? (i < home && home <= j) : (i < home || home <= j)
             if stays { continue }
             buckets[i] = e
@@ -153,14 +192,21 @@ public struct SessionTable {
         }
         buckets[i] = nil
         count -= 1
+        Self.entry(target).release()
         // Empty (the end of a replay closes every session): give the buckets
         // back rather than keep them at their peak size while files are written.
-        if count == 0 && buckets.count > 8 { buckets = Array(repeating: nil, count: 8) }
+        if count == 0 && bucketCount > 8 {
+            buckets.deallocate()
+            bucketCount = 8
+            buckets = Self.allocate(8)
+        }
     }
 
     /// Every open session, in no particular order.
     public func forEach(_ body: (SessionState) -> Void) {
-        for case let s? in buckets { body(s) }
+        for i in 0..<bucketCount {
+            if let e = buckets[i] { body(Self.entry(e).takeUnretainedValue()) }
+        }
     }
 
     public var values: [SessionState] {

@@ -73,6 +73,36 @@ import Testing
     }
     #endif
 
+    /// The table holds one reference to each session it holds, and gives it
+    /// back on removal and when it goes: nothing leaks, nothing is freed
+    /// while the table or its caller still has it.
+    @Test func theTableOwnsItsSessionsOneReferenceEach() {
+        final class Probe { weak var s: SessionState? }
+        var probes: [Probe] = []
+        do {
+            var table = SessionTable()
+            for k in 0..<1_000 {
+                let p = Probe()
+                let s = SessionState(id: "own-\(k)", ts: 0)
+                p.s = s
+                probes.append(p)
+                table.insert(s)  // grows several times
+            }
+            // Only the table keeps them now.
+            #expect(probes.allSatisfy { $0.s != nil })
+            for k in stride(from: 0, to: 1_000, by: 2) {
+                let s = table.lookup("own-\(k)")!
+                table.remove(s)
+                #expect(s.id == "own-\(k)")  // the caller's reference still holds it
+            }
+            #expect(table.count == 500)
+            for k in 0..<1_000 { #expect((probes[k].s != nil) == (k % 2 == 1)) }
+            #expect(table.values.count == 500 && table.values.allSatisfy { $0.id.hasPrefix("own-") })
+        }
+        // The table went: it gave back the rest.
+        #expect(probes.allSatisfy { $0.s == nil })
+    }
+
     /// Emptied, the table gives its grown buckets back and works as new.
     @Test func anEmptiedTableShrinks() {
         var table = SessionTable()
