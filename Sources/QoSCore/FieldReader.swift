@@ -40,7 +40,7 @@ struct FieldReader: Equatable {
     @inline(__always)
     mutating func readKey(after previous: Int, from p: inout JSONCursor) -> (ok: Bool, field: Field?) {
         let slot = KeyPredictor.slot(event: hasEvent ? beacon.event : nil, after: previous)
-        if let guess = predictor.guess(slot), FieldReader.readKey(named: guess, &p) {
+        if let guess = predictor.guess(slot), predictor.readKey(named: guess, &p) {
             return (true, guess)
         }
         guard let key = p.readRawString() else { return (false, nil) }
@@ -49,20 +49,22 @@ struct FieldReader: Equatable {
         return (true, field)
     }
 
-    /// Whether the cursor is at the key token `"name"` of `f`, byte for byte
-    /// (a known name has no quote or backslash, so no escapes); if so,
-    /// moves past it. Three word compares, or near the buffer's end (the
-    /// last key of a line) byte by byte.
+    /// Whether the cursor is at the key token `"name"` of the field whose
+    /// `nameWords` entry is `name`, byte for byte (a known name has no quote
+    /// or backslash, so no escapes); if so, moves past it. Three word
+    /// compares, or near the buffer's end (the last key of a line) byte by
+    /// byte.
     @inline(__always)
-    static func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
+    static func readKey(_ name: NameWords, _ p: inout JSONCursor) -> Bool {
         let i = p.index
         guard i < p.count, p.base[i] == UInt8(ascii: "\"") else { return false }
-        let name = nameWords[f.rawValue]
         let b = p.base
         guard i + 25 <= p.count else {
             guard i + 2 + name.length <= p.count, b[i + 1 + name.length] == UInt8(ascii: "\"") else { return false }
-            let literal = names[f.rawValue].utf8Start
-            for k in 0..<name.length where b[i + 1 + k] != literal[k] { return false }
+            for k in 0..<name.length {
+                let word = k < 8 ? name.words.0 : k < 16 ? name.words.1 : name.words.2
+                guard b[i + 1 + k] == UInt8(truncatingIfNeeded: word >> (8 * UInt64(k % 8))) else { return false }
+            }
             p.index = i + 2 + name.length
             return true
         }
@@ -76,9 +78,10 @@ struct FieldReader: Equatable {
 
     /// Each wire name as `words` reads a token (little-endian, zero past
     /// its end) with the masks that keep its bytes, by `Field.rawValue`.
-    static let nameWords: [(words: (UInt64, UInt64, UInt64), masks: (UInt64, UInt64, UInt64), length: Int)] = names.map { name in
+    typealias NameWords = (words: (UInt64, UInt64, UInt64), masks: (UInt64, UInt64, UInt64), length: Int)
+    static let nameWords: [NameWords] = names.map { name in
         let n = name.utf8CodeUnitCount
-        precondition(n <= 24, "a wire name longer than readKey(named:) reads")
+        precondition(n <= 24, "a wire name longer than readKey(_:_:) reads")
         var words: [UInt64] = [0, 0, 0], masks: [UInt64] = [0, 0, 0]
         for k in 0..<n {
             words[k / 8] |= UInt64(name.utf8Start[k]) << (8 * UInt64(k % 8))
@@ -420,17 +423,37 @@ struct FieldReader: Equatable {
     /// player and event type list their keys in one order, so the next key
     /// is most often the one that followed the previous key, in a beacon of
     /// the same event type, last time. A guess is always checked byte for
-    /// byte (`readKey(named:)`); a wrong one costs that check and is
+    /// byte (`readKey(_:_:)`); a wrong one costs that check and is
     /// replaced. Not part of a reader's state (`==` ignores it): it changes
     /// how fast a key is read, never what (docs/architecture.md, the data
     /// path's decoder step; bench/results/speed.md section 10).
+    ///
+    /// Its constants are literals and its name table a copy it holds: a
+    /// `static let` computed at first use is reached through a one-time
+    /// initialization check on every read, which cost ≈ 1 % of a replay
+    /// read once per key (bench/results/speed.md §11).
     struct KeyPredictor: Equatable {
+        /// Bounds of `Field` and `EventType` raw values (checked in `init`).
+        private static let fieldsMax = 40, eventsMax = 16
         /// `after` for an object's first key, and after a key that is not a known field.
-        static let start = 0, unknown = Field.allCases.count + 1
-        private static let perEvent = Field.allCases.count + 2
+        static let start = 0, unknown = fieldsMax + 1
+        private static let perEvent = fieldsMax + 2
         private static let none = UInt8.max
         /// By `slot`: the field seen next last time (`none`: nothing yet, or another key).
-        private var next = [UInt8](repeating: KeyPredictor.none, count: (EventType.allCases.count + 1) * KeyPredictor.perEvent)
+        private var next = [UInt8](repeating: KeyPredictor.none, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
+        /// `FieldReader.nameWords`.
+        private let nameWords = FieldReader.nameWords
+
+        init() {
+            precondition(Field.allCases.count <= Self.fieldsMax && EventType.allCases.count <= Self.eventsMax,
+                         "KeyPredictor's bounds are below the number of fields or event types")
+        }
+
+        /// Whether the cursor is at the key token of `f`, moving past it if so
+        /// (`FieldReader.readKey(_:_:)` with this predictor's name table).
+        @inline(__always) func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
+            FieldReader.readKey(nameWords[f.rawValue], &p)
+        }
 
         /// The `after` value for a key just read.
         @inline(__always) static func after(_ field: Field?) -> Int { field.map { $0.rawValue + 1 } ?? unknown }
@@ -438,7 +461,7 @@ struct FieldReader: Equatable {
         /// The table slot for the key after `previous` in an object whose
         /// event (if read already) is `event`.
         @inline(__always) static func slot(event: EventType?, after previous: Int) -> Int {
-            Int(event?.rawValue ?? UInt8(EventType.allCases.count)) * perEvent + previous
+            Int(event?.rawValue ?? UInt8(eventsMax)) * perEvent + previous
         }
 
         @inline(__always) func guess(_ slot: Int) -> Field? {

@@ -62,17 +62,23 @@ struct CloseQueue {
     private var heap: [SessionState] = []
 
     var count: Int { heap.count }
-    var peekDue: Int64? { heap.first?.queuedDue }
+    var peekDue: Int64? {
+        heap.withUnsafeBufferPointer { b in
+            b.isEmpty ? nil : UnsafeRawPointer(b.baseAddress!).load(as: Unmanaged<SessionState>.self)._withUnsafeGuaranteedRef { $0.queuedDue }
+        }
+    }
 
     mutating func push(_ due: Int64, _ s: SessionState) {
         s.queuedDue = due
         heap.append(s)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard less(i, parent) else { break }
-            heap.swapAt(i, parent)
-            i = parent
+        heap.withUnsafeMutableBufferPointer { b in
+            var i = b.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard Self.due(b, i) < Self.due(b, parent) else { break }
+                b.swapAt(i, parent)
+                i = parent
+            }
         }
     }
 
@@ -89,17 +95,24 @@ struct CloseQueue {
     }
 
     private mutating func siftDown(_ start: Int) {
-        var i = start
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < heap.count && less(l, m) { m = l }
-            if r < heap.count && less(r, m) { m = r }
-            if m == i { return }
-            heap.swapAt(i, m)
-            i = m
+        heap.withUnsafeMutableBufferPointer { b in
+            var i = start
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < b.count && Self.due(b, l) < Self.due(b, m) { m = l }
+                if r < b.count && Self.due(b, r) < Self.due(b, m) { m = r }
+                if m == i { return }
+                b.swapAt(i, m)
+                i = m
+            }
         }
     }
 
-    @inline(__always) private func less(_ a: Int, _ b: Int) -> Bool { heap[a].queuedDue < heap[b].queuedDue }
+    /// The due of entry `i`, read without a reference count (the heap
+    /// holds one): reading `heap[i]` retained and released the session,
+    /// twice per comparison (bench/results/speed.md §11).
+    @inline(__always) private static func due(_ b: UnsafeMutableBufferPointer<SessionState>, _ i: Int) -> Int64 {
+        UnsafeRawPointer(b.baseAddress! + i).load(as: Unmanaged<SessionState>.self)._withUnsafeGuaranteedRef { $0.queuedDue }
+    }
 }

@@ -15,8 +15,10 @@ public final class QoSEngine<K: SketchKit> {
     public internal(set) var partitions: [Int32: PartitionState<K>] = [:] {
         didSet { lastPartition = nil }
     }
-    /// The partition of the previous lookup: beacons come in runs from one partition.
-    private var lastPartition: PartitionState<K>?
+    /// The partition of the previous lookup: beacons come in runs from one
+    /// partition. Unretained: `partitions` holds it, and any change to
+    /// `partitions` clears this.
+    private var lastPartition: Unmanaged<PartitionState<K>>?
     public internal(set) var counters = EngineCounters()
     /// Some partition holds more than `config.rejectBytesHeldMax` of reject
     /// rows: the driver should flush (`takeRejects`) before reading on.
@@ -33,11 +35,23 @@ public final class QoSEngine<K: SketchKit> {
 
     @inline(__always)
     public func partition(_ id: Int32) -> PartitionState<K> {
-        if let p = lastPartition, p.id == id { return p }
-        if let p = partitions[id] { lastPartition = p; return p }
+        partitionRef(id).takeUnretainedValue()
+    }
+
+    /// `partition(id)` unretained, for the per-beacon path (read it with
+    /// `_withUnsafeGuaranteedRef`): a retained partition cost a retain and
+    /// a release per beacon (bench/results/speed.md §11). Valid until
+    /// `partitions` changes, which no beacon does once its partition exists.
+    @inline(__always)
+    func partitionRef(_ id: Int32) -> Unmanaged<PartitionState<K>> {
+        if let p = lastPartition, p._withUnsafeGuaranteedRef({ $0.id == id }) { return p }
+        if let p = partitions[id] {
+            lastPartition = .passUnretained(p)
+            return .passUnretained(p)
+        }
         let p = PartitionState<K>(id: id, config: config)
         partitions[id] = p
-        return p
+        return .passUnretained(p)
     }
 
     // MARK: Input
@@ -95,8 +109,10 @@ public final class QoSEngine<K: SketchKit> {
     /// compiler would otherwise retain and release it around.
     @inline(__always)
     private func prefetchAddress(partition pid: Int32, idHash: UInt32, session: Bool) -> UnsafeRawPointer? {
-        guard let p = lastPartition, p.id == pid else { return nil }
-        return p.sessions.prefetchAddress(hash: idHash, session: session)
+        guard let p = lastPartition else { return nil }
+        return p._withUnsafeGuaranteedRef { p in
+            p.id == pid ? p.sessions.prefetchAddress(hash: idHash, session: session) : nil
+        }
     }
 
     /// Applies one beacon (docs/semantics.md §2): admission, watermark closes, gap close,
@@ -111,7 +127,14 @@ public final class QoSEngine<K: SketchKit> {
     @inline(__always)
     func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32? = nil, partition pid: Int32,
                source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {
-        let p = partition(pid)
+        partitionRef(pid)._withUnsafeGuaranteedRef { p in
+            apply(b, id: id, idHash: idHash, in: p, source: source, raw: raw, nowMs: nowMs)
+        }
+    }
+
+    @inline(__always)
+    private func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32?, in p: PartitionState<K>,
+                       source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
         closeDueSessions(p, watermark: wm)
@@ -265,25 +288,30 @@ public final class QoSEngine<K: SketchKit> {
     @inline(__always)
     func contribute(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>,
                     _ body: (inout GroupMetrics<K>) -> Void) {
-        let (w, g) = groups(ts, s, p)
-        body(&w.tables[0].metrics[g.overall])
-        body(&w.tables[1].metrics[g.video])
-        body(&w.tables[2].metrics[g.geo])
-        body(&w.tables[3].metrics[g.device])
-        body(&w.tables[4].metrics[g.cdn])
+        let (window, g) = groups(ts, s, p)
+        window._withUnsafeGuaranteedRef { w in
+            body(&w.tables[0].metrics[g.overall])
+            body(&w.tables[1].metrics[g.video])
+            body(&w.tables[2].metrics[g.geo])
+            body(&w.tables[3].metrics[g.device])
+            body(&w.tables[4].metrics[g.cdn])
+        }
     }
 
     typealias Slots = (overall: Int, video: Int, geo: Int, device: Int, cdn: Int)
 
-    /// The window state for `ts` and the session's group slot in each of its
-    /// tables, from the session's cache when it is for that state.
+    /// The window state for `ts` (unretained: `WindowAggregator.windowRef`)
+    /// and the session's group slot in each of its tables, from the
+    /// session's cache when it is for that state.
     @inline(__always)
-    func groups(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>) -> (WindowState<K>, Slots) {
-        let w = p.aggregator.window(for: ts)
-        if s.cacheSerial == w.serial && w.serial != 0 {
+    func groups(_ ts: Int64, _ s: SessionState, _ p: PartitionState<K>) -> (Unmanaged<WindowState<K>>, Slots) {
+        let ref = p.aggregator.windowRef(for: ts)
+        let serial = ref._withUnsafeGuaranteedRef { $0.serial }
+        if s.cacheSerial == serial && serial != 0 {
             let c = s.cacheSlots
-            return (w, (0, Int(c.0), Int(c.1), Int(c.2), Int(c.3)))
+            return (ref, (0, Int(c.0), Int(c.1), Int(c.2), Int(c.3)))
         }
+        let w = ref.takeUnretainedValue()
         let cap = config.groupsPerWindowMax
         func slot(_ t: MetricTable) -> Int { w.tables[t.rawValue].slot(s.dims.key(t), cap: cap) }
         let g: Slots = (slot(.overall), slot(.video), slot(.geo), slot(.device), slot(.cdn))
@@ -295,7 +323,7 @@ public final class QoSEngine<K: SketchKit> {
         } else {
             s.cacheSerial = 0
         }
-        return (w, g)
+        return (ref, g)
     }
 
     /// Segment metrics go to `overall` and to `cdn` under the beacon's own
@@ -303,9 +331,11 @@ public final class QoSEngine<K: SketchKit> {
     func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         let slow = config.slowRequestMs
         if b.cdn == nil && b.pop == nil {
-            let (w, g) = groups(b.ts, s, p)
-            w.tables[MetricTable.overall.rawValue].metrics[g.overall].segment.add(b, slowMs: slow)
-            w.tables[MetricTable.cdn.rawValue].metrics[g.cdn].segment.add(b, slowMs: slow)
+            let (window, g) = groups(b.ts, s, p)
+            window._withUnsafeGuaranteedRef { w in
+                w.tables[MetricTable.overall.rawValue].metrics[g.overall].segment.add(b, slowMs: slow)
+                w.tables[MetricTable.cdn.rawValue].metrics[g.cdn].segment.add(b, slowMs: slow)
+            }
             return
         }
         let w = p.aggregator.window(for: b.ts)

@@ -186,8 +186,10 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// The serial of the latest state created or inserted (`UInt32.max`: they
     /// ran out, later states get 0 and are not cached).
     private var lastSerial: UInt32 = 0
-    /// The state `window(for:)` returned last (most contributions go to one window).
-    private var last: WindowState<K>?
+    /// The state `window(for:)` returned last (most contributions go to
+    /// one window), unretained: `base` and `deltas` hold it, and every
+    /// change that can drop a state from them (`flush`, `insert`) clears it.
+    private var last: Unmanaged<WindowState<K>>?
 
     public init(config: EngineConfig, writtenThrough: Int64 = .min) {
         self.config = config
@@ -201,9 +203,18 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// The state that a contribution at `ts` goes to.
     @inline(__always)
     public mutating func window(for ts: Int64) -> WindowState<K> {
+        windowRef(for: ts).takeUnretainedValue()
+    }
+
+    /// The same, unretained, for the per-beacon path (read it with
+    /// `_withUnsafeGuaranteedRef`): valid until the next `flush` or
+    /// `insert`. A retained state cost a retain and a release per
+    /// contribution (bench/results/speed.md §11).
+    @inline(__always)
+    mutating func windowRef(for ts: Int64) -> Unmanaged<WindowState<K>> {
         let start = config.windowStart(ts)
-        if let w = last, w.start == start { return w }
-        let w = lookup(start)
+        if let w = last, w._withUnsafeGuaranteedRef({ $0.start }) == start { return w }
+        let w = Unmanaged.passUnretained(lookup(start))
         last = w
         return w
     }

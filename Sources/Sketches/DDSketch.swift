@@ -19,12 +19,12 @@ import Darwin
 /// once with the same formula: most values sketched are whole milliseconds.
 @usableFromInline enum SmallKeys {
     @usableFromInline static let count = 1 << 14
-    @usableFromInline static let multiplier = DDSketch(relativeAccuracy: 0.01).multiplier
+    /// (Computed without a `DDSketch`: its `init` reads these.)
+    @usableFromInline static let multiplier = DDSketch.mapping(relativeAccuracy: 0.01).multiplier
     @usableFromInline nonisolated(unsafe) static let table: UnsafeMutablePointer<Int32> = {
-        let mapping = DDSketch(relativeAccuracy: 0.01)
         let t = UnsafeMutablePointer<Int32>.allocate(capacity: count)
         t[0] = 0  // never read: 0 is not above minPossible
-        for i in 1..<count { t[i] = Int32(mapping.key(Double(i))) }
+        for i in 1..<count { t[i] = Int32(DDSketch.key(Double(i), multiplier: multiplier)) }
         return t
     }()
 }
@@ -54,7 +54,14 @@ public struct DDSketch: Sendable, Equatable {
     /// Count of values in [0, DBL_MIN * gamma].
     public var zeroCount: Double { zeros }
 
-    @usableFromInline static let ln2: Double = log(2.0)
+    /// log(2), as a literal: a computed `static let` is reached through a
+    /// one-time initialization check on every read (bench/results/speed.md
+    /// §11). `DDSketchTests` checks it equals `log(2.0)`.
+    @usableFromInline static let ln2: Double = 0.693_147_180_559_945_3
+
+    /// The address of `SmallKeys.table` when this sketch uses its mapping
+    /// (the default accuracy), else 0: looked up once here, not per value.
+    @usableFromInline let smallKeys: UInt
 
     public init(relativeAccuracy: Double = 0.01, binLimit: Int = 2048) {
         precondition(relativeAccuracy > 0 && relativeAccuracy < 1, "relative accuracy must be in (0, 1)")
@@ -63,15 +70,12 @@ public struct DDSketch: Sendable, Equatable {
         // Canonical accuracy: the one a reader recovers from gamma (KeyMapping.from_gamma_offset,
         // (gamma - 1) / (gamma + 1)), so a sketch maps and answers identically before and after
         // a protobuf round trip, in Swift and in sketches-py.
-        let g0 = 1 + 2 * relativeAccuracy / (1 - relativeAccuracy)
-        let alpha = (g0 - 1) / (g0 + 1)
         self.relativeAccuracy = relativeAccuracy
-        let mantissa = 2 * alpha / (1 - alpha)
-        gamma = 1 + mantissa
+        (gamma, multiplier) = Self.mapping(relativeAccuracy: relativeAccuracy)
         precondition(gamma > 1, "relative accuracy too small")
-        multiplier = (1 / log1p(mantissa)) * Self.ln2
         minPossible = Double.leastNormalMagnitude * gamma
         maxPossible = Double.greatestFiniteMagnitude / gamma
+        smallKeys = multiplier == SmallKeys.multiplier ? UInt(bitPattern: SmallKeys.table) : 0
         bins = []
         offset = 0
         minKey = 0
@@ -82,10 +86,23 @@ public struct DDSketch: Sendable, Equatable {
 
     // MARK: - Mapping
 
+    /// gamma and the multiplier of log2(v) for an accuracy (see `init`).
+    static func mapping(relativeAccuracy: Double) -> (gamma: Double, multiplier: Double) {
+        let g0 = 1 + 2 * relativeAccuracy / (1 - relativeAccuracy)
+        let alpha = (g0 - 1) / (g0 + 1)
+        let mantissa = 2 * alpha / (1 - alpha)
+        return (1 + mantissa, (1 / log1p(mantissa)) * ln2)
+    }
+
     /// key(v) = ceil(log2(v) * multiplier), computed as Python does: log(v) / log(2).
     @inlinable @inline(__always)
     public func key(_ value: Double) -> Int {
-        Int((log(value) / Self.ln2 * multiplier).rounded(.up))
+        Self.key(value, multiplier: multiplier)
+    }
+
+    @inlinable @inline(__always)
+    static func key(_ value: Double, multiplier: Double) -> Int {
+        Int((log(value) / ln2 * multiplier).rounded(.up))
     }
 
     /// The representative value of a bucket: 2^(k / multiplier) * 2 / (1 + gamma).
@@ -133,8 +150,9 @@ public struct DDSketch: Sendable, Equatable {
         if value > minPossible {
             if !(value <= maxPossible) { return false }
             // Whole milliseconds below 2^14 under the default mapping: a table lookup, no log.
-            if value < Double(SmallKeys.count), multiplier == SmallKeys.multiplier, let i = Int(exactly: value) {
-                addKey(Int(SmallKeys.table[i]), weight: 1)
+            if value < Double(SmallKeys.count), let table = UnsafePointer<Int32>(bitPattern: smallKeys),
+               let i = Int(exactly: value) {
+                addKey(Int(table[i]), weight: 1)
             } else {
                 addKey(key(value), weight: 1)
             }

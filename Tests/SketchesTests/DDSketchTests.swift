@@ -26,6 +26,8 @@ import SplitMix
     }
 
     @Test func mappingMatchesPythonConstants() {
+        #expect(DDSketch.ln2 == log(2.0))  // a literal, so reading it needs no one-time initialization
+        #expect(DDSketch(relativeAccuracy: 0.01).smallKeys != 0 && DDSketch(relativeAccuracy: 0.02).smallKeys == 0)
         let s = DDSketch()
         #expect(s.gamma.bitPattern == 0x3ff0_52bf_5a81_4afd)  // 1.0202020202020203, as Python
         #expect(s.key(1.0) == 0 && s.key(1.01) == 1 && s.key(1.03) == 2 && s.key(2.5) == 46)

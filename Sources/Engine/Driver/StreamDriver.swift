@@ -30,6 +30,10 @@ public final class StreamDriver {
     var epochCommit: EpochCommit!
     /// `qos replay`'s epochs: published directly after any record that makes a window due (nil for `qos run`).
     let direct: DirectPublish?
+    /// `direct`, unretained, for the check after every record: loading
+    /// `direct` there cost a retain and a release per record
+    /// (bench/results/speed.md §11). `direct` keeps it alive.
+    private let directRef: Unmanaged<DirectPublish>?
     /// A publish that failed inside the poll callback, thrown after the poll.
     var failure: Error?
     /// How long the input must stay at its end before it counts as ended (`untilCaughtUp`).
@@ -74,7 +78,9 @@ public final class StreamDriver {
         lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
         if directTag != nil {
             store = nil
-            direct = DirectPublish(writer: writer)
+            let direct = DirectPublish(writer: writer)
+            self.direct = direct
+            directRef = .passUnretained(direct)
             endQuietSeconds = 0
             compactor = nil
         } else {
@@ -82,6 +88,7 @@ public final class StreamDriver {
             epochCommit = EpochCommit(store: store, writer: writer, stream: options.topic, streams: [options.topic],
                                       instance: options.instance)
             direct = nil
+            directRef = nil
             endQuietSeconds = 1
             let compactor = try Compactor(sink: sink, instance: options.instance, policy: options.compaction,
                                           parquet: writer.parquet, log: options.log)
@@ -209,17 +216,20 @@ public final class StreamDriver {
             engine.prefetchSession(partition: r.partition, idHash: hash, session: session)
         })
         current!.next = r.offset + 1
-        if let direct { afterRecord(r.position, direct) }
+        if let directRef { afterRecord(r.position, directRef) }
     }
 
     /// A direct driver's flush hook, after every record: an epoch as soon as
     /// the partitions' watermark (max event time − lateness, the least over
     /// partitions) passes a window's end, or the held rejects reach their cap.
     @inline(__always)
-    func afterRecord(_ position: SourcePosition, _ direct: DirectPublish) {
-        if direct.rangeStart.isEmpty { direct.rangeStart = position.description }
+    func afterRecord(_ position: SourcePosition, _ ref: Unmanaged<DirectPublish>) {
+        if ref._withUnsafeGuaranteedRef({ $0.rangeStart.isEmpty }) {
+            ref.takeUnretainedValue().rangeStart = position.description
+        }
         let wm = engine.replayWatermark
         guard wm >= engine.nextDueEnd || engine.rejectsHeldOverCap, failure == nil else { return }
+        let direct = ref.takeUnretainedValue()  // retained only when an epoch is due
         do {
             let release = lateFlush.due(wm)
             try directEpoch(direct, engine.flush(watermark: wm, releaseLate: release), through: position.description,

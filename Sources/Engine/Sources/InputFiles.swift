@@ -4,6 +4,7 @@ import Glibc
 import CZlib
 import CZstd
 import QoSCore
+import Synchronization
 
 /// A one-line, actionable error for the CLI (no stack traces).
 public struct UserError: Error, CustomStringConvertible {
@@ -33,6 +34,8 @@ final class ByteSource {
     /// file that shrinks meanwhile ends the read with an error, not SIGBUS.
     private(set) var mapped: UnsafeRawBufferPointer?
     private var mappedSlot: Int?
+    /// The slot's shrunk flag (`MappedInputGuard.shrunkFlag`), read before every line.
+    private var shrunkFlag: UnsafeMutablePointer<Atomic<UInt>>?
 
     /// `map`: false reads a plain file with `read` too (tests compare the two).
     init(path: String, map: Bool = true) throws {
@@ -64,6 +67,7 @@ final class ByteSource {
             if let slot = MappedInputGuard.watch(m) {
                 mapped = m
                 mappedSlot = slot
+                shrunkFlag = MappedInputGuard.shrunkFlag(slot)
             } else {
                 munmap(UnsafeMutableRawPointer(mutating: m.baseAddress), m.count)
             }
@@ -90,7 +94,7 @@ final class ByteSource {
     /// the zero bytes put in place of the missing page is handed out.
     @inline(__always)
     func checkMapped() throws {
-        if let slot = mappedSlot, MappedInputGuard.hasShrunk(slot) {
+        if let shrunkFlag, shrunkFlag.pointee.load(ordering: .relaxed) != 0 {
             throw UserError("input '\(name)' shrank while it was being read (another process truncated or "
                             + "rewrote it, e.g. a log rotation) — read a copy that nothing writes to")
         }

@@ -69,9 +69,13 @@ enum MappedInputGuard {
         starts[slot].store(0, ordering: .releasing)
     }
 
-    /// True once a page of the slot's mapping was missing (its file shrank).
-    static func hasShrunk(_ slot: Int) -> Bool {
-        shrunk[slot].load(ordering: .relaxed) != 0
+    /// The slot's flag, nonzero once a page of its mapping was missing (its
+    /// file shrank). A reader that checks it per line keeps the pointer: the
+    /// memory is never freed, and reaching it through the tables each time
+    /// passes their one-time initialization check.
+    static func shrunkFlag(_ slot: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        precondition(slot >= 0 && slot < slots, "MappedInputGuard.shrunkFlag: slot \(slot) out of range")
+        return shrunk + slot
     }
 
     private static func handleFault(_ info: UnsafeMutablePointer<siginfo_t>?) {
