@@ -21,7 +21,14 @@ def qos_bin() -> str:
     return path
 
 
+# Test settings in the environment that qos itself must not see: it
+# refuses any QOS_* variable that is not one of its settings.
+TEST_ONLY_ENV = ("QOS_SHARED_DATA",)
+
+
 def qos(*args, check=True, **kw):
+    if "env" not in kw and any(k in os.environ for k in TEST_ONLY_ENV):
+        kw["env"] = {k: v for k, v in os.environ.items() if k not in TEST_ONLY_ENV}
     return subprocess.run([qos_bin(), *map(str, args)], capture_output=True, text=True, check=check, **kw)
 
 
