@@ -433,7 +433,8 @@ struct FieldReader: Equatable {
     /// initialization check on every read, which cost ≈ 1 % of a replay
     /// read once per key (bench/results/speed.md §11).
     struct KeyPredictor: Equatable {
-        /// Bounds of `Field` and `EventType` raw values (checked in `init`).
+        /// Bounds of `Field` and `EventType` raw values (asserted in `init`:
+        /// past them, guesses would only be wrong more often, never trusted).
         private static let fieldsMax = 40, eventsMax = 16
         /// `after` for an object's first key, and after a key that is not a known field.
         static let start = 0, unknown = fieldsMax + 1
@@ -445,8 +446,8 @@ struct FieldReader: Equatable {
         private let nameWords = FieldReader.nameWords
 
         init() {
-            precondition(Field.allCases.count <= Self.fieldsMax && EventType.allCases.count <= Self.eventsMax,
-                         "KeyPredictor's bounds are below the number of fields or event types")
+            assert(Field.allCases.count <= Self.fieldsMax && EventType.allCases.count <= Self.eventsMax,
+                   "KeyPredictor's bounds are below the number of fields or event types")
         }
 
         /// Whether the cursor is at the key token of `f`, moving past it if so
