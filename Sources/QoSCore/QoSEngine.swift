@@ -101,7 +101,7 @@ public final class QoSEngine<K: SketchKit> {
     @inline(__always)
     public func prefetchSession(partition pid: Int32, idHash: UInt32, session: Bool) {
         guard let a = prefetchAddress(partition: pid, idHash: idHash, session: session) else { return }
-        CacheHint.prefetch(a, bytes: session ? SessionState.instanceBytesMax : 1)
+        SessionTable.hint(a, session: session)
     }
 
     /// What `prefetchSession` hints. A function of its own so that the

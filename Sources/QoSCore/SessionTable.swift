@@ -127,7 +127,15 @@ public struct SessionTable: ~Copyable {
     @inline(__always)
     public func prefetch(hash h: UInt32, session: Bool) {
         guard let a = prefetchAddress(hash: h, session: session) else { return }
-        CacheHint.prefetch(a, bytes: session ? SessionState.instanceBytesMax : 1)
+        SessionTable.hint(a, session: session)
+    }
+
+    /// The hint itself, for an address from `prefetchAddress` (a caller
+    /// that reaches the table through a reference gets the address first,
+    /// lets the reference go, then hints: `QoSEngine.prefetchSession`).
+    @inline(__always)
+    static func hint(_ address: UnsafeRawPointer, session: Bool) {
+        CacheHint.prefetch(address, bytes: session ? SessionState.instanceBytesMax : 1)
     }
 
     /// The address `prefetch` hints: the bucket of `h`, or the session in it
