@@ -139,6 +139,19 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     private var subscribed = false
 
+    /// Messages popped by the current `poll`, destroyed together when it
+    /// returns (`destroyConsumed`). librdkafka allocates each message on its
+    /// fetch thread; freeing one takes that thread's malloc arena lock. One
+    /// free per message, between the records the engine ingests, collided
+    /// with the fetch thread's allocations often enough to cost a futex wait
+    /// and wake-up each time (docs/architecture.md, "The path of one Kafka message").
+    private var consumed: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+
+    private func destroyConsumed() {
+        for m in consumed { rd_kafka_message_destroy(m) }
+        consumed.removeAll(keepingCapacity: consumed.count <= 16_384)
+    }
+
     private func subscribeIfNeeded() throws {
         guard !subscribed else { return }
         let list = makePartitionList(topics.map { (TopicPartition($0, -1), KafkaOffset.invalid) })
@@ -179,6 +192,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         var messages = 0
         var first = true
+        defer { destroyConsumed() }
         // Positions are recorded per run of messages from one partition, not per message.
         var run: (rkt: OpaquePointer, partition: Int32, next: Int64)?
         func endRun() {
@@ -206,7 +220,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 onEvent(e)
             }
             if let m {
-                defer { rd_kafka_message_destroy(m) }
+                consumed.append(m)
                 let msg = m.pointee
                 if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     if let e = convertError(m) { onEvent(e) }
