@@ -138,6 +138,38 @@ import SplitMix
         a.merge(b)
         #expect(a == all && a.protobufBytes() == all.protobufBytes())
     }
+
+    /// Merging is exact whether the ranges overlap, sit apart within the bin
+    /// limit (one widening, no collapse) or force a collapse either way, and
+    /// into an empty sketch: the result equals one sketch that saw every value.
+    @Test(arguments: [2048, 40]) func mergeIsExactForEveryRangeLayout(binLimit: Int) {
+        var rng = SplitMix64(seed: UInt64(binLimit))
+        let ranges: [(ClosedRange<Double>, ClosedRange<Double>)] = [
+            (1 ... 500, 200 ... 900),        // overlapping
+            (1 ... 3, 2_000 ... 3_000),      // apart, widened once
+            (2_000 ... 3_000, 1 ... 3),      // apart, the other way
+            (0.001 ... 0.002, 1e6 ... 1e7),  // wider than 40 bins: collapses
+            (1e6 ... 1e7, 0.001 ... 0.002),
+        ]
+        for (ra, rb) in ranges {
+            for emptyFirst in [false, true] {
+                var a = DDSketch(binLimit: binLimit), b = DDSketch(binLimit: binLimit)
+                var all = DDSketch(binLimit: binLimit)
+                for i in 0 ..< 300 {
+                    let u = Double(rng.next() >> 11) * 0x1p-53
+                    let into = i % 2 == 0
+                    let r = into ? ra : rb
+                    let v = (r.lowerBound + u * (r.upperBound - r.lowerBound)).rounded(.up)
+                    if into && !emptyFirst { a.add(v) } else { b.add(v) }
+                    all.add(v)
+                }
+                a.merge(b)
+                #expect(a == all, "\(ra) + \(rb), binLimit \(binLimit), empty first: \(emptyFirst)")
+                #expect(a.protobufBytes() == all.protobufBytes())
+                #expect(a.quantile(0.5) == all.quantile(0.5) && a.count == all.count)
+            }
+        }
+    }
 }
 
 /// Interop with DataDog sketches-py through tests/oracles/sketches_ddsketch.py.
