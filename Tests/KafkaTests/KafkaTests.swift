@@ -292,6 +292,15 @@ struct KafkaTests {
         let n = 4000
         try produceKeyed(broker, topic: "r", count: n / 2)
         let group = uniqueGroup("g3")
+        // librdkafka's mock coordinator waits session.timeout.ms - 1 s for the
+        // members to rejoin after B joins, then elects with whoever did: were A
+        // still in its slow revoke (1.5 s, and longer when the machine is
+        // loaded), B would get partitions A has not released, which no real
+        // broker does (it waits max.poll.interval.ms). 12 s leaves A an 11 s
+        // window instead of 5 s; the 6 s of fastGroup once failed here (1 in 4
+        // full runs on 2 busy cores, B assigned 3.5 s early).
+        let slowRevokeGroup = fastGroup.merging(["session.timeout.ms": "12000",
+                                                 "partition.assignment.strategy": strategy]) { $1 }
         let store = Store([:])
         let processedA = Locked<[KafkaMessage]>([]), processedB = Locked<[KafkaMessage]>([])
         let eventsA = Locked<[String]>([]), eventsB = Locked<[String]>([])
@@ -309,8 +318,7 @@ struct KafkaTests {
         let a = Worker {
             do {
                 let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["r"],
-                                          extra: fastGroup.merging(["debug": "cgrp,broker",
-                                                                    "partition.assignment.strategy": strategy]) { $1 },
+                                          extra: slowRevokeGroup.merging(["debug": "cgrp,broker"]) { $1 },
                                           logHandler: captureA.handler)
                 defer { c.close() }
                 // Slow consumer, so B joins while A still has work.
@@ -326,8 +334,7 @@ struct KafkaTests {
         let b = Worker {
             do {
                 let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["r"],
-                                          extra: fastGroup.merging(["partition.assignment.strategy": strategy]) { $1 },
-                                          logHandler: testLog)
+                                          extra: slowRevokeGroup, logHandler: testLog)
                 defer { c.close() }
                 try checkpointingLoop(c, store: store, timeout: 60, batch: 50, processed: processedB,
                                       events: eventsB, perBatchDelay: 0.02, times: timesB, stop: stop)
