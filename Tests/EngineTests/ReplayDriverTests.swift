@@ -228,7 +228,7 @@ import QoSCore
     /// Ownership changes pass the decode thread in order: it polls again only
     /// after the driver answered (the in-memory source traps a poll before
     /// that), and a revoked partition's records stop at the revocation.
-    @Test func theDecodeStageWaitsForTheDriverToAnswerOwnershipChanges() throws {
+    @Test(arguments: [1, 3]) func theDecodeStageWaitsForTheDriverToAnswerOwnershipChanges(decoders: Int) throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let src = MemoryRecordSource(name: "beacons", partitions: 2)
@@ -249,7 +249,8 @@ import QoSCore
         let watched = Watched(src)
         let seen = Box()
         watched.onCompleteRevoke = { seen.releasedFirst = d.book[1] == nil }
-        let stage = DecodeStage(watched, format: BeaconJSONFormat(), batchRecords: 40, finite: true)
+        let stage = DecodeStage(watched, format: BeaconJSONFormat(), batchRecords: 40, finite: true, decoders: decoders)
+        #expect(stage.decoders == decoders)
         defer { stage.close() }
         try d.attach(stage)
         var steps = 0
@@ -259,6 +260,118 @@ import QoSCore
         // Partition 1 was read up to the revocation only (one batch at most).
         #expect(d.engine.counters.messages >= 150 && d.engine.counters.messages <= 190)
         #expect(Set(d.engine.partitions.keys) == [0])
+    }
+
+    /// Every record and item, as the driver's side of a stage delivers them.
+    static func delivered(by stage: DecodeStage) throws -> [String] {
+        var out: [String] = []
+        while !stage.ended {
+            _ = try stage.pollDecoded(onRecord: { r, items in
+                out.append("record \(r.partition)@\(r.offset) \(r.position)")
+                items.forEach(beacon: { b, hash in out.append("beacon \(b.ts) \(b.event) \(b.seq ?? 0) \(hash)") },
+                              other: { out.append("other \($0)") }, ahead: { _, _ in })
+            }, onEvent: { e in
+                out.append("event \(e)")
+                if case .assigned(let ps) = e { try? stage.startAssigned(Dictionary(uniqueKeysWithValues: ps.map { ($0, nil) })) }
+                if case .revoked = e { try? stage.completeRevoke() }
+            })
+        }
+        return out
+    }
+
+    /// Several decoders deliver what one does, in the same order: batches,
+    /// rejects, the files' boundaries and ownership changes, whichever lane
+    /// each went through. A format that depends on earlier records (a CDN
+    /// log) gets one decoder whatever is asked.
+    @Test func decodersDeliverWhatOneDecoderDoesInTheSameOrder() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var paths: [String] = []
+        for f in 0..<3 {
+            var lines: [String] = []
+            for i in 0..<(200 + 37 * f) {
+                lines.append(i % 17 == 5 ? "not json \(i)" : Self.beacon(i % 9 == 0 ? "view_start" : "heartbeat", Int64(i) * 700, "s\(f)-\(i % 13)", i + 1))
+            }
+            let path = dir + "/in\(f).ndjson"
+            try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            paths.append(path)
+        }
+        func run(_ decoders: Int) throws -> [String] {
+            let stage = DecodeStage(FileRecordSource(paths: paths), format: BeaconJSONFormat(), batchRecords: 23, finite: true,
+                                    decoders: decoders)
+            defer { stage.close() }
+            #expect(stage.decoders == decoders)
+            return try Self.delivered(by: stage)
+        }
+        let one = try run(1)
+        #expect(one.filter { $0.hasPrefix("record") }.count == 200 + 237 + 274)
+        #expect(one.contains { $0.hasPrefix("other") } && one.contains { $0.hasPrefix("event") })
+        for n in [2, 3, 4] { #expect(try run(n) == one, "\(n) decoders") }
+
+        let cdn = try RecordFormats.named("edgecast")
+        #expect(!cdn.decodesRecordsAlone && BeaconJSONFormat().decodesRecordsAlone)
+        let stage = DecodeStage(FileRecordSource(paths: paths), format: cdn, finite: true, decoders: 4)
+        defer { stage.close() }
+        #expect(stage.decoders == 1)
+    }
+
+    /// A source that fails stops the stage after the items before the
+    /// failure, with any number of decoders; closing a stage mid-stream
+    /// stops every thread (`close` returns).
+    @Test(arguments: [1, 3]) func aSourceFailureArrivesAfterTheItemsBeforeIt(decoders: Int) throws {
+        let src = MemoryRecordSource(name: "beacons", partitions: 1)
+        for i in 0..<500 { src.append(Array(Self.beacon("heartbeat", Int64(i) * 1000, "s", i + 1).utf8), partition: 0) }
+        src.assign([0])
+        let failing = Failing(src, afterPolls: 6)
+        let stage = DecodeStage(failing, format: BeaconJSONFormat(), batchRecords: 10, finite: true, decoders: decoders)
+        defer { stage.close() }
+        var records = 0
+        #expect(throws: Failing.Failure.self) {
+            while !stage.ended {
+                records += try stage.pollDecoded(onRecord: { _, _ in }, onEvent: { e in
+                    if case .assigned = e { try? stage.startAssigned([0: nil]) }
+                })
+            }
+        }
+        // Poll 1 assigns, polls 2–6 deliver 10 records each, poll 7 fails.
+        #expect(records == 50)
+
+        let open = DecodeStage(FileRecordSource(paths: []), format: BeaconJSONFormat(), finite: false, decoders: decoders)
+        let busy = MemoryRecordSource(name: "beacons", partitions: 1)
+        for i in 0..<2000 { busy.append(Array(Self.beacon("heartbeat", Int64(i), "s", i + 1).utf8), partition: 0) }
+        busy.assign([0])
+        let stopped = DecodeStage(busy, format: BeaconJSONFormat(), batchRecords: 7, finite: true, decoders: decoders)
+        _ = try stopped.pollDecoded(onRecord: { _, _ in }, onEvent: { _ in try? stopped.startAssigned([0: nil]) })
+        _ = try stopped.pollDecoded(onRecord: { _, _ in }, onEvent: { _ in })
+        stopped.close()  // the poll thread and the decoders are blocked on full queues: close must still return
+        open.close()
+    }
+
+    /// Polls `inner`, then throws from the poll after `afterPolls`.
+    final class Failing: RecordSource, @unchecked Sendable {
+        struct Failure: Error {}
+        let inner: MemoryRecordSource
+        let afterPolls: Int
+        var polls = 0
+        init(_ inner: MemoryRecordSource, afterPolls: Int) {
+            self.inner = inner
+            self.afterPolls = afterPolls
+        }
+        var name: String { inner.name }
+        var partitionCount: Int { inner.partitionCount }
+        func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
+                  onEvent: (SourceEvent) -> Void) throws -> Int {
+            polls += 1
+            if polls > afterPolls { throw Failure() }
+            return try inner.poll(maxRecords: maxRecords, timeoutMs: timeoutMs, onRecord: onRecord, onEvent: onEvent)
+        }
+        func startAssigned(_ start: [Int32: Int64?]) throws { try inner.startAssigned(start) }
+        func completeRevoke() throws { try inner.completeRevoke() }
+        func commit(_ next: [Int32: Int64]) { inner.commit(next) }
+        func endOffset(_ partition: Int32) throws -> Int64 { try inner.endOffset(partition) }
+        func idle(next: [Int32: Int64]) { inner.idle(next: next) }
+        func lag() -> [Int32: Int64] { inner.lag() }
+        func close() { inner.close() }
     }
 
     final class Box: @unchecked Sendable { var releasedFirst: Bool? }

@@ -12,6 +12,13 @@ import QoSCore
 /// again, so the source is only ever polled from the decode thread.
 /// `qos replay` reads its files through it; `docs/architecture.md`
 /// (*Threads*) says why `qos run` decodes in the poll callback instead.
+///
+/// With `decoders` > 1 (a format that decodes each record alone) the
+/// thread that polls only copies records into batches, and `decoders`
+/// worker threads decode them: batch *k* goes through lane *k* mod
+/// `decoders`, and the driver takes item *k* from that lane, so items
+/// still arrive in input order. Ownership changes and idle polls take
+/// their turn in the lanes like batches.
 final class DecodeStage: RecordSource, @unchecked Sendable {
     enum Item {
         case batch(DecodedBatch)
@@ -33,7 +40,14 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     /// A finite source (files): the stage ends when every owned partition
     /// reached the source's end offset.
     let finite: Bool
+    /// One decode thread: its items, in order (`decoders == 1`).
     let queue = BoundedQueue<Item>(capacity: 4)
+    /// Several: a decode worker per lane (`decoders > 1`).
+    private let lanes: [Lane]
+    /// Poll thread: the lane of the next item it puts.
+    private var putTurn = 0
+    /// Engine thread: the lane of the next item it takes.
+    private var takeTurn = 0
     let replies = BoundedQueue<Reply>(capacity: 1)
     private let done = DispatchSemaphore(value: 0)
     private var started = false
@@ -51,20 +65,74 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     /// Engine side: bytes of the records delivered so far.
     private(set) var bytesDelivered: Int64 = 0
 
-    init(_ source: any RecordSource, format: any RecordFormat, batchRecords: Int = 4096, finite: Bool) {
+    /// `decoders`: threads that decode, used only when the format decodes
+    /// each record alone (`RecordFormat.decodesRecordsAlone`); else one.
+    init(_ source: any RecordSource, format: any RecordFormat, batchRecords: Int = 4096, finite: Bool,
+         decoders: Int = 1) {
+        precondition(decoders >= 1, "at least one decoder")
         self.source = source
         self.format = format
         name = source.name
         partitionCount = source.partitionCount
         self.batchRecords = batchRecords
         self.finite = finite
+        let n = format.decodesRecordsAlone ? decoders : 1
+        lanes = n > 1 ? (0..<n).map { _ in Lane() } : []
     }
 
-    /// Starts the decode thread (at the first poll, if not before).
+    /// How many threads decode.
+    var decoders: Int { Swift.max(1, lanes.count) }
+
+    /// Starts the decode thread and the lanes' workers (at the first poll, if not before).
     func start() {
         guard !started else { return }
         started = true
+        for lane in lanes {
+            Thread { [self] in lane.work(format: format); done.signal() }.start()
+        }
         Thread { [self] in decodeLoop(); done.signal() }.start()
+    }
+
+    /// A decode worker's queues: staged batches in, decoded batches out;
+    /// other items pass through in their turn.
+    final class Lane: @unchecked Sendable {
+        let input = BoundedQueue<Item>(capacity: 2)
+        let output = BoundedQueue<Item>(capacity: 2)
+
+        func work(format: any RecordFormat) {
+            do {
+                while let item = try input.take() {
+                    if case .batch(let b) = item { b.decodeStaged(format: format) }
+                    guard output.put(item) else { return input.close() }
+                }
+                output.close()
+            } catch {
+                output.close(error)
+            }
+        }
+
+        func close() {
+            input.close()
+            output.close()
+        }
+    }
+
+    // MARK: The poll thread's side of the queues
+
+    /// Hands the next item on, in turn; false once the driver stopped.
+    private func put(_ item: Item) -> Bool {
+        if lanes.isEmpty { return queue.put(item) }
+        defer { putTurn = (putTurn + 1) % lanes.count }
+        return lanes[putTurn].input.put(item)
+    }
+
+    /// The driver closed the stage.
+    private var stopped: Bool { lanes.isEmpty ? queue.isClosed : lanes[putTurn].input.isClosed }
+
+    /// No more items; with an error, the driver's next poll throws it, after the items before it.
+    private func finish(_ error: Error? = nil) {
+        if lanes.isEmpty { return queue.close(error) }
+        for (i, lane) in lanes.enumerated() { lane.input.close(i == putTurn ? error : nil) }
     }
 
     // MARK: The decode thread
@@ -74,25 +142,26 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
             var next: [Int32: Int64] = [:]
             var formats = SourceFormats(base: format, stream: name)
             var batch = takeSpare()
-            while !queue.isClosed {
+            let staging = !lanes.isEmpty
+            while !stopped {
                 var events: [SourceEvent] = []
                 let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
-                    batch.append(r, format: formats.format(for: r))
+                    if staging { batch.stage(r) } else { batch.append(r, format: formats.format(for: r)) }
                 }, onEvent: { events.append($0) })
                 if n > 0 {
                     for (p, o) in batch.nextOffsets() { next[p] = o }
-                    guard queue.put(.batch(batch)) else { break }
+                    guard put(.batch(batch)) else { break }
                     batch = takeSpare()
                 }
                 for e in events {
-                    guard queue.put(.event(e)) else { return queue.close() }
+                    guard put(.event(e)) else { return finish() }
                     switch e {
                     case .assigned(let ps):
-                        guard case .start(let start)? = try replies.take() else { return queue.close() }
+                        guard case .start(let start)? = try replies.take() else { return finish() }
                         for p in ps { next[p] = (start[p] ?? nil) ?? 0 }
                         try source.startAssigned(start)
                     case .revoked(let ps, _):
-                        guard case .revoked? = try replies.take() else { return queue.close() }
+                        guard case .revoked? = try replies.take() else { return finish() }
                         for p in ps { next[p] = nil }
                         try source.completeRevoke()
                     case .error:
@@ -101,12 +170,12 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
                 }
                 if n == 0 && events.isEmpty {
                     if finite, !next.isEmpty, try next.allSatisfy({ try $0.value >= source.endOffset($0.key) }) { break }
-                    guard queue.put(.idle) else { break }
+                    guard put(.idle) else { break }
                 }
             }
-            queue.close()
+            finish()
         } catch {
-            queue.close(error)
+            finish(error)
         }
     }
 
@@ -138,7 +207,14 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     func pollDecoded(onRecord: (RawRecord, DecodedItems) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
         start()
-        guard let item = try queue.take() else {
+        let taken: Item?
+        if lanes.isEmpty {
+            taken = try queue.take()
+        } else {
+            defer { takeTurn = (takeTurn + 1) % lanes.count }
+            taken = try lanes[takeTurn].output.take()
+        }
+        guard let item = taken else {
             ended = true
             return 0
         }
@@ -184,8 +260,9 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
         guard !closed else { return }
         closed = true
         queue.close()
+        for lane in lanes { lane.close() }
         replies.close()
-        if started { done.wait() }
+        if started { for _ in 0 ..< 1 + lanes.count { done.wait() } }
         source.close()
     }
 }
@@ -298,26 +375,17 @@ final class DecodedBatch: @unchecked Sendable {
         run = -1
     }
 
+    /// Copies `r` in and decodes it with `format`.
     func append(_ r: RawRecord, format: any RecordFormat) {
+        stage(r)
+        decodeRecord(records.count - 1, format: format)
+    }
+
+    /// Copies `r` in, not decoded yet: `decodeStaged` decodes it (on a
+    /// decode worker, `DecodeStage.Lane`).
+    func stage(_ r: RawRecord) {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
-        let first = order.count
-        format.decode(r.bytes, scratch: &scratch, beacon: { b in
-            precondition(beacons.count < Self.itemsMax, "decoded batch too large")
-            order.append(Int32(beacons.count))
-            if let id = b.sessionIdBytes(in: r.bytes) {
-                idHashes.append(SessionTable.hash(id))
-                idStarts.append(Int32(start + (id.baseAddress! - r.bytes.baseAddress!)))
-            } else {
-                idHashes.append(0)
-                idStarts.append(-1)
-            }
-            beacons.append(b)
-        }, other: { item in
-            precondition(others.count < Self.itemsMax, "decoded batch too large")
-            order.append(~Int32(others.count))
-            others.append(item)
-        })
         var position: SourcePosition? = r.position
         var line: Int64 = 0
         if case .file(let name, let n) = r.position {
@@ -330,8 +398,43 @@ final class DecodedBatch: @unchecked Sendable {
             }
         }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
-                              position: position, line: line, first: first, count: order.count - first))
+                              position: position, line: line, first: order.count, count: 0))
         noteNext(r.partition, r.offset)
+    }
+
+    /// Decodes every staged record, in order, with `format` (one that
+    /// decodes each record alone: `RecordFormat.decodesRecordsAlone`).
+    func decodeStaged(format: any RecordFormat) {
+        precondition(order.isEmpty, "a batch is decoded once")
+        for i in records.indices { decodeRecord(i, format: format) }
+    }
+
+    /// Decodes record `i` from the batch's copy of its bytes; its items
+    /// follow those of the records before it.
+    private func decodeRecord(_ i: Int, format: any RecordFormat) {
+        let range = records[i].range
+        let first = order.count
+        bytes.withUnsafeBytes { all in
+            let record = UnsafeRawBufferPointer(rebasing: all[range])
+            format.decode(record, scratch: &scratch, beacon: { b in
+                precondition(beacons.count < Self.itemsMax, "decoded batch too large")
+                order.append(Int32(beacons.count))
+                if let id = b.sessionIdBytes(in: record) {
+                    idHashes.append(SessionTable.hash(id))
+                    idStarts.append(Int32(range.lowerBound + (id.baseAddress! - record.baseAddress!)))
+                } else {
+                    idHashes.append(0)
+                    idStarts.append(-1)
+                }
+                beacons.append(b)
+            }, other: { item in
+                precondition(others.count < Self.itemsMax, "decoded batch too large")
+                order.append(~Int32(others.count))
+                others.append(item)
+            })
+        }
+        records[i].first = first
+        records[i].count = order.count - first
     }
 
     /// The offset after each partition's last record in the batch, in order

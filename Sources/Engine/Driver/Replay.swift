@@ -33,6 +33,11 @@ public struct ReplayOptions {
     /// sessions by a hash of their id over N engines and merges their flushes
     /// (`ShardRouter`, docs/architecture.md "Sharding").
     public var workers = 1
+    /// Threads that decode the input when its format decodes each record
+    /// alone (beacon JSON); other formats decode on one. By default one per
+    /// core, up to 4 (docs/architecture.md "Threads").
+    public var decoders = ReplayOptions.defaultDecoders
+    public static var defaultDecoders: Int { Swift.min(4, Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     public init() {}
 }
@@ -117,7 +122,7 @@ public final class ReplayJob {
         let started = monotonicSeconds()
         let saturatedBefore = SaturationCounter.total
         let files = FileRecordSource(paths: options.inputs)
-        let stage = DecodeStage(files, format: options.format, finite: true)
+        let stage = DecodeStage(files, format: options.format, finite: true, decoders: options.decoders)
         defer { stage.close(); direct.close() }
         var summary = ReplaySummary()
         if options.workers > 1 {

@@ -4,6 +4,8 @@ import QoSCore
 /// "Beacons"); decoding is QoSCore's `BeaconDecoder`.
 public struct BeaconJSONFormat: RecordFormat {
     public let name = "beacon-json"
+    /// A beacon line decodes alone (`RecordFormat.decodesRecordsAlone`).
+    public var decodesRecordsAlone: Bool { true }
 
     public init() {}
 

@@ -38,12 +38,18 @@ public protocol RecordFormat: Sendable {
     /// instance (a partition assigned again, a restart). Throws `StateError`
     /// for bytes it cannot read. The default ignores them.
     func restoreState(_ bytes: [UInt8]) throws
+    /// Whether a record's items depend on its bytes alone: not on earlier
+    /// records, not on its source's name. Such a format's records may be
+    /// decoded on several threads at once (`DecodeStage`'s decoders). The
+    /// default is false.
+    var decodesRecordsAlone: Bool { get }
 }
 
 extension RecordFormat {
     public func forSource(named source: String) -> any RecordFormat { self }
     public func checkpointState() -> [UInt8] { [] }
     public func restoreState(_ bytes: [UInt8]) throws {}
+    public var decodesRecordsAlone: Bool { false }
 
     public func decode(_ record: UnsafeRawBufferPointer, scratch: inout DecodeScratch, _ sink: (DecodedItem) -> Void) {
         decode(record, sink)
