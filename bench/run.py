@@ -24,7 +24,8 @@ single process's ru_maxrss and the sum of the tree's RSS sampled every
 0.1 s (Spark: Python driver + JVM).
 
 Environment: BENCH_BEACONS (default 2_000_000), QOS_BIN (default the
-release build), BENCH_RUNS (default 3), BENCH_PEERS (default
+release build), BENCH_RUNS (default 3), BENCH_PAIRS (default 5: qos replay and DuckDB
+naive runs interleaved for their ratio), BENCH_PEERS (default
 "duckdb,spark"; empty skips the peers and their checks),
 BENCH_DAEMON_BEACONS (default 5_000_000), BENCH_WORKERS (default "1,2,4,8":
 the worker counts of the `qos replay --workers N` curve; a count above this
@@ -48,6 +49,7 @@ import compare  # noqa: E402
 QOS = os.environ.get("QOS_BIN", str(ROOT / ".build" / "release" / "qos"))
 BEACONS = int(os.environ.get("BENCH_BEACONS", "2000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
 DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
@@ -221,13 +223,27 @@ def peers(work, data, sink, lines):
 
 
 def naive(work, data, sink, lines):
-    """Times the quick-and-wrong query (duckdb_naive.py) and says how far
-    its totals are from qos's video table on the same input."""
+    """Times the quick-and-wrong query (duckdb_naive.py) in PAIRS runs
+    interleaved with as many of `qos replay`, in alternating order, and
+    says how far its totals are from qos's video table on the same input.
+    The VM's speed drifts within minutes, so the per-pair ratios are the
+    comparison to read; the row holds the naive runs' medians."""
     import duckdb
-    results = []
-    for i in range(RUNS):
-        out = work / f"naive-{i}.json"
-        results.append(timed(peer_command("duckdb-naive", data, out), log=work / f"naive-{i}.log", sample=True))
+    results, replays, ratios = [], [], []
+    for i in range(PAIRS):
+        got = {}
+        for which in (("qos", "naive") if i % 2 == 0 else ("naive", "qos")):
+            if which == "naive":
+                out = work / f"naive-{i}.json"
+                got[which] = timed(peer_command("duckdb-naive", data, out), log=work / f"naive-{i}.log", sample=True)
+            else:
+                shutil.rmtree(work / "paired", ignore_errors=True)
+                got[which] = timed([QOS, "replay", data, "--sink", work / "paired", "--quiet"])
+        results.append(got["naive"])
+        replays.append(got["qos"])
+        ratios.append((got["qos"][1] / got["naive"][1], got["qos"][0] / got["naive"][0]))
+        print(f"pair {i + 1}/{PAIRS}: qos replay / DuckDB naive: CPU {ratios[-1][0]:.2f}, wall {ratios[-1][1]:.2f}",
+              flush=True)
     doc = compare.common.read(out)
     cols = list(doc["totals"])
     sums = ", ".join(f"sum({c})" for c in cols)
@@ -235,12 +251,18 @@ def naive(work, data, sink, lines):
     diffs = ", ".join(f"{c} {doc['totals'][c]:,} vs {int(o or 0):,}" for c, o in zip(cols, ours))
     wall, cpu, rss = median_row(results)
     name = (f"DuckDB {doc['version']} (naive: GROUP BY session_id joined back, per window × video only, "
-            f"{os.cpu_count()} threads)")
+            f"{os.cpu_count()} threads; median of {PAIRS} runs, interleaved with qos replay)")
     note = ("- DuckDB (naive) is the query most analysts write first (bench/peers/duckdb_naive.py): no session "
             "split at view_end / timeout / 6 h cap, duplicates and late beacons counted where they land, every "
             "view_start and play_start counted, initial buffering and stalls in a seek counted as rebuffering, "
             f"no vsf / ebvs, no sketches to roll up. Its totals (naive vs qos video table): {diffs}")
-    return (name, wall, cpu, rss, lines), note
+    q_wall, q_cpu, _ = median_row(replays)
+    paired = (f"- qos replay against DuckDB (naive), {PAIRS} runs of each interleaved in alternating order: "
+              f"median of the per-pair ratios qos / naive **{statistics.median(r[0] for r in ratios):.2f}× in CPU, "
+              f"{statistics.median(r[1] for r in ratios):.2f}× in wall time** (medians: qos {q_cpu:.2f} CPU s / "
+              f"{q_wall:.2f} s, naive {cpu:.2f} / {wall:.2f}; goal ≤ 1.00×). The rows above were timed minutes "
+              "apart, and this VM's speed drifts by tens of percent within an hour: read ratios from this line")
+    return (name, wall, cpu, rss, lines), note + "\n" + paired
 
 
 def bench_input(work):
