@@ -125,6 +125,25 @@ import Testing
         #expect(table.lookup("1234567") == nil)
     }
 
+    /// `idEquals` compares every byte of an inline id (by words, then the
+    /// tail): an id of each inline length, against itself and against the
+    /// same id with one byte changed at each position, a viewer id stored
+    /// right after it in the same bytes.
+    @Test func idEqualsSeesEveryByte() {
+        for n in 1...48 {
+            let id = String((0..<n).map { Character(UnicodeScalar(UInt8(0x61 + $0 % 26))) })
+            let s = SessionState(id: id, ts: 1)
+            if n < 48 { s.viewerId = String(repeating: "v", count: 48 - n) }
+            #expect(Array(id.utf8).withUnsafeBytes { s.idEquals($0) })
+            for k in 0..<n {
+                var other = Array(id.utf8)
+                other[k] = UInt8(ascii: "0")
+                #expect(!other.withUnsafeBytes { s.idEquals($0) }, "length \(n), byte \(k)")
+            }
+            #expect(!Array(id.utf8.dropLast()).withUnsafeBytes { s.idEquals($0) })
+        }
+    }
+
     /// Ids and viewer ids keep their exact bytes whether they are stored
     /// inline or spilled (too long for the 48 inline bytes).
     @Test func idsRoundTripInlineAndSpilled() {

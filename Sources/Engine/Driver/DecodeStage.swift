@@ -378,7 +378,8 @@ final class DecodedBatch: @unchecked Sendable {
     /// Copies `r` in and decodes it with `format`.
     func append(_ r: RawRecord, format: any RecordFormat) {
         stage(r)
-        decodeRecord(records.count - 1, format: format)
+        let i = records.count - 1
+        bytes.withUnsafeBytes { decodeRecord(i, in: $0, format: format) }
     }
 
     /// Copies `r` in, not decoded yet: `decodeStaged` decodes it (on a
@@ -406,33 +407,37 @@ final class DecodedBatch: @unchecked Sendable {
     /// decodes each record alone: `RecordFormat.decodesRecordsAlone`).
     func decodeStaged(format: any RecordFormat) {
         precondition(order.isEmpty, "a batch is decoded once")
-        for i in records.indices { decodeRecord(i, format: format) }
+        // One access to `bytes` for the whole batch: taken per record, it
+        // cost a retain and a release of the buffer per line
+        // (bench/results/speed.md §14).
+        bytes.withUnsafeBytes { all in
+            for i in records.indices { decodeRecord(i, in: all, format: format) }
+        }
     }
 
-    /// Decodes record `i` from the batch's copy of its bytes; its items
-    /// follow those of the records before it.
-    private func decodeRecord(_ i: Int, format: any RecordFormat) {
+    /// Decodes record `i` from `all`, the batch's `bytes`; its items follow
+    /// those of the records before it.
+    @inline(__always)
+    private func decodeRecord(_ i: Int, in all: UnsafeRawBufferPointer, format: any RecordFormat) {
         let range = records[i].range
         let first = order.count
-        bytes.withUnsafeBytes { all in
-            let record = UnsafeRawBufferPointer(rebasing: all[range])
-            format.decode(record, scratch: &scratch, beacon: { b in
-                precondition(beacons.count < Self.itemsMax, "decoded batch too large")
-                order.append(Int32(beacons.count))
-                if let id = b.sessionIdBytes(in: record) {
-                    idHashes.append(SessionTable.hash(id))
-                    idStarts.append(Int32(range.lowerBound + (id.baseAddress! - record.baseAddress!)))
-                } else {
-                    idHashes.append(0)
-                    idStarts.append(-1)
-                }
-                beacons.append(b)
-            }, other: { item in
-                precondition(others.count < Self.itemsMax, "decoded batch too large")
-                order.append(~Int32(others.count))
-                others.append(item)
-            })
-        }
+        let record = UnsafeRawBufferPointer(rebasing: all[range])
+        format.decode(record, scratch: &scratch, beacon: { b in
+            precondition(beacons.count < Self.itemsMax, "decoded batch too large")
+            order.append(Int32(beacons.count))
+            if let id = b.sessionIdBytes(in: record) {
+                idHashes.append(SessionTable.hash(id))
+                idStarts.append(Int32(range.lowerBound + (id.baseAddress! - record.baseAddress!)))
+            } else {
+                idHashes.append(0)
+                idStarts.append(-1)
+            }
+            beacons.append(b)
+        }, other: { item in
+            precondition(others.count < Self.itemsMax, "decoded batch too large")
+            order.append(~Int32(others.count))
+            others.append(item)
+        })
         records[i].first = first
         records[i].count = order.count - first
     }
