@@ -326,15 +326,18 @@ final class BoundedQueue<T>: @unchecked Sendable {
 /// out again. The session-table hash of each lent session id is computed
 /// here, on the decode thread, not on the engine's.
 final class DecodedBatch: @unchecked Sendable {
+    /// Plain data (no references), so the batch copies and empties its
+    /// records without a reference count or a per-record destroy
+    /// (bench/results/speed.md §14).
     struct Record {
         var range: Range<Int>
         var partition: Int32
         var offset: Int64
-        /// Where the record came from; nil for a line of the batch's file
-        /// (`fileName`, line `line`), whose position is built when the
-        /// record is delivered: holding it here cost a reference count
+        /// Where the record came from: `positions[position]`, or (-1) line
+        /// `line` of the batch's file (`fileName`), a position built when
+        /// the record is delivered: holding it here cost a reference count
         /// update of the name per record, and the decode thread's time.
-        var position: SourcePosition?
+        var position: Int32
         var line: Int64
         /// The record's items: `order[first ..< first + count]`.
         var first: Int
@@ -343,6 +346,8 @@ final class DecodedBatch: @unchecked Sendable {
 
     var bytes: [UInt8] = []
     var records: [Record] = []
+    /// The positions of the records that are not lines of `fileName`.
+    var positions: [SourcePosition] = []
     var beacons: [Beacon] = []
     /// `SessionTable.hash` of each beacon's lent session id (0 when not lent).
     var idHashes: [UInt32] = []
@@ -366,6 +371,7 @@ final class DecodedBatch: @unchecked Sendable {
     func removeAll() {
         bytes.removeAll(keepingCapacity: true)
         records.removeAll(keepingCapacity: true)
+        positions.removeAll(keepingCapacity: true)
         beacons.removeAll(keepingCapacity: true)
         idHashes.removeAll(keepingCapacity: true)
         idStarts.removeAll(keepingCapacity: true)
@@ -387,16 +393,17 @@ final class DecodedBatch: @unchecked Sendable {
     func stage(_ r: RawRecord) {
         let start = bytes.count
         bytes.append(contentsOf: r.bytes)
-        var position: SourcePosition? = r.position
+        var position: Int32 = -1
         var line: Int64 = 0
-        if case .file(let name, let n) = r.position {
+        if case .file(let name, let n) = r.position, name == fileName || records.isEmpty {
             // The batch's file is that of its first record; a line of a
             // later file in the same batch keeps its own position.
-            if records.isEmpty && name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
-            if name == fileName {
-                position = nil
-                line = n
-            }
+            if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+            line = n
+        } else {
+            precondition(positions.count < Self.itemsMax, "decoded batch too large")
+            position = Int32(positions.count)
+            positions.append(r.position)
         }
         records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
                               position: position, line: line, first: order.count, count: 0))
@@ -475,7 +482,8 @@ final class DecodedBatch: @unchecked Sendable {
                                                              beacons: beacons, idHashes: hashes, idStarts: starts,
                                                              bytes: raw, others: others)
                                     onRecord(RawRecord(bytes: UnsafeRawBufferPointer(rebasing: raw[r.range]), partition: r.partition,
-                                                       offset: r.offset, position: r.position ?? .file(name: fileName, line: r.line)),
+                                                       offset: r.offset, position: r.position < 0 ? .file(name: fileName, line: r.line)
+                                                                 : positions[Int(r.position)]),
                                              items)
                                 }
                             }
