@@ -15,7 +15,8 @@ struct Demo: ParsableCommand {
         (EdgeCast format) to topic cdnlogs (one session in eight is a CMCD player instead, posting its \
         reports over HTTP to an embedded qos collect, which produces them to topic cmcd), in time-lapse — event time runs --speed times faster than the \
         clock, so 2-minute windows close every few seconds — and runs the exactly-once daemon into \
-        --sink. Stops after --duration or on Ctrl-C; the partitions stay in the sink until the next demo, \
+        --sink. At --duration the traffic stops and the daemon reads what is left in the topics (at most --duration or 60 s \
+        more, whichever is longer), then stops; Ctrl-C stops at once. The partitions stay in the sink until the next demo, \
         which clears them (--sink must be empty or hold a previous demo's output). \
         --config and QOS_* environment variables (the keys of `qos run`) set the window, lateness, \
         sessions, group cap, slow-request threshold, ZSTD level, sink and enrichment; the demo's own \
@@ -30,7 +31,7 @@ struct Demo: ParsableCommand {
 
     @Option(help: "YAML config file with the keys of qos run (see the discussion above).") var config: String?
     @Option(name: .customLong("sink"), help: ArgumentHelp("Output directory: empty, or a previous demo's output (cleared first) (default \(Defaults.sink)).")) var sinkOption: String?
-    @Option(help: "Seconds to run.") var duration: Double = 60
+    @Option(help: "Seconds of traffic; then the daemon reads what is left and stops.") var duration: Double = 60
     @Option(help: "Beacons per second of event time.") var rate: Double = 3000
     @Option(help: "Time-lapse factor: event time runs this many times faster than the clock.") var speed: Double = 10
     @Option(help: ArgumentHelp("Window size \(defaultDuration(Defaults.engine.windowMs)).")) var window: String?
@@ -115,13 +116,26 @@ struct Demo: ParsableCommand {
                 print("live QoS page: \(view.url!) (while the demo runs; qos report --sink \(sink) writes it to a file)")
             }
             o.onCheckpoint = { view.show($0); server?.publish($0); live.update($0) }
+            // At --duration the traffic stops and the daemon reads what is
+            // left before it stops (RunOptions.afterDuration): a machine
+            // slower than the traffic still shows every incident.
+            var unacknowledged: Int?
+            let stopTraffic = {
+                guard unacknowledged == nil else { return }
+                producer.stop()
+                cdnProducer.stop()
+                unacknowledged = collector.stop()
+            }
+            o.afterDuration = {
+                stopTraffic()
+                print("--duration reached: traffic stopped; reading the rest of the topics (Ctrl-C stops now)")
+            }
+            o.drainLimitSeconds = max(60, seconds)
             let status = try RunJob(o).run()
-            producer.stop()
-            cdnProducer.stop()
-            let unacknowledged = collector.stop()
+            stopTraffic()
             server?.stop()
             view.finish(status, sink: sink)
-            print(collector.summary() + (unacknowledged > 0 ? " (\(unacknowledged) not acknowledged by the broker)" : ""))
+            print(collector.summary() + ((unacknowledged ?? 0) > 0 ? " (\(unacknowledged ?? 0) not acknowledged by the broker)" : ""))
         }
     }
 }
@@ -172,6 +186,8 @@ final class ProducerThread: @unchecked Sendable {
     private let lock = NSLock()
     private var stopping = false
     private var thread: Thread?
+    /// Signalled when the thread has produced its last message and closed its producer.
+    private let done = DispatchSemaphore(value: 0)
 
     init(brokers: String, options: GeneratorOptions, speed: Double, topic: String,
          messages: @escaping @Sendable (GeneratorOptions) -> any IteratorProtocol<GeneratedMessage>) {
@@ -197,12 +213,18 @@ final class ProducerThread: @unchecked Sendable {
             } catch {
                 writeStderr("demo producer: \(error)\n")
             }
+            done.signal()
         }
         thread = t
         t.start()
     }
 
-    func stop() { lock.withLock { stopping = true } }
+    /// Stops producing and waits until what was produced is flushed to the
+    /// broker (its topic's end offsets are final). Call once.
+    func stop() {
+        lock.withLock { stopping = true }
+        if thread != nil { done.wait() }
+    }
 }
 
 /// The terminal view: one block redrawn at every checkpoint.

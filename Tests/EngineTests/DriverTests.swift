@@ -434,4 +434,67 @@ import QoSCore
         try d.step()
         #expect(d.store.epoch == 2 && d.book.unchangedThisEpoch)
     }
+
+    /// A clock whose monotonic time moves 50 ms at every read: `run` loops
+    /// on its own, and a quiet second at the end of input passes.
+    final class TickingClock: Clock, @unchecked Sendable {
+        var monotonic = 1000.0
+        func wallMs() -> Int64 { DriverTests.wall }
+        func monotonicSeconds() -> Double { monotonic += 0.05; return monotonic }
+    }
+
+    /// `qos demo` at --duration: the traffic stops (`afterDuration`, once),
+    /// and the run reads what is left before it stops, however far behind.
+    @Test func atTheDurationTheRunReadsWhatIsLeftThenStops() throws {
+        func run(drain: Bool) throws -> (messages: Int64, stops: Int, total: Int) {
+            let sink = DriverTests.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: sink) }
+            let src = DriverTests.source(partitions: 3)
+            // What the producers flush when they are stopped.
+            let more = DriverTests.source(partitions: 3, sessions: 20, seed: 9)
+            var o = RunOptions()
+            o.sink = sink
+            o.instance = "test-drain"
+            o.pollBatch = 50  // far behind: at --duration nothing has been read yet
+            o.durationSeconds = 0
+            o.log = .silent
+            var stops = 0
+            if drain {
+                o.afterDuration = {
+                    stops += 1
+                    for p in more.ids { for r in more.records[Int(p)] { src.append(r, partition: p) } }
+                }
+            }
+            let d = try StreamDriver(o, clock: TickingClock())
+            try d.store.openState(accept: false, log: { _ in })
+            src.assign(src.ids)
+            let status = try d.run(src)
+            return (status.counters.messages, stops, src.records.reduce(0) { $0 + $1.count })
+        }
+        let drained = try run(drain: true)
+        #expect(drained.stops == 1)
+        #expect(drained.total > 3 * 50 && drained.messages == Int64(drained.total))
+        let stopped = try run(drain: false)  // without it, the run stops at --duration
+        #expect(stopped.messages < Int64(stopped.total))
+    }
+
+    /// A drain that cannot end (nothing assigned) stops after `drainLimitSeconds`.
+    @Test func aDrainThatCannotEndStopsAtItsLimit() throws {
+        let sink = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: sink) }
+        var o = RunOptions()
+        o.sink = sink
+        o.instance = "test-drain"
+        o.durationSeconds = 1
+        o.drainLimitSeconds = 3
+        o.log = .silent
+        o.afterDuration = {}
+        let clock = TickingClock()
+        let d = try StreamDriver(o, clock: clock)
+        try d.store.openState(accept: false, log: { _ in })
+        let started = clock.monotonic
+        let status = try d.run(DriverTests.source(partitions: 2))  // never assigned
+        #expect(status.counters.messages == 0)
+        #expect(clock.monotonic - started >= 4 && clock.monotonic - started < 5)
+    }
 }

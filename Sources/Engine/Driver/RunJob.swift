@@ -60,6 +60,14 @@ public struct RunOptions {
     public var acceptStateLoss = false
     /// Stop after this many seconds (nil: until SIGTERM/SIGINT).
     public var durationSeconds: Double?
+    /// With `durationSeconds`: called once when they are up (`qos demo`
+    /// stops its producers there); the run then goes on until it has read
+    /// every partition to its end (as `untilCaughtUp` sees it, but without
+    /// ending the input), at most `drainLimitSeconds` more, and stops as
+    /// at `durationSeconds`. A machine slower than the producers still
+    /// counts everything they produced.
+    public var afterDuration: (() -> Void)?
+    public var drainLimitSeconds: Double = 60
     /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
     public var onCheckpoint: ((RunStatus) -> Void)?
     /// Structured log lines on stderr (logfmt: `ts=… level=… msg="…"`).

@@ -54,6 +54,8 @@ public final class StreamDriver {
     var windowDueSince: Double?
     var lastErrorLog: [String: Int64] = [:]
     var caughtUpSince: Double?
+    /// Records the last poll returned (a drain ends on a quiet poll at the end).
+    var lastPolled = 0
     var touched = Set<Int32>()
     public private(set) var finished = false
 
@@ -121,13 +123,24 @@ public final class StreamDriver {
         lastCheckpointWall = clock.wallMs()
     }
 
-    /// Consumes until stopped (signal, `durationSeconds`, or end of input in
+    /// Consumes until stopped (signal, `durationSeconds` — then drained
+    /// first when `afterDuration` is set —, or end of input in
     /// `untilCaughtUp` mode), then checkpoints. Returns the final status.
     public func run(_ source: any RecordSource) throws -> RunStatus {
         try attach(source)
         let started = clock.monotonicSeconds()
+        var drainStarted: Double?
         while runStopRequested == 0 && !finished {
-            if let d = o.durationSeconds, clock.monotonicSeconds() - started >= d { break }
+            let t = clock.monotonicSeconds()
+            if let d = o.durationSeconds, t - started >= d {
+                guard let stopInput = o.afterDuration else { break }
+                if let since = drainStarted {
+                    if try checkCaughtUp(records: lastPolled) || t - since >= o.drainLimitSeconds { break }
+                } else {
+                    stopInput()
+                    drainStarted = clock.monotonicSeconds()
+                }
+            }
             try step()
         }
         if !finished { try checkpoint(reason: "shutdown") }
@@ -147,6 +160,7 @@ public final class StreamDriver {
                             onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
         }
         endRun()
+        lastPolled = n
         if let e = failure { throw e }
         now = clock.wallMs()
         if n == 0 { source.idle(next: book.nextOffsets) }
