@@ -348,7 +348,7 @@ public final class SessionState {
         let n = s.utf8.count
         guard offset + n <= SessionState.idBytesMax else { return false }
         withUnsafeMutableBytes(of: &idBytes) { buf in
-            _ = UnsafeMutableRawBufferPointer(rebasing: buf[offset..<(offset + n)]).copyBytes(from: s.utf8)
+            UnsafeMutableRawBufferPointer(rebasing: buf[offset..<(offset + n)]).copyBytes(from: s.utf8)
         }
         return true
     }
