@@ -67,6 +67,8 @@ public struct RunOptions {
     /// at `durationSeconds`. A machine slower than the producers still
     /// counts everything they produced.
     public var afterDuration: (() -> Void)?
+    /// The longest a drain after `afterDuration` may take (monotonic seconds
+    /// from its return); what is still unread then stays in the topics.
     public var drainLimitSeconds: Double = 60
     /// Called after every checkpoint (for `qos demo`'s live view and /metrics).
     public var onCheckpoint: ((RunStatus) -> Void)?
