@@ -87,7 +87,7 @@ struct Collect: ParsableCommand {
             let producer = try KafkaProducer(brokers: brokers, extra: extra)
             do {
                 try producer.checkTopic(topic, timeoutMs: 10_000)
-                if cmcdTopic != topic { try? producer.checkTopic(cmcdTopic, timeoutMs: 2_000) }
+                if cmcdTopic != topic { _ = try? producer.checkTopic(cmcdTopic, timeoutMs: 2_000) }
             } catch let e as KafkaError {
                 throw UserError("collect: \(e.message)")
             }

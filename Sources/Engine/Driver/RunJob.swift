@@ -80,9 +80,7 @@ public struct RunOptions {
     public init() {}
 
     public static func defaultInstance() -> String {
-        var buf = [CChar](repeating: 0, count: 256)
-        gethostname(&buf, 255)
-        return "\(String(cString: buf))-\(getpid())"
+        "\(hostName())-\(getpid())"
     }
 }
 

@@ -15,7 +15,7 @@ public struct CdnLogFormat: RecordFormat {
     /// This instance's parser; nil in the registry's prototype.
     let own: ParserBox?
 
-    public init<P: CdnLogParser>(_ make: @escaping @Sendable () -> P) {
+    public init<P: CdnLogParser & SendableMetatype>(_ make: @escaping @Sendable () -> P) {
         name = P.formatName
         makeParser = { _ in make() }
         own = nil

@@ -75,9 +75,7 @@ public final class Compactor {
         self.policy = policy
         self.parquet = parquet
         self.log = log
-        var buf = [CChar](repeating: 0, count: 256)
-        gethostname(&buf, 255)
-        host = String(cString: buf)
+        host = hostName()
         // Compaction swaps directories (RENAME_EXCHANGE): an object store has
         // none, so an s3:// sink keeps one file per epoch and hour (docs/object-storage.md).
         if sink.isRemote {
