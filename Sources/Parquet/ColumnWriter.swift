@@ -30,7 +30,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
     let useDictionary: Bool
     let settings: ChunkSettings
 
-    private var dictionary: [T: UInt32] = [:]
+    private var dictionary: [DictionaryKey<T>: UInt32] = [:]
     private var dictionaryEntries: [T] = []
     private var dictionaryBytes = 0
     private var fellBack = false
@@ -108,7 +108,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
                 continue
             }
             if dictMode {
-                if let idx = dictionary[v] {
+                if let idx = dictionary[DictionaryKey(v)] {
                     scratch.indices.append(idx)
                 } else if dictionaryBytes + T.plainSize(v) > settings.dictionaryMaxBytes {
                     fellBack = true
@@ -117,7 +117,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
                     pageValues.append(v)
                 } else {
                     let idx = UInt32(dictionaryEntries.count)
-                    dictionary[v] = idx
+                    dictionary[DictionaryKey(v)] = idx
                     dictionaryEntries.append(v)
                     dictionaryBytes += T.plainSize(v)
                     scratch.indices.append(idx)

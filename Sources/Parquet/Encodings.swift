@@ -1,6 +1,14 @@
 // PLAIN encoding of the supported value types, and the RLE / bit-packing hybrid
 // used for definition levels, dictionary indices and RLE booleans.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A Swift value type stored in one Parquet physical type.
 protocol ParquetValue: Hashable {
     static var physical: PhysicalTypeCode { get }
@@ -15,6 +23,8 @@ protocol ParquetValue: Hashable {
     /// Statistics: bytes of one value, and its ordering.
     var statisticsBytes: [UInt8] { get }
     static func statisticsLess(_ a: Self, _ b: Self) -> Bool
+    /// Feeds the value to a dictionary's hasher (`DictionaryKey`).
+    func hashForDictionary(into hasher: inout Hasher)
     /// NaN: excluded from min/max (and then min/max are omitted).
     var isNaNValue: Bool { get }
     /// Bytes written as min_value / max_value (doubles: -0.0 / +0.0 for zeros).
@@ -23,6 +33,7 @@ protocol ParquetValue: Hashable {
 }
 
 extension ParquetValue {
+    func hashForDictionary(into hasher: inout Hasher) { hash(into: &hasher) }
     var isNaNValue: Bool { false }
     var statisticsMinBytes: [UInt8] { statisticsBytes }
     var statisticsMaxBytes: [UInt8] { statisticsBytes }
@@ -128,7 +139,29 @@ extension Array: ParquetValue where Element == UInt8 {
         }
     }
     var statisticsBytes: [UInt8] { self }
-    static func statisticsLess(_ a: [UInt8], _ b: [UInt8]) -> Bool { a.lexicographicallyPrecedes(b) }
+    /// Unsigned byte order (Parquet's for BYTE_ARRAY statistics), compared
+    /// with `memcmp`: the generic element-wise compare was a visible part
+    /// of writing the string columns (bench/results/speed.md §16).
+    static func statisticsLess(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let n = Swift.min(a.count, b.count)
+        let c = n == 0 ? 0 : a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, n) } }
+        return c != 0 ? c < 0 : a.count < b.count
+    }
+    /// The bytes in one call: `Array`'s own `hash(into:)` feeds them one
+    /// at a time (bench/results/speed.md §16).
+    func hashForDictionary(into hasher: inout Hasher) {
+        hasher.combine(count)
+        withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+}
+
+/// A dictionary page's key: equal as the values are, hashed by
+/// `ParquetValue.hashForDictionary`.
+struct DictionaryKey<T: ParquetValue>: Hashable {
+    let value: T
+    init(_ value: T) { self.value = value }
+    static func == (a: Self, b: Self) -> Bool { a.value == b.value }
+    func hash(into hasher: inout Hasher) { value.hashForDictionary(into: &hasher) }
 }
 
 // MARK: - RLE / bit-packing hybrid

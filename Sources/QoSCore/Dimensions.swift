@@ -44,6 +44,22 @@ public struct GroupKey: Hashable, Sendable {
         h.combine(UInt64(a) | UInt64(b) << 32)
         h.combine(UInt64(c) | UInt64(d) << 32)
     }
+    /// What `Dictionary` and `Set` call: the two words through a 64-bit
+    /// finalizer (MurmurHash3's) with the table's seed, not SipHash: a
+    /// group lookup at every window a session enters and at every flush
+    /// spent more in the hasher's setup and finalization than in the table
+    /// (bench/results/speed.md §16). The ids are interner serials, not
+    /// strings a sender picks, and the seed is the table's own.
+    @inline(__always) public func _rawHashValue(seed: Int) -> Int {
+        @inline(__always) func mix(_ v: UInt64) -> UInt64 {
+            var x = v
+            x ^= x >> 33; x &*= 0xff51_afd7_ed55_8ccd
+            x ^= x >> 33; x &*= 0xc4ce_b9fe_1a85_ec53
+            return x ^ (x >> 33)
+        }
+        let first = mix((UInt64(a) | UInt64(b) << 32) ^ UInt64(UInt(bitPattern: seed)))
+        return Int(truncatingIfNeeded: mix(first ^ (UInt64(c) | UInt64(d) << 32)))
+    }
     /// The overflow group: every dimension is `__other__`.
     public static let other = GroupKey(StringInterner.otherID, StringInterner.otherID,
                                        StringInterner.otherID, StringInterner.otherID)

@@ -173,3 +173,35 @@ extension CompactWriter {
         }
     }
 }
+
+/// A BYTE_ARRAY's statistics order and dictionary key (bench/results/speed.md §16).
+@Suite struct ByteArrayValueTests {
+    @Test func statisticsOrderIsUnsignedByteOrderThenLength() {
+        var rng = SplitMix64(seed: 7)
+        func bytes() -> [UInt8] {
+            let n = Int(rng.next() % 6)
+            // Few distinct bytes, both sides of 0x80: equal prefixes are common.
+            return (0..<n).map { _ in [0x00, 0x41, 0x7F, 0x80, 0xFF][Int(rng.next() % 5)] }
+        }
+        for _ in 0..<5_000 {
+            let a = bytes(), b = bytes()
+            #expect([UInt8].statisticsLess(a, b) == a.lexicographicallyPrecedes(b), "\(a) vs \(b)")
+        }
+        #expect([UInt8].statisticsLess([0x7F], [0x80]))
+        #expect([UInt8].statisticsLess([0x41], [0x41, 0x00]))
+        #expect(![UInt8].statisticsLess([0x41, 0x00], [0x41]))
+        #expect(![UInt8].statisticsLess([], []))
+    }
+
+    @Test func dictionaryKeysAreEqualAndHashAlikeExactlyWhenTheBytesAre() {
+        var h1 = Hasher(), h2 = Hasher()
+        DictionaryKey(Array("video-31".utf8)).hash(into: &h1)
+        DictionaryKey(Array("video-31".utf8)).hash(into: &h2)
+        #expect(h1.finalize() == h2.finalize())
+        // Lengths are part of the hash and of equality: no two of these collide as keys.
+        let values: [[UInt8]] = [[], [0], [0, 0], [1], [0, 1], [1, 0], Array("ab".utf8), Array("a".utf8)]
+        let keys = Set(values.map { DictionaryKey($0) })
+        #expect(keys.count == values.count)
+        for v in values { #expect(keys.contains(DictionaryKey(v))) }
+    }
+}
