@@ -315,6 +315,87 @@ import QoSCore
         #expect(stage.decoders == 1)
     }
 
+    /// Lines of mapped files are lent to the batches in place
+    /// (`DecodedBatch.lend`), lines of files read with `read` are copied:
+    /// both deliver the same records, bytes and items, with one decoder or
+    /// several. Small batches of small files, so the reading thread has
+    /// moved on to later files (and let go of earlier ones) while earlier
+    /// batches are still being decoded and delivered: a batch that did not
+    /// hold its file's mapping would read unmapped memory here.
+    @Test func mappedLinesAreLentAndDeliverWhatCopiedLinesDo() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var paths: [String] = []
+        for f in 0..<12 {
+            var lines: [String] = []
+            for i in 0..<(40 + 7 * f) {
+                lines.append(i % 11 == 4 ? "{\"broken\": \(i)" : Self.beacon(i % 9 == 0 ? "view_start" : "heartbeat", Int64(i) * 900, "f\(f)-s\(i % 5)", i + 1))
+            }
+            let path = dir + "/in\(f).ndjson"
+            try (lines.joined(separator: f % 2 == 0 ? "\n" : "\r\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            paths.append(path)
+        }
+        func run(decoders: Int, map: Bool) throws -> ([String], Int64, Int) {
+            let files = FileRecordSource(paths: paths)
+            files.mapFiles = map
+            let stage = DecodeStage(files, format: BeaconJSONFormat(), batchRecords: 7, finite: true, decoders: decoders)
+            defer { stage.close() }
+            var out: [String] = [], lent = 0
+            while !stage.ended {
+                _ = try stage.pollDecoded(onRecord: { r, items in
+                    out.append("record \(r.partition)@\(r.offset) \(r.position) \(String(decoding: r.bytes, as: UTF8.self))")
+                    items.forEach(beacon: { b, hash in
+                        out.append("beacon \(b.ts) \(b.event) \(b.sessionId) \(hash)")
+                    }, other: { out.append("other \($0)") }, ahead: { _, _ in })
+                }, onEvent: { e in
+                    if case .assigned(let ps) = e { try? stage.startAssigned(Dictionary(uniqueKeysWithValues: ps.map { ($0, nil) })) }
+                })
+                lent += stage.lastBatchWasLent ? 1 : 0
+            }
+            return (out, stage.bytesDelivered, lent)
+        }
+        let copied = try run(decoders: 1, map: false)
+        #expect(copied.2 == 0)
+        #expect(copied.0.filter { $0.hasPrefix("record") }.count == (0..<12).reduce(0) { $0 + 40 + 7 * $1 })
+        #expect(copied.0.contains { $0.hasPrefix("other") })
+        for decoders in [1, 3] {
+            let mapped = try run(decoders: decoders, map: true)
+            #expect(mapped.2 > 0, "no batch was lent its lines")
+            #expect(mapped.0 == copied.0, "\(decoders) decoders")
+            #expect(mapped.1 == copied.1, "bytes delivered")
+        }
+    }
+
+    /// A mapped file cut short after its lines were lent to a batch: the
+    /// bytes past the cut read as zeros, and the batch says the file shrank
+    /// (the driver checks before and after it applies a batch), so nothing
+    /// read from the zeros is applied.
+    @Test func aLentBatchWhoseFileShrankSaysSo() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let line = Self.beacon("heartbeat", 1000, "shrinking-session", 2)
+        let count = 3 * page / (line.utf8.count + 1) + 5
+        let path = dir + "/in.ndjson"
+        try String(repeating: line + "\n", count: count).write(toFile: path, atomically: true, encoding: .utf8)
+        let files = FileRecordSource(paths: [path])
+        let batch = DecodedBatch()
+        _ = try files.poll(maxRecords: 1, timeoutMs: 0, onRecord: { _ in }, onEvent: { _ in })
+        try files.startAssigned([0: nil])
+        let n = try files.poll(maxRecords: count, timeoutMs: 0, onRecord: { r in
+            if batch.records.isEmpty { batch.lend(files.lender) }
+            batch.stage(r)
+        }, onEvent: { _ in })
+        #expect(n == count && batch.lender != nil)
+        try batch.checkLent()
+        #expect(truncate(path, off_t(page)) == 0)
+        batch.decodeStaged(format: BeaconJSONFormat())
+        #expect(batch.beacons.count < count, "lines past the cut decoded as beacons")
+        #expect { try batch.checkLent() } throws: { error in
+            (error as? UserError)?.message.contains("'\(path)' shrank while it was being read") == true
+        }
+    }
+
     /// A source that fails stops the stage after the items before the
     /// failure, with any number of decoders; closing a stage mid-stream
     /// stops every thread (`close` returns).

@@ -2,7 +2,8 @@ import Foundation
 import QoSCore
 
 /// The decode stage on a thread of its own: it polls a `RecordSource`,
-/// copies each batch of records out of the source's buffers and decodes them
+/// takes each batch of records out of the source's buffers (copied, or
+/// lent in place from a mapped file: `DecodedBatch.lend`) and decodes them
 /// with the input format; the driver (`StreamDriver`, on the engine's thread)
 /// polls this stage (`pollDecoded`) and applies the already-decoded items
 /// in input order, so output does not depend on the
@@ -14,7 +15,7 @@ import QoSCore
 /// (*Threads*) says why `qos run` decodes in the poll callback instead.
 ///
 /// With `decoders` > 1 (a format that decodes each record alone) the
-/// thread that polls only copies records into batches, and `decoders`
+/// thread that polls only puts records into batches, and `decoders`
 /// worker threads decode them: batch *k* goes through lane *k* mod
 /// `decoders`, and the driver takes item *k* from that lane, so items
 /// still arrive in input order. Ownership changes and idle polls take
@@ -64,6 +65,8 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     private(set) var ended = false
     /// Engine side: bytes of the records delivered so far.
     private(set) var bytesDelivered: Int64 = 0
+    /// Engine side: the last batch delivered read its records in place (tests).
+    private(set) var lastBatchWasLent = false
 
     /// `decoders`: threads that decode, used only when the format decodes
     /// each record alone (`RecordFormat.decodesRecordsAlone`); else one.
@@ -143,9 +146,13 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
             var formats = SourceFormats(base: format, stream: name)
             var batch = takeSpare()
             let staging = !lanes.isEmpty
+            // A mapped input file's lines are read in place, not copied
+            // (`DecodedBatch.lend`); one poll fills one batch from one file.
+            let files = source as? FileRecordSource
             while !stopped {
                 var events: [SourceEvent] = []
                 let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
+                    if batch.records.isEmpty { batch.lend(files?.lender) }
                     if staging { batch.stage(r) } else { batch.append(r, format: formats.format(for: r)) }
                 }, onEvent: { events.append($0) })
                 if n > 0 {
@@ -220,9 +227,14 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
         }
         switch item {
         case .batch(let b):
+            // A mapped file that shrank since its lines were lent: no record
+            // of the batch is applied, or none after it (`DecodedBatch.lend`).
+            try b.checkLent()
             b.deliver(onRecord)
+            try b.checkLent()
             for (p, next) in b.nextOffsets() { deliveredNext[p] = next }
-            bytesDelivered += Int64(b.bytes.count)
+            bytesDelivered += Int64(b.recordBytes)
+            lastBatchWasLent = b.lender != nil
             let n = b.records.count
             recycle(b)  // the decode thread may refill it now: not read after this
             return n
@@ -344,7 +356,18 @@ final class DecodedBatch: @unchecked Sendable {
         var count: Int
     }
 
+    /// The records' bytes, copied in (`stage`), unless the batch is lent
+    /// them (`lend`).
     var bytes: [UInt8] = []
+    /// The source that lent the records' bytes in place (a mapped input
+    /// file), held so its mapping outlives the batch; nil: copied into `bytes`.
+    private(set) var lender: ByteSource?
+    /// With a lender: where the first record starts (records' ranges and
+    /// `idStarts` count from here), and how far the last one ends.
+    private var lentBase: UnsafeRawPointer?
+    private var lentEnd = 0
+    /// Bytes of the records (lines without their line ends), lent or copied.
+    private(set) var recordBytes = 0
     var records: [Record] = []
     /// The positions of the records that are not lines of `fileName`.
     var positions: [SourcePosition] = []
@@ -370,6 +393,10 @@ final class DecodedBatch: @unchecked Sendable {
     /// Empties the batch, keeping its buffers' capacity.
     func removeAll() {
         bytes.removeAll(keepingCapacity: true)
+        lender = nil
+        lentBase = nil
+        lentEnd = 0
+        recordBytes = 0
         records.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)
         beacons.removeAll(keepingCapacity: true)
@@ -381,18 +408,57 @@ final class DecodedBatch: @unchecked Sendable {
         run = -1
     }
 
-    /// Copies `r` in and decodes it with `format`.
+    /// Before the first record: the records that follow lie in `source`'s
+    /// mapping (nil: they are valid only during the poll, and are copied).
+    ///
+    /// Lent, a line is read where the file's pages are: the thread that
+    /// reads the file no longer copies each line into the batch (a write
+    /// of every input byte, and a read of it on another core;
+    /// bench/results/speed.md §17). The batch holds `source`, so the
+    /// mapping outlives it. A file that shrinks while mapped reads as
+    /// zeros where its pages went (`MappedInputGuard`); `checkLent` says
+    /// so, and the driver checks before and after it applies a batch.
+    func lend(_ source: ByteSource?) {
+        precondition(records.isEmpty, "a batch is lent its bytes before its first record")
+        lender = source
+    }
+
+    /// The records' bytes: lent or copied.
+    @inline(__always)
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let lentBase { return try body(UnsafeRawBufferPointer(start: lentBase, count: lentEnd)) }
+        return try bytes.withUnsafeBytes(body)
+    }
+
+    /// Throws when the lender's file shrank (its lent bytes may be zeros).
+    func checkLent() throws { try lender?.checkMapped() }
+
+    /// Takes `r` in and decodes it with `format`.
     func append(_ r: RawRecord, format: any RecordFormat) {
         stage(r)
         let i = records.count - 1
-        bytes.withUnsafeBytes { decodeRecord(i, in: $0, format: format) }
+        withBytes { decodeRecord(i, in: $0, format: format) }
     }
 
-    /// Copies `r` in, not decoded yet: `decodeStaged` decodes it (on a
-    /// decode worker, `DecodeStage.Lane`).
+    /// Takes `r` in (lent, or copied), not decoded yet: `decodeStaged`
+    /// decodes it (on a decode worker, `DecodeStage.Lane`).
     func stage(_ r: RawRecord) {
-        let start = bytes.count
-        bytes.append(contentsOf: r.bytes)
+        let start: Int
+        recordBytes += r.bytes.count
+        if let lender, let at = r.bytes.baseAddress {
+            let base = lentBase ?? at
+            lentBase = base
+            start = at - base
+            let mapping = lender.mapped!
+            precondition(start >= 0 && at >= mapping.baseAddress! && at + r.bytes.count <= mapping.baseAddress! + mapping.count
+                         && start + r.bytes.count <= Int(Int32.max),
+                         "a lent record lies in its lender's mapping, after the batch's first")
+            lentEnd = Swift.max(lentEnd, start + r.bytes.count)
+        } else {
+            precondition(lender == nil || r.bytes.isEmpty, "a lent batch takes only lent records")
+            start = lender == nil ? bytes.count : lentEnd
+            bytes.append(contentsOf: r.bytes)
+        }
         var position: Int32 = -1
         var line: Int64 = 0
         if case .file(let name, let n) = r.position, name == fileName || records.isEmpty {
@@ -405,7 +471,7 @@ final class DecodedBatch: @unchecked Sendable {
             position = Int32(positions.count)
             positions.append(r.position)
         }
-        records.append(Record(range: start..<bytes.count, partition: r.partition, offset: r.offset,
+        records.append(Record(range: start..<(start + r.bytes.count), partition: r.partition, offset: r.offset,
                               position: position, line: line, first: order.count, count: 0))
         noteNext(r.partition, r.offset)
     }
@@ -417,7 +483,7 @@ final class DecodedBatch: @unchecked Sendable {
         // One access to `bytes` for the whole batch: taken per record, it
         // cost a retain and a release of the buffer per line
         // (bench/results/speed.md §14).
-        bytes.withUnsafeBytes { all in
+        withBytes { all in
             for i in records.indices { decodeRecord(i, in: all, format: format) }
         }
     }
@@ -471,7 +537,7 @@ final class DecodedBatch: @unchecked Sendable {
 
     /// Each record with its decoded items, both lent for the callback.
     func deliver(_ onRecord: (RawRecord, DecodedItems) -> Void) {
-        bytes.withUnsafeBytes { raw in
+        withBytes { raw in
             beacons.withUnsafeMutableBufferPointer { beacons in
                 idHashes.withUnsafeBufferPointer { hashes in
                     idStarts.withUnsafeBufferPointer { starts in

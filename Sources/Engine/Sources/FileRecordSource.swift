@@ -19,6 +19,8 @@ public final class FileRecordSource: RecordSource {
     var owned = false
     /// Bytes read from earlier files (decompressed for `.zst`).
     var bytesBefore: Int64 = 0
+    /// Plain files are mapped (false: read with `read`, as tests compare).
+    var mapFiles = true
 
     public init(paths: [String], name: String = "files") {
         self.paths = paths
@@ -31,6 +33,13 @@ public final class FileRecordSource: RecordSource {
     public var atEnd: Bool { fileIndex >= paths.count }
     /// The name of the file being read (`stdin` for `-`).
     public var currentFile: String { fileName }
+
+    /// The file being read when it is mapped: the lines of a poll lie in
+    /// its mapping, which stays valid for as long as this object is held,
+    /// past the poll and past the end of the file (`DecodedBatch.lend`).
+    /// nil for stdin, compressed files, or a file that could not be mapped:
+    /// their lines are valid only during the poll's callback.
+    var lender: ByteSource? { file?.mapped != nil ? file : nil }
 
     /// Delivers up to `maxRecords` lines, never past the end of a file (so a
     /// caller that batches by file sees each file end). The first poll
@@ -45,7 +54,7 @@ public final class FileRecordSource: RecordSource {
         guard owned, !atEnd else { return 0 }
         if reader == nil {
             let path = paths[fileIndex]
-            let f = try ByteSource(path: path)
+            let f = try ByteSource(path: path, map: mapFiles)
             file = f
             reader = LineReader(f)
             fileName = path == "-" ? "stdin" : path

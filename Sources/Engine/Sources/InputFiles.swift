@@ -209,6 +209,8 @@ struct LineReader {
     private var done = false
     private(set) var lineNumber: Int64 = 0
     static let limit = BeaconLimits.messageBytesMax + 1
+    /// How far behind the next line `releaseMappedPages` stops.
+    static let releaseLag = 16 << 20
 
     init(_ source: ByteSource) {
         self.source = source
@@ -291,17 +293,19 @@ struct LineReader {
         return true
     }
 
-    /// Drops the pages of the mapping before the next line from this
-    /// process's resident set, 8 MiB at a time: the lines lent from them
-    /// were handed out by earlier calls, whose borrowers are done with them
-    /// (`RecordSource.poll`). Without this the page cache pages of the whole
+    /// Drops the pages of the mapping more than `releaseLag` bytes before
+    /// the next line from this process's resident set, 8 MiB at a time:
+    /// `qos replay`'s decoders read the lines of a mapped file in place,
+    /// batches after the reader lent them (`DecodedBatch.lend`), and the lag
+    /// keeps the pages of the batches in flight (a dozen batches of 4 096
+    /// lines) resident, so a decoder does not fault them in again. Without this the page cache pages of the whole
     /// file read so far count in the replay's RSS (1.3 GB of an 8 M-line
     /// input, bench/results/speed.md "Memory per session"). The mapping is
     /// read-only and private, so a page touched again is read back from the
     /// file: bytes never change.
     private mutating func releaseMappedPages(_ m: UnsafeRawBufferPointer) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let upTo = mappedAt / page * page
+        let upTo = Swift.max(0, mappedAt - Self.releaseLag) / page * page
         guard upTo - releasedTo >= 8 << 20 else { return }
         _ = madvise(UnsafeMutableRawPointer(mutating: m.baseAddress! + releasedTo), upTo - releasedTo, MADV_DONTNEED)
         releasedTo = upTo
