@@ -151,10 +151,19 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
             let files = source as? FileRecordSource
             while !stopped {
                 var events: [SourceEvent] = []
-                let n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
-                    if batch.records.isEmpty { batch.lend(files?.lender) }
-                    if staging { batch.stage(r) } else { batch.append(r, format: formats.format(for: r)) }
-                }, onEvent: { events.append($0) })
+                let n: Int
+                if staging, let files {
+                    // Lines staged as they are cut: no `RawRecord` per line.
+                    n = try files.pollLines(maxRecords: batchRecords, onEvent: { events.append($0) }, onFile: { name in
+                        batch.lend(files.lender)
+                        batch.setFile(name)
+                    }, onLine: { line, number, offset in batch.stageLine(line, line: number, offset: offset) })
+                } else {
+                    n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
+                        if batch.records.isEmpty { batch.lend(files?.lender) }
+                        if staging { batch.stage(r) } else { batch.append(r, format: formats.format(for: r)) }
+                    }, onEvent: { events.append($0) })
+                }
                 if n > 0 {
                     for (p, o) in batch.nextOffsets() { next[p] = o }
                     guard put(.batch(batch)) else { break }
@@ -362,6 +371,8 @@ final class DecodedBatch: @unchecked Sendable {
     /// The source that lent the records' bytes in place (a mapped input
     /// file), held so its mapping outlives the batch; nil: copied into `bytes`.
     private(set) var lender: ByteSource?
+    /// The lender's mapping, read once (every lent record lies in it).
+    private var lentMapping: UnsafeRawBufferPointer?
     /// With a lender: where the first record starts (records' ranges and
     /// `idStarts` count from here), and how far the last one ends.
     private var lentBase: UnsafeRawPointer?
@@ -394,6 +405,7 @@ final class DecodedBatch: @unchecked Sendable {
     func removeAll() {
         bytes.removeAll(keepingCapacity: true)
         lender = nil
+        lentMapping = nil
         lentBase = nil
         lentEnd = 0
         recordBytes = 0
@@ -421,6 +433,8 @@ final class DecodedBatch: @unchecked Sendable {
     func lend(_ source: ByteSource?) {
         precondition(records.isEmpty, "a batch is lent its bytes before its first record")
         lender = source
+        lentMapping = source?.mapped
+        precondition(source == nil || lentMapping != nil, "a lender is mapped")
     }
 
     /// The records' bytes: lent or copied.
@@ -443,22 +457,7 @@ final class DecodedBatch: @unchecked Sendable {
     /// Takes `r` in (lent, or copied), not decoded yet: `decodeStaged`
     /// decodes it (on a decode worker, `DecodeStage.Lane`).
     func stage(_ r: RawRecord) {
-        let start: Int
-        recordBytes += r.bytes.count
-        if let lender, let at = r.bytes.baseAddress {
-            let base = lentBase ?? at
-            lentBase = base
-            start = at - base
-            let mapping = lender.mapped!
-            precondition(start >= 0 && at >= mapping.baseAddress! && at + r.bytes.count <= mapping.baseAddress! + mapping.count
-                         && start + r.bytes.count <= Int(Int32.max),
-                         "a lent record lies in its lender's mapping, after the batch's first")
-            lentEnd = Swift.max(lentEnd, start + r.bytes.count)
-        } else {
-            precondition(lender == nil || r.bytes.isEmpty, "a lent batch takes only lent records")
-            start = lender == nil ? bytes.count : lentEnd
-            bytes.append(contentsOf: r.bytes)
-        }
+        let start = place(r.bytes)
         var position: Int32 = -1
         var line: Int64 = 0
         if case .file(let name, let n) = r.position, name == fileName || records.isEmpty {
@@ -474,6 +473,44 @@ final class DecodedBatch: @unchecked Sendable {
         records.append(Record(range: start..<(start + r.bytes.count), partition: r.partition, offset: r.offset,
                               position: position, line: line, first: order.count, count: 0))
         noteNext(r.partition, r.offset)
+    }
+
+    /// Before the first record: the lines staged next (`stageLine`) are
+    /// lines of the file `name`.
+    func setFile(_ name: String) {
+        precondition(records.isEmpty, "a batch's file is set before its first record")
+        if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+    }
+
+    /// `stage` for line `line` of the batch's file (`setFile`), the record at
+    /// `offset` of partition 0 (`FileRecordSource.pollLines`).
+    func stageLine(_ bytes: UnsafeRawBufferPointer, line: Int64, offset: Int64) {
+        let start = place(bytes)
+        records.append(Record(range: start..<(start + bytes.count), partition: 0, offset: offset,
+                              position: -1, line: line, first: order.count, count: 0))
+        noteNext(0, offset)
+    }
+
+    /// Where a record's bytes start in the batch: lent in place (in the
+    /// lender's mapping, counted from the batch's first record), or copied
+    /// to the end of `bytes`.
+    @inline(__always)
+    private func place(_ b: UnsafeRawBufferPointer) -> Int {
+        recordBytes += b.count
+        if let m = lentMapping, let at = b.baseAddress {
+            let base = lentBase ?? at
+            lentBase = base
+            let start = at - base
+            precondition(start >= 0 && at >= m.baseAddress! && at + b.count <= m.baseAddress! + m.count
+                         && start + b.count <= Int(Int32.max),
+                         "a lent record lies in its lender's mapping, after the batch's first")
+            lentEnd = Swift.max(lentEnd, start + b.count)
+            return start
+        }
+        precondition(lender == nil || b.isEmpty, "a lent batch takes only lent records")
+        let start = lender == nil ? bytes.count : lentEnd
+        bytes.append(contentsOf: b)
+        return start
     }
 
     /// Decodes every staged record, in order, with `format` (one that

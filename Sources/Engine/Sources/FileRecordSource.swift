@@ -46,6 +46,20 @@ public final class FileRecordSource: RecordSource {
     /// announces partition 0.
     public func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
+        var name = ""
+        return try pollLines(maxRecords: maxRecords, onEvent: onEvent, onFile: { name = $0 }, onLine: { line, number, offset in
+            onRecord(RawRecord(bytes: line, partition: 0, offset: offset, position: .file(name: name, line: number)))
+        })
+    }
+
+    /// `poll` without a `RawRecord` per line: `onFile` gets the name of the
+    /// file the lines come from (once, before them: a poll never crosses a
+    /// file), then `onLine` each line with its line number and offset. The
+    /// decode stage stages lines through it (`DecodedBatch.stageLine`): a
+    /// `RawRecord` carries the file's name, a reference count update per
+    /// line on the thread that reads the file (bench/results/speed.md §18).
+    func pollLines(maxRecords: Int, onEvent: (SourceEvent) -> Void, onFile: (String) -> Void,
+                   onLine: (UnsafeRawBufferPointer, _ line: Int64, _ offset: Int64) -> Void) throws -> Int {
         if !announced {
             announced = true
             onEvent(.assigned([0]))
@@ -59,12 +73,12 @@ public final class FileRecordSource: RecordSource {
             reader = LineReader(f)
             fileName = path == "-" ? "stdin" : path
         }
+        onFile(fileName)
         var n = 0
-        let name = fileName
         let ended = try reader!.forEachLine(maxLines: maxRecords) { line, number in
             defer { offset += 1 }
             guard offset >= skipTo else { return }
-            onRecord(RawRecord(bytes: line, partition: 0, offset: offset, position: .file(name: name, line: number)))
+            onLine(line, number, offset)
             n += 1
         }
         if ended {
