@@ -3,6 +3,7 @@ import Testing
 @testable import Engine
 import Parquet
 import QoSCore
+import TestSupport
 
 /// The checkpoint store's integrity checks: CRC32C of manifests, the ledger
 /// against a lost newest manifest, the sink identity, and storage errors that
@@ -193,5 +194,38 @@ import QoSCore
         #expect(performing: { try FileSink.fsyncDirectory("/nonexistent-qos-dir") }, throws: { e in
             (e as? StorageError)?.errno == ENOENT && "\(e)".contains("/nonexistent-qos-dir")
         })
+    }
+}
+
+/// `FileSink.publish(all:)`: a replay flush's files, published together,
+/// each directory synced once after its last file.
+@Suite struct SinkBatchPublishTests {
+    @Test func everyFileLandsWholeAndNoTemporaryNameStays() throws {
+        let root = makeTemporaryDirectory("qos-batch-publish")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sink = FileSink(root: root)
+        let a = "\(root)/video/dt=2026-01-01/hour=00", b = "\(root)/geo/dt=2026-01-01/hour=01"
+        let files: [(bytes: [UInt8], dir: String, name: String)] = [
+            (Array("one".utf8), a, "1.parquet"), (Array("two".utf8), b, "2.parquet"),
+            (Array("three".utf8), a, "3.parquet"), ([], b, "4.parquet"),
+        ]
+        try sink.publish(all: files)
+        for f in files {
+            #expect(FileManager.default.contents(atPath: "\(f.dir)/\(f.name)").map { Array($0) } == f.bytes)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: a).sorted() == ["1.parquet", "3.parquet"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: b).sorted() == ["2.parquet", "4.parquet"])
+    }
+
+    @Test func aDirectoryThatCannotBeMadeStopsTheBatchWithItsPath() throws {
+        let root = makeTemporaryDirectory("qos-batch-publish")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A regular file where a partition directory must go.
+        #expect(FileManager.default.createFile(atPath: "\(root)/geo", contents: Data()))
+        let sink = FileSink(root: root)
+        #expect(performing: {
+            try sink.publish(all: [(Array("x".utf8), "\(root)/video", "1.parquet"), (Array("y".utf8), "\(root)/geo/hour=00", "2.parquet")])
+        }, throws: { e in (e as? StorageError)?.errno == ENOTDIR && "\(e)".contains("\(root)/geo") })
+        #expect(FileManager.default.fileExists(atPath: "\(root)/video/1.parquet"), "files before the failure stay published")
     }
 }

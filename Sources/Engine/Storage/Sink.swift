@@ -64,12 +64,40 @@ public struct FileSink: Sendable {
         try FileSink.publishLocally(bytes, dir: dir, name: name)
     }
 
+    /// Several files, each published as `publish` does; a local sink syncs
+    /// each directory once, after every file of the batch in it was
+    /// renamed, not once per file (a replay's flush writes dozens of files
+    /// into a few directories: bench/results/speed.md §18). Each file is
+    /// still visible only complete (its bytes synced before its rename);
+    /// the new entries are durable when this returns.
+    public func publish(all files: [(bytes: [UInt8], dir: String, name: String)]) throws {
+        if remote != nil {
+            for f in files { try publish(f.bytes, dir: f.dir, name: f.name) }
+            return
+        }
+        var dirs: [String] = []
+        for f in files {
+            if !dirs.contains(f.dir) {
+                try FileSink.makeDirectories(f.dir)
+                dirs.append(f.dir)
+            }
+            try FileSink.placeLocally(f.bytes, dir: f.dir, name: f.name)
+        }
+        for d in dirs { try FileSink.fsyncDirectory(d) }
+    }
+
     static func publishLocally(_ bytes: [UInt8], dir: String, name: String) throws {
         try FileSink.makeDirectories(dir)
+        try placeLocally(bytes, dir: dir, name: name)
+        try FileSink.fsyncDirectory(dir)
+    }
+
+    /// Writes `dir/name` under a temporary name, syncs it and renames it
+    /// into place; the directory is not synced (the caller does).
+    private static func placeLocally(_ bytes: [UInt8], dir: String, name: String) throws {
         let tmp = "\(dir)/.\(name).tmp"
         try FileSink.writeDurably(bytes, to: tmp)
         guard rename(tmp, "\(dir)/\(name)") == 0 else { throw StorageError("rename", "\(dir)/\(name)") }
-        try FileSink.fsyncDirectory(dir)
     }
 
     static func writeDurably(_ bytes: [UInt8], to path: String) throws {

@@ -160,9 +160,10 @@ public struct WindowFileWriter {
         }
     }
 
-    /// Publishes planned files atomically, one by one.
+    /// Publishes planned files, each atomically, in order; each directory
+    /// is synced once, after its last file (`FileSink.publish(all:)`).
     public func publish(_ files: [PlannedFile]) throws {
-        for f in files { try sink.publish(f.bytes, dir: f.dir, name: f.name) }
+        try sink.publish(all: files.map { (bytes: $0.bytes, dir: $0.dir, name: $0.name) })
     }
 
     func metricRows(_ w: WindowState<DataSketchesKit>, _ t: MetricTable,
