@@ -11,7 +11,14 @@ struct ChunkSettings {
     var statistics: Bool
     var statisticsMaxBinaryLength: Int
 
-    var codec: Int32 { compressor == nil ? CodecCode.uncompressed : CodecCode.zstd }
+    /// A column chunk of a single page whose body (and dictionary) is
+    /// smaller than this is stored UNCOMPRESSED even in a compressed file:
+    /// a zstd frame of so few bytes is no smaller (its header alone is 9–13
+    /// bytes), and each compression call resets the context's tables. Most
+    /// chunks of a replay's small tables are this size
+    /// (bench/results/speed.md §18). The codec is a column chunk's own
+    /// (`ColumnMetaData.codec`), so readers take the mix.
+    static let compressMinBytes = 64
 }
 
 /// Reusable scratch buffers, so that pages do not allocate per value.
@@ -39,6 +46,9 @@ struct ColumnChunkWriter<T: ParquetValue> {
     private var staged: [UInt8] = []          // data pages, written after the dictionary page
     private var usedPlain = false, usedDictionary = false
     private var uncompressedTotal = 0
+    /// The chunk's compressor (nil: UNCOMPRESSED), settled at its first page (`settleCodec`).
+    private var compressor: ZstdCompressor?
+    private var codecSettled = false
 
     init(values: [T?], rows: Range<Int>, optional: Bool, useDictionary: Bool, settings: ChunkSettings) {
         self.values = values
@@ -66,7 +76,8 @@ struct ColumnChunkWriter<T: ParquetValue> {
         meta.type = T.physical.rawValue
         meta.encodings = encodings()
         meta.path = [path]
-        meta.codec = settings.codec
+        settleCodec(onlyPage: false)
+        meta.codec = compressor == nil ? CodecCode.uncompressed : CodecCode.zstd
         meta.numValues = Int64(rows.count)
         meta.totalCompressedSize = Int64(out.count - start)
         meta.totalUncompressedSize = Int64(uncompressedTotal)
@@ -130,11 +141,22 @@ struct ColumnChunkWriter<T: ParquetValue> {
         }
         // A page of nulls only, before any dictionary entry exists, is written PLAIN:
         // readers reject dictionary-encoded pages in a chunk without a dictionary page.
-        try emitDataPage(rowCount: r - row, dictionaryEncoded: dictMode && !dictionaryEntries.isEmpty)
+        try emitDataPage(rowCount: r - row, dictionaryEncoded: dictMode && !dictionaryEntries.isEmpty,
+                         onlyPage: row == rows.lowerBound && r == rows.upperBound)
         return r
     }
 
-    private mutating func emitDataPage(rowCount: Int, dictionaryEncoded: Bool) throws {
+    /// Settles the chunk's codec before its first page is written: the
+    /// file's, unless the chunk is one page (`onlyPage`) whose body and
+    /// dictionary are under `ChunkSettings.compressMinBytes`.
+    private mutating func settleCodec(onlyPage: Bool) {
+        guard !codecSettled else { return }
+        codecSettled = true
+        compressor = settings.compressor
+        if onlyPage && scratch.body.count + dictionaryBytes < ChunkSettings.compressMinBytes { compressor = nil }
+    }
+
+    private mutating func emitDataPage(rowCount: Int, dictionaryEncoded: Bool, onlyPage: Bool) throws {
         scratch.body.removeAll(keepingCapacity: true)
         if optional {
             scratch.levelBytes.removeAll(keepingCapacity: true)
@@ -154,6 +176,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
             encoding = EncodingCode.plain
             usedPlain = true
         }
+        settleCodec(onlyPage: onlyPage)
         var header = PageHeaderMeta()
         header.type = PageTypeCode.dataPage
         header.dataPage = DataPageHeaderMeta(numValues: Int32(rowCount), encoding: encoding)
@@ -180,7 +203,8 @@ struct ColumnChunkWriter<T: ParquetValue> {
             throw ParquetError.invalidArgument("a data page exceeds 2 GiB; lower dataPageMaxBytes")
         }
         h.uncompressedPageSize = Int32(scratch.body.count)
-        if let z = settings.compressor {
+        precondition(codecSettled, "a chunk's codec is settled before its first page")
+        if let z = compressor {
             try z.compress(scratch.body, into: &scratch.compressed)
             h.compressedPageSize = Int32(scratch.compressed.count)
         } else {
@@ -188,7 +212,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
         }
         let headerBytes = encodeThrift { $0.write(h) }
         out.append(contentsOf: headerBytes)
-        out.append(contentsOf: settings.compressor == nil ? scratch.body : scratch.compressed)
+        out.append(contentsOf: compressor == nil ? scratch.body : scratch.compressed)
         uncompressedTotal += headerBytes.count + scratch.body.count
     }
 

@@ -174,3 +174,45 @@ func expectedStats(_ d: ParquetColumnData) -> (Int, [UInt8]?, [UInt8]?) {
     case .byteArray(let v): return mm(v) { $0.lexicographicallyPrecedes($1) }
     }
 }
+
+/// A compressed file stores a column chunk of one small page uncompressed
+/// (`ChunkSettings.compressMinBytes`): each chunk says its own codec.
+@Suite struct SmallChunkCodecTests {
+    /// One INT64 column of `rows` distinct values: a page body of 8 × rows bytes (PLAIN, required).
+    static func file(rows: Int, pageRows: Int = 20_000) throws -> ParquetFileReader {
+        var o = ParquetWriterOptions()
+        o.compression = .zstd(level: 3)
+        o.dataPageMaxRows = pageRows
+        let values: [Int64?] = (0..<rows).map { Int64($0) * 1_000_003 }
+        let bytes = try writeParquet(schema: [.int64("v", optional: false)], columns: [.int64(values)], options: o)
+        let r = try ParquetFileReader(bytes: bytes)
+        guard case .int64(let back) = try r.column(0) else { throw ParquetError.corrupt("not INT64") }
+        #expect(back == values)
+        return r
+    }
+
+    @Test func aChunkUnderTheBoundIsStoredUncompressedAndOneAtItIsCompressed() throws {
+        #expect(ChunkSettings.compressMinBytes == 64)
+        #expect(try Self.file(rows: 7).rowGroups[0].columns[0].codec == 0, "56 bytes: UNCOMPRESSED")
+        #expect(try Self.file(rows: 8).rowGroups[0].columns[0].codec == 6, "64 bytes: ZSTD")
+        #expect(try Self.file(rows: 1000).rowGroups[0].columns[0].codec == 6)
+    }
+
+    @Test func aChunkOfSeveralSmallPagesKeepsTheFileCodec() throws {
+        // Three pages of 24 bytes: not one small page, so compressed as the file says.
+        #expect(try Self.file(rows: 7, pageRows: 3).rowGroups[0].columns[0].codec == 6)
+    }
+
+    @Test func aSmallDictionaryChunkCountsItsDictionary() throws {
+        var o = ParquetWriterOptions()
+        o.compression = .zstd(level: 3)
+        // Two rows, one page of indices (a few bytes) but a 70-byte dictionary.
+        let long = String(repeating: "x", count: 31)
+        let values: [String?] = [long + "a", long + "b"]
+        let bytes = try writeParquet(schema: [.string("s", optional: false)], columns: [.strings(values)], options: o)
+        let r = try ParquetFileReader(bytes: bytes)
+        #expect(r.rowGroups[0].columns[0].encodings.contains(.rleDictionary))
+        #expect(r.rowGroups[0].columns[0].codec == 6)
+        #expect(try r.column(0).stringValues == values)
+    }
+}
