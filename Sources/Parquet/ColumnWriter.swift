@@ -13,9 +13,9 @@ struct ChunkSettings {
 
     /// A column chunk of a single page whose body (and dictionary) is
     /// smaller than this is stored UNCOMPRESSED even in a compressed file:
-    /// a zstd frame of so few bytes is no smaller (its header alone is 9–13
-    /// bytes), and each compression call resets the context's tables. Most
-    /// chunks of a replay's small tables are this size
+    /// a zstd frame of so few bytes is no smaller (frame and block headers
+    /// alone take several of them), and each compression call has a fixed
+    /// cost of its own. Most chunks of a replay's small tables are this size
     /// (bench/results/speed.md §18). The codec is a column chunk's own
     /// (`ColumnMetaData.codec`), so readers take the mix.
     static let compressMinBytes = 64

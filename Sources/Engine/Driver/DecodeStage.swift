@@ -463,7 +463,7 @@ final class DecodedBatch: @unchecked Sendable {
         if case .file(let name, let n) = r.position, name == fileName || records.isEmpty {
             // The batch's file is that of its first record; a line of a
             // later file in the same batch keeps its own position.
-            if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+            adoptFileName(name)
             line = n
         } else {
             precondition(positions.count < Self.itemsMax, "decoded batch too large")
@@ -479,6 +479,11 @@ final class DecodedBatch: @unchecked Sendable {
     /// lines of the file `name`.
     func setFile(_ name: String) {
         precondition(records.isEmpty, "a batch's file is set before its first record")
+        adoptFileName(name)
+    }
+
+    /// `fileName` becomes `name`, in a copy of its own (see `fileName`).
+    private func adoptFileName(_ name: String) {
         if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
     }
 
