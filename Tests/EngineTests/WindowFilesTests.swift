@@ -76,4 +76,54 @@ import TestSupport
             #expect(a.last?.bytes == b.last?.bytes && a.last?.name == b.last?.name)
         }
     }
+
+    /// A flush cut into units (`FlushWork`: each on-time window, the late
+    /// deltas, the rejects) and encoded by several threads at once gives
+    /// the files one thread's `plan` + `planRejects` give: the same names
+    /// and bytes, in the same order.
+    @Test func aFlushEncodedByManyThreadsGivesTheFilesOfOneThreadInItsOrder() throws {
+        var config = EngineConfig()
+        config.latenessMs = 0
+        let engine = QoSEngine<DataSketchesKit>(config: config)
+        let now = Self.t0 + 86_400_000
+        func play(_ sid: String, _ at: Int64, video: String) {
+            for (event, dt) in [(EventType.viewStart, 0), (.playStart, 800), (.heartbeat, 10_000), (.viewEnd, 20_000)] {
+                var b = Beacon(event: event, ts: at + Int64(dt), sessionId: sid)
+                b.videoId = video
+                b.playedMs = event == .heartbeat ? 9000 : nil
+                engine.apply(b, partition: 0, source: .file(name: "t", line: 0), nowMs: now)
+            }
+        }
+        for (w, minute) in [0, 2, 6, 60, 64].enumerated() {
+            for k in 0..<3 { play("w\(w)-s\(k)", Self.t0 + Int64(minute) * 60_000 + Int64(k) * 1000, video: "v\(k)") }
+        }
+        _ = engine.flush(watermark: Self.t0 + 62 * 60_000)  // windows before 01:02 written
+        for k in 0..<4 {  // late into the written windows of both hours, then more on time
+            play("late-\(k)", Self.t0 + Int64([0, 2, 60, 6][k]) * 60_000 + 5000, video: "v9")
+            play("next-\(k)", Self.t0 + Int64(66 + 2 * k) * 60_000, video: "v\(k)")
+        }
+        let windows = engine.finish()
+        #expect(windows.filter(\.isDelta).count == 4)
+        #expect(windows.filter { !$0.isDelta }.count >= 4)
+        let rejects = (0..<5).map { i in
+            RejectRow(ingestedAt: Self.t0 + Int64(i) * 200_000, reason: "invalid_json", source: "t:\(i)", payload: Array("{".utf8))
+        }
+        let writer = WindowFileWriter(sink: FileSink(root: makeTemporaryDirectory("qos-flush-work")),
+                                      windowMs: engine.config.windowMs, inputTag: "t")
+        let names = engine.interner.strings
+        let serial = try writer.plan(windows, names: names, flush: 3, sourceRange: "a..b", lateFrom: 2)
+            + writer.planRejects(rejects, flush: 3, sourceRange: "a..b")
+        #expect(Set(serial.map(\.name)).count == serial.count)
+        #expect(serial.contains { $0.name.contains("late000002-000003") } && serial.contains { $0.table == "rejects" })
+        let job = DirectPublish.Job(windows: windows, rejects: rejects, names: names, flush: 3, lateFrom: 2, range: "a..b")
+        for helpers in [0, 1, 3] {
+            let work = FlushWork(job, writer)
+            let threads = (0..<helpers).map { _ in Thread { work.help() } }
+            threads.forEach { $0.start() }
+            let files = try work.files()
+            #expect(files.map(\.name) == serial.map(\.name), "\(helpers) helpers: the files in one thread's order")
+            let sameBytes = files.map(\.bytes) == serial.map(\.bytes)
+            #expect(sameBytes, "\(helpers) helpers: the same bytes")
+        }
+    }
 }

@@ -33,6 +33,8 @@ final class DirectPublish: @unchecked Sendable {
     private var error: Error?
     private var files = 0
     private var started = false
+    /// The flush being encoded (guarded by `done`), for `finish` to help with.
+    private var encoding: FlushWork?
 
     init(writer: WindowFileWriter) {
         self.writer = writer
@@ -67,13 +69,26 @@ final class DirectPublish: @unchecked Sendable {
         return true
     }
 
-    /// Waits until every submitted flush is published; returns the file count.
+    /// Waits until every submitted flush is published; returns the file
+    /// count. The caller (the engine's thread, done with its input) encodes
+    /// files of the flushes still in progress meanwhile: the last flush of a
+    /// replay holds the last few windows at once (`FlushWork`).
     func finish() throws -> Int {
         queue.close()
         guard started else { return 0 }
         done.lock()
         defer { done.unlock() }
-        while !finished { done.wait() }
+        var helped: FlushWork?
+        while !finished {
+            if let work = encoding, work !== helped {
+                helped = work
+                done.unlock()
+                work.help()
+                done.lock()
+                continue
+            }
+            done.wait()
+        }
         if let error { throw error }
         return files
     }
@@ -87,9 +102,10 @@ final class DirectPublish: @unchecked Sendable {
         var count = 0
         do {
             while let job = try queue.take() {
-                let planned = try writer.plan(job.windows, names: job.names, flush: job.flush, sourceRange: job.range,
-                                              lateFrom: job.lateFrom)
-                    + writer.planRejects(job.rejects, flush: job.flush, sourceRange: job.range)
+                let work = FlushWork(job, writer)
+                done.withLock { encoding = work; done.broadcast() }
+                let planned = try work.files()
+                done.withLock { encoding = nil }
                 try writer.publish(planned)
                 try dump?.record(planned)
                 count += planned.count
@@ -104,5 +120,71 @@ final class DirectPublish: @unchecked Sendable {
         files = count
         done.broadcast()
         done.unlock()
+    }
+}
+
+/// The encoding of one flush, cut into units any thread may take: each
+/// on-time window (its own files: `WindowFileWriter.plan` without
+/// `combineBaseByHour`), then the late deltas, then the rejects. `files()`
+/// returns them in unit order, the order `plan` + `planRejects` give on one
+/// thread, so the files, their bytes and their publish order do not depend
+/// on who encoded what.
+final class FlushWork: @unchecked Sendable {
+    typealias PlannedFile = WindowFileWriter.PlannedFile
+    private let units: [() throws -> [PlannedFile]]
+    private let cond = NSCondition()
+    /// Guarded by `cond`: the next unit to take, how many taken units ended, their files.
+    private var next = 0
+    private var ended = 0
+    private var results: [[PlannedFile]]
+    private var failure: Error?
+
+    init(_ job: DirectPublish.Job, _ writer: WindowFileWriter) {
+        let (names, flush, range, lateFrom) = (job.names, job.flush, job.range, job.lateFrom)
+        var units: [() throws -> [PlannedFile]] = job.windows.filter { !$0.isDelta }.map { w in
+            { try writer.plan([w], names: names, flush: flush, sourceRange: range, lateFrom: lateFrom) }
+        }
+        let deltas = job.windows.filter(\.isDelta)
+        if !deltas.isEmpty {
+            units.append { try writer.plan(deltas, names: names, flush: flush, sourceRange: range, lateFrom: lateFrom) }
+        }
+        let rejects = job.rejects
+        if !rejects.isEmpty {
+            units.append { try writer.planRejects(rejects, flush: flush, sourceRange: range) }
+        }
+        self.units = units
+        results = Array(repeating: [], count: units.count)
+    }
+
+    /// Encodes units until none is left to take (or one failed).
+    func help() {
+        while true {
+            cond.lock()
+            guard next < units.count, failure == nil else { cond.unlock(); return }
+            let i = next
+            next += 1
+            cond.unlock()
+            let outcome = Result { try units[i]() }
+            cond.lock()
+            switch outcome {
+            case .success(let files): results[i] = files
+            case .failure(let e): if failure == nil { failure = e }
+            }
+            ended += 1
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    /// Encodes units as `help` does, waits for those other threads took,
+    /// and returns every unit's files in unit order (or the first failure).
+    func files() throws -> [PlannedFile] {
+        help()
+        cond.lock()
+        defer { cond.unlock() }
+        while ended < next { cond.wait() }
+        if let failure { throw failure }
+        assert(next == units.count, "a unit was left unencoded")
+        return results.flatMap { $0 }
     }
 }
