@@ -225,41 +225,78 @@ public final class UAPRegexes: Sendable {
             case .or(let xs): return .or(xs.map(number))
             }
         }
-        func compile(_ key: String, _ slots: [String]) throws -> RuleList {
+        // Each entry's regex and literal condition compiled on every core
+        // (about half of the load time; entries are independent), then the
+        // literals numbered in entry order, so the result does not depend
+        // on which thread compiled what.
+        struct Entry { let list: String; let n: Int; let pattern: String; let ci: Bool; let repl: [String?] }
+        var entries: [Entry] = []
+        var counts: [Int] = []
+        for (key, slots) in [("user_agent_parsers", Self.uaSlots), ("os_parsers", Self.osSlots),
+                             ("device_parsers", Self.deviceSlots)] {
             guard let list = Self.value(root, key)?.sequence, list.allSatisfy({ $0.mapping != nil }) else {
                 throw UserAgentRegexesError(path: path, reason: "missing list '\(key)'")
             }
-            var rules: [UAPRule] = []
-            var filters: [Prefilter] = []
-            rules.reserveCapacity(list.count)
             for (n, entry) in list.enumerated() {
                 guard let pattern = Self.value(entry, "regex")?.scalar?.string else {
                     throw UserAgentRegexesError(path: path, reason: "\(key)[\(n)] has no regex")
                 }
                 let flag = Self.value(entry, "regex_flag")?.scalar?.string ?? ""
-                let ci = flag.contains("i")
-                let regex: NSRegularExpression
-                do {
-                    regex = try NSRegularExpression(pattern: Self.icuPattern(pattern),
-                                                    options: ci ? [.caseInsensitive] : [])
-                } catch {
-                    throw UserAgentRegexesError(path: path, reason: "\(key)[\(n)] regex does not compile: \(pattern)")
-                }
                 let repl = slots.map { slot -> String? in
                     guard let v = Self.value(entry, slot)?.scalar else { return nil }
                     // A plain `~`, `null` or empty value is YAML's null: no replacement.
                     if v.style == .plain, NSNull.construct(from: v) != nil { return nil }
                     return v.string
                 }
-                rules.append(UAPRule(regex: regex, caseInsensitive: ci, replacements: repl))
-                filters.append(number(LiteralExtractor.condition(for: pattern)))
+                entries.append(Entry(list: key, n: n, pattern: pattern, ci: flag.contains("i"), repl: repl))
             }
-            return RuleList(rules, filters: filters)
+            counts.append(list.count)
         }
-        userAgentRules = try compile("user_agent_parsers", Self.uaSlots)
-        osRules = try compile("os_parsers", Self.osSlots)
-        deviceRules = try compile("device_parsers", Self.deviceSlots)
+        let compiled = Self.compileAll(entries.map { ($0.pattern, $0.ci) })
+        var lists: [RuleList] = []
+        var at = 0
+        for count in counts {
+            var rules: [UAPRule] = []
+            var filters: [Prefilter] = []
+            rules.reserveCapacity(count)
+            for k in at..<(at + count) {
+                let e = entries[k]
+                guard let (regex, condition) = compiled[k] else {
+                    throw UserAgentRegexesError(path: path, reason: "\(e.list)[\(e.n)] regex does not compile: \(e.pattern)")
+                }
+                rules.append(UAPRule(regex: regex, caseInsensitive: e.ci, replacements: e.repl))
+                filters.append(number(condition))
+            }
+            lists.append(RuleList(rules, filters: filters))
+            at += count
+        }
+        userAgentRules = lists[0]
+        osRules = lists[1]
+        deviceRules = lists[2]
         automaton = AhoCorasick(atoms: atoms)
+    }
+
+    /// Each (pattern, case-insensitive) compiled for ICU with its literal
+    /// condition (nil: the regex does not compile), in order, spread over
+    /// the machine's cores (up to 4).
+    static func compileAll(_ patterns: [(String, Bool)]) -> [(NSRegularExpression, LiteralCondition)?] {
+        // Each slot is written by one thread, and read after all joined.
+        nonisolated(unsafe) let out = UnsafeMutableBufferPointer<(NSRegularExpression, LiteralCondition)?>
+            .allocate(capacity: patterns.count)
+        out.initialize(repeating: nil)
+        defer { out.deallocate() }
+        let threads = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount, patterns.count))
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            // Interleaved (entry k on thread k mod threads): neighbouring
+            // entries are alike in size, so the threads finish together.
+            for k in stride(from: t, to: patterns.count, by: threads) {
+                let (pattern, ci) = patterns[k]
+                guard let regex = try? NSRegularExpression(pattern: icuPattern(pattern),
+                                                           options: ci ? [.caseInsensitive] : []) else { continue }
+                out[k] = (regex, LiteralExtractor.condition(for: pattern))
+            }
+        }
+        return Array(out)
     }
 
     /// A mapping's value for a plain string key (the last one, as YAML

@@ -191,6 +191,32 @@ struct UserAgentTests {
         }
     }
 
+    /// The regexes compile on several threads; the error still names the
+    /// first entry (in file order) whose regex does not compile, and the
+    /// rules keep their order (the first matching rule wins).
+    @Test func compileErrorsAndRuleOrderDoNotDependOnThreads() throws {
+        func entries(_ n: Int, bad: Set<Int>, family: (Int) -> String) -> String {
+            (0..<n).map { k in
+                bad.contains(k) ? "  - regex: '(unclosed\(k)'\n"
+                    : "  - regex: '(Agent)/(\\d+)'\n    family_replacement: '\(family(k))'\n"
+            }.joined()
+        }
+        for _ in 0..<5 {
+            let yaml = "user_agent_parsers:\n" + entries(40, bad: [17, 33], family: { "F\($0)" })
+                + "os_parsers:\n" + entries(9, bad: [2], family: { "O\($0)" }) + "device_parsers: []\n"
+            do {
+                _ = try UAPRegexes(yaml: yaml)
+                Issue.record("a broken regex was accepted")
+            } catch let e as UserAgentRegexesError {
+                #expect("\(e)".contains("user_agent_parsers[17] regex does not compile: (unclosed17"), "\(e)")
+            }
+            let good = try UAPRegexes(yaml: "user_agent_parsers:\n" + entries(40, bad: [], family: { "F\($0)" })
+                                      + "os_parsers: []\ndevice_parsers: []\n")
+            #expect(good.parse("Agent/3").userAgent.family == "F0")
+            #expect(good.ruleCount == 40)
+        }
+    }
+
     @Test func lruCacheEvictsLeastRecentlyUsed() {
         var c = LRUCache(capacity: 3)
         let v = UserAgentInfo(browser: "B", browserMajor: nil, os: "O", osMajor: nil, deviceFamily: "D",
