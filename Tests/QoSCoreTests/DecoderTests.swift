@@ -275,7 +275,8 @@ import SplitMix
     /// decodes exactly what a fresh reader does, whatever the order: keys
     /// shuffled per object, near-misses of known names (prefixes,
     /// extensions, other case), escaped spellings of known names, unknown
-    /// keys, and objects cut at every byte (keys at and past the end).
+    /// keys, whitespace around separators, and objects cut at every byte
+    /// (keys at and past the end).
     @Test func aLearnedKeyOrderNeverChangesWhatIsDecoded() {
         var rng = SplitMix64(seed: 17)
         let pairs = [#""event":"heartbeat""#, #""event":"segment""#, #""ts":5"#, #""session_id":"abc""#, #""seq":3"#,
@@ -291,7 +292,11 @@ import SplitMix
                                         : pairs.filter { _ in rng.next() % 3 != 0 }
             if round % 2 == 0 { chosen.sort() }  // a stable order, so the predictor learns and is then tried
             else { chosen.shuffle(using: &rng) }
-            var text = Array(("{" + chosen.joined(separator: ",") + "}").utf8)
+            // Whitespace after a colon or a comma, in some objects: where the
+            // separator, key and colon are matched at once, and where they are not.
+            var body = chosen.joined(separator: round % 11 == 0 ? ", " : ",")
+            if round % 7 == 0 { body = body.replacingOccurrences(of: "\":", with: "\": ") }
+            var text = Array(("{" + body + "}").utf8)
             if round % 5 == 0 { text = Array(text.prefix(Int(rng.next() % UInt64(text.count + 1)))) }
             let fresh = BeaconDecoder.decode(text).map { "\($0)" }
             var got: [String] = []
