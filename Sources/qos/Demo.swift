@@ -132,6 +132,10 @@ struct Demo: ParsableCommand {
             }
             o.drainLimitSeconds = max(60, seconds)
             let status = try RunJob(o).run()
+            if status.drainCutShort {
+                print("reading the rest of the topics took over \(Int(o.drainLimitSeconds)) s: stopped with beacons "
+                      + "still unread (the numbers below leave them out)")
+            }
             stopTraffic()
             server?.stop()
             view.finish(status, sink: sink)

@@ -469,6 +469,7 @@ import QoSCore
             try d.store.openState(accept: false, log: { _ in })
             src.assign(src.ids)
             let status = try d.run(src)
+            #expect(!status.drainCutShort)
             return (status.counters.messages, stops, src.records.reduce(0) { $0 + $1.count })
         }
         let drained = try run(drain: true)
@@ -496,5 +497,6 @@ import QoSCore
         let status = try d.run(DriverTests.source(partitions: 2))  // never assigned
         #expect(status.counters.messages == 0)
         #expect(clock.monotonic - started >= 4 && clock.monotonic - started < 5)
+        #expect(status.drainCutShort, "the status says the drain stopped short")
     }
 }

@@ -97,6 +97,9 @@ public struct RunStatus: Sendable {
     public var partitions: [Int32] = []
     public var lag: [Int32: Int64] = [:]
     public var lastFlushMs = 0.0
+    /// The drain after `durationSeconds` (`RunOptions.afterDuration`) hit
+    /// `drainLimitSeconds` with partitions not read to their end.
+    public var drainCutShort = false
     /// Sums that stuck at Int64.max since the process started (README "Numeric safety").
     public var saturatedValues: Int64 = 0
     /// Time from the watermark passing a window's end (detected after a poll)

@@ -135,7 +135,13 @@ public final class StreamDriver {
             if let d = o.durationSeconds, t - started >= d {
                 guard let stopInput = o.afterDuration else { break }
                 if let since = drainStarted {
-                    if try checkCaughtUp(records: lastPolled) || t - since >= o.drainLimitSeconds { break }
+                    if try checkCaughtUp(records: lastPolled) { break }
+                    if t - since >= o.drainLimitSeconds {
+                        status.drainCutShort = true
+                        o.log.warn("the drain after the run's duration reached its limit (\(Int(o.drainLimitSeconds)) s) "
+                                   + "before every partition was read: what is unread stays in the topics")
+                        break
+                    }
                 } else {
                     stopInput()
                     drainStarted = clock.monotonicSeconds()
