@@ -266,6 +266,14 @@ public final class GeoIPResolver: @unchecked Sendable {
 
     /// One line for the start-up log, e.g.
     /// `geo: GeoIP2-City (/data/city.mmdb), GeoLite2-ASN (/data/asn.mmdb)`.
+    /// Each open database's mapping of its file (libmaxminddb maps the file
+    /// whole): what a truncation of the file under the process would take away.
+    public var mappedFiles: [(path: String, bytes: UnsafeRawBufferPointer)] {
+        zip(paths, dbs).map { path, db in
+            (path, UnsafeRawBufferPointer(start: db.pointee.file_content, count: Int(db.pointee.file_size)))
+        }
+    }
+
     public var summary: String {
         isEnabled ? "geo: " + zip(databaseTypes, paths).map { "\($0) (\($1))" }.joined(separator: ", ")
                   : Self.disabledNotice

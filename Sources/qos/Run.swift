@@ -73,7 +73,7 @@ struct Run: ParsableCommand {
 
     func options(_ c: Configuration) throws -> RunOptions {
         var o = c.runOptions()
-        o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: o.log.info)
+        o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: o.log.info, warn: o.log.warn)
         o.durationSeconds = duration
         o.untilCaughtUp = untilCaughtUp
         o.acceptStateLoss = acceptStateLoss

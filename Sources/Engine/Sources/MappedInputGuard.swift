@@ -20,8 +20,9 @@ import Synchronization
 /// The handler runs in signal context: it only loads and stores atomics in
 /// storage allocated before it was installed, and calls `mmap` and `signal`.
 enum MappedInputGuard {
-    /// Mappings watched at once (one per input file being read; a replay
-    /// reads its files one after another, tests may read several at once).
+    /// Mappings watched at once (one per input file being read: a replay
+    /// reads its files one after another, tests may read several at once;
+    /// and up to 4 GeoIP databases, `EngineEnricher`).
     static let slots = 32
 
     /// Per slot: the mapping's start and end addresses (start 0: a free
