@@ -264,8 +264,6 @@ public final class GeoIPResolver: @unchecked Sendable {
     public static let disabledNotice =
         "geo: no --geoip-db configured; country, region, city and ASN are 'unknown' unless beacons carry country/region"
 
-    /// One line for the start-up log, e.g.
-    /// `geo: GeoIP2-City (/data/city.mmdb), GeoLite2-ASN (/data/asn.mmdb)`.
     /// Each open database's mapping of its file (libmaxminddb maps the file
     /// whole): what a truncation of the file under the process would take away.
     public var mappedFiles: [(path: String, bytes: UnsafeRawBufferPointer)] {
@@ -274,6 +272,8 @@ public final class GeoIPResolver: @unchecked Sendable {
         }
     }
 
+    /// One line for the start-up log, e.g.
+    /// `geo: GeoIP2-City (/data/city.mmdb), GeoLite2-ASN (/data/asn.mmdb)`.
     public var summary: String {
         isEnabled ? "geo: " + zip(databaseTypes, paths).map { "\($0) (\($1))" }.joined(separator: ", ")
                   : Self.disabledNotice
