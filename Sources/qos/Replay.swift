@@ -43,7 +43,8 @@ struct Replay: ParsableCommand {
             var o = c.replayOptions()
             o.inputs = files
             o.jsonDump = jsonDump
-            o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } })
+            o.enricher = try makeEnricher(geoip: c.geoipDb, uaRegexes: c.uaRegexes, log: { if !quiet { writeStderr($0 + "\n") } },
+                                          warn: { writeStderr("warning: " + $0 + "\n") })  // --quiet or not
             o.progress = !quiet && isatty(2) != 0
             let summary = try ReplayJob(o).run()
             print(summary.text)
