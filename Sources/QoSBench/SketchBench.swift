@@ -48,6 +48,19 @@ public enum SketchBench {
         for v in values { dd.add(v) }
         results.append(("ddsketch.add a=0.01", Double(n) / (now() - t)))
         precondition(dd.count == Double(n))
+
+        // Merges of sketches of 1 000 values each into one (as a flush merges
+        // every partition's share of a window): merges per second.
+        let parts = (0 ..< Swift.max(1, Swift.min(n, 1_000_000) / 1000)).map { p -> DDSketch in
+            var s = DDSketch(relativeAccuracy: 0.01)
+            for v in values[(p * 1000) ..< Swift.min(values.count, (p + 1) * 1000)] { s.add(v) }
+            return s
+        }
+        t = now()
+        var merged = DDSketch(relativeAccuracy: 0.01)
+        for _ in 0 ..< 10 { for s in parts { merged.merge(s) } }
+        results.append(("ddsketch.merge a=0.01 (1 000 values each)", Double(10 * parts.count) / (now() - t)))
+        precondition(merged.count == 10 * parts.reduce(0) { $0 + $1.count })
         return results
     }
 }

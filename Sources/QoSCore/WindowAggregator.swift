@@ -30,6 +30,15 @@ public struct TableAggregate<K: SketchKit>: Sendable {
 
     public var isEmpty: Bool { keys.isEmpty }
 
+    /// Room for `n` groups without growing (the keys, the metrics and the
+    /// index each grow by doubling, rehashing the index every time).
+    mutating func reserve(_ n: Int) {
+        guard n > keys.capacity else { return }
+        keys.reserveCapacity(n)
+        metrics.reserveCapacity(n)
+        index.reserveCapacity(n)
+    }
+
     /// Renames the ids of every key through `map` (an interner rebuild,
     /// injective on the ids present); every group keeps its slot.
     mutating func remapIDs(_ map: [UInt32]) {
@@ -148,9 +157,14 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
     /// Adds another state of the same window (another partition's share).
     public func merge(_ o: WindowState<K>, cap: Int) {
         for t in tables.indices {
-            for (i, k) in o.tables[t].keys.enumerated() {
-                let j = tables[t].slot(k, cap: cap)
-                tables[t].metrics[j].merge(o.tables[t].metrics[i])
+            // Their groups read in place (`o.tables[t].metrics[i]` would copy
+            // each group, retaining and releasing every sketch in it).
+            let theirs = o.tables[t]
+            theirs.metrics.withUnsafeBufferPointer { metrics in
+                for (i, k) in theirs.keys.enumerated() {
+                    let j = tables[t].slot(k, cap: cap)
+                    tables[t].metrics[j].merge(metrics[i])
+                }
             }
         }
         sessions += o.sessions
@@ -190,6 +204,8 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// one window), unretained: `base` and `deltas` hold it, and every
     /// change that can drop a state from them (`flush`, `insert`) clears it.
     private var last: Unmanaged<WindowState<K>>?
+    /// Groups per table of the latest base window flushed (0 before the first).
+    private var groupsLastWritten = [Int](repeating: 0, count: MetricTable.allCases.count)
 
     public init(config: EngineConfig, writtenThrough: Int64 = .min) {
         self.config = config
@@ -231,6 +247,9 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         if let w = base[start] { return w }
         let w = WindowState<K>(start: start, end: start + config.windowMs, isDelta: false)
         w.serial = nextSerial()
+        // Sized for as many groups as the last window written had: a window
+        // of the same traffic fills about as many (bench/results/speed.md section 21).
+        for t in w.tables.indices where groupsLastWritten[t] > 0 { w.tables[t].reserve(groupsLastWritten[t]) }
         base[start] = w
         if w.end < nextDueEnd { nextDueEnd = w.end }
         return w
@@ -277,6 +296,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         generation += 1
         last = nil
         for w in out { base[w.start] = nil }
+        if let latest = out.last { groupsLastWritten = latest.tables.map { $0.keys.count } }
         nextDueEnd = base.values.map { $0.end }.min() ?? .max
         if releaseLate {
             out += deltas.values.sorted { $0.start < $1.start }

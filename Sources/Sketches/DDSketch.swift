@@ -248,7 +248,44 @@ public struct DDSketch: Sendable, Equatable {
     }
 
     /// Adds other's bins from its highest key down, so any collapsing happens up front.
+    ///
+    /// When the keys of both sketches fit in `binLimit` bins nothing collapses
+    /// and every count lands in its own key's bin: the window is widened once
+    /// and the bins are added in one pass, with the same additions in the same
+    /// order as `addKeysOneByOne` (which the rest takes, and which tests
+    /// compare this with). A flush merges every partition's share of a
+    /// window this way (bench/results/speed.md section 21).
     mutating func addKeyRange(_ other: DDSketch) {
+        // The lowest and highest keys of `other` that hold a count (its
+        // minKey may name an emptied bin after a collapse).
+        var lo = other.minKey, hi = other.maxKey
+        while hi >= lo && other.bins[hi - other.offset] == 0 { hi -= 1 }
+        while lo <= hi && other.bins[lo - other.offset] == 0 { lo += 1 }
+        guard lo <= hi else { return }
+        let newMin = positiveCount > 0 ? Swift.min(minKey, lo) : lo
+        let newMax = positiveCount > 0 ? Swift.max(maxKey, hi) : hi
+        guard newMax - newMin < binLimit else { return addKeysOneByOne(other) }
+        ensureWindow(newMin, newMax)
+        minKey = newMin
+        maxKey = newMax
+        let shift = other.offset - offset
+        var added = positiveCount
+        bins.withUnsafeMutableBufferPointer { into in
+            other.bins.withUnsafeBufferPointer { from in
+                for i in stride(from: hi - other.offset, through: lo - other.offset, by: -1) {
+                    let c = from[i]
+                    if c != 0 {
+                        into[i + shift] += c
+                        added += c
+                    }
+                }
+            }
+        }
+        positiveCount = added
+    }
+
+    /// `addKeyRange` one key at a time through `addKey` (collapsing as needed).
+    mutating func addKeysOneByOne(_ other: DDSketch) {
         for k in stride(from: other.maxKey, through: other.minKey, by: -1) {
             let c = other.bins[k - other.offset]
             if c != 0 { addKey(k, weight: c) }

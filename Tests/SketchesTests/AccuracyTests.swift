@@ -96,6 +96,6 @@ import QoSBench
 
     @Test func benchRunsAndReportsRates() {
         let r = SketchBench.run(n: 20_000)
-        #expect(r.count == 4 && r.allSatisfy { $0.opsPerSec > 0 })
+        #expect(r.count == 5 && r.allSatisfy { $0.opsPerSec > 0 })
     }
 }

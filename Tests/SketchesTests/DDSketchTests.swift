@@ -139,6 +139,52 @@ import SplitMix
         #expect(a == all && a.protobufBytes() == all.protobufBytes())
     }
 
+    /// The one-pass merge (both sketches' keys within the bin limit) leaves
+    /// exactly the state the key-by-key merge leaves: the same key range
+    /// (also when a collapse left the lowest bin empty), bins, total and
+    /// bytes, with fractional counts (summed in the same order) and into
+    /// empty, zeros-only and collapsed sketches.
+    @Test(arguments: [2048, 64]) func onePassMergeEqualsKeyByKeyMerge(binLimit: Int) throws {
+        var rng = SplitMix64(seed: 7 &+ UInt64(binLimit))
+        func unit() -> Double { Double(rng.next() >> 11) * 0x1p-53 }
+        func sketch(_ n: Int, around center: Double, spread: Double) -> DDSketch {
+            var s = DDSketch(binLimit: binLimit)
+            for _ in 0 ..< n { s.add(center * pow(1.02, (unit() - 0.5) * spread)) }
+            return s
+        }
+        // A collapse that leaves the lowest kept bin empty: keys 0...9 added,
+        // then one far above moves the lowest allowed key past all of them.
+        var emptyLowest = DDSketch(binLimit: binLimit)
+        emptyLowest.addKey(5, weight: 1)
+        emptyLowest.addKey(5 + binLimit + 3, weight: 1)
+        emptyLowest.bins[emptyLowest.minKey - emptyLowest.offset] = 0  // as if its mass had been merged away
+        emptyLowest.positiveCount = 1
+        // Fractional counts, as a decoded sketch from another writer may carry.
+        var fractional = sketch(40, around: 300, spread: 60)
+        for k in fractional.minKey ... fractional.maxKey where fractional.bins[k - fractional.offset] != 0 {
+            fractional.bins[k - fractional.offset] += 0.1
+            fractional.positiveCount += 0.1
+        }
+        var zerosOnly = DDSketch(binLimit: binLimit)
+        zerosOnly.add(0)
+        var cases: [DDSketch] = [DDSketch(binLimit: binLimit), zerosOnly, emptyLowest, fractional,
+                                 try DDSketch(protobuf: fractional.protobufBytes())]
+        for _ in 0 ..< 30 {
+            cases.append(sketch(Int(unit() * 200), around: 10 * pow(10, unit() * 4), spread: unit() * 150))
+        }
+        for a in cases {
+            for b in cases where b.positiveCount > 0 {
+                var fast = a, slow = a
+                fast.addKeyRange(b)
+                slow.addKeysOneByOne(b)
+                #expect(fast.minKey == slow.minKey && fast.maxKey == slow.maxKey)
+                #expect(fast.positiveCount == slow.positiveCount)
+                #expect(fast.nonEmptyBins.elementsEqual(slow.nonEmptyBins) { $0.key == $1.key && $0.count == $1.count })
+                #expect(fast.protobufBytes() == slow.protobufBytes())
+            }
+        }
+    }
+
     /// Merging is exact whether the ranges overlap, sit apart within the bin
     /// limit (one widening, no collapse) or force a collapse either way, and
     /// into an empty sketch: the result equals one sketch that saw every value.
