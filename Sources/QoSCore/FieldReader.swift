@@ -49,46 +49,69 @@ struct FieldReader: Equatable {
         return (true, field)
     }
 
-    /// Whether the cursor is at the key token `"name"` of the field whose
-    /// `nameWords` entry is `name`, byte for byte (a known name has no quote
-    /// or backslash, so no escapes); if so, moves past it. Three word
-    /// compares, or near the buffer's end (the last key of a line) byte by
-    /// byte.
+    /// Whether the cursor is at `token` (a known key with its quotes), byte
+    /// for byte (a known name has no quote or backslash, so no escapes); if
+    /// so, moves past it. Two or three word compares, none reading past the
+    /// buffer's end: the last word is the one that ends with the token, so
+    /// the last key of a line takes no slower path (bench/results/speed.md
+    /// section 22). Only a short token in a buffer's first eight bytes is
+    /// compared byte by byte.
     @inline(__always)
-    static func readKey(_ name: NameWords, _ p: inout JSONCursor) -> Bool {
-        let i = p.index
-        guard i < p.count, p.base[i] == UInt8(ascii: "\"") else { return false }
+    static func readKey(_ token: KeyToken, _ p: inout JSONCursor) -> Bool {
+        let i = p.index, end = i &+ token.length
+        guard end <= p.count else { return false }
         let b = p.base
-        guard i + 25 <= p.count else {
-            guard i + 2 + name.length <= p.count, b[i + 1 + name.length] == UInt8(ascii: "\"") else { return false }
-            for k in 0..<name.length {
-                let word = k < 8 ? name.words.0 : k < 16 ? name.words.1 : name.words.2
-                guard b[i + 1 + k] == UInt8(truncatingIfNeeded: word >> (8 * UInt64(k % 8))) else { return false }
+        if token.length <= 8 {
+            if end < 8 {
+                guard token.matchesByteByByte(b, at: i) else { return false }
+            } else {
+                guard b.loadUnaligned(fromByteOffset: end &- 8, as: UInt64.self) & token.tailMask == token.tail else { return false }
             }
-            p.index = i + 2 + name.length
-            return true
+        } else {
+            guard b.loadUnaligned(fromByteOffset: i, as: UInt64.self) == token.head,
+                  b.loadUnaligned(fromByteOffset: end &- 8, as: UInt64.self) == token.tail,
+                  token.length <= 16 || b.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self) == token.middle
+            else { return false }
         }
-        guard b.loadUnaligned(fromByteOffset: i + 1, as: UInt64.self) & name.masks.0 == name.words.0,
-              b.loadUnaligned(fromByteOffset: i + 9, as: UInt64.self) & name.masks.1 == name.words.1,
-              b.loadUnaligned(fromByteOffset: i + 17, as: UInt64.self) & name.masks.2 == name.words.2,
-              b[i + 1 + name.length] == UInt8(ascii: "\"") else { return false }
-        p.index = i + 2 + name.length
+        p.index = end
         return true
     }
 
-    /// Each wire name as `words` reads a token (little-endian, zero past
-    /// its end) with the masks that keep its bytes, by `Field.rawValue`.
-    typealias NameWords = (words: (UInt64, UInt64, UInt64), masks: (UInt64, UInt64, UInt64), length: Int)
-    static let nameWords: [NameWords] = names.map { name in
-        let n = name.utf8CodeUnitCount
-        precondition(n <= 24, "a wire name longer than readKey(_:_:) reads")
-        var words: [UInt64] = [0, 0, 0], masks: [UInt64] = [0, 0, 0]
-        for k in 0..<n {
-            words[k / 8] |= UInt64(name.utf8Start[k]) << (8 * UInt64(k % 8))
-            masks[k / 8] |= 0xFF << (8 * UInt64(k % 8))
+    /// A known key as its JSON token (`"name"`, quotes included) in
+    /// little-endian words: the first eight bytes, the next eight, and the
+    /// eight that end the token (for a token of eight bytes or fewer, only
+    /// its bytes of that last word count: `tailMask`). Up to 24 bytes.
+    struct KeyToken: Equatable {
+        let head: UInt64, middle: UInt64, tail: UInt64, tailMask: UInt64
+        let length: Int
+        /// The token's bytes, for the compare near a buffer's start.
+        let bytes: [UInt8]
+
+        init(name: StaticString) {
+            let token = [UInt8(ascii: "\"")] + Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+                + [UInt8(ascii: "\"")]
+            precondition(token.count <= 24, "a wire name longer than readKey(_:_:) compares")
+            func word(_ at: Int) -> UInt64 {  // bytes at..<at+8, zero outside the token
+                (0..<8).reduce(0) { w, k in
+                    at + k >= 0 && at + k < token.count ? w | UInt64(token[at + k]) << (8 * UInt64(k)) : w
+                }
+            }
+            length = token.count
+            bytes = token
+            head = word(0)
+            middle = word(8)
+            tail = word(token.count - 8)
+            tailMask = token.count >= 8 ? .max : ~UInt64(0) << (8 * UInt64(8 - token.count))
         }
-        return ((words[0], words[1], words[2]), (masks[0], masks[1], masks[2]), n)
+
+        func matchesByteByByte(_ b: UnsafeRawBufferPointer, at i: Int) -> Bool {
+            for k in 0..<length where b[i + k] != bytes[k] { return false }
+            return true
+        }
     }
+
+    /// Each known key's token, by `Field.rawValue`.
+    static let keyTokens: [KeyToken] = names.map { KeyToken(name: $0) }
 
     /// Reads the value of a `field` key (nil: another key, whose value is
     /// validated and skipped). Returns false only on a JSON syntax error.
@@ -439,11 +462,10 @@ struct FieldReader: Equatable {
         /// `after` for an object's first key, and after a key that is not a known field.
         static let start = 0, unknown = fieldsMax + 1
         private static let perEvent = fieldsMax + 2
-        private static let none = UInt8.max
-        /// By `slot`: the field seen next last time (`none`: nothing yet, or another key).
-        private var next = [UInt8](repeating: KeyPredictor.none, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
-        /// `FieldReader.nameWords`.
-        private let nameWords = FieldReader.nameWords
+        /// By `slot`: the field seen next last time (nil: nothing yet, or another key).
+        private var next = [Field?](repeating: nil, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
+        /// `FieldReader.keyTokens`.
+        private let keyTokens = FieldReader.keyTokens
 
         init() {
             assert(Field.allCases.count <= Self.fieldsMax && EventType.allCases.count <= Self.eventsMax,
@@ -451,9 +473,9 @@ struct FieldReader: Equatable {
         }
 
         /// Whether the cursor is at the key token of `f`, moving past it if so
-        /// (`FieldReader.readKey(_:_:)` with this predictor's name table).
+        /// (`FieldReader.readKey(_:_:)` with this predictor's token table).
         @inline(__always) func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
-            FieldReader.readKey(nameWords[f.rawValue], &p)
+            FieldReader.readKey(keyTokens[f.rawValue], &p)
         }
 
         /// The `after` value for a key just read.
@@ -465,14 +487,10 @@ struct FieldReader: Equatable {
             Int(event?.rawValue ?? UInt8(eventsMax)) * perEvent + previous
         }
 
-        @inline(__always) func guess(_ slot: Int) -> Field? {
-            let g = next[slot]
-            return g == Self.none ? nil : Field(rawValue: Int(g))
-        }
+        @inline(__always) func guess(_ slot: Int) -> Field? { next[slot] }
 
         @inline(__always) mutating func learn(_ field: Field?, _ slot: Int) {
-            let g = field.map { UInt8($0.rawValue) } ?? Self.none
-            if next[slot] != g { next[slot] = g }
+            if next[slot] != field { next[slot] = field }
         }
 
         static func == (a: KeyPredictor, b: KeyPredictor) -> Bool { true }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Generator
 import Testing
 @testable import QoSCore
@@ -125,6 +128,43 @@ import SplitMix
                 #expect(reasons(#"{"ts":1,"session_id":"s","event":"\#(e.name.dropLast())"\#(tail)}"#) == ["unknown_event"])
             }
         }
+    }
+
+    /// A guessed key is compared as whole words without reading a byte past
+    /// the buffer: every known key's token, at every offset of buffers that
+    /// end right after it (the last byte before a page the process may not
+    /// read, so an over-read ends the test run), matches exactly itself —
+    /// not with any one byte changed (quotes included), not cut short — and
+    /// moves the cursor past it only when it matches.
+    @Test func aKeyTokenIsComparedInPlaceWithoutReadingPastTheBuffer() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let region = try #require(mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        #expect(region != MAP_FAILED)
+        defer { munmap(region, 2 * page) }
+        #expect(mprotect(region + page, page, PROT_NONE) == 0)
+        let guardStart = region + page
+        var checked = 0
+        for (f, name) in FieldReader.names.enumerated() {
+            let token = FieldReader.keyTokens[f]
+            let bytes = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\"")]
+            #expect(token.length == bytes.count && token.bytes == bytes)
+            for before in 0..<12 {  // bytes of the buffer before the token
+                let variants: [([UInt8], Bool)] = [(bytes, true), (Array(bytes.dropLast()), false)]
+                    + bytes.indices.map { k in var v = bytes; v[k] ^= 0x20; return (v, false) }
+                for (candidate, matches) in variants {
+                    let count = before + candidate.count
+                    let start = guardStart - count
+                    memset(start, Int32(UInt8(ascii: ",")), before)
+                    candidate.withUnsafeBytes { memcpy(start + before, $0.baseAddress!, candidate.count) }
+                    var p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
+                    p.index = before
+                    #expect(FieldReader.readKey(token, &p) == matches, "\(name) after \(before) bytes: \(candidate)")
+                    #expect(p.index == (matches ? count : before))
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 1_000)
     }
 
     /// The integer fast path and the general number lexer agree.
