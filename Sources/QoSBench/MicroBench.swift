@@ -13,24 +13,42 @@ import Sketches
 public enum MicroBench {
     public struct Result { public var name: String; public var opsPerSec: Double; public var note: String }
 
-    /// Beacon decoding from raw bytes, on the generator's traffic.
-    public static func decoder(messages: Int = 300_000) -> Result {
+    /// Beacon decoding from raw bytes, on the generator's traffic, as the
+    /// decode stage of `qos replay` and `qos run` does it: one reader kept
+    /// across messages (its key predictor learned), session ids lent as
+    /// byte ranges; and, for comparison, through the convenience API that
+    /// starts a fresh reader per message and builds every id's String.
+    public static func decoders(messages: Int = 300_000) -> [Result] {
         var o = GeneratorOptions()
         o.sessions = messages / 70 + 1
         let payloads = TrafficGenerator(o).prefix(messages).map(\.payload)
-        var beacons = 0
         let bytes = payloads.reduce(0) { $0 + $1.count }
-        let t0 = monotonicSeconds()
-        for _ in 0..<3 {
+        func timed(_ name: String, _ decodeAll: () -> Int) -> Result {
+            let t0 = monotonicSeconds()
+            var beacons = 0
+            for _ in 0..<3 { beacons += decodeAll() }
+            let dt = monotonicSeconds() - t0
+            precondition(beacons > 0, "the generator's traffic decodes to beacons")
+            return Result(name: name, opsPerSec: Double(beacons) / dt, note: "\(Int(Double(bytes * 3) / dt / 1_048_576)) MB/s")
+        }
+        var scratch = DecodeScratch()
+        let kept = timed("decode beacons (reader kept, ids lent)") {
+            var n = 0
             for p in payloads {
                 p.withUnsafeBytes { raw in
-                    BeaconDecoder.decode(raw) { if case .beacon = $0 { beacons += 1 } }
+                    BeaconDecoder.decodeLending(raw, scratch: &scratch, onBeacon: { _ in n += 1 }, onReject: { _, _ in })
                 }
             }
+            return n
         }
-        let dt = monotonicSeconds() - t0
-        let mbps = Double(bytes * 3) / dt / 1_048_576
-        return Result(name: "decode beacons", opsPerSec: Double(beacons) / dt, note: "\(Int(mbps)) MB/s")
+        let fresh = timed("decode beacons (fresh reader, ids as Strings)") {
+            var n = 0
+            for p in payloads {
+                p.withUnsafeBytes { raw in BeaconDecoder.decode(raw) { if case .beacon = $0 { n += 1 } } }
+            }
+            return n
+        }
+        return [kept, fresh]
     }
 
     /// The whole core engine (decode, sessionize, aggregate; no I/O).

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print tab-separated name, ops/s, note (for bench/run.py).") var tsv = false
 
     func run() throws {
-        let results = memoryOnly ? MicroBench.bytesPerSession() : [MicroBench.decoder(), MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
+        let results = memoryOnly ? MicroBench.bytesPerSession() : MicroBench.decoders() + [MicroBench.core()] + MicroBench.sketches() + MicroBench.enrichment()
             + MicroBench.bytesPerSession()
         for r in results {
             if tsv { print("\(r.name)\t\(Int(r.opsPerSec))\t\(r.note)") } else if r.name.hasPrefix("bytes") {
