@@ -152,8 +152,9 @@ import SplitMix
             for _ in 0 ..< n { s.add(center * pow(1.02, (unit() - 0.5) * spread)) }
             return s
         }
-        // A collapse that leaves the lowest kept bin empty: keys 0...9 added,
-        // then one far above moves the lowest allowed key past all of them.
+        // A sketch whose lowest key names an empty bin: key 5, then one more
+        // than the bin limit above it (key 5 collapses into the lowest kept
+        // key), then that bin emptied by hand.
         var emptyLowest = DDSketch(binLimit: binLimit)
         emptyLowest.addKey(5, weight: 1)
         emptyLowest.addKey(5 + binLimit + 3, weight: 1)
