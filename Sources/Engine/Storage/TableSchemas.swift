@@ -47,6 +47,15 @@ public struct OutputColumn<Row> {
             .byteArray($0.map { Array(f($0).utf8) })
         }
     }
+    /// A string column read as UTF-8 bytes (`bytes`) and sized by
+    /// `byteCount`, without building a String per row: the `sessions`
+    /// table's ids, kept as bytes (`SessionRows`).
+    static func utf8(_ name: String, _ doc: String, byteCount: @escaping (Row) -> Int,
+                     bytes: @escaping (Row) -> [UInt8]) -> OutputColumn {
+        OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + byteCount($0) }) {
+            .byteArray($0.map(bytes))
+        }
+    }
     static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
         OutputColumn(field: .string(name), doc: doc, size: { 4 + (f($0)?.utf8.count ?? 0) }) {
             .byteArray($0.map { f($0).map { Array($0.utf8) } })
@@ -249,8 +258,10 @@ public enum TableSchemas {
     public static func sessionColumns() -> [OutputColumn<SessionRowAt>] {
         typealias C = OutputColumn<SessionRowAt>
         return windowColumns({ $0.start }, { $0.end }) + [
-            .string("session_id", "Session id.") { $0.rows.sessionId($0.index) },
-            .string("viewer_id", "Viewer id (session_id when the beacons had none).") { $0.rows.viewerId($0.index) },
+            .utf8("session_id", "Session id.", byteCount: { Int($0.p.idLength) },
+                  bytes: { $0.rows.withIdBytes($0.index) { Array($0) } }),
+            .utf8("viewer_id", "Viewer id (session_id when the beacons had none).", byteCount: { Int($0.p.viewerLength) },
+                  bytes: { $0.rows.withIdBytes($0.index, viewer: true) { Array($0) } }),
             .string("video_id", "Video id.") { $0.name($0.p.videoId) },
             .string("country", "ISO 3166-1 alpha-2.") { $0.name($0.p.country) },
             .string("region", "ISO 3166-2 subdivision.") { $0.name($0.p.region) },
