@@ -190,11 +190,26 @@ extension QoSEngine {
         }
     }
 
-    func addConcurrent(_ w: WindowState<K>, _ s: SessionState) {
-        for t in MetricTable.allCases {
+    /// `tables`: a bit per `MetricTable.rawValue`, the tables to count in (all by default).
+    func addConcurrent(_ w: WindowState<K>, _ s: SessionState, tables: UInt8 = .max) {
+        for t in MetricTable.allCases where tables & (1 << t.rawValue) != 0 {
             let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: config.groupsPerWindowMax)
             w.tables[t.rawValue].metrics[i].concurrentPlays += 1
         }
+    }
+
+    /// `addConcurrent` in the groups `w` already has; returns the tables
+    /// (a bit per `MetricTable.rawValue`) whose group it lacks, untouched.
+    func addConcurrentToExistingGroups(_ w: WindowState<K>, _ s: SessionState) -> UInt8 {
+        var lacking: UInt8 = 0
+        for t in MetricTable.allCases {
+            if let i = w.tables[t.rawValue].existingSlot(s.dims.key(t)) {
+                w.tables[t.rawValue].metrics[i].concurrentPlays += 1
+            } else {
+                lacking |= 1 << t.rawValue
+            }
+        }
+        return lacking
     }
 
     func sessionRow(_ s: SessionState, instant: Int64, reason: CloseReason,

@@ -11,18 +11,34 @@ extension QoSEngine {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
             let due = p.aggregator.windowsDue(watermark)
-            if !due.isEmpty {
-                p.sessions.forEach { s in
-                    guard let play = s.firstPlayTs else { return }
-                    let closeAt = s.pendingClose(config).instant
-                    for w in due where play < w.end && closeAt > w.end { addConcurrent(w, s) }
-                }
-            }
+            if !due.isEmpty { addConcurrentPlays(p, due) }
             out += p.aggregator.flush(watermark, releaseLate: releaseLate)
         }
         let windows = WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
         rebuildInternersIfDue(flushed: windows)
         return windows
+    }
+
+    /// The sessions of `p` still playing at the end of a window in `due`
+    /// count in its concurrent plays. The session table's order differs
+    /// from process to process (`SessionTable.hash`), and a group created
+    /// here takes the next slot (or, past the group cap, goes to
+    /// `__other__`), so groups a window lacks are created in session id
+    /// order: the files never depend on the table's order. Counting into
+    /// groups that exist is order-free.
+    private func addConcurrentPlays(_ p: PartitionState<K>, _ due: [WindowState<K>]) {
+        var lacking: [(window: Int, session: SessionState, tables: UInt8)] = []
+        p.sessions.forEach { s in
+            guard let play = s.firstPlayTs else { return }
+            let closeAt = s.pendingClose(config).instant
+            for (k, w) in due.enumerated() where play < w.end && closeAt > w.end {
+                let tables = addConcurrentToExistingGroups(w, s)
+                if tables != 0 { lacking.append((k, s, tables)) }
+            }
+        }
+        guard !lacking.isEmpty else { return }
+        lacking.sort { $0.window != $1.window ? $0.window < $1.window : $0.session.id < $1.session.id }
+        for l in lacking { addConcurrent(due[l.window], l.session, tables: l.tables) }
     }
 
     /// Whether some partition holds late contributions not yet written.

@@ -67,29 +67,61 @@ public struct SessionTable: ~Copyable {
         Unmanaged<SessionState>.fromOpaque(e)
     }
 
-    /// A 64-bit hash of `bytes` (multiply-xorshift over 8-byte words, then
-    /// murmur3's finalizer); fixed seed, so it is the same in every process.
+    /// The table's hash of an id's bytes: each 8-byte word folded into the
+    /// state by a 64 × 64 → 128-bit multiply with a secret factor (the two
+    /// halves xored), from a state that starts at another secret; both
+    /// secrets are drawn at random once per process (`HashKey`). Session ids
+    /// come from the players, that is from anyone: under a hash with a fixed
+    /// seed, ids can be chosen offline to share one bucket, and linear
+    /// probing then makes every lookup walk all of them (20 000 such ids
+    /// took a replay from 0.46 s to 5.2 s, and the cost grows with the
+    /// square of their number: docs/architecture.md "Session ids from
+    /// anyone"). With the secrets unknown, which ids share a bucket cannot
+    /// be planned. The order of the buckets therefore differs from process
+    /// to process, and nothing written may depend on it
+    /// (`QoSEngine.flush` adds concurrent plays in session id order where
+    /// it creates groups; snapshots sort the sessions).
     @inline(__always)
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(bytes.count)
+        let key = HashKey.process
+        var h = key.start ^ UInt64(bytes.count)
         var i = 0
         let n = bytes.count
         while i + 8 <= n {
-            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
-            h ^= h >> 29
+            h = fold(h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)), key.factor)
             i += 8
         }
         if i < n {
             var w: UInt64 = 0
             var shift: UInt64 = 0
             while i < n { w |= UInt64(bytes[i]) << shift; shift += 8; i += 1 }
-            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+            h = fold(h ^ w, key.factor)
         }
-        h ^= h >> 33; h &*= 0xFF51_AFD7_ED55_8CCD
-        h ^= h >> 33; h &*= 0xC4CE_B9FE_1A85_EC53
-        h ^= h >> 33
-        return UInt32(truncatingIfNeeded: h)
+        return UInt32(truncatingIfNeeded: fold(h, key.final))
+    }
+
+    /// The two halves of `a × b` (128 bits) xored: every bit of both
+    /// factors reaches the low bits the bucket index is taken from.
+    @inline(__always) static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let p = a.multipliedFullWidth(by: b)
+        return p.high ^ p.low
+    }
+
+    /// The secrets of `hash`, drawn from the system's random source when
+    /// the process first hashes an id.
+    struct HashKey: Sendable {
+        let start: UInt64, factor: UInt64, final: UInt64
+        static let process: HashKey = {
+            var g = SystemRandomNumberGenerator()
+            return HashKey(using: &g)
+        }()
+
+        init<G: RandomNumberGenerator>(using g: inout G) {
+            start = g.next()
+            // Odd, so no factor is zero (a zero factor would map every id to one bucket).
+            factor = g.next() | 1
+            final = g.next() | 1
+        }
     }
 
     @inline(__always) static func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -210,11 +242,23 @@ public struct SessionTable: ~Copyable {
         }
     }
 
-    /// Every open session, in no particular order.
+    /// Every open session, in bucket order: it differs from process to
+    /// process (`hash`), so nothing written may depend on it.
     public func forEach(_ body: (SessionState) -> Void) {
         for i in 0..<bucketCount {
             if let e = buckets[i] { body(Self.entry(e).takeUnretainedValue()) }
         }
+    }
+
+    /// The longest run of occupied buckets: what a lookup may walk (tests).
+    func longestRun() -> Int {
+        var longest = 0, run = 0
+        // Twice round, so a run that wraps past the last bucket counts whole.
+        for k in 0..<(2 * bucketCount) {
+            run = buckets[k & (bucketCount - 1)] == nil ? 0 : run + 1
+            longest = Swift.max(longest, Swift.min(run, count))
+        }
+        return longest
     }
 
     public var values: [SessionState] {

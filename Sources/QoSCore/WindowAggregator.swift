@@ -28,6 +28,9 @@ public struct TableAggregate<K: SketchKit>: Sendable {
         return keys.count - 1
     }
 
+    /// The slot of `key` if the table has that group (none is created).
+    @inline(__always) func existingSlot(_ key: GroupKey) -> Int? { index[key] }
+
     public var isEmpty: Bool { keys.isEmpty }
 
     /// Room for `n` groups without growing (the keys, the metrics and the

@@ -36,6 +36,62 @@ import Testing
         #expect(table.count == 0 && table.values.isEmpty)
     }
 
+    /// The hash before the per-process secret (multiply-xorshift from a
+    /// fixed seed), kept here to build an attack on it.
+    static func fixedSeedHash(_ b: [UInt8]) -> UInt32 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(b.count)
+        var i = 0
+        while i + 8 <= b.count {
+            var w: UInt64 = 0
+            for k in 0..<8 { w |= UInt64(b[i + k]) << (8 * UInt64(k)) }
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+            i += 8
+        }
+        if i < b.count {
+            var w: UInt64 = 0, shift: UInt64 = 0
+            while i < b.count { w |= UInt64(b[i]) << shift; shift += 8; i += 1 }
+            h = (h ^ w) &* 0x9E37_79B9_7F4A_7C15
+        }
+        h ^= h >> 33; h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33; h &*= 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return UInt32(truncatingIfNeeded: h)
+    }
+
+    /// Ids chosen offline to share their low hash bits (what anyone sending
+    /// beacons could do against a hash with a fixed seed) do not pile up in
+    /// one probe run: the table's hash has a secret drawn per process
+    /// (docs/architecture.md "Session ids from anyone"). Under the fixed-seed
+    /// hash these 2 000 ids share 4 of the table's 4 096 home buckets, so
+    /// they fill runs of about 500 that every lookup walks; the test fails
+    /// if that hash comes back.
+    @Test func idsChosenToCollideDoNotFormOneProbeRun() {
+        let hex = Array("0123456789abcdef".utf8)
+        var chosen: [[UInt8]] = []
+        var id = Array("flood-0000000000000000".utf8)
+        var n: UInt64 = 0
+        while chosen.count < 2_000 {
+            n += 1
+            var x = n
+            for k in 6..<22 { id[k] = hex[Int(x & 15)]; x >>= 4 }
+            if Self.fixedSeedHash(id) & 0x3FF == 0 { chosen.append(id) }
+        }
+        var table = SessionTable()
+        for id in chosen { table.insert(SessionState(id: String(decoding: id, as: UTF8.self), ts: 0)) }
+        #expect(table.count == chosen.count)
+        #expect(table.longestRun() < 100, "the chosen ids formed a probe run of \(table.longestRun())")
+        for id in chosen { #expect(id.withUnsafeBytes { table.lookup($0) } != nil) }
+    }
+
+    /// Each process draws its own secrets: two draws differ.
+    @Test func hashKeysAreDrawnAtRandom() {
+        var g = SystemRandomNumberGenerator()
+        let a = SessionTable.HashKey(using: &g), b = SessionTable.HashKey(using: &g)
+        #expect(a.start != b.start && a.factor != b.factor)
+        #expect(a.factor & 1 == 1 && a.final & 1 == 1)
+    }
+
     /// A lookup with the caller's hash finds what a plain lookup finds, and
     /// prefetch hints (for ids present, absent, and on an empty table)
     /// change nothing.

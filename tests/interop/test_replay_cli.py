@@ -23,6 +23,36 @@ def test_replay_twice_is_byte_identical(generated, tmp_path):
     assert a and a == b
 
 
+def test_replay_twice_is_byte_identical_at_a_group_cap(tmp_path):
+    """Two processes (each with its own session-table hash secret, so its own
+    bucket order) write the same files when a flush creates groups for
+    concurrent plays and the group cap sends some of them to __other__: 20
+    sessions play in the first window and send nothing after it, so the
+    second window has no group of theirs until its flush counts them as
+    concurrent plays; with room for 4 more groups, which 4 videos get rows
+    must not depend on the bucket order (docs/architecture.md "Session ids
+    from anyone")."""
+    t0 = 1_767_225_600_000
+    lines = []
+    for i in range(20):
+        sid = f"idle-{i:02d}-{(i * 7919) % 1000:03d}"
+        lines.append({"event": "view_start", "ts": t0 + i, "session_id": sid, "seq": 1, "video_id": f"v-{i:02d}"})
+        lines.append({"event": "play_start", "ts": t0 + 1000 + i, "session_id": sid, "seq": 2})
+    for k in range(60):  # one session that keeps the clock moving for 10 minutes
+        lines.append({"event": "heartbeat", "ts": t0 + 2000 + 10_000 * k, "session_id": "clock", "seq": k + 1,
+                      "video_id": "bg", "played_ms": 10_000})
+    lines.sort(key=lambda b: b["ts"])
+    src = tmp_path / "idle.ndjson"
+    src.write_text("".join(json.dumps(b) + "\n" for b in lines))
+    for name in ("a", "b", "c"):
+        qos("replay", src, "--sink", tmp_path / name, "--group-cap", "5", "--quiet")
+    a, b, c = tree(tmp_path / "a"), tree(tmp_path / "b"), tree(tmp_path / "c")
+    assert a and a == b == c
+    video = pq.ParquetDataset(tmp_path / "a" / "video").read().to_pydict()
+    second = [v for v, s in zip(video["video_id"], video["window_start"]) if s.timestamp() * 1000 == t0 + 120_000]
+    assert "__other__" in second and len([v for v in second if v.startswith("v-")]) == 4, second
+
+
 def test_zstd_input_equals_plain(generated, tmp_path):
     """Same rows from a .zst of the same input (names and sources differ only by the input name)."""
     zst = tmp_path / "in.ndjson.zst"
