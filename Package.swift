@@ -46,14 +46,15 @@ let package = Package(
 
         // Pure logic: no I/O, no C libraries (a compiler hint aside).
         .target(name: "Sketches", swiftSettings: hotPath),
-        .target(name: "QoSCore", dependencies: ["CPrefetch"], swiftSettings: hotPath),
+        .target(name: "QoSCore", dependencies: ["CPrefetch", "SecretHash"], swiftSettings: hotPath),
+        .target(name: "SecretHash", swiftSettings: hotPath),
         .target(name: "SplitMix"),
         .target(name: "Generator", dependencies: ["QoSCore", "SplitMix"]),
 
         // Leaf libraries.
         .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: hotPath),
         .target(name: "Enrichment", dependencies: [
-            "CMaxMindDB", .product(name: "Yams", package: "Yams"),
+            "CMaxMindDB", "SecretHash", .product(name: "Yams", package: "Yams"),
         ]),
 
         .target(name: "Kafka", dependencies: ["CRdKafka"]),
@@ -84,12 +85,12 @@ let package = Package(
             "Sketches", "SplitMix", "QoSBench", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "QoSCoreTests", dependencies: [
-            "QoSCore", "Generator", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
+            "QoSCore", "SecretHash", "Generator", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ParquetTests", dependencies: [
             "Parquet", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix"], exclude: ["known-failures.txt"]),
+        .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix", "SecretHash"], exclude: ["known-failures.txt"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         // Test helpers shared by test targets (moto on loopback).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

@@ -2,6 +2,7 @@
 // behind a bounded LRU cache.
 
 import Foundation
+import SecretHash
 
 /// Classifies user agents into ``UserAgentInfo``.
 ///
@@ -74,32 +75,18 @@ public final class UserAgentClassifier: @unchecked Sendable {
 
 // MARK: - LRU cache
 
-/// A cache key with a cheap precomputed hash (the user agent's bytes, 8 at a time).
+/// A cache key with its hash computed once (`SecretHash`: user agents come
+/// from anyone, and under a hash anyone can compute they could be chosen
+/// to share one probe run of the cache's table; docs/architecture.md
+/// "Keys from anyone").
 struct LRUKey: Hashable {
     let string: String
     let hash: UInt64
 
     init(_ s: String) {
         var s = s
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(s.utf8.count)
-        s.withUTF8 { b in
-            var i = 0
-            let n = b.count
-            let base = UnsafeRawPointer(b.baseAddress)
-            while i + 8 <= n {
-                let w = base!.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                h = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
-                h ^= h >> 32
-                i += 8
-            }
-            var tail: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n { tail |= UInt64(b[i]) << shift; shift += 8; i += 1 }
-            h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
-            h ^= h >> 29
-        }
         string = s
-        hash = h
+        hash = s.withUTF8 { SecretHash.process.hash(UnsafeRawBufferPointer($0)) }
     }
 
     func hash(into hasher: inout Hasher) { hasher.combine(hash) }
@@ -177,6 +164,16 @@ struct LRUCache {
             table[probe(key).pos] = slot   // re-probe: the removal may have moved entries
         }
         pushFront(slot)
+    }
+
+    /// The longest run of occupied positions in the table: what a probe may walk (tests).
+    func longestRun() -> Int {
+        var longest = 0, run = 0
+        for k in 0..<(2 * table.count) {  // twice round: a run across the end counts whole
+            run = table[k & tableMask] < 0 ? 0 : run + 1
+            longest = max(longest, min(run, keys.count))
+        }
+        return longest
     }
 
     /// Backward-shift deletion keeps every probe chain unbroken.

@@ -191,6 +191,7 @@ extension QoSEngine {
     }
 
     /// `tables`: a bit per `MetricTable.rawValue`, the tables to count in (all by default).
+    @usableFromInline
     func addConcurrent(_ w: WindowState<K>, _ s: SessionState, tables: UInt8 = .max) {
         for t in MetricTable.allCases where tables & (1 << t.rawValue) != 0 {
             let i = w.tables[t.rawValue].slot(s.dims.key(t), cap: config.groupsPerWindowMax)
@@ -200,6 +201,7 @@ extension QoSEngine {
 
     /// `addConcurrent` in the groups `w` already has; returns the tables
     /// (a bit per `MetricTable.rawValue`) whose group it lacks, untouched.
+    @usableFromInline
     func addConcurrentToExistingGroups(_ w: WindowState<K>, _ s: SessionState) -> UInt8 {
         var lacking: UInt8 = 0
         for t in MetricTable.allCases {

@@ -23,10 +23,12 @@ extension QoSEngine {
     /// count in its concurrent plays. The session table's order differs
     /// from process to process (`SessionTable.hash`), and a group created
     /// here takes the next slot (or, past the group cap, goes to
-    /// `__other__`), so groups a window lacks are created in session id
-    /// order: the files never depend on the table's order. Counting into
-    /// groups that exist is order-free.
-    private func addConcurrentPlays(_ p: PartitionState<K>, _ due: [WindowState<K>]) {
+    /// `__other__`), so the groups a window lacks are created in session id
+    /// order: the files never follow the table's order (docs/architecture.md
+    /// "Keys from anyone"). Counting into groups that exist is order-free.
+    /// Inlinable, so that a release build specializes it with `flush`.
+    @inlinable
+    func addConcurrentPlays(_ p: PartitionState<K>, _ due: [WindowState<K>]) {
         var lacking: [(window: Int, session: SessionState, tables: UInt8)] = []
         p.sessions.forEach { s in
             guard let play = s.firstPlayTs else { return }

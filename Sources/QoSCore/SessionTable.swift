@@ -1,4 +1,5 @@
 import CPrefetch
+import SecretHash
 
 /// The CPU's prefetch hint for code outside QoSCore (a hint: it reads and
 /// changes nothing).
@@ -67,61 +68,18 @@ public struct SessionTable: ~Copyable {
         Unmanaged<SessionState>.fromOpaque(e)
     }
 
-    /// The table's hash of an id's bytes: each 8-byte word folded into the
-    /// state by a 64 × 64 → 128-bit multiply with a secret factor (the two
-    /// halves xored), from a state that starts at another secret; both
-    /// secrets are drawn at random once per process (`HashKey`). Session ids
-    /// come from the players, that is from anyone: under a hash with a fixed
-    /// seed, ids can be chosen offline to share one bucket, and linear
-    /// probing then makes every lookup walk all of them (20 000 such ids
-    /// took a replay from 0.46 s to 5.2 s, and the cost grows with the
-    /// square of their number: docs/architecture.md "Session ids from
-    /// anyone"). With the secrets unknown, which ids share a bucket cannot
-    /// be planned. The order of the buckets therefore differs from process
-    /// to process, and nothing written may depend on it
-    /// (`QoSEngine.flush` adds concurrent plays in session id order where
-    /// it creates groups; snapshots sort the sessions).
+    /// The table's hash of an id's bytes: `SecretHash` with this process's
+    /// secrets. Session ids come from the players, that is from anyone:
+    /// under the fixed-seed hash used before, ids could be chosen offline to
+    /// share one bucket, and linear probing made every lookup walk all of
+    /// them (20 000 such ids took a replay from 0.46 s to 5.2 s, growing
+    /// with the square of their number: docs/architecture.md "Keys from
+    /// anyone"). The bucket order now differs from process to process, and
+    /// nothing written may follow it (`QoSEngine.flush` creates groups for
+    /// concurrent plays in session id order; snapshots sort the sessions).
     @inline(__always)
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        let key = HashKey.process
-        var h = key.start ^ UInt64(bytes.count)
-        var i = 0
-        let n = bytes.count
-        while i + 8 <= n {
-            h = fold(h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)), key.factor)
-            i += 8
-        }
-        if i < n {
-            var w: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n { w |= UInt64(bytes[i]) << shift; shift += 8; i += 1 }
-            h = fold(h ^ w, key.factor)
-        }
-        return UInt32(truncatingIfNeeded: fold(h, key.final))
-    }
-
-    /// The two halves of `a × b` (128 bits) xored: every bit of both
-    /// factors reaches the low bits the bucket index is taken from.
-    @inline(__always) static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
-        let p = a.multipliedFullWidth(by: b)
-        return p.high ^ p.low
-    }
-
-    /// The secrets of `hash`, drawn from the system's random source when
-    /// the process first hashes an id.
-    struct HashKey: Sendable {
-        let start: UInt64, factor: UInt64, final: UInt64
-        static let process: HashKey = {
-            var g = SystemRandomNumberGenerator()
-            return HashKey(using: &g)
-        }()
-
-        init<G: RandomNumberGenerator>(using g: inout G) {
-            start = g.next()
-            // Odd, so no factor is zero (a zero factor would map every id to one bucket).
-            factor = g.next() | 1
-            final = g.next() | 1
-        }
+        UInt32(truncatingIfNeeded: SecretHash.process.hash(bytes))
     }
 
     @inline(__always) static func withBytes<R>(_ s: String, _ body: (UnsafeRawBufferPointer) -> R) -> R {

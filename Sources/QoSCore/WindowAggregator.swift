@@ -29,7 +29,7 @@ public struct TableAggregate<K: SketchKit>: Sendable {
     }
 
     /// The slot of `key` if the table has that group (none is created).
-    @inline(__always) func existingSlot(_ key: GroupKey) -> Int? { index[key] }
+    @inline(__always) public func existingSlot(_ key: GroupKey) -> Int? { index[key] }
 
     public var isEmpty: Bool { keys.isEmpty }
 

@@ -268,6 +268,50 @@ struct UserAgentTests {
         }
     }
 
+    /// The cache's key hash before it had a secret (fixed seed), kept here
+    /// to build an attack on it.
+    static func fixedSeedHash(_ b: [UInt8]) -> UInt64 {
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(b.count)
+        var i = 0
+        while i + 8 <= b.count {
+            var w: UInt64 = 0
+            for k in 0..<8 { w |= UInt64(b[i + k]) << (8 * UInt64(k)) }
+            h = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 32
+            i += 8
+        }
+        var tail: UInt64 = 0, shift: UInt64 = 0
+        while i < b.count { tail |= UInt64(b[i]) << shift; shift += 8; i += 1 }
+        h = (h ^ tail) &* 0xC4CE_B9FE_1A85_EC53
+        return h ^ (h >> 29)
+    }
+
+    /// User agents chosen offline to share their bucket under the old
+    /// fixed-seed hash do not form one probe run in the cache: its keys are
+    /// hashed with this process's secrets (docs/architecture.md "Keys from
+    /// anyone"). Under the old hash these 1 000 agents fill one run that
+    /// every lookup of a new agent walks; the test fails if it comes back.
+    @Test func userAgentsChosenToCollideDoNotFormOneProbeRun() {
+        let hex = Array("0123456789abcdef".utf8)
+        var ua = Array("Mozilla/5.0 (X11; Linux x86_64) Flood/0000000000000000".utf8)
+        let digits = (ua.count - 16)..<ua.count
+        var chosen: [String] = []
+        var n: UInt64 = 0
+        while chosen.count < 1_000 {
+            n += 1
+            var x = n
+            for k in digits { ua[k] = hex[Int(x & 15)]; x >>= 4 }
+            if Self.fixedSeedHash(ua) & 0xFFF == 0 { chosen.append(String(decoding: ua, as: UTF8.self)) }
+        }
+        var c = LRUCache(capacity: 1_000)  // 2 048 positions
+        let v = UserAgentInfo(browser: "B", browserMajor: nil, os: "O", osMajor: nil, deviceFamily: "D",
+                              deviceBrand: nil, deviceModel: nil, deviceType: .unknown)
+        for s in chosen { c.put(LRUKey(s), v) }
+        #expect(c.count == chosen.count)
+        #expect(c.longestRun() < 100, "the chosen agents formed a probe run of \(c.longestRun())")
+        for s in chosen { #expect(c.get(LRUKey(s)) != nil) }
+    }
+
     @Test func classifierCacheIsBoundedAndTransparent() throws {
         let r = try UAPSuiteTests.regexes.get()
         let cached = UserAgentClassifier(regexes: r, cacheSize: 50)

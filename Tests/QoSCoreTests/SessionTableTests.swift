@@ -1,4 +1,5 @@
 @testable import QoSCore
+import SecretHash
 import Testing
 
 #if os(Linux)
@@ -62,7 +63,7 @@ import Testing
     /// Ids chosen offline to share their low hash bits (what anyone sending
     /// beacons could do against a hash with a fixed seed) do not pile up in
     /// one probe run: the table's hash has a secret drawn per process
-    /// (docs/architecture.md "Session ids from anyone"). Under the fixed-seed
+    /// (docs/architecture.md "Keys from anyone"). Under the fixed-seed
     /// hash these 2 000 ids share 4 of the table's 4 096 home buckets, so
     /// they fill runs of about 500 that every lookup walks; the test fails
     /// if that hash comes back.
@@ -84,12 +85,16 @@ import Testing
         for id in chosen { #expect(id.withUnsafeBytes { table.lookup($0) } != nil) }
     }
 
-    /// Each process draws its own secrets: two draws differ.
-    @Test func hashKeysAreDrawnAtRandom() {
+    /// Each process draws its own secrets: two draws differ, and under
+    /// other secrets the same ids hash differently.
+    @Test func hashSecretsAreDrawnAtRandom() {
         var g = SystemRandomNumberGenerator()
-        let a = SessionTable.HashKey(using: &g), b = SessionTable.HashKey(using: &g)
+        let a = SecretHash(using: &g), b = SecretHash(using: &g)
         #expect(a.start != b.start && a.factor != b.factor)
         #expect(a.factor & 1 == 1 && a.final & 1 == 1)
+        let ids = (0..<64).map { Array("session-\($0)".utf8) }
+        let differ = ids.filter { id in id.withUnsafeBytes { a.hash($0) != b.hash($0) } }
+        #expect(differ.count == ids.count)
     }
 
     /// A lookup with the caller's hash finds what a plain lookup finds, and

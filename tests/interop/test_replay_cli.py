@@ -30,8 +30,8 @@ def test_replay_twice_is_byte_identical_at_a_group_cap(tmp_path):
     sessions play in the first window and send nothing after it, so the
     second window has no group of theirs until its flush counts them as
     concurrent plays; with room for 4 more groups, which 4 videos get rows
-    must not depend on the bucket order (docs/architecture.md "Session ids
-    from anyone")."""
+    must not depend on the bucket order (docs/architecture.md "Keys from
+    anyone")."""
     t0 = 1_767_225_600_000
     lines = []
     for i in range(20):
