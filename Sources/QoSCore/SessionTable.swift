@@ -75,8 +75,9 @@ public struct SessionTable: ~Copyable {
     /// them (20 000 such ids took a replay from 0.46 s to 5.2 s, growing
     /// with the square of their number: docs/architecture.md "Keys from
     /// anyone"). The bucket order now differs from process to process, and
-    /// nothing written may follow it (`QoSEngine.flush` creates groups for
-    /// concurrent plays in session id order; snapshots sort the sessions).
+    /// nothing written may follow it (`QoSEngine.addConcurrentPlays` creates
+    /// groups for concurrent plays in session id order; snapshots sort the
+    /// sessions).
     @inline(__always)
     public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         UInt32(truncatingIfNeeded: SecretHash.process.hash(bytes))
