@@ -197,6 +197,11 @@ public struct Beacon: Sendable, Equatable {
         set { if newValue != nil || text?.v.errorCode != nil { writableText().v.errorCode = newValue } }
     }
 
+    /// Whether any of the strings that only a session's first beacons carry
+    /// (ids, geo, device, player, CDN, error code) may be set: false means
+    /// every one of them is nil (`QoSEngine.updateAttributes` stops there).
+    @inline(__always) public var hasRareStrings: Bool { text != nil }
+
     /// Every optional field absent, the lent id span too (the decoder's
     /// reader clears its beacon with this before each object).
     mutating func clearOptionalFields() {

@@ -61,6 +61,7 @@ extension QoSEngine {
             s.city = valueMap[Int(s.city)]
             s.asOrg = valueMap[Int(s.asOrg)]
             if s.fatalErrorCode != 0 { s.fatalErrorCode = valueMap[Int(s.fatalErrorCode)] }
+            assert(!s.hasPendingPlay, "a rebuild after a flush finds no played time held back")
             s.cacheSerial = 0
         }
         interner = newDims

@@ -10,6 +10,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
     /// The state of partition `id` (empty state if the engine never saw it).
     public func snapshot(partition id: Int32) -> [UInt8] {
         let p = partition(id)
+        drainPendingPlay(p)  // the windows hold every contribution; sessions hold none back
         var w = StateWriter(capacity: p.snapshotSizeHint + p.snapshotSizeHint / 8)
         for b in Self.snapshotMagic { w.uint(UInt64(b)) }
         w.int(Int64(p.id))

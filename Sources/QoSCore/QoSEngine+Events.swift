@@ -3,14 +3,30 @@ extension QoSEngine {
     /// Attributes are fixed per field by the first beacon that carries each
     /// (explicit beacon fields before IP / user-agent lookups, which run at
     /// most once per session).
-    func updateAttributes(_ s: SessionState, _ b: Beacon) {
+    ///
+    /// Most beacons (heartbeats, segments) carry none of the strings, so a
+    /// beacon without them (`Beacon.hasRareStrings`) stops after its two
+    /// number attributes: the string rules below would only intern `nil`
+    /// (bench/results/speed.md section 24).
+    @inline(__always)
+    func updateAttributes(_ s: SessionState, _ b: Beacon, _ p: PartitionState<K>) {
+        if s.live == nil { s.live = b.live }
+        if s.videoDurationMs == nil { s.videoDurationMs = b.videoDurationMs }
+        if b.hasRareStrings { updateStringAttributes(s, b, p) }
+    }
+
+    private func updateStringAttributes(_ s: SessionState, _ b: Beacon, _ p: PartitionState<K>) {
         let before = s.dims
-        defer { if s.dims != before { s.cacheSerial = 0 } }
+        defer {
+            if s.dims != before {
+                // Held-back played time belongs to the groups of the old dimensions.
+                drainPendingPlay(s, p)
+                s.cacheSerial = 0
+            }
+        }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
         if !s.hasViewerId, let v = b.viewerId { s.viewerId = v }
         if s.playerVersion == 0 { s.playerVersion = values.intern(b.playerVersion) }
-        if s.live == nil { s.live = b.live }
-        if s.videoDurationMs == nil { s.videoDurationMs = b.videoDurationMs }
         if s.dims.playerName == 0, let v = b.playerName { s.dims.playerName = interner.intern(v) }
         if s.dims.cdn == 0, let v = b.cdn { s.dims.cdn = interner.intern(v) }
         if s.dims.pop == 0, let v = b.pop { s.dims.pop = interner.intern(v) }
@@ -83,6 +99,13 @@ extension QoSEngine {
 
     /// `played_ms`, and the time-weighted bitrate with the bitrate current
     /// before this beacon (else the beacon's own).
+    ///
+    /// A heartbeat's share goes to five groups (one per table) of the
+    /// window; a session's heartbeats mostly go to the same five in a row,
+    /// so while its contribution cache holds them the session keeps the
+    /// sums (`SessionState.pendingPlayingMs`) and adds them at once later
+    /// (`drainPendingPlay`; docs/architecture.md "Played time held in the
+    /// session"; bench/results/speed.md section 24).
     private func applyPlayed(_ played: Int64, _ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         s.playingMs +|= played
         let rate = s.currentBitrate ?? b.bitrateKbps
@@ -90,6 +113,16 @@ extension QoSEngine {
         if let weighted {
             s.bitrateMsSum +|= weighted
             s.bitratePlayedMs +|= played
+        }
+        _ = groups(b.ts, s, p)  // the cache now names this beacon's window state, if it can
+        if s.cacheSerial != 0 {
+            if !s.pendingPlayFits(played) { drainPendingPlay(s, p) }
+            s.pendingPlayingMs &+= UInt32(truncatingIfNeeded: played)
+            if let weighted {
+                s.pendingBitrateMsSum +|= weighted
+                s.pendingBitratePlayedMs &+= UInt32(truncatingIfNeeded: played)
+            }
+            return
         }
         contribute(b.ts, s, p) { m in
             m.playingMs +|= played
@@ -157,6 +190,7 @@ extension QoSEngine {
     /// Closes `s` at `instant`: open stalls and seeks end there, and the
     /// close's metrics go to the window of the instant.
     func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {
+        defer { drainPendingPlay(s, p) }
         s.closed = true
         p.sessions.remove(s)
         counters.sessionsClosed += 1

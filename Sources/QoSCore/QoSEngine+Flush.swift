@@ -10,6 +10,7 @@ extension QoSEngine {
     public func flush(watermark: Int64, releaseLate: Bool = true) -> [WindowState<K>] {
         var out: [WindowState<K>] = []
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
+            drainPendingPlay(p)
             let due = p.aggregator.windowsDue(watermark)
             if !due.isEmpty { addConcurrentPlays(p, due) }
             out += p.aggregator.flush(watermark, releaseLate: releaseLate)
@@ -49,6 +50,7 @@ extension QoSEngine {
     /// The earliest end of an unwritten window over all partitions: a flush
     /// at a watermark below it writes nothing new.
     public var nextDueEnd: Int64 {
+        if let p = onlyPartition { return p._withUnsafeGuaranteedRef { $0.aggregator.nextDueEnd } }
         var m = Int64.max
         for p in partitions.values where p.aggregator.nextDueEnd < m { m = p.aggregator.nextDueEnd }
         return m
@@ -65,6 +67,10 @@ extension QoSEngine {
 
     /// The watermark of a single-partition input (replay): its max ts − lateness.
     public var replayWatermark: Int64 {
+        if let p = onlyPartition {
+            let m = p._withUnsafeGuaranteedRef { $0.watermark(config) }
+            return m == .max ? .min : m
+        }
         var m = Int64.max
         for p in partitions.values { m = min(m, p.watermark(config)) }
         return m == .max ? .min : m

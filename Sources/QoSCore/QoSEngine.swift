@@ -54,6 +54,15 @@ public final class QoSEngine<K: SketchKit> {
         return .passUnretained(p)
     }
 
+    /// The one partition when there is exactly one (a replay's), unretained:
+    /// the watermark and the next window end a driver reads after every
+    /// record then take no walk over `partitions` (bench/results/speed.md
+    /// section 24). Nil otherwise, and right after `partitions` changed.
+    @inline(__always)
+    var onlyPartition: Unmanaged<PartitionState<K>>? {
+        partitions.count == 1 ? lastPartition : nil
+    }
+
     // MARK: Input
 
     /// Decodes one message and applies its beacons (or records its rejects).
@@ -154,7 +163,7 @@ public final class QoSEngine<K: SketchKit> {
         s.beacons += 1
         if b.ts < s.earliestTs { s.earliestTs = b.ts }
         if b.ts > s.latestTs { s.latestTs = b.ts }
-        updateAttributes(s, b)
+        updateAttributes(s, b, p)
         if p.aggregator.isWritten(b.ts) {
             counters.lateEvents += 1
             contribute(b.ts, s, p) { $0.lateEvents += 1 }
@@ -233,7 +242,7 @@ public final class QoSEngine<K: SketchKit> {
         counters.sessionsOpened += 1
         if b.event != .viewStart {
             s.missingStart = true
-            updateAttributes(s, b)
+            updateAttributes(s, b, p)
             contribute(b.ts, s, p) { $0.missingStart += 1 }
         }
         return s
@@ -311,6 +320,8 @@ public final class QoSEngine<K: SketchKit> {
             let c = s.cacheSlots
             return (ref, (0, Int(c.0), Int(c.1), Int(c.2), Int(c.3)))
         }
+        // The cache moves to another state: what it held back goes to the old one first.
+        if s.hasPendingPlay { drainPendingPlay(s, p) }
         let w = ref.takeUnretainedValue()
         let cap = config.groupsPerWindowMax
         func slot(_ t: MetricTable) -> Int { w.tables[t.rawValue].slot(s.dims.key(t), cap: cap) }
@@ -324,6 +335,54 @@ public final class QoSEngine<K: SketchKit> {
             s.cacheSerial = 0
         }
         return (ref, g)
+    }
+
+    /// Adds the played time `s` holds back (`SessionState.pendingPlayingMs`)
+    /// to the groups of its contribution cache, and clears it. The sums are
+    /// of non-negative values and saturate, so adding them at once gives
+    /// the groups what adding each beacon's share would have.
+    @inline(never)
+    func drainPendingPlay(_ s: SessionState, _ p: PartitionState<K>) {
+        guard s.hasPendingPlay else { return }
+        guard let w = p.aggregator.state(serial: s.cacheSerial) else {
+            preconditionFailure("played time held back for a window state no longer held")
+        }
+        addPendingPlay(s, to: w)
+    }
+
+    /// Drains every session of `p` (before its windows are flushed or
+    /// checkpointed): a state and its serial are looked up once, not per session.
+    func drainPendingPlay(_ p: PartitionState<K>) {
+        var states: [(serial: UInt32, state: WindowState<K>)] = []
+        p.sessions.forEach { s in
+            guard s.hasPendingPlay else { return }
+            if let hit = states.first(where: { $0.serial == s.cacheSerial }) { return addPendingPlay(s, to: hit.state) }
+            guard let w = p.aggregator.state(serial: s.cacheSerial) else {
+                preconditionFailure("played time held back for a window state no longer held")
+            }
+            states.append((s.cacheSerial, w))
+            addPendingPlay(s, to: w)
+        }
+    }
+
+    private func addPendingPlay(_ s: SessionState, to w: WindowState<K>) {
+        precondition(s.cacheSerial != 0 && w.serial == s.cacheSerial, "played time held back without its cache")
+        let playing = Int64(s.pendingPlayingMs), withRate = Int64(s.pendingBitratePlayedMs)
+        let weighted = s.pendingBitrateMsSum
+        let c = s.cacheSlots
+        func add(_ m: inout GroupMetrics<K>) {
+            m.playingMs +|= playing
+            m.bitrateMsSum +|= weighted
+            m.bitratePlayedMs +|= withRate
+        }
+        add(&w.tables[MetricTable.overall.rawValue].metrics[0])
+        add(&w.tables[MetricTable.video.rawValue].metrics[Int(c.0)])
+        add(&w.tables[MetricTable.geo.rawValue].metrics[Int(c.1)])
+        add(&w.tables[MetricTable.device.rawValue].metrics[Int(c.2)])
+        add(&w.tables[MetricTable.cdn.rawValue].metrics[Int(c.3)])
+        s.pendingPlayingMs = 0
+        s.pendingBitratePlayedMs = 0
+        s.pendingBitrateMsSum = 0
     }
 
     /// Segment metrics go to `overall` and to `cdn` under the beacon's own

@@ -41,7 +41,7 @@ public final class NoEnricher: Enricher {
 /// point-sample scan all refer to the same state.
 ///
 /// Memory layout (one instance per open session, so it is kept compact: the
-/// fields take 232 bytes, a 240-byte malloc chunk; `SessionLayoutTests`):
+/// fields take 248 bytes, a 256-byte malloc chunk; `SessionLayoutTests`):
 /// - Event times are `Int32` offsets from `base`, the earliest `ts`
 ///   (`Int32.min` = nil). Every time a session stores lies within
 ///   `EngineConfig.sessionTimeSpanMs` of its earliest `ts` (README), which
@@ -62,6 +62,9 @@ public final class SessionState {
     private var extra: Extra?
     /// Session id and viewer id bytes (see `id`, `viewerId`).
     private var idBytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    /// Time-weighted bitrate of the played time not yet added to the window
+    /// groups of the contribution cache (see `pendingPlayingMs`).
+    var pendingBitrateMsSum: Int64 = 0
 
     // Event times: offsets from `base` (`Int32.min` = nil).
     private var _latest: Int32 = 0
@@ -84,6 +87,14 @@ public final class SessionState {
     /// Valid while that state is the one for the contribution's window and
     /// the dimensions are unchanged.
     var cacheSerial: UInt32 = 0
+    /// Played time (`played_ms`) and its part with a known bitrate, applied
+    /// to the session but not yet to the groups of the window state
+    /// `cacheSerial` names, at `cacheSlots`: heartbeats add here and
+    /// `QoSEngine.drainPendingPlay` adds the sums to the five groups when
+    /// the cache changes, the session closes, or a flush or snapshot reads
+    /// the windows (docs/architecture.md "Played time held in the session").
+    /// Nonzero only while `cacheSerial` is.
+    var pendingPlayingMs: UInt32 = 0, pendingBitratePlayedMs: UInt32 = 0
     /// The only `seq` range while `extra` holds none (`lo > hi`: no range; see `SeqSet`).
     private var seqLo: UInt32 = 1, seqHi: UInt32 = 0
 
@@ -113,7 +124,7 @@ public final class SessionState {
     /// An upper bound of an instance's size in bytes (header and stored
     /// properties, as laid out above): what `SessionTable.prefetch` fetches.
     /// `SessionTests` checks it against the allocator's block size.
-    static let instanceBytesMax = 240
+    static let instanceBytesMax = 256
 
     /// What does not fit the compact fields (rare: most sessions have none).
     private final class Extra {
@@ -287,6 +298,16 @@ public final class SessionState {
     }
     public var bitratePlayedMs: Int64 {
         get { get32(_bitratePlayed, .bitratePlayed) } set { _bitratePlayed = put32(newValue, .bitratePlayed) }
+    }
+
+    /// Whether played time waits to be added to the window groups (`pendingPlayingMs`).
+    @inline(__always) var hasPendingPlay: Bool {
+        pendingPlayingMs | pendingBitratePlayedMs != 0 || pendingBitrateMsSum != 0
+    }
+
+    /// Whether `played` more milliseconds fit the pending sums without a drain first.
+    @inline(__always) func pendingPlayFits(_ played: Int64) -> Bool {
+        Int64(pendingPlayingMs) + played <= Int64(UInt32.max) && Int64(pendingBitratePlayedMs) + played <= Int64(UInt32.max)
     }
 
     public var beacons: Int64 { get { get16(_beacons, .beacons) } set { _beacons = put16(newValue, .beacons) } }

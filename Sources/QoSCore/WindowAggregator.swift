@@ -207,6 +207,10 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     /// one window), unretained: `base` and `deltas` hold it, and every
     /// change that can drop a state from them (`flush`, `insert`) clears it.
     private var last: Unmanaged<WindowState<K>>?
+    /// The one `last` named before it (cleared with it): when sessions move
+    /// on to the next window, the state they held played time for
+    /// (`state(serial:)`).
+    private var beforeLast: Unmanaged<WindowState<K>>?
     /// Groups per table of the latest base window flushed (0 before the first).
     private var groupsLastWritten = [Int](repeating: 0, count: MetricTable.allCases.count)
 
@@ -234,6 +238,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         let start = config.windowStart(ts)
         if let w = last, w._withUnsafeGuaranteedRef({ $0.start }) == start { return w }
         let w = Unmanaged.passUnretained(lookup(start))
+        beforeLast = last
         last = w
         return w
     }
@@ -263,6 +268,14 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         return lastSerial == .max ? 0 : lastSerial
     }
 
+    /// The unwritten state whose serial is `serial` (nil: none; 0 matches none).
+    func state(serial: UInt32) -> WindowState<K>? {
+        guard serial != 0 else { return nil }
+        if let w = last, w._withUnsafeGuaranteedRef({ $0.serial }) == serial { return w.takeUnretainedValue() }
+        if let w = beforeLast, w._withUnsafeGuaranteedRef({ $0.serial }) == serial { return w.takeUnretainedValue() }
+        return base.values.first { $0.serial == serial } ?? deltas.values.first { $0.serial == serial }
+    }
+
     /// Every unwritten state, base windows then deltas, in time order (checkpoints).
     public var allStates: [WindowState<K>] {
         base.values.sorted { $0.start < $1.start } + deltas.values.sorted { $0.start < $1.start }
@@ -272,6 +285,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
     public mutating func insert(_ w: WindowState<K>) {
         generation += 1
         last = nil
+        beforeLast = nil
         w.serial = nextSerial()
         if w.isDelta { deltas[w.start] = w } else {
             base[w.start] = w
@@ -298,6 +312,7 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         var out = windowsDue(watermark)
         generation += 1
         last = nil
+        beforeLast = nil
         for w in out { base[w.start] = nil }
         if let latest = out.last { groupsLastWritten = latest.tables.map { $0.keys.count } }
         nextDueEnd = base.values.map { $0.end }.min() ?? .max

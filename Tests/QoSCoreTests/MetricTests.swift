@@ -288,6 +288,51 @@ import Testing
         #expect(h.sessionRows[0].country == "FR")
     }
 
+    /// Heartbeats' played time is held in the session and added to its
+    /// groups later (docs/architecture.md "Played time held in the
+    /// session"): at a window change, a flush, a close, and before a held
+    /// sum passes 32 bits. Each total here is what adding every beacon at
+    /// once gives.
+    @Test func playedTimeHeldInTheSessionReachesItsGroups() {
+        let h = Harness()
+        let day: Int64 = 86_400_000  // the largest played_ms a beacon may carry
+        h.beacon("view_start", 0, "A", ["video_id": "va"])
+        h.beacon("view_start", 0, "B", ["video_id": "vb"])
+        for k in 1...60 {  // 60 days of played time in window 0: past 2^32 ms held
+            h.beacon("heartbeat", Int64(k) * 1000, "A", ["played_ms": day, "bitrate_kbps": 10_000_000])
+        }
+        h.beacon("heartbeat", 100_000, "B", ["played_ms": 700, "bitrate_kbps": 1000])
+        h.beacon("heartbeat", 130_000, "B", ["played_ms": 900])  // window 1: the held 700 goes to window 0
+        h.beacon("heartbeat", 131_000, "A", ["played_ms": 5])
+        h.flush(120_000)  // window 0 written while both sessions hold window 1's time
+        h.beacon("heartbeat", 132_000, "B", ["played_ms": 40, "country": "FR"])  // new groups from here
+        h.beacon("view_end", 133_000, "A", ["played_ms": 3, "reason": "exit"])  // closes with time held
+        h.finish()
+        #expect(h.metrics(0, .video, ["va"]).playingMs == 60 * day)
+        #expect(h.metrics(0, .video, ["va"]).bitrateMsSum == 60 * day * 10_000_000)
+        #expect(h.metrics(0, .video, ["vb"]).playingMs == 700)
+        #expect(h.metrics(0).playingMs == 60 * day + 700 && h.metrics(0).bitratePlayedMs == 60 * day + 700)
+        #expect(h.metrics(120_000, .video, ["va"]).playingMs == 8)
+        #expect(h.metrics(120_000, .video, ["vb"]).playingMs == 940)
+        #expect(h.metrics(120_000, .geo, ["unknown", "unknown"]).playingMs == 8 + 900)
+        #expect(h.metrics(120_000, .geo, ["FR", "unknown"]).playingMs == 40)
+        #expect(h.metrics(120_000).bitrateMsSum == 8 * 10_000_000 + 940 * 1000)
+        #expect(h.sessionRows.map(\.playingMs).sorted() == [1640, 60 * day + 8])
+    }
+
+    /// A checkpoint taken while sessions hold played time back carries it
+    /// in its windows: the restored engine writes what the first would have.
+    @Test func aSnapshotCarriesThePlayedTimeSessionsHoldBack() throws {
+        let h = Harness()
+        h.beacon("view_start", 0, "A", ["video_id": "va"])
+        h.beacon("heartbeat", 1000, "A", ["played_ms": 500, "bitrate_kbps": 800])
+        h.beacon("heartbeat", 2000, "A", ["played_ms": 700])
+        let restored = QoSEngine<ExactKit>(config: h.config)
+        try restored.restore(partition: 0, from: h.engine.snapshot(partition: 0))
+        let overall = restored.finish().filter { $0.start == 0 }.map { $0.tables[MetricTable.overall.rawValue].metrics[0] }
+        #expect(overall.map(\.playingMs) == [1200] && overall.map(\.bitrateMsSum) == [1200 * 800])
+    }
+
     @Test func rejectsForTimestampsOutOfBounds() {
         let h = Harness()
         h.nowMs = 1_000_000_000
