@@ -136,6 +136,10 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     private var bytes = IdBytes()
     /// The distinct strings of the rows' string fields, by id.
     public private(set) var names: [String] = []
+    /// Each of `names` as its UTF-8 bytes, built once: a `sessions` file's
+    /// string cells share these arrays instead of each copying its string
+    /// (bench/results/speed.md section 25).
+    public private(set) var nameBytes: [[UInt8]] = []
     private var nameIds: [String: UInt32] = [:]
 
     public init() {}
@@ -169,6 +173,8 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// The string of a `Packed` string id (not `nil`).
     @inline(__always) public func name(_ id: UInt32) -> String { names[Int(id)] }
     public func optionalName(_ id: UInt32) -> String? { id == SessionRows.nil ? nil : names[Int(id)] }
+    /// The UTF-8 bytes of a `Packed` string id (not `nil`), shared.
+    @inline(__always) public func nameUTF8(_ id: UInt32) -> [UInt8] { nameBytes[Int(id)] }
 
     /// Row `i`'s session id / viewer id bytes.
     public func withIdBytes<R>(_ i: Int, viewer: Bool = false, _ body: (UnsafeRawBufferPointer) -> R) -> R {
@@ -198,6 +204,7 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
         if let i = nameIds[s] { return i }
         let i = UInt32(names.count)
         names.append(s)
+        nameBytes.append(Array(s.utf8))
         nameIds[s] = i
         return i
     }

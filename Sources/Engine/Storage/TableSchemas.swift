@@ -56,6 +56,13 @@ public struct OutputColumn<Row> {
             .byteArray($0.map(bytes))
         }
     }
+    /// A string column whose cells are UTF-8 arrays the rows already hold
+    /// (`SessionRows.nameBytes`): each cell shares its array, no copy per row.
+    static func sharedUTF8(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
+        OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).count }) {
+            .byteArray($0.map(f))
+        }
+    }
     static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
         OutputColumn(field: .string(name), doc: doc, size: { 4 + (f($0)?.utf8.count ?? 0) }) {
             .byteArray($0.map { f($0).map { Array($0.utf8) } })
@@ -114,6 +121,7 @@ public struct SessionRowAt {
     var rows: SessionRows { _read { yield all.rows } }
     var p: SessionRows.Packed { _read { yield all.rows.packed[index] } }
     func name(_ id: UInt32) -> String { all.rows.name(id) }
+    func nameUTF8(_ id: UInt32) -> [UInt8] { all.rows.nameUTF8(id) }
 }
 
 /// A `cdn_edge` row: one group of CDN access-log records in one window.
@@ -262,19 +270,19 @@ public enum TableSchemas {
                   bytes: { $0.rows.withIdBytes($0.index) { Array($0) } }),
             .utf8("viewer_id", "Viewer id (session_id when the beacons had none).", byteCount: { Int($0.p.viewerLength) },
                   bytes: { $0.rows.withIdBytes($0.index, viewer: true) { Array($0) } }),
-            .string("video_id", "Video id.") { $0.name($0.p.videoId) },
-            .string("country", "ISO 3166-1 alpha-2.") { $0.name($0.p.country) },
-            .string("region", "ISO 3166-2 subdivision.") { $0.name($0.p.region) },
-            .string("city", "City (GeoIP).") { $0.name($0.p.city) },
+            .sharedUTF8("video_id", "Video id.") { $0.nameUTF8($0.p.videoId) },
+            .sharedUTF8("country", "ISO 3166-1 alpha-2.") { $0.nameUTF8($0.p.country) },
+            .sharedUTF8("region", "ISO 3166-2 subdivision.") { $0.nameUTF8($0.p.region) },
+            .sharedUTF8("city", "City (GeoIP).") { $0.nameUTF8($0.p.city) },
             .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.p.asnValue },
-            .string("as_org", "Autonomous system organisation.") { $0.name($0.p.asOrg) },
-            .string("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.name($0.p.deviceType) },
-            .string("os", "Operating system family.") { $0.name($0.p.os) },
-            .string("browser", "Browser family.") { $0.name($0.p.browser) },
-            .string("player_name", "Player name.") { $0.name($0.p.playerName) },
-            .string("player_version", "Player version.") { $0.name($0.p.playerVersion) },
-            .string("cdn", "CDN.") { $0.name($0.p.cdn) },
-            .string("pop", "CDN point of presence.") { $0.name($0.p.pop) },
+            .sharedUTF8("as_org", "Autonomous system organisation.") { $0.nameUTF8($0.p.asOrg) },
+            .sharedUTF8("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.nameUTF8($0.p.deviceType) },
+            .sharedUTF8("os", "Operating system family.") { $0.nameUTF8($0.p.os) },
+            .sharedUTF8("browser", "Browser family.") { $0.nameUTF8($0.p.browser) },
+            .sharedUTF8("player_name", "Player name.") { $0.nameUTF8($0.p.playerName) },
+            .sharedUTF8("player_version", "Player version.") { $0.nameUTF8($0.p.playerVersion) },
+            .sharedUTF8("cdn", "CDN.") { $0.nameUTF8($0.p.cdn) },
+            .sharedUTF8("pop", "CDN point of presence.") { $0.nameUTF8($0.p.pop) },
             .optBool("live", "Live stream.") { $0.p.liveValue },
             .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.p.videoDurationValue },
             .time("started_at", "Earliest beacon ts.") { $0.p.startTs },
