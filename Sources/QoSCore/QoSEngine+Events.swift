@@ -115,7 +115,9 @@ extension QoSEngine {
             s.bitratePlayedMs +|= played
         }
         _ = groups(b.ts, s, p)  // the cache now names this beacon's window state, if it can
-        if s.cacheSerial != 0 {
+        // Held: a value a beacon can carry (the decoder's bounds); one of the
+        // engine API's others is added at once, after what is held.
+        if s.cacheSerial != 0 && played >= 0 && played <= Int64(UInt32.max) && (weighted ?? 0) >= 0 {
             if !s.pendingPlayFits(played) { drainPendingPlay(s, p) }
             s.pendingPlayingMs &+= UInt32(truncatingIfNeeded: played)
             if let weighted {
@@ -124,6 +126,7 @@ extension QoSEngine {
             }
             return
         }
+        drainPendingPlay(s, p)
         contribute(b.ts, s, p) { m in
             m.playingMs +|= played
             if let weighted { m.bitrateMsSum +|= weighted; m.bitratePlayedMs +|= played }

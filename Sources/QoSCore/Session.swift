@@ -305,9 +305,9 @@ public final class SessionState {
         pendingPlayingMs | pendingBitratePlayedMs != 0 || pendingBitrateMsSum != 0
     }
 
-    /// Whether `played` more milliseconds fit the pending sums without a drain first.
+    /// Whether `played` more milliseconds (0 ... 2^32 - 1) fit the pending sums without a drain first.
     @inline(__always) func pendingPlayFits(_ played: Int64) -> Bool {
-        Int64(pendingPlayingMs) + played <= Int64(UInt32.max) && Int64(pendingBitratePlayedMs) + played <= Int64(UInt32.max)
+        played <= Int64(UInt32.max) - Int64(max(pendingPlayingMs, pendingBitratePlayedMs))
     }
 
     public var beacons: Int64 { get { get16(_beacons, .beacons) } set { _beacons = put16(newValue, .beacons) } }
