@@ -141,6 +141,7 @@ struct FieldReader: Equatable {
         case .downloadMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.downloadMs = v }
         case .ttfbMs: return readInt(&p, field, min: 0, max: BeaconLimits.durationMsMax) { b, v in b.ttfbMs = v }
         case .bytes: return readInt(&p, field, min: 0, max: BeaconLimits.segmentBytesMax) { b, v in b.bytes = v }
+        case .cache: return readCache(&p)
         default: return readDimension(&p, field)
         }
     }
@@ -163,6 +164,19 @@ struct FieldReader: Equatable {
         }
         return readString(&p, field, BeaconLimits.otherStringBytesMax, set)
     }
+
+    /// `cache`, on every segment beacon: its two usual values, `"HIT"` and
+    /// `"MISS"`, matched as whole tokens and stored as literals (no String
+    /// built from the bytes per beacon); any other value as a dimension.
+    private mutating func readCache(_ p: inout JSONCursor) -> Bool {
+        if FieldReader.readKey(hitToken, &p) { beacon.cache = "HIT"; return true }
+        if FieldReader.readKey(missToken, &p) { beacon.cache = "MISS"; return true }
+        return readDimension(&p, .cache)
+    }
+
+    /// The tokens `readCache` matches, held by the reader (a `static let`
+    /// is reached through a one-time initialization check on every read).
+    private let hitToken = KeyToken(name: "HIT"), missToken = KeyToken(name: "MISS")
 
     private func mark(_ flag: inout Bool) -> Bool { flag = true; return true }
 

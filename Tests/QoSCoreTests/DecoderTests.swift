@@ -55,6 +55,20 @@ import SplitMix
         #expect(reasons(#"{"event":"heartbeat","ts":null,"session_id":"s"}"#) == ["missing_field:ts"])
     }
 
+    /// `cache`'s usual values are matched as whole tokens and stored as
+    /// literals; every other spelling takes the general string path.
+    @Test func cacheValuesDecodeAsWritten() throws {
+        func cache(_ value: String) -> String?? {
+            beacon(#"{"event":"segment","ts":5,"session_id":"s","cache":"# + value + "}").map(\.cache)
+        }
+        #expect(cache(#""HIT""#) == .some("HIT") && cache(#""MISS""#) == .some("MISS"))
+        #expect(cache(#""\u0048IT""#) == .some("HIT") && cache(#""HIT ""#) == .some("HIT "))
+        #expect(cache(#""HITS""#) == .some("HITS") && cache(#""MIS""#) == .some("MIS"))
+        #expect(cache(#""""#) == .some(""))
+        #expect(cache("null") == .some(nil))
+        #expect(reasons(#"{"event":"segment","ts":5,"session_id":"s","cache":1}"#) == ["wrong_type:cache"])
+    }
+
     @Test func arraysDecodeElementByElement() {
         let r = reasons(#"[{"event":"view_start","ts":1,"session_id":"a"}, 5, {"event":"nope","ts":1,"session_id":"a"}, {"ts":1}]"#)
         #expect(r == ["ok", "not_an_object", "unknown_event", "missing_field:event"])
