@@ -540,9 +540,12 @@ final class DecodedBatch: @unchecked Sendable {
         format.decode(record, scratch: &scratch, beacon: { b in
             precondition(beacons.count < Self.itemsMax, "decoded batch too large")
             order.append(Int32(beacons.count))
-            if let id = b.sessionIdBytes(in: record) {
+            // The lent id's span read in place (`sessionIdBytes(in:)`, a call
+            // that took a copy of the beacon first).
+            if let span = b.sessionIdSpan {
+                let id = UnsafeRawBufferPointer(rebasing: record[Int(span.lowerBound)..<Int(span.upperBound)])
                 idHashes.append(SessionTable.hash(id))
-                idStarts.append(Int32(range.lowerBound + (id.baseAddress! - record.baseAddress!)))
+                idStarts.append(Int32(range.lowerBound) + span.lowerBound)
             } else {
                 idHashes.append(0)
                 idStarts.append(-1)
