@@ -64,8 +64,38 @@ public struct Beacon: Sendable, Equatable {
     public var fatal: Bool?
     /// Only on `view_end`: `ended`, `exit` or `error`.
     public var reason: CloseReason?
-    /// Kept out of the box: every segment beacon carries it (and it is short).
-    public var cache: String?
+    /// Every segment beacon carries it: its usual values are a code
+    /// (`CacheCode`), any other lives in the box, so a beacon holds no
+    /// string of its own but `sessionId` (its copy and destroy stay cheap).
+    public var cache: String? {
+        get {
+            switch cacheCode {
+            case .none: return nil
+            case .hit: return "HIT"
+            case .miss: return "MISS"
+            case .other: return text?.v.cache
+            }
+        }
+        set {
+            if text?.v.cache != nil { writableText().v.cache = nil }
+            switch newValue {
+            case nil: cacheCode = .none
+            case "HIT": cacheCode = .hit
+            case "MISS": cacheCode = .miss
+            case let v?: cacheCode = .other; writableText().v.cache = v
+            }
+        }
+    }
+    /// Whether `cache` is `HIT` (read per segment beacon: no String built).
+    @inline(__always) public var cacheHit: Bool { cacheCode == .hit }
+    /// `cache` as stored: nil, one of the two usual values, or another in the box.
+    enum CacheCode: UInt8 { case none, hit, miss, other }
+    private(set) var cacheCode = CacheCode.none
+    /// Sets `cache` to `HIT` or `MISS` (the decoder's fast path).
+    @inline(__always) mutating func setUsualCache(hit: Bool) {
+        if cacheCode == .other { cache = nil }
+        cacheCode = hit ? .hit : .miss
+    }
     /// Set only by `BeaconDecoder.decodeLending`: the session id is this byte
     /// range of the message the beacon was decoded from, and `sessionId` is
     /// empty (no String built per beacon; the engine looks sessions up by
@@ -206,7 +236,7 @@ public struct Beacon: Sendable, Equatable {
     /// reader clears its beacon with this before each object).
     mutating func clearOptionalFields() {
         seq = nil; live = nil; fatal = nil; reason = nil
-        if cache != nil { cache = nil }
+        cacheCode = .none
         sessionIdSpan = nil
         present = 0
         if text != nil { text = nil }
@@ -297,6 +327,8 @@ final class BeaconText: @unchecked Sendable {
         var viewerId: String?, videoId: String?, ip: String?, country: String?, region: String?
         var userAgent: String?, deviceType: String?, os: String?, browser: String?
         var playerName: String?, playerVersion: String?, cdn: String?, pop: String?, errorCode: String?
+        /// `Beacon.cache` when it is neither `HIT` nor `MISS`.
+        var cache: String?
     }
     var v: Strings
 

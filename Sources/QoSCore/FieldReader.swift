@@ -166,11 +166,12 @@ struct FieldReader: Equatable {
     }
 
     /// `cache`, on every segment beacon: its two usual values, `"HIT"` and
-    /// `"MISS"`, matched as whole tokens and stored as literals (no String
-    /// built from the bytes per beacon); any other value as a dimension.
+    /// `"MISS"`, matched as whole tokens and stored as a code
+    /// (`Beacon.CacheCode`: no String built from the bytes per beacon); any
+    /// other value as a dimension.
     private mutating func readCache(_ p: inout JSONCursor) -> Bool {
-        if FieldReader.readKey(hitToken, &p) { beacon.cache = "HIT"; return true }
-        if FieldReader.readKey(missToken, &p) { beacon.cache = "MISS"; return true }
+        if FieldReader.readKey(hitToken, &p) { beacon.setUsualCache(hit: true); return true }
+        if FieldReader.readKey(missToken, &p) { beacon.setUsualCache(hit: false); return true }
         return readDimension(&p, .cache)
     }
 

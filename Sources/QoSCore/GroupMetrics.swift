@@ -105,6 +105,6 @@ public struct SegmentMetrics<K: SketchKit>: Sendable, Equatable {
         }
         if let t = b.ttfbMs { ttfbSketch.add(Double(t)) }
         if let n = b.bytes { bytes +|= n }
-        if b.cache == "HIT" { cacheHits += 1 }
+        if b.cacheHit { cacheHits += 1 }
     }
 }

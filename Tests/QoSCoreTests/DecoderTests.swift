@@ -69,6 +69,27 @@ import SplitMix
         #expect(reasons(#"{"event":"segment","ts":5,"session_id":"s","cache":1}"#) == ["wrong_type:cache"])
     }
 
+    /// `Beacon.cache` keeps `HIT` and `MISS` as a code and any other value
+    /// in the box, however it is set; copies stay independent.
+    @Test func cacheIsACodeOrAStringInTheBox() {
+        var b = Beacon(event: .segment, ts: 1, sessionId: "s")
+        #expect(b.cache == nil && !b.cacheHit && !b.hasRareStrings)
+        b.cache = "HIT"
+        #expect(b.cache == "HIT" && b.cacheHit && !b.hasRareStrings)
+        b.cache = "STALE"
+        #expect(b.cache == "STALE" && !b.cacheHit && b.hasRareStrings)
+        var c = b
+        c.cache = "MISS"
+        #expect(b.cache == "STALE" && c.cache == "MISS" && b != c)
+        c.cache = "STALE"
+        #expect(b == c)
+        b.cache = nil
+        #expect(b.cache == nil && c.cache == "STALE")
+        b.setUsualCache(hit: true)
+        c.setUsualCache(hit: true)
+        #expect(b.cache == "HIT" && c.cache == "HIT" && b.cacheHit && b == c)
+    }
+
     @Test func arraysDecodeElementByElement() {
         let r = reasons(#"[{"event":"view_start","ts":1,"session_id":"a"}, 5, {"event":"nope","ts":1,"session_id":"a"}, {"ts":1}]"#)
         #expect(r == ["ok", "not_an_object", "unknown_event", "missing_field:event"])
