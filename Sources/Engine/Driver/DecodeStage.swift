@@ -154,10 +154,13 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
                 let n: Int
                 if staging, let files {
                     // Lines staged as they are cut: no `RawRecord` per line.
+                    // One poll fills one batch: a constant for the closures
+                    // (the variable, captured, was retained and released per line).
+                    let filling = batch
                     n = try files.pollLines(maxRecords: batchRecords, onEvent: { events.append($0) }, onFile: { name in
-                        batch.lend(files.lender)
-                        batch.setFile(name)
-                    }, onLine: { line, number, offset in batch.stageLine(line, line: number, offset: offset) })
+                        filling.lend(files.lender)
+                        filling.setFile(name)
+                    }, onLine: { line, number, offset in filling.stageLine(line, line: number, offset: offset) })
                 } else {
                     n = try source.poll(maxRecords: batchRecords, timeoutMs: 100, onRecord: { r in
                         if batch.records.isEmpty { batch.lend(files?.lender) }
