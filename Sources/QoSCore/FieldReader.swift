@@ -195,7 +195,7 @@ struct FieldReader: Equatable {
         if !raw.hasEscapes && raw.length <= BeaconLimits.sessionIdBytesMax && p.isASCII(raw) {
             p = probe
             sessionIdRange = raw.start..<raw.end
-            beacon.sessionId = ""
+            if !beacon.sessionId.isEmpty { beacon.sessionId = "" }  // (an assignment releases the old value)
             hasSessionId = true
             return true
         }
