@@ -196,9 +196,7 @@ public enum BeaconDecoder {
                 let (ok, field) = fields.readKey(after: previous, from: &p)
                 guard ok else { return failObject(&p, start) }
                 previous = FieldReader.KeyPredictor.after(field)
-                p.skipWhitespace()
-                guard p.next() == UInt8(ascii: ":") else { return failObject(&p, start) }
-                p.skipWhitespace()
+                p.skipWhitespace()  // (the colon is read with the key)
                 guard fields.read(field, from: &p) else { return failObject(&p, start) }
                 p.skipWhitespace()
                 guard let c = p.next() else { return failObject(&p, start) }

@@ -32,20 +32,33 @@ struct FieldReader: Equatable {
     var predictor = KeyPredictor()
 
     /// Reads the key at the cursor (the cursor is at its opening quote) and
-    /// moves past it: the known field it names, or nil for another key;
-    /// false on a JSON syntax error. `after` is the previous key of the
-    /// object (`KeyPredictor.start` for the first): when this key is the one
-    /// that followed it last time, it is matched whole against that name
-    /// instead of scanned and looked up.
+    /// the colon after it, and moves past both: the known field the key
+    /// names, or nil for another key; false on a JSON syntax error. `after`
+    /// is the previous key of the object (`KeyPredictor.start` for the
+    /// first): when this key is the one that followed it last time, its
+    /// token and the colon (`"name":`, the usual compact form) are matched
+    /// whole instead of scanned, looked up and followed by a whitespace
+    /// skip and a colon check (bench/results/speed.md section 31).
     @inline(__always)
     mutating func readKey(after previous: Int, from p: inout JSONCursor) -> (ok: Bool, field: Field?) {
         let slot = KeyPredictor.slot(event: hasEvent ? beacon.event : nil, after: previous)
         if let guess = predictor.guess(slot), predictor.readKey(named: guess, &p) {
             return (true, guess)
         }
+        return readUnpredictedKey(slot: slot, from: &p)
+    }
+
+    /// `readKey(after:from:)` when the guess is missing or wrong: the key
+    /// scanned and looked up, the guess for `slot` learned, the colon read.
+    /// Kept out of line so the guessed path inlined into the object loop
+    /// stays small.
+    @inline(never)
+    private mutating func readUnpredictedKey(slot: Int, from p: inout JSONCursor) -> (ok: Bool, field: Field?) {
         guard let key = p.readRawString() else { return (false, nil) }
         let field = FieldReader.field(key, p)
         predictor.learn(field, slot)
+        p.skipWhitespace()
+        guard p.next() == UInt8(ascii: ":") else { return (false, nil) }
         return (true, field)
     }
 
@@ -77,20 +90,34 @@ struct FieldReader: Equatable {
         return true
     }
 
-    /// A known key as its JSON token (`"name"`, quotes included) in
-    /// little-endian words: the first eight bytes, the next eight, and the
-    /// eight that end the token (for a token of eight bytes or fewer, only
-    /// its bytes of that last word count: `tailMask`). Up to 24 bytes.
+    /// A token compared in place: a known key with its quotes and colon
+    /// (`"name":`, `KeyToken(key:)`), or a known string value with its
+    /// quotes (`"HIT"`, `KeyToken(string:)`), in little-endian words: the
+    /// first eight bytes, the next eight, and the eight that end the token
+    /// (for a token of eight bytes or fewer, only its bytes of that last
+    /// word count: `tailMask`). Up to 24 bytes; none has a quote or a
+    /// backslash inside, so a match is the whole string, unescaped.
     struct KeyToken: Equatable {
         let head: UInt64, middle: UInt64, tail: UInt64, tailMask: UInt64
         let length: Int
         /// The token's bytes, for the compare near a buffer's start.
         let bytes: [UInt8]
 
-        init(name: StaticString) {
-            let token = [UInt8(ascii: "\"")] + Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-                + [UInt8(ascii: "\"")]
-            precondition(token.count <= 24, "a wire name longer than readKey(_:_:) compares")
+        /// `"name":`, the token of a key and its colon.
+        init(key name: StaticString) { self.init(KeyToken.quoted(name) + [UInt8(ascii: ":")]) }
+
+        /// `"value"`, the token of a string value.
+        init(string value: StaticString) { self.init(KeyToken.quoted(value)) }
+
+        private static func quoted(_ name: StaticString) -> [UInt8] {
+            let inner = Array(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            precondition(!inner.contains(UInt8(ascii: "\"")) && !inner.contains(UInt8(ascii: "\\")),
+                         "a token with a quote or backslash inside would not be the whole string")
+            return [UInt8(ascii: "\"")] + inner + [UInt8(ascii: "\"")]
+        }
+
+        private init(_ token: [UInt8]) {
+            precondition(token.count <= 24, "a token longer than readKey(_:_:) compares")
             func word(_ at: Int) -> UInt64 {  // bytes at..<at+8, zero outside the token
                 (0..<8).reduce(0) { w, k in
                     at + k >= 0 && at + k < token.count ? w | UInt64(token[at + k]) << (8 * UInt64(k)) : w
@@ -111,7 +138,7 @@ struct FieldReader: Equatable {
     }
 
     /// Each known key's token, by `Field.rawValue`.
-    static let keyTokens: [KeyToken] = names.map { KeyToken(name: $0) }
+    static let keyTokens: [KeyToken] = names.map { KeyToken(key: $0) }
 
     /// Reads the value of a `field` key (nil: another key, whose value is
     /// validated and skipped). Returns false only on a JSON syntax error.
@@ -177,7 +204,7 @@ struct FieldReader: Equatable {
 
     /// The tokens `readCache` matches, held by the reader (a `static let`
     /// is reached through a one-time initialization check on every read).
-    private let hitToken = KeyToken(name: "HIT"), missToken = KeyToken(name: "MISS")
+    private let hitToken = KeyToken(string: "HIT"), missToken = KeyToken(string: "MISS")
 
     private func mark(_ flag: inout Bool) -> Bool { flag = true; return true }
 
@@ -242,6 +269,11 @@ struct FieldReader: Equatable {
 
     private mutating func readEvent(_ p: inout JSONCursor) -> Bool {
         guard p.peek() == UInt8(ascii: "\"") else { fail(.wrongType("event")); return p.skipValue(depth: 1) }
+        if let e = predictor.readEvent(&p) {
+            beacon.event = e
+            hasEvent = true
+            return true
+        }
         guard let raw = p.readRawString() else { return false }
         guard let e = FieldReader.event(raw, p) else { fail(.unknownEvent); return true }
         beacon.event = e
@@ -481,6 +513,8 @@ struct FieldReader: Equatable {
         private var next = [Field?](repeating: nil, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
         /// `FieldReader.keyTokens`.
         private let keyTokens = FieldReader.keyTokens
+        /// Each event name's string token, by `EventType.rawValue`.
+        private let eventTokens = FieldReader.eventNames.map { KeyToken(string: $0) }
 
         init() {
             assert(Field.allCases.count <= Self.fieldsMax && EventType.allCases.count <= Self.eventsMax,
@@ -491,6 +525,41 @@ struct FieldReader: Equatable {
         /// (`FieldReader.readKey(_:_:)` with this predictor's token table).
         @inline(__always) func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
             FieldReader.readKey(keyTokens[f.rawValue], &p)
+        }
+
+        /// The event whose name is the string token at the cursor (its
+        /// quotes included, no escapes), moving past it; nil, the cursor
+        /// unchanged, for any other value (which the general path then reads).
+        /// The name's first letter picks the one to three tokens compared
+        /// whole (bench/results/speed.md section 31).
+        @inline(__always) func readEvent(_ p: inout JSONCursor) -> EventType? {
+            guard p.index &+ 1 < p.count else { return nil }
+            @inline(__always) func at(_ e: EventType) -> Bool { FieldReader.readKey(eventTokens[Int(e.rawValue)], &p) }
+            switch p.base[p.index &+ 1] {
+            case UInt8(ascii: "s"):
+                if at(.segment) { return .segment }
+                if at(.seekStart) { return .seekStart }
+                if at(.seekEnd) { return .seekEnd }
+            case UInt8(ascii: "h"):
+                if at(.heartbeat) { return .heartbeat }
+            case UInt8(ascii: "p"):
+                if at(.playStart) { return .playStart }
+                if at(.pause) { return .pause }
+            case UInt8(ascii: "v"):
+                if at(.viewStart) { return .viewStart }
+                if at(.viewEnd) { return .viewEnd }
+            case UInt8(ascii: "r"):
+                if at(.rebufferStart) { return .rebufferStart }
+                if at(.rebufferEnd) { return .rebufferEnd }
+                if at(.resume) { return .resume }
+            case UInt8(ascii: "b"):
+                if at(.bitrateChange) { return .bitrateChange }
+            case UInt8(ascii: "e"):
+                if at(.error) { return .error }
+            default:
+                break
+            }
+            return nil
         }
 
         /// The `after` value for a key just read.

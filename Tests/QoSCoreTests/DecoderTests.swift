@@ -98,6 +98,11 @@ import SplitMix
     }
 
     @Test func rejectReasonCodes() {
+        // The colon after a key (read with the key): required, whitespace around it allowed.
+        #expect(reasons(#"{"event":"view_start","ts" 1,"session_id":"a"}"#) == ["invalid_json"])
+        #expect(reasons(#"{"event":"view_start","ts"1,"session_id":"a"}"#) == ["invalid_json"])
+        #expect(reasons(#"{"event":"view_start","ts" : 1,"session_id":"a"}"#) == ["ok"])
+        #expect(reasons("{\"event\":\"view_start\",\"ts\"\t:1,\"session_id\":\"a\"}") == ["ok"])
         #expect(reasons("") == ["invalid_json"])
         #expect(reasons("{") == ["invalid_json"])
         #expect(reasons(#"{"event":"view_start","ts":1,"session_id":"a"} x"#) == ["invalid_json"])
@@ -181,7 +186,7 @@ import SplitMix
         var checked = 0
         for (f, name) in FieldReader.names.enumerated() {
             let token = FieldReader.keyTokens[f]
-            let bytes = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\"")]
+            let bytes = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\""), UInt8(ascii: ":")]
             #expect(token.length == bytes.count && token.bytes == bytes)
             for before in 0..<12 {  // bytes of the buffer before the token
                 let variants: [([UInt8], Bool)] = [(bytes, true), (Array(bytes.dropLast()), false)]
@@ -199,7 +204,57 @@ import SplitMix
                 }
             }
         }
-        #expect(checked > 1_000)
+        // Event values: the predictor's first-letter switch and whole-token
+        // compare, on the same guarded buffers.
+        let predictor = FieldReader.KeyPredictor()
+        for e in EventType.allCases {
+            let bytes = Array("\"\(e.name)\"".utf8)
+            for before in 0..<12 {
+                let variants: [([UInt8], EventType?)] = [(bytes, e), (Array(bytes.dropLast()), nil),
+                                                         (Array(bytes.dropLast()) + Array("_\"".utf8), nil)]
+                    + bytes.indices.map { k in var v = bytes; v[k] ^= 0x20; return (v, nil) }
+                for (candidate, expected) in variants {
+                    let count = before + candidate.count
+                    let start = guardStart - count
+                    memset(start, Int32(UInt8(ascii: ":")), before)
+                    candidate.withUnsafeBytes { memcpy(start + before, $0.baseAddress!, candidate.count) }
+                    var p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
+                    p.index = before
+                    #expect(predictor.readEvent(&p) == expected, "\(e.name) after \(before) bytes: \(candidate)")
+                    #expect(p.index == (expected == nil ? before : count))
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 3_000)
+    }
+
+    /// Eight digits read as one word agree with reading them one by one,
+    /// for every byte value at every position of a word of digits.
+    @Test func eightDigitsAtOnceMatchTheBytewiseValue() {
+        func bytewise(_ b: [UInt8]) -> UInt32? {
+            var v: UInt32 = 0
+            for c in b { guard c >= 0x30 && c <= 0x39 else { return nil }; v = v * 10 + UInt32(c - 0x30) }
+            return v
+        }
+        func word(_ b: [UInt8]) -> UInt64 { b.enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) } }
+        var rng = SplitMix64(seed: 8)
+        var checked = 0
+        for _ in 0..<200 {
+            let digits = (0..<8).map { _ in UInt8(0x30 + rng.next() % 10) }
+            #expect(JSONCursor.eightDigits(word(digits)) == bytewise(digits))
+            for k in 0..<8 {
+                for c in 0...255 {
+                    var b = digits
+                    b[k] = UInt8(c)
+                    #expect(JSONCursor.eightDigits(word(b)) == bytewise(b), "\(b)")
+                    checked += 1
+                }
+            }
+        }
+        #expect(JSONCursor.eightDigits(word(Array("99999999".utf8))) == 99_999_999)
+        #expect(JSONCursor.eightDigits(word(Array("00000000".utf8))) == 0)
+        #expect(checked == 200 * 8 * 256)
     }
 
     /// The integer fast path and the general number lexer agree.
@@ -214,6 +269,19 @@ import SplitMix
         #expect(ts("1e3") == ["wrong_type:ts"])
         #expect(ts("-1") == ["invalid_value:ts"])
         #expect(ts("1x") == ["invalid_json"])
+        // Every length up to 19 digits, at the message's end and not, with a
+        // fraction or exponent after any of them (the eight-digit words
+        // stop at the first byte that is no digit).
+        var rng = SplitMix64(seed: 19)
+        for n in 1...19 {
+            let digits = "1" + String((1..<n).map { _ in Character(String(rng.next() % 10)) })
+            let value = Int64(digits)!
+            #expect(try #require(beacon(#"{"event":"heartbeat","session_id":"s","ts":\#(digits)}"#)).ts == value, "\(digits)")
+            #expect(try #require(beacon(#"{"ts":\#(digits),"event":"heartbeat","session_id":"s"}"#)).ts == value, "\(digits)")
+            #expect(ts(digits + ".5") == ["wrong_type:ts"], "\(digits)")
+            #expect(ts(digits + "e2") == ["wrong_type:ts"], "\(digits)")
+            #expect(ts(digits + "x") == ["invalid_json"], "\(digits)")
+        }
     }
 
     /// Strings are scanned eight bytes at a time: a quote, backslash, control
@@ -358,7 +426,9 @@ import SplitMix
                      #""played_ms":10"#, #""playhead_ms":7"#, #""bitrate_kbps":300"#, #""cache":"HIT""#,
                      #""tsx":1"#, #""t":2"#, #""TS":3"#, #""ts":9"#, #""session_i":"x""#, #""played_msec":4"#,
                      #""video_duration_ms":60000"#, #""live":true"#, #""x":{"ts":1}"#, #""bytes":"#,
-                     #""xs":8"#, #""deq":1"#, #""zache":"M""#, #""Seq":2"#]
+                     #""xs":8"#, #""deq":1"#, #""zache":"M""#, #""Seq":2"#,
+                     #""event":"seek_end""#, #""event":"segments""#, #""event":"se\u0067ment""#, #""event":"rebuffer_end""#,
+                     #""event":"Heartbeat""#, #""ts":12345678901234"#, #""ts":1234567890123456789"#, #""seq":00"#]
         var warmed = DecodeScratch()
         var objects = 0
         for round in 0..<3_000 {
@@ -371,6 +441,10 @@ import SplitMix
             // separator, key and colon are matched at once, and where they are not.
             var body = chosen.joined(separator: round % 11 == 0 ? ", " : ",")
             if round % 7 == 0 { body = body.replacingOccurrences(of: "\":", with: "\": ") }
+            // A space before a colon: the key's token and colon do not match whole.
+            if round % 13 == 0 { body = body.replacingOccurrences(of: "\":", with: "\" :") }
+            // No colon at all: invalid whether the key was guessed or not.
+            if round % 17 == 0 { body = body.replacingOccurrences(of: "\":", with: "\"") }
             var text = Array(("{" + body + "}").utf8)
             if round % 5 == 0 { text = Array(text.prefix(Int(rng.next() % UInt64(text.count + 1)))) }
             let fresh = BeaconDecoder.decode(text).map { "\($0)" }
