@@ -238,13 +238,23 @@ struct JSONCursor {
         if base[i] == UInt8(ascii: "0") {
             i += 1
         } else {
-            // Eight digits at a time while they fit the 18 (a 13-digit
-            // timestamp: one word and five bytes).
+            // A word at a time while it fits the 18 digits: all eight
+            // bytes digits, or the digits before its first other byte (a
+            // 13-digit timestamp: two words; a short count: one).
             while i &- index <= 10 && i &+ 8 <= end {
                 let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                guard let eight = JSONCursor.eightDigits(w) else { break }
-                v = v &* 100_000_000 &+ Int64(eight)
-                i &+= 8
+                let others = JSONCursor.nonDigitBytes(w)
+                if others == 0 {
+                    v = v &* 100_000_000 &+ Int64(JSONCursor.digitsValue(w))
+                    i &+= 8
+                    continue
+                }
+                let n = others.trailingZeroBitCount >> 3
+                if n > 0 {
+                    v = v &* JSONCursor.powerOfTen(n) &+ Int64(JSONCursor.leadingDigitsValue(w, count: n))
+                    i &+= n
+                }
+                break
             }
             while i < end, isDigit(base[i]) {
                 guard i - index < 18 else { return nil }
@@ -261,19 +271,53 @@ struct JSONCursor {
     }
 
     /// The value of eight ASCII digits in a little-endian word (the first
-    /// digit in its lowest byte), nil when any byte is not a digit. A byte
-    /// is a digit when it and it plus 6 both have 0x3 as their high nibble;
-    /// a carry out of a byte can only spoil a byte that is itself no digit.
-    /// The digits are then paired, the pairs paired, and the quads paired
-    /// (bench/results/speed.md section 31).
+    /// digit in its lowest byte), nil when any byte is not a digit.
     @inline(__always) static func eightDigits(_ w: UInt64) -> UInt32? {
-        let highs: UInt64 = 0xF0F0_F0F0_F0F0_F0F0, threes: UInt64 = 0x3030_3030_3030_3030
-        guard w & highs == threes, (w &+ 0x0606_0606_0606_0606) & highs == threes else { return nil }
-        var x = w &- threes
+        nonDigitBytes(w) == 0 ? digitsValue(w) : nil
+    }
+
+    /// The high bit of each byte of `w` that is not an ASCII digit, exact
+    /// up to and including the first (lowest) such byte: a byte xor 0x30
+    /// is below 10 exactly for a digit, and adding 0x76 sets the high bit
+    /// of 10 and more; a carry out of a byte comes only from a byte that
+    /// is itself flagged, so the bytes after the first flagged one may be
+    /// wrong, never those before it (bench/results/speed.md section 32).
+    @inline(__always) static func nonDigitBytes(_ w: UInt64) -> UInt64 {
+        let t = w ^ 0x3030_3030_3030_3030
+        return (t | (t &+ 0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080
+    }
+
+    /// The value of a word of eight ASCII digits (checked by the caller):
+    /// the digits paired, the pairs paired, and the quads paired
+    /// (bench/results/speed.md section 31).
+    @inline(__always) static func digitsValue(_ w: UInt64) -> UInt32 {
+        var x = w &- 0x3030_3030_3030_3030
         x = (x &* 10 &+ (x >> 8)) & 0x00FF_00FF_00FF_00FF
         x = (x &* 100 &+ (x >> 16)) & 0x0000_FFFF_0000_FFFF
         x = (x &* 10_000 &+ (x >> 32)) & 0xFFFF_FFFF
         return UInt32(truncatingIfNeeded: x)
+    }
+
+    /// The value of the first `count` (1...7) bytes of `w`, all digits:
+    /// they are moved to the word's top and the bytes below filled with
+    /// "0", leading zeros of an eight-digit word.
+    @inline(__always) static func leadingDigitsValue(_ w: UInt64, count n: Int) -> UInt32 {
+        assert(n >= 1 && n <= 7, "a partial word's digits")
+        let bits = UInt64(truncatingIfNeeded: 8 &* n)
+        return digitsValue(w << (64 &- bits) | 0x3030_3030_3030_3030 >> bits)
+    }
+
+    /// 10 to the power `n` (1...7), the scale of `n` more digits.
+    @inline(__always) static func powerOfTen(_ n: Int) -> Int64 {
+        switch n {
+        case 1: return 10
+        case 2: return 100
+        case 3: return 1_000
+        case 4: return 10_000
+        case 5: return 100_000
+        case 6: return 1_000_000
+        default: return 10_000_000
+        }
     }
 
     /// The Int64 value of an integer token, nil on overflow.

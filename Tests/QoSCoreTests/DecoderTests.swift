@@ -229,8 +229,9 @@ import SplitMix
         #expect(checked > 3_000)
     }
 
-    /// Eight digits read as one word agree with reading them one by one,
-    /// for every byte value at every position of a word of digits.
+    /// Digits read a word at a time agree with reading them one by one:
+    /// every byte value at every position of a word of digits, and words
+    /// whose digits stop anywhere.
     @Test func eightDigitsAtOnceMatchTheBytewiseValue() {
         func bytewise(_ b: [UInt8]) -> UInt32? {
             var v: UInt32 = 0
@@ -250,6 +251,19 @@ import SplitMix
                     #expect(JSONCursor.eightDigits(word(b)) == bytewise(b), "\(b)")
                     checked += 1
                 }
+            }
+        }
+        // A word with its first other byte anywhere (any value, any bytes
+        // after it): the digits before it counted and read exactly.
+        for _ in 0..<20_000 {
+            let n = Int(rng.next() % 8)
+            var b = (0..<8).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            for k in 0..<n { b[k] = UInt8(0x30 + rng.next() % 10) }
+            if b[n] >= 0x30 && b[n] <= 0x39 { b[n] = [0x00, 0x2F, 0x3A, 0x2E, 0x65, 0x7D, 0xB0, 0xFF][Int(rng.next() % 8)] }
+            let others = JSONCursor.nonDigitBytes(word(b))
+            #expect(others != 0 && others.trailingZeroBitCount >> 3 == n, "\(b)")
+            if n > 0 {
+                #expect(JSONCursor.leadingDigitsValue(word(b), count: n) == bytewise(Array(b.prefix(n))), "\(b)")
             }
         }
         #expect(JSONCursor.eightDigits(word(Array("99999999".utf8))) == 99_999_999)
