@@ -191,17 +191,24 @@ public enum BeaconDecoder {
         p.skipWhitespace()
         if p.peek() == UInt8(ascii: "}") { p.advance() } else {
             var previous = FieldReader.KeyPredictor.start
+            var (ok, field) = fields.readKey(after: previous, from: &p)
+            guard ok else { return failObject(&p, start) }
             while true {
-                p.skipWhitespace()
-                let (ok, field) = fields.readKey(after: previous, from: &p)
-                guard ok else { return failObject(&p, start) }
                 previous = FieldReader.KeyPredictor.after(field)
                 p.skipWhitespace()  // (the colon is read with the key)
                 guard fields.read(field, from: &p) else { return failObject(&p, start) }
+                // The guessed next key right after its comma (`,"name":`): one compare.
+                if let next = fields.readSeparatedKey(after: previous, from: &p) {
+                    field = next
+                    continue
+                }
                 p.skipWhitespace()
                 guard let c = p.next() else { return failObject(&p, start) }
                 if c == UInt8(ascii: "}") { break }
                 guard c == UInt8(ascii: ",") else { return failObject(&p, start) }
+                p.skipWhitespace()
+                (ok, field) = fields.readKey(after: previous, from: &p)
+                guard ok else { return failObject(&p, start) }
             }
         }
         let range = start..<p.index

@@ -48,6 +48,17 @@ struct FieldReader: Equatable {
         return readUnpredictedKey(slot: slot, from: &p)
     }
 
+    /// After a value: the comma, key and colon that follow it (`,"name":`)
+    /// when the key is the guessed one, the cursor moved past them; nil,
+    /// the cursor unchanged, for anything else (whitespace, the object's
+    /// end, another key), which the caller then reads the general way.
+    @inline(__always)
+    mutating func readSeparatedKey(after previous: Int, from p: inout JSONCursor) -> Field? {
+        let slot = KeyPredictor.slot(event: hasEvent ? beacon.event : nil, after: previous)
+        guard let guess = predictor.guess(slot), predictor.readSeparatedKey(named: guess, &p) else { return nil }
+        return guess
+    }
+
     /// `readKey(after:from:)` when the guess is missing or wrong: the key
     /// scanned and looked up, the guess for `slot` learned, the colon read.
     /// Kept out of line so the guessed path inlined into the object loop
@@ -106,6 +117,11 @@ struct FieldReader: Equatable {
         /// `"name":`, the token of a key and its colon.
         init(key name: StaticString) { self.init(KeyToken.quoted(name) + [UInt8(ascii: ":")]) }
 
+        /// `,"name":`, a key with the comma before it and the colon after.
+        init(separatedKey name: StaticString) {
+            self.init([UInt8(ascii: ",")] + KeyToken.quoted(name) + [UInt8(ascii: ":")])
+        }
+
         /// `"value"`, the token of a string value.
         init(string value: StaticString) { self.init(KeyToken.quoted(value)) }
 
@@ -139,6 +155,8 @@ struct FieldReader: Equatable {
 
     /// Each known key's token, by `Field.rawValue`.
     static let keyTokens: [KeyToken] = names.map { KeyToken(key: $0) }
+    /// The same with the comma before it.
+    static let separatedKeyTokens: [KeyToken] = names.map { KeyToken(separatedKey: $0) }
 
     /// Reads the value of a `field` key (nil: another key, whose value is
     /// validated and skipped). Returns false only on a JSON syntax error.
@@ -511,8 +529,9 @@ struct FieldReader: Equatable {
         private static let perEvent = fieldsMax + 2
         /// By `slot`: the field seen next last time (nil: nothing yet, or another key).
         private var next = [Field?](repeating: nil, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
-        /// `FieldReader.keyTokens`.
+        /// `FieldReader.keyTokens` and `separatedKeyTokens`.
         private let keyTokens = FieldReader.keyTokens
+        private let separatedKeyTokens = FieldReader.separatedKeyTokens
         /// Each event name's string token, by `EventType.rawValue`.
         private let eventTokens = FieldReader.eventNames.map { KeyToken(string: $0) }
 
@@ -525,6 +544,11 @@ struct FieldReader: Equatable {
         /// (`FieldReader.readKey(_:_:)` with this predictor's token table).
         @inline(__always) func readKey(named f: Field, _ p: inout JSONCursor) -> Bool {
             FieldReader.readKey(keyTokens[f.rawValue], &p)
+        }
+
+        /// `readKey(named:_:)` for the key with its comma before it.
+        @inline(__always) func readSeparatedKey(named f: Field, _ p: inout JSONCursor) -> Bool {
+            FieldReader.readKey(separatedKeyTokens[f.rawValue], &p)
         }
 
         /// The event whose name is the string token at the cursor (its

@@ -184,9 +184,11 @@ import SplitMix
         #expect(mprotect(region + page, page, PROT_NONE) == 0)
         let guardStart = region + page
         var checked = 0
-        for (f, name) in FieldReader.names.enumerated() {
-            let token = FieldReader.keyTokens[f]
-            let bytes = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\""), UInt8(ascii: ":")]
+        let tokens = FieldReader.names.enumerated().flatMap { f, name in
+            let key = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\""), UInt8(ascii: ":")]
+            return [(FieldReader.keyTokens[f], key, name), (FieldReader.separatedKeyTokens[f], [UInt8(ascii: ",")] + key, name)]
+        }
+        for (token, bytes, name) in tokens {
             #expect(token.length == bytes.count && token.bytes == bytes)
             for before in 0..<12 {  // bytes of the buffer before the token
                 let variants: [([UInt8], Bool)] = [(bytes, true), (Array(bytes.dropLast()), false)]
@@ -226,7 +228,7 @@ import SplitMix
                 }
             }
         }
-        #expect(checked > 3_000)
+        #expect(checked > 4_000)
     }
 
     /// Digits read a word at a time agree with reading them one by one:
