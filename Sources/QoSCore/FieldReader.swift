@@ -235,17 +235,32 @@ struct FieldReader: Equatable {
         guard p.peek() == UInt8(ascii: "\"") else {
             fail(.wrongType(Field.sessionId.name)); return p.skipValue(depth: 1)
         }
+        // A player's ids have one length: the id as long as the last plain
+        // one, when its bytes are plain ASCII and a quote follows them.
+        let start = p.index &+ 1, guess = predictor.sessionIdLength
+        if guess > 0 && start &+ guess < p.count && p.base[start &+ guess] == UInt8(ascii: "\"")
+            && p.isPlainASCII(start, count: guess) {
+            p.index = start &+ guess &+ 1
+            return lendSessionId(start..<(start &+ guess))
+        }
         var probe = p
         guard let raw = probe.readRawString() else { return false }
         if !raw.hasEscapes && raw.length <= BeaconLimits.sessionIdBytesMax && p.isASCII(raw) {
             p = probe
-            sessionIdRange = raw.start..<raw.end
-            if !beacon.sessionId.isEmpty { beacon.sessionId = "" }  // (an assignment releases the old value)
-            hasSessionId = true
-            return true
+            if raw.length >= 8 { predictor.sessionIdLength = raw.length }
+            return lendSessionId(raw.start..<raw.end)
         }
         sessionIdRange = nil
         return readString(&p, .sessionId, BeaconLimits.sessionIdBytesMax) { b, v in b.sessionId = v } && mark(&hasSessionId)
+    }
+
+    /// The session id is the plain bytes at `range` of the message.
+    @inline(__always)
+    private mutating func lendSessionId(_ range: Range<Int>) -> Bool {
+        sessionIdRange = range
+        if !beacon.sessionId.isEmpty { beacon.sessionId = "" }  // (an assignment releases the old value)
+        hasSessionId = true
+        return true
     }
 
     private mutating func readString(_ p: inout JSONCursor, _ field: Field, _ limit: Int,
@@ -529,6 +544,9 @@ struct FieldReader: Equatable {
         private static let perEvent = fieldsMax + 2
         /// By `slot`: the field seen next last time (nil: nothing yet, or another key).
         private var next = [Field?](repeating: nil, count: (KeyPredictor.eventsMax + 1) * KeyPredictor.perEvent)
+        /// The length of the last plain session id of 8 bytes or more
+        /// (0: none yet), tried first for the next (`readSessionId`).
+        var sessionIdLength = 0
         /// `FieldReader.keyTokens` and `separatedKeyTokens`.
         private let keyTokens = FieldReader.keyTokens
         private let separatedKeyTokens = FieldReader.separatedKeyTokens

@@ -127,6 +127,25 @@ struct JSONCursor {
         return true
     }
 
+    /// Whether the `count` (8 or more) bytes from `start`, all within the
+    /// buffer, are ASCII with no quote, backslash or control character: a
+    /// string token's plain content. Whole words, the last one ending at
+    /// the range's end (`specialBytes` flags every such byte; its false
+    /// flags come only after a true one).
+    @inline(__always) func isPlainASCII(_ start: Int, count: Int) -> Bool {
+        assert(count >= 8 && start >= 0 && start + count <= base.count, "a range of 8 bytes or more in the buffer")
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = start, flags: UInt64 = 0
+        let last = start &+ count &- 8
+        while i < last {
+            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            flags |= JSONCursor.specialBytes(w) | (w & highs)
+            i &+= 8
+        }
+        let w = base.loadUnaligned(fromByteOffset: last, as: UInt64.self)
+        return flags | JSONCursor.specialBytes(w) | (w & highs) == 0
+    }
+
     static func hexValue(_ c: UInt8) -> UInt32? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(c - UInt8(ascii: "0"))

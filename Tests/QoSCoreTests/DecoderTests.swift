@@ -228,7 +228,24 @@ import SplitMix
                 }
             }
         }
-        #expect(checked > 4_000)
+        // Plain string content (a lent session id's guessed length): every
+        // length from 8 to 40 at the end of the page, clean, and with one
+        // byte at any position made a quote, backslash, control or non-ASCII byte.
+        var rng = SplitMix64(seed: 25)
+        for count in 8...40 {
+            let clean = (0..<count).map { _ in UInt8(0x20 + rng.next() % 95) }.map { $0 == 0x22 || $0 == 0x5C ? 0x61 : $0 }
+            let variants: [([UInt8], Bool)] = [(clean, true)] + (0..<count).flatMap { k in
+                [UInt8(0x22), 0x5C, 0x00, 0x1F, 0x80, 0xC3, 0xFF].map { bad in var v = clean; v[k] = bad; return (v, false) }
+            }
+            for (candidate, plain) in variants {
+                let start = guardStart - count
+                candidate.withUnsafeBytes { memcpy(start, $0.baseAddress!, count) }
+                let p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
+                #expect(p.isPlainASCII(0, count: count) == plain, "\(candidate)")
+                checked += 1
+            }
+        }
+        #expect(checked > 10_000)
     }
 
     /// Digits read a word at a time agree with reading them one by one:
@@ -444,7 +461,12 @@ import SplitMix
                      #""video_duration_ms":60000"#, #""live":true"#, #""x":{"ts":1}"#, #""bytes":"#,
                      #""xs":8"#, #""deq":1"#, #""zache":"M""#, #""Seq":2"#,
                      #""event":"seek_end""#, #""event":"segments""#, #""event":"se\u0067ment""#, #""event":"rebuffer_end""#,
-                     #""event":"Heartbeat""#, #""ts":12345678901234"#, #""ts":1234567890123456789"#, #""seq":00"#]
+                     #""event":"Heartbeat""#, #""ts":12345678901234"#, #""ts":1234567890123456789"#, #""seq":00"#,
+                     // Session ids of one length (guessed after the first), longer, shorter, escaped, not ASCII.
+                     #""session_id":"0123456789""#, #""session_id":"abcdefghij""#, #""session_id":"0123456789ab""#,
+                     #""session_id":"01234567""#, #""session_id":"0123\u0034\u00355""#, #""session_id":"éé345678""#,
+                     #""session_id":"012345678\\""#, #""session_id":"01234567\\""#,
+                     #""session_id":"""#]
         var warmed = DecodeScratch()
         var objects = 0
         for round in 0..<3_000 {
