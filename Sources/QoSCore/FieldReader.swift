@@ -161,7 +161,7 @@ struct FieldReader: Equatable {
     /// Reads the value of a `field` key (nil: another key, whose value is
     /// validated and skipped). Returns false only on a JSON syntax error.
     /// Inlined into the object loop: the dispatch on the field is the only
-    /// work between the key and the field's own reader (speed.md section 35).
+    /// work between the key and the field's own reader (bench/results/speed.md section 35).
     @inline(__always)
     mutating func read(_ field: Field?, from p: inout JSONCursor) -> Bool {
         guard let field else { return p.skipValue(depth: 1) }

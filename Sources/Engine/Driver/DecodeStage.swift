@@ -565,22 +565,37 @@ final class DecodedBatch: @unchecked Sendable {
 
     /// The offset after each partition's last record in the batch, in order
     /// of first appearance (kept as records are appended).
-    func nextOffsets() -> [(Int32, Int64)] { next }
+    func nextOffsets() -> [(Int32, Int64)] {
+        endRun()
+        return next
+    }
 
     private var next: [(Int32, Int64)] = []
     /// Index in `next` of the last record's partition (-1: none yet).
     /// Records come in runs of one partition (a file, a fetch): `next` is
-    /// searched only where a run starts.
+    /// searched only where a run starts, and written when it ends
+    /// (`endRun`); within a run only `runPartition` / `runNext` change
+    /// (an array element's write checked the array's uniqueness per line).
     private var run = -1
+    private var runPartition: Int32 = 0
+    private var runNext: Int64 = 0
 
+    @inline(__always)
     private func noteNext(_ partition: Int32, _ offset: Int64) {
-        if run < 0 || next[run].0 != partition {
+        if run < 0 || runPartition != partition {
+            endRun()
             if let i = next.firstIndex(where: { $0.0 == partition }) { run = i } else {
                 next.append((partition, 0))
                 run = next.count - 1
             }
+            runPartition = partition
         }
-        next[run].1 = offset + 1
+        runNext = offset + 1
+    }
+
+    /// The current run's next offset, written to `next`.
+    private func endRun() {
+        if run >= 0 { next[run].1 = runNext }
     }
 
     /// Each record with its decoded items, both lent for the callback.
