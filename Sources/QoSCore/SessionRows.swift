@@ -140,7 +140,8 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// string cells share these arrays instead of each copying its string
     /// (bench/results/speed.md section 25).
     public private(set) var nameBytes: [[UInt8]] = []
-    private var nameIds: [String: UInt32] = [:]
+    /// The id of each of `names` by its bytes.
+    private var nameIds = NameIndex()
 
     public init() {}
 
@@ -201,12 +202,17 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     }
 
     private mutating func id(_ s: String) -> UInt32 {
-        if let i = nameIds[s] { return i }
-        let i = UInt32(names.count)
-        names.append(s)
-        nameBytes.append(Array(s.utf8))
-        nameIds[s] = i
-        return i
+        var utf8 = s
+        return utf8.withUTF8 { u in
+            let bytes = UnsafeRawBufferPointer(u)
+            let h = NameIndex.hash(bytes)
+            if let i = nameIds.find(bytes, hash: h, names: nameBytes) { return i }
+            let i = nameIds.insert(hash: h)
+            assert(Int(i) == names.count, "the index numbers names in order")
+            names.append(s)
+            nameBytes.append(Array(bytes))
+            return i
+        }
     }
 
     public mutating func append(_ r: SessionRow) {

@@ -1,4 +1,5 @@
 import Testing
+import SplitMix
 @testable import QoSCore
 
 /// `SessionRows` (a window's packed `sessions` rows) gives back exactly the
@@ -33,6 +34,29 @@ import Testing
         var merged = SessionRows(rows.prefix(10))
         merged += SessionRows(rows.dropFirst(10))
         #expect(merged == packed)
+    }
+
+    /// Each distinct string gets one id however many rows carry it (the
+    /// index grows through several sizes), strings that differ in one
+    /// byte, in length only, or in normalisation only stay apart (the
+    /// engine's interners hand the rows one form of each), and every row
+    /// reads back its own.
+    @Test func stringsAreStoredOncePerDistinctValue() {
+        let videos = (0..<3_000).map { "video-\($0)" } + ["", "video", "video-1 ", "vidéo-1", "vide\u{301}o-1",
+                                                          String(repeating: "v", count: 300)]
+        var rng = SplitMix64(seed: 37)
+        var rows: [SessionRow] = []
+        for i in Int64(0)..<12_000 {
+            let video = i < Int64(videos.count) ? videos[Int(i)] : videos[Int(rng.next() % UInt64(videos.count))]
+            rows.append(row("s\(i)", viewer: "w", video: video, i, optionals: i % 2 == 0))
+        }
+        let packed = SessionRows(rows)
+        #expect(Array(packed) == rows)
+        #expect(zip(packed, rows).allSatisfy { Array($0.videoId.utf8) == Array($1.videoId.utf8) }, "bytes as given")
+        let byBytes = Set(packed.names.map { Array($0.utf8) })
+        #expect(byBytes.count == packed.names.count, "one id per distinct string")
+        #expect(Set(videos.map { Array($0.utf8) }).isSubset(of: byBytes))
+        #expect(packed.nameBytes == packed.names.map { Array($0.utf8) })
     }
 
     /// Rows and id bytes live in chunks (`Chunked`, `IdBytes`): many rows
