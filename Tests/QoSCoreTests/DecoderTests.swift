@@ -184,6 +184,17 @@ import SplitMix
         #expect(mprotect(region + page, page, PROT_NONE) == 0)
         let guardStart = region + page
         var checked = 0
+        /// A cursor at `candidate`, placed to end right at the guarded page
+        /// after `before` bytes of `filler`.
+        func atPageEnd(_ candidate: [UInt8], before: Int, filler: UInt8) -> JSONCursor {
+            let count = before + candidate.count
+            let start = guardStart - count
+            memset(start, Int32(filler), before)
+            candidate.withUnsafeBytes { memcpy(start + before, $0.baseAddress!, candidate.count) }
+            var p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
+            p.index = before
+            return p
+        }
         let tokens = FieldReader.names.enumerated().flatMap { f, name in
             let key = [UInt8(ascii: "\"")] + Array(name.description.utf8) + [UInt8(ascii: "\""), UInt8(ascii: ":")]
             return [(FieldReader.keyTokens[f], key, name), (FieldReader.separatedKeyTokens[f], [UInt8(ascii: ",")] + key, name)]
@@ -194,14 +205,9 @@ import SplitMix
                 let variants: [([UInt8], Bool)] = [(bytes, true), (Array(bytes.dropLast()), false)]
                     + bytes.indices.map { k in var v = bytes; v[k] ^= 0x20; return (v, false) }
                 for (candidate, matches) in variants {
-                    let count = before + candidate.count
-                    let start = guardStart - count
-                    memset(start, Int32(UInt8(ascii: ",")), before)
-                    candidate.withUnsafeBytes { memcpy(start + before, $0.baseAddress!, candidate.count) }
-                    var p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
-                    p.index = before
+                    var p = atPageEnd(candidate, before: before, filler: UInt8(ascii: ","))
                     #expect(FieldReader.readKey(token, &p) == matches, "\(name) after \(before) bytes: \(candidate)")
-                    #expect(p.index == (matches ? count : before))
+                    #expect(p.index == (matches ? p.count : before))
                     checked += 1
                 }
             }
@@ -216,14 +222,9 @@ import SplitMix
                                                          (Array(bytes.dropLast()) + Array("_\"".utf8), nil)]
                     + bytes.indices.map { k in var v = bytes; v[k] ^= 0x20; return (v, nil) }
                 for (candidate, expected) in variants {
-                    let count = before + candidate.count
-                    let start = guardStart - count
-                    memset(start, Int32(UInt8(ascii: ":")), before)
-                    candidate.withUnsafeBytes { memcpy(start + before, $0.baseAddress!, candidate.count) }
-                    var p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
-                    p.index = before
+                    var p = atPageEnd(candidate, before: before, filler: UInt8(ascii: ":"))
                     #expect(predictor.readEvent(&p) == expected, "\(e.name) after \(before) bytes: \(candidate)")
-                    #expect(p.index == (expected == nil ? before : count))
+                    #expect(p.index == (expected == nil ? before : p.count))
                     checked += 1
                 }
             }
@@ -238,9 +239,7 @@ import SplitMix
                 [UInt8(0x22), 0x5C, 0x00, 0x1F, 0x80, 0xC3, 0xFF].map { bad in var v = clean; v[k] = bad; return (v, false) }
             }
             for (candidate, plain) in variants {
-                let start = guardStart - count
-                candidate.withUnsafeBytes { memcpy(start, $0.baseAddress!, count) }
-                let p = JSONCursor(UnsafeRawBufferPointer(start: start, count: count))
+                let p = atPageEnd(candidate, before: 0, filler: 0)
                 #expect(p.isPlainASCII(0, count: count) == plain, "\(candidate)")
                 checked += 1
             }
