@@ -187,6 +187,9 @@ extension QoSEngine {
         while let s = p.nextDueSession(watermark, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
+            // No session is borrowed here (`apply` finds its own after
+            // these closes): let each go before the next.
+            retired.removeAll(keepingCapacity: true)
         }
     }
 
@@ -195,7 +198,9 @@ extension QoSEngine {
     func close(_ s: SessionState, in p: PartitionState<K>, at instant: Int64, reason: CloseReason) {
         defer { drainPendingPlay(s, p) }
         s.closed = true
-        p.sessions.remove(s)
+        // The caller may hold `s` unretained (`apply`): keep the table's
+        // reference until the beacon is done.
+        if let reference = p.sessions.remove(s) { retired.append(reference) }
         counters.sessionsClosed += 1
         if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s, p) }
         if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s, p) }

@@ -26,6 +26,9 @@ public final class QoSEngine<K: SketchKit> {
     let enricher: Enricher
     /// The decoder's reader, reused for every message (see `FieldReader.reset`).
     private var reader = FieldReader()
+    /// Sessions closed while a beacon is applied, kept alive until it is
+    /// done (`apply` reads its session unretained); empty between beacons.
+    var retired: [SessionState] = []
 
     public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
         if let problem = config.problem { preconditionFailure(problem) }
@@ -141,19 +144,33 @@ public final class QoSEngine<K: SketchKit> {
         }
     }
 
+    ///
+    /// The session is read unretained (`SessionTable.find`): a retained one
+    /// cost five reference-count updates per beacon on the engine's thread
+    /// (bench/results/speed.md section 38). A close during the beacon (a gap,
+    /// a `view_end`) takes the table's reference into `retired`, let go once
+    /// the beacon is done.
     @inline(__always)
     private func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32?, in p: PartitionState<K>,
                        source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {
         guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
         closeDueSessions(p, watermark: wm)
-        var session = id.map { p.sessions.lookup($0, hash: idHash ?? SessionTable.hash($0)) } ?? p.sessions.lookup(b.sessionId)
-        if let s = session, s.isGap(b.ts, config) {
+        let found = id.map { p.sessions.find($0, hash: idHash ?? SessionTable.hash($0)) }
+            ?? SessionTable.withBytes(b.sessionId) { p.sessions.find($0, hash: SessionTable.hash($0)) }
+        let session = found.flatMap { $0._withUnsafeGuaranteedRef { s -> Unmanaged<SessionState>? in
+            guard s.isGap(b.ts, config) else { return found }
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
-            session = nil
-        }
-        let s = session ?? open(b, id: id, in: p)
+            return nil
+        } } ?? open(b, id: id, in: p)
+        session._withUnsafeGuaranteedRef { s in apply(b, to: s, in: p, watermark: wm) }
+        if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+    }
+
+    /// The beacon's own part of `apply`, on its open session `s`.
+    @inline(__always)
+    private func apply(_ b: Beacon, to s: SessionState, in p: PartitionState<K>, watermark wm: Int64) {
         if let seq = b.seq, !s.acceptSeq(seq) {
             counters.duplicates += 1
             return contribute(b.ts, s, p) { $0.duplicates += 1 }
@@ -236,7 +253,8 @@ public final class QoSEngine<K: SketchKit> {
         closeDueSessions(p, watermark: wm)
     }
 
-    private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> SessionState {
+    /// Opens a session for `b`; the table holds the only reference to it.
+    private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> Unmanaged<SessionState> {
         let s = SessionState(id: id.map { String(decoding: $0, as: UTF8.self) } ?? b.sessionId, ts: b.ts)
         p.sessions.insert(s)
         counters.sessionsOpened += 1
@@ -245,7 +263,7 @@ public final class QoSEngine<K: SketchKit> {
             updateAttributes(s, b, p)
             contribute(b.ts, s, p) { $0.missingStart += 1 }
         }
-        return s
+        return .passUnretained(s)
     }
 
     // MARK: Rejects

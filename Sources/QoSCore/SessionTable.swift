@@ -33,7 +33,8 @@ public enum CacheHint {
 /// lookup reads buckets and compares ids without a single reference-count
 /// update (an array of references cost a retain and release of the array
 /// and of every session probed, per beacon: bench/results/speed.md §11);
-/// only the session it returns is retained. The table cannot be copied
+/// `lookup` retains only the session it returns, and `find` not even that
+/// (the engine's per-beacon path, section 38). The table cannot be copied
 /// (`~Copyable`): two copies would share, and free, one allocation.
 public struct SessionTable: ~Copyable {
     private var buckets: UnsafeMutablePointer<UnsafeRawPointer?>
@@ -98,12 +99,21 @@ public struct SessionTable: ~Copyable {
     /// thread computes it for the engine's thread).
     @inline(__always)
     public func lookup(_ id: UnsafeRawBufferPointer, hash h: UInt32) -> SessionState? {
+        find(id, hash: h)?.takeUnretainedValue()
+    }
+
+    /// The open session with this id, unretained: the table's reference is
+    /// the only one taken for it. Valid while the session stays in the
+    /// table, or past its `remove` while the caller keeps the reference
+    /// `remove` hands back (the engine's per-beacon path: `QoSEngine.apply`).
+    @inline(__always)
+    func find(_ id: UnsafeRawBufferPointer, hash h: UInt32) -> Unmanaged<SessionState>? {
         assert(h == SessionTable.hash(id), "hash of another id")
         let mask = bucketCount - 1
         var i = Int(h) & mask
         while let e = buckets[i] {
             let s = Self.entry(e)
-            if s._withUnsafeGuaranteedRef({ $0.idEquals(id) }) { return s.takeUnretainedValue() }
+            if s._withUnsafeGuaranteedRef({ $0.idEquals(id) }) { return s }
             i = (i + 1) & mask
         }
         return nil
@@ -166,14 +176,17 @@ public struct SessionTable: ~Copyable {
         old.deallocate()
     }
 
-    /// Removes `s` (by identity) if it is in the table, giving back the
-    /// table's reference to it (the caller's keeps it alive).
-    mutating func remove(_ s: SessionState) {
+    /// Removes `s` (by identity) if it is in the table and hands the
+    /// table's reference to it to the caller (nil when it was not there):
+    /// a caller that holds `s` unretained (`find`) keeps it alive with that
+    /// reference for as long as it uses `s`.
+    @discardableResult
+    mutating func remove(_ s: SessionState) -> SessionState? {
         let mask = bucketCount - 1
         let target = UnsafeRawPointer(Unmanaged.passUnretained(s).toOpaque())
         var i = Int(s.idHash) & mask
         while true {
-            guard let e = buckets[i] else { return }
+            guard let e = buckets[i] else { return nil }
             if e == target { break }
             i = (i + 1) & mask
         }
@@ -191,7 +204,7 @@ public struct SessionTable: ~Copyable {
         }
         buckets[i] = nil
         count -= 1
-        Self.entry(target).release()
+        let reference = Self.entry(target).takeRetainedValue()
         // Empty (the end of a replay closes every session): give the buckets
         // back rather than keep them at their peak size while files are written.
         if count == 0 && bucketCount > 8 {
@@ -199,6 +212,7 @@ public struct SessionTable: ~Copyable {
             bucketCount = 8
             buckets = Self.allocate(8)
         }
+        return reference
     }
 
     /// Every open session, in bucket order: it differs from process to

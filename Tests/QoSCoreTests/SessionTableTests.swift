@@ -164,6 +164,34 @@ import Testing
         #expect(probes.allSatisfy { $0.s == nil })
     }
 
+    /// The engine reads a beacon's session unretained (`QoSEngine.apply`):
+    /// a session closed by its own beacon (a `view_end` on a session the
+    /// beacon opened, a gap) is kept in `retired` until the beacon is done,
+    /// then let go; nothing is held between beacons. (That no freed session
+    /// is read was checked by running these suites under AddressSanitizer:
+    /// bench/results/speed.md section 38.)
+    @Test func sessionsClosedWhileTheirBeaconIsAppliedAreLetGoAfterIt() {
+        let h = Harness()
+        let gap = h.config.sessionTimeoutMs
+        h.beacon("view_end", 1_000, "opened-and-ended", ["reason": "error"])
+        #expect(h.engine.retired.isEmpty)
+        #expect(h.engine.partition(0).sessions.lookup("opened-and-ended") == nil)
+        h.beacon("view_start", 2_000, "gapped")
+        h.beacon("play_start", 2_500, "gapped")
+        let before = h.engine.partition(0).sessions.lookup("gapped")
+        h.beacon("heartbeat", 2_500 + gap + 1, "gapped", ["played_ms": 100])
+        #expect(h.engine.retired.isEmpty)
+        let after = h.engine.partition(0).sessions.lookup("gapped")
+        #expect(before != nil && after != nil && before !== after)
+        #expect(before?.closed == true && after?.closed == false)
+        #expect(h.engine.counters.sessionsOpened == 3 && h.engine.counters.sessionsClosed == 2)
+        h.finish()
+        #expect(h.engine.retired.isEmpty)
+        let ended = h.sessionRows.filter { $0.sessionId == "opened-and-ended" }
+        #expect(ended.count == 1 && ended.first?.closeReason == .error && ended.first?.beacons == 1)
+        #expect(h.sessionRows.filter { $0.sessionId == "gapped" }.map(\.beacons).sorted() == [1, 2])
+    }
+
     /// Emptied, the table gives its grown buckets back and works as new.
     @Test func anEmptiedTableShrinks() {
         var table = SessionTable()
