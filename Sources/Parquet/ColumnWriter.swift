@@ -218,20 +218,31 @@ struct ColumnChunkWriter<T: ParquetValue> {
 
     // MARK: statistics
 
+    /// The extremes are kept as row numbers and the values compared where
+    /// they lie: holding a byte array as the running minimum (or reading it
+    /// out of `values`) cost a reference-count update per value
+    /// (bench/results/speed.md section 38).
     private func statistics() -> StatisticsMeta {
         var stats = StatisticsMeta()
         var nulls = 0, nans = 0
-        var lo: T?, hi: T?
-        for i in rows {
-            guard let v = values[i] else { nulls += 1; continue }
-            if v.isNaNValue { nans += 1; continue }
-            if lo == nil || T.statisticsLess(v, lo!) { lo = v }
-            if hi == nil || T.statisticsLess(hi!, v) { hi = v }
+        var lo = -1, hi = -1
+        values.withUnsafeBufferPointer { values in
+            for i in rows {
+                guard values[i] != nil else { nulls += 1; continue }
+                if values[i].unsafelyUnwrapped.isNaNValue { nans += 1; continue }
+                if lo < 0 {
+                    lo = i
+                    hi = i
+                    continue
+                }
+                if T.statisticsLess(values[i].unsafelyUnwrapped, values[lo].unsafelyUnwrapped) { lo = i }
+                if T.statisticsLess(values[hi].unsafelyUnwrapped, values[i].unsafelyUnwrapped) { hi = i }
+            }
         }
         stats.nullCount = Int64(nulls)
         if T.self == Double.self { stats.nanCount = Int64(nans) }
-        guard nans == 0, let lo, let hi else { return stats }
-        let minBytes = lo.statisticsMinBytes, maxBytes = hi.statisticsMaxBytes
+        guard nans == 0, lo >= 0 else { return stats }
+        let minBytes = values[lo].unsafelyUnwrapped.statisticsMinBytes, maxBytes = values[hi].unsafelyUnwrapped.statisticsMaxBytes
         if T.self == [UInt8].self && max(minBytes.count, maxBytes.count) > settings.statisticsMaxBinaryLength {
             return stats
         }

@@ -140,12 +140,30 @@ extension Array: ParquetValue where Element == UInt8 {
     }
     var statisticsBytes: [UInt8] { self }
     /// Unsigned byte order (Parquet's for BYTE_ARRAY statistics), compared
-    /// with `memcmp`: the generic element-wise compare was a visible part
-    /// of writing the string columns (bench/results/speed.md §16).
+    /// eight bytes at a time: the generic element-wise compare was a visible
+    /// part of writing the string columns (bench/results/speed.md §16), and
+    /// `memcmp`, a call the compiler cannot see into, made it retain both
+    /// arrays around every compare (section 38).
     static func statisticsLess(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        let n = Swift.min(a.count, b.count)
-        let c = n == 0 ? 0 : a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, n) } }
-        return c != 0 ? c < 0 : a.count < b.count
+        a.withUnsafeBytes { x in b.withUnsafeBytes { y in unsignedLess(x, y) } }
+    }
+
+    /// Whether `x` sorts before `y` as unsigned bytes (a prefix first).
+    @inline(__always)
+    static func unsignedLess(_ x: UnsafeRawBufferPointer, _ y: UnsafeRawBufferPointer) -> Bool {
+        let n = Swift.min(x.count, y.count)
+        var k = 0
+        while k + 8 <= n {
+            let a = UInt64(bigEndian: x.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            let b = UInt64(bigEndian: y.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            if a != b { return a < b }
+            k += 8
+        }
+        while k < n {
+            if x[k] != y[k] { return x[k] < y[k] }
+            k += 1
+        }
+        return x.count < y.count
     }
     /// The bytes in one call: `Array`'s own `hash(into:)` feeds them one
     /// at a time (bench/results/speed.md §16).

@@ -120,6 +120,35 @@ func randomTable(rows: Int, seed: UInt64) -> RandomTable {
         #expect(st[4].minValue == [1] && st[4].maxValue == [1] && st[4].nullCount == 1)
     }
 
+    /// Each chunk's min / max are its rows' extremes, in row groups that
+    /// start past row 0 (the writer compares the values where they lie and
+    /// keeps the extremes as row numbers: bench/results/speed.md section 38).
+    @Test func statisticsAreTheExtremesOfEachRowGroup() throws {
+        var rng = SplitMix64(seed: 38)
+        let n = 1_000
+        let strings: [[UInt8]?] = (0..<n).map { _ in
+            rng.next() % 7 == 0 ? nil : (0..<Int(rng.next() % 21)).map { _ in [0x00, 0x41, 0x7F, 0x80, 0xFF][Int(rng.next() % 5)] }
+        }
+        let ints: [Int64?] = (0..<n).map { _ in rng.next() % 5 == 0 ? nil : Int64(bitPattern: rng.next()) >> 40 }
+        var options = ParquetWriterOptions()
+        options.rowGroupMaxRows = 300
+        let r = try ParquetFileReader(bytes: writeParquet(schema: [.blob("b"), .int64("i")],
+                                                          columns: [.byteArray(strings), .int64(ints)], options: options))
+        #expect(r.rowGroups.count == 4)
+        var first = 0
+        for g in r.rowGroups {
+            let rows = first..<(first + Int(g.numRows))
+            first = rows.upperBound
+            let b = strings[rows].compactMap { $0 }, i = ints[rows].compactMap { $0 }
+            let sb = g.columns[0].statistics!, si = g.columns[1].statistics!
+            #expect(sb.minValue == b.min { $0.lexicographicallyPrecedes($1) })
+            #expect(sb.maxValue == b.max { $0.lexicographicallyPrecedes($1) })
+            #expect(sb.nullCount == rows.count - b.count)
+            #expect(si.minValue == i.min()!.statisticsBytes && si.maxValue == i.max()!.statisticsBytes)
+            #expect(si.nullCount == rows.count - i.count)
+        }
+    }
+
     @Test func invalidInputIsRejected() {
         #expect(throws: ParquetError.self) {
             try writeParquet(schema: [.int64("a", optional: false)], columns: [.int64([1, nil])])
