@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "Generator", dependencies: ["QoSCore", "SplitMix"]),
 
         // Leaf libraries.
-        .target(name: "Parquet", dependencies: ["CZstd"], swiftSettings: hotPath),
+        .target(name: "Parquet", dependencies: ["CZstd", "SecretHash"], swiftSettings: hotPath),
         .target(name: "Enrichment", dependencies: [
             "CMaxMindDB", "SecretHash", .product(name: "Yams", package: "Yams"),
         ]),

@@ -23,8 +23,10 @@ protocol ParquetValue: Hashable {
     /// Statistics: bytes of one value, and its ordering.
     var statisticsBytes: [UInt8] { get }
     static func statisticsLess(_ a: Self, _ b: Self) -> Bool
-    /// Feeds the value to a dictionary's hasher (`DictionaryKey`).
-    func hashForDictionary(into hasher: inout Hasher)
+    /// Calls `body` with the value's bytes as a dictionary page tells
+    /// values apart (`ColumnChunkWriter`'s dictionary: equal bytes, one
+    /// entry): a byte array's bytes, a number's bit pattern.
+    func withDictionaryBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R
     /// NaN: excluded from min/max (and then min/max are omitted).
     var isNaNValue: Bool { get }
     /// Bytes written as min_value / max_value (doubles: -0.0 / +0.0 for zeros).
@@ -33,7 +35,6 @@ protocol ParquetValue: Hashable {
 }
 
 extension ParquetValue {
-    func hashForDictionary(into hasher: inout Hasher) { hash(into: &hasher) }
     var isNaNValue: Bool { false }
     var statisticsMinBytes: [UInt8] { statisticsBytes }
     var statisticsMaxBytes: [UInt8] { statisticsBytes }
@@ -63,6 +64,7 @@ extension ParquetValue where Self: FixedWidthInteger {
     }
     var statisticsBytes: [UInt8] { var b: [UInt8] = []; b.appendLE(self); return b }
     static func statisticsLess(_ a: Self, _ b: Self) -> Bool { a < b }
+    func withDictionaryBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withUnsafeBytes(of: self, body) }
 }
 
 extension Int32: ParquetValue { static var physical: PhysicalTypeCode { .int32 } }
@@ -84,6 +86,7 @@ extension Double: ParquetValue {
     var isNaNValue: Bool { isNaN }
     var statisticsMinBytes: [UInt8] { (self == 0 ? -0.0 : self).statisticsBytes }
     var statisticsMaxBytes: [UInt8] { (self == 0 ? 0.0 : self).statisticsBytes }
+    func withDictionaryBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withUnsafeBytes(of: bitPattern, body) }
 }
 
 extension UInt64 {
@@ -120,6 +123,7 @@ extension Bool: ParquetValue {
     }
     var statisticsBytes: [UInt8] { [self ? 1 : 0] }
     static func statisticsLess(_ a: Bool, _ b: Bool) -> Bool { !a && b }
+    func withDictionaryBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withUnsafeBytes(of: self ? UInt8(1) : 0, body) }
 }
 
 extension Array: ParquetValue where Element == UInt8 {
@@ -165,21 +169,7 @@ extension Array: ParquetValue where Element == UInt8 {
         }
         return x.count < y.count
     }
-    /// The bytes in one call: `Array`'s own `hash(into:)` feeds them one
-    /// at a time (bench/results/speed.md §16).
-    func hashForDictionary(into hasher: inout Hasher) {
-        hasher.combine(count)
-        withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
-}
-
-/// A dictionary page's key: equal as the values are, hashed by
-/// `ParquetValue.hashForDictionary`.
-struct DictionaryKey<T: ParquetValue>: Hashable {
-    let value: T
-    init(_ value: T) { self.value = value }
-    static func == (a: Self, b: Self) -> Bool { a.value == b.value }
-    func hash(into hasher: inout Hasher) { value.hashForDictionary(into: &hasher) }
+    func withDictionaryBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { withUnsafeBytes(body) }
 }
 
 // MARK: - RLE / bit-packing hybrid

@@ -1,3 +1,5 @@
+import SecretHash
+
 /// The `sessions` rows of one window state, packed (bench/results/speed.md
 /// "Memory per session"): a closed session waits here until its window is
 /// written, so at 500 000 concurrent sessions these rows are most of the
@@ -141,7 +143,7 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     /// (bench/results/speed.md section 25).
     public private(set) var nameBytes: [[UInt8]] = []
     /// The id of each of `names` by its bytes.
-    private var nameIds = NameIndex()
+    private var nameIds = ByteStringIndex()
 
     public init() {}
 
@@ -205,13 +207,15 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
         var utf8 = s
         return utf8.withUTF8 { u in
             let bytes = UnsafeRawBufferPointer(u)
-            let h = NameIndex.hash(bytes)
-            if let i = nameIds.find(bytes, hash: h, names: nameBytes) { return i }
+            let h = ByteStringIndex.hash(bytes)
+            if let i = nameIds.find(hash: h, matches: { nameBytes[$0].withUnsafeBytes { ByteStringIndex.equal($0, bytes) } }) {
+                return UInt32(i)
+            }
             let i = nameIds.insert(hash: h)
-            assert(Int(i) == names.count, "the index numbers names in order")
+            assert(i == names.count, "the index numbers names in order")
             names.append(s)
             nameBytes.append(Array(bytes))
-            return i
+            return UInt32(i)
         }
     }
 

@@ -194,15 +194,23 @@ extension CompactWriter {
         #expect(![UInt8].statisticsLess([], []))
     }
 
-    @Test func dictionaryKeysAreEqualAndHashAlikeExactlyWhenTheBytesAre() {
-        var h1 = Hasher(), h2 = Hasher()
-        DictionaryKey(Array("video-31".utf8)).hash(into: &h1)
-        DictionaryKey(Array("video-31".utf8)).hash(into: &h2)
-        #expect(h1.finalize() == h2.finalize())
-        // Lengths are part of the hash and of equality: no two of these collide as keys.
-        let values: [[UInt8]] = [[], [0], [0, 0], [1], [0, 1], [1, 0], Array("ab".utf8), Array("a".utf8)]
-        let keys = Set(values.map { DictionaryKey($0) })
-        #expect(keys.count == values.count)
-        for v in values { #expect(keys.contains(DictionaryKey(v))) }
+    /// A dictionary page's entries are told apart by their bytes
+    /// (`withDictionaryBytes`): lengths count, so no two of these share an
+    /// entry, and every repeat finds its first entry.
+    @Test func dictionaryEntriesAreOnePerDistinctBytes() throws {
+        let values: [[UInt8]] = [[], [0], [0, 0], [1], [0, 1], [1, 0], Array("ab".utf8), Array("a".utf8),
+                                 Array("0123456789abcdef".utf8), Array("0123456789abcdeF".utf8)]
+        var column: [[UInt8]?] = []
+        for k in 0..<200 { column.append(values[(k * 7) % values.count]) }
+        let bytes = try writeParquet(schema: [.string("s")], columns: [.byteArray(column)])
+        let r = try ParquetFileReader(bytes: bytes)
+        #expect(try r.column(0) == .byteArray(column))
+        let chunk = r.rowGroups[0].columns[0]
+        #expect(chunk.hasDictionaryPage && chunk.encodings.contains(.rleDictionary))
+        // Ten entries (≈ 100 bytes) and 200 four-bit indices: an entry per
+        // row instead would take over 1 800 bytes.
+        #expect(chunk.uncompressedSize < 400, "\(chunk.uncompressedSize) bytes")
+        #expect(Int64(3).withDictionaryBytes { Array($0) } == [3, 0, 0, 0, 0, 0, 0, 0])
+        #expect((-0.0).withDictionaryBytes { Array($0) } != (0.0).withDictionaryBytes { Array($0) })
     }
 }
