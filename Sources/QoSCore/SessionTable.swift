@@ -20,9 +20,10 @@ public enum CacheHint {
 /// The open sessions of one partition, keyed by the session id's UTF-8
 /// bytes: open addressing with linear probing over a power-of-two array of
 /// session references (8 bytes a bucket, at most 3/4 full), and
-/// backward-shift deletion, so no tombstones build up. Probing compares the
-/// id's length first, then its bytes; sessions do not store their hash
-/// (growing and deleting hash the ids again; ids are short).
+/// backward-shift deletion, so no tombstones build up. Probing compares a
+/// 16-bit tag of the id's hash, kept in the bucket (`Bucket`), then the
+/// id's length, then its bytes; sessions do not store their hash (growing
+/// and deleting hash the ids again; ids are short).
 ///
 /// Lookups take the id as raw bytes (a `String` overload is a convenience),
 /// so a caller can find a session straight from the beacon's bytes.
@@ -37,7 +38,9 @@ public enum CacheHint {
 /// (the engine's per-beacon path, section 38). The table cannot be copied
 /// (`~Copyable`): two copies would share, and free, one allocation.
 public struct SessionTable: ~Copyable {
-    private var buckets: UnsafeMutablePointer<UnsafeRawPointer?>
+    /// A bucket: 0 when empty, else the session's address with the tag of
+    /// its id's hash in the top 16 bits (`Bucket`).
+    private var buckets: UnsafeMutablePointer<UInt>
     /// Buckets allocated: a power of two.
     private var bucketCount: Int
     public private(set) var count = 0
@@ -51,22 +54,43 @@ public struct SessionTable: ~Copyable {
 
     deinit {
         for i in 0..<bucketCount {
-            if let e = buckets[i] { Unmanaged<SessionState>.fromOpaque(e).release() }
+            if buckets[i] != 0 { Self.entry(buckets[i]).release() }
         }
         buckets.deallocate()
     }
 
-    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UnsafeRawPointer?> {
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<UInt> {
         precondition(n > 0 && n & (n - 1) == 0, "bucket count not a power of two")
-        let b = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: n)
-        b.initialize(repeating: nil, count: n)
+        let b = UnsafeMutablePointer<UInt>.allocate(capacity: n)
+        b.initialize(repeating: 0, count: n)
         return b
+    }
+
+    /// A bucket's parts. A session's address needs 48 bits (x86-64 and
+    /// arm64 user space; `insert` checks it); the 16 above hold a tag of its
+    /// id's hash, so probing skips a bucket whose tag differs without
+    /// reading its session — each such read was a cache miss on a session
+    /// no prefetch had asked for — and the prefetch hint picks the session
+    /// whose tag matches, not whichever the home bucket holds
+    /// (bench/results/speed.md section 41).
+    enum Bucket {
+        static let addressBits: UInt = (1 << 48) - 1
+
+        /// 16 bits of `h` mixed, so that ids sharing a home bucket (equal
+        /// low bits) still differ in their tags.
+        @inline(__always) static func tag(_ h: UInt32) -> UInt {
+            UInt(truncatingIfNeeded: (h &* 0x9E37_79B1) >> 16) << 48
+        }
+
+        @inline(__always) static func address(_ e: UInt) -> UnsafeRawPointer {
+            UnsafeRawPointer(bitPattern: e & addressBits).unsafelyUnwrapped
+        }
     }
 
     /// The session a bucket points to, read without a reference count
     /// (the table holds one for as long as the bucket does).
-    @inline(__always) private static func entry(_ e: UnsafeRawPointer) -> Unmanaged<SessionState> {
-        Unmanaged<SessionState>.fromOpaque(e)
+    @inline(__always) private static func entry(_ e: UInt) -> Unmanaged<SessionState> {
+        Unmanaged<SessionState>.fromOpaque(Bucket.address(e))
     }
 
     /// The table's hash of an id's bytes: `SecretHash` with this process's
@@ -110,10 +134,13 @@ public struct SessionTable: ~Copyable {
     func find(_ id: UnsafeRawBufferPointer, hash h: UInt32) -> Unmanaged<SessionState>? {
         assert(h == SessionTable.hash(id), "hash of another id")
         let mask = bucketCount - 1
+        let tag = Bucket.tag(h)
         var i = Int(h) & mask
-        while let e = buckets[i] {
-            let s = Self.entry(e)
-            if s._withUnsafeGuaranteedRef({ $0.idEquals(id) }) { return s }
+        while case let e = buckets[i], e != 0 {
+            if e & ~Bucket.addressBits == tag {
+                let s = Self.entry(e)
+                if s._withUnsafeGuaranteedRef({ $0.idEquals(id) }) { return s }
+            }
             i = (i + 1) & mask
         }
         return nil
@@ -139,15 +166,25 @@ public struct SessionTable: ~Copyable {
         CacheHint.prefetch(address, bytes: session ? SessionState.instanceBytesMax : 1)
     }
 
-    /// The address `prefetch` hints: the bucket of `h`, or the session in it
-    /// (nil when it is empty). Pure Swift, so it can be read at +0.
+    /// The address `prefetch` hints: the bucket of `h`, or the first
+    /// session of its probe run with `h`'s tag (nil when there is none: a
+    /// new id). The run is walked as a lookup walks it, reading buckets
+    /// only (runs are short: the hash is keyed, the table at most 3/4
+    /// full). Pure Swift, so it can be read at +0.
     @inline(__always)
     func prefetchAddress(hash h: UInt32, session: Bool) -> UnsafeRawPointer? {
-        let slot = buckets + (Int(h) & (bucketCount - 1))
+        let mask = bucketCount - 1
+        var i = Int(h) & mask
+        guard session else { return UnsafeRawPointer(buckets + i) }
         // Every cache line of the session: the lookup compares its id
         // (near the start) and length (near the end), and the beacon's
         // event then reads and writes fields all over it.
-        return session ? slot.pointee : UnsafeRawPointer(slot)
+        let tag = Bucket.tag(h)
+        while case let e = buckets[i], e != 0 {
+            if e & ~Bucket.addressBits == tag { return Bucket.address(e) }
+            i = (i + 1) & mask
+        }
+        return nil
     }
 
     public func lookup(_ id: String) -> SessionState? { SessionTable.withBytes(id) { lookup($0) } }
@@ -155,14 +192,16 @@ public struct SessionTable: ~Copyable {
     /// Adds `s`, whose id must not be in the table; the table holds a reference to it.
     mutating func insert(_ s: SessionState) {
         if (count + 1) * 4 > bucketCount * 3 { grow() }
-        place(Unmanaged.passRetained(s).toOpaque(), hash: s.idHash)
+        let address = UInt(bitPattern: Unmanaged.passRetained(s).toOpaque())
+        precondition(address & ~Bucket.addressBits == 0, "a session's address needs more than 48 bits")
+        place(address | Bucket.tag(s.idHash), hash: s.idHash)
         count += 1
     }
 
-    private mutating func place(_ e: UnsafeRawPointer, hash h: UInt32) {
+    private mutating func place(_ e: UInt, hash h: UInt32) {
         let mask = bucketCount - 1
         var i = Int(h) & mask
-        while buckets[i] != nil { i = (i + 1) & mask }
+        while buckets[i] != 0 { i = (i + 1) & mask }
         buckets[i] = e
     }
 
@@ -171,7 +210,7 @@ public struct SessionTable: ~Copyable {
         bucketCount = oldCount * 2
         buckets = Self.allocate(bucketCount)
         for i in 0..<oldCount {
-            if let e = old[i] { place(e, hash: Self.entry(e)._withUnsafeGuaranteedRef { $0.idHash }) }
+            if old[i] != 0 { place(old[i], hash: Self.entry(old[i])._withUnsafeGuaranteedRef { $0.idHash }) }
         }
         old.deallocate()
     }
@@ -183,10 +222,11 @@ public struct SessionTable: ~Copyable {
     @discardableResult
     mutating func remove(_ s: SessionState) -> SessionState? {
         let mask = bucketCount - 1
-        let target = UnsafeRawPointer(Unmanaged.passUnretained(s).toOpaque())
+        let target = UInt(bitPattern: Unmanaged.passUnretained(s).toOpaque()) | Bucket.tag(s.idHash)
         var i = Int(s.idHash) & mask
         while true {
-            guard let e = buckets[i] else { return nil }
+            let e = buckets[i]
+            if e == 0 { return nil }
             if e == target { break }
             i = (i + 1) & mask
         }
@@ -195,14 +235,15 @@ public struct SessionTable: ~Copyable {
         var j = i
         while true {
             j = (j + 1) & mask
-            guard let e = buckets[j] else { break }
+            let e = buckets[j]
+            if e == 0 { break }
             let home = Int(Self.entry(e)._withUnsafeGuaranteedRef { $0.idHash }) & mask
             let stays = i <= j ? (i < home && home <= j) : (i < home || home <= j)
             if stays { continue }
             buckets[i] = e
             i = j
         }
-        buckets[i] = nil
+        buckets[i] = 0
         count -= 1
         let reference = Self.entry(target).takeRetainedValue()
         // Empty (the end of a replay closes every session): give the buckets
@@ -219,7 +260,7 @@ public struct SessionTable: ~Copyable {
     /// process (`hash`), so nothing written may depend on it.
     public func forEach(_ body: (SessionState) -> Void) {
         for i in 0..<bucketCount {
-            if let e = buckets[i] { body(Self.entry(e).takeUnretainedValue()) }
+            if buckets[i] != 0 { body(Self.entry(buckets[i]).takeUnretainedValue()) }
         }
     }
 
@@ -228,7 +269,7 @@ public struct SessionTable: ~Copyable {
         var longest = 0, run = 0
         // Twice round, so a run that wraps past the last bucket counts whole.
         for k in 0..<(2 * bucketCount) {
-            run = buckets[k & (bucketCount - 1)] == nil ? 0 : run + 1
+            run = buckets[k & (bucketCount - 1)] == 0 ? 0 : run + 1
             longest = Swift.max(longest, Swift.min(run, count))
         }
         return longest

@@ -122,6 +122,27 @@ import Testing
         #expect(table.count == 5_000)
     }
 
+    /// The session hint goes to the id's own session, found by the tag its
+    /// bucket keeps, not to whichever session holds its home bucket; an id
+    /// not in the table gets none. (A 16-bit tag can match another id's:
+    /// ≈ 1 in 65 536 per bucket looked at, so the bounds allow a few.)
+    @Test func theSessionHintFindsTheIdsOwnSession() {
+        var table = SessionTable()
+        // 5 000 ids in 8 192 buckets: about a third are not in their home bucket.
+        let sessions = (0..<5_000).map { SessionState(id: "hint-\($0)", ts: 0) }
+        for s in sessions { table.insert(s) }
+        var own = 0, other = 0, absentHinted = 0
+        for k in 0..<10_000 {
+            Array("hint-\(k)".utf8).withUnsafeBytes { raw in
+                let hinted = table.prefetchAddress(hash: SessionTable.hash(raw), session: true)
+                guard k < 5_000 else { if hinted != nil { absentHinted += 1 }; return }
+                if hinted == UnsafeRawPointer(Unmanaged.passUnretained(sessions[k]).toOpaque()) { own += 1 } else { other += 1 }
+            }
+        }
+        #expect(own >= 4_990, "\(own) of 5 000 hints went to the id's own session, \(other) elsewhere")
+        #expect(absentHinted <= 10, "\(absentHinted) of 5 000 absent ids got a hint")
+    }
+
     #if os(Linux)
     /// `SessionState.instanceBytesMax`, the span the session prefetch
     /// covers, bounds an instance (the allocator's block holds it) and is
