@@ -125,12 +125,50 @@ import QoSCore
             #expect(got == expected)
         }
         #expect(seen == ["s1", "s2", "s3"])
-        #expect(batch.beacons.count == 3 && batch.others.count == 3 && batch.order.count == 6)
+        #expect(batch.beaconCount == 3 && batch.others.count == 3 && batch.order.count == 6)
         for (k, start) in batch.idStarts.enumerated() where start >= 0 {
             let id = batch.bytes[Int(start)..<(Int(start) + 2)]
             #expect(Array(id) == Array(seen[k].utf8))
         }
         #expect(batch.idStarts[2] == -1)  // an escaped id is built, not lent
+    }
+
+    /// A batch reused (`removeAll`, then filled again) swaps each decoded
+    /// beacon into a slot an earlier batch used: every beacon delivered is
+    /// the one its line decodes to, with none of the slot's old fields, for
+    /// fills smaller and larger than the one before.
+    @Test func aReusedBatchDeliversOnlyItsOwnBeacons() throws {
+        func summary(_ b: Beacon) -> String {
+            "\(b.event) \(b.ts) \(b.seq ?? 0) \(String(describing: b.live)) \(String(describing: b.reason)) "
+                + "\(b.cache ?? "-") \(b.userAgent ?? "-") \(b.cdn ?? "-") \(b.videoId ?? "-") \(b.viewerId ?? "-") "
+                + "\(b.playedMs ?? -1) \(b.httpStatus ?? -1) \(b.hasRareStrings)"
+        }
+        let rich = (0..<6).map { k in
+            #"{"event":"view_end","ts":\#(Self.t0 + Int64(k)),"session_id":"r\#(k)","seq":\#(k),"live":true,"reason":"error","cache":"STALE","user_agent":"UA-\#(k)","cdn":"cdn-\#(k)","video_id":"v\#(k)","viewer_id":"w\#(k)","played_ms":5,"http_status":503}"#
+        }
+        let plain = (0..<3).map { Self.beacon("heartbeat", Int64(100 + $0), "p\($0)", $0) }
+        let more = (0..<10).map { Self.beacon("segment", Int64(200 + $0), "m\($0)", $0) }
+        let batch = DecodedBatch()
+        for lines in [rich, plain, more, rich] {
+            batch.removeAll()
+            for (i, line) in lines.enumerated() {
+                Array(line.utf8).withUnsafeBytes { raw in
+                    batch.append(RawRecord(bytes: raw, partition: 0, offset: Int64(i), position: .file(name: "f", line: Int64(i + 1))),
+                                 format: BeaconJSONFormat())
+                }
+            }
+            var got: [String] = [], expected: [String] = []
+            batch.deliver { record, items in
+                BeaconDecoder.decode(record.bytes) { item in
+                    if case .beacon(let b) = item { expected.append(summary(b)) }
+                }
+                items.forEach(beacon: { b, _ in got.append(summary(b)) }, other: { _ in Issue.record("not a beacon") },
+                               ahead: { _, _ in })
+            }
+            #expect(got == expected)
+            #expect(got.count == lines.count && batch.beaconCount == lines.count)
+        }
+        #expect(batch.beacons.count == 10)  // the largest fill's slots, kept
     }
 
     /// The prefetch hints: before beacon k, the id hashes of beacons k + 16

@@ -385,7 +385,12 @@ final class DecodedBatch: @unchecked Sendable {
     var records: [Record] = []
     /// The positions of the records that are not lines of `fileName`.
     var positions: [SourcePosition] = []
+    /// The batch's beacons are `beacons[0..<beaconCount]`; the slots past
+    /// it hold beacons of an earlier batch, kept so that a decoded beacon
+    /// is swapped into its slot, not copied (a copy and a destroy per line:
+    /// ≈ 2.3 % of a replay's instructions; bench/results/speed.md section 42).
     var beacons: [Beacon] = []
+    private(set) var beaconCount = 0
     /// `SessionTable.hash` of each beacon's lent session id (0 when not lent).
     var idHashes: [UInt32] = []
     /// Where each beacon's lent session id starts in `bytes` (-1 when not lent).
@@ -414,7 +419,7 @@ final class DecodedBatch: @unchecked Sendable {
         recordBytes = 0
         records.removeAll(keepingCapacity: true)
         positions.removeAll(keepingCapacity: true)
-        beacons.removeAll(keepingCapacity: true)
+        beaconCount = 0
         idHashes.removeAll(keepingCapacity: true)
         idStarts.removeAll(keepingCapacity: true)
         others.removeAll(keepingCapacity: true)
@@ -541,8 +546,8 @@ final class DecodedBatch: @unchecked Sendable {
         let first = order.count
         let record = UnsafeRawBufferPointer(rebasing: all[range])
         format.decode(record, scratch: &scratch, beacon: { b in
-            precondition(beacons.count < Self.itemsMax, "decoded batch too large")
-            order.append(Int32(beacons.count))
+            precondition(beaconCount < Self.itemsMax, "decoded batch too large")
+            order.append(Int32(beaconCount))
             // The lent id's span read in place (`sessionIdBytes(in:)`, a call
             // that took a copy of the beacon first).
             if let span = b.sessionIdSpan {
@@ -553,7 +558,10 @@ final class DecodedBatch: @unchecked Sendable {
                 idHashes.append(0)
                 idStarts.append(-1)
             }
-            beacons.append(b)
+            // The decoder's beacon takes the old slot's contents, which its
+            // reset before the next object clears.
+            if beaconCount < beacons.count { swap(&beacons[beaconCount], &b) } else { beacons.append(b) }
+            beaconCount += 1
         }, other: { item in
             precondition(others.count < Self.itemsMax, "decoded batch too large")
             order.append(~Int32(others.count))
