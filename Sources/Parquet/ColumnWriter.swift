@@ -233,7 +233,7 @@ struct ColumnChunkWriter<T: ParquetValue> {
     /// The extremes are kept as row numbers and the values compared where
     /// they lie: holding a byte array as the running minimum (or reading it
     /// out of `values`) cost a reference-count update per value
-    /// (bench/results/speed.md section 38).
+    /// (bench/results/speed.md section 39).
     private func statistics() -> StatisticsMeta {
         var stats = StatisticsMeta()
         var nulls = 0, nans = 0

@@ -147,7 +147,7 @@ extension Array: ParquetValue where Element == UInt8 {
     /// eight bytes at a time: the generic element-wise compare was a visible
     /// part of writing the string columns (bench/results/speed.md §16), and
     /// `memcmp`, a call the compiler cannot see into, made it retain both
-    /// arrays around every compare (section 38).
+    /// arrays around every compare (section 39).
     static func statisticsLess(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         a.withUnsafeBytes { x in b.withUnsafeBytes { y in unsignedLess(x, y) } }
     }

@@ -147,12 +147,11 @@ public final class QoSEngine<K: SketchKit> {
         }
     }
 
-    ///
-    /// The session is read unretained (`SessionTable.find`): a retained one
-    /// cost five reference-count updates per beacon on the engine's thread
-    /// (bench/results/speed.md section 38). A close during the beacon (a gap,
-    /// a `view_end`) takes the table's reference into `retired`, let go once
-    /// the beacon is done.
+    /// `apply` in partition `p`. The session is read unretained
+    /// (`SessionTable.find`): a retained one cost five reference-count
+    /// updates per beacon on the engine's thread (bench/results/speed.md
+    /// section 38). A close during the beacon (a gap, a `view_end`) takes
+    /// the table's reference into `retired`, let go once the beacon is done.
     @inline(__always)
     private func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32?, in p: PartitionState<K>,
                        source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {

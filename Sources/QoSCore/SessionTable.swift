@@ -194,7 +194,8 @@ public struct SessionTable: ~Copyable {
         if (count + 1) * 4 > bucketCount * 3 { grow() }
         let address = UInt(bitPattern: Unmanaged.passRetained(s).toOpaque())
         precondition(address & ~Bucket.addressBits == 0, "a session's address needs more than 48 bits")
-        place(address | Bucket.tag(s.idHash), hash: s.idHash)
+        let h = s.idHash
+        place(address | Bucket.tag(h), hash: h)
         count += 1
     }
 

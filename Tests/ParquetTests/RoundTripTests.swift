@@ -122,7 +122,7 @@ func randomTable(rows: Int, seed: UInt64) -> RandomTable {
 
     /// Each chunk's min / max are its rows' extremes, in row groups that
     /// start past row 0 (the writer compares the values where they lie and
-    /// keeps the extremes as row numbers: bench/results/speed.md section 38).
+    /// keeps the extremes as row numbers: bench/results/speed.md section 39).
     @Test func statisticsAreTheExtremesOfEachRowGroup() throws {
         var rng = SplitMix64(seed: 38)
         let n = 1_000

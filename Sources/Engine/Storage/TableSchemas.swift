@@ -34,17 +34,17 @@ public struct OutputColumn<Row> {
     func values(_ rows: [Row]) -> ParquetColumnData { build(rows[...]) }
 
     static func int(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
-        OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.mapInPlace(f)) }
+        OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.map(f)) }
     }
     static func optInt(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64?) -> OutputColumn {
-        OutputColumn(field: .int64(name), doc: doc) { .int64($0.mapInPlace(f)) }
+        OutputColumn(field: .int64(name), doc: doc) { .int64($0.map(f)) }
     }
     static func double(_ name: String, _ doc: String, _ f: @escaping (Row) -> Double?) -> OutputColumn {
-        OutputColumn(field: .double(name), doc: doc) { .double($0.mapInPlace(f)) }
+        OutputColumn(field: .double(name), doc: doc) { .double($0.map(f)) }
     }
     static func string(_ name: String, _ doc: String, _ f: @escaping (Row) -> String) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).utf8.count }) {
-            .byteArray($0.mapInPlace { Array(f($0).utf8) })
+            .byteArray($0.map { Array(f($0).utf8) })
         }
     }
     /// A string column read as UTF-8 bytes (`bytes`) and sized by
@@ -53,53 +53,37 @@ public struct OutputColumn<Row> {
     static func utf8(_ name: String, _ doc: String, byteCount: @escaping (Row) -> Int,
                      bytes: @escaping (Row) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + byteCount($0) }) {
-            .byteArray($0.mapInPlace(bytes))
+            .byteArray($0.map(bytes))
         }
     }
     /// A string column whose cells are UTF-8 arrays the rows already hold
     /// (`SessionRows.nameBytes`): each cell shares its array, no copy per row.
     static func sharedUTF8(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).count }) {
-            .byteArray($0.mapInPlace(f))
+            .byteArray($0.map(f))
         }
     }
     static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
         OutputColumn(field: .string(name), doc: doc, size: { 4 + (f($0)?.utf8.count ?? 0) }) {
-            .byteArray($0.mapInPlace { f($0).map { Array($0.utf8) } })
+            .byteArray($0.map { f($0).map { Array($0.utf8) } })
         }
     }
     static func bool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool) -> OutputColumn {
-        OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean($0.mapInPlace(f)) }
+        OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean($0.map(f)) }
     }
     static func optBool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool?) -> OutputColumn {
-        OutputColumn(field: .boolean(name), doc: doc) { .boolean($0.mapInPlace(f)) }
+        OutputColumn(field: .boolean(name), doc: doc) { .boolean($0.map(f)) }
     }
     static func time(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
-        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.mapInPlace { f($0) *| 1000 }) }
+        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) *| 1000 }) }
     }
     static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
-        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray($0.mapInPlace(f)) }
+        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray($0.map(f)) }
     }
     /// A sketch column: its serialized bytes, sized without serializing.
     static func sketch<S: SerializedSketch>(_ name: String, _ doc: String, _ f: @escaping (Row) -> S) -> OutputColumn {
         OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).serializedCount }) {
-            .byteArray($0.mapInPlace { f($0).serialized() })
-        }
-    }
-}
-
-extension ArraySlice {
-    /// `map` that hands `transform` each row where it lies: iterating a
-    /// slice copies each element out, and a metric table's row holds a
-    /// dozen sketches, each copy a reference-count update per sketch, per
-    /// column (bench/results/speed.md section 38).
-    @inline(__always)
-    func mapInPlace<T>(_ transform: (Element) -> T) -> [T] {
-        withUnsafeBufferPointer { rows in
-            [T](unsafeUninitializedCapacity: rows.count) { out, initialized in
-                for i in 0..<rows.count { (out.baseAddress! + i).initialize(to: transform(rows[i])) }
-                initialized = rows.count
-            }
+            .byteArray($0.map { f($0).serialized() })
         }
     }
 }

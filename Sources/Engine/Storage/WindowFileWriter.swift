@@ -184,7 +184,7 @@ public struct WindowFileWriter {
         // row at once: ~1 KB a row of a `sessions` file).
         let rowSize = OutputColumn.rowSize(cols)
         let bytes = try writeParquet(schema: cols.map(\.field), rowCount: rows.count,
-                                     rowSize: { r in rows.withUnsafeBufferPointer { rowSize($0[r]) } },
+                                     rowSize: { rowSize(rows[$0]) },
                                      options: opts) { i, range in cols[i].build(rows[range]) }
         let name = "\(table)_\(CivilTime(epochMs: nameStart ?? start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
