@@ -57,7 +57,11 @@ let package = Package(
             "CMaxMindDB", "SecretHash", .product(name: "Yams", package: "Yams"),
         ]),
 
-        .target(name: "Kafka", dependencies: ["CRdKafka"]),
+        // The flag exports the Kafka module's ZSTD_getFrameContentSize, which
+        // librdkafka must find before libzstd's (Sources/Kafka/ZstdFrameSizeHint.swift).
+        .target(name: "Kafka", dependencies: ["CRdKafka"],
+                linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=ZSTD_getFrameContentSize"],
+                                              .when(platforms: [.linux]))]),
         // S3-compatible object storage: SigV4 signing and the requests the sink needs.
         .target(name: "ObjectStore", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -91,7 +95,7 @@ let package = Package(
             "Parquet", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix", "SecretHash"], exclude: ["known-failures.txt"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "CZstd"]),
         // Test helpers shared by test targets (moto on loopback).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine", "TestSupport"]),

@@ -292,6 +292,12 @@ func makeConf(_ settings: [(String, String)], box: ClientBox) throws -> OpaquePo
         }
     }
     rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
+    var value = [CChar](repeating: 0, count: 32)
+    var size = value.count
+    if rd_kafka_conf_get(conf, "receive.message.max.bytes", &value, &size) == RD_KAFKA_CONF_OK,
+       let bytes = Int(cString(value)), bytes > 0 {
+        ZstdFrameSizeHint.admit(receiveMessageMaxBytes: bytes)
+    }
     return conf
 }
 

@@ -335,3 +335,20 @@ def test_beacons_and_cdn_logs_topics_in_one_daemon_equal_their_replays(tmp_path,
         assert manifests
     finally:
         broker.stop()
+
+
+def test_librdkafka_sizes_zstd_message_sets_with_the_programs_function():
+    """The qos binary exports its ZSTD_getFrameContentSize and the dynamic
+    linker binds librdkafka's calls to it, not to libzstd's: without that,
+    librdkafka 2.0.x decompresses each zstd message set up to three times
+    (docs/architecture.md "Kafka: zstd message sets"). Seen through glibc's
+    own report of its symbol bindings, of the binary CI built."""
+    r = subprocess.run([qos_bin(), "--help"], env={**os.environ, "LD_DEBUG": "bindings"},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    bindings = [line for line in r.stderr.splitlines()
+                if "librdkafka" in line.split(" to ")[0] and "`ZSTD_getFrameContentSize'" in line]
+    assert bindings, "librdkafka's ZSTD_getFrameContentSize binding not reported"
+    for line in bindings:
+        target = line.split(" to ")[1].split(" [")[0]
+        assert os.path.samefile(target, qos_bin()), line
