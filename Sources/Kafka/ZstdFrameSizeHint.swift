@@ -15,10 +15,13 @@
 // before libzstd's. It answers what libzstd answers, except when the frame
 // declares no size and a librdkafka thread asks: then it answers an upper
 // bound of what the frame can hold (`ZSTD_decompressBound`: its blocks × the
-// largest block), never more than the smallest `receive.message.max.bytes`
-// of the process's Kafka clients. librdkafka allocates that and decompresses
-// once; it reads the true size from the decompression's result. A bound is
-// never below the true size, so no frame that decompressed before fails now.
+// largest block, 128 KiB), but never more than 18 times the compressed size
+// (the buffer of librdkafka's own third try: a small frame's one block would
+// otherwise cost 128 KiB however little it holds) nor than the smallest
+// `receive.message.max.bytes` of the process's Kafka clients. librdkafka
+// allocates that and decompresses once; it reads the true size from the
+// decompression's result. When a frame holds more than the answer (over
+// 18:1), librdkafka's own growth takes over, as before.
 // libzstd's own calls (from ZSTD_findDecompressedSize and
 // ZSTD_getDecompressedSize, never from decompression) reach this function
 // too, and get libzstd's answer on any thread but librdkafka's.
@@ -46,6 +49,10 @@ public enum ZstdFrameSizeHint {
     /// The largest answer allowed: the smallest `receive.message.max.bytes`
     /// of any Kafka client made so far (librdkafka refuses a larger buffer).
     static let limit = Atomic<Int>(Int.max)
+
+    /// librdkafka 2.0.x tries 2×, 6× and 18× the compressed size: the
+    /// answer is never larger than its third buffer.
+    static let thirdTry: UInt64 = 18
 
     /// Records a client's `receive.message.max.bytes` (`makeConf`).
     static func admit(receiveMessageMaxBytes bytes: Int) {
@@ -85,7 +92,7 @@ public enum ZstdFrameSizeHint {
         guard declared == unknown, onLibrdkafkaThread, let decompressBound else { return declared }
         let bound = decompressBound(src, count)
         guard bound != error, bound != unknown else { return declared }
-        let answer = min(bound, UInt64(limit))
+        let answer = min(bound, UInt64(count) &* thirdTry, UInt64(limit))
         sized.add(1, ordering: .relaxed)
         return answer
     }
