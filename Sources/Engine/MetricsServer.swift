@@ -159,6 +159,9 @@ public final class MetricsServer: @unchecked Sendable {
                [("{interner=\"dimensions\"}", Double(s.internedDimensions)), ("{interner=\"values\"}", Double(s.internedValues))])
         metric("qos_alerts_fired_total", "counter", "Alert rule firings (rows of the alerts table), by rule.",
                s.alertsFired.sorted { $0.key < $1.key }.map { ("{rule=\"\(labelValue($0.key))\"}", Double($0.value)) })
+        metric("qos_kafka_zstd_frames_sized_total", "counter",
+               "zstd message sets without a declared size that librdkafka was told a buffer size for (one decompression each).",
+               [("", Double(s.kafkaZstdFramesSized))])
         metric("qos_consumer_lag", "gauge", "Messages behind the high watermark, per partition.",
                s.lag.sorted { $0.key < $1.key }.map { ("{partition=\"\($0.key)\"}", Double($0.value)) })
         return out

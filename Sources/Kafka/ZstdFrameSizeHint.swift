@@ -42,7 +42,9 @@ public enum ZstdFrameSizeHint {
     /// `ZSTD_CONTENTSIZE_ERROR`.
     static let error = UInt64.max - 1
 
-    /// Frames sized by their bound so far (librdkafka's calls only).
+    /// Size-less frames given a size by this rule so far: their bound, or
+    /// the cap below it (librdkafka's calls only; `/metrics`
+    /// `qos_kafka_zstd_frames_sized_total`, a sign the rule is in force).
     public static var framesSized: Int { sized.load(ordering: .relaxed) }
     static let sized = Atomic<Int>(0)
 
@@ -70,20 +72,16 @@ public enum ZstdFrameSizeHint {
     /// libzstd's own function: the next definition after the program's
     /// (whoever calls this one was linked with libzstd, so it is loaded).
     nonisolated(unsafe) static let libzstd: ContentSize = {
-        let next = UnsafeMutableRawPointer(bitPattern: -1)  // RTLD_NEXT
-        guard let f = dlsym(next, "ZSTD_getFrameContentSize") else {
+        guard let f = cFunction("ZSTD_getFrameContentSize", as: ContentSize.self, in: .next) else {
             fatalError("libzstd's ZSTD_getFrameContentSize is not loaded")
         }
-        return unsafeBitCast(f, to: ContentSize.self)
+        return f
     }()
 
     /// libzstd's `ZSTD_decompressBound` (1.4.0 and later; an "advanced" API
     /// its header shows only to static builds, exported by the shared
     /// library); nil without it, and then no frame is sized by its bound.
-    nonisolated(unsafe) static let decompressBound: ContentSize? = {
-        let any = UnsafeMutableRawPointer(bitPattern: 0)  // RTLD_DEFAULT
-        return dlsym(any, "ZSTD_decompressBound").map { unsafeBitCast($0, to: ContentSize.self) }
-    }()
+    nonisolated(unsafe) static let decompressBound = cFunction("ZSTD_decompressBound", as: ContentSize.self, in: .any)
 
     /// The answer for `src`: libzstd's, or the frame's bound (see the file's comment).
     static func contentSize(_ src: UnsafeRawPointer?, _ count: Int, onLibrdkafkaThread: Bool,
@@ -110,10 +108,29 @@ public enum ZstdFrameSizeHint {
     typealias ThreadName = @convention(c) (pthread_t, UnsafeMutablePointer<CChar>?, Int) -> Int32
 
     /// glibc's `pthread_getname_np` (a GNU extension the Swift overlay does not show).
-    nonisolated(unsafe) static let threadName: ThreadName? = {
-        let any = UnsafeMutableRawPointer(bitPattern: 0)  // RTLD_DEFAULT
-        return dlsym(any, "pthread_getname_np").map { unsafeBitCast($0, to: ThreadName.self) }
-    }()
+    nonisolated(unsafe) static let threadName = cFunction("pthread_getname_np", as: ThreadName.self, in: .any)
+
+    /// Where `cFunction` looks a name up.
+    enum Scope {
+        /// The first definition in load order (`RTLD_DEFAULT`).
+        case any
+        /// The first definition after this program's (`RTLD_NEXT`).
+        case next
+
+        var handle: UnsafeMutableRawPointer? {
+            switch self {
+            case .any: UnsafeMutableRawPointer(bitPattern: 0)
+            case .next: UnsafeMutableRawPointer(bitPattern: -1)
+            }
+        }
+    }
+
+    /// The loaded C function `name` as `F` (a `@convention(c)` type that
+    /// must match its C declaration); nil when no loaded library defines it.
+    static func cFunction<F>(_ name: String, as type: F.Type, in scope: Scope) -> F? {
+        precondition(MemoryLayout<F>.size == MemoryLayout<UnsafeRawPointer>.size, "\(F.self) is not a C function type")
+        return dlsym(scope.handle, name).map { unsafeBitCast($0, to: F.self) }
+    }
 }
 
 /// The program's `ZSTD_getFrameContentSize` (see the file's comment).

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Testing
 @testable import Engine
+@testable import Kafka
 
 /// `/healthz` and `/metrics` over real loopback sockets, with clients that
 /// misbehave: idle connections, many of them, a request sent in pieces.
@@ -74,6 +75,24 @@ import Testing
         s.staleAfterSeconds = 0
         #expect(try get(s.port, "/healthz").hasPrefix("HTTP/1.1 503"))
         s.stop()
+    }
+
+    /// The daemon's status as published carries the Kafka client's count of
+    /// zstd message sets sized by `ZstdFrameSizeHint`, and `/metrics` shows it.
+    @Test func publishedStatusCarriesTheZstdFramesSized() throws {
+        ZstdFrameSizeHint.sized.add(2, ordering: .relaxed)  // as if librdkafka had asked for two frames
+        final class Box { var status: RunStatus? }
+        let published = Box()
+        var o = RunOptions()
+        o.sink = NSTemporaryDirectory() + "qos-metrics-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: o.sink) }
+        o.onCheckpoint = { published.status = $0 }
+        let job = try RunJob(o)
+        job.o.onCheckpoint?(RunStatus())  // what the driver does after each epoch
+        let sized = try #require(published.status).kafkaZstdFramesSized
+        #expect(sized >= 2 && sized <= ZstdFrameSizeHint.framesSized)
+        let text = MetricsServer.render(try #require(published.status))
+        #expect(text.contains("\nqos_kafka_zstd_frames_sized_total \(sized)\n"))
     }
 
     @Test func healthzAnswersWhileAConnectionIsIdle() throws {

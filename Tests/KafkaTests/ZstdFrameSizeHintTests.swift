@@ -48,8 +48,8 @@ private func oneShotFrame(_ input: [UInt8]) -> [UInt8] {
 }
 
 /// glibc's `pthread_setname_np` (a GNU extension the Swift overlay does not show).
-private let setThreadName = unsafeBitCast(dlsym(nil, "pthread_setname_np")!,
-                                          to: (@convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32).self)
+private let setThreadName = ZstdFrameSizeHint.cFunction(
+    "pthread_setname_np", as: (@convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32).self, in: .any)!
 
 /// What the process's `ZSTD_getFrameContentSize` (the one librdkafka calls) answers for `frame` on a thread named `name`.
 private func contentSize(of frame: [UInt8], onThreadNamed name: String) -> UInt64 {
@@ -57,7 +57,7 @@ private func contentSize(of frame: [UInt8], onThreadNamed name: String) -> UInt6
     let done = DispatchSemaphore(value: 0)
     let t = Thread {
         name.withCString { _ = setThreadName(pthread_self(), $0) }
-        let f = unsafeBitCast(dlsym(nil, "ZSTD_getFrameContentSize")!, to: ZstdFrameSizeHint.ContentSize.self)
+        let f = ZstdFrameSizeHint.cFunction("ZSTD_getFrameContentSize", as: ZstdFrameSizeHint.ContentSize.self, in: .any)!
         let r = frame.withUnsafeBytes { f($0.baseAddress, $0.count) }
         answer.with { $0 = r }
         done.signal()

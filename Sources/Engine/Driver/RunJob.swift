@@ -119,6 +119,9 @@ public struct RunStatus: Sendable {
     public var hourDirFilesMax: [String: Int] = [:]
     public var internedDimensions = 0
     public var internedValues = 0
+    /// zstd message sets librdkafka was told a buffer size for
+    /// (`ZstdFrameSizeHint`, docs/architecture.md "Kafka: zstd message sets").
+    public var kafkaZstdFramesSized = 0
 }
 
 /// glibc's mallopt (malloc.h is not part of the Glibc module).
@@ -136,6 +139,10 @@ public final class RunJob {
     let driver: StreamDriver
 
     public init(_ options: RunOptions) throws {
+        var options = options
+        if let publish = options.onCheckpoint {  // the Kafka client's own counts join the driver's
+            options.onCheckpoint = { var s = $0; s.kafkaZstdFramesSized = ZstdFrameSizeHint.framesSized; publish(s) }
+        }
         o = options
         driver = try StreamDriver(options)
     }
