@@ -43,6 +43,8 @@ let package = Package(
 
         // The CPU's prefetch hint (a header; nothing to link).
         .systemLibrary(name: "CPrefetch"),
+        // glibc's heap tuning and trim for the daemon (a header; nothing to link).
+        .systemLibrary(name: "CMalloc"),
 
         // Pure logic: no I/O, no C libraries (a compiler hint aside).
         .target(name: "Sketches", swiftSettings: hotPath),
@@ -70,14 +72,14 @@ let package = Package(
         ]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib", "ObjectStore",
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib", "CMalloc", "ObjectStore",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "NIOHTTP1", package: "swift-nio"),
                                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: hotPath),
         // Benchmarks and their fixtures (`qos bench`): not linked by Engine.
-        .target(name: "QoSBench", dependencies: ["Engine", "QoSCore", "Generator", "Sketches", "Enrichment", "SplitMix"]),
+        .target(name: "QoSBench", dependencies: ["Engine", "QoSCore", "Generator", "Sketches", "Enrichment", "SplitMix", "CMalloc"]),
         .executableTarget(name: "qos", dependencies: [
             "Engine", "QoSCore", "Generator", "Kafka", "QoSBench",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -10,7 +10,7 @@ steady-state traffic from the first second instead of a 20-minute build-up
 while the first sessions start, after scripting the warm-up's sessions for
 a minute or two) and `qos run`, then, from the daemon's first checkpoint,
 runs SOAK_SECONDS of wall time. Every SOAK_SAMPLE_SECONDS it samples the daemon's RSS (/proc/PID/status
-VmRSS), the size of its newest checkpoint manifest (<sink>/_qos/manifests/,
+VmRSS), its CPU time (/proc/PID/stat utime + stime), the size of its newest checkpoint manifest (<sink>/_qos/manifests/,
 which holds every partition's state) and its open file descriptors
 (/proc/PID/fd). After SIGTERM it checks that the `rejects` table holds every
 beacon the daemon counted as rejected.
@@ -22,7 +22,8 @@ against the level (see the table's "relative" column).
 
 Environment: SOAK_SECONDS (default 600), SOAK_RATE (default 20000),
 SOAK_SAMPLE_SECONDS (default 10), SOAK_PARTITIONS (default 6),
-SOAK_WARM_START_MS (default 1200000), QOS_BIN (default the release build)."""
+SOAK_WARM_START_MS (default 1200000), QOS_BIN (default the release build),
+SOAK_OUT (default bench/results/soak.md)."""
 import os
 import re
 import signal
@@ -43,6 +44,7 @@ RATE = int(os.environ.get("SOAK_RATE", "20000"))
 SAMPLE = float(os.environ.get("SOAK_SAMPLE_SECONDS", "10"))
 PARTITIONS = int(os.environ.get("SOAK_PARTITIONS", "6"))
 WARM_MS = int(os.environ.get("SOAK_WARM_START_MS", "1200000"))
+OUT = Path(os.environ.get("SOAK_OUT", str(ROOT / "bench" / "results" / "soak.md")))
 MALFORMED = 0.05
 FUTURE = 0.02
 
@@ -59,6 +61,13 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of the process so far (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def open_fds(pid):
@@ -130,7 +139,7 @@ def main():
                             "--metrics-port", str(metrics_port)], stdout=run_log, stderr=subprocess.STDOUT)
     print(f"soak: {SECONDS:.0f} s at {RATE} beacons/s (malformed {MALFORMED}, future {FUTURE}), "
           f"{PARTITIONS} partitions, sampling every {SAMPLE:.0f} s; work dir {work}", flush=True)
-    samples = []  # (t, rss MiB, manifest KiB, fds, open sessions)
+    samples = []  # (t, rss MiB, manifest KiB, fds, open sessions, CPU s)
     try:
         # The clock starts with traffic: the daemon's first checkpoint.
         waited = time.monotonic()
@@ -147,10 +156,11 @@ def main():
             time.sleep(max(0.0, next_at - time.monotonic()))
             next_at += SAMPLE
             t = time.monotonic() - start
-            s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid), open_sessions(metrics_port))
+            s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid), open_sessions(metrics_port),
+                 cpu_seconds(run.pid))
             samples.append(s)
             print(f"  t={s[0]:6.0f} s  rss {s[1]:7.1f} MiB  manifest {s[2]:8.1f} KiB  fds {s[3]}  "
-                  f"open sessions {s[4]:.0f}", flush=True)
+                  f"open sessions {s[4]:.0f}  cpu {s[5]:.1f} s", flush=True)
     finally:
         stop(gen, signal.SIGINT)
         stop(run)
@@ -185,7 +195,11 @@ def main():
         lines.append(f"| {name} | {samples[0][i]:.1f} {unit} | {samples[-1][i]:.1f} {unit} | "
                      f"{slope:+.2f} {unit} | {rel:+.2%} |")
     c = m.groups() if m else ("?", "?", "?")
+    cpu_per_min = slope_per_minute([(s[0], s[5]) for s in half])
     lines += [
+        "",
+        f"CPU: {cpu_per_min:.2f} CPU-seconds per minute in the second half ({cpu_per_min / 60:.1%} of one core; "
+        f"{samples[-1][5]:.1f} s over the sampled run).",
         "",
         f"Daemon totals: {c[0]} messages, accepted {c[1]}, rejected {c[2]}. "
         f"`rejects` table after SIGTERM: {rows} rows ({future_rows} `ts_in_future`) — "
@@ -194,18 +208,18 @@ def main():
         "The manifest holds every partition's state: open sessions, and the unwritten windows (their groups and",
         "the rows of sessions closed in them), so it rises between window flushes (every 2 min) and drops at each.",
         "",
-        "Samples (s, RSS MiB, newest manifest KiB, fds, open sessions):",
+        "Samples (s, RSS MiB, newest manifest KiB, fds, open sessions, CPU s):",
         "",
         "```",
-        *[f"{s[0]:6.0f} {s[1]:8.1f} {s[2]:9.1f} {s[3]:4d} {s[4]:8.0f}" for s in samples],
+        *[f"{s[0]:6.0f} {s[1]:8.1f} {s[2]:9.1f} {s[3]:4d} {s[4]:8.0f} {s[5]:8.1f}" for s in samples],
         "```",
         "",
     ]
-    out = ROOT / "bench" / "results" / "soak.md"
-    out.write_text("\n".join(lines))
+    OUT.write_text("\n".join(lines))
     print("\n".join(lines[6:6 + len(series)]))
     print(lines[7 + len(series)])
-    print(f"written to {out}")
+    print(lines[9 + len(series)])
+    print(f"written to {OUT}")
     if counted != rows:
         sys.exit(1)
 

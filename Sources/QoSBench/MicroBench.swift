@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMalloc
 import Engine
 import Enrichment
 import Generator
@@ -144,7 +145,7 @@ public enum MicroBench {
     /// Resident bytes after returning free heap pages to the system, so that
     /// memory freed earlier (and reused by malloc) does not hide growth.
     static func residentBytes() -> Int {
-        _ = qosMallocTrim(0)
+        _ = qos_heap_trim()
         guard let text = try? Inspector.readFile("/proc/self/statm") else { return 0 }
         let fields = String(decoding: text, as: UTF8.self).split(separator: " ")
         return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0) * 4096
@@ -154,10 +155,6 @@ public enum MicroBench {
         SketchBench.run().map { Result(name: $0.name, opsPerSec: $0.opsPerSec, note: "1 thread") }
     }
 }
-
-/// glibc's malloc_trim (not exported by the Glibc module).
-@_silgen_name("malloc_trim")
-func qosMallocTrim(_ pad: Int) -> Int32
 
 /// The monotonic clock the benchmarks time with (one reading function for QoSBench).
 private func monotonicSeconds() -> Double { SketchBench.now() }

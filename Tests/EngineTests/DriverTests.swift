@@ -435,6 +435,35 @@ import QoSCore
         #expect(d.store.epoch == 2 && d.book.unchangedThisEpoch)
     }
 
+    /// After an epoch the driver gives the heap's free pages back, at most
+    /// once per `HeapTrim.intervalSeconds` (docs/architecture.md "The daemon's heap").
+    @Test func theHeapIsTrimmedAfterAnEpochAtMostOncePerInterval() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.source(partitions: 1, sessions: 80)
+        let h = try Harness(sink: dir + "/out")
+        let d = try h.start(src)
+        final class Count { var n = 0 }
+        let trims = Count()
+        d.heapTrim = HeapTrim(intervalSeconds: 30, nowSeconds: h.clock.monotonicSeconds(), release: { trims.n += 1 })
+        src.assign([0])
+        try h.drain(src)
+        try d.checkpoint(reason: "interval")
+        #expect(d.store.epoch == 1 && trims.n == 0, "trimmed right after the start")
+        h.clock.advance(ms: 29_999)
+        try d.checkpoint(reason: "interval")
+        #expect(trims.n == 0, "trimmed before the interval passed")
+        h.clock.advance(ms: 1)
+        try d.checkpoint(reason: "interval")
+        #expect(trims.n == 1, "no trim after the epoch 30 s after the start")
+        h.clock.advance(ms: 10_000)
+        try d.checkpoint(reason: "interval")
+        #expect(trims.n == 1 && d.heapTrim.trims == 1)
+        h.clock.advance(ms: 20_000)
+        try d.checkpoint(reason: "shutdown")
+        #expect(trims.n == 2)
+    }
+
     /// A clock whose monotonic time moves 50 ms at every read: `run` loops
     /// on its own, and a quiet second at the end of input passes.
     final class TickingClock: Clock, @unchecked Sendable {

@@ -124,10 +124,6 @@ public struct RunStatus: Sendable {
     public var kafkaZstdFramesSized = 0
 }
 
-/// glibc's mallopt (malloc.h is not part of the Glibc module).
-@_silgen_name("mallopt")
-func qosMallopt(_ param: Int32, _ value: Int32) -> Int32
-
 /// Set by the signal handlers; checked between polls.
 nonisolated(unsafe) public var runStopRequested: sig_atomic_t = 0
 
@@ -149,12 +145,7 @@ public final class RunJob {
 
     /// Connects, checks the topic, and consumes until stopped. Returns the final status.
     public func run() throws -> RunStatus {
-        #if canImport(Glibc)
-        // Checkpoints build buffers of several MiB each time. Served from the heap (and kept
-        // there) instead of fresh mmaps, they cost no page faults; ~4 % of catch-up CPU.
-        _ = qosMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
-        _ = qosMallopt(-1 /* M_TRIM_THRESHOLD */, 256 << 20)
-        #endif
+        HeapTrim.keepCheckpointBuffers()
         let store: CheckpointStore = driver.store
         try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource

@@ -50,6 +50,8 @@ public final class StreamDriver {
     var book = PartitionBook()
     var status = RunStatus()
     var lastCheckpointWall: Int64 = 0
+    /// Gives the heap's free pages back after an epoch now and then (`HeapTrim`).
+    var heapTrim: HeapTrim
     /// When the watermark was first seen past the next due window end (monotonic s).
     var windowDueSince: Double?
     var lastErrorLog: [String: Int64] = [:]
@@ -78,6 +80,7 @@ public final class StreamDriver {
         writer = WindowFileWriter(sink: sink, windowMs: options.config.windowMs, inputTag: directTag.map { "r" + $0 } ?? "k",
                                   zstdLevel: options.zstdLevel)
         lateFlush = LateFlushPolicy(intervalMs: options.lateFlushIntervalMs)
+        heapTrim = HeapTrim(nowSeconds: clock.monotonicSeconds())
         if directTag != nil {
             store = nil
             let direct = DirectPublish(writer: writer)
@@ -420,18 +423,21 @@ public final class StreamDriver {
         let now = clock.wallMs()
         let wm = tracker.value(wallMs: now) ?? .min
         let release = flushed != nil || reason == "shutdown" || lateFlush.due(now)
-        let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
-                                          releaseLate: release, lateFrom: lateFlush.pendingSince,
-                                          formatState: { [partitionFormats] in
-                                              partitionFormats[$0].map(StreamDriver.formatStateBytes) ?? [] })
-        if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
-        if outcome.committed {
-            source.commit(book.nextOffsets.filter { $0.value > 0 })
+        do {  // the epoch's buffers are freed at the end of this scope
+            let outcome = try epochCommit.run(engine: engine, book: &book, watermark: wm, nowMs: now, flushed: flushed,
+                                              releaseLate: release, lateFrom: lateFlush.pendingSince,
+                                              formatState: { [partitionFormats] in
+                                                  partitionFormats[$0].map(StreamDriver.formatStateBytes) ?? [] })
+            if release { lateFlush.released(at: now, flush: Int(store.epoch)) }
+            if outcome.committed {
+                source.commit(book.nextOffsets.filter { $0.value > 0 })
+            }
+            try compactor.afterEpoch(watermark: wm, nowMs: clock.wallMs())
+            if reason == "shutdown" && o.compactOnShutdown { try compactor.compactAll(nowMs: clock.wallMs()) }
+            lastCheckpointWall = now
+            update(outcome.windows, outcome.files, wm, t0)
         }
-        try compactor.afterEpoch(watermark: wm, nowMs: clock.wallMs())
-        if reason == "shutdown" && o.compactOnShutdown { try compactor.compactAll(nowMs: clock.wallMs()) }
-        lastCheckpointWall = now
-        update(outcome.windows, outcome.files, wm, t0)
+        heapTrim.afterEpoch(nowSeconds: clock.monotonicSeconds())
     }
 
     func update(_ windows: [WindowState<DataSketchesKit>], _ files: [WindowFileWriter.PlannedFile],
