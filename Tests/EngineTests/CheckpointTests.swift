@@ -71,10 +71,31 @@ import TestSupport
         let b = try store(t, "b")
         try b.commit(files: [], partitions: [part(0, seq: 2, next: 12)])
         try b.commit(files: [], partitions: [part(0, seq: 3, next: 14)])
-        b.collectGarbage(try b.manifests())
+        try b.collectGarbage()
         #expect(try t.storage.list("_qos/ledger") == ["b"])
         t.storage.remove("_qos/manifests/b/000000000002.manifest")
         #expect(throws: CheckpointError.self) { try store(t, "c") }
+    }
+
+    /// Collection runs after every epoch and reads a manifest only the first
+    /// time it sees one: a daemon's own are known from their commit, another
+    /// instance's is read once, however many epochs follow.
+    @Test(arguments: StorageUnderTest.all)
+    func collectionReadsEachManifestOnce(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        try store(t, "other").commit(files: [], partitions: [part(1, seq: 1, next: 5)])
+        let s = try store(t, "a")
+        let started = s.manifestsDecoded
+        for i in 1...25 {
+            try s.commit(files: [], partitions: [part(0, seq: Int64(i), next: Int64(10 + i))])
+            if i == 10 { try store(t, "late").commit(files: [], partitions: [part(2, seq: 1, next: 7)]) }
+            try s.collectGarbage()
+        }
+        #expect(s.manifestsDecoded - started == 1, "only the manifest of 'late' is new to a")
+        #expect(try t.storage.list("_qos/manifests/a") == ["000000000025.manifest"])
+        // Partitions 1 and 2 are checkpointed nowhere else: those manifests stay.
+        #expect(try t.storage.list("_qos/manifests").sorted() == ["a", "late", "other"])
+        #expect(CheckpointStore.latest(try s.manifests(), topic: "beacons").mapValues(\.seq) == [0: 25, 1: 1, 2: 1])
     }
 
     /// Every restart of `qos run` is a new instance name: the manifests of
@@ -86,14 +107,14 @@ import TestSupport
             let s = try store(t, name)
             try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 1), next: 10), part(1, seq: Int64(2 * i + 1), next: 5)])
             try s.commit(files: [], partitions: [part(0, seq: Int64(2 * i + 2), next: 12), part(1, seq: Int64(2 * i + 2), next: 6)])
-            s.collectGarbage(try s.manifests())
+            try s.collectGarbage()
         }
         #expect(try t.storage.list("_qos/manifests") == ["run-4"])
         #expect(try t.storage.list("_qos/manifests/run-4") == ["000000000002.manifest"])
         // A partition still held only by an earlier instance keeps its manifest.
         let s5 = try store(t, "run-5")
         try s5.commit(files: [], partitions: [part(0, seq: 9, next: 13)])
-        s5.collectGarbage(try s5.manifests())
+        try s5.collectGarbage()
         #expect(try t.storage.list("_qos/manifests") == ["run-4", "run-5"])
         #expect(CheckpointStore.latest(try s5.manifests(), topic: "beacons").mapValues(\.seq) == [0: 9, 1: 8])
     }

@@ -77,7 +77,7 @@ struct EpochCommit {
         // Publish.
         try store.rollForward(manifest)
         alerts?.committed(fired)
-        if store.epoch % 20 == 0 { store.collectGarbage(try store.manifests()) }
+        try store.collectGarbage()
         return Outcome(windows: windows, files: files, committed: true)
     }
 }

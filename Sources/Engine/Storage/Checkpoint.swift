@@ -126,6 +126,21 @@ public struct Manifest: Sendable {
     }
 }
 
+/// What collecting superseded manifests needs of one: whose it is, its
+/// epoch and its partitions' checkpoint sequences, without their states.
+struct ManifestSummary {
+    let instance: String
+    let epoch: Int64
+    /// Per partition (`topic/partition`), the sequence of its checkpoint here.
+    let seqs: [(partition: String, seq: Int64)]
+
+    init(_ m: Manifest) {
+        instance = m.instance
+        epoch = m.epoch
+        seqs = m.partitions.map { ("\($0.topic)/\($0.partition)", $0.seq) }
+    }
+}
+
 public final class CheckpointStore {
     public let sink: FileSink
     /// The sink's files: a local directory or an object store (`SinkStorage`).
@@ -140,6 +155,12 @@ public final class CheckpointStore {
     var root: String { sink.root }
     /// Relative to the sink.
     var manifestDir: String { "_qos/manifests/\(instance)" }
+    /// Summaries of the manifests this store committed or read, by path
+    /// relative to the sink: a manifest never changes once committed, so
+    /// garbage collection reads each one at most once (`collectGarbage`).
+    var summaries: [String: ManifestSummary] = [:]
+    /// Manifests read and decoded so far (tests: collection reads only new ones).
+    private(set) var manifestsDecoded = 0
 
     public init(sink: FileSink, instance: String) throws {
         self.sink = sink
@@ -179,6 +200,7 @@ public final class CheckpointStore {
             throw UserError("epoch \(epoch) of instance '\(instance)' was already committed by another writer in '\(storage.display(name))' — "
                             + "give each daemon its own --instance name")
         }
+        summaries[name] = ManifestSummary(m)
         // After the commit point (a ledger ahead of the manifests would refuse
         // a start), before the files become visible.
         try recordInLedger(partitions)
@@ -209,19 +231,31 @@ public final class CheckpointStore {
 
     /// Every committed manifest in the sink (all instances).
     public func manifests() throws -> [Manifest] {
-        var out: [Manifest] = []
-        for inst in try storage.list("_qos/manifests") {
-            for name in try storage.list("_qos/manifests/\(inst)") where name.hasSuffix(".manifest") {
-                let rel = "_qos/manifests/\(inst)/\(name)"
-                let path = storage.display(rel)
-                // Deleted since the listing (collected by another instance): no longer in force.
-                guard let bytes = try storage.read(rel) else { continue }
-                do { out.append(try Manifest.decode(bytes, path: path)) } catch let e as StateError {
-                    throw CheckpointError.corrupt(path: path, detail: e == .checksumMismatch ? e.message : "\(e)")
-                }
-            }
+        try manifestPaths().compactMap(readManifest)
+    }
+
+    /// The paths (relative to the sink) of every committed manifest, all instances.
+    func manifestPaths() throws -> [String] {
+        try storage.list("_qos/manifests").flatMap { inst in
+            try storage.list("_qos/manifests/\(inst)").filter { $0.hasSuffix(".manifest") }
+                .map { "_qos/manifests/\(inst)/\($0)" }
         }
-        return out
+    }
+
+    /// Reads and decodes one manifest (and keeps its summary); nil when it
+    /// was deleted since the listing (collected by another instance: no
+    /// longer in force).
+    func readManifest(_ rel: String) throws -> Manifest? {
+        let path = storage.display(rel)
+        guard let bytes = try storage.read(rel) else { return nil }
+        do {
+            let m = try Manifest.decode(bytes, path: path)
+            manifestsDecoded += 1
+            summaries[rel] = ManifestSummary(m)
+            return m
+        } catch let e as StateError {
+            throw CheckpointError.corrupt(path: path, detail: e == .checksumMismatch ? e.message : "\(e)")
+        }
     }
 
     /// Recovery at start / on assignment: roll every manifest forward and
@@ -250,15 +284,32 @@ public final class CheckpointStore {
         return out
     }
 
-    /// Deletes our manifests that every partition has moved past.
-    public func collectGarbage(_ manifests: [Manifest]) {
-        var newest: [String: Int64] = [:]
-        for m in manifests { for p in m.partitions { newest["\(p.topic)/\(p.partition)", default: -1] = max(newest["\(p.topic)/\(p.partition)", default: -1], p.seq) } }
-        func superseded(_ m: Manifest) -> Bool {
-            m.partitions.allSatisfy { $0.seq < newest["\($0.topic)/\($0.partition)", default: -1] }
+    /// Deletes our manifests that every partition has moved past, and other
+    /// instances' (below). Runs after every epoch: it lists the manifests
+    /// and reads only those it has no summary of — in a daemon alone on its
+    /// sink, none after its start. (It used to decode every manifest in
+    /// full, states and all, every 20 epochs: ≈ 550 MiB at once in a
+    /// 20 000 beacons/s soak, docs/architecture.md "The daemon's heap".)
+    public func collectGarbage() throws {
+        var all: [(rel: String, summary: ManifestSummary)] = []
+        let listed = try manifestPaths()
+        for rel in listed {
+            if let s = summaries[rel] {
+                all.append((rel, s))
+            } else if try readManifest(rel) != nil, let s = summaries[rel] {
+                all.append((rel, s))
+            }
         }
-        for m in manifests where m.instance == instance && m.epoch < epoch && superseded(m) {
-            storage.remove("\(manifestDir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest")
+        let present = Set(listed)
+        summaries = summaries.filter { present.contains($0.key) }
+        var newest: [String: Int64] = [:]
+        for (_, m) in all { for p in m.seqs { newest[p.partition] = max(newest[p.partition] ?? -1, p.seq) } }
+        func superseded(_ m: ManifestSummary) -> Bool {
+            m.seqs.allSatisfy { $0.seq < newest[$0.partition] ?? -1 }
+        }
+        for (rel, m) in all where m.instance == instance && m.epoch < epoch && superseded(m) {
+            storage.remove(rel)
+            summaries[rel] = nil
         }
         // Another instance's manifest (a restarted daemon gets a new instance
         // name) is deleted once every partition it holds has a newer
@@ -266,16 +317,19 @@ public final class CheckpointStore {
         // forward first (`recover`). One that holds no partition is deleted
         // once it is as old as a dead instance's staging directory. Without
         // this, every restart left its last manifest (a full state) forever.
-        for m in manifests where m.instance != instance {
-            let dir = "_qos/manifests/\(m.instance)"
-            let path = "\(dir)/\(CivilTime.pad(Int(m.epoch), 12)).manifest"
-            let due = m.partitions.isEmpty ? storage.ageSeconds(path) > 600 : superseded(m)
+        var collectedOthers = false
+        for (rel, m) in all where m.instance != instance {
+            let due = m.seqs.isEmpty ? storage.ageSeconds(rel) > 600 : superseded(m)
             if due {
-                storage.remove(path)
-                storage.removeEmptyDirectory(dir)  // only once the instance has no manifest left
+                storage.remove(rel)
+                summaries[rel] = nil
+                storage.removeEmptyDirectory("_qos/manifests/\(m.instance)")  // only once the instance has no manifest left
+                collectedOthers = true
             }
         }
-        collectLedgers(newest)
+        // Other instances' ledgers: when one of their manifests went, and
+        // every 20 epochs (each is a listing and a read per instance).
+        if collectedOthers || epoch % 20 == 0 { collectLedgers(newest) }
     }
 
     public static func listFiles(_ dir: String) -> [String] {
