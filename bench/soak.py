@@ -10,7 +10,7 @@ steady-state traffic from the first second instead of a 20-minute build-up
 while the first sessions start, after scripting the warm-up's sessions for
 a minute or two) and `qos run`, then, from the daemon's first checkpoint,
 runs SOAK_SECONDS of wall time. Every SOAK_SAMPLE_SECONDS it samples the daemon's RSS (/proc/PID/status
-VmRSS), its CPU time (/proc/PID/stat utime + stime), the size of its newest checkpoint manifest (<sink>/_qos/manifests/,
+VmRSS; VmHWM, its peak, at the end), its CPU time (/proc/PID/stat utime + stime), the size of its newest checkpoint manifest (<sink>/_qos/manifests/,
 which holds every partition's state) and its open file descriptors
 (/proc/PID/fd). After SIGTERM it checks that the `rejects` table holds every
 beacon the daemon counted as rejected.
@@ -61,6 +61,15 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib(pid):
+    """The process's peak resident memory so far (/proc/PID/status VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def cpu_seconds(pid):
@@ -140,6 +149,7 @@ def main():
     print(f"soak: {SECONDS:.0f} s at {RATE} beacons/s (malformed {MALFORMED}, future {FUTURE}), "
           f"{PARTITIONS} partitions, sampling every {SAMPLE:.0f} s; work dir {work}", flush=True)
     samples = []  # (t, rss MiB, manifest KiB, fds, open sessions, CPU s)
+    peak = 0.0  # the daemon's peak RSS (MiB) at the last sample: peaks between samples count too
     try:
         # The clock starts with traffic: the daemon's first checkpoint.
         waited = time.monotonic()
@@ -159,6 +169,7 @@ def main():
             s = (t, rss_mib(run.pid), newest_manifest_kib(sink), open_fds(run.pid), open_sessions(metrics_port),
                  cpu_seconds(run.pid))
             samples.append(s)
+            peak = peak_rss_mib(run.pid)
             print(f"  t={s[0]:6.0f} s  rss {s[1]:7.1f} MiB  manifest {s[2]:8.1f} KiB  fds {s[3]}  "
                   f"open sessions {s[4]:.0f}  cpu {s[5]:.1f} s", flush=True)
     finally:
@@ -199,7 +210,8 @@ def main():
     lines += [
         "",
         f"CPU: {cpu_per_min:.2f} CPU-seconds per minute in the second half ({cpu_per_min / 60:.1%} of one core; "
-        f"{samples[-1][5]:.1f} s over the sampled run).",
+        f"{samples[-1][5]:.1f} s over the sampled run). Peak RSS (VmHWM, the highest between samples too): "
+        f"{peak:.1f} MiB.",
         "",
         f"Daemon totals: {c[0]} messages, accepted {c[1]}, rejected {c[2]}. "
         f"`rejects` table after SIGTERM: {rows} rows ({future_rows} `ts_in_future`) — "
