@@ -294,11 +294,8 @@ public final class CheckpointStore {
         var all: [(rel: String, summary: ManifestSummary)] = []
         let listed = try manifestPaths()
         for rel in listed {
-            if let s = summaries[rel] {
-                all.append((rel, s))
-            } else if try readManifest(rel) != nil, let s = summaries[rel] {
-                all.append((rel, s))
-            }
+            if summaries[rel] == nil { _ = try readManifest(rel) }  // keeps its summary (none: deleted since the listing)
+            if let s = summaries[rel] { all.append((rel, s)) }
         }
         let present = Set(listed)
         summaries = summaries.filter { present.contains($0.key) }
