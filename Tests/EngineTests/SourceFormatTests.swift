@@ -5,9 +5,15 @@ import QoSCore
 
 /// The input seams: a file source yields records with offsets and
 /// `file:line` positions; formats are found by name.
-@Suite struct SourceFormatTests {
+@Suite final class SourceFormatTests {
+    /// Each test's input files, removed when the test's instance goes.
+    private var written: [String] = []
+
+    deinit { for p in written { try? FileManager.default.removeItem(atPath: p) } }
+
     func write(_ text: String) throws -> String {
         let path = NSTemporaryDirectory() + "qos-src-\(UUID().uuidString).ndjson"
+        written.append(path)
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
