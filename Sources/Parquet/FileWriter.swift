@@ -182,7 +182,8 @@ private func checkLogical(_ field: ParquetField) throws {
 }
 
 extension ParquetColumnData {
-    var hasNulls: Bool {
+    /// Whether any value is null.
+    public var hasNulls: Bool {
         switch self {
         case .boolean(let v): return v.contains(nil)
         case .int32(let v): return v.contains(nil)

@@ -350,7 +350,8 @@ public final class Compactor {
     /// Every row of `paths` (files of one table and hour) in one file: a
     /// metric table's groups merged per window (counters summed, sketches
     /// merged, derived columns recomputed), `sessions`, `rejects` and
-    /// `alerts` rows concatenated; ordered by window as the engine orders each window.
+    /// `alerts` rows concatenated one column at a time (`RowTableMerge`);
+    /// ordered by window as the engine orders each window.
     static func merge(table: String, paths: [String], options: ParquetWriterOptions) throws -> Merged {
         var opts = options
         if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
@@ -381,40 +382,7 @@ public final class Compactor {
         if table == TableSchemas.cdnEdgeTable {
             return try mergeCdnEdge(paths: paths, options: opts)
         }
-        let schema = TableReader.rowSchema(table)
-        var cols: [ParquetColumnData]?
-        var starts = Set<Int64>()
-        var ms: Int64 = 0
-        for p in paths {
-            let rf = try TableReader.readRowFile(p, table: table)
-            starts.formUnion(rf.info.windowStarts)
-            ms = rf.info.windowMs
-            if cols == nil { cols = rf.columns.map(\.emptyCopy) }
-            for i in rf.columns.indices { cols![i].append(rf.columns[i]) }
-        }
-        var c = cols ?? schema.map { _ in ParquetColumnData.int64([]) }
-        let n = c.first?.count ?? 0
-        let wi = schema.firstIndex { $0.name == "window_start" }!
-        guard case .int64(let ws) = c[wi] else { preconditionFailure("window_start is INT64") }
-        var order = Array(0..<n)
-        if table == "sessions" {
-            let ci = schema.firstIndex { $0.name == "closed_at" }!, si = schema.firstIndex { $0.name == "session_id" }!
-            guard case .int64(let closed) = c[ci], let ids = c[si].stringValues else { preconditionFailure("sessions schema") }
-            order.sort { (ws[$0]!, closed[$0]!, ids[$0]!, $0) < (ws[$1]!, closed[$1]!, ids[$1]!, $1) }
-        } else if table == TableSchemas.alertsTable {
-            let ri = schema.firstIndex { $0.name == "rule" }!, di = schema.firstIndex { $0.name == "dimensions" }!
-            guard let rules = c[ri].stringValues, let dims = c[di].stringValues else { preconditionFailure("alerts schema") }
-            order.sort { (ws[$0]!, rules[$0]!, dims[$0]!, $0) < (ws[$1]!, rules[$1]!, dims[$1]!, $1) }
-        } else {
-            let ii = schema.firstIndex { $0.name == "ingested_at" }!
-            guard case .int64(let t) = c[ii] else { preconditionFailure("rejects schema") }
-            order.sort { (ws[$0]!, t[$0]!, $0) < (ws[$1]!, t[$1]!, $1) }
-        }
-        c = c.map { $0.permuted(order) }
-        let sorted = starts.sorted()
-        opts.keyValueMetadata = metadata(table, sorted, ms, paths.count, dims: nil)
-        let bytes = try writeParquet(schema: schema, columns: c, options: opts)
-        return Merged(bytes: bytes, rows: n, hour: hourOf(sorted.first ?? 0), windowMs: ms)
+        return try RowTableMerge.merge(table: table, paths: paths, options: opts)
     }
 
     /// `cdn_edge` files of one hour in one file: groups merged per window
