@@ -378,45 +378,20 @@ public final class ReaggregateJob {
         return (bytes, rows.count)
     }
 
-    /// Concatenates `sessions` / `rejects` files, re-windowed into `w`.
+    /// Concatenates `sessions` / `rejects` files, re-windowed into `w`,
+    /// ordered as the engine orders a window's rows (sessions by closed_at
+    /// and session_id, rejects by ingested_at, then input order); one column
+    /// at a time (`RowTableMerge`), so a day's sessions are not decoded at once.
     func mergeRowFiles(_ table: String, _ files: [TableReader.FileInfo], window w: Window,
                        kind: String, source: String) throws -> (bytes: [UInt8], rows: Int) {
-        let schema = TableReader.rowSchema(table)
-        var cols: [ParquetColumnData]? = nil
-        for f in files {
-            let rf = try TableReader.readRowFile(f.path, table: table)
-            summary.filesRead += 1
-            summary.rowsIn += rf.info.rows
-            if cols == nil { cols = rf.columns.map(\.emptyCopy) }
-            for i in rf.columns.indices { cols![i].append(rf.columns[i]) }
-        }
-        var c = cols ?? []
-        let ws = schema.firstIndex { $0.name == "window_start" }!, we = schema.firstIndex { $0.name == "window_end" }!
-        // Only the rows of `w` (a file of an hour holds several windows).
-        if case .int64(let starts)? = c.indices.contains(ws) ? c[ws] : nil {
-            let keep = starts.indices.filter { starts[$0].map { $0 >= w.start *| 1000 && $0 < w.end *| 1000 } ?? false }
-            if keep.count != starts.count { c = c.map { $0.permuted(keep) } }
-        }
-        let n = c.first?.count ?? 0
-        summary.rowsIn -= (cols?.first?.count ?? 0) - n
-        // Re-window: each row's time lies in its source window, hence in `w`.
-        c[ws] = .int64([Int64?](repeating: w.start *| 1000, count: n))
-        c[we] = .int64([Int64?](repeating: w.end *| 1000, count: n))
-        // Order as the engine does: sessions by (closed_at, session_id), rejects by ingested_at (stable).
-        var order = Array(0..<n)
-        if table == "sessions" {
-            let ci = schema.firstIndex { $0.name == "closed_at" }!, si = schema.firstIndex { $0.name == "session_id" }!
-            guard case .int64(let closed) = c[ci], let ids = c[si].stringValues else { preconditionFailure("sessions schema") }
-            order.sort { (closed[$0]!, ids[$0]!, $0) < (closed[$1]!, ids[$1]!, $1) }
-        } else {
-            let ii = schema.firstIndex { $0.name == "ingested_at" }!
-            guard case .int64(let t) = c[ii] else { preconditionFailure("rejects schema") }
-            order.sort { (t[$0]!, $0) < (t[$1]!, $1) }
-        }
-        c = c.map { $0.permuted(order) }
-        let bytes = try writeParquet(schema: schema, columns: c,
-                                     options: parquetOptions(metadata(table, w, kind: kind, source: source, dims: nil)))
-        return (bytes, n)
+        let meta = metadata(table, w, kind: kind, source: source, dims: nil)
+        // Only the rows of `w` (a file of an hour holds several windows);
+        // each row's time lies in its source window, hence in `w`.
+        let r = try RowTableMerge.merge(table: table, paths: files.map(\.path), window: w.start..<w.end,
+                                        rewindow: (w.start, w.end), options: parquetOptions([])) { _, _ in meta }
+        summary.filesRead += files.count
+        summary.rowsIn += r.rows
+        return (r.bytes, r.rows)
     }
 }
 

@@ -41,8 +41,10 @@ import SplitMix
     }
 
     /// The reference: every file decoded whole, concatenated, sorted and
-    /// written whole (what `Compactor.merge` did before it went column by column).
-    static func wholeFileMerge(_ table: String, _ paths: [String], _ options: ParquetWriterOptions) throws -> [UInt8] {
+    /// written whole (what `Compactor.merge` and `qos reaggregate` did before
+    /// they went column by column). `window` / `rewindow` as in `RowTableMerge.merge`.
+    static func wholeFileMerge(_ table: String, _ paths: [String], _ options: ParquetWriterOptions,
+                               window: Range<Int64>? = nil, rewindow: (start: Int64, end: Int64)? = nil) throws -> [UInt8] {
         let schema = TableReader.rowSchema(table)
         var cols = schema.map { ParquetColumnData.empty($0.physical) }
         var starts = Set<Int64>(), ms: Int64 = 0
@@ -52,11 +54,21 @@ import SplitMix
             ms = rf.info.windowMs
             for i in cols.indices { cols[i].append(rf.columns[i]) }
         }
+        func index(_ name: String) -> Int { schema.firstIndex { $0.name == name }! }
         func ints(_ name: String) -> [Int64] {
-            guard case .int64(let v) = cols[schema.firstIndex { $0.name == name }!] else { return [] }
+            guard case .int64(let v) = cols[index(name)] else { return [] }
             return v.map { $0! }
         }
-        func strings(_ name: String) -> [String] { cols[schema.firstIndex { $0.name == name }!].stringValues!.map { $0! } }
+        if let window {
+            let ws = ints("window_start")
+            cols = cols.map { $0.permuted(ws.indices.filter { ws[$0] >= window.lowerBound * 1000 && ws[$0] < window.upperBound * 1000 }) }
+        }
+        if let rewindow {
+            let n = cols[0].count
+            cols[index("window_start")] = .int64([Int64?](repeating: rewindow.start * 1000, count: n))
+            cols[index("window_end")] = .int64([Int64?](repeating: rewindow.end * 1000, count: n))
+        }
+        func strings(_ name: String) -> [String] { cols[index(name)].stringValues!.map { $0! } }
         let ws = ints("window_start")
         var order = Array(ws.indices)
         switch table {
@@ -75,20 +87,26 @@ import SplitMix
         return try writeParquet(schema: schema, columns: cols.map { $0.permuted(order) }, options: o)
     }
 
+    /// Five files of `table` in `dir`: of one window and of several, in no
+    /// window order, one empty.
+    static func inputs(_ table: String, in dir: String) throws -> [String] {
+        var rng = SplitMix64(seed: 17)
+        let windows = (0..<5).map { hour + $0 * w }
+        var paths: [String] = []
+        for (i, rows) in [40, 0, 1, 97, 23].enumerated() {
+            let ws = i == 3 ? windows : [windows[(7 * i) % windows.count]]
+            let p = "\(dir)/\(table)-\(i).parquet"
+            try Data(file(table, rows: rows, windows: ws, rng: &rng)).write(to: URL(fileURLWithPath: p))
+            paths.append(p)
+        }
+        return paths
+    }
+
     @Test(arguments: ["sessions", "rejects", "alerts"])
     func columnByColumnEqualsWholeFiles(table: String) throws {
         let dir = DriverTests.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var rng = SplitMix64(seed: 17)
-        let windows = (0..<5).map { Self.hour + $0 * Self.w }
-        var paths: [String] = []
-        for (i, rows) in [40, 0, 1, 97, 23].enumerated() {
-            // Files of one window and of several, published out of window order.
-            let ws = i == 3 ? windows : [windows[(7 * i) % windows.count]]
-            let p = "\(dir)/\(table)-\(i).parquet"
-            try Data(Self.file(table, rows: rows, windows: ws, rng: &rng)).write(to: URL(fileURLWithPath: p))
-            paths.append(p)
-        }
+        let paths = try Self.inputs(table, in: dir)
         for (rowsPerGroup, bytesPerGroup) in [(1_000_000, 128 << 20), (13, 128 << 20), (1_000_000, 900)] {
             var o = ParquetWriterOptions()
             o.rowGroupMaxRows = rowsPerGroup
@@ -101,5 +119,27 @@ import SplitMix
             let r = try ParquetFileReader(bytes: merged.bytes)
             #expect(rowsPerGroup == 1_000_000 && bytesPerGroup > 1_000_000 ? r.rowGroups.count == 1 : r.rowGroups.count > 2)
         }
+    }
+
+    /// `qos reaggregate`'s roll-up: the rows of some windows only, written
+    /// into one coarser window, ordered by the table's key alone.
+    @Test(arguments: ["sessions", "rejects"])
+    func rollUpKeepsTheWindowsRowsRewindowed(table: String) throws {
+        let dir = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let paths = try Self.inputs(table, in: dir)
+        let keep = (Self.hour + Self.w)..<(Self.hour + 4 * Self.w), out = (start: Self.hour, end: Self.hour + 10 * Self.w)
+        var o = ParquetWriterOptions()
+        o.rowGroupMaxRows = 11
+        let merged = try RowTableMerge.merge(table: table, paths: paths, window: keep, rewindow: out, options: o) { s, ms in
+            Compactor.metadata(table, s, ms, paths.count, dims: nil)
+        }
+        let reference = try Self.wholeFileMerge(table, paths, o, window: keep, rewindow: out)
+        let same = merged.bytes == reference
+        #expect(same)
+        #expect(merged.rows > 0 && merged.rows < 161)
+        let r = try ParquetFileReader(bytes: merged.bytes)
+        guard case .int64(let ws) = try r.column(named: "window_start") else { Issue.record("window_start"); return }
+        #expect(Set(ws) == [out.start * 1000])
     }
 }

@@ -382,7 +382,10 @@ public final class Compactor {
         if table == TableSchemas.cdnEdgeTable {
             return try mergeCdnEdge(paths: paths, options: opts)
         }
-        return try RowTableMerge.merge(table: table, paths: paths, options: opts)
+        let r = try RowTableMerge.merge(table: table, paths: paths, options: opts) { starts, ms in
+            metadata(table, starts, ms, paths.count, dims: nil)
+        }
+        return Merged(bytes: r.bytes, rows: r.rows, hour: hourOf(r.windowStarts.first ?? 0), windowMs: r.windowMs)
     }
 
     /// `cdn_edge` files of one hour in one file: groups merged per window

@@ -1,10 +1,11 @@
 import Parquet
 import QoSCore
 
-/// Compaction of a row table (`sessions`, `rejects`, `alerts`): every row of
-/// an hour directory's files in one file, ordered by window and then as the
-/// engine orders a window's rows — one column at a time (docs/architecture.md
-/// "Compaction", "Memory of a compaction").
+/// The merge of a row table's files (`sessions`, `rejects`, `alerts`) into
+/// one file, one column at a time: the compaction of an hour directory (rows
+/// ordered by window, then as the engine orders a window's rows) and `qos
+/// reaggregate`'s roll-up (rows of the output window, re-windowed, ordered by
+/// the key alone). docs/architecture.md "Compaction", "Memory of a compaction".
 ///
 /// Only the sort key's columns are decoded for every row of the hour; each
 /// other column is decoded across the inputs, written out and dropped before
@@ -34,12 +35,30 @@ enum RowTableMerge {
         return [.int64("ingested_at")]
     }
 
-    static func merge(table: String, paths: [String], options: ParquetWriterOptions) throws -> Compactor.Merged {
+    /// The merged file, its row count, and the windows its inputs' rows had (ms).
+    struct Result {
+        var bytes: [UInt8]
+        var rows: Int
+        var windowStarts: [Int64]
+        var windowMs: Int64
+    }
+
+    /// Merges the rows of `paths` (files of `table`) into one file.
+    /// - Parameters:
+    ///   - window: keep only the rows whose window starts in it (ms); all when nil.
+    ///   - rewindow: write the rows with these window bounds (ms) instead of
+    ///     their own, ordered by the table's key alone (`qos reaggregate`'s
+    ///     roll-up); when nil, by their window first (compaction).
+    ///   - metadata: the file's key-value metadata, given the inputs' window
+    ///     starts and length (ms).
+    static func merge(table: String, paths: [String], window: Range<Int64>? = nil,
+                      rewindow: (start: Int64, end: Int64)? = nil, options: ParquetWriterOptions,
+                      metadata: (_ starts: [Int64], _ windowMs: Int64) -> [(key: String, value: String)]) throws -> Result {
         let schema = TableReader.rowSchema(table)
         var inputs: [Input] = []
         var starts = Set<Int64>()
         var ms: Int64 = 0
-        var windowStart: [Int64] = []
+        var windowStart: [Int64] = []  // µs, as stored
         for p in paths {
             let r = try TableReader.open(p, table: table)
             try TableReader.checkSchema(r, schema, p, table)
@@ -50,22 +69,34 @@ enum RowTableMerge {
             windowStart += ws
             inputs.append(Input(path: p, reader: r))
         }
-        let n = windowStart.count
-        let order = try sortOrder(key(table), windowStart: windowStart, schema: schema, inputs: inputs)
-        assert(order.count == n, "the order covers every row once")
-        let sizes = try rowSizes(schema: schema, inputs: inputs, count: n)
+        var rows = Array(windowStart.indices)
+        if let window {
+            let lo = window.lowerBound *| 1000, hi = window.upperBound *| 1000
+            rows = rows.filter { windowStart[$0] >= lo && windowStart[$0] < hi }
+        }
+        let order = try sortOrder(key(table), rows: rows, windowStart: rewindow == nil ? windowStart : nil,
+                                  schema: schema, inputs: inputs)
+        assert(order.count == rows.count, "the order covers every kept row once")
+        let sizes = try rowSizes(schema: schema, inputs: inputs, count: windowStart.count)
         var opts = options
         let sorted = starts.sorted()
-        opts.keyValueMetadata = Compactor.metadata(table, sorted, ms, paths.count, dims: nil)
-        let bytes = try writeParquet(schema: schema, rowCount: n, rowSize: { sizes[order[$0]] }, options: opts) { i, rows in
-            try column(schema[i], of: inputs).permuted(Array(order[rows]))
+        opts.keyValueMetadata = metadata(sorted, ms)
+        let n = order.count
+        let bytes = try writeParquet(schema: schema, rowCount: n, rowSize: { sizes[order[$0]] }, options: opts) { i, range in
+            let f = schema[i]
+            if let rewindow, f.name == "window_start" || f.name == "window_end" {
+                let v = (f.name == "window_start" ? rewindow.start : rewindow.end) *| 1000
+                return .int64([Int64?](repeating: v, count: range.count))
+            }
+            return try column(f, of: inputs).permuted(Array(order[range]))
         }
-        return Compactor.Merged(bytes: bytes, rows: n, hour: Compactor.hourOf(sorted.first ?? 0), windowMs: ms)
+        return Result(bytes: bytes, rows: n, windowStarts: sorted, windowMs: ms)
     }
 
-    /// Row indices (over the inputs in order) sorted by window, the table's
-    /// key, then index: the order a merge of whole files sorts them in.
-    static func sortOrder(_ key: [Key], windowStart ws: [Int64], schema: [ParquetField],
+    /// `rows` (indices over the inputs' rows, in input order) sorted by
+    /// window (when `windowStart` is given), the table's key, then index: the
+    /// order a merge of whole files sorts them in.
+    static func sortOrder(_ key: [Key], rows: [Int], windowStart: [Int64]?, schema: [ParquetField],
                           inputs: [Input]) throws -> [Int] {
         var ints: [[Int64]] = []
         var strings: [[String]] = []
@@ -83,7 +114,9 @@ enum RowTableMerge {
                 strings.append(v.map { $0! })
             }
         }
-        var order = Array(ws.indices)
+        // Without window ordering every row sorts as if in one window.
+        let ws = windowStart ?? [Int64](repeating: 0, count: ints.first?.count ?? strings.first?.count ?? 0)
+        var order = rows
         switch (ints.count, strings.count) {
         case (1, 1):
             let t = ints[0], s = strings[0]
