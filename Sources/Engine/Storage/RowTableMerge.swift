@@ -168,16 +168,3 @@ enum RowTableMerge {
         return f
     }
 }
-
-extension ParquetColumnData {
-    /// No values, of physical type `p`.
-    static func empty(_ p: ParquetPhysicalType) -> ParquetColumnData {
-        switch p {
-        case .boolean: return .boolean([])
-        case .int32: return .int32([])
-        case .int64: return .int64([])
-        case .double: return .double([])
-        case .byteArray: return .byteArray([])
-        }
-    }
-}

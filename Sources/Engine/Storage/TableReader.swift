@@ -342,9 +342,9 @@ extension ParquetColumnData {
         }
     }
 
-    /// An empty column of the same type.
-    var emptyCopy: ParquetColumnData {
-        switch self {
+    /// No values, of physical type `p`.
+    static func empty(_ p: ParquetPhysicalType) -> ParquetColumnData {
+        switch p {
         case .boolean: return .boolean([])
         case .int32: return .int32([])
         case .int64: return .int64([])
