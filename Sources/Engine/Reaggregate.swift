@@ -344,7 +344,7 @@ public final class ReaggregateJob {
         for i in order { groups.add(all[i], generation: Int(truncatingIfNeeded: all[i].start)) }
         let rows = groups.rows(start: w.start, end: w.end)
         let cols = TableReader.metricColumns(table, keeping: keep)
-        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
+        let bytes = try OutputColumn.encode(cols, rows,
                                      options: parquetOptions(metadata(table.name, w, kind: kind, source: source, dims: keep)))
         return (bytes, rows.count)
     }
@@ -373,7 +373,7 @@ public final class ReaggregateJob {
         }
         let cols = TableReader.cdnEdgeColumns(keeping: keep)
         let table = TableSchemas.cdnEdgeTable
-        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) },
+        let bytes = try OutputColumn.encode(cols, rows,
                                      options: parquetOptions(metadata(table, w, kind: kind, source: source, dims: keep)))
         return (bytes, rows.count)
     }

@@ -4,6 +4,7 @@ import QoSCore
 import Testing
 import TestSupport
 @testable import Engine
+import Generator
 
 /// How `WindowFileWriter.plan` lays flushed windows out in files: one
 /// `base` file per table per window, or (the daemon, `combineBaseByHour`)
@@ -125,5 +126,48 @@ import TestSupport
             let sameBytes = files.map(\.bytes) == serial.map(\.bytes)
             #expect(sameBytes, "\(helpers) helpers: the same bytes")
         }
+    }
+
+    /// A file written one column chunk at a time (`OutputColumn.encode`) is
+    /// the file of whole columns: each row's size estimate (serialized
+    /// sketches included) equals what the whole-column writer measures, so
+    /// the row groups split at the same rows — here every few KB.
+    @Test func filesWrittenColumnByColumnEqualFilesOfWholeColumns() throws {
+        var o = GeneratorOptions()
+        o.seed = 9
+        o.sessions = 300
+        let engine = QoSEngine<DataSketchesKit>()
+        for m in TrafficGenerator(o) {
+            m.payload.withUnsafeBytes { bytes in
+                BeaconDecoder.decode(bytes) { item in
+                    if case .beacon(let b) = item {
+                        engine.apply(b, partition: 0, source: .file(name: "t", line: 0), nowMs: Self.t0 + 86_400_000)
+                    }
+                }
+            }
+        }
+        let windows = engine.finish().filter { !$0.isDelta }
+        #expect(windows.count > 3)
+        let writer = WindowFileWriter(sink: FileSink(root: makeTemporaryDirectory("qos-window-files")),
+                                      windowMs: engine.config.windowMs, inputTag: "t")
+        var options = ParquetWriterOptions()
+        options.rowGroupMaxBytes = 4096
+        var compared = 0
+        func check<R>(_ what: String, _ cols: [OutputColumn<R>], _ rows: [R]) throws {
+            guard !rows.isEmpty else { return }
+            let streamed = try OutputColumn.encode(cols, rows, options: options)
+            let whole = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.build(rows[...]) }, options: options)
+            let same = streamed == whole
+            #expect(same, "\(what): \(rows.count) rows")
+            compared += 1
+        }
+        for w in windows {
+            for t in MetricTable.allCases {
+                try check(t.name, TableSchemas.metricColumns(t, DataSketchesKit.self), writer.metricRows(w, t, engine.interner.strings))
+            }
+            let all = SessionRowAt.Rows(w.sessions, start: w.start, end: w.end)
+            try check("sessions", TableSchemas.sessionColumns(), w.sessions.indices.map { SessionRowAt(all, index: $0) })
+        }
+        #expect(compared > 3 * MetricTable.allCases.count)
     }
 }

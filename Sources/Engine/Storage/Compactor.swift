@@ -376,7 +376,7 @@ public final class Compactor {
             let keep = dims ?? mt.dimensions
             let cols = TableReader.metricColumns(mt, keeping: keep)
             opts.keyValueMetadata = metadata(table, starts, ms, paths.count, dims: keep == mt.dimensions ? nil : keep)
-            let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) }, options: opts)
+            let bytes = try OutputColumn.encode(cols, rows, options: opts)
             return Merged(bytes: bytes, rows: rows.count, hour: hourOf(starts.first ?? 0), windowMs: ms)
         }
         if table == TableSchemas.cdnEdgeTable {
@@ -416,7 +416,7 @@ public final class Compactor {
         let cols = TableReader.cdnEdgeColumns(keeping: keep)
         opts.keyValueMetadata = metadata(TableSchemas.cdnEdgeTable, starts, ms, paths.count,
                                          dims: keep == CdnEdgeKey.dimensions ? nil : keep)
-        let bytes = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) }, options: opts)
+        let bytes = try OutputColumn.encode(cols, rows, options: opts)
         return Merged(bytes: bytes, rows: rows.count, hour: hourOf(starts.first ?? 0), windowMs: ms)
     }
 

@@ -30,8 +30,15 @@ public struct OutputColumn<Row> {
         return { row in variable.reduce(fixed) { $0 + $1(row) } }
     }
 
-    /// The column's values of `rows`.
-    func values(_ rows: [Row]) -> ParquetColumnData { build(rows[...]) }
+    /// `rows` as a Parquet file over `columns`, one column chunk's values at
+    /// a time: not every column of every row at once (a `sessions` row is
+    /// ≈ 1 KB as whole columns, a metric row's serialized sketches several KB).
+    /// The bytes equal those of writing whole columns.
+    static func encode(_ columns: [OutputColumn], _ rows: [Row], options: ParquetWriterOptions) throws -> [UInt8] {
+        let rowSize = OutputColumn.rowSize(columns)
+        return try writeParquet(schema: columns.map(\.field), rowCount: rows.count, rowSize: { rowSize(rows[$0]) },
+                                options: options) { i, range in columns[i].build(rows[range]) }
+    }
 
     static func int(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
         OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.map(f)) }

@@ -180,12 +180,7 @@ public struct WindowFileWriter {
                  nameStart: Int64? = nil) throws -> PlannedFile {
         var opts = parquet
         opts.keyValueMetadata = meta
-        // One column chunk's values at a time (not every column of every
-        // row at once: ~1 KB a row of a `sessions` file).
-        let rowSize = OutputColumn.rowSize(cols)
-        let bytes = try writeParquet(schema: cols.map(\.field), rowCount: rows.count,
-                                     rowSize: { rowSize(rows[$0]) },
-                                     options: opts) { i, range in cols[i].build(rows[range]) }
+        let bytes = try OutputColumn.encode(cols, rows, options: opts)
         let name = "\(table)_\(CivilTime(epochMs: nameStart ?? start).compact)_\(windowMs / 1000)s_\(kind)_\(tag).parquet"
         return PlannedFile(table: table, dir: sink.directory(table: table, windowStartMs: start),
                            name: name, bytes: bytes, rows: rows.count, schema: cols.map(\.field), columns: [])
