@@ -101,12 +101,7 @@ public final class LiveReport: @unchecked Sendable {
             let address = "s3://\(s3.client.config.bucket)/\(o.key)"
             return Entry(id: "\(address)#\(o.etag.isEmpty ? String(o.size) : o.etag)", hour: ReportReader.hourStart(o.key)) {
                 guard let bytes = try s3.client.get(o.key) else { return nil }  // deleted since the listing
-                let tmp = NSTemporaryDirectory() + "qos-live-\(UUID().uuidString).parquet"
-                try FileSink.writeDurably(bytes, to: tmp)
-                defer { unlink(tmp) }
-                do { return try ReportReader.read(tmp, table: table) } catch {
-                    throw UserError("\(error)".replacingOccurrences(of: tmp, with: address))
-                }
+                return try ReportReader.read(address, table: table, bytes: bytes)
             }
         }
     }

@@ -106,15 +106,16 @@ enum ReportReader {
 
     /// Reads one file of `table`: one `ReportFile` per window it holds (a
     /// late-delta or compacted file of an hour holds several, README "Late
-    /// data and compaction").
-    static func read(_ path: String, table: String) throws -> [ReportFile] {
+    /// data and compaction"). `bytes`: the file's contents, already fetched
+    /// (an `s3://` object; `path` then only names it in errors).
+    static func read(_ path: String, table: String, bytes: [UInt8]? = nil) throws -> [ReportFile] {
         if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
-            let (info, rows) = try TableReader.readMetricFile(path, table: mt)
+            let (info, rows) = try TableReader.readMetricFile(path, table: mt, bytes: bytes)
             return Dictionary(grouping: rows, by: \.start).sorted { $0.key < $1.key }.map { start, rows in
                 .metric(mt, start: start, end: start + info.windowMs, rows: rows)
             }
         }
-        let r = try TableReader.open(path, table: table)
+        let r = try TableReader.open(path, table: table, bytes: bytes)
         let starts = try TableReader.int64s(r, "window_start", path).map { $0 / 1000 }
         let windows = Dictionary(grouping: starts.indices, by: { starts[$0] }).sorted { $0.key < $1.key }
         switch table {
