@@ -46,6 +46,43 @@ public func zstdCompress(_ input: [UInt8], level: Int) throws -> [UInt8] {
     return out
 }
 
+/// One ZSTD frame of the concatenation of `parts`, compressed part by part
+/// as libzstd streams them: the concatenation itself is never built (the
+/// daemon's checkpoint manifest, whose body is every partition's snapshot:
+/// a copy of it was the largest allocation of a soak's peak). The frame
+/// declares its content size. Throws `ParquetError.compression`.
+public func zstdCompress(parts: [[UInt8]], level: Int) throws -> [UInt8] {
+    guard let ctx = ZSTD_createCCtx() else { throw ParquetError.compression("ZSTD_createCCtx failed") }
+    defer { ZSTD_freeCCtx(ctx) }
+    func check(_ r: Int) throws -> Int {
+        guard ZSTD_isError(r) == 0 else { throw ParquetError.compression(String(cString: ZSTD_getErrorName(r))) }
+        return r
+    }
+    _ = try check(ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, Int32(clamping: level)))
+    _ = try check(ZSTD_CCtx_setPledgedSrcSize(ctx, UInt64(parts.reduce(0) { $0 + $1.count })))
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+    /// Feeds `src` (nil: none, to end the frame) until libzstd has taken all
+    /// of it (and, when ending, flushed everything), appending its output.
+    func feed(_ src: UnsafeRawBufferPointer?, end: Bool) throws {
+        var input = ZSTD_inBuffer(src: src?.baseAddress, size: src?.count ?? 0, pos: 0)
+        while true {
+            let (left, produced): (Int, Int) = try chunk.withUnsafeMutableBytes { dst in
+                var output = ZSTD_outBuffer(dst: dst.baseAddress, size: dst.count, pos: 0)
+                let r = try check(ZSTD_compressStream2(ctx, &output, &input, end ? ZSTD_e_end : ZSTD_e_continue))
+                return (r, output.pos)
+            }
+            out.append(contentsOf: chunk[0..<produced])
+            if end ? left == 0 : input.pos == input.size { return }
+        }
+    }
+    for part in parts where !part.isEmpty {
+        try part.withUnsafeBytes { try feed($0, end: false) }
+    }
+    try feed(nil, end: true)
+    return out
+}
+
 /// Decompresses a ZSTD frame whose size is known (from a page header, or
 /// stored beside the frame), at most `limit` bytes; `what` names the data in
 /// errors (`ParquetError.corrupt`).

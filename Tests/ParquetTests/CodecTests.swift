@@ -151,6 +151,25 @@ extension CompactWriter {
             try zstdDecompress(compressed, range: 0..<compressed.count / 2, expectedSize: input.count)
         }
     }
+
+    /// A frame compressed from parts is the frame of their concatenation:
+    /// parts empty, tiny and larger than libzstd's stream buffers (128 KiB),
+    /// random (incompressible) and repetitive; no parts at all is an empty frame.
+    @Test func zstdOfPartsIsTheFrameOfTheirConcatenation() throws {
+        var rng = SplitMix64(seed: 11)
+        let random = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let parts: [[UInt8]] = [[], [1, 2, 3], random, [], Array(repeating: 7, count: 500_000), [9]]
+        let whole = parts.flatMap { $0 }
+        let frame = try zstdCompress(parts: parts, level: 1)
+        #expect(frame.count < whole.count - 400_000)
+        #expect(try zstdDecompress(frame, range: 0..<frame.count, expectedSize: whole.count, limit: 1 << 30) == whole)
+        // The frame says its size: a wrong expected size is caught before decoding.
+        #expect(throws: ParquetError.self) {
+            try zstdDecompress(frame, range: 0..<frame.count, expectedSize: whole.count + 1, limit: 1 << 30)
+        }
+        let empty = try zstdCompress(parts: [], level: 1)
+        #expect(try zstdDecompress(empty, range: 0..<empty.count, expectedSize: 0) == [])
+    }
 }
 
 @Suite struct SnappyTests {

@@ -75,19 +75,32 @@ public struct Manifest: Sendable {
     static let bodyLimit = 1 << 40
 
     func encode() throws -> [UInt8] {
-        var body = StateWriter()
-        body.string(instance); body.int(epoch); body.string(sinkId); body.string(clusterId)
-        body.uint(UInt64(partitions.count))
-        for p in partitions {
-            body.string(p.topic); body.int(Int64(p.partition)); body.int(p.seq); body.int(p.nextOffset); body.blob(p.state)
-            body.blob(p.formatState)
+        // The body, as the pieces between the partitions' snapshots and the
+        // snapshots themselves (each as `StateWriter.blob` writes one: its
+        // length, then its bytes), compressed piece by piece: the body is
+        // never copied whole (docs/architecture.md "The daemon's heap").
+        var parts: [[UInt8]] = []
+        var head = StateWriter()
+        func blob(_ b: [UInt8]) {
+            head.uint(UInt64(b.count))
+            parts.append(head.bytes)
+            parts.append(b)
+            head = StateWriter()
         }
-        body.uint(UInt64(files.count))
-        for f in files { body.string(f.staged); body.string(f.final) }
+        head.string(instance); head.int(epoch); head.string(sinkId); head.string(clusterId)
+        head.uint(UInt64(partitions.count))
+        for p in partitions {
+            head.string(p.topic); head.int(Int64(p.partition)); head.int(p.seq); head.int(p.nextOffset)
+            blob(p.state)
+            blob(p.formatState)
+        }
+        head.uint(UInt64(files.count))
+        for f in files { head.string(f.staged); head.string(f.final) }
+        parts.append(head.bytes)
         var w = StateWriter()
         for b in Manifest.magic { w.uint(UInt64(b)) }
-        w.uint(UInt64(body.bytes.count))
-        w.blob(try zstdCompress(body.bytes, level: Manifest.compressionLevel))
+        w.uint(UInt64(parts.reduce(0) { $0 + $1.count }))
+        w.blob(try zstdCompress(parts: parts, level: Manifest.compressionLevel))
         w.seal()
         return w.bytes
     }
