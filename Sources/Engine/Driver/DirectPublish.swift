@@ -27,14 +27,20 @@ final class DirectPublish: @unchecked Sendable {
     private(set) var flushes = 0
     /// The position of the first record (the start of every flush's source range).
     var rangeStart = ""
-    private let queue = BoundedQueue<Job>(capacity: 2)
+    /// Flushes submitted and not yet published, at most this many: a flush
+    /// holds its windows (their sessions rows) until published.
+    static let pendingMax = 3
+    /// Guards everything below; signalled when a flush is added or published
+    /// and when the publish thread ends.
     private let done = NSCondition()
+    /// Submitted flushes in submit order, each until it is published; the
+    /// publish thread works on the first.
+    private var pending: [FlushWork] = []
+    private var closed = false
     private var finished = false
     private var error: Error?
     private var files = 0
     private var started = false
-    /// The flush being encoded (guarded by `done`), for `finish` to help with.
-    private var encoding: FlushWork?
 
     init(writer: WindowFileWriter) {
         self.writer = writer
@@ -54,69 +60,84 @@ final class DirectPublish: @unchecked Sendable {
 
     /// Queues one flush for encoding and publishing (numbered here) unless
     /// it is empty; `names`: the strings the windows' group keys refer to.
-    /// Returns whether anything was submitted.
+    /// Returns whether anything was submitted. While `pendingMax` flushes
+    /// are pending, the caller encodes their files instead of sleeping
+    /// (`FlushWork.help`): the publish thread, which also syncs and renames
+    /// every file, is what a replay waits on when windows close quickly.
     func submit(windows: [WindowState<DataSketchesKit>], rejects: [RejectRow], names: [String],
                 range: String, lateFrom: Int) throws -> Bool {
         guard !windows.isEmpty || !rejects.isEmpty else { return false }
-        if let e = done.withLock({ error }) { throw e }
         if !started {
             started = true
             Thread { [self] in publishLoop() }.start()
         }
         flushes += 1
-        queue.put(Job(windows: windows, rejects: rejects, names: names, flush: flushes,
-                      lateFrom: lateFrom, range: range))
+        let work = FlushWork(Job(windows: windows, rejects: rejects, names: names, flush: flushes,
+                                 lateFrom: lateFrom, range: range), writer)
+        done.lock()
+        defer { done.unlock() }
+        while error == nil && !closed && pending.count >= Self.pendingMax { helpOrWait() }
+        if let error { throw error }
+        guard !closed else { return false }
+        pending.append(work)
+        done.broadcast()
         return true
     }
 
     /// Waits until every submitted flush is published; returns the file
     /// count. The caller (the engine's thread, done with its input) encodes
-    /// files of the flushes still in progress meanwhile: the last flush of a
-    /// replay holds the last few windows at once (`FlushWork`).
+    /// files of the flushes still pending meanwhile: the last flushes of a
+    /// replay come in quick succession (`FlushWork`).
     func finish() throws -> Int {
-        queue.close()
-        guard started else { return 0 }
         done.lock()
         defer { done.unlock() }
-        var helped: FlushWork?
-        while !finished {
-            if let work = encoding, work !== helped {
-                helped = work
-                done.unlock()
-                work.help()
-                done.lock()
-                continue
-            }
-            done.wait()
-        }
+        closed = true
+        done.broadcast()
+        guard started else { return 0 }
+        while !finished { helpOrWait() }
         if let error { throw error }
         return files
     }
 
     /// Stops taking flushes (after an error elsewhere); what was submitted is still published.
-    func close() { queue.close() }
+    func close() { done.withLock { closed = true; done.broadcast() } }
 
-    /// The encode + publish thread.
+    /// With `done` held: encodes units of the oldest pending flush that has
+    /// any left to take (the lock released meanwhile), or waits for a signal.
+    private func helpOrWait() {
+        if let work = pending.first(where: \.hasUnitsToTake) {
+            done.unlock()
+            work.help()
+            done.lock()
+        } else {
+            done.wait()
+        }
+    }
+
+    /// The publish thread: each pending flush in order, its files encoded
+    /// (with whoever helps) and published.
     private func publishLoop() {
         var failure: Error?
         var count = 0
-        do {
-            while let job = try queue.take() {
-                let work = FlushWork(job, writer)
-                done.withLock { encoding = work; done.broadcast() }
+        done.lock()
+        while failure == nil {
+            while pending.isEmpty && !closed { done.wait() }
+            guard let work = pending.first else { break }
+            done.unlock()
+            do {
                 let planned = try work.files()
-                done.withLock { encoding = nil }
                 try writer.publish(planned)
                 try dump?.record(planned)
                 count += planned.count
+            } catch {
+                failure = error
             }
-        } catch {
-            failure = error
-            queue.close()
+            done.lock()
+            pending.removeFirst()
+            done.broadcast()
         }
-        done.lock()
         finished = true
-        self.error = failure
+        error = failure
         files = count
         done.broadcast()
         done.unlock()
@@ -155,6 +176,9 @@ final class FlushWork: @unchecked Sendable {
         self.units = units
         results = Array(repeating: [], count: units.count)
     }
+
+    /// Whether a unit is left for `help` to take.
+    var hasUnitsToTake: Bool { cond.withLock { next < units.count && failure == nil } }
 
     /// Encodes units until none is left to take (or one failed).
     func help() {
