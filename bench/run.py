@@ -21,7 +21,11 @@ descendants (Spark's JVM, which spark_job.py waits for), and this driver is
 a child subreaper, so a descendant orphaned by its parent is reparented
 here and reaped with its usage too. Peak RSS is the larger of the biggest
 single process's ru_maxrss and the sum of the tree's RSS sampled every
-0.1 s (Spark: Python driver + JVM).
+0.1 s (Spark: Python driver + JVM). Each timed replay writes into a sink
+directory of its own and none is deleted before the end, so the harness's
+own deletions cannot slow the files the job creates (ext4 without a
+journal walks past recently freed inodes: bench/results/speed.md section
+19; the effect has stayed below this VM's noise when measured).
 
 Environment: BENCH_BEACONS (default 2_000_000), QOS_BIN (default the
 release build), BENCH_RUNS (default 3), BENCH_PAIRS (default 5: qos replay and DuckDB
@@ -237,8 +241,7 @@ def naive(work, data, sink, lines):
                 out = work / f"naive-{i}.json"
                 got[which] = timed(peer_command("duckdb-naive", data, out), log=work / f"naive-{i}.log", sample=True)
             else:
-                shutil.rmtree(work / "paired", ignore_errors=True)
-                got[which] = timed([QOS, "replay", data, "--sink", work / "paired", "--quiet"])
+                got[which] = timed([QOS, "replay", data, "--sink", work / f"paired-{i}", "--quiet"])
         results.append(got["naive"])
         replays.append(got["qos"])
         ratios.append((got["qos"][1] / got["naive"][1], got["qos"][0] / got["naive"][0]))
@@ -283,12 +286,11 @@ def main():
         results = []
         timed([QOS, "replay", data, "--sink", work / "warm", "--quiet"])
         for i in range(RUNS):
-            shutil.rmtree(work / "out", ignore_errors=True)
-            results.append(timed([QOS, "replay", data, "--sink", work / "out", "--quiet"]))
+            results.append(timed([QOS, "replay", data, "--sink", work / f"out-{i}", "--quiet"]))
         wall, cpu, rss = median_row(results)
         print(f"qos replay: {wall:.2f} s", flush=True)
         rows.append(("qos replay (all tables, all metrics, Parquet out)", wall, cpu, rss, lines))
-        peer_rows, agreement = peers(work, data, work / "out", lines) if PEERS else ([], [])
+        peer_rows, agreement = peers(work, data, work / f"out-{RUNS - 1}", lines) if PEERS else ([], [])
         rows += peer_rows
         rows.append(daemon(work))
         cdn = cdn_logs(work, sessions)
@@ -315,8 +317,7 @@ def workers_curve(work, data, lines):
         timed(args + ["--sink", work / f"workers-warm-{n}"])
         results = []
         for i in range(RUNS):
-            shutil.rmtree(work / f"workers-{n}", ignore_errors=True)
-            results.append(timed(args + ["--sink", work / f"workers-{n}"]))
+            results.append(timed(args + ["--sink", work / f"workers-{n}-{i}"]))
         wall, cpu, rss = median_row(results)
         note = f"taskset -c 0-{cores - 1} ({n} engine threads on {cores} cores)" if pin else f"{cores} cores"
         print(f"qos replay --workers {n}: {wall:.2f} s wall, {cpu:.2f} CPU s ({note})", flush=True)
@@ -339,8 +340,7 @@ def cdn_logs(work, sessions):
     rows = []
     results = []
     for i in range(RUNS):
-        shutil.rmtree(work / "cdn-out", ignore_errors=True)
-        results.append(timed([QOS, "replay", "--format", "edgecast", data, "--sink", work / "cdn-out", "--quiet"]))
+        results.append(timed([QOS, "replay", "--format", "edgecast", data, "--sink", work / f"cdn-out-{i}", "--quiet"]))
     wall, cpu, rss = median_row(results)
     rows.append(("qos replay --format edgecast (cdn_edge + rejects, Parquet out)", wall, cpu, rss, records))
     results = [timed(peer + [work / f"cdn-duckdb-{i}.json"], sample=True) for i in range(RUNS)]
