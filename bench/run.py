@@ -100,8 +100,9 @@ def processes():
     return out
 
 
-def tree_rss(root, me, before):
-    """RSS (bytes) of `root`'s process tree plus orphans reparented to us."""
+def tree_rss(root, me, before, count_root=True):
+    """RSS (bytes) of `root`'s process tree plus orphans reparented to us
+    (without `root` itself unless `count_root`)."""
     procs = processes()
     kids = {}
     for pid, (ppid, _) in procs.items():
@@ -113,31 +114,65 @@ def tree_rss(root, me, before):
         if p in seen or p not in procs:
             continue
         seen.add(p)
-        total += procs[p][1]
+        if p != root or count_root:
+            total += procs[p][1]
         todo += kids.get(p, [])
     return total
+
+
+# Runs one job for `timed` (argv: the report fd, then the job's argv): forks
+# it, waits, and writes the job's own wall seconds, user + sys CPU seconds,
+# peak RSS (KiB) and wait status to the report fd.
+# A child's ru_maxrss is at least the RSS of the process that forked it (the
+# copied address space counts until exec), and this driver grows to hundreds
+# of MiB once it has compared outputs in DuckDB; a fresh small interpreter
+# forking the job keeps that floor at a few MiB.
+SPAWN_SHIM = """
+import os, sys, time
+report = int(sys.argv[1])
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.close(report)
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+os.write(report, f"{wall} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss} {status}".encode())
+"""
 
 
 def timed(args, log=None, sample=False, env=None):
     """Wall seconds, CPU seconds (user+sys of the process tree) and peak RSS
     (MiB) of one child run; its stderr goes to `log` (a path) when given.
-    With `sample`, the tree's summed RSS is polled every 0.1 s."""
+    With `sample`, the tree's summed RSS is polled every 0.1 s. The job is
+    forked by `SPAWN_SHIM`, whose own start-up is not counted."""
     me = os.getpid()
     before = {pid for pid, (ppid, _) in processes().items() if ppid == me}
     err = open(log, "w") if log else subprocess.DEVNULL
     busy0 = busy_seconds()
     t0 = time.perf_counter()
-    p = subprocess.Popen([str(a) for a in args], stdout=subprocess.DEVNULL, stderr=err, env=env)
+    report_r, report_w = os.pipe()
+    p = subprocess.Popen([sys.executable, "-S", "-c", SPAWN_SHIM, str(report_w)] + [str(a) for a in args],
+                         stdout=subprocess.DEVNULL, stderr=err, env=env, pass_fds=(report_w,))
+    os.close(report_w)
     peak_tree = 0
     while True:
         pid, status, ru = os.wait4(p.pid, os.WNOHANG if sample else 0)
         if pid:
             break
-        peak_tree = max(peak_tree, tree_rss(p.pid, me, before))
+        peak_tree = max(peak_tree, tree_rss(p.pid, me, before, count_root=False))
         time.sleep(0.1)
-    wall = time.perf_counter() - t0
+    outer_wall = time.perf_counter() - t0
     p.returncode = status
-    cpu, maxrss = ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    with os.fdopen(report_r, "rb") as f:
+        report = f.read().split()
+    if len(report) != 4:
+        raise SystemExit(f"{' '.join(map(str, args))} did not start ({status})")
+    wall, cpu, maxrss, job_status = float(report[0]), float(report[1]), int(report[2]), int(report[3])
+    outer_cpu = ru.ru_utime + ru.ru_stime
     while True:  # reap orphaned descendants (reparented to us), with their usage
         orphans = [pid for pid, (ppid, _) in processes().items() if ppid == me and pid not in before]
         if not orphans:
@@ -148,12 +183,13 @@ def timed(args, log=None, sample=False, env=None):
             except ChildProcessError:
                 continue
             cpu += oru.ru_utime + oru.ru_stime
+            outer_cpu += oru.ru_utime + oru.ru_stime
             maxrss = max(maxrss, oru.ru_maxrss)
-    BACKGROUND.append(max(0.0, busy_seconds() - busy0 - cpu) / wall)
+    BACKGROUND.append(max(0.0, busy_seconds() - busy0 - outer_cpu) / outer_wall)
     if log:
         err.close()
-    if status != 0:
-        raise SystemExit(f"{' '.join(map(str, args))} failed ({status})" + (f": {open(log).read()[-1500:]}" if log else ""))
+    if job_status != 0:
+        raise SystemExit(f"{' '.join(map(str, args))} failed ({job_status})" + (f": {open(log).read()[-1500:]}" if log else ""))
     return wall, cpu, max(maxrss / 1024, peak_tree / 1_048_576)
 
 
