@@ -92,22 +92,6 @@ public struct SessionRow: Sendable, Equatable {
     public var durationMs: Int64 { endTs - startTs }
 }
 
-/// Where a beacon came from, for `rejects.source`.
-public enum SourcePosition: Sendable, Equatable {
-    case file(name: String, line: Int64)
-    case kafka(topic: String, partition: Int32, offset: Int64)
-    /// A record of an in-memory source (tests): its stream, partition and index.
-    case memory(name: String, partition: Int32, index: Int64)
-
-    public var description: String {
-        switch self {
-        case .file(let n, let l): return "\(n):\(l)"
-        case .kafka(let t, let p, let o): return "\(t)/\(p)/\(o)"
-        case .memory(let n, let p, let i): return "memory:\(n)/\(p)/\(i)"
-        }
-    }
-}
-
 /// One row of the `rejects` table.
 public struct RejectRow: Sendable, Equatable {
     /// The partition's event-time clock when rejected (see README "Rejects":

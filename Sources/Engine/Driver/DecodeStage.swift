@@ -398,11 +398,8 @@ final class DecodedBatch: @unchecked Sendable {
     var others: [DecodedItem] = []
     /// Every item in input order: `i >= 0` is `beacons[i]`, `i < 0` is `others[~i]`.
     var order: [Int32] = []
-    /// The batch's own copy of the name of its first record's file: the
-    /// engine's thread retains and releases it for every record it is
-    /// given, so it must not share a reference count with the strings the
-    /// decode thread goes on using.
-    var fileName = ""
+    /// The name of the batch's first record's file.
+    var fileName = SourceName("")
     /// The decoder's reader, kept across records.
     var scratch = DecodeScratch()
 
@@ -471,7 +468,7 @@ final class DecodedBatch: @unchecked Sendable {
         if case .file(let name, let n) = r.position, name == fileName || records.isEmpty {
             // The batch's file is that of its first record; a line of a
             // later file in the same batch keeps its own position.
-            adoptFileName(name)
+            fileName = name
             line = n
         } else {
             precondition(positions.count < Self.itemsMax, "decoded batch too large")
@@ -485,14 +482,9 @@ final class DecodedBatch: @unchecked Sendable {
 
     /// Before the first record: the lines staged next (`stageLine`) are
     /// lines of the file `name`.
-    func setFile(_ name: String) {
+    func setFile(_ name: SourceName) {
         precondition(records.isEmpty, "a batch's file is set before its first record")
-        adoptFileName(name)
-    }
-
-    /// `fileName` becomes `name`, in a copy of its own (see `fileName`).
-    private func adoptFileName(_ name: String) {
-        if name != fileName { fileName = String(decoding: Array(name.utf8), as: UTF8.self) }
+        fileName = name
     }
 
     /// `stage` for line `line` of the batch's file (`setFile`), the record at
@@ -682,7 +674,7 @@ struct DecodedItems {
 struct SourceFormats {
     let base: any RecordFormat
     let stream: String
-    private var fileName: String?
+    private var fileName: SourceName?
     private var fileFormat: (any RecordFormat)?
     private var byPartition: [Int32: any RecordFormat] = [:]
 
@@ -695,7 +687,7 @@ struct SourceFormats {
         if case .file(let name, _) = r.position {
             if name != fileName {
                 fileName = name
-                fileFormat = (fileFormat ?? base).forSource(named: name)
+                fileFormat = (fileFormat ?? base).forSource(named: name.string)
             }
             return fileFormat!
         }

@@ -10,7 +10,7 @@ public final class FileRecordSource: RecordSource {
     var fileIndex = 0
     var reader: LineReader?
     var file: ByteSource?
-    var fileName = ""
+    var fileName = SourceName("")
     /// Records delivered so far (the next offset).
     public private(set) var offset: Int64 = 0
     /// Records to skip before delivering (a start offset past 0).
@@ -32,7 +32,7 @@ public final class FileRecordSource: RecordSource {
     /// Every file was read to its end.
     public var atEnd: Bool { fileIndex >= paths.count }
     /// The name of the file being read (`stdin` for `-`).
-    public var currentFile: String { fileName }
+    public var currentFile: String { fileName.string }
 
     /// The file being read when it is mapped: the lines of a poll lie in
     /// its mapping, which stays valid for as long as this object is held,
@@ -46,7 +46,7 @@ public final class FileRecordSource: RecordSource {
     /// announces partition 0.
     public func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
-        var name = ""
+        var name = SourceName("")
         return try pollLines(maxRecords: maxRecords, onEvent: onEvent, onFile: { name = $0 }, onLine: { line, number, offset in
             onRecord(RawRecord(bytes: line, partition: 0, offset: offset, position: .file(name: name, line: number)))
         })
@@ -55,10 +55,9 @@ public final class FileRecordSource: RecordSource {
     /// `poll` without a `RawRecord` per line: `onFile` gets the name of the
     /// file the lines come from (once, before them: a poll never crosses a
     /// file), then `onLine` each line with its line number and offset. The
-    /// decode stage stages lines through it (`DecodedBatch.stageLine`): a
-    /// `RawRecord` carries the file's name, a reference count update per
-    /// line on the thread that reads the file (bench/results/speed.md §18).
-    func pollLines(maxRecords: Int, onEvent: (SourceEvent) -> Void, onFile: (String) -> Void,
+    /// decode stage stages lines through it (`DecodedBatch.stageLine`):
+    /// no position is built per line (bench/results/speed.md §18).
+    func pollLines(maxRecords: Int, onEvent: (SourceEvent) -> Void, onFile: (SourceName) -> Void,
                    onLine: (UnsafeRawBufferPointer, _ line: Int64, _ offset: Int64) -> Void) throws -> Int {
         if !announced {
             announced = true
@@ -71,7 +70,7 @@ public final class FileRecordSource: RecordSource {
             let f = try ByteSource(path: path, map: mapFiles)
             file = f
             reader = LineReader(f)
-            fileName = path == "-" ? "stdin" : path
+            fileName = SourceName(path == "-" ? "stdin" : path)
         }
         onFile(fileName)
         var n = 0

@@ -9,6 +9,8 @@ import QoSCore
 public final class KafkaRecordSource: RecordSource {
     public let consumer: KafkaConsumer
     public let streams: [String]
+    /// `streams` as the names records' positions carry.
+    let streamNames: [SourceName]
     public var name: String { streams.joined(separator: "+") }
     public private(set) var partitionCount = 0
     /// Rotates `idle` over the partitions.
@@ -19,6 +21,7 @@ public final class KafkaRecordSource: RecordSource {
                 logHandler: KafkaLogHandler?) throws {
         precondition(!topics.isEmpty && Set(topics).count == topics.count, "one or more distinct topics")
         streams = topics
+        streamNames = topics.map { SourceName($0) }
         consumer = try KafkaConsumer(brokers: brokers, groupId: group, topics: topics, extra: properties,
                                      logHandler: logHandler)
         // Throws the one-line "unreachable" / "topic does not exist" errors itself.
@@ -50,7 +53,8 @@ public final class KafkaRecordSource: RecordSource {
         return try consumer.poll(maxMessages: maxRecords, timeoutMs: timeoutMs, onMessage: { m in
             guard let id = single ? m.partition : id(TopicPartition(m.topic, m.partition)) else { return }
             onRecord(RawRecord(bytes: m.payload, partition: id, offset: m.offset,
-                               position: .kafka(topic: m.topic, partition: m.partition, offset: m.offset)))
+                               position: .kafka(topic: streamNames[single ? 0 : StreamPartition(id: id).stream],
+                                                partition: m.partition, offset: m.offset)))
         }, onEvent: { e in
             switch e {
             case .message: break  // messages arrive through onMessage

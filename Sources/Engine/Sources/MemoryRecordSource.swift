@@ -7,6 +7,8 @@ import QoSCore
 /// would. Offsets are indices into a partition's records.
 public final class MemoryRecordSource: RecordSource {
     public let streams: [String]
+    /// `streams` as the names records' positions carry.
+    let streamNames: [SourceName]
     public var name: String { streams.joined(separator: "+") }
     public var partitionCount: Int { records.count }
     let partitionsPerStream: Int
@@ -31,6 +33,7 @@ public final class MemoryRecordSource: RecordSource {
     public init(streams: [String], partitionsPerStream: Int) {
         precondition(!streams.isEmpty, "a source has a stream")
         self.streams = streams
+        streamNames = streams.map { SourceName($0) }
         self.partitionsPerStream = partitionsPerStream
         records = Array(repeating: [], count: streams.count * partitionsPerStream)
     }
@@ -78,7 +81,7 @@ public final class MemoryRecordSource: RecordSource {
                     recs[Int(i)].withUnsafeBytes { b in
                         let sp = StreamPartition(id: p)
                         onRecord(RawRecord(bytes: b, partition: p, offset: i,
-                                           position: .memory(name: streams[sp.stream], partition: sp.partition, index: i)))
+                                           position: .memory(name: streamNames[sp.stream], partition: sp.partition, index: i)))
                     }
                     i += 1
                     n += 1
