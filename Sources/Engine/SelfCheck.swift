@@ -11,6 +11,8 @@ public final class EngineSelfCheck {
     public let engine: QoSEngine<DataSketchesKit>
     let writer: WindowFileWriter
     let nowMs: Int64
+    /// The name of every message's position (built once: `SourceName`).
+    static let sourceName = SourceName("check")
     /// Beacons and rejects the decoder found (objects of arrays counted singly).
     public private(set) var items: Int64 = 0
     public private(set) var rejectRows: Int64 = 0
@@ -29,7 +31,7 @@ public final class EngineSelfCheck {
     /// One message (a line of a file or a Kafka message).
     public func ingest(_ message: UnsafeRawBufferPointer, line: Int64) {
         BeaconDecoder.decodeEach(message, onBeacon: { _, _ in items += 1 }, onReject: { _, _ in items += 1 })
-        engine.ingest(message: message, partition: 0, source: .file(name: "check", line: line), nowMs: nowMs)
+        engine.ingest(message: message, partition: 0, source: .file(name: Self.sourceName, line: line), nowMs: nowMs)
         if engine.replayWatermark >= engine.nextDueEnd { write(engine.flush(watermark: engine.replayWatermark)) }
     }
 

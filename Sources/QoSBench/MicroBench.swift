@@ -58,9 +58,10 @@ public enum MicroBench {
         o.sessions = messages / 70 + 1
         let payloads = TrafficGenerator(o).prefix(messages).map(\.payload)
         let engine = QoSEngine<DataSketchesKit>()
+        let name = SourceName("b")  // interned once, as a source does (SourcePosition.swift)
         let t0 = monotonicSeconds()
         for (i, p) in payloads.enumerated() {
-            p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "b", line: Int64(i)), nowMs: .max / 2) }
+            p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: name, line: Int64(i)), nowMs: .max / 2) }
             if engine.replayWatermark >= engine.nextDueEnd { _ = engine.flush(watermark: engine.replayWatermark) }
         }
         _ = engine.finish()
@@ -103,9 +104,10 @@ public enum MicroBench {
         }
         let engine = QoSEngine<DataSketchesKit>()
         func open() -> Int { engine.partitions.values.reduce(0) { $0 + $1.sessions.count } }
+        let name = SourceName("m")
         func ingest(_ batch: [[UInt8]], from line: Int) {
             for (i, p) in batch.enumerated() {
-                p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: "m", line: Int64(line + i)), nowMs: .max / 2) }
+                p.withUnsafeBytes { engine.ingest(message: $0, partition: 0, source: .file(name: name, line: Int64(line + i)), nowMs: .max / 2) }
             }
         }
         let before = residentBytes()

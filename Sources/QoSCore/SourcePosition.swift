@@ -25,6 +25,8 @@ public enum SourcePosition: Sendable, Equatable {
 /// `/data/beacons/….ndjson` retained and released it for every line, ≈ 6 %
 /// of the engine thread (bench/results/speed.md section 46). The names are
 /// the inputs and topics a process was given, so the table stays small.
+/// Build a source's name once, not per record: `init` (a literal too)
+/// takes a lock and looks the text up.
 public struct SourceName: @unchecked Sendable, Hashable, CustomStringConvertible, ExpressibleByStringLiteral {
     /// Never released: the registry keeps each one for the process's life.
     private final class Storage: Sendable {
