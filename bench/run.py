@@ -28,8 +28,10 @@ journal walks past recently freed inodes: bench/results/speed.md section
 19; the effect has stayed below this VM's noise when measured).
 
 Environment: BENCH_BEACONS (default 2_000_000), QOS_BIN (default the
-release build), BENCH_RUNS (default 3), BENCH_PAIRS (default 5: qos replay and DuckDB
-naive runs interleaved for their ratio), BENCH_PEERS (default
+release build), BENCH_RUNS (default 3), BENCH_PAIRS (default 9: qos replay and DuckDB
+naive runs interleaved for their ratio; a single pair on a 2-core VM
+ranges ±15 %, and medians of 5 an hour apart differed by a tenth:
+bench/results/speed.md "Where it stands" of 2026-12-04 12:37), BENCH_PEERS (default
 "duckdb,spark"; empty skips the peers and their checks),
 BENCH_DAEMON_BEACONS (default 5_000_000), BENCH_WORKERS (default "1,2,4,8":
 the worker counts of the `qos replay --workers N` curve; a count above this
@@ -53,7 +55,7 @@ import compare  # noqa: E402
 QOS = os.environ.get("QOS_BIN", str(ROOT / ".build" / "release" / "qos"))
 BEACONS = int(os.environ.get("BENCH_BEACONS", "2000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
+PAIRS = int(os.environ.get("BENCH_PAIRS", "9"))
 DAEMON_BEACONS = int(os.environ.get("BENCH_DAEMON_BEACONS", "5000000"))
 DAEMON_RUNS = int(os.environ.get("BENCH_DAEMON_RUNS", "5"))
 PEERS = [p for p in os.environ.get("BENCH_PEERS", "duckdb,spark").split(",") if p]
