@@ -48,6 +48,9 @@ public struct SourceName: @unchecked Sendable, Hashable, CustomStringConvertible
 
     public init(stringLiteral value: String) { self.init(value) }
 
+    /// The empty name: what a source holds before its first file.
+    public static let empty = SourceName("")
+
     public var string: String { storage._withUnsafeGuaranteedRef { $0.string } }
     public var description: String { string }
 

@@ -12,7 +12,7 @@ import Testing
         #expect(SourcePosition.kafka(topic: "video-qos-beacons-production", partition: 3, offset: 9).description
             == "video-qos-beacons-production/3/9")
         #expect(SourcePosition.memory(name: "m", partition: 0, index: 7).description == "memory:m/0/7")
-        #expect(SourceName("").description == "")
+        #expect(SourceName("") == .empty && SourceName.empty.description == "")
     }
 
     @Test func equalNamesAreOneValueAndDifferentNamesAreNot() {

@@ -399,7 +399,7 @@ final class DecodedBatch: @unchecked Sendable {
     /// Every item in input order: `i >= 0` is `beacons[i]`, `i < 0` is `others[~i]`.
     var order: [Int32] = []
     /// The name of the batch's first record's file.
-    var fileName = SourceName("")
+    var fileName = SourceName.empty
     /// The decoder's reader, kept across records.
     var scratch = DecodeScratch()
 

@@ -10,7 +10,7 @@ public final class FileRecordSource: RecordSource {
     var fileIndex = 0
     var reader: LineReader?
     var file: ByteSource?
-    var fileName = SourceName("")
+    var fileName = SourceName.empty
     /// Records delivered so far (the next offset).
     public private(set) var offset: Int64 = 0
     /// Records to skip before delivering (a start offset past 0).
@@ -46,7 +46,7 @@ public final class FileRecordSource: RecordSource {
     /// announces partition 0.
     public func poll(maxRecords: Int, timeoutMs: Int, onRecord: (RawRecord) -> Void,
                      onEvent: (SourceEvent) -> Void) throws -> Int {
-        var name = SourceName("")
+        var name = SourceName.empty
         return try pollLines(maxRecords: maxRecords, onEvent: onEvent, onFile: { name = $0 }, onLine: { line, number, offset in
             onRecord(RawRecord(bytes: line, partition: 0, offset: offset, position: .file(name: name, line: number)))
         })
