@@ -4,17 +4,25 @@ import QoSCore
 /// One output column: its Parquet field, its documentation, and how to
 /// read its values off a batch of rows. `schemas/tables/*.json` is
 /// generated from these lists (`qos schemas`), and a test keeps them equal.
+///
+/// A column's accessor reads its row through a pointer (`$0.pointee.…`):
+/// handed a row by value, Swift copies it for the call, retaining and
+/// releasing every array and sketch the row holds, once per cell (a
+/// metric row holds a dozen; bench/results/speed.md section 47).
 public struct OutputColumn<Row> {
+    /// A row lent to an accessor in place, valid during the call.
+    public typealias Lent = UnsafePointer<Row>
+
     public let field: ParquetField
     public let doc: String
-    let build: (ArraySlice<Row>) -> ParquetColumnData
+    let build: (UnsafeBufferPointer<Row>) -> ParquetColumnData
     /// The row's estimated PLAIN size in this column (`parquetEstimatedSize`),
     /// or nil when it is the same for every row: `fixedSize`.
-    let size: ((Row) -> Int)?
+    let size: ((Lent) -> Int)?
     let fixedSize: Int
 
-    init(field: ParquetField, doc: String, size: ((Row) -> Int)? = nil,
-         build: @escaping (ArraySlice<Row>) -> ParquetColumnData) {
+    init(field: ParquetField, doc: String, size: ((Lent) -> Int)? = nil,
+         build: @escaping (UnsafeBufferPointer<Row>) -> ParquetColumnData) {
         self.field = field
         self.doc = doc
         self.build = build
@@ -22,9 +30,21 @@ public struct OutputColumn<Row> {
         self.fixedSize = size == nil ? parquetEstimatedSize(field.physical, byteCount: 0) : 0
     }
 
+    /// The column's values for `rows` (a whole column: tests, small tables).
+    func values(_ rows: [Row]) -> ParquetColumnData {
+        rows.withUnsafeBufferPointer { build($0) }
+    }
+
+    /// `f` of each row, the rows lent in place (never copied).
+    @inline(__always)
+    static func cells<T>(_ rows: UnsafeBufferPointer<Row>, _ f: (Lent) -> T) -> [T] {
+        guard let base = rows.baseAddress else { return [] }
+        return (0..<rows.count).map { f(base + $0) }
+    }
+
     /// The estimated size of a row over `columns`: the fixed-size columns'
     /// sum once, then only the columns whose size depends on the row.
-    static func rowSize(_ columns: [OutputColumn]) -> (Row) -> Int {
+    static func rowSize(_ columns: [OutputColumn]) -> (Lent) -> Int {
         let fixed = columns.reduce(0) { $0 + $1.fixedSize }
         let variable = columns.compactMap(\.size)
         return { row in variable.reduce(fixed) { $0 + $1(row) } }
@@ -36,61 +56,65 @@ public struct OutputColumn<Row> {
     /// The bytes equal those of writing whole columns.
     static func encode(_ columns: [OutputColumn], _ rows: [Row], options: ParquetWriterOptions) throws -> [UInt8] {
         let rowSize = OutputColumn.rowSize(columns)
-        return try writeParquet(schema: columns.map(\.field), rowCount: rows.count, rowSize: { rowSize(rows[$0]) },
-                                options: options) { i, range in columns[i].build(rows[range]) }
+        return try rows.withUnsafeBufferPointer { all in
+            try writeParquet(schema: columns.map(\.field), rowCount: all.count,
+                             rowSize: { rowSize(all.baseAddress! + $0) }, options: options) { i, range in
+                columns[i].build(UnsafeBufferPointer(rebasing: all[range]))
+            }
+        }
     }
 
-    static func int(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
-        OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64($0.map(f)) }
+    static func int(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Int64) -> OutputColumn {
+        OutputColumn(field: .int64(name, optional: false), doc: doc) { .int64(cells($0, f)) }
     }
-    static func optInt(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64?) -> OutputColumn {
-        OutputColumn(field: .int64(name), doc: doc) { .int64($0.map(f)) }
+    static func optInt(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Int64?) -> OutputColumn {
+        OutputColumn(field: .int64(name), doc: doc) { .int64(cells($0, f)) }
     }
-    static func double(_ name: String, _ doc: String, _ f: @escaping (Row) -> Double?) -> OutputColumn {
-        OutputColumn(field: .double(name), doc: doc) { .double($0.map(f)) }
+    static func double(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Double?) -> OutputColumn {
+        OutputColumn(field: .double(name), doc: doc) { .double(cells($0, f)) }
     }
-    static func string(_ name: String, _ doc: String, _ f: @escaping (Row) -> String) -> OutputColumn {
+    static func string(_ name: String, _ doc: String, _ f: @escaping (Lent) -> String) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).utf8.count }) {
-            .byteArray($0.map { Array(f($0).utf8) })
+            .byteArray(cells($0) { Array(f($0).utf8) })
         }
     }
     /// A string column read as UTF-8 bytes (`bytes`) and sized by
     /// `byteCount`, without building a String per row: the `sessions`
     /// table's ids, kept as bytes (`SessionRows`).
-    static func utf8(_ name: String, _ doc: String, byteCount: @escaping (Row) -> Int,
-                     bytes: @escaping (Row) -> [UInt8]) -> OutputColumn {
+    static func utf8(_ name: String, _ doc: String, byteCount: @escaping (Lent) -> Int,
+                     bytes: @escaping (Lent) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + byteCount($0) }) {
-            .byteArray($0.map(bytes))
+            .byteArray(cells($0, bytes))
         }
     }
     /// A string column whose cells are UTF-8 arrays the rows already hold
     /// (`SessionRows.nameBytes`): each cell shares its array, no copy per row.
-    static func sharedUTF8(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
+    static func sharedUTF8(_ name: String, _ doc: String, _ f: @escaping (Lent) -> [UInt8]) -> OutputColumn {
         OutputColumn(field: .string(name, optional: false), doc: doc, size: { 4 + f($0).count }) {
-            .byteArray($0.map(f))
+            .byteArray(cells($0, f))
         }
     }
-    static func optString(_ name: String, _ doc: String, _ f: @escaping (Row) -> String?) -> OutputColumn {
+    static func optString(_ name: String, _ doc: String, _ f: @escaping (Lent) -> String?) -> OutputColumn {
         OutputColumn(field: .string(name), doc: doc, size: { 4 + (f($0)?.utf8.count ?? 0) }) {
-            .byteArray($0.map { f($0).map { Array($0.utf8) } })
+            .byteArray(cells($0) { f($0).map { Array($0.utf8) } })
         }
     }
-    static func bool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool) -> OutputColumn {
-        OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean($0.map(f)) }
+    static func bool(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Bool) -> OutputColumn {
+        OutputColumn(field: .boolean(name, optional: false), doc: doc) { .boolean(cells($0, f)) }
     }
-    static func optBool(_ name: String, _ doc: String, _ f: @escaping (Row) -> Bool?) -> OutputColumn {
-        OutputColumn(field: .boolean(name), doc: doc) { .boolean($0.map(f)) }
+    static func optBool(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Bool?) -> OutputColumn {
+        OutputColumn(field: .boolean(name), doc: doc) { .boolean(cells($0, f)) }
     }
-    static func time(_ name: String, _ doc: String, _ f: @escaping (Row) -> Int64) -> OutputColumn {
-        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64($0.map { f($0) *| 1000 }) }
+    static func time(_ name: String, _ doc: String, _ f: @escaping (Lent) -> Int64) -> OutputColumn {
+        OutputColumn(field: .timestamp(name, optional: false), doc: doc) { .int64(cells($0) { f($0) *| 1000 }) }
     }
-    static func blob(_ name: String, _ doc: String, _ f: @escaping (Row) -> [UInt8]) -> OutputColumn {
-        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray($0.map(f)) }
+    static func blob(_ name: String, _ doc: String, _ f: @escaping (Lent) -> [UInt8]) -> OutputColumn {
+        OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).count }) { .byteArray(cells($0, f)) }
     }
     /// A sketch column: its serialized bytes, sized without serializing.
-    static func sketch<S: SerializedSketch>(_ name: String, _ doc: String, _ f: @escaping (Row) -> S) -> OutputColumn {
+    static func sketch<S: SerializedSketch>(_ name: String, _ doc: String, _ f: @escaping (Lent) -> S) -> OutputColumn {
         OutputColumn(field: .blob(name, optional: false), doc: doc, size: { 4 + f($0).serializedCount }) {
-            .byteArray($0.map { f($0).serialized() })
+            .byteArray(cells($0) { f($0).serialized() })
         }
     }
 }
@@ -153,7 +177,8 @@ public enum TableSchemas {
 
     static func ratio(_ a: Int64, _ b: Int64) -> Double? { b > 0 ? Double(a) / Double(b) : nil }
 
-    static func windowColumns<R>(_ start: @escaping (R) -> Int64, _ end: @escaping (R) -> Int64) -> [OutputColumn<R>] {
+    static func windowColumns<R>(_ start: @escaping (UnsafePointer<R>) -> Int64,
+                                 _ end: @escaping (UnsafePointer<R>) -> Int64) -> [OutputColumn<R>] {
         [.time("window_start", "Start of the event-time window (inclusive), UTC.", start),
          .time("window_end", "End of the event-time window (exclusive), UTC.", end)]
     }
@@ -161,9 +186,9 @@ public enum TableSchemas {
     /// The columns of a grouped metric table (docs/semantics.md §4).
     public static func metricColumns<K: SketchKit>(_ table: MetricTable, _: K.Type) -> [OutputColumn<MetricRow<K>>] {
         typealias C = OutputColumn<MetricRow<K>>
-        var cols: [C] = windowColumns({ $0.start }, { $0.end })
+        var cols: [C] = windowColumns({ $0.pointee.start }, { $0.pointee.end })
         for (i, d) in table.dimensions.enumerated() {
-            cols.append(.string(d, "Dimension `\(d)`; `unknown` when not known, `__other__` past the group cap.") { $0.dims[i] })
+            cols.append(.string(d, "Dimension `\(d)`; `unknown` when not known, `__other__` past the group cap.") { $0.pointee.dims[i] })
         }
         cols += sessionMetricColumns(K.self)
         if table.hasSegmentMetrics { cols += segmentColumns(K.self) }
@@ -173,178 +198,178 @@ public enum TableSchemas {
     static func sessionMetricColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<MetricRow<K>>] {
         typealias C = OutputColumn<MetricRow<K>>
         let q: (String, Double) -> C = { name, p in
-            .double(name, "Startup time quantile \(p) from startup_ms_sketch (null when empty).") { $0.m.startupSketch.quantile(p) }
+            .double(name, "Startup time quantile \(p) from startup_ms_sketch (null when empty).") { $0.pointee.m.startupSketch.quantile(p) }
         }
         return [
-            .int("views", "Sessions whose first view_start is in the window.") { $0.m.views },
-            .double("unique_viewers", "Estimate of distinct viewer_id over those views (from viewers_hll).") { $0.m.viewers.estimate },
-            .sketch("viewers_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK), compact serialization.") { $0.m.viewers },
-            .int("plays", "Sessions whose first play_start is in the window.") { $0.m.plays },
-            .int("startup_ms_sum", "Σ startup time (first play_start − view_start, 0…5 min).") { $0.m.startupMsSum },
-            .int("startup_ms_count", "Sessions with a startup time.") { $0.m.startupMsCount },
-            .sketch("startup_ms_sketch", "DDSketch (\(SketchParameters.ddsketchAccuracyPercent) % accuracy, ceil keys), ddsketch.proto bytes.") { $0.m.startupSketch },
+            .int("views", "Sessions whose first view_start is in the window.") { $0.pointee.m.views },
+            .double("unique_viewers", "Estimate of distinct viewer_id over those views (from viewers_hll).") { $0.pointee.m.viewers.estimate },
+            .sketch("viewers_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK), compact serialization.") { $0.pointee.m.viewers },
+            .int("plays", "Sessions whose first play_start is in the window.") { $0.pointee.m.plays },
+            .int("startup_ms_sum", "Σ startup time (first play_start − view_start, 0…5 min).") { $0.pointee.m.startupMsSum },
+            .int("startup_ms_count", "Sessions with a startup time.") { $0.pointee.m.startupMsCount },
+            .sketch("startup_ms_sketch", "DDSketch (\(SketchParameters.ddsketchAccuracyPercent) % accuracy, ceil keys), ddsketch.proto bytes.") { $0.pointee.m.startupSketch },
             q("startup_ms_p50", 0.5), q("startup_ms_p90", 0.9), q("startup_ms_p95", 0.95), q("startup_ms_p99", 0.99),
-            .int("vsf", "Video start failures: first fatal error before play_start, after view_start.") { $0.m.vsf },
-            .double("vsf_rate", "vsf / views (null when no views).") { ratio($0.m.vsf, $0.m.views) },
-            .int("ebvs", "Exits before video start, in the window of the close.") { $0.m.ebvs },
-            .double("ebvs_rate", "ebvs / views (null when no views).") { ratio($0.m.ebvs, $0.m.views) },
-            .int("vpf", "Video playback failures: first fatal error after play_start.") { $0.m.vpf },
-            .double("vpf_rate", "vpf / plays (null when no plays).") { ratio($0.m.vpf, $0.m.plays) },
-            .int("playing_ms", "Σ played_ms.") { $0.m.playingMs },
-            .int("rebuffer_count", "Stalls after play_start, outside seeks.") { $0.m.rebufferCount },
-            .int("rebuffer_ms", "Stall time, in the window of the stall's end.") { $0.m.rebufferMs },
-            .double("rebuffer_ratio", "rebuffer_ms / (playing_ms + rebuffer_ms).") { $0.m.rebufferRatio },
-            .int("seek_count", "seek_start events (while no seek is open).") { $0.m.seekCount },
-            .int("seek_ms", "Seek latency, in the window of the seek's end.") { $0.m.seekMs },
-            .int("watch_ms", "startup_ms_sum + playing_ms + rebuffer_ms + seek_ms.") { $0.m.watchMs },
-            .int("bitrate_ms_sum", "Σ bitrate_kbps × played_ms over beacons with a known bitrate.") { $0.m.bitrateMsSum },
-            .int("bitrate_played_ms", "Σ played_ms over beacons with a known bitrate.") { $0.m.bitratePlayedMs },
-            .double("avg_bitrate_kbps", "bitrate_ms_sum / bitrate_played_ms.") { $0.m.avgBitrateKbps },
-            .int("upshifts", "bitrate_change to a higher bitrate.") { $0.m.upshifts },
-            .int("downshifts", "bitrate_change to a lower bitrate.") { $0.m.downshifts },
-            .int("sessions_ended", "Sessions whose close instant is in the window.") { $0.m.sessionsEnded },
-            .int("session_ms_sum", "Σ session duration (latest − earliest ts) of those sessions.") { $0.m.sessionMsSum },
-            .sketch("session_ms_sketch", "DDSketch of session durations.") { $0.m.sessionSketch },
-            .int("completed", "Closed sessions that ended or reached 90 % of the duration.") { $0.m.completed },
-            .int("concurrent_plays", "Sessions playing at the window's end (point sample; max on roll-up).") { $0.m.concurrentPlays },
-            .int("missing_start", "Sessions opened without view_start.") { $0.m.missingStart },
-            .int("late_events", "Beacons applied after their window was written.") { $0.m.lateEvents },
-            .int("duplicates", "Beacons dropped as duplicate (session_id, seq).") { $0.m.duplicates },
+            .int("vsf", "Video start failures: first fatal error before play_start, after view_start.") { $0.pointee.m.vsf },
+            .double("vsf_rate", "vsf / views (null when no views).") { ratio($0.pointee.m.vsf, $0.pointee.m.views) },
+            .int("ebvs", "Exits before video start, in the window of the close.") { $0.pointee.m.ebvs },
+            .double("ebvs_rate", "ebvs / views (null when no views).") { ratio($0.pointee.m.ebvs, $0.pointee.m.views) },
+            .int("vpf", "Video playback failures: first fatal error after play_start.") { $0.pointee.m.vpf },
+            .double("vpf_rate", "vpf / plays (null when no plays).") { ratio($0.pointee.m.vpf, $0.pointee.m.plays) },
+            .int("playing_ms", "Σ played_ms.") { $0.pointee.m.playingMs },
+            .int("rebuffer_count", "Stalls after play_start, outside seeks.") { $0.pointee.m.rebufferCount },
+            .int("rebuffer_ms", "Stall time, in the window of the stall's end.") { $0.pointee.m.rebufferMs },
+            .double("rebuffer_ratio", "rebuffer_ms / (playing_ms + rebuffer_ms).") { $0.pointee.m.rebufferRatio },
+            .int("seek_count", "seek_start events (while no seek is open).") { $0.pointee.m.seekCount },
+            .int("seek_ms", "Seek latency, in the window of the seek's end.") { $0.pointee.m.seekMs },
+            .int("watch_ms", "startup_ms_sum + playing_ms + rebuffer_ms + seek_ms.") { $0.pointee.m.watchMs },
+            .int("bitrate_ms_sum", "Σ bitrate_kbps × played_ms over beacons with a known bitrate.") { $0.pointee.m.bitrateMsSum },
+            .int("bitrate_played_ms", "Σ played_ms over beacons with a known bitrate.") { $0.pointee.m.bitratePlayedMs },
+            .double("avg_bitrate_kbps", "bitrate_ms_sum / bitrate_played_ms.") { $0.pointee.m.avgBitrateKbps },
+            .int("upshifts", "bitrate_change to a higher bitrate.") { $0.pointee.m.upshifts },
+            .int("downshifts", "bitrate_change to a lower bitrate.") { $0.pointee.m.downshifts },
+            .int("sessions_ended", "Sessions whose close instant is in the window.") { $0.pointee.m.sessionsEnded },
+            .int("session_ms_sum", "Σ session duration (latest − earliest ts) of those sessions.") { $0.pointee.m.sessionMsSum },
+            .sketch("session_ms_sketch", "DDSketch of session durations.") { $0.pointee.m.sessionSketch },
+            .int("completed", "Closed sessions that ended or reached 90 % of the duration.") { $0.pointee.m.completed },
+            .int("concurrent_plays", "Sessions playing at the window's end (point sample; max on roll-up).") { $0.pointee.m.concurrentPlays },
+            .int("missing_start", "Sessions opened without view_start.") { $0.pointee.m.missingStart },
+            .int("late_events", "Beacons applied after their window was written.") { $0.pointee.m.lateEvents },
+            .int("duplicates", "Beacons dropped as duplicate (session_id, seq).") { $0.pointee.m.duplicates },
         ]
     }
 
     static func segmentColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<MetricRow<K>>] {
         typealias C = OutputColumn<MetricRow<K>>
         return [
-            .int("requests", "segment beacons.") { $0.m.segment.requests },
-            .int("failed_requests", "http_status 0 or ≥ 400.") { $0.m.segment.failedRequests },
-            .int("http_4xx", "http_status 400–499.") { $0.m.segment.http4xx },
-            .int("http_5xx", "http_status 500–599.") { $0.m.segment.http5xx },
-            .int("slow_requests", "download_ms above the slow threshold (200 ms).") { $0.m.segment.slowRequests },
-            .int("cache_hits", "cache = HIT.") { $0.m.segment.cacheHits },
-            .int("bytes", "Σ bytes.") { $0.m.segment.bytes },
-            .int("download_ms_sum", "Σ download_ms.") { $0.m.segment.downloadMsSum },
-            .sketch("download_ms_sketch", "DDSketch of download_ms.") { $0.m.segment.downloadSketch },
-            .double("download_ms_p50", "Median download_ms.") { $0.m.segment.downloadSketch.quantile(0.5) },
-            .double("download_ms_p95", "95th percentile download_ms.") { $0.m.segment.downloadSketch.quantile(0.95) },
-            .sketch("ttfb_ms_sketch", "DDSketch of ttfb_ms.") { $0.m.segment.ttfbSketch },
-            .double("ttfb_ms_p95", "95th percentile ttfb_ms.") { $0.m.segment.ttfbSketch.quantile(0.95) },
-            .sketch("throughput_kbps_sketch", "DDSketch of bytes × 8 / download_ms.") { $0.m.segment.throughputSketch },
-            .double("throughput_kbps_p50", "Median throughput.") { $0.m.segment.throughputSketch.quantile(0.5) },
+            .int("requests", "segment beacons.") { $0.pointee.m.segment.requests },
+            .int("failed_requests", "http_status 0 or ≥ 400.") { $0.pointee.m.segment.failedRequests },
+            .int("http_4xx", "http_status 400–499.") { $0.pointee.m.segment.http4xx },
+            .int("http_5xx", "http_status 500–599.") { $0.pointee.m.segment.http5xx },
+            .int("slow_requests", "download_ms above the slow threshold (200 ms).") { $0.pointee.m.segment.slowRequests },
+            .int("cache_hits", "cache = HIT.") { $0.pointee.m.segment.cacheHits },
+            .int("bytes", "Σ bytes.") { $0.pointee.m.segment.bytes },
+            .int("download_ms_sum", "Σ download_ms.") { $0.pointee.m.segment.downloadMsSum },
+            .sketch("download_ms_sketch", "DDSketch of download_ms.") { $0.pointee.m.segment.downloadSketch },
+            .double("download_ms_p50", "Median download_ms.") { $0.pointee.m.segment.downloadSketch.quantile(0.5) },
+            .double("download_ms_p95", "95th percentile download_ms.") { $0.pointee.m.segment.downloadSketch.quantile(0.95) },
+            .sketch("ttfb_ms_sketch", "DDSketch of ttfb_ms.") { $0.pointee.m.segment.ttfbSketch },
+            .double("ttfb_ms_p95", "95th percentile ttfb_ms.") { $0.pointee.m.segment.ttfbSketch.quantile(0.95) },
+            .sketch("throughput_kbps_sketch", "DDSketch of bytes × 8 / download_ms.") { $0.pointee.m.segment.throughputSketch },
+            .double("throughput_kbps_p50", "Median throughput.") { $0.pointee.m.segment.throughputSketch.quantile(0.5) },
         ]
     }
 
     /// The `cdn_edge` table (docs/semantics.md "CDN access logs").
     public static func cdnEdgeColumns<K: SketchKit>(_: K.Type) -> [OutputColumn<CdnEdgeRow<K>>] {
         typealias C = OutputColumn<CdnEdgeRow<K>>
-        func q(_ name: String, _ what: String, _ p: Double, _ f: @escaping (CdnEdgeRow<K>) -> K.Quantiles) -> C {
+        func q(_ name: String, _ what: String, _ p: Double, _ f: @escaping (C.Lent) -> K.Quantiles) -> C {
             .double(name, "\(what) quantile \(p) (null when the sketch is empty).") { f($0).quantile(p) }
         }
-        return windowColumns({ $0.start }, { $0.end }) + [
-            .string("cdn", "The input format: edgecast, cloudfront, fastly or akamai.") { $0.key.cdn },
-            .string("account", "CDN customer account (EdgeCast: first segment of rewritten_path); \"\" when none.") { $0.key.account },
-            .string("owner", "Content owner (EdgeCast: GUID from rewritten_path); \"\" when none.") { $0.key.owner },
-            .string("pop", "Edge location that served the request; \"\" when absent.") { $0.key.pop },
-            .int("requests", "Access-log records.") { $0.m.requests },
-            .int("http_errors", "Status > 299 (3xx counts).") { $0.m.httpErrors },
-            .int("http_2xx", "Status 200–299.") { $0.m.http2xx },
-            .int("http_3xx", "Status 300–399.") { $0.m.http3xx },
-            .int("http_4xx", "Status 400–499.") { $0.m.http4xx },
-            .int("http_5xx", "Status 500–599.") { $0.m.http5xx },
-            .int("slow_responses", "Serve time above slow_response_ms (default 200 ms).") { $0.m.slowResponses },
-            .int("bytes_out", "Σ bytes sent edge → client.") { $0.m.bytesOut },
-            .int("cache_hits", "Records the CDN served from cache.") { $0.m.cacheHits },
-            .int("cache_misses", "Records the CDN fetched (miss, pass).") { $0.m.cacheMisses },
-            .int("incomplete_responses", "Records whose last byte was not served (where the format says).") { $0.m.incompleteResponses },
-            .sketch("serve_ms_sketch", "DDSketch of the serve time, ms.") { $0.m.serveSketch },
-            q("serve_ms_p50", "Serve time", 0.5, { $0.m.serveSketch }),
-            q("serve_ms_p95", "Serve time", 0.95, { $0.m.serveSketch }),
-            q("serve_ms_p99", "Serve time", 0.99, { $0.m.serveSketch }),
-            .sketch("ttfb_ms_sketch", "DDSketch of the time to first byte, ms (empty when the format has none).") { $0.m.ttfbSketch },
-            q("ttfb_ms_p50", "Time to first byte", 0.5, { $0.m.ttfbSketch }),
-            q("ttfb_ms_p95", "Time to first byte", 0.95, { $0.m.ttfbSketch }),
-            q("ttfb_ms_p99", "Time to first byte", 0.99, { $0.m.ttfbSketch }),
-            .sketch("clients_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK) of client IPs, compact serialization.") { $0.m.clients },
-            .double("unique_clients", "Estimate of distinct client IPs (from clients_hll).") { $0.m.clients.estimate },
+        return windowColumns({ $0.pointee.start }, { $0.pointee.end }) + [
+            .string("cdn", "The input format: edgecast, cloudfront, fastly or akamai.") { $0.pointee.key.cdn },
+            .string("account", "CDN customer account (EdgeCast: first segment of rewritten_path); \"\" when none.") { $0.pointee.key.account },
+            .string("owner", "Content owner (EdgeCast: GUID from rewritten_path); \"\" when none.") { $0.pointee.key.owner },
+            .string("pop", "Edge location that served the request; \"\" when absent.") { $0.pointee.key.pop },
+            .int("requests", "Access-log records.") { $0.pointee.m.requests },
+            .int("http_errors", "Status > 299 (3xx counts).") { $0.pointee.m.httpErrors },
+            .int("http_2xx", "Status 200–299.") { $0.pointee.m.http2xx },
+            .int("http_3xx", "Status 300–399.") { $0.pointee.m.http3xx },
+            .int("http_4xx", "Status 400–499.") { $0.pointee.m.http4xx },
+            .int("http_5xx", "Status 500–599.") { $0.pointee.m.http5xx },
+            .int("slow_responses", "Serve time above slow_response_ms (default 200 ms).") { $0.pointee.m.slowResponses },
+            .int("bytes_out", "Σ bytes sent edge → client.") { $0.pointee.m.bytesOut },
+            .int("cache_hits", "Records the CDN served from cache.") { $0.pointee.m.cacheHits },
+            .int("cache_misses", "Records the CDN fetched (miss, pass).") { $0.pointee.m.cacheMisses },
+            .int("incomplete_responses", "Records whose last byte was not served (where the format says).") { $0.pointee.m.incompleteResponses },
+            .sketch("serve_ms_sketch", "DDSketch of the serve time, ms.") { $0.pointee.m.serveSketch },
+            q("serve_ms_p50", "Serve time", 0.5, { $0.pointee.m.serveSketch }),
+            q("serve_ms_p95", "Serve time", 0.95, { $0.pointee.m.serveSketch }),
+            q("serve_ms_p99", "Serve time", 0.99, { $0.pointee.m.serveSketch }),
+            .sketch("ttfb_ms_sketch", "DDSketch of the time to first byte, ms (empty when the format has none).") { $0.pointee.m.ttfbSketch },
+            q("ttfb_ms_p50", "Time to first byte", 0.5, { $0.pointee.m.ttfbSketch }),
+            q("ttfb_ms_p95", "Time to first byte", 0.95, { $0.pointee.m.ttfbSketch }),
+            q("ttfb_ms_p99", "Time to first byte", 0.99, { $0.pointee.m.ttfbSketch }),
+            .sketch("clients_hll", "DataSketches HLL_8 lgK \(SketchParameters.hllLgK) of client IPs, compact serialization.") { $0.pointee.m.clients },
+            .double("unique_clients", "Estimate of distinct client IPs (from clients_hll).") { $0.pointee.m.clients.estimate },
         ]
     }
 
     /// The `sessions` table: one row per closed session, in its close's window.
     public static func sessionColumns() -> [OutputColumn<SessionRowAt>] {
         typealias C = OutputColumn<SessionRowAt>
-        return windowColumns({ $0.start }, { $0.end }) + [
-            .utf8("session_id", "Session id.", byteCount: { Int($0.p.idLength) },
-                  bytes: { $0.rows.withIdBytes($0.index) { Array($0) } }),
-            .utf8("viewer_id", "Viewer id (session_id when the beacons had none).", byteCount: { Int($0.p.viewerLength) },
-                  bytes: { $0.rows.withIdBytes($0.index, viewer: true) { Array($0) } }),
-            .sharedUTF8("video_id", "Video id.") { $0.nameUTF8($0.p.videoId) },
-            .sharedUTF8("country", "ISO 3166-1 alpha-2.") { $0.nameUTF8($0.p.country) },
-            .sharedUTF8("region", "ISO 3166-2 subdivision.") { $0.nameUTF8($0.p.region) },
-            .sharedUTF8("city", "City (GeoIP).") { $0.nameUTF8($0.p.city) },
-            .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.p.asnValue },
-            .sharedUTF8("as_org", "Autonomous system organisation.") { $0.nameUTF8($0.p.asOrg) },
-            .sharedUTF8("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.nameUTF8($0.p.deviceType) },
-            .sharedUTF8("os", "Operating system family.") { $0.nameUTF8($0.p.os) },
-            .sharedUTF8("browser", "Browser family.") { $0.nameUTF8($0.p.browser) },
-            .sharedUTF8("player_name", "Player name.") { $0.nameUTF8($0.p.playerName) },
-            .sharedUTF8("player_version", "Player version.") { $0.nameUTF8($0.p.playerVersion) },
-            .sharedUTF8("cdn", "CDN.") { $0.nameUTF8($0.p.cdn) },
-            .sharedUTF8("pop", "CDN point of presence.") { $0.nameUTF8($0.p.pop) },
-            .optBool("live", "Live stream.") { $0.p.liveValue },
-            .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.p.videoDurationValue },
-            .time("started_at", "Earliest beacon ts.") { $0.p.startTs },
-            .time("last_beacon_at", "Latest beacon ts.") { $0.p.endTs },
-            .time("closed_at", "Close instant (decides the window).") { $0.p.closeTs },
-            .string("close_reason", "ended, exit, error, timeout or max_length.") { $0.p.closeReason.name },
-            .int("duration_ms", "last_beacon_at − started_at.") { $0.p.durationMs },
-            .bool("missing_start", "Opened without view_start.") { $0.p.missingStart },
-            .bool("had_view_start", "A view_start was seen.") { $0.p.hadViewStart },
-            .bool("played", "A play_start was seen.") { $0.p.played },
-            .optInt("startup_ms", "Startup time, when defined.") { $0.p.startupValue },
-            .int("playing_ms", "Σ played_ms.") { $0.p.playingMs },
-            .int("rebuffer_count", "Counted stalls.") { $0.p.rebufferCount },
-            .int("rebuffer_ms", "Stall time.") { $0.p.rebufferMs },
-            .int("seek_count", "Seeks.") { $0.p.seekCount },
-            .int("seek_ms", "Seek time.") { $0.p.seekMs },
-            .int("bitrate_ms_sum", "Σ bitrate × played_ms.") { $0.p.bitrateMsSum },
-            .int("bitrate_played_ms", "Σ played_ms with a known bitrate.") { $0.p.bitratePlayedMs },
-            .double("avg_bitrate_kbps", "Time-weighted bitrate.") { ratio($0.p.bitrateMsSum, $0.p.bitratePlayedMs) },
-            .int("upshifts", "Bitrate upshifts.") { $0.p.upshifts },
-            .int("downshifts", "Bitrate downshifts.") { $0.p.downshifts },
-            .int("errors", "error beacons.") { $0.p.errors },
-            .optString("fatal_error_code", "error_code of the first fatal error.") { $0.rows.optionalName($0.p.fatalErrorCode) },
-            .bool("vsf", "Video start failure.") { $0.p.vsf },
-            .bool("vpf", "Video playback failure.") { $0.p.vpf },
-            .bool("ebvs", "Exit before video start.") { $0.p.ebvs },
-            .bool("completed", "Completed.") { $0.p.completed },
-            .int("max_playhead_ms", "Largest playhead_ms.") { $0.p.maxPlayheadMs },
-            .int("beacons", "Beacons applied (duplicates excluded).") { $0.p.beacons },
+        return windowColumns({ $0.pointee.start }, { $0.pointee.end }) + [
+            .utf8("session_id", "Session id.", byteCount: { Int($0.pointee.p.idLength) },
+                  bytes: { $0.pointee.rows.withIdBytes($0.pointee.index) { Array($0) } }),
+            .utf8("viewer_id", "Viewer id (session_id when the beacons had none).", byteCount: { Int($0.pointee.p.viewerLength) },
+                  bytes: { $0.pointee.rows.withIdBytes($0.pointee.index, viewer: true) { Array($0) } }),
+            .sharedUTF8("video_id", "Video id.") { $0.pointee.nameUTF8($0.pointee.p.videoId) },
+            .sharedUTF8("country", "ISO 3166-1 alpha-2.") { $0.pointee.nameUTF8($0.pointee.p.country) },
+            .sharedUTF8("region", "ISO 3166-2 subdivision.") { $0.pointee.nameUTF8($0.pointee.p.region) },
+            .sharedUTF8("city", "City (GeoIP).") { $0.pointee.nameUTF8($0.pointee.p.city) },
+            .optInt("asn", "Autonomous system number (GeoIP ASN database).") { $0.pointee.p.asnValue },
+            .sharedUTF8("as_org", "Autonomous system organisation.") { $0.pointee.nameUTF8($0.pointee.p.asOrg) },
+            .sharedUTF8("device_type", "desktop, mobile, tablet, tv, console, bot or unknown.") { $0.pointee.nameUTF8($0.pointee.p.deviceType) },
+            .sharedUTF8("os", "Operating system family.") { $0.pointee.nameUTF8($0.pointee.p.os) },
+            .sharedUTF8("browser", "Browser family.") { $0.pointee.nameUTF8($0.pointee.p.browser) },
+            .sharedUTF8("player_name", "Player name.") { $0.pointee.nameUTF8($0.pointee.p.playerName) },
+            .sharedUTF8("player_version", "Player version.") { $0.pointee.nameUTF8($0.pointee.p.playerVersion) },
+            .sharedUTF8("cdn", "CDN.") { $0.pointee.nameUTF8($0.pointee.p.cdn) },
+            .sharedUTF8("pop", "CDN point of presence.") { $0.pointee.nameUTF8($0.pointee.p.pop) },
+            .optBool("live", "Live stream.") { $0.pointee.p.liveValue },
+            .optInt("video_duration_ms", "Content duration (absent for live/unknown).") { $0.pointee.p.videoDurationValue },
+            .time("started_at", "Earliest beacon ts.") { $0.pointee.p.startTs },
+            .time("last_beacon_at", "Latest beacon ts.") { $0.pointee.p.endTs },
+            .time("closed_at", "Close instant (decides the window).") { $0.pointee.p.closeTs },
+            .string("close_reason", "ended, exit, error, timeout or max_length.") { $0.pointee.p.closeReason.name },
+            .int("duration_ms", "last_beacon_at − started_at.") { $0.pointee.p.durationMs },
+            .bool("missing_start", "Opened without view_start.") { $0.pointee.p.missingStart },
+            .bool("had_view_start", "A view_start was seen.") { $0.pointee.p.hadViewStart },
+            .bool("played", "A play_start was seen.") { $0.pointee.p.played },
+            .optInt("startup_ms", "Startup time, when defined.") { $0.pointee.p.startupValue },
+            .int("playing_ms", "Σ played_ms.") { $0.pointee.p.playingMs },
+            .int("rebuffer_count", "Counted stalls.") { $0.pointee.p.rebufferCount },
+            .int("rebuffer_ms", "Stall time.") { $0.pointee.p.rebufferMs },
+            .int("seek_count", "Seeks.") { $0.pointee.p.seekCount },
+            .int("seek_ms", "Seek time.") { $0.pointee.p.seekMs },
+            .int("bitrate_ms_sum", "Σ bitrate × played_ms.") { $0.pointee.p.bitrateMsSum },
+            .int("bitrate_played_ms", "Σ played_ms with a known bitrate.") { $0.pointee.p.bitratePlayedMs },
+            .double("avg_bitrate_kbps", "Time-weighted bitrate.") { ratio($0.pointee.p.bitrateMsSum, $0.pointee.p.bitratePlayedMs) },
+            .int("upshifts", "Bitrate upshifts.") { $0.pointee.p.upshifts },
+            .int("downshifts", "Bitrate downshifts.") { $0.pointee.p.downshifts },
+            .int("errors", "error beacons.") { $0.pointee.p.errors },
+            .optString("fatal_error_code", "error_code of the first fatal error.") { $0.pointee.rows.optionalName($0.pointee.p.fatalErrorCode) },
+            .bool("vsf", "Video start failure.") { $0.pointee.p.vsf },
+            .bool("vpf", "Video playback failure.") { $0.pointee.p.vpf },
+            .bool("ebvs", "Exit before video start.") { $0.pointee.p.ebvs },
+            .bool("completed", "Completed.") { $0.pointee.p.completed },
+            .int("max_playhead_ms", "Largest playhead_ms.") { $0.pointee.p.maxPlayheadMs },
+            .int("beacons", "Beacons applied (duplicates excluded).") { $0.pointee.p.beacons },
         ]
     }
 
     /// The `rejects` table.
     public static func rejectColumns() -> [OutputColumn<WindowedRow<RejectRow>>] {
-        windowColumns({ $0.start }, { $0.end }) + [
-            .time("ingested_at", "The partition's event-time clock (max ts seen) when rejected; before its first accepted beacon, that beacon's ts, or the engine clock at the flush if none came yet.") { $0.row.ingestedAt },
-            .string("reason", "Reject reason code (README lists them).") { $0.row.reason },
-            .string("source", "topic/partition/offset or file:line.") { $0.row.source },
-            .blob("payload", "First 4 KiB of the raw payload.") { $0.row.payload },
+        windowColumns({ $0.pointee.start }, { $0.pointee.end }) + [
+            .time("ingested_at", "The partition's event-time clock (max ts seen) when rejected; before its first accepted beacon, that beacon's ts, or the engine clock at the flush if none came yet.") { $0.pointee.row.ingestedAt },
+            .string("reason", "Reject reason code (README lists them).") { $0.pointee.row.reason },
+            .string("source", "topic/partition/offset or file:line.") { $0.pointee.row.source },
+            .blob("payload", "First 4 KiB of the raw payload.") { $0.pointee.row.payload },
         ]
     }
 
     /// The `alerts` table: one row per firing of an alert rule (docs/semantics.md §7).
     public static func alertColumns() -> [OutputColumn<AlertFiring>] {
-        windowColumns({ $0.windowStart }, { $0.windowEnd }) + [
-            .string("rule", "The rule's name.") { $0.rule },
-            .string("table", "The table the rule reads.") { $0.table },
-            .string("metric", "The metric compared.") { $0.metric },
-            .string("kind", "threshold (above/below) or relative (x times the trailing hour).") { $0.kind },
-            .string("dimensions", "The group: a JSON object of its dimension values ({} for the whole table).") { $0.dimensionsJSON },
-            .double("value", "The metric in this window.") { $0.value },
-            .double("limit", "The value crossed: the threshold, or factor × baseline.") { $0.limit },
-            .double("baseline", "Relative rules: the group's trailing-hour mean, weighted by volume (null for thresholds).") { $0.baseline },
-            .int("volume", "The metric's volume in this window (views, plays, startups or requests).") { $0.volume },
-            .string("message", "The line logged for this firing.") { $0.message },
+        windowColumns({ $0.pointee.windowStart }, { $0.pointee.windowEnd }) + [
+            .string("rule", "The rule's name.") { $0.pointee.rule },
+            .string("table", "The table the rule reads.") { $0.pointee.table },
+            .string("metric", "The metric compared.") { $0.pointee.metric },
+            .string("kind", "threshold (above/below) or relative (x times the trailing hour).") { $0.pointee.kind },
+            .string("dimensions", "The group: a JSON object of its dimension values ({} for the whole table).") { $0.pointee.dimensionsJSON },
+            .double("value", "The metric in this window.") { $0.pointee.value },
+            .double("limit", "The value crossed: the threshold, or factor × baseline.") { $0.pointee.limit },
+            .double("baseline", "Relative rules: the group's trailing-hour mean, weighted by volume (null for thresholds).") { $0.pointee.baseline },
+            .int("volume", "The metric's volume in this window (views, plays, startups or requests).") { $0.pointee.volume },
+            .string("message", "The line logged for this firing.") { $0.pointee.message },
         ]
     }
 
