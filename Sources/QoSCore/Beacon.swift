@@ -56,7 +56,10 @@ public enum CloseReason: UInt8, Sendable, CaseIterable {
 /// segment copies ~130 bytes and one null reference, not ~450 bytes and
 /// fifteen string references. The API is that of plain optional fields.
 public struct Beacon: Sendable, Equatable {
-    public var event: EventType
+    // Stored in this order so the one-byte fields share a word: 128 bytes,
+    // which the compiler copies inline; at 136 (`event` first, padded to 8)
+    // every copy and swap was a call to `memcpy` — three per beacon as the
+    // decode stage files it (bench/results/speed.md section 48).
     public var ts: Int64
     public var sessionId: String
     public var seq: UInt32?
@@ -64,6 +67,7 @@ public struct Beacon: Sendable, Equatable {
     public var fatal: Bool?
     /// Only on `view_end`: `ended`, `exit` or `error`.
     public var reason: CloseReason?
+    public var event: EventType
     /// Every segment beacon carries it: its usual values are a code
     /// (`CacheCode`), any other lives in the box, so a beacon holds no
     /// string of its own but `sessionId` (its copy and destroy stay cheap).

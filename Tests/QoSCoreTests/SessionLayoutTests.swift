@@ -19,6 +19,14 @@ import Testing
     }
     #endif
 
+    /// A `Beacon` is at most 128 bytes: the compiler copies it inline, not
+    /// through `memcpy`, three times per beacon in the decode stage
+    /// (bench/results/speed.md section 48). A field added past that, or the
+    /// one-byte fields declared apart again, fails here.
+    @Test func beaconFitsInlineCopies() {
+        #expect(MemoryLayout<Beacon>.size <= 128, "Beacon is \(MemoryLayout<Beacon>.size) bytes")
+    }
+
     /// Times at the extreme offsets allowed by the largest valid config, on
     /// both sides of the earliest `ts`, and after the earliest `ts` moves back.
     @Test func timesRoundTripAtTheBounds() {
