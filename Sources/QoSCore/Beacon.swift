@@ -53,7 +53,7 @@ public enum CloseReason: UInt8, Sendable, CaseIterable {
 /// words with a presence mask instead of 16-byte optionals, and the strings
 /// that only a session's first beacons carry (ids, geo, device, player, CDN)
 /// live in one copy-on-write box, nil on the common beacons — a heartbeat or
-/// segment copies ~130 bytes and one null reference, not ~450 bytes and
+/// segment copies 128 bytes and one null reference, not ~450 bytes and
 /// fifteen string references. The API is that of plain optional fields.
 public struct Beacon: Sendable, Equatable {
     // Stored in this order so the one-byte fields share a word: 128 bytes,

@@ -102,7 +102,7 @@ public final class QoSEngine<K: SketchKit> {
     public func ingest(beacon b: inout Beacon, idHash: UInt32, message: UnsafeRawBufferPointer, partition pid: Int32,
                        source: SourcePosition, nowMs: Int64) {
         // The id first: with `b` read twice in one argument list, the
-        // compiler copied the whole beacon (136 bytes) to pass it.
+        // compiler copied the whole beacon to pass it.
         let id = b.sessionIdBytes(in: message)
         apply(b, id: id, idHash: idHash, partition: pid, source: source, raw: message, nowMs: nowMs)
     }
