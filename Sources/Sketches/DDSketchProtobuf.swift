@@ -24,28 +24,30 @@ extension DDSketch {
     }
 
     public func protobufBytes() -> [UInt8] {
-        // One buffer, lengths computed up front (this runs for every sketch
-        // of every open window group at every checkpoint).
+        // One buffer of the exact size, written in place (this runs for
+        // every sketch of every open window group at every checkpoint; an
+        // array `append` per count cost ≈ 100 instructions: speed.md section 49).
         let (n, countsLen, storeLen, total) = protobufLayout
-        var out = ProtoWriter()
-        out.buffer.reserveCapacity(total)
-        out.tag(1, 2)
-        out.rawVarint(9)
-        out.fixed64(field: 1, gamma.bitPattern)
-        if n > 0 {
-            out.tag(2, 2)
-            out.rawVarint(UInt64(storeLen))
-            out.tag(2, 2)
-            out.rawVarint(UInt64(countsLen))
-            bins.withUnsafeBufferPointer { b in
-                let from = minKey - offset
-                for i in from ..< (from + n) { out.rawFixed64(b[i].bitPattern) }
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, written in
+            var out = SizedProtoWriter(buffer)
+            out.tag(1, 2)
+            out.rawVarint(9)
+            out.fixed64(field: 1, gamma.bitPattern)
+            if n > 0 {
+                out.tag(2, 2)
+                out.rawVarint(UInt64(storeLen))
+                out.tag(2, 2)
+                out.rawVarint(UInt64(countsLen))
+                bins.withUnsafeBufferPointer { b in
+                    let from = minKey - offset
+                    for i in from ..< (from + n) { out.rawFixed64(b[i].bitPattern) }
+                }
+                if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
             }
-            if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
+            if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
+            precondition(out.count == total, "protobufLayout disagrees with the bytes written")
+            written = out.count
         }
-        if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
-        assert(out.buffer.count == total, "protobufLayout disagrees with the bytes written")
-        return out.buffer
     }
 
     /// `protobufBytes().count`, without building the bytes (Parquet row
@@ -138,25 +140,34 @@ func unzigzag(_ v: UInt64) -> Int32 {
     return Int32(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
 }
 
-struct ProtoWriter {
-    var buffer: [UInt8] = []
+/// `ProtoWriter` into a buffer of the message's exact size, known up
+/// front: each value stored in place, every write bounds-checked.
+struct SizedProtoWriter {
+    private let base: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { base = buffer }
+
+    @inline(__always) private mutating func byte(_ b: UInt8) {
+        precondition(count < base.count, "protobuf message larger than its layout")
+        base[count] = b
+        count += 1
+    }
     mutating func rawVarint(_ v0: UInt64) {
         var v = v0
         while v >= 0x80 {
-            buffer.append(UInt8(v & 0x7F) | 0x80)
+            byte(UInt8(v & 0x7F) | 0x80)
             v >>= 7
         }
-        buffer.append(UInt8(v))
+        byte(UInt8(v))
     }
-    mutating func rawFixed64(_ v: UInt64) { buffer.appendLE(v) }
+    @inline(__always) mutating func rawFixed64(_ v: UInt64) {
+        precondition(count + 8 <= base.count, "protobuf message larger than its layout")
+        UnsafeMutableRawPointer(base.baseAddress! + count).storeBytes(of: v.littleEndian, as: UInt64.self)
+        count += 8
+    }
     mutating func tag(_ field: Int, _ wire: Int) { rawVarint(UInt64(field << 3 | wire)) }
     mutating func varint(field: Int, _ v: UInt64) { tag(field, 0); rawVarint(v) }
     mutating func fixed64(field: Int, _ v: UInt64) { tag(field, 1); rawFixed64(v) }
-    mutating func bytes(field: Int, _ b: [UInt8]) {
-        tag(field, 2)
-        rawVarint(UInt64(b.count))
-        buffer += b
-    }
 }
 
 struct ProtoReader {
