@@ -25,11 +25,10 @@ extension DDSketch {
 
     public func protobufBytes() -> [UInt8] {
         // One buffer of the exact size, written in place (this runs for
-        // every sketch of every open window group at every checkpoint; an
-        // array `append` per count cost ≈ 100 instructions: speed.md section 49).
+        // every sketch of every open window group at every checkpoint).
         let (n, countsLen, storeLen, total) = protobufLayout
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, written in
-            var out = SizedProtoWriter(buffer)
+            var out = SizedByteWriter(buffer)
             out.tag(1, 2)
             out.rawVarint(9)
             out.fixed64(field: 1, gamma.bitPattern)
@@ -138,36 +137,6 @@ func zigzag(_ v: Int32) -> UInt64 { UInt64(UInt32(bitPattern: (v << 1) ^ (v >> 3
 func unzigzag(_ v: UInt64) -> Int32 {
     let u = UInt32(truncatingIfNeeded: v)
     return Int32(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-}
-
-/// `ProtoWriter` into a buffer of the message's exact size, known up
-/// front: each value stored in place, every write bounds-checked.
-struct SizedProtoWriter {
-    private let base: UnsafeMutableBufferPointer<UInt8>
-    private(set) var count = 0
-    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { base = buffer }
-
-    @inline(__always) private mutating func byte(_ b: UInt8) {
-        precondition(count < base.count, "protobuf message larger than its layout")
-        base[count] = b
-        count += 1
-    }
-    mutating func rawVarint(_ v0: UInt64) {
-        var v = v0
-        while v >= 0x80 {
-            byte(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        byte(UInt8(v))
-    }
-    @inline(__always) mutating func rawFixed64(_ v: UInt64) {
-        precondition(count + 8 <= base.count, "protobuf message larger than its layout")
-        UnsafeMutableRawPointer(base.baseAddress! + count).storeBytes(of: v.littleEndian, as: UInt64.self)
-        count += 8
-    }
-    mutating func tag(_ field: Int, _ wire: Int) { rawVarint(UInt64(field << 3 | wire)) }
-    mutating func varint(field: Int, _ v: UInt64) { tag(field, 0); rawVarint(v) }
-    mutating func fixed64(field: Int, _ v: UInt64) { tag(field, 1); rawFixed64(v) }
 }
 
 struct ProtoReader {

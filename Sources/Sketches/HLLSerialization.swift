@@ -45,27 +45,31 @@ extension HLLSketch {
 
     func serialize(compact: Bool) -> [UInt8] {
         precondition(!rebuildPending, "internal: kxq rebuild pending")
-        var out = [UInt8]()
         let preInts: UInt8 = mode == .list ? 2 : (mode == .set ? 3 : 10)
         let lgArr: UInt8 = mode == .hll ? 0 : UInt8(coupons.count.trailingZeroBitCount)
         let byte6: UInt8 = mode == .list ? UInt8(couponCount) : (mode == .set ? 0 : curMin)
-        out.reserveCapacity(mode == .hll ? 40 + registers.count : 12 + 4 * coupons.count)
-        out += [preInts, Self.serVer, Self.familyID, UInt8(lgK), lgArr,
-                flagsByte(compact: compact), byte6, Self.tgtHLL8 << 2 | mode.rawValue]
-        switch mode {
-        case .list, .set:
-            if mode == .set { out.appendLE(UInt32(couponCount)) }
-            for c in coupons where !compact || c != 0 { out.appendLE(c) }
-        case .hll:
-            out.appendLE(hipAccum.bitPattern)
-            out.appendLE(kxq0.bitPattern)
-            out.appendLE(kxq1.bitPattern)
-            out.appendLE(numAtCurMin)
-            out.appendLE(UInt32(0))  // auxCount: HLL_8 has no exceptions
-            out += registers
+        // The exact length, so the bytes are written in place (SizedByteWriter).
+        let length = compact ? compactByteCount
+            : (mode == .hll ? 40 + registers.count : 8 + (mode == .set ? 4 : 0) + 4 * coupons.count)
+        return [UInt8](unsafeUninitializedCapacity: length) { buffer, written in
+            var out = SizedByteWriter(buffer)
+            for b in [preInts, Self.serVer, Self.familyID, UInt8(lgK), lgArr,
+                      flagsByte(compact: compact), byte6, Self.tgtHLL8 << 2 | mode.rawValue] { out.byte(b) }
+            switch mode {
+            case .list, .set:
+                if mode == .set { out.littleEndian(UInt32(couponCount)) }
+                for c in coupons where !compact || c != 0 { out.littleEndian(c) }
+            case .hll:
+                out.littleEndian(hipAccum.bitPattern)
+                out.littleEndian(kxq0.bitPattern)
+                out.littleEndian(kxq1.bitPattern)
+                out.littleEndian(numAtCurMin)
+                out.littleEndian(UInt32(0))  // auxCount: HLL_8 has no exceptions
+                out.bytes(registers)
+            }
+            precondition(out.count == length, "the computed length disagrees with the bytes written")
+            written = out.count
         }
-        assert(!compact || out.count == compactByteCount, "compactByteCount disagrees with the bytes written")
-        return out
     }
 
     /// Reads DataSketches compact or updatable images of LIST, SET and HLL mode sketches
@@ -233,9 +237,3 @@ struct ByteReader {
     }
 }
 
-extension Array where Element == UInt8 {
-    mutating func appendLE<T: FixedWidthInteger>(_ v: T) {
-        var x = v.littleEndian
-        Swift.withUnsafeBytes(of: &x) { append(contentsOf: $0) }
-    }
-}

@@ -13,7 +13,7 @@ struct ProtoWriter {
         }
         buffer.append(UInt8(v))
     }
-    mutating func rawFixed64(_ v: UInt64) { buffer.appendLE(v) }
+    mutating func rawFixed64(_ v: UInt64) { for i in 0 ..< 8 { buffer.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
     mutating func tag(_ field: Int, _ wire: Int) { rawVarint(UInt64(field << 3 | wire)) }
     mutating func varint(field: Int, _ v: UInt64) { tag(field, 0); rawVarint(v) }
     mutating func fixed64(field: Int, _ v: UInt64) { tag(field, 1); rawFixed64(v) }
