@@ -53,8 +53,9 @@ extension HLLSketch {
             : (mode == .hll ? 40 + registers.count : 8 + (mode == .set ? 4 : 0) + 4 * coupons.count)
         return [UInt8](unsafeUninitializedCapacity: length) { buffer, written in
             var out = SizedByteWriter(buffer)
-            for b in [preInts, Self.serVer, Self.familyID, UInt8(lgK), lgArr,
-                      flagsByte(compact: compact), byte6, Self.tgtHLL8 << 2 | mode.rawValue] { out.byte(b) }
+            out.byte(preInts); out.byte(Self.serVer); out.byte(Self.familyID); out.byte(UInt8(lgK))
+            out.byte(lgArr); out.byte(flagsByte(compact: compact)); out.byte(byte6)
+            out.byte(Self.tgtHLL8 << 2 | mode.rawValue)
             switch mode {
             case .list, .set:
                 if mode == .set { out.littleEndian(UInt32(couponCount)) }

@@ -24,7 +24,7 @@ struct SizedByteWriter {
     mutating func bytes(_ b: [UInt8]) {
         precondition(count + b.count <= base.count, "serialized sketch larger than its computed length")
         b.withUnsafeBufferPointer { src in
-            if let from = src.baseAddress { (base.baseAddress! + count).update(from: from, count: src.count) }
+            if let from = src.baseAddress { (base.baseAddress! + count).initialize(from: from, count: src.count) }
         }
         count += b.count
     }

@@ -156,7 +156,7 @@ import Generator
         func check<R>(_ what: String, _ cols: [OutputColumn<R>], _ rows: [R]) throws {
             guard !rows.isEmpty else { return }
             let streamed = try OutputColumn.encode(cols, rows, options: options)
-            let whole = try writeParquet(schema: cols.map(\.field), columns: cols.map { $0.values(rows) }, options: options)
+            let whole = try writeParquet(schema: cols.map(\.field), columns: rows.withUnsafeBufferPointer { all in cols.map { $0.build(all) } }, options: options)
             let same = streamed == whole
             #expect(same, "\(what): \(rows.count) rows")
             compared += 1

@@ -30,11 +30,6 @@ public struct OutputColumn<Row> {
         self.fixedSize = size == nil ? parquetEstimatedSize(field.physical, byteCount: 0) : 0
     }
 
-    /// The column's values for `rows` (a whole column: tests, small tables).
-    func values(_ rows: [Row]) -> ParquetColumnData {
-        rows.withUnsafeBufferPointer { build($0) }
-    }
-
     /// `f` of each row, the rows lent in place (never copied).
     @inline(__always)
     static func cells<T>(_ rows: UnsafeBufferPointer<Row>, _ f: (Lent) -> T) -> [T] {
