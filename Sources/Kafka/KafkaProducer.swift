@@ -33,6 +33,14 @@ public final class KafkaProducer: @unchecked Sendable {
     private var opaque: UnsafeMutableRawPointer?
     private let closeLock = Lock()
     private var closed = false
+    /// The largest record this producer takes, key and value together:
+    /// its `message.max.bytes` less librdkafka's worst-case record framing
+    /// (`recordOverheadMax`). A larger one is refused by `produce`.
+    public let recordBytesMax: Int
+    /// librdkafka's worst-case framing of one v2 record (length, attributes,
+    /// timestamp and offset deltas, key and value lengths, header count: its
+    /// `RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`, 36 bytes), rounded up.
+    public static let recordOverheadMax = 64
 
     /// - Parameters:
     ///   - extra: passed verbatim to `rd_kafka_conf_set` after the defaults
@@ -57,6 +65,7 @@ public final class KafkaProducer: @unchecked Sendable {
         let (rk, opaque) = try makeHandle(RD_KAFKA_PRODUCER, conf: conf, box: box)
         self.rk = rk
         self.opaque = opaque
+        recordBytesMax = max(0, (confInt(rk, "message.max.bytes") ?? 1_000_000) - Self.recordOverheadMax)
     }
 
     deinit { close(flushTimeoutMs: 0) }
@@ -311,4 +320,13 @@ where S.Element == OutgoingMessage {
     try produceAll(messages, producer: producer, topic: topic, rate: rate, useEventTimestamps: useEventTimestamps,
                    flushTimeoutMs: flushTimeoutMs, progressInterval: progressInterval, progress: progress,
                    shouldStop: shouldStop, transform: { $0 })
+}
+
+/// An integer property of a client's effective configuration.
+private func confInt(_ rk: OpaquePointer, _ name: String) -> Int? {
+    var size = 0
+    guard rd_kafka_conf_get(rd_kafka_conf(rk), name, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
+    var buf = [CChar](repeating: 0, count: size)
+    guard rd_kafka_conf_get(rd_kafka_conf(rk), name, &buf, &size) == RD_KAFKA_CONF_OK else { return nil }
+    return Int(String(cString: buf))
 }

@@ -16,7 +16,8 @@ struct Collect: ParsableCommand {
         or JSON in the body, or CMCD in the query string and the CMCD-Request/-Object/-Status/-Session \
         headers; docs/cmcd.md), GET /healthz, GET /metrics. Answers: 202 {"accepted":n}; 400 with the \
         reject reason of each malformed record (its bytes still go to Kafka, so the daemon's rejects \
-        table has it); 413 body too large; 408 request not sent within --request-timeout; 429 over \
+        table has it; at most 100 listed, rejected_count has the number); 413 body too large, more \
+        records than --max-records, or a record larger than Kafka's message.max.bytes; 408 request not sent within --request-timeout; 429 over \
         the per-client rate; 403 origin not allowed; \
         503 + Retry-After when --buffer records are waiting for Kafka. Records are keyed by session id; \
         the producer is idempotent and zstd-compressed. SIGTERM/SIGINT: stop accepting, finish \
@@ -40,6 +41,8 @@ struct Collect: ParsableCommand {
     @Option(help: "Requests per second per client address (token bucket; 0 = unlimited).") var rate: Double = 100
     @Option(help: "Burst of requests per client address.") var burst: Double = 200
     @Option(help: "Records waiting for Kafka at most; past it requests get 503 + Retry-After.") var buffer: Int = 100_000
+    @Option(help: "Records (beacons, CMCD reports, malformed ones) in one request at most; more get 413.")
+    var maxRecords: Int = 10_000
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
 
@@ -50,6 +53,7 @@ struct Collect: ParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be ≥ 1") }
         guard rate >= 0, burst >= 1 else { throw ValidationError("--rate must be ≥ 0 and --burst ≥ 1") }
         guard buffer >= 1 else { throw ValidationError("--buffer must be ≥ 1") }
+        guard maxRecords >= 1 else { throw ValidationError("--max-records must be ≥ 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
         for p in trustedProxy where IPNetwork(p) == nil {
             throw ValidationError("--trusted-proxy '\(p)' is not an address or CIDR network (e.g. 10.0.0.0/8)")
@@ -69,13 +73,14 @@ struct Collect: ParsableCommand {
         o.connectionsMax = maxConnections
         o.ratePerSecond = rate; o.rateBurst = burst
         o.bufferMessages = buffer
+        o.recordsPerRequestMax = maxRecords
         return o
     }
 
     func run() throws {
         try QoS.guarded {
             let o = options()
-            var extra = collectorKafkaSettings(bufferMessages: buffer)
+            var extra = collectorKafkaSettings(bufferMessages: buffer, bodyBytesMax: maxBody)
             for kv in kafka {
                 guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {
                     throw UserError("--kafka '\(kv)' is not key=value")

@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Testing
 @testable import Engine
+import QoSCore
 
 /// `qos collect` over real loopback HTTP into the embedded broker: what is
 /// accepted, rejected, refused, and what reaches Kafka.
@@ -81,7 +82,7 @@ import Testing
         let res = try post(s.collector.port, "/v1/beacons",
                            #"[{"event":"view_start","ts":1764560000000,"session_id":"ok"},{"event":"nope","ts":1,"session_id":"x"}]"#)
         #expect(res.hasPrefix("HTTP/1.1 400"))
-        #expect(res.contains(#"{"accepted":1,"rejected":[{"index":1,"reason":"unknown_event"}]}"#))
+        #expect(res.contains(#"{"accepted":1,"rejected_count":1,"rejected":[{"index":1,"reason":"unknown_event"}]}"#))
         let bad = try post(s.collector.port, "/v1/beacons", "{not json")
         #expect(bad.contains(#""reason":"invalid_json""#))
         let msgs = try consume(s.broker, "beacons", count: 3)
@@ -91,6 +92,68 @@ import Testing
         let metrics = s.collector.renderMetrics()
         #expect(metrics.contains("qos_collect_records_rejected_total{reason=\"invalid_json\"} 1"))
         #expect(metrics.contains("qos_collect_records_accepted_total 1"))
+    }
+
+    /// A malformed body near the largest allowed still reaches Kafka (the
+    /// producer's message.max.bytes is raised above librdkafka's 1 000 000
+    /// default), and a 400 names only the first rejects however many there are.
+    @Test func largeMalformedBodiesReachKafkaAndAnswersStaySmall() throws {
+        let s = try start()
+        defer { s.stop() }
+        #expect(s.producer.recordBytesMax >= BeaconLimits.messageBytesMax)
+        let junk = "[" + String(repeating: "[", count: BeaconLimits.messageBytesMax - 100)
+        let res = try post(s.collector.port, "/v1/beacons", junk)
+        #expect(res.hasPrefix("HTTP/1.1 400"))
+        #expect(res.contains(#"{"accepted":0,"rejected_count":1,"rejected":[{"index":0,"reason":"invalid_json"}]}"#))
+        let many = "[" + Array(repeating: "{}", count: 250).joined(separator: ",") + "]"
+        let listed = try post(s.collector.port, "/v1/beacons", many)
+        #expect(listed.hasPrefix("HTTP/1.1 400"))
+        #expect(listed.contains(#""rejected_count":250,"#))
+        #expect(listed.components(separatedBy: #""index":"#).count - 1 == s.collector.options.rejectsListedMax)
+        let msgs = try consume(s.broker, "beacons", count: 251)
+        #expect(msgs.count == 251)
+        #expect(msgs.contains { $0.1.utf8.count == junk.utf8.count })
+    }
+
+    /// What no retry could get through is a 413, not a 503 with Retry-After,
+    /// and nothing of the request is produced: more records than a request
+    /// may hold, or a record larger than the producer's message.max.bytes.
+    @Test func requestsThatCanNeverFitGet413AndProduceNothing() throws {
+        let s = try start { $0.recordsPerRequestMax = 5; $0.bufferMessages = 100 }
+        defer { s.stop() }
+        let six = "[" + (0..<6).map { #"{"event":"heartbeat","ts":1764560000000,"session_id":"m\#($0)"}"# }
+            .joined(separator: ",") + "]"
+        let tooMany = try post(s.collector.port, "/v1/beacons", six)
+        #expect(tooMany.hasPrefix("HTTP/1.1 413"))
+        #expect(!tooMany.contains("Retry-After"))
+        #expect(tooMany.contains("--max-records 5"))
+        #expect(s.collector.buffered == 0)
+        // More records than --buffer can ever hold: the same, whatever --max-records says.
+        let small = try start { $0.recordsPerRequestMax = 10; $0.bufferMessages = 2 }
+        defer { small.stop() }
+        let three = "[" + (0..<3).map { #"{"event":"heartbeat","ts":1764560000000,"session_id":"b\#($0)"}"# }
+            .joined(separator: ",") + "]"
+        #expect(try post(small.collector.port, "/v1/beacons", three).hasPrefix("HTTP/1.1 413"))
+        // A producer whose message.max.bytes (set with --kafka) is below the body limit.
+        let broker = try MockBroker(brokers: 1, topics: ["beacons": 1])
+        defer { broker.close() }
+        var settings = collectorKafkaSettings(bufferMessages: 100)
+        settings["message.max.bytes"] = "20000"
+        let producer = try KafkaProducer(brokers: broker.bootstrapServers, extra: settings, logHandler: nil)
+        defer { producer.close(flushTimeoutMs: 0) }
+        var o = Collector.Options()
+        o.host = "127.0.0.1"; o.port = 0; o.threads = 1
+        let collector = try Collector(options: o, producer: producer)
+        defer { collector.drain(graceSeconds: 1, flushSeconds: 1) }
+        let ok = #"{"event":"heartbeat","ts":1764560000000,"session_id":"k"}"#
+        let big = "[" + ok + "," + String(repeating: "x", count: 30_000) + "]"
+        let refused = try post(collector.port, "/v1/beacons", big)
+        #expect(refused.hasPrefix("HTTP/1.1 413"))
+        #expect(refused.contains("message.max.bytes"))
+        #expect(collector.buffered == 0)
+        #expect(try post(collector.port, "/v1/beacons", ok).hasPrefix("HTTP/1.1 202"))
+        let metrics = collector.renderMetrics()
+        #expect(metrics.contains(#"qos_collect_requests_refused_total{why="too_large"} 1"#))
     }
 
     @Test func corsPreflightAndOrigins() throws {

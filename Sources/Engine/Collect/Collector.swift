@@ -43,6 +43,11 @@ public final class Collector: @unchecked Sendable {
         public var rateClientsMax = 100_000
         /// Records accepted but not yet acknowledged by Kafka, at most.
         public var bufferMessages = 100_000
+        /// Records (beacons, CMCD reports, rejects) in one request, at most;
+        /// more are answered 413 before anything is produced.
+        public var recordsPerRequestMax = 10_000
+        /// Rejects listed in a 400 answer by index; `rejected_count` has them all.
+        public var rejectsListedMax = 100
         public var retryAfterSeconds = 5
         public init() {}
     }
@@ -276,8 +281,22 @@ public final class Collector: @unchecked Sendable {
     }
 
     /// Hands the records to Kafka, all or none: 503 when the buffer cannot
-    /// take them all (the client retries the whole request).
+    /// take them all now (the client retries the whole request); 413 when no
+    /// retry could succeed — more records than one request may hold, or a
+    /// record larger than the producer takes — with nothing produced.
     private func produce(_ out: [Outgoing], topic: String, accepted: Int, rejects: [(Int, RejectReason)]) -> CollectResponse {
+        let most = min(options.recordsPerRequestMax, options.bufferMessages)
+        guard out.count <= most else {
+            stats.refused("too_large")
+            return .text(.payloadTooLarge, "\(out.count) records in one request; at most \(most) are taken at once "
+                         + "(--max-records \(options.recordsPerRequestMax), --buffer \(options.bufferMessages)): send smaller batches\n")
+        }
+        if let i = out.firstIndex(where: { ($0.key?.count ?? 0) + $0.payload.count > producer.recordBytesMax }) {
+            stats.refused("too_large")
+            return .text(.payloadTooLarge, "record \(i) is \((out[i].key?.count ?? 0) + out[i].payload.count) bytes, more than "
+                         + "Kafka's message.max.bytes lets the producer send (\(producer.recordBytesMax)): raise it with "
+                         + "--kafka message.max.bytes=N (and the topic's max.message.bytes), or lower --max-body\n")
+        }
         guard reserve(out.count) else { return unavailable("buffer full") }
         for (i, m) in out.enumerated() {
             do {
@@ -293,8 +312,10 @@ public final class Collector: @unchecked Sendable {
         stats.count(accepted: accepted, rejects: rejects.map(\.1), lost: 0)
         var body = "{\"accepted\":\(accepted)"
         if !rejects.isEmpty {
-            body += ",\"rejected\":["
-            body += rejects.map { "{\"index\":\($0.0),\"reason\":\"\($0.1.code)\"}" }.joined(separator: ",")
+            // The first rejects by index: an answer stays small whatever the request holds.
+            body += ",\"rejected_count\":\(rejects.count),\"rejected\":["
+            body += rejects.prefix(options.rejectsListedMax)
+                .map { "{\"index\":\($0.0),\"reason\":\"\($0.1.code)\"}" }.joined(separator: ",")
             body += "]"
         }
         body += "}\n"
@@ -342,8 +363,12 @@ public final class Collector: @unchecked Sendable {
 /// batched, and a local queue a little larger than the collector's own bound
 /// (which answers 503 first). Records wait for Kafka as long as the process
 /// lives (`message.timeout.ms=0`): an outage fills the buffer, then 503s.
-public func collectorKafkaSettings(bufferMessages: Int) -> [String: String] {
+/// `message.max.bytes` lets a record as large as the largest body through
+/// (librdkafka's default, 1 000 000 bytes, is below the 1 MiB default body:
+/// a malformed body near it could not be produced for the rejects table).
+public func collectorKafkaSettings(bufferMessages: Int, bodyBytesMax: Int = BeaconLimits.messageBytesMax) -> [String: String] {
     [
+        "message.max.bytes": String(max(1_000_000, bodyBytesMax + 65_536)),
         "enable.idempotence": "true",
         "compression.type": "zstd",
         "linger.ms": "5",
