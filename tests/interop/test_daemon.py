@@ -189,6 +189,33 @@ def test_operator_errors_are_one_line(loaded, tmp_path):
     assert r.returncode != 0 and "'from-env' does not exist" in r.stderr, r.stderr
 
 
+def test_disk_full_sink_fails_cleanly_and_resumes_exactly_once(loaded, tmp_path):
+    """The sink's filesystem fills up mid-run (a 512 KiB tmpfs): the daemon
+    stops with one line naming the file and the cause, nothing partial is
+    visible, and once there is room again a restart finishes with the tables
+    of the fault-free replay — nothing lost, nothing counted twice. Needs
+    root to mount the tmpfs (skipped otherwise)."""
+    broker, expected, _ = loaded
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        sink = mnt / "sink"
+        r = run(broker, sink, "diskfull", "--until-caught-up", check=False)
+        assert r.returncode != 0, r.stderr
+        lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
+        assert len(lines) == 1 and "No space left on device" in lines[0], r.stderr
+        visible_counts_no_beacon_twice(sink, expected)
+        subprocess.run(["mount", "-o", "remount,size=256m", str(mnt)], check=True)
+        r = run(broker, sink, "diskfull", "--until-caught-up")
+        assert "caught up" in r.stderr
+        assert_same(sink, expected)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 def test_broker_outage_is_waited_out(tmp_path):
     """The broker goes down for 10 s mid-run: the daemon logs it, waits,
     resumes, and the output equals the fault-free replay."""
