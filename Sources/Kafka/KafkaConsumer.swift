@@ -139,18 +139,14 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     private var subscribed = false
 
-    /// Messages popped by the current `poll`, destroyed together when it
-    /// returns (`destroyConsumed`). librdkafka allocates each message on its
-    /// fetch thread; freeing one takes that thread's malloc arena lock. One
-    /// free per message, between the records the engine ingests, collided
-    /// with the fetch thread's allocations often enough to cost a futex wait
-    /// and wake-up each time (docs/architecture.md, "The path of one Kafka message").
+    /// The array of the messages a `poll` pops, kept between polls for its
+    /// capacity; they are destroyed together when the poll returns.
+    /// librdkafka allocates each message on its fetch thread; freeing one
+    /// takes that thread's malloc arena lock. One free per message, between
+    /// the records the engine ingests, collided with the fetch thread's
+    /// allocations often enough to cost a futex wait and wake-up each time
+    /// (docs/architecture.md, "The path of one Kafka message").
     private var consumed: [UnsafeMutablePointer<rd_kafka_message_t>] = []
-
-    private func destroyConsumed() {
-        for m in consumed { rd_kafka_message_destroy(m) }
-        consumed.removeAll(keepingCapacity: consumed.count <= 16_384)
-    }
 
     private func subscribeIfNeeded() throws {
         guard !subscribed else { return }
@@ -192,12 +188,21 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         var messages = 0
         var first = true
-        defer { destroyConsumed() }
-        // Positions are recorded per run of messages from one partition, not per message.
-        var run: (rkt: OpaquePointer, partition: Int32, next: Int64)?
+        // The messages popped, in a local array (the property only keeps its
+        // capacity between polls): no exclusivity check per message.
+        var popped: [UnsafeMutablePointer<rd_kafka_message_t>] = []
+        swap(&popped, &consumed)
+        defer {
+            for m in popped { rd_kafka_message_destroy(m) }
+            popped.removeAll(keepingCapacity: popped.count <= 16_384)
+            swap(&popped, &consumed)
+        }
+        // Positions are recorded per run of messages from one partition, not
+        // per message; the run keeps its topic's name for its messages.
+        var run: (rkt: OpaquePointer, topic: String, partition: Int32, next: Int64)?
         func endRun() {
             guard let r = run else { return }
-            let tp = TopicPartition(topicName(r.rkt), r.partition)
+            let tp = TopicPartition(r.topic, r.partition)
             stateLock.withLock { positions[tp] = r.next }
             run = nil
         }
@@ -220,7 +225,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 onEvent(e)
             }
             if let m {
-                consumed.append(m)
+                popped.append(m)
                 let msg = m.pointee
                 if msg.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                     if let e = convertError(m) { onEvent(e) }
@@ -230,12 +235,19 @@ public final class KafkaConsumer: @unchecked Sendable {
                     } ?? false
                     // A message popped after the revoke callback is left for the next owner.
                     if !dropped {
-                        if let r = run, r.rkt != rkt || r.partition != msg.partition { endRun() }
-                        run = (rkt, msg.partition, msg.offset + 1)
+                        let topic: String
+                        if let r = run, r.rkt == rkt, r.partition == msg.partition {
+                            topic = r.topic
+                            run!.next = msg.offset + 1
+                        } else {
+                            endRun()
+                            topic = topicName(rkt)
+                            run = (rkt, topic, msg.partition, msg.offset + 1)
+                        }
                         messages += 1
                         let payload = msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) }
                         try onMessage(KafkaRecord(
-                            message: m, topic: topicName(rkt), partition: msg.partition, offset: msg.offset,
+                            message: m, topic: topic, partition: msg.partition, offset: msg.offset,
                             key: msg.key.map { UnsafeRawBufferPointer(start: $0, count: msg.key_len) },
                             payload: payload ?? UnsafeRawBufferPointer(start: nil, count: 0)))
                     }
