@@ -172,7 +172,10 @@ import QoSCore
 
     /// Every kind of bad value, from each layer: one line naming key, value, origin and form.
     @Test(arguments: [
-        ("window", "2x", "a duration > 0"), ("window", "0s", "a duration > 0"), ("window", "90", "a duration > 0"),
+        ("window", "2x", "a whole number of seconds > 0"), ("window", "0s", "a whole number of seconds > 0"),
+        ("window", "90", "a whole number of seconds > 0"),
+        // Files are named in whole seconds: these would share or misstate names.
+        ("window", "1ms", "a whole number of seconds > 0"), ("window", "1500ms", "a whole number of seconds > 0"),
         ("lateness", "-5s", "a duration such as"), ("lateness", "1.5m", "a duration such as"),
         ("max_lateness", "99999999999999999d", "a duration such as"),
         ("session_timeout", "", "a duration such as"), ("idle_timeout", "soon", "a duration such as"),

@@ -86,7 +86,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         /// What a value must look like.
         public var expected: String {
             switch self {
-            case .window: "a duration > 0 such as 90s, 2m, 1h"
+            case .window: "a whole number of seconds > 0 such as 90s, 2m, 1h"
             case .lateness, .max_lateness, .session_timeout, .session_max, .idle_timeout, .checkpoint_interval,
                  .checkpoint_min_interval, .late_flush_interval, .compact_after, .s3_connect_timeout: DurationText.form
             case .compact_files: "an integer ≥ 2"
@@ -170,7 +170,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
         group = try string(.group) ?? group
         sink = try string(.sink) ?? sink
         if let w = try duration(.window) {
-            guard w > 0 else { throw ConfigurationError.badValue(.window, try text(.window) ?? "") }
+            // Files are named by the window's start and size in whole seconds
+            // (WindowFileWriter): a window of 1500ms or 1ms would be named as
+            // another, and windows shorter than a second would share a name.
+            guard w > 0, w % 1000 == 0 else { throw ConfigurationError.badValue(.window, try text(.window) ?? "") }
             engine.windowMs = w
         }
         engine.latenessMs = try duration(.lateness) ?? engine.latenessMs

@@ -18,6 +18,8 @@ public struct WindowFileWriter {
     public let inputTag: String
 
     public init(sink: FileSink, windowMs: Int64, inputTag: String, zstdLevel: Int = Defaults.zstdLevel) {
+        // A file's name holds its window's start and size in whole seconds.
+        precondition(windowMs > 0 && windowMs % 1000 == 0, "window \(windowMs) ms is not a whole number of seconds")
         self.sink = sink
         self.windowMs = windowMs
         self.inputTag = inputTag
