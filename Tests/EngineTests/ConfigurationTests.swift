@@ -23,6 +23,16 @@ import QoSCore
         return nil
     }
 
+    /// The default instance id (host-pid) is one the settings accept, and
+    /// the ids operators write (pod names, host names) are too.
+    @Test func instanceIdsAreOnePathComponent() {
+        #expect(RunOptions.isValidInstance(RunOptions.defaultInstance()))
+        for ok in ["videoqos-7f9c-0", "vm-15849", "qos_a.b"] { #expect(RunOptions.isValidInstance(ok)) }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "ä", String(repeating: "a", count: 201)] {
+            #expect(!RunOptions.isValidInstance(bad))
+        }
+    }
+
     @Test func defaultsAreTheNamedConstants() throws {
         let c = try resolve()
         #expect(c == Configuration())
@@ -185,7 +195,9 @@ import QoSCore
         ("group_cap", "0", "an integer ≥ 1"), ("group_cap", "1e5", "an integer ≥ 1"),
         ("slow_request_ms", "-1", "≥ 0"), ("slow_request_ms", "200ms", "≥ 0"),
         ("metrics_port", "65536", "a port number"), ("metrics_port", "no", "a port number"),
-        ("brokers", "", "a non-empty string"), ("instance", "", "a non-empty string"),
+        ("brokers", "", "a non-empty string"), ("instance", "", "a name of letters"),
+        // An instance names directories of the sink: no path out of it.
+        ("instance", "../../evil", "a name of letters"), ("instance", "a/b", "a name of letters"), ("instance", "..", "a name of letters"),
     ])
     func badValuesAreErrors(key: String, value: String, form: String) throws {
         let k = try #require(Configuration.Key(rawValue: key))

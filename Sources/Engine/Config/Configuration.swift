@@ -101,7 +101,8 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .kafka: "a mapping of librdkafka properties"
             case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
             case .alerts: "a list of alert rules (README \"Alerts\"), e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]"
-            case .brokers, .group, .sink, .instance, .ua_regexes, .metrics_host, .s3_region: "a non-empty string"
+            case .brokers, .group, .sink, .ua_regexes, .metrics_host, .s3_region: "a non-empty string"
+            case .instance: "a name of letters, digits, '.', '_' and '-' (it names the instance's directories in the sink)"
             case .s3_endpoint: "an http:// or https:// address such as http://minio:9000"
             case .s3_path_style: "true or false"
             }
@@ -190,7 +191,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
         compactFiles = try integer(.compact_files, 2...1_000_000).map { Int($0) } ?? compactFiles
         compactAfterMs = try duration(.compact_after) ?? compactAfterMs
         workers = try integer(.workers, 1...Int64(Defaults.replayWorkersMax)).map { Int($0) } ?? workers
-        instance = try string(.instance) ?? instance
+        if let i = try string(.instance) {
+            guard RunOptions.isValidInstance(i) else { throw ConfigurationError.badValue(.instance, i) }
+            instance = i
+        }
         if let e = try string(.s3_endpoint) {
             guard e.hasPrefix("http://") || e.hasPrefix("https://") else { throw ConfigurationError.badValue(.s3_endpoint, e) }
             s3Endpoint = e

@@ -80,7 +80,25 @@ public struct RunOptions {
     public init() {}
 
     public static func defaultInstance() -> String {
-        "\(hostName())-\(getpid())"
+        let host = String(decoding: hostName().utf8.prefix(180).map { isInstanceByte($0) ? $0 : UInt8(ascii: "-") }, as: UTF8.self)
+        return "\(host)-\(getpid())"
+    }
+
+    /// An instance id names directories and objects of the sink
+    /// (`_qos/manifests/<instance>/`, `_staging/<instance>/`, the ledger):
+    /// one path component of at most 200 letters, digits, '.', '_' and '-',
+    /// never "." or ".." — `../x` wrote manifests outside the sink.
+    public static func isValidInstance(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 200 && s != "." && s != ".."
+            && s.utf8.allSatisfy(isInstanceByte)
+    }
+
+    private static func isInstanceByte(_ b: UInt8) -> Bool {
+        switch b {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"): true
+        default: false
+        }
     }
 }
 
