@@ -53,6 +53,39 @@ import QoSCore
         #expect(RecordFormats.all.map(\.name) == ["beacon-json", "edgecast", "cloudfront", "fastly", "akamai", "cmcd"])
     }
 
+    /// A record past the message limit is `too_large` in every format — a
+    /// file line that long reaches the format cut to the limit + 1 byte, and
+    /// a cut CloudFront line (its long last field short) parsed as a record.
+    @Test func overlongRecordsAreTooLargeInEveryFormat() throws {
+        let fields = ["2026-01-01", "00:00:00", "AMS50-C1", "2250420", "86.133.89.152", "GET", "d1.cloudfront.net",
+                      "/a/seg3.ts", "200", "-", "ua"]
+        let cloudfront = fields.joined(separator: "\t") + "\t" + String(repeating: "x", count: BeaconLimits.messageBytesMax)
+        for format in RecordFormats.all {
+            for text in [String(repeating: "a", count: BeaconLimits.messageBytesMax + 1), cloudfront] {
+                var items: [DecodedItem] = []
+                Array(text.utf8).withUnsafeBytes { format.forSource(named: "t").decode($0) { items.append($0) } }
+                #expect(items.count == 1, "\(format.name)")
+                guard case .reject(let reason, _) = items.first else { Issue.record("\(format.name): not a reject"); continue }
+                #expect(reason == .tooLarge, "\(format.name): \(reason.code)")
+            }
+        }
+        // Through a replay's line reader: the cut line is a reject, the next line is read whole.
+        let path = try write(cloudfront + "\n" + fields.joined(separator: "\t") + "\n")
+        var reasons: [String] = []
+        let format = try RecordFormats.named("cloudfront").forSource(named: path)
+        let source = FileRecordSource(paths: [path])
+        while !source.atEnd {
+            var assigned = false
+            _ = try source.poll(maxRecords: 10, timeoutMs: 0, onRecord: { r in
+                format.decode(r.bytes) { item in
+                    if case .reject(let reason, _) = item { reasons.append(reason.code) } else { reasons.append("record") }
+                }
+            }, onEvent: { if case .assigned = $0 { assigned = true } })
+            if assigned { try source.startAssigned([0: nil]) }
+        }
+        #expect(reasons.first == "too_large" && reasons.count >= 2)
+    }
+
     /// A plain file is mapped and cut into lines in place; the lines (and
     /// line numbers, and bytes counted) must be those the read path cuts.
     @Test func mappedFilesSplitIntoTheSameLinesAsRead() throws {

@@ -43,6 +43,8 @@ public struct CMCDFormat: RecordFormat {
     }
 
     public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
+        // Past the message limit is `too_large`, as for beacons (a file line that long comes cut: `LineReader`).
+        guard record.count <= BeaconLimits.messageBytesMax else { return sink(.reject(.tooLarge, payload: 0..<record.count)) }
         var end = record.count
         while end > 0, record[end - 1] == 0x0a || record[end - 1] == 0x0d { end -= 1 }
         let whole = 0..<record.count

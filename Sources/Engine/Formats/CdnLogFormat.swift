@@ -49,6 +49,10 @@ public struct CdnLogFormat: RecordFormat {
     /// Parses one record. The prototype (no `forSource()`) parses each
     /// record with a fresh parser, so no state leaks between sources.
     public func decode(_ record: UnsafeRawBufferPointer, _ sink: (DecodedItem) -> Void) {
+        // Past the message limit is `too_large`, as for beacons; a file line
+        // that long comes cut to the limit + 1 byte (`LineReader`), and a cut
+        // tab-separated line could otherwise parse with its last field short.
+        guard record.count <= BeaconLimits.messageBytesMax else { return sink(.reject(.tooLarge, payload: 0..<record.count)) }
         let parser = own?.parser ?? makeParser("")
         parser.parse(record) { item in
             switch item {
