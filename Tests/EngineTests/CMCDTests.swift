@@ -65,6 +65,10 @@ import Testing
             ("br=(1 2", "invalid_cmcd:value:br"),
             ("sid=\"caf\u{e9}\"", "invalid_cmcd:value:sid"),   // sf-string is ASCII
             ("sid=\"x\" ts=1", "invalid_cmcd:separator"),
+            // A key CMCD does not define is not named: senders choose those names,
+            // and one reason per name would grow the reject counters without bound.
+            ("k1000x=\"x", "invalid_cmcd:value:other"), ("com.example-x=\"open", "invalid_cmcd:value:other"),
+            ("org.videoqos-ua=(1", "invalid_cmcd:value:org.videoqos-ua"),
         ]
         for (text, reason) in bad {
             guard case .failure(let e) = CMCDParser.parse(text) else { Issue.record("accepted: \(text)"); continue }

@@ -81,6 +81,22 @@ public struct CMCDReject: Error, Sendable {
 public enum CMCDParser {
     public static let recordBytesMax = 64 * 1024
 
+    /// The keys CMCD defines (versions 1 and 2) and the two `qos collect`
+    /// adds (docs/cmcd.md, "Keys we read" and "Read but not mapped").
+    static let definedKeys: Set<String> = [
+        "sid", "ts", "cid", "st", "cdn", "br", "pt", "msd", "sta", "e", "ec", "rc", "ttfb", "ttlb", "ot",
+        "v", "sf", "sn", "d", "url", "h", "bl", "tbl", "mtp", "dl", "nor", "nrr", "su", "bs", "bsa", "bsd",
+        "bsda", "bg", "pr", "rtp", "tb", "lb", "tab", "lab", "tpb", "pb", "ab", "ltc", "dfa", "cs", "nr",
+        "ttfbb", "cmsdd", "cmsds", "smrt", "cen", "org.videoqos-ip", "org.videoqos-ua",
+    ]
+
+    /// A bad value's reason names its key only when CMCD defines the key:
+    /// any other name is the sender's choice, and a reason per name would
+    /// grow the reject counters (and `/metrics` series) without bound.
+    static func badValue(_ key: String) -> CMCDSyntaxError {
+        CMCDSyntaxError(what: definedKeys.contains(key) ? "value:\(key)" : "value:other")
+    }
+
     public static func parse(_ text: String) -> Result<CMCDRecord, CMCDSyntaxError> {
         var s = text
         return s.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
@@ -99,14 +115,14 @@ public enum CMCDParser {
             if p.peek == UInt8(ascii: "=") {
                 p.i += 1
                 if p.peek == UInt8(ascii: "(") {
-                    guard let list = p.innerList() else { return .failure(.init(what: "value:\(key)")) }
+                    guard let list = p.innerList() else { return .failure(badValue(key)) }
                     item = CMCDItem(.list(list))
                 } else {
-                    guard let v = p.bare() else { return .failure(.init(what: "value:\(key)")) }
+                    guard let v = p.bare() else { return .failure(badValue(key)) }
                     item = CMCDItem(v)
                 }
             }
-            guard let params = p.params() else { return .failure(.init(what: "value:\(key)")) }
+            guard let params = p.params() else { return .failure(badValue(key)) }
             item.params = params
             rec.set(key, item)
             p.skipSpaces()
