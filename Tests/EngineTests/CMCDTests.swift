@@ -53,6 +53,16 @@ import Testing
         #expect(try parse("br=" + CMCDParser.serialize(r["br"]!))["br"] == r["br"])
     }
 
+    /// JSON-mode reports (`qos collect`): a key CMCD does not define is not
+    /// named in the reason either, whatever its length.
+    @Test func jsonReportsNameOnlyDefinedKeysInReasons() {
+        for (json, reason) in [(#"[{"sid":"a","ts":1767225600000,"made-up-key-123":{"x":1}}]"#, "invalid_cmcd:value:other"),
+                               (#"[{"sid":"a","ts":1767225600000,"br":{"x":1}}]"#, "invalid_cmcd:value:br")] {
+            guard case .failure(let r) = CMCDHTTP.fromJSON(Array(json.utf8)) else { Issue.record("accepted: \(json)"); continue }
+            #expect(r.reason.code == reason)
+        }
+    }
+
     @Test func malformedStringsAreRejectedWithAReason() {
         let bad: [(String, String)] = [
             ("", "invalid_cmcd:empty"),

@@ -90,7 +90,7 @@ public enum CMCDHTTP {
             guard let dict = o as? [String: Any] else { return .failure(CMCDReject(.notAnObject)) }
             var parts: [String] = []
             for (k, v) in dict.sorted(by: { $0.key < $1.key }) {
-                guard let value = cmcdValue(k, v) else { return .failure(CMCDReject(RejectReason("invalid_cmcd:value:\(k.prefix(32))"))) }
+                guard let value = cmcdValue(k, v) else { return .failure(CMCDReject(CMCDParser.badValue(k).reason)) }
                 if case .boolean(true) = value { parts.append(k) } else { parts.append("\(k)=\(CMCDParser.serialize(value))") }
             }
             if parts.isEmpty { return .failure(CMCDReject(RejectReason("invalid_cmcd:empty"))) }
