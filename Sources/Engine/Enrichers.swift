@@ -73,6 +73,9 @@ public func makeEnricher(geoip: [String], uaRegexes: String?, log: @escaping (St
     let path = uaRegexes ?? UserAgentClassifier.defaultRegexesPath
     do {
         return EngineEnricher(geo: geo, ua: try UserAgentClassifier(regexesPath: path), warn: warn ?? log)
+    } catch let e as UserAgentRegexesError {
+        // Its description names the file, the reason and the package; the flag is ours to name.
+        throw UserError("cannot load user-agent regexes '\(e.path)': \(e.reason) — install uap-core (make deps) or pass --ua-regexes")
     } catch {
         throw UserError("cannot load user-agent regexes '\(path)': \(error) — install uap-core (make deps) or pass --ua-regexes")
     }

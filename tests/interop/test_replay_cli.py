@@ -110,6 +110,21 @@ def test_truncated_zstd_is_one_line_error(generated, tmp_path):
     assert r.returncode != 0 and len(lines) == 1 and "truncated" in lines[0]
 
 
+def test_bad_enrichment_files_are_one_line_errors(tmp_path):
+    """Not a MaxMind DB, not uap-core's regexes: one line naming the file,
+    what is wrong and the fix — once (the regexes' message said its first
+    half twice)."""
+    one = tmp_path / "one.ndjson"
+    one.write_text('{"event":"view_start","ts":1764560000000,"session_id":"a"}\n')
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- not a mapping\n")
+    for flag, needle in [("--geoip-db", "MaxMind"), ("--ua-regexes", "not a YAML mapping")]:
+        r = qos("replay", one, "--sink", tmp_path / "o", flag, bad, check=False)
+        lines = error_lines(r.stderr)
+        assert r.returncode != 0 and len(lines) == 1 and needle in lines[0], r.stderr
+        assert lines[0].count(str(bad)) == 1, lines[0]
+
+
 def test_binary_garbage_becomes_rejects(tmp_path):
     junk = tmp_path / "junk.ndjson"
     junk.write_bytes(os.urandom(200_000))
