@@ -39,6 +39,21 @@ struct Demo: ParsableCommand {
     var geoipDb: [String] = []
     @Option(help: "Partitions of the demo topic.") var partitions: Int = 6
 
+    /// The demo generates `rate × duration × speed / 70` sessions up front;
+    /// past this it would take more memory than a demo should.
+    static let sessionsMax = 5_000_000
+
+    func validate() throws {
+        guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be > 0 and at most 86400 seconds") }
+        guard rate > 0, rate <= 1_000_000 else { throw ValidationError("--rate must be > 0 and at most 1000000 beacons per second") }
+        guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be > 0 and at most 10000") }
+        guard (1...1024).contains(partitions) else { throw ValidationError("--partitions must be between 1 and 1024") }
+        let sessions = rate * duration * speed / 70
+        guard sessions <= Double(Demo.sessionsMax) else {
+            throw ValidationError("--rate × --duration × --speed would generate \(Int(sessions)) sessions (at most \(Demo.sessionsMax)): lower one of them")
+        }
+    }
+
     func run() throws {
         try QoS.guarded {
             let c = try loadConfiguration(file: config) { l in

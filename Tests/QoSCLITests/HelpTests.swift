@@ -28,6 +28,17 @@ import Testing
         #expect(demo.contains("--config "))
     }
 
+    /// The demo's numbers are checked before anything starts: `--speed 0`
+    /// trapped in the pacer, `--rate 1e12` asked for 380 GB of sessions.
+    @Test func demoRefusesNumbersItCannotRun() throws {
+        for args in [["--speed", "0"], ["--speed", "inf"], ["--rate", "1e12"], ["--rate", "nan"], ["--duration", "0"],
+                     ["--partitions", "0"], ["--rate", "100000", "--duration", "3600", "--speed", "100"]] {
+            #expect(throws: (any Error).self, "\(args)") { try Demo.parse(args) }
+        }
+        _ = try Demo.parse([])  // the defaults
+        _ = try Demo.parse(["--duration", "120", "--rate", "300", "--speed", "10", "--partitions", "2"])
+    }
+
     @Test func helpDefaultsAreTheConfigurationDefaults() {
         let help = Run.helpMessage(columns: 10_000)
         #expect(help.contains("(default \(DurationText.format(Defaults.engine.windowMs)))"))
