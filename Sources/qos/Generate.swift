@@ -53,6 +53,9 @@ struct Generate: ParsableCommand {
     @Flag(help: "Print the generator's IP-range table as CSV (input of tools/build_mmdb.py) and exit.")
     var geoTable = false
 
+    /// 2100-01-01T00:00:00Z.
+    static let startMsMax: Int64 = 4_102_444_800_000
+
     func validate() throws {
         guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
         guard input == nil || kafka != nil else { throw ValidationError("--input is for --kafka: it produces a file's lines to Kafka") }
@@ -63,6 +66,10 @@ struct Generate: ParsableCommand {
         guard format == "beacon-json" || cdnLogs == nil else { throw ValidationError("--format cmcd is for beacons; it does not combine with --cdn-logs") }
         guard cdnLogs == nil || input == nil else { throw ValidationError("--cdn-logs generates traffic; it does not combine with --input") }
         guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
+        // Event times are start + offsets of up to days: keep them far from Int64's end (2262).
+        if let startMs, !(0...Generate.startMsMax).contains(startMs) {
+            throw ValidationError("--start-ms must be between 0 and \(Generate.startMsMax) (2100-01-01)")
+        }
         guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction), ("--future-fraction", futureFraction)] where !(0...1).contains(v) {

@@ -39,6 +39,13 @@ import Testing
         _ = try Demo.parse(["--duration", "120", "--rate", "300", "--speed", "10", "--partitions", "2"])
     }
 
+    /// `qos generate --start-ms 9223372036854775000` trapped on an overflow
+    /// adding the sessions' offsets; the start is checked first now.
+    @Test func generateRefusesAStartItCannotAddTo() throws {
+        #expect(throws: (any Error).self) { try Generate.parse(["--start-ms", "9223372036854775000"]) }
+        _ = try Generate.parse(["--start-ms", "\(Generate.startMsMax)"])
+    }
+
     @Test func helpDefaultsAreTheConfigurationDefaults() {
         let help = Run.helpMessage(columns: 10_000)
         #expect(help.contains("(default \(DurationText.format(Defaults.engine.windowMs)))"))
