@@ -482,7 +482,9 @@ public final class StreamDriver {
     /// retained, records were skipped): logged every time.
     func logError(_ e: SourceError, _ now: Int64) {
         if e.dataLoss {
-            o.log.error("qos run: DATA LOSS: \(e.message) — Kafka no longer retains the checkpointed offset; raise the topic's retention")
+            o.log.error("qos run: DATA LOSS: \(e.message) — the checkpointed offset is not in the partition: retention "
+                        + "deleted it (raise the topic's retention), or the topic was recreated or its log truncated "
+                        + "(then its records below the checkpointed offset are skipped as already counted)")
             return
         }
         if now - (lastErrorLog[e.kind] ?? 0) >= 10_000 {
