@@ -163,6 +163,37 @@ def test_rebalance_two_instances_equal_one(loaded):
     assert_same(sink, expected)
 
 
+def test_one_process_per_instance_id_on_a_sink(loaded):
+    """Two processes with one --instance on one sink overwrote each other's
+    manifests (same epoch numbers), and the restart counted half the beacons
+    twice. The second process is refused now, in one line; once the first
+    stops, the id is free and the tables end equal to the replay."""
+    broker, expected, base = loaded
+    sink = base / "one-instance"
+    a = subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", "oi", "--sink", str(sink),
+                          "--idle-timeout", "2s", "--instance", "same", "--metrics-port", "0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        head = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = a.stderr.readline()
+            head.append(line)
+            if not line or "consuming" in line:
+                break
+        assert any("consuming" in l for l in head), "".join(head)
+        b = run(broker, sink, "oi", "--instance", "same", "--until-caught-up", check=False, timeout=120)
+        lines = [l for l in b.stderr.splitlines() if l.startswith("qos: error")]
+        assert b.returncode == 1 and len(lines) == 1 and "already running" in lines[0], b.stderr
+    finally:
+        a.send_signal(signal.SIGTERM)
+        _, err = a.communicate(timeout=60)
+    assert a.returncode == 0, err
+    r = run(broker, sink, "oi", "--instance", "same", "--until-caught-up")
+    assert "caught up" in r.stderr
+    assert_same(sink, expected)
+
+
 def test_operator_errors_are_one_line(loaded, tmp_path):
     broker, _, _ = loaded
     cases = [

@@ -164,6 +164,9 @@ public final class RunJob {
     /// Connects, checks the topic, and consumes until stopped. Returns the final status.
     public func run() throws -> RunStatus {
         HeapTrim.keepCheckpointBuffers()
+        // Held until run returns: no second process of this instance id on this sink.
+        let lock = o.sink.hasPrefix("s3://") ? nil : try InstanceLock(sinkRoot: o.sink, instance: o.instance)
+        defer { withExtendedLifetime(lock) {} }
         let store: CheckpointStore = driver.store
         try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource
