@@ -61,6 +61,19 @@ def loaded(tmp_path_factory):
     broker.stop()
 
 
+def wait_for_line(proc, needle, seconds=120):
+    """Reads a daemon's stderr until a line holds `needle`; returns the lines read."""
+    head = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        head.append(line)
+        if not line or needle in line:
+            break
+    assert any(needle in l for l in head), "".join(head)
+    return head
+
+
 def run(broker, sink, group, *extra, check=True, timeout=600, env=None):
     return qos("run", "--brokers", broker.address, "--group", group, "--sink", sink,
                "--idle-timeout", "2s", "--metrics-port", "0", *extra, check=check, timeout=timeout, env=env)
@@ -174,14 +187,7 @@ def test_one_process_per_instance_id_on_a_sink(loaded):
                           "--idle-timeout", "2s", "--instance", "same", "--metrics-port", "0"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        head = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = a.stderr.readline()
-            head.append(line)
-            if not line or "consuming" in line:
-                break
-        assert any("consuming" in l for l in head), "".join(head)
+        wait_for_line(a, "consuming")
         b = run(broker, sink, "oi", "--instance", "same", "--until-caught-up", check=False, timeout=120)
         lines = [l for l in b.stderr.splitlines() if l.startswith("qos: error")]
         assert b.returncode == 1 and len(lines) == 1 and "already running" in lines[0], b.stderr
@@ -262,14 +268,7 @@ def test_broker_outage_is_waited_out(tmp_path):
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # The outage starts once the daemon owns its partitions (a fixed sleep
         # lost that race on a loaded machine and the daemon never met the outage).
-        head = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = p.stderr.readline()
-            head.append(line)
-            if not line or "assigned partitions" in line:
-                break
-        assert any("assigned partitions" in l for l in head), "".join(head)
+        head = wait_for_line(p, "assigned partitions")
         broker.signal(signal.SIGUSR1)
         time.sleep(10)
         broker.signal(signal.SIGUSR2)
