@@ -162,6 +162,12 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_kafka_zstd_frames_sized_total", "counter",
                "zstd message sets without a declared size that librdkafka was told a buffer size for (one decompression each).",
                [("", Double(s.kafkaZstdFramesSized))])
+        metric("qos_kafka_offsets_skipped_total", "counter",
+               "Offsets never read: Kafka no longer had them when the daemon got there (retention).",
+               [("", Double(s.kafkaOffsetsSkipped))])
+        metric("qos_kafka_log_restarts_total", "counter",
+               "Partitions whose log restarted below their next offset (topic recreated or log truncated).",
+               [("", Double(s.kafkaLogRestarts))])
         metric("qos_consumer_lag", "gauge", "Messages behind the high watermark, per partition.",
                s.lag.sorted { $0.key < $1.key }.map { ("{partition=\"\($0.key)\"}", Double($0.value)) })
         return out

@@ -100,9 +100,10 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
         case auth
         /// The client instance is unusable (librdkafka fatal error).
         case fatal
-        /// A start/checkpoint offset is no longer retained (or beyond the end)
-        /// and librdkafka reset the position per `auto.offset.reset`:
-        /// messages were skipped. Operators must hear about it.
+        /// A start/checkpoint offset is not in the partition's log any more
+        /// and librdkafka reset the position per `auto.offset.reset`: either
+        /// retention deleted it (messages were skipped) or the log restarted
+        /// below it (topic recreated, log truncated). Operators must hear about it.
         case offsetReset
         /// A local port could not be bound (mock broker forwarder).
         case portInUse
@@ -115,12 +116,19 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
     public var code: Int32
     /// The configuration key for `.configuration` errors.
     public var key: String?
+    /// The partition an `.offsetReset` happened to, when librdkafka named it,
+    /// and the offset it could not serve.
+    public var topicPartition: TopicPartition?
+    public var offset: Int64?
 
-    public init(_ kind: Kind, _ message: String, code: Int32 = 0, key: String? = nil) {
+    public init(_ kind: Kind, _ message: String, code: Int32 = 0, key: String? = nil,
+                topicPartition: TopicPartition? = nil, offset: Int64? = nil) {
         self.kind = kind
         self.message = oneLine(message)
         self.code = code
         self.key = key
+        self.topicPartition = topicPartition
+        self.offset = offset
     }
     public var description: String { message }
 }
@@ -263,15 +271,36 @@ let kafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar
         // librdkafka 2.0.2 reports an out-of-range reset only as a log line.
         box.lock.withLock {
             if box.isConsumer && box.events.count < 1000 {
-                box.events.append(.error(KafkaError(
-                    .offsetReset,
-                    "Kafka \(msg) — messages were skipped (retention deleted them, or the checkpoint is ahead of the log)")))
+                let at = offsetResetPosition(msg)
+                box.events.append(.error(KafkaError(.offsetReset, "Kafka \(msg)", topicPartition: at?.partition, offset: at?.offset)))
             }
         }
     }
     guard let h = box.logHandler else { return }
     h(KafkaLogMessage(level: level, facility: facility, message: msg,
                       client: String(cString: rd_kafka_name(rk))))
+}
+
+/// The partition and offset named by librdkafka 2.0.2's out-of-range log
+/// line, `"[thrd:main]: <topic> [<partition>]: offset reset (at offset
+/// <offset>, broker …) to …"` (the offset nil when it is not a number; nil
+/// for any other text). Topic names have no spaces or brackets.
+public func offsetResetPosition(_ line: String) -> (partition: TopicPartition, offset: Int64?)? {
+    guard let mark = line.firstRange(of: "]: offset reset") else { return nil }
+    let head = line[..<mark.lowerBound]
+    guard let open = head.lastIndex(of: "["),
+          let partition = Int32(head[head.index(after: open)...]), partition >= 0 else { return nil }
+    var topic = head[..<open]
+    guard topic.last == " " else { return nil }
+    topic = topic.dropLast()
+    if let space = topic.lastIndex(of: " ") { topic = topic[topic.index(after: space)...] }
+    guard !topic.isEmpty, !topic.contains("["), !topic.contains("]") else { return nil }
+    var offset: Int64?
+    let tail = line[mark.upperBound...]
+    if tail.hasPrefix(" (at offset ") {
+        offset = Int64(tail.dropFirst(" (at offset ".count).prefix { $0 >= "0" && $0 <= "9" })
+    }
+    return (TopicPartition(String(topic), partition), offset)
 }
 
 /// Builds an rd_kafka_conf_t from ordered settings; a rejected key or value

@@ -281,9 +281,10 @@ public final class KafkaConsumer: @unchecked Sendable {
                                      code: msg.err.rawValue))
         }
         if msg.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || msg.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
-            return .error(KafkaError(.offsetReset,
-                                     "Kafka offset out of range\(where_), position reset by auto.offset.reset — messages were skipped (retention?): \(text)",
-                                     code: msg.err.rawValue))
+            return .error(KafkaError(.offsetReset, "Kafka offset out of range\(where_), position reset by auto.offset.reset: \(text)",
+                                     code: msg.err.rawValue,
+                                     topicPartition: msg.rkt.map { TopicPartition(topicName($0), msg.partition) },
+                                     offset: msg.offset >= 0 ? msg.offset : nil))
         }
         return .error(KafkaError(.other, "Kafka consumer error\(where_): \(text)", code: msg.err.rawValue))
     }

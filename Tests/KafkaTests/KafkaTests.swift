@@ -478,7 +478,32 @@ struct KafkaTests {
         }
         #expect(reset != nil, "no offsetReset error event")
         #expect(reset?.message.contains("\n") == false)
+        // The partition and the offset Kafka could not serve are named.
+        #expect(reset?.topicPartition == tp)
+        #expect(reset?.offset == 0)
         #expect(firstOffset == w.low)
+
+        // A start past the log's end (a topic recreated under a checkpoint):
+        // reset to the beginning, below the start.
+        let c2 = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g9b"), topics: ["x"],
+                                   extra: fastGroup, logHandler: testLog)
+        defer { c2.close() }
+        var reset2: KafkaError? = nil
+        var first2: Int64? = nil
+        let d2 = now() + 20
+        while (reset2 == nil || first2 == nil) && now() < d2 {
+            for ev in try c2.poll(maxMessages: 1000, timeoutMs: 100) {
+                switch ev {
+                case .assigned: try c2.completeAssign(startOffsets: [tp: w.high + 500])
+                case .error(let e) where e.kind == .offsetReset: reset2 = e
+                case .message(let m): if first2 == nil { first2 = m.offset; #expect(reset2 != nil, "reported first") }
+                default: break
+                }
+            }
+        }
+        #expect(reset2?.topicPartition == tp)
+        #expect(reset2?.offset == w.high + 500)
+        #expect(first2 == w.low)
     }
 
     @Test func badConfigurationIsOneLineNamingTheKey() throws {

@@ -50,7 +50,10 @@ struct EpochCommit {
         let windows = flushed ?? engine.flush(watermark: watermark, releaseLate: releaseLate)
         // Plan.
         let range = book.epochRange
-        let tag = "k" + shortHash("\(instance)|\(stream)|\(range)")
+        // The epoch's number keeps names unique when a partition's offsets
+        // repeat (its log restarted, `PartitionBook.rewind`); a retry of an
+        // uncommitted epoch has the same number.
+        let tag = "k" + shortHash("\(instance)|\(stream)|\(range)|\(store.epoch + 1)")
         var files = try writer.plan(windows, interner: engine.interner, flush: Int(store.epoch + 1),
                                     sourceRange: "\(stream)[\(range)]", tag: tag, lateFrom: lateFrom,
                                     combineBaseByHour: true)

@@ -5,8 +5,9 @@
 /// record committed sequences on disk for state-loss detection).
 ///
 /// Invariants, checked at every change: `epochStart ≤ next`, `next` never
-/// moves back, and (`check(enginePartitions:)`) the owned partitions are
-/// exactly the engine's partitions.
+/// moves back except by `rewind` (a partition's log restarted below it), and
+/// (`check(enginePartitions:)`) the owned partitions are exactly the
+/// engine's partitions.
 public struct PartitionBook: Equatable, Sendable {
     public struct Entry: Equatable, Sendable {
         public var seq: Int64
@@ -38,6 +39,16 @@ public struct PartitionBook: Equatable, Sendable {
         guard let e = entries[partition] else { preconditionFailure("partition \(partition) advanced but not owned") }
         assert(next >= e.next, "partition \(partition): next offset moved back from \(e.next) to \(next)")
         entries[partition]!.next = next
+    }
+
+    /// The partition's log restarted below `next` (the topic was recreated
+    /// or its log truncated, docs/architecture.md "When Kafka moves a
+    /// position"): reading goes on from `offset`. The epoch's range then
+    /// starts at `offset` if it started above it.
+    public mutating func rewind(_ partition: Int32, to offset: Int64) {
+        guard let e = entries[partition] else { preconditionFailure("partition \(partition) rewound but not owned") }
+        precondition(offset >= 0 && offset < e.next, "partition \(partition): rewind to \(offset) is not below \(e.next)")
+        entries[partition] = Entry(seq: e.seq, next: offset, epochStart: min(e.epochStart, offset))
     }
 
     /// "p:epochStart-next,…" in partition order (names the epoch's input in file tags and metadata).

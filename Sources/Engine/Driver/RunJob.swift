@@ -140,6 +140,11 @@ public struct RunStatus: Sendable {
     /// zstd message sets librdkafka was told a buffer size for
     /// (`ZstdFrameSizeHint`, docs/architecture.md "Kafka: zstd message sets").
     public var kafkaZstdFramesSized = 0
+    /// Kafka moved a partition's position (docs/architecture.md "When Kafka
+    /// moves a position"): offsets skipped because retention deleted them
+    /// first, and partitions whose log restarted below their next offset.
+    public var kafkaOffsetsSkipped: Int64 = 0
+    public var kafkaLogRestarts = 0
 }
 
 /// Set by the signal handlers; checked between polls.

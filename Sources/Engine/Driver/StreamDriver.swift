@@ -55,6 +55,8 @@ public final class StreamDriver {
     /// When the watermark was first seen past the next due window end (monotonic s).
     var windowDueSince: Double?
     var lastErrorLog: [String: Int64] = [:]
+    /// Partitions whose position Kafka moved, until their records tell how (`PositionMoves`).
+    var moves = PositionMoves()
     var caughtUpSince: Double?
     /// Records the last poll returned (a drain ends on a quiet poll at the end).
     var lastPolled = 0
@@ -166,7 +168,7 @@ public final class StreamDriver {
             try decoding.pollDecoded(onRecord: { ingestDecoded($0, $1, now) }, onEvent: { events.append($0) })
         } else {
             try source.poll(maxRecords: o.pollBatch, timeoutMs: 100,
-                            onRecord: { ingest($0, now) }, onEvent: { events.append($0) })
+                            onRecord: { ingest($0, now) }, onEvent: { if !noteMove($0) { events.append($0) } })
         }
         endRun()
         lastPolled = n
@@ -204,6 +206,9 @@ public final class StreamDriver {
             let next = book[r.partition]?.next
             current = (r.partition, next, format(of: r.partition))
             if next != nil { touched.insert(r.partition) }
+        }
+        if !moves.isEmpty, let next = current!.next, let verdict = moves.decide(r.partition, offset: r.offset, next: next) {
+            positionMoved(r.partition, from: next, to: r.offset, verdict)
         }
         // Not owned, or before the partition's checkpoint: already counted.
         guard let next = current!.next, r.offset >= next else { return }
@@ -319,7 +324,8 @@ public final class StreamDriver {
         }
         try source.startAssigned(start)
         book.check(enginePartitions: engine.partitions.keys)
-        o.log("qos run: assigned partitions \(describe(partitions)) at offsets \(start.values.map { $0 ?? -2 }.sorted())")
+        let offsets = start.keys.sorted().map { p in start[p]!.map(String.init) ?? "start" }
+        o.log("qos run: assigned partitions \(describe(partitions)) at offsets [\(offsets.joined(separator: ", "))]")
     }
 
     /// A format's checkpoint state, named by the format: a topic whose
@@ -376,6 +382,7 @@ public final class StreamDriver {
     func release(_ partitions: [Int32]) {
         for p in partitions {
             engine.forget(partition: p); book.release(p); tracker.remove(partition: p); partitionFormats[p] = nil
+            moves.forget(p)
         }
     }
 
@@ -385,6 +392,15 @@ public final class StreamDriver {
         // Only an owner of every partition of the stream may end the input.
         let idle = !book.isEmpty && book.count == source.partitionCount && records == 0
         guard idle else { caughtUpSince = nil; return false }
+        // A moved partition with records left is not at its end, whatever its next offset says.
+        for p in moves.pending.keys.sorted() where book[p] != nil {
+            let end = try source.endOffset(p)
+            if try source.startOffset(p) < end { caughtUpSince = nil; return false }
+            if let verdict = moves.decideEmpty(p, end: end, next: book[p]!.next) {
+                positionMoved(p, from: book[p]!.next, to: end, verdict)
+                if end > book[p]!.next { book.advance(p, to: end) }
+            }
+        }
         for p in book.ids where try book[p]!.next < source.endOffset(p) {
             caughtUpSince = nil
             return false
@@ -479,7 +495,8 @@ public final class StreamDriver {
 
     /// Source trouble is logged (once per kind per 10 s), never fatal: the source retries.
     /// Data loss is different (Kafka: the checkpointed offset is no longer
-    /// retained, records were skipped): logged every time.
+    /// retained, records were skipped): logged every time. A position move
+    /// that names its partition is `noteMove`'s.
     func logError(_ e: SourceError, _ now: Int64) {
         if e.dataLoss {
             o.log.error("qos run: DATA LOSS: \(e.message) — the checkpointed offset is not in the partition: retention "

@@ -61,7 +61,8 @@ public final class KafkaRecordSource: RecordSource {
             case .assigned(let tps): onEvent(.assigned(tps.compactMap(id)))
             case .revoked(let tps, let lost): onEvent(.revoked(tps.compactMap(id), lost: lost))
             case .error(let err):
-                onEvent(.error(SourceError(kind: "\(err.kind)", message: err.message, dataLoss: err.kind == .offsetReset)))
+                onEvent(.error(SourceError(kind: "\(err.kind)", message: err.message, dataLoss: err.kind == .offsetReset,
+                                           partition: err.topicPartition.flatMap(id), offset: err.offset)))
             }
         })
     }
@@ -86,6 +87,10 @@ public final class KafkaRecordSource: RecordSource {
     public func endOffset(_ partition: Int32) throws -> Int64 {
         let tp = topicPartition(partition)
         return try consumer.cachedWatermarks(tp)?.high ?? consumer.queryWatermarks(tp, timeoutMs: 5000).high
+    }
+
+    public func startOffset(_ partition: Int32) throws -> Int64 {
+        try consumer.queryWatermarks(topicPartition(partition), timeoutMs: 5000).low
     }
 
     /// librdkafka 2.0 stops fetching a partition whose local queue is over

@@ -4,7 +4,11 @@ import QoSCore
 /// the style of swift-nio's `EmbeddedChannel`): records are appended per
 /// partition, and the test plays the consumer group — `assign` / `revoke`
 /// queue ownership events for the next poll, as Kafka's rebalance callbacks
-/// would. Offsets are indices into a partition's records.
+/// would. Offsets are indices into a partition's records. `expire` and
+/// `recreate` take offsets out of a partition's log as retention and a
+/// recreated topic would: a position no longer in the log is moved to the
+/// log's first offset and reported, as librdkafka does with
+/// `auto.offset.reset=earliest`.
 public final class MemoryRecordSource: RecordSource {
     public let streams: [String]
     /// `streams` as the names records' positions carry.
@@ -14,6 +18,8 @@ public final class MemoryRecordSource: RecordSource {
     let partitionsPerStream: Int
     /// Per partition (stream by stream), its records.
     public private(set) var records: [[[UInt8]]]
+    /// Per partition (stream by stream), its first offset still in the log.
+    public private(set) var first: [Int64]
     /// Next index to deliver per owned partition.
     public private(set) var position: [Int32: Int64] = [:]
     /// Offsets the driver declared durable, per partition.
@@ -36,6 +42,7 @@ public final class MemoryRecordSource: RecordSource {
         streamNames = streams.map { SourceName($0) }
         self.partitionsPerStream = partitionsPerStream
         records = Array(repeating: [], count: streams.count * partitionsPerStream)
+        first = Array(repeating: 0, count: records.count)
     }
 
     /// Every partition id, stream by stream.
@@ -51,10 +58,23 @@ public final class MemoryRecordSource: RecordSource {
 
     public func append(_ bytes: [UInt8], partition: Int32) { records[slot(partition)].append(bytes) }
 
+    /// Retention: the partition's offsets below `offset` leave its log.
+    public func expire(_ partition: Int32, below offset: Int64) {
+        precondition(offset >= first[slot(partition)] && offset <= Int64(records[slot(partition)].count), "expire within the log")
+        first[slot(partition)] = offset
+    }
+
+    /// The partition's log starts over (a recreated topic): `records` at offsets from 0.
+    public func recreate(_ partition: Int32, with records: [[UInt8]]) {
+        self.records[slot(partition)] = records
+        first[slot(partition)] = 0
+    }
+
     /// The same records, nothing owned (a restarted process reads the same topics).
     public func reopened() -> MemoryRecordSource {
         let s = MemoryRecordSource(streams: streams, partitionsPerStream: partitionsPerStream)
         s.records = records
+        s.first = first
         return s
     }
 
@@ -76,6 +96,11 @@ public final class MemoryRecordSource: RecordSource {
             for p in position.keys.sorted() {
                 var i = position[p]!
                 let recs = records[slot(p)]
+                if i < first[slot(p)] || i > Int64(recs.count) {
+                    onEvent(.error(SourceError(kind: "offsetReset", message: "offset \(i) is not in partition \(p)'s log",
+                                               dataLoss: true, partition: p, offset: i)))
+                    i = first[slot(p)]
+                }
                 var k = 0
                 while n < maxRecords && k < run && i < Int64(recs.count) {
                     recs[Int(i)].withUnsafeBytes { b in
@@ -116,9 +141,14 @@ public final class MemoryRecordSource: RecordSource {
 
     public func commit(_ next: [Int32: Int64]) { committed.merge(next) { _, n in n } }
     public func endOffset(_ partition: Int32) throws -> Int64 { Int64(records[slot(partition)].count) }
+    public func startOffset(_ partition: Int32) throws -> Int64 { first[slot(partition)] }
     public func idle(next: [Int32: Int64]) {}
     public func lag() -> [Int32: Int64] {
-        Dictionary(uniqueKeysWithValues: position.map { ($0.key, Int64(records[slot($0.key)].count) - $0.value) })
+        // A position no longer in the log will move to its first offset.
+        Dictionary(uniqueKeysWithValues: position.map { p, i in
+            let end = Int64(records[slot(p)].count), start = first[slot(p)]
+            return (p, end - (i < start || i > end ? start : i))
+        })
     }
     public func close() {}
 }

@@ -28,16 +28,25 @@ public enum SourceEvent {
     case error(SourceError)
 }
 
-/// A retryable source problem; `dataLoss` means records were skipped.
+/// A retryable source problem. `dataLoss`: a partition's position was not
+/// in its log any more and the source moved it (`partition`, when known):
+/// records were skipped, or the log restarted below the position — the
+/// driver tells which from the partition's next record (`StreamDriver`'s
+/// position resets, docs/architecture.md "When Kafka moves a position").
 public struct SourceError: Error {
     public var kind: String
     public var message: String
     public var dataLoss: Bool
+    public var partition: Int32?
+    /// The offset the source could not serve (`dataLoss`), when known.
+    public var offset: Int64?
 
-    public init(kind: String, message: String, dataLoss: Bool = false) {
+    public init(kind: String, message: String, dataLoss: Bool = false, partition: Int32? = nil, offset: Int64? = nil) {
         self.kind = kind
         self.message = message
         self.dataLoss = dataLoss
+        self.partition = partition
+        self.offset = offset
     }
 }
 
@@ -68,6 +77,8 @@ public protocol RecordSource: AnyObject {
     func commit(_ next: [Int32: Int64])
     /// The offset after the partition's last record (blocking at most briefly).
     func endOffset(_ partition: Int32) throws -> Int64
+    /// The partition's first offset still in its log (blocking at most briefly).
+    func startOffset(_ partition: Int32) throws -> Int64
     /// Called after an empty poll with the owned partitions' next offsets: a
     /// source may ask for more data of one that is behind.
     func idle(next: [Int32: Int64])
@@ -78,6 +89,8 @@ public protocol RecordSource: AnyObject {
 
 extension RecordSource {
     public var streams: [String] { [name] }
+    /// Sources whose partitions never lose their first records start at 0.
+    public func startOffset(_ partition: Int32) throws -> Int64 { 0 }
 }
 
 /// Partition `partition` of the source's `stream`-th stream as one Int32 id
