@@ -198,6 +198,7 @@ def test_one_process_per_instance_id_on_a_sink(loaded):
     r = run(broker, sink, "oi", "--instance", "same", "--until-caught-up")
     assert "caught up" in r.stderr
     assert_same(sink, expected)
+    assert not list((sink / "_qos" / "instances").iterdir()), "a stopped daemon leaves no lock file"
 
 
 def test_operator_errors_are_one_line(loaded, tmp_path):
