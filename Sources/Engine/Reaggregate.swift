@@ -150,6 +150,10 @@ public final class ReaggregateJob {
         }
         guard options.compact || options.grainMs > 0 else { throw UserError("--grain must be > 0") }
         guard options.fromMs < options.toMs else { throw UserError("--from must be before --to") }
+        guard (0...Defaults.zstdLevelMax).contains(options.zstdLevel) else {
+            throw UserError("--zstd-level must be 0 (uncompressed) to \(Defaults.zstdLevelMax)")
+        }
+        if !options.compact { try Self.checkOutputRoot(options) }
         if let dims = options.dims {
             guard !options.compact else { throw UserError("--compact keeps every dimension: drop --dims") }
             for t in options.tables {

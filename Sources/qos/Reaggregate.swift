@@ -49,13 +49,13 @@ struct Reaggregate: ParsableCommand {
     @Option(help: "End of the time range (exclusive).") var to: String?
     @Option(help: "Dimensions to keep, comma-separated (\"\" = none, rows merge into one per window); default all.")
     var dims: String?
-    @Option(help: "Output root: files go to <out>/<table>/dt=…/hour=…/ (default <sink>/rollup_<grain>, plus _by_<dims> when --dims drops some).")
+    @Option(help: "Output root: files go to <out>/<table>/dt=…/hour=…/ (default <sink>/rollup_<grain>, plus _by_<dims> when --dims drops some); not the sink, nor inside its tables, nor a directory holding other files of a table.")
     var out: String?
     @Flag(help: "Compact each window's base file and late deltas into one file in place (no --grain, --dims, --out).")
     var compact = false
     @Option(help: "Compaction: seconds to keep replaced files for readers still listing the old directory.")
     var grace: Double = 1
-    @Option(help: "ZSTD level for Parquet pages (0 = uncompressed).") var zstdLevel: Int = 3
+    @Option(help: ArgumentHelp("ZSTD level for Parquet pages, 0 (uncompressed) to \(Defaults.zstdLevelMax).")) var zstdLevel: Int = 3
     @Flag(help: "No progress line even on a terminal.") var quiet = false
 
     func validate() throws {

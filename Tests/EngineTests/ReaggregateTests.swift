@@ -329,6 +329,50 @@ import Sketches
         #expect(!FileManager.default.fileExists(atPath: f.dir + "/x"))
     }
 
+    /// A roll-up written next to files a reader sums with it doubles every
+    /// number: into the sink itself (its `overall` directory then held the
+    /// 2-minute windows and their 1-hour sum), into one of its table
+    /// directories (which then held another table's files), or into a
+    /// directory that holds another sink's windows or another grain.
+    @Test func aRollUpIsNotWrittenWhereItWouldBeCountedTwice() throws {
+        let f = try fx()
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sink = dir + "/sink"
+        try Self.copyTree(f.dir + "/w2m", sink)
+        let before = Inspector.parquetFiles(under: sink).sorted()
+        for (out, needle) in [(sink, "is the sink itself"), (sink + "/", "is the sink itself"),
+                              (dir + "/elsewhere/../sink", "is the sink itself"),
+                              (sink + "/video", "inside the sink's 'video' directory"),
+                              (sink + "/overall/new/../x", "inside the sink's 'overall' directory"),
+                              (sink + "/_qos/r", "inside the sink's '_qos' directory"),
+                              (f.dir + "/w1h", "already holds other files of table overall")] {
+            let e = #expect(throws: UserError.self, "\(out)") {
+                try Self.reaggregate(sink: sink, tables: ["overall", "video"], out: out)
+            }
+            #expect(e?.message.contains(needle) == true, "\(out): \(e?.message ?? "")")
+        }
+        // Relative to the working directory, through a symbolic link: the same sink.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: sink)
+        #expect(throws: UserError.self) { try Self.reaggregate(sink: sink, tables: ["overall"], out: dir + "/link") }
+        #expect(Inspector.parquetFiles(under: sink).sorted() == before, "nothing was written into the sink")
+        // The default root, and a re-run of the same grain into its own root, are fine;
+        // another grain into that root is not.
+        _ = try Self.reaggregate(sink: sink, tables: ["overall"])
+        _ = try Self.reaggregate(sink: sink, tables: ["overall"])
+        _ = try Self.reaggregate(sink: sink, tables: ["overall"], out: dir + "/r1h")
+        _ = try Self.reaggregate(sink: sink, tables: ["overall"], out: dir + "/r1h")
+        let e = #expect(throws: UserError.self) {
+            try Self.reaggregate(sink: sink, tables: ["overall"], grainMs: 86_400_000, out: dir + "/r1h")
+        }
+        #expect(e?.message.contains("_3600s_rollup.parquet") == true, "\(e?.message ?? "")")
+        var o = ReaggregateOptions()
+        o.sink = sink
+        o.tables = ["overall"]
+        o.zstdLevel = 99
+        #expect(throws: UserError.self) { _ = try ReaggregateJob(o) }
+    }
+
     @Test func timeRangeSelectsWholeOutputWindows() throws {
         let f = try fx()
         let out = f.dir + "/r-range"

@@ -211,5 +211,12 @@ def test_bad_arguments_are_one_line_errors(replayed, tmp_path):
         r = qos("reaggregate", "--sink", sink, "--out", tmp_path / "o", *args, check=False)
         assert r.returncode != 0 and "error" in r.stderr.lower(), (args, r.stderr)
     assert not (tmp_path / "o").exists()
+    # Where the roll-up would be read with the windows it sums: refused, nothing written.
+    before = sorted(p.name for p in sink.rglob("*.parquet"))
+    for out in (sink, sink / "video", sink / "overall" / "x"):
+        r = qos("reaggregate", "--sink", sink, "--all-tables", "--grain", "1h", "--out", out, check=False)
+        lines = [l for l in r.stderr.splitlines() if l.startswith("qos: error")]
+        assert r.returncode == 1 and len(lines) == 1 and "--out" in lines[0], (out, r.stderr)
+    assert sorted(p.name for p in sink.rglob("*.parquet")) == before
     h = qos("reaggregate", "--help").stdout
     assert "MEMORY" in h and "RENAME_EXCHANGE" in h
