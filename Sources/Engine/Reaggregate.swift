@@ -210,6 +210,10 @@ public final class ReaggregateJob {
     }
 
     public func run() throws -> ReaggregateSummary {
+        // A compaction runs alone on its sink: no daemon publishes into an hour it swaps (`SinkLock`).
+        let sinkLock = options.compact && Inspector.isDirectory(options.sink)
+            ? try SinkLock(sinkRoot: options.sink, for: .compaction) : nil
+        defer { withExtendedLifetime(sinkLock) {} }
         summary.compact = options.compact
         summary.outputRoot = options.outputRoot
         // Pass 1: check every input file before anything is written.

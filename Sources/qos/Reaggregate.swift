@@ -30,8 +30,9 @@ struct Reaggregate: ParsableCommand {
         --grace. Where the swap is unavailable (non-Linux or a refusing file system) it falls back to \
         publish-then-unlink, where a reader can count a delta twice between two syscalls; the summary says so. \
         A killed compaction leaves the table either as it was or compacted, plus at most a <sink>/.qos-compact/ \
-        directory to delete. Do not compact hours a running engine still writes late deltas into (younger than \
-        its max lateness): a flush racing the swap can fail.
+        directory to delete. A local sink is compacted by one process at a time and never while qos run runs \
+        on it (the daemon compacts by itself; two compactions of one hour would count it twice): each refuses \
+        to start while the other holds <sink>/_qos/sink.lock.
 
         MEMORY holds the groups (metric tables) or rows (sessions, rejects) of one output window plus one \
         input file, whatever the input size. Every input file is checked first: a corrupt file, a file of \

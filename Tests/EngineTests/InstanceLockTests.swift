@@ -39,4 +39,26 @@ import TestSupport
         #expect(!InstanceLock.isStillNamed(path, fd))
         #expect(InstanceLock.isStillNamed(path, other))
     }
+
+    /// Daemons share a sink; a compaction (which swaps hour directories
+    /// under them) runs alone, and neither starts while the other holds it.
+    @Test func daemonsShareASinkAndACompactionRunsAlone() throws {
+        let sink = makeTemporaryDirectory("qos-lock")
+        defer { try? FileManager.default.removeItem(atPath: sink) }
+        var a: SinkLock? = try SinkLock(sinkRoot: sink, for: .daemon)
+        var b: SinkLock? = try SinkLock(sinkRoot: sink, for: .daemon)
+        let refused = #expect(throws: UserError.self) { _ = try SinkLock(sinkRoot: sink, for: .compaction) }
+        #expect(refused?.message.contains("qos run is running on sink") == true)
+        withExtendedLifetime((a, b)) {}
+        a = nil
+        #expect(throws: UserError.self) { _ = try SinkLock(sinkRoot: sink, for: .compaction) }
+        b = nil
+        var c: SinkLock? = try SinkLock(sinkRoot: sink, for: .compaction)
+        let daemon = #expect(throws: UserError.self) { _ = try SinkLock(sinkRoot: sink, for: .daemon) }
+        #expect(daemon?.message.contains("qos reaggregate --compact is compacting") == true)
+        #expect(throws: UserError.self) { _ = try SinkLock(sinkRoot: sink, for: .compaction) }
+        withExtendedLifetime(c) {}
+        c = nil
+        _ = try SinkLock(sinkRoot: sink, for: .daemon)
+    }
 }

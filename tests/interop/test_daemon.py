@@ -191,6 +191,10 @@ def test_one_process_per_instance_id_on_a_sink(loaded):
         b = run(broker, sink, "oi", "--instance", "same", "--until-caught-up", check=False, timeout=120)
         lines = [l for l in b.stderr.splitlines() if l.startswith("qos: error")]
         assert b.returncode == 1 and len(lines) == 1 and "already running" in lines[0], b.stderr
+        # Nor may a compaction swap hour directories under it.
+        c = qos("reaggregate", "--sink", sink, "--all-tables", "--compact", check=False, timeout=120)
+        lines = [l for l in c.stderr.splitlines() if l.startswith("qos: error")]
+        assert c.returncode == 1 and len(lines) == 1 and "qos run is running on sink" in lines[0], c.stderr
     finally:
         a.send_signal(signal.SIGTERM)
         _, err = a.communicate(timeout=60)

@@ -171,7 +171,9 @@ public final class RunJob {
         HeapTrim.keepCheckpointBuffers()
         // Held until run returns: no second process of this instance id on this sink.
         let lock = o.sink.hasPrefix("s3://") ? nil : try InstanceLock(sinkRoot: o.sink, instance: o.instance)
-        defer { withExtendedLifetime(lock) {} }
+        // And no `qos reaggregate --compact` meanwhile (it swaps hour directories under the daemon).
+        let sinkLock = o.sink.hasPrefix("s3://") ? nil : try SinkLock(sinkRoot: o.sink, for: .daemon)
+        defer { withExtendedLifetime((lock, sinkLock)) {} }
         let store: CheckpointStore = driver.store
         try store.openState(accept: o.acceptStateLoss, log: o.log.warn)  // rolls forward, like recover()
         let source: KafkaRecordSource

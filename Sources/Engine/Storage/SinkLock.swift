@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who may change a local sink's hour directories at once (README
+/// *Roll-ups and compaction*). Every running `qos run` holds
+/// `<sink>/_qos/sink.lock` shared; `qos reaggregate --compact` holds it
+/// exclusively. Both the daemon (`Compactor`, under a lease the daemons
+/// share) and the command swap an hour directory for a copy holding the
+/// merge, then adopt what was published into the old directory meanwhile:
+/// two compactions of one hour at once would each adopt the other's merged
+/// file and count the hour's windows twice. So the command never runs
+/// beside a daemon on its sink, nor beside another compaction. The kernel drops the lock when its process ends,
+/// by SIGKILL too; the file stays (one per sink).
+final class SinkLock {
+    enum Use {
+        /// A daemon (`qos run`): any number at once.
+        case daemon
+        /// `qos reaggregate --compact`: alone.
+        case compaction
+    }
+
+    private let fd: Int32
+
+    init(sinkRoot: String, for use: Use) throws {
+        let dir = sinkRoot + "/_qos"
+        for d in [sinkRoot, dir] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+            throw UserError("cannot create '\(d)': \(String(cString: strerror(errno))) — check the sink's path, permissions and free space")
+        }
+        let path = dir + "/sink.lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw UserError("cannot open '\(path)': \(String(cString: strerror(errno))) — check the sink's path and permissions")
+        }
+        guard flock(fd, (use == .daemon ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
+            let e = errno
+            close(fd)
+            guard e == EWOULDBLOCK else { throw UserError("cannot lock '\(path)': \(String(cString: strerror(e)))") }
+            switch use {
+            case .daemon:
+                throw UserError("qos reaggregate --compact is compacting sink '\(sinkRoot)' (it holds \(path)) "
+                                + "— start qos run when it has finished")
+            case .compaction:
+                throw UserError("qos run is running on sink '\(sinkRoot)' (it holds \(path)) and compacts the sink "
+                                + "itself — two compactions of one hour would count its windows twice; stop it "
+                                + "first, or leave compaction to it")
+            }
+        }
+    }
+
+    deinit { close(fd) }
+}
