@@ -456,26 +456,36 @@ struct KafkaTests {
         let payload = [UInt8](repeating: 120, count: 300)
         try produceAll(0..<25_000, producer: p, topic: "x", rate: nil) { _ in OutgoingMessage(key: nil, payload: payload) }
         p.close()
-        let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g9"), topics: ["x"],
-                                  extra: fastGroup, logHandler: testLog)
-        defer { c.close() }
         let tp = TopicPartition("x", 0)
-        let w = try c.queryWatermarks(tp)
-        #expect(w.high == 25_000)
-        #expect(w.low > 0, "mock retention should have dropped the oldest messages")
-        var reset: KafkaError? = nil
-        var firstOffset: Int64? = nil
-        let d = now() + 20
-        while (reset == nil || firstOffset == nil) && now() < d {
-            for ev in try c.poll(maxMessages: 1000, timeoutMs: 100) {
-                switch ev {
-                case .assigned: try c.completeAssign(startOffsets: [tp: 0])
-                case .error(let e) where e.kind == .offsetReset: reset = e
-                case .message(let m): if firstOffset == nil { firstOffset = m.offset }
-                default: break
+        /// A fresh member started at `start`: the reset it reports, the
+        /// first offset it reads, and whether the report came first.
+        func startAt(_ start: Int64, group: String) throws -> (KafkaError?, Int64?, Bool) {
+            let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup(group), topics: ["x"],
+                                      extra: fastGroup, logHandler: testLog)
+            defer { c.close() }
+            var reset: KafkaError? = nil
+            var first: Int64? = nil
+            var reportedFirst = false
+            let d = now() + 20
+            while (reset == nil || first == nil) && now() < d {
+                for ev in try c.poll(maxMessages: 1000, timeoutMs: 100) {
+                    switch ev {
+                    case .assigned: try c.completeAssign(startOffsets: [tp: start])
+                    case .error(let e) where e.kind == .offsetReset: reset = e
+                    case .message(let m): if first == nil { first = m.offset; reportedFirst = reset != nil }
+                    default: break
+                    }
                 }
             }
+            return (reset, first, reportedFirst)
         }
+        let probe = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g9w"), topics: ["x"],
+                                      extra: fastGroup, logHandler: testLog)
+        let w = try probe.queryWatermarks(tp)
+        probe.close()
+        #expect(w.high == 25_000)
+        #expect(w.low > 0, "mock retention should have dropped the oldest messages")
+        let (reset, firstOffset, _) = try startAt(0, group: "g9")
         #expect(reset != nil, "no offsetReset error event")
         #expect(reset?.message.contains("\n") == false)
         // The partition and the offset Kafka could not serve are named.
@@ -484,26 +494,12 @@ struct KafkaTests {
         #expect(firstOffset == w.low)
 
         // A start past the log's end (a topic recreated under a checkpoint):
-        // reset to the beginning, below the start.
-        let c2 = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g9b"), topics: ["x"],
-                                   extra: fastGroup, logHandler: testLog)
-        defer { c2.close() }
-        var reset2: KafkaError? = nil
-        var first2: Int64? = nil
-        let d2 = now() + 20
-        while (reset2 == nil || first2 == nil) && now() < d2 {
-            for ev in try c2.poll(maxMessages: 1000, timeoutMs: 100) {
-                switch ev {
-                case .assigned: try c2.completeAssign(startOffsets: [tp: w.high + 500])
-                case .error(let e) where e.kind == .offsetReset: reset2 = e
-                case .message(let m): if first2 == nil { first2 = m.offset; #expect(reset2 != nil, "reported first") }
-                default: break
-                }
-            }
-        }
+        // reset to the beginning, below the start, reported before it is read.
+        let (reset2, first2, reportedFirst) = try startAt(w.high + 500, group: "g9b")
         #expect(reset2?.topicPartition == tp)
         #expect(reset2?.offset == w.high + 500)
         #expect(first2 == w.low)
+        #expect(reportedFirst)
     }
 
     @Test func badConfigurationIsOneLineNamingTheKey() throws {
