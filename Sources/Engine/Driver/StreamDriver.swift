@@ -398,6 +398,7 @@ public final class StreamDriver {
             if try source.startOffset(p) < end { caughtUpSince = nil; return false }
             if let verdict = moves.decideEmpty(p, end: end, next: book[p]!.next) {
                 positionMoved(p, from: book[p]!.next, to: end, verdict)
+                // Skipped offsets: no record will move the next offset past them, so the end does.
                 if end > book[p]!.next { book.advance(p, to: end) }
             }
         }

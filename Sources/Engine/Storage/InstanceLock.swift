@@ -22,20 +22,10 @@ final class InstanceLock {
 
     init(sinkRoot: String, instance: String) throws {
         precondition(RunOptions.isValidInstance(instance), "instance id checked by the settings")
-        var dir = ""
-        for part in [sinkRoot, "_qos", "instances"] {
-            dir = dir.isEmpty ? part : dir + "/" + part
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw UserError("cannot create '\(dir)': \(String(cString: strerror(errno))) — check the sink's path, permissions and free space")
-            }
-        }
-        path = dir + "/" + instance + ".lock"
+        path = try lockFilePath([sinkRoot, "_qos", "instances"], instance + ".lock")
         var attempts = 0
         while true {
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else {
-                throw UserError("cannot open '\(path)': \(String(cString: strerror(errno))) — check the sink's path and permissions")
-            }
+            let fd = try openLockFile(path)
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 let e = errno
                 close(fd)
@@ -67,4 +57,26 @@ final class InstanceLock {
         unlink(path)  // while still locked: whoever opened it before and locks it next sees it gone
         close(fd)
     }
+}
+
+/// `name` in the directory `parts` joined by `/`, each created if missing
+/// (the lock files of `InstanceLock` and `SinkLock`).
+func lockFilePath(_ parts: [String], _ name: String) throws -> String {
+    var dir = ""
+    for part in parts {
+        dir = dir.isEmpty ? part : dir + "/" + part
+        if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+            throw UserError("cannot create '\(dir)': \(String(cString: strerror(errno))) — check the sink's path, permissions and free space")
+        }
+    }
+    return dir + "/" + name
+}
+
+/// Opens (creating) a lock file.
+func openLockFile(_ path: String) throws -> Int32 {
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+        throw UserError("cannot open '\(path)': \(String(cString: strerror(errno))) — check the sink's path and permissions")
+    }
+    return fd
 }

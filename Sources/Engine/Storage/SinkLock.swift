@@ -23,15 +23,8 @@ final class SinkLock {
     private let fd: Int32
 
     init(sinkRoot: String, for use: Use) throws {
-        let dir = sinkRoot + "/_qos"
-        for d in [sinkRoot, dir] where mkdir(d, 0o755) != 0 && errno != EEXIST {
-            throw UserError("cannot create '\(d)': \(String(cString: strerror(errno))) — check the sink's path, permissions and free space")
-        }
-        let path = dir + "/sink.lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw UserError("cannot open '\(path)': \(String(cString: strerror(errno))) — check the sink's path and permissions")
-        }
+        let path = try lockFilePath([sinkRoot, "_qos"], "sink.lock")
+        fd = try openLockFile(path)
         guard flock(fd, (use == .daemon ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
             let e = errno
             close(fd)
