@@ -55,8 +55,10 @@ let package = Package(
 
         // Leaf libraries.
         .target(name: "Parquet", dependencies: ["CZstd", "SecretHash"], swiftSettings: hotPath),
+        // YAML from operators' files, composed with a bound on its nesting.
+        .target(name: "BoundedYAML", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Enrichment", dependencies: [
-            "CMaxMindDB", "SecretHash", .product(name: "Yams", package: "Yams"),
+            "CMaxMindDB", "SecretHash", "BoundedYAML", .product(name: "Yams", package: "Yams"),
         ]),
 
         // The flag exports the Kafka module's ZSTD_getFrameContentSize, which
@@ -72,7 +74,7 @@ let package = Package(
         ]),
 
         // The pipeline and the CLI.
-        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib", "CMalloc", "ObjectStore",
+        .target(name: "Engine", dependencies: ["QoSCore", "Sketches", "Parquet", "Enrichment", "Kafka", "CZstd", "CZlib", "CMalloc", "ObjectStore", "BoundedYAML",
                                                .product(name: "NIOCore", package: "swift-nio"),
                                                .product(name: "NIOPosix", package: "swift-nio"),
                                                .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -97,6 +99,7 @@ let package = Package(
             "Parquet", "SplitMix", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix", "SecretHash"], exclude: ["known-failures.txt"]),
+        .testTarget(name: "BoundedYAMLTests", dependencies: ["BoundedYAML"]),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "CZstd"]),
         // Test helpers shared by test targets (moto on loopback).
         .target(name: "TestSupport", path: "Tests/TestSupport"),

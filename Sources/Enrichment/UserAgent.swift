@@ -8,6 +8,7 @@
 // result counts as absent. Families default to "Other".
 
 import Foundation
+import BoundedYAML
 import Yams
 
 /// A parsed user-agent or OS: family and up to four version components.
@@ -202,7 +203,7 @@ public final class UAPRegexes: Sendable {
         // `Any` per scalar (that was most of the load time of every `qos` start).
         let root: Node
         do {
-            guard let r = try Yams.compose(yaml: yaml), r.mapping != nil else {
+            guard let r = try BoundedYAML.compose(yaml: yaml), r.mapping != nil else {
                 throw UserAgentRegexesError(path: path, reason: "not a YAML mapping")
             }
             root = r

@@ -221,6 +221,31 @@ import QoSCore
         #expect(error { try $0.set(kafka: ["=1"]) }?.hasPrefix("--kafka '=1'") == true)
     }
 
+    /// A key written twice would silently take its last value; refused,
+    /// naming both lines (also under an alias, in `kafka` and `fastly_fields`).
+    @Test func aKeyWrittenTwiceInTheFileIsAnError() {
+        #expect(error(yaml: "window: 2m\nlateness: 5s\nwindow: 5m")
+                == "config file 'c.yaml' sets 'window' twice (lines 1 and 3) — keep one")
+        #expect(error(yaml: "topics: [a]\ntopic: b") == "config file 'c.yaml' sets 'topics' twice (lines 1 and 2) — keep one")
+        #expect(error(yaml: "kafka:\n  acks: all\n  acks: 1")
+                == "config file 'c.yaml' sets kafka property 'acks' twice (lines 2 and 3) — keep one")
+        #expect(error(yaml: "fastly_fields: {status: a, status: b}")?.hasPrefix("config file 'c.yaml' sets fastly_fields 'status' twice") == true)
+        #expect(error(yaml: "window: 2m\nkafka: {acks: all, linger.ms: 5}") == nil)
+    }
+
+    /// Nesting thousands deep overflowed the composer's stack (a crash); now
+    /// one line. A wrong value is echoed clipped, not whole.
+    @Test func deeplyNestedOrHugeValuesAreShortErrors() {
+        let deep = "window: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(error(yaml: deep) == "config file 'c.yaml' is not valid YAML: line 1: nested deeper than 512 levels "
+                + "(indentation, `- ` and `[`/`{` counted) — fix its syntax")
+        let listed = "window:\n" + String(repeating: "- ", count: 50_000) + "x"
+        #expect(error(yaml: listed)?.contains("line 2: nested deeper than 512 levels") == true)
+        let long = error(yaml: "window: " + String(repeating: "9", count: 5_000) + "x") ?? ""
+        #expect(long.contains("… (5001 characters)' (from config file 'c.yaml')"), "\(long)")
+        #expect(long.count < 400)
+    }
+
     @Test func valuesThatDoNotFitTogetherAreErrors() {
         let e = error(env: [("QOS_MAX_LATENESS", "30d")])
         #expect(e?.contains("must stay below 24.8 days") == true, "\(e ?? "no error")")

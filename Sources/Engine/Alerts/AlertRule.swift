@@ -1,4 +1,5 @@
 import QoSCore
+import BoundedYAML
 import Yams
 
 /// One alert rule of the `alerts:` setting (README "Alerts", docs/semantics.md
@@ -115,7 +116,7 @@ public enum AlertRules {
     /// — in the environment or a flag). Empty text: no rules.
     public static func parse(yaml text: String) throws -> [AlertRule] {
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { node = try BoundedYAML.compose(yaml: text) } catch {
             let first = String(describing: error).split(separator: "\n").first ?? ""
             throw AlertRuleError(index: nil, field: nil, "not valid YAML (\(first)) — write a list of rules, e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]")
         }

@@ -358,13 +358,20 @@ public enum ConfigurationError: OperatorError, Equatable {
                 let valid = Configuration.Key.allCases.filter { $0 != .kafka }.map(\.environmentName) + ["QOS_KAFKA_<PROPERTY>"]
                 return "environment variable \(name) is not a qos setting — valid: \(valid.joined(separator: ", "))"
             }
-            return "\(origin?.description ?? "configuration"): unknown key '\(k)' — valid keys: \(Configuration.Key.list)"
+            return "\(origin?.description ?? "configuration"): unknown key '\(Self.clipped(k))' — valid keys: \(Configuration.Key.list)"
         case .badValue(let k, let v, let origin):
-            return "\(k.rawValue): '\(v)'\(origin.map { " (from \($0))" } ?? "") is not \(k.expected)"
+            return "\(k.rawValue): '\(Self.clipped(v))'\(origin.map { " (from \($0))" } ?? "") is not \(k.expected)"
         case .invalid(let s), .file(let s):
             return s
         case .alertRule(let e, let origin):
             return "\(e.description)\(origin.map { " (in \($0))" } ?? "")"
         }
     }
+
+    /// A value or key as echoed in an error: at most `shownMax` characters,
+    /// so a wrong value of a megabyte is not printed whole.
+    static func clipped(_ text: String) -> String {
+        text.count <= shownMax ? text : text.prefix(shownMax) + "… (\(text.count) characters)"
+    }
+    static let shownMax = 120
 }

@@ -1,4 +1,5 @@
 import Foundation
+import BoundedYAML
 import Yams
 
 /// Builds a `Configuration` from its layers: defaults < YAML config file <
@@ -43,7 +44,7 @@ public struct ConfigurationLayers {
     public mutating func load(yaml text: String, path: String) throws {
         let origin = ConfigurationOrigin.file(path)
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { node = try BoundedYAML.compose(yaml: text) } catch {
             let first = String(describing: error).split(separator: "\n").first ?? ""
             throw ConfigurationError.file("config file '\(path)' is not valid YAML: \(first) — fix its syntax")
         }
@@ -51,16 +52,28 @@ public struct ConfigurationLayers {
         guard let map = node.mapping else {
             throw ConfigurationError.file("config file '\(path)' must be a YAML mapping of keys — e.g. window: 2m")
         }
+        // A key written twice (also under its alias) would silently take the
+        // last value: refused, naming both lines.
+        var seen: [Configuration.Key: Node] = [:]
+        func twice(_ what: String, _ first: Node, _ again: Node) -> ConfigurationError {
+            let lines = [first, again].compactMap { $0.mark.map { String($0.line) } }
+            return .file("config file '\(path)' sets \(what) twice\(lines.count == 2 ? " (lines \(lines[0]) and \(lines[1]))" : "") — keep one")
+        }
         for (k, v) in map {
             guard let name = k.scalar?.string, let key = Configuration.Key(rawValue: name) ?? Configuration.Key.aliases[name] else {
                 throw ConfigurationError.unknownKey(k.scalar?.string ?? "\(k)", origin: origin)
             }
+            if let first = seen[key] { throw twice("'\(key.rawValue)'", first, k) }
+            seen[key] = k
             func bad() -> ConfigurationError { .badValue(key, Self.shown(v), origin: origin) }
             switch key {
             case .kafka:
                 guard let m = v.mapping else { throw bad() }
+                var seenProperties: [String: Node] = [:]
                 for (pk, pv) in m {
                     guard let name = pk.scalar?.string, let value = pv.scalar?.string, pv.null == nil else { throw bad() }
+                    if let first = seenProperties[name] { throw twice("kafka property '\(name)'", first, pk) }
+                    seenProperties[name] = pk
                     kafka[name] = value
                 }
             case .fastly_fields:
@@ -69,9 +82,11 @@ public struct ConfigurationLayers {
                     continue
                 }
                 guard let m = v.mapping else { throw bad() }
-                var map: [String: String] = [:]
+                var map: [String: String] = [:], seenFields: [String: Node] = [:]
                 for (mk, mv) in m {
                     guard let name = mk.scalar?.string, let value = mv.scalar?.string, mv.null == nil else { throw bad() }
+                    if let first = seenFields[name] { throw twice("fastly_fields '\(name)'", first, mk) }
+                    seenFields[name] = mk
                     map[name] = value
                 }
                 values[key] = (.map(map), origin)

@@ -1,4 +1,5 @@
 import QoSCore
+import BoundedYAML
 import Yams
 
 /// Which keys of a Fastly JSON log line hold the fields `cdn_edge` needs,
@@ -80,7 +81,7 @@ public struct FastlyFieldMap: Sendable, Equatable {
     /// itself), e.g. `fastly_fields: {status: resp_status, elapsed_ms: took}`.
     public init(yaml text: String) throws {
         let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch {
+        do { node = try BoundedYAML.compose(yaml: text) } catch {
             let first = String(describing: error).split(separator: "\n").first ?? ""
             throw UserError("fastly_fields is not valid YAML: \(first) — fix its syntax")
         }
