@@ -56,8 +56,16 @@ struct Generate: ParsableCommand {
     /// 2100-01-01T00:00:00Z.
     static let startMsMax: Int64 = 4_102_444_800_000
 
+    /// 100 million sessions: about 7 billion beacons.
+    static let sessionsMax = 100_000_000
+
     func validate() throws {
-        guard sessions >= 0 else { throw ValidationError("--sessions must be ≥ 0") }
+        // The generator's viewer and video tables grow with --sessions (a
+        // Zipf table of sessions / 3 entries): bounded so that a typo is an
+        // error, not an allocation of terabytes.
+        guard (0...Generate.sessionsMax).contains(sessions) else {
+            throw ValidationError("--sessions must be between 0 and \(Generate.sessionsMax)")
+        }
         guard input == nil || kafka != nil else { throw ValidationError("--input is for --kafka: it produces a file's lines to Kafka") }
         if let cdnLogs, CdnLogGenerator.Format(rawValue: cdnLogs) == nil {
             throw ValidationError("--cdn-logs '\(cdnLogs)': use one of \(CdnLogGenerator.Format.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -70,7 +78,9 @@ struct Generate: ParsableCommand {
         if let startMs, !(0...Generate.startMsMax).contains(startMs) {
             throw ValidationError("--start-ms must be between 0 and \(Generate.startMsMax) (2100-01-01)")
         }
-        guard rate == "max" || (Double(rate) ?? 0) > 0 else { throw ValidationError("--rate must be a number > 0 or max") }
+        guard rate == "max" || (Double(rate).map { $0 > 0 && $0.isFinite } ?? false) else {
+            throw ValidationError("--rate must be a finite number > 0 or max")
+        }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction), ("--future-fraction", futureFraction)] where !(0...1).contains(v) {
             throw ValidationError("\(n) must be between 0 and 1")

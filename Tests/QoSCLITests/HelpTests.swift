@@ -46,6 +46,17 @@ import Testing
         _ = try Generate.parse(["--start-ms", "\(Generate.startMsMax)"])
     }
 
+    /// `--sessions 99999999999999` aborted allocating its viewer table and
+    /// `--rate inf` started every session at one instant; both are refused.
+    @Test func generateRefusesSessionsAndRatesItCannotMake() throws {
+        for bad in [["--sessions", "\(Generate.sessionsMax + 1)"], ["--sessions", "-1"], ["--rate", "inf"], ["--rate", "1e400"],
+                    ["--rate", "nan"], ["--rate", "0"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try Generate.parse(bad) }
+        }
+        _ = try Generate.parse(["--sessions", "\(Generate.sessionsMax)", "--rate", "1e300"])
+        _ = try Generate.parse(["--rate", "max"])
+    }
+
     @Test func helpDefaultsAreTheConfigurationDefaults() {
         let help = Run.helpMessage(columns: 10_000)
         #expect(help.contains("(default \(DurationText.format(Defaults.engine.windowMs)))"))
