@@ -81,6 +81,9 @@ struct Generate: ParsableCommand {
         guard rate == "max" || (Double(rate).map { $0 > 0 && $0.isFinite } ?? false) else {
             throw ValidationError("--rate must be a finite number > 0 or max")
         }
+        for (n, v) in [("--slow-startup", slowStartup), ("--rebuffer-rate", rebufferRate)] where !(v >= 0 && v.isFinite) {
+            throw ValidationError("\(n) must be a finite number ≥ 0")
+        }
         for (n, v) in [("--late-fraction", lateFraction), ("--duplicate-fraction", duplicateFraction),
                        ("--malformed-fraction", malformedFraction), ("--future-fraction", futureFraction)] where !(0...1).contains(v) {
             throw ValidationError("\(n) must be between 0 and 1")

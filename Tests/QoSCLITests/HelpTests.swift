@@ -46,11 +46,12 @@ import Testing
         _ = try Generate.parse(["--start-ms", "\(Generate.startMsMax)"])
     }
 
-    /// `--sessions 99999999999999` aborted allocating its viewer table and
-    /// `--rate inf` started every session at one instant; both are refused.
+    /// `--sessions 99999999999999` aborted allocating its viewer table,
+    /// `--rate inf` started every session at one instant and a NaN or negative
+    /// multiplier was accepted; all are refused.
     @Test func generateRefusesSessionsAndRatesItCannotMake() throws {
         for bad in [["--sessions", "\(Generate.sessionsMax + 1)"], ["--sessions", "-1"], ["--rate", "inf"], ["--rate", "1e400"],
-                    ["--rate", "nan"], ["--rate", "0"]] {
+                    ["--rate", "nan"], ["--rate", "0"], ["--slow-startup=-3"], ["--slow-startup", "nan"], ["--rebuffer-rate", "inf"]] {
             #expect(throws: (any Error).self, "\(bad)") { try Generate.parse(bad) }
         }
         _ = try Generate.parse(["--sessions", "\(Generate.sessionsMax)", "--rate", "1e300"])
