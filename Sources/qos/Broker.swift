@@ -30,7 +30,11 @@ struct Broker: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-        guard partitions >= 1 else { throw ValidationError("--partitions must be ≥ 1") }
+        // The mock keeps ≈ 240 bytes per partition even when empty; past what
+        // `qos run` reads (per topic) it would only exhaust memory.
+        guard (1...StreamPartition.partitionsMax).contains(partitions) else {
+            throw ValidationError("--partitions must be between 1 and \(StreamPartition.partitionsMax) (what qos run reads per topic)")
+        }
         for t in topics where !TopicSpec.isTopicName(t) {
             throw ValidationError("--topic '\(t)' is not a Kafka topic name (letters, digits, '.', '_', '-')")
         }

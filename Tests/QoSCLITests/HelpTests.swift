@@ -58,6 +58,14 @@ import Testing
         _ = try Generate.parse(["--rate", "max"])
     }
 
+    /// `qos broker --partitions 100000000` listened and then grew towards
+    /// 23 GB; the broker now stops where `qos run` stops reading.
+    @Test func brokerPartitionsAreBoundedByWhatRunReads() throws {
+        #expect(throws: (any Error).self) { try Broker.parse(["--partitions", "\(StreamPartition.partitionsMax + 1)"]) }
+        #expect(throws: (any Error).self) { try Broker.parse(["--partitions", "0"]) }
+        _ = try Broker.parse(["--partitions", "\(StreamPartition.partitionsMax)"])
+    }
+
     @Test func helpDefaultsAreTheConfigurationDefaults() {
         let help = Run.helpMessage(columns: 10_000)
         #expect(help.contains("(default \(DurationText.format(Defaults.engine.windowMs)))"))
