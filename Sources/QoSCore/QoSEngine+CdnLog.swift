@@ -15,7 +15,7 @@ extension QoSEngine {
         let wm = p.watermark(config)
         closeDueSessions(p, watermark: wm)
         counters.accepted += 1
-        if p.aggregator.isWritten(ts) { counters.lateEvents += 1 }
+        if p.aggregator.isLate(ts, watermark: wm) { counters.lateEvents += 1 }
         let w = p.aggregator.window(for: ts)
         let key = CdnEdgeKey(cdn: r.cdn, account: r.account, owner: r.owner, pop: r.pop)
         let slot = w.cdnEdge.slot(key, cap: config.groupsPerWindowMax)

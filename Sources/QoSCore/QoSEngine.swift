@@ -183,7 +183,7 @@ public final class QoSEngine<K: SketchKit> {
         if b.ts < s.earliestTs { s.earliestTs = b.ts }
         if b.ts > s.latestTs { s.latestTs = b.ts }
         updateAttributes(s, b, p)
-        if p.aggregator.isWritten(b.ts) {
+        if p.aggregator.isLate(b.ts, watermark: wm) {
             counters.lateEvents += 1
             contribute(b.ts, s, p) { $0.lateEvents += 1 }
         }

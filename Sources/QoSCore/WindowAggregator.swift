@@ -207,6 +207,16 @@ public struct WindowAggregator<K: SketchKit>: @unchecked Sendable {
         config.windowStart(ts) + config.windowMs <= writtenThrough
     }
 
+    /// Whether an event at `ts`, applied while its partition's watermark is
+    /// `watermark`, is late (docs/semantics.md §3): the watermark had passed
+    /// its window's end, or the instance wrote the window already (past an
+    /// idle partition's watermark). Not whether its files exist yet — that
+    /// depends on when flushes ran, and `late_events` must not.
+    @inline(__always) public func isLate(_ ts: Int64, watermark: Int64) -> Bool {
+        let end = config.windowStart(ts) + config.windowMs
+        return end <= watermark || end <= writtenThrough
+    }
+
     /// The state that a contribution at `ts` goes to.
     @inline(__always)
     public mutating func window(for ts: Int64) -> WindowState<K> {

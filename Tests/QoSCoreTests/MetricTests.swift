@@ -139,6 +139,36 @@ import Testing
         #expect(h.engine.counters.lateEvents == 1)
     }
 
+    /// `late_events` counts beacons for a window its partition's watermark
+    /// had passed, whether or not a flush had written that window yet: the
+    /// same count for every flush schedule (replay flushes when a window with
+    /// data is due, `qos run` at its epochs). Windows that held no data when
+    /// the watermark passed them counted their later beacons as on time
+    /// until some flush happened.
+    @Test func lateEventsDoNotDependOnWhenFlushesRun() {
+        func run(flushEvery: Bool) -> (late: Int64, windowLate: Int64, playing: Int64) {
+            let h = Harness()
+            let beacons: [(String, Int64, String, [String: Any])] = [
+                ("view_start", 0, "A", [:]), ("play_start", 1000, "A", [:]),
+                ("view_start", 600_000, "B", [:]),                 // watermark 570 000
+                ("heartbeat", 200_000, "A", ["played_ms": 1000]),   // window [120 000, 240 000): passed, never had data
+                ("heartbeat", 400_000, "A", ["played_ms": 2000]),   // window [360 000, 480 000): passed
+                ("heartbeat", 590_000, "B", ["played_ms": 500]),    // its window is open: on time
+            ]
+            for (event, ts, sid, extra) in beacons {
+                h.beacon(event, ts, sid, extra)
+                if flushEvery { h.flushAtWatermark() }
+            }
+            h.finish()
+            let late = [0, 120_000, 240_000, 360_000, 480_000, 600_000].reduce(Int64(0)) { $0 + h.metrics($1).lateEvents }
+            return (h.engine.counters.lateEvents, late, h.metrics(120_000).playingMs + h.metrics(360_000).playingMs)
+        }
+        let eager = run(flushEvery: true), lazy = run(flushEvery: false)
+        #expect(eager.late == 2 && eager.windowLate == 2, "\(eager)")
+        #expect(lazy.late == 2 && lazy.windowLate == 2, "\(lazy)")
+        #expect(eager.playing == lazy.playing)
+    }
+
     @Test func ebvsVersusVsfVersusVpf() {
         let h = Harness()
         h.beacon("view_start", 0, "A"); h.beacon("error", 5000, "A", ["fatal": true, "error_code": "E1"])

@@ -228,7 +228,7 @@ public enum TableSchemas {
             .int("completed", "Closed sessions that ended or reached 90 % of the duration.") { $0.pointee.m.completed },
             .int("concurrent_plays", "Sessions playing at the window's end (point sample; max on roll-up).") { $0.pointee.m.concurrentPlays },
             .int("missing_start", "Sessions opened without view_start.") { $0.pointee.m.missingStart },
-            .int("late_events", "Beacons applied after their window was written.") { $0.pointee.m.lateEvents },
+            .int("late_events", "Beacons applied after their partition's watermark passed their window's end (docs/semantics.md §3).") { $0.pointee.m.lateEvents },
             .int("duplicates", "Beacons dropped as duplicate (session_id, seq).") { $0.pointee.m.duplicates },
         ]
     }
