@@ -25,7 +25,9 @@ extension QoSEngine {
             }
         }
         if s.dims.video == 0, let v = b.videoId { s.dims.video = interner.intern(v) }
-        if !s.hasViewerId, let v = b.viewerId { s.viewerId = v }
+        // An empty viewer id carries none (like an empty dimension, which is
+        // `unknown`): the session falls back to its id (docs/semantics.md §4).
+        if !s.hasViewerId, let v = b.viewerId, !v.isEmpty { s.viewerId = v }
         if s.playerVersion == 0 { s.playerVersion = values.intern(b.playerVersion) }
         if s.dims.playerName == 0, let v = b.playerName { s.dims.playerName = interner.intern(v) }
         if s.dims.cdn == 0, let v = b.cdn { s.dims.cdn = interner.intern(v) }
