@@ -213,21 +213,7 @@ public final class EdgecastParser: CdnLogParser {
     /// The integer part of a number of seconds (truncation toward zero),
     /// read from its digits so no precision is lost; nil when out of range.
     static func wholeSeconds(_ c: JSONCursor, _ t: JSONCursor.NumberToken) -> Int64? {
-        var i = t.start
-        if c.base[i] == UInt8(ascii: "-") { return nil }
-        var hasExponent = false
-        for k in t.start..<t.end where c.base[k] == UInt8(ascii: "e") || c.base[k] == UInt8(ascii: "E") { hasExponent = true }
-        if hasExponent {
-            guard let d = double(c, t), d < 1e15 else { return nil }
-            return Int64(d.rounded(.towardZero))
-        }
-        var v: Int64 = 0
-        while i < t.end, c.base[i] != UInt8(ascii: ".") {
-            guard i - t.start < 15 else { return nil }  // > 31 million years
-            v = v * 10 + Int64(c.base[i] &- 0x30)
-            i += 1
-        }
-        return v
+        DecimalText.wholePart(c.slice(t.start..<t.end))  // at most 15 digits: < 31 million years
     }
 
     /// A number token's value.

@@ -58,6 +58,9 @@ import QoSCore
                              status: 0, serveMs: 200.5, ttfbMs: 42, bytesOut: 1234, cache: .miss,
                              clientIP: "2001:db8::8a2e:370:7334", incomplete: true)
         #expect(parse([l]) == [.record(r)])
+        // Truncated from the digits: as a Double this was the next second.
+        #expect(parse([Self.line(["reqTimeSec": "\"1573840059.99999999\""])]).first.map {
+            if case .record(let r) = $0 { r.timeMs == 1_573_840_059_000 } else { false } } == true)
         #expect(parse([Self.line(["statusCode": "\"000\""])]).first.map { if case .record(let r) = $0 { r.status == 0 } else { false } } == true)
     }
 

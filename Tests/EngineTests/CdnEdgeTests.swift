@@ -46,6 +46,12 @@ import Sketches
         #expect(r == [CdnLogRecord(timeMs: 1_631_233_904_000, cdn: "edgecast", account: "80C078", owner: Self.guid1, pop: "dce",
                                    status: 404, serveMs: 250, ttfbMs: nil, bytesOut: 10, cache: .miss,
                                    clientIP: "2001:db8::1", incomplete: true)])
+        // The time truncates from its digits in every number form (with an
+        // exponent it went through a Double, which rounded into the next second).
+        for t in ["1631233904.99999999999", "1.63123390499999999999e9", "163123390499999999999e-11"] {
+            let one = records(parse(#"{"timestamp":\#(t),"status_code":200}"#))
+            #expect(one.map(\.timeMs) == [1_631_233_904_000], "\(t)")
+        }
     }
 
     @Test func arrayAndBatchOfStringsGiveTheSameRecords() {

@@ -28,6 +28,8 @@ import QoSCore
             return r
         }
         #expect(rec(["timestamp": "1714566896.75"])?.timeMs == 1_714_566_896_000)
+        // Truncated from the digits: as a Double this was the next second.
+        #expect(rec(["timestamp": "1714566896.99999999"])?.timeMs == 1_714_566_896_000)
         #expect(rec(["timestamp": "\"1714566896\""])?.timeMs == 1_714_566_896_000)
         #expect(rec(["timestamp": "\"2024-05-01T14:34:56+02:00\""])?.timeMs == 1_714_566_896_000)
         #expect(rec(["timestamp": "\"2024-05-01T12:34:56.999Z\""])?.timeMs == 1_714_566_896_000)
@@ -93,6 +95,15 @@ import QoSCore
                              status: 404, serveMs: 2.5, ttfbMs: 1.5, bytesOut: 0, cache: .miss,
                              clientIP: "::ffff:192.0.2.1", incomplete: nil)
         #expect(parseAll(FastlyParser(fields: map), [l]) == [.record(r)])
+        // Milliseconds and microseconds of time truncate to the second too.
+        for (key, time) in [("timestamp_ms", "1714566896999.99999"), ("timestamp_us", "1714566896999999.9")] {
+            let m = try FastlyFieldMap(yaml: "fastly_fields: {\(key): time}")
+            let t = #"{"time":\#(time),"status":200}"#
+            guard case .record(let rec) = parseAll(FastlyParser(fields: m), [t]).first else {
+                Issue.record("\(key): \(parseAll(FastlyParser(fields: m), [t]))"); continue
+            }
+            #expect(rec.timeMs == 1_714_566_896_000, "\(key)")
+        }
         // The reject names the customer's key.
         let noStatus = #"{"time":1714566896,"event":{"took":1}}"#
         #expect(parseAll(FastlyParser(fields: map), [noStatus])

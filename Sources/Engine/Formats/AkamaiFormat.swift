@@ -49,13 +49,9 @@ public final class AkamaiParser: CdnLogParser {
     private func record(_ r: FlatJSONReader) -> Result<CdnLogRecord, Reject> {
         func fail(_ reason: RejectReason) -> Result<CdnLogRecord, Reject> { .failure(Reject(reason: reason)) }
         let timeMs: Int64
-        switch r.double(value(.reqTimeSec)) {
-        case .absent: return fail(.missingField("reqTimeSec"))
-        case .invalid: return fail(.invalidValue("reqTimeSec"))
-        case .value(let s):
-            guard let ms = CdnValues.wholeSecondMs(s) else { return fail(.invalidValue("reqTimeSec")) }
-            timeMs = ms
-        }
+        guard let tv = value(.reqTimeSec), let tb = r.text(tv) else { return fail(.missingField("reqTimeSec")) }
+        guard let whole = CdnValues.wholeSecondMs(tb) else { return fail(.invalidValue("reqTimeSec")) }
+        timeMs = whole
         let status: Int32
         switch r.status(value(.statusCode)) {
         case .absent: return fail(.missingField("statusCode"))

@@ -150,14 +150,23 @@ public final class FastlyParser: CdnLogParser {
         }
     }
 
+    /// The power of ten between `unit` and seconds (milliseconds: 3).
+    static func secondsShift(_ unit: FastlyFieldMap.Unit) -> Int {
+        switch unit {
+        case .auto, .seconds: 0
+        case .milliseconds: 3
+        case .microseconds: 6
+        }
+    }
+
     private func record(_ r: FlatJSONReader) -> Result<CdnLogRecord, Reject> {
         func fail(_ reason: RejectReason) -> Result<CdnLogRecord, Reject> { .failure(Reject(reason: reason)) }
         // Time.
         let timeUnit = fields.keys[.timestamp]?.unit ?? .auto
         guard let tv = value(.timestamp), let tb = r.text(tv) else { return fail(.missingField(key(.timestamp))) }
         var timeMs: Int64?
-        if let seconds = CdnValues.double(tb) {
-            timeMs = CdnValues.wholeSecondMs(Self.convert(seconds, timeUnit, toMs: false))
+        if CdnValues.double(tb) != nil {
+            timeMs = CdnValues.wholeSecondMs(tb, shift: Self.secondsShift(timeUnit))
         } else if timeUnit == .auto {
             timeMs = CdnValues.iso8601Ms(tb)
         }

@@ -288,10 +288,13 @@ enum CdnValues {
     /// Latest time accepted: 9999-12-31T23:59:59Z.
     static let maxSeconds: Double = 253_402_300_799
 
-    /// Unix seconds (with fraction) to whole-second milliseconds.
-    static func wholeSecondMs(_ seconds: Double) -> Int64? {
-        guard seconds.isFinite, seconds >= 0, seconds <= maxSeconds else { return nil }
-        return Int64(seconds.rounded(.down)) * 1000
+    /// A Unix time written as a decimal number of seconds × 10^-`shift`
+    /// (`shift` 3: milliseconds) to whole-second milliseconds, truncated from
+    /// its digits (`DecimalText`): as a `Double`, `1767225659.99999999`
+    /// rounded up into the next second.
+    static func wholeSecondMs(_ text: [UInt8], shift: Int = 0) -> Int64? {
+        guard let s = DecimalText.wholePart(text, shift: -shift), s <= Int64(maxSeconds) else { return nil }
+        return s * 1000
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
