@@ -143,6 +143,8 @@ public final class MetricsServer: @unchecked Sendable {
         metric("qos_beacons_late_total", "counter", "Beacons applied to an already written window.", [("", Double(c.lateEvents))])
         metric("qos_beacons_duplicate_total", "counter", "Beacons dropped as duplicate seq.", [("", Double(c.duplicates))])
         metric("qos_saturated_values_total", "counter", "Sums that stuck at Int64.max instead of overflowing.", [("", Double(s.saturatedValues))])
+        metric("qos_group_cap_reached_total", "counter", "Window tables written with an __other__ row: groups past group_cap folded into it.",
+               [("", Double(s.tablesAtGroupCap))])
         metric("qos_open_sessions", "gauge", "Open sessions.", [("", Double(s.openSessions))])
         metric("qos_windows_written_total", "counter", "Windows written (base files).", [("", Double(s.windowsWritten))])
         metric("qos_files_written_total", "counter", "Parquet files published.", [("", Double(s.filesWritten))])

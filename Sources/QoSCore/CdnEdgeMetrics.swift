@@ -104,12 +104,13 @@ public struct CdnEdgeAggregate<K: SketchKit>: Sendable {
     public private(set) var keys: [CdnEdgeKey] = []
     public var metrics: [CdnEdgeMetrics<K>] = []
     private var index: [CdnEdgeKey: Int] = [:]
-    /// Records that went to `__other__` because the group cap was hit.
-    public private(set) var overflowed: Int64 = 0
 
     public init() {}
 
     public var isEmpty: Bool { keys.isEmpty }
+
+    /// Whether the group cap was reached: further groups went to `__other__`.
+    public var hasOther: Bool { index[.other] != nil }
 
     /// The slot of `key`, created on first use; past `cap` groups the
     /// `__other__` group takes new keys.
@@ -117,7 +118,6 @@ public struct CdnEdgeAggregate<K: SketchKit>: Sendable {
         if let i = index[key] { return i }
         var k = key
         if keys.count >= cap && key != .other {
-            overflowed += 1
             k = .other
             if let i = index[k] { return i }
         }

@@ -7,8 +7,6 @@ public struct TableAggregate<K: SketchKit>: Sendable {
     public private(set) var keys: [GroupKey] = []
     public var metrics: [GroupMetrics<K>] = []
     private var index: [GroupKey: Int] = [:]
-    /// Contributions that went to `__other__` because the group cap was hit.
-    public private(set) var overflowed: Int64 = 0
 
     public init() {}
 
@@ -18,7 +16,6 @@ public struct TableAggregate<K: SketchKit>: Sendable {
         if let i = index[key] { return i }
         var k = key
         if keys.count >= cap && key != .other {
-            overflowed += 1
             k = .other
             if let i = index[k] { return i }
         }
@@ -30,6 +27,9 @@ public struct TableAggregate<K: SketchKit>: Sendable {
 
     /// The slot of `key` if the table has that group (none is created).
     @inline(__always) public func existingSlot(_ key: GroupKey) -> Int? { index[key] }
+
+    /// Whether the group cap was reached: further groups went to `__other__`.
+    public var hasOther: Bool { index[.other] != nil }
 
     public var isEmpty: Bool { keys.isEmpty }
 
@@ -139,6 +139,12 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
 
     public var isEmpty: Bool {
         sessions.isEmpty && tables.allSatisfy { $0.isEmpty } && cdnEdge.isEmpty
+    }
+
+    /// The tables of this window (`cdn_edge` included) that reached the
+    /// group cap and hold an `__other__` row (README "Limits").
+    public var tablesAtGroupCap: Int {
+        tables.filter(\.hasOther).count + (cdnEdge.hasOther ? 1 : 0)
     }
 
     /// Adds another state of the same window (another partition's share).

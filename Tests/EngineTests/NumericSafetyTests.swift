@@ -105,6 +105,8 @@ import QoSCore
         var status = RunStatus()
         status.saturatedValues = 3
         #expect(MetricsServer.render(status).contains("\nqos_saturated_values_total 3\n"))
+        status.tablesAtGroupCap = 4
+        #expect(MetricsServer.render(status).contains("\nqos_group_cap_reached_total 4\n"))
         var summary = ReplaySummary()
         #expect(!summary.text.contains("saturated"))
         summary.saturatedValues = 2

@@ -50,6 +50,21 @@ import Testing
         #expect(Set(h.sessionRows.map(\.viewerId)) == ["a", "b", "v"])
     }
 
+    /// A window table past the group cap holds an `__other__` row, and
+    /// `tablesAtGroupCap` counts it (the summary's and `/metrics`' count).
+    @Test func tablesAtTheGroupCapAreCounted() {
+        let h = Harness { $0.groupsPerWindowMax = 2 }
+        for (i, video) in ["a", "b", "c", "d"].enumerated() { h.beacon("view_start", Int64(1000 + i), "s\(i)", ["video_id": video]) }
+        h.finish()
+        let first = h.windows(start: 0)
+        #expect(first.count == 1 && first[0].tablesAtGroupCap == 1)  // video; the other tables have one group
+        #expect(h.metrics(0, .video, ["__other__"]).views == 2)
+        let roomy = Harness()
+        roomy.beacon("view_start", 1000, "s0", ["video_id": "a"])
+        roomy.finish()
+        #expect(roomy.windows(start: 0).allSatisfy { $0.tablesAtGroupCap == 0 })
+    }
+
     @Test func missingViewStart() {
         let h = Harness()
         h.beacon("heartbeat", 1000, "s1", ["played_ms": 5000])

@@ -25,6 +25,8 @@ final class DirectPublish: @unchecked Sendable {
     var dump: JSONDump?
     /// Flushes submitted so far.
     private(set) var flushes = 0
+    /// Window tables submitted with an `__other__` row (`WindowState.tablesAtGroupCap`).
+    private(set) var tablesAtGroupCap: Int64 = 0
     /// The position of the first record (the start of every flush's source range).
     var rangeStart = ""
     /// Flushes submitted and not yet published, at most this many: a flush
@@ -72,6 +74,7 @@ final class DirectPublish: @unchecked Sendable {
             Thread { [self] in publishLoop() }.start()
         }
         flushes += 1
+        tablesAtGroupCap += Int64(windows.reduce(0) { $0 + $1.tablesAtGroupCap })
         let work = FlushWork(Job(windows: windows, rejects: rejects, names: names, flush: flushes,
                                  lateFrom: lateFrom, range: range), writer)
         done.lock()

@@ -48,6 +48,8 @@ public struct ReplaySummary: Sendable {
     public var counters = EngineCounters()
     /// Sums that stuck at Int64.max during this replay (README "Numeric safety").
     public var saturatedValues: Int64 = 0
+    /// Window tables written with an `__other__` row (the group cap was reached).
+    public var tablesAtGroupCap: Int64 = 0
     public var windowsWritten = 0
     public var filesWritten = 0
     public var seconds = 0.0
@@ -59,6 +61,10 @@ public struct ReplaySummary: Sendable {
         s += "accepted \(counters.accepted), rejected \(counters.rejectedTotal), duplicates \(counters.duplicates), "
         s += "late \(counters.lateEvents), sessions \(counters.sessionsClosed)\n"
         for (reason, n) in counters.rejected.sorted(by: { $0.key < $1.key }) { s += "  rejected \(reason): \(n)\n" }
+        if tablesAtGroupCap > 0 {
+            s += "group cap reached in \(tablesAtGroupCap) window tables: their further groups are in __other__ rows "
+            s += "(raise group_cap or roll up with fewer dimensions)\n"
+        }
         if saturatedValues > 0 { s += "sums saturated at Int64.max: \(saturatedValues) (see README \"Numeric safety\")\n" }
         s += "windows written \(windowsWritten), files written \(filesWritten)"
         return s
@@ -155,6 +161,7 @@ public final class ReplayJob {
         summary.lines = summary.counters.messages
         summary.bytes = files.bytesRead
         summary.saturatedValues = SaturationCounter.total - saturatedBefore
+        summary.tablesAtGroupCap = direct.tablesAtGroupCap
         summary.seconds = monotonicSeconds() - started
         if options.progress { writeStderr("\r\u{1B}[K") }
         return summary

@@ -120,6 +120,9 @@ public struct RunStatus: Sendable {
     public var drainCutShort = false
     /// Sums that stuck at Int64.max since the process started (README "Numeric safety").
     public var saturatedValues: Int64 = 0
+    /// Window tables written with an `__other__` row: the group cap was
+    /// reached and further groups were folded into it (README "Limits").
+    public var tablesAtGroupCap: Int64 = 0
     /// Time from the watermark passing a window's end (detected after a poll)
     /// to its files being visible (including any wait for
     /// `checkpointMinIntervalMs`): max and mean over the run.

@@ -479,6 +479,12 @@ public final class StreamDriver {
                   + "(\(saturated) in all) — a value past the beacon bounds; see README \"Numeric safety\"")
             status.saturatedValues = saturated
         }
+        let atCap = windows.reduce(0) { $0 + $1.tablesAtGroupCap }
+        if atCap > 0 {
+            status.tablesAtGroupCap += Int64(atCap)
+            o.log("qos run: \(atCap) window tables of this flush reached group_cap (\(engine.config.groupsPerWindowMax) groups); "
+                  + "their further groups are in __other__ rows — raise group_cap or roll up with fewer dimensions")
+        }
         if windows.contains(where: { !$0.isDelta }) {
             let latencyMs = (clock.monotonicSeconds() - min(windowDueSince ?? t0, t0)) * 1000
             status.windowLatencyMsMax = max(status.windowLatencyMsMax, latencyMs)
