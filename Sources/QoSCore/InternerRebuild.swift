@@ -43,11 +43,9 @@ extension QoSEngine {
                 }
             }
         }
+        for p in partitions.values { p.closedSessions.markLive(&liveDims) }
         for s in sessions {
-            let d = s.dims
-            liveDims[Int(d.video)] = true; liveDims[Int(d.country)] = true; liveDims[Int(d.region)] = true
-            liveDims[Int(d.deviceType)] = true; liveDims[Int(d.os)] = true; liveDims[Int(d.browser)] = true
-            liveDims[Int(d.playerName)] = true; liveDims[Int(d.cdn)] = true; liveDims[Int(d.pop)] = true
+            s.dims.markLive(&liveDims)
             liveValues[Int(s.playerVersion)] = true; liveValues[Int(s.city)] = true
             liveValues[Int(s.asOrg)] = true; liveValues[Int(s.fatalErrorCode)] = true
         }
@@ -55,6 +53,7 @@ extension QoSEngine {
         let (newDims, dimMap) = interner.keeping(liveDims)
         let (newValues, valueMap) = values.keeping(liveValues)
         for w in states { for t in w.tables.indices { w.tables[t].remapIDs(dimMap) } }
+        for p in partitions.values { p.closedSessions.remapDims(dimMap) }
         for s in sessions {
             s.dims.remap(dimMap)
             s.playerVersion = valueMap[Int(s.playerVersion)]

@@ -1,10 +1,12 @@
 /// Checkpoint encoding of one partition's state (see StateCodec.swift).
 extension QoSEngine where K: CheckpointableSketchKit {
-    /// Version 2 holds the partition's pending reject rows after its
-    /// sessions and ends with a CRC32C of the bytes before it; version 1
-    /// (written by older versions: reject rows inside windows, no checksum)
-    /// is still read.
-    static var snapshotMagic: [UInt8] { Array("QOSPART2".utf8) }
+    /// Version 3 adds, after the `cdn_edge` section (now flagged), the
+    /// recently closed sessions' `seq`s (`ClosedSessions`). Version 2 holds
+    /// the partition's pending reject rows after its sessions and ends with a
+    /// CRC32C of the bytes before it; version 1 (reject rows inside windows,
+    /// no checksum) is still read, as is version 2 (no closed sessions).
+    static var snapshotMagic: [UInt8] { Array("QOSPART3".utf8) }
+    static var snapshotMagicV2: [UInt8] { Array("QOSPART2".utf8) }
     static var snapshotMagicV1: [UInt8] { Array("QOSPART1".utf8) }
 
     /// The state of partition `id` (empty state if the engine never saw it).
@@ -25,7 +27,10 @@ extension QoSEngine where K: CheckpointableSketchKit {
         for (id, s) in sessions { encode(s, id: id, &w) }
         w.uint(UInt64(p.pendingRejects.count))
         for row in p.pendingRejects { encode(row, &w) }
-        encodeCdnEdge(windows, &w)
+        let hasCdnEdge = windows.contains { !$0.cdnEdge.isEmpty }
+        w.bool(hasCdnEdge)
+        if hasCdnEdge { encodeCdnEdge(windows, &w) }
+        encode(p.closedSessions, &w)
         w.seal()
         p.snapshotSizeHint = w.bytes.count
         return w.bytes
@@ -35,7 +40,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
     /// where its content ends. Throws `StateError.checksumMismatch` when the
     /// bytes are not the ones written.
     public static func verifySnapshot(_ bytes: [UInt8]) throws -> Int {
-        if bytes.starts(with: snapshotMagic) {
+        if bytes.starts(with: snapshotMagic) || bytes.starts(with: snapshotMagicV2) {
             guard CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
             return bytes.count - 4
         }
@@ -45,7 +50,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
 
     /// Replaces partition `id`'s state with a snapshot (verified first).
     public func restore(partition id: Int32, from bytes: [UInt8]) throws {
-        let v1 = bytes.starts(with: Self.snapshotMagicV1)
+        let v1 = bytes.starts(with: Self.snapshotMagicV1), v2 = bytes.starts(with: Self.snapshotMagicV2)
         var r = StateReader(bytes, end: try Self.verifySnapshot(bytes))
         for _ in Self.snapshotMagic { _ = try r.uint() }
         guard try r.int() == Int64(id) else { throw StateError(message: "snapshot is for another partition") }
@@ -63,7 +68,11 @@ extension QoSEngine where K: CheckpointableSketchKit {
             p.schedule(s, config)
         }
         if !v1 { for _ in 0..<(try r.count()) { hold(try decodeReject(&r), in: p) } }
-        if !v1 && !r.atEnd { try decodeCdnEdge(&r, into: p.aggregator.allStates) }
+        if v2 && !r.atEnd { try decodeCdnEdge(&r, into: p.aggregator.allStates) }
+        if !v1 && !v2 {
+            if try r.bool() { try decodeCdnEdge(&r, into: p.aggregator.allStates) }
+            p.closedSessions.restore(try decodeClosedSessions(&r))
+        }
         guard r.atEnd else { throw StateError(message: "trailing bytes") }
         partitions[id] = p
     }
@@ -89,11 +98,52 @@ extension QoSEngine where K: CheckpointableSketchKit {
         for row in win.sessions { encodeRow(row, &w) }
     }
 
+    /// Recently closed sessions, in id order: id, expiry, groups (as
+    /// strings, like a session's), `seq` ranges.
+    private func encode(_ closed: ClosedSessions, _ w: inout StateWriter) {
+        let list = closed.sorted
+        w.uint(UInt64(list.count))
+        for (id, e) in list {
+            w.string(id)
+            w.int(e.expires)
+            let d = e.dims
+            for v in [d.video, d.country, d.region, d.deviceType, d.os, d.browser, d.playerName, d.cdn, d.pop] {
+                w.string(interner.string(v))
+            }
+            let ranges = e.seqs.ranges
+            w.uint(UInt64(ranges.count))
+            for r in ranges { w.uint(UInt64(r.lowerBound)); w.uint(UInt64(r.upperBound)) }
+        }
+    }
+
+    private func decodeClosedSessions(_ r: inout StateReader) throws -> [(id: String, entry: ClosedSessions.Entry)] {
+        var list: [(id: String, entry: ClosedSessions.Entry)] = []
+        for _ in 0..<(try r.count()) {
+            let id = try r.string()
+            let expires = try r.int()
+            var ids: [UInt32] = []
+            for _ in 0..<9 { ids.append(interner.intern(try r.string())) }
+            var d = SessionDims()
+            (d.video, d.country, d.region, d.deviceType, d.os) = (ids[0], ids[1], ids[2], ids[3], ids[4])
+            (d.browser, d.playerName, d.cdn, d.pop) = (ids[5], ids[6], ids[7], ids[8])
+            var seqs = SeqSet()
+            var previous: UInt32?
+            for _ in 0..<(try r.count(SeqSet.rangesMax + 1)) {
+                let lo = UInt32(truncatingIfNeeded: try r.uint()), hi = UInt32(truncatingIfNeeded: try r.uint())
+                guard lo <= hi, previous.map({ lo > $0 }) ?? true else { throw StateError(message: "bad seq range") }
+                previous = hi
+                seqs.restore(lo...hi)
+            }
+            list.append((id, ClosedSessions.Entry(seqs: seqs, dims: d, expires: expires)))
+        }
+        return list
+    }
+
     /// The `cdn_edge` groups of the windows, in the order the windows were
     /// written, after the reject rows: a section that only snapshots with
-    /// CDN log state have (older snapshots end before it and read as none).
+    /// CDN log state have (flagged since version 3; a version-2 snapshot
+    /// without it ends before it).
     private func encodeCdnEdge(_ windows: [WindowState<K>], _ w: inout StateWriter) {
-        guard windows.contains(where: { !$0.cdnEdge.isEmpty }) else { return }
         for win in windows {
             w.uint(UInt64(win.cdnEdge.keys.count))
             for (k, m) in zip(win.cdnEdge.keys, win.cdnEdge.metrics) {

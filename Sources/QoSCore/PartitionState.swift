@@ -13,6 +13,8 @@ public final class PartitionState<K: SketchKit> {
     public internal(set) var pendingRejects: [RejectRow] = []
     /// `heldBytes` of `pendingRejects`.
     public internal(set) var pendingRejectBytes = 0
+    /// Recently closed sessions' `seq`s: repeats of them are duplicates.
+    var closedSessions = ClosedSessions()
     /// Size of the last checkpoint snapshot (to size the next one's buffer).
     var snapshotSizeHint = 0
 

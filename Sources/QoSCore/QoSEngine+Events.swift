@@ -186,6 +186,7 @@ extension QoSEngine {
     /// `watermark`, each at its own close instant, one after the other.
     @inline(__always)
     func closeDueSessions(_ p: PartitionState<K>, watermark: Int64) {
+        if p.closedSessions.nextExpiry <= watermark { p.closedSessions.expire(watermark) }
         while let s = p.nextDueSession(watermark, config) {
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
@@ -204,6 +205,9 @@ extension QoSEngine {
         // reference until the beacon is done.
         if let reference = p.sessions.remove(s) { retired.append(reference) }
         counters.sessionsClosed += 1
+        if !finishing {
+            p.closedSessions.add(s.id, seqs: s.seqs, dims: s.dims, expires: max(instant, s.latestTs) &+ config.sessionTimeoutMs)
+        }
         if let st = s.stallOpenTs { s.stallOpenTs = nil; addRebuffer(max(0, instant - st), at: instant, s, p) }
         if let sk = s.seekOpenTs { s.seekOpenTs = nil; addSeek(max(0, instant - sk), at: instant, s, p) }
         let duration = s.latestTs - s.earliestTs

@@ -59,7 +59,9 @@ extension QoSEngine {
     /// End of input (`qos replay`): the watermark goes to +∞, every session
     /// closes at its own close instant, every window is written.
     public func finish() -> [WindowState<K>] {
+        finishing = true
         for p in partitions.values.sorted(by: { $0.id < $1.id }) {
+            p.closedSessions = ClosedSessions()
             closeDueSessions(p, watermark: .max)
         }
         return flush(watermark: .max)

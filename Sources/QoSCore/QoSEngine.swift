@@ -29,6 +29,9 @@ public final class QoSEngine<K: SketchKit> {
     /// Sessions closed while a beacon is applied, kept alive until it is
     /// done (`apply` reads its session unretained); empty between beacons.
     var retired: [SessionState] = []
+    /// Set by `finish`: sessions closed at the end of input leave no
+    /// `ClosedSessions` entry (no beacon follows).
+    var finishing = false
 
     public init(config: EngineConfig = EngineConfig(), enricher: Enricher = NoEnricher()) {
         if let problem = config.problem { preconditionFailure(problem) }
@@ -160,12 +163,16 @@ public final class QoSEngine<K: SketchKit> {
         closeDueSessions(p, watermark: wm)
         let found = id.map { p.sessions.find($0, hash: idHash ?? SessionTable.hash($0)) }
             ?? SessionTable.withBytes(b.sessionId) { p.sessions.find($0, hash: SessionTable.hash($0)) }
-        let session = found.flatMap { $0._withUnsafeGuaranteedRef { s -> Unmanaged<SessionState>? in
+        let kept = found.flatMap { $0._withUnsafeGuaranteedRef { s -> Unmanaged<SessionState>? in
             guard s.isGap(b.ts, config) else { return found }
             let (instant, reason) = s.pendingClose(config)
             close(s, in: p, at: instant, reason: reason)
             return nil
-        } } ?? open(b, id: id, in: p)
+        } }
+        guard let session = kept ?? open(b, id: id, in: p) else {
+            if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+            return  // a duplicate of a closed session's beacon
+        }
         session._withUnsafeGuaranteedRef { s in apply(b, to: s, in: p, watermark: wm) }
         if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
     }
@@ -256,8 +263,23 @@ public final class QoSEngine<K: SketchKit> {
     }
 
     /// Opens a session for `b`; the table holds the only reference to it.
-    private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> Unmanaged<SessionState> {
-        let s = SessionState(id: id.map { String(decoding: $0, as: UTF8.self) } ?? b.sessionId, ts: b.ts)
+    /// Nil when `b` repeats the `seq` of a recently closed session of its id
+    /// (`ClosedSessions`): a duplicate, counted in that session's groups.
+    private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> Unmanaged<SessionState>? {
+        let sid = id.map { String(decoding: $0, as: UTF8.self) } ?? b.sessionId
+        var seqs = SeqSet()
+        if !p.closedSessions.isEmpty, let closed = p.closedSessions.entry(sid) {
+            if let seq = b.seq, closed.seqs.contains(seq) {
+                counters.duplicates += 1
+                contributeDuplicate(b.ts, closed.dims, p)
+                return nil
+            }
+            // A new session of the id: a later repeat of the closed one's beacons is still a duplicate.
+            seqs = closed.seqs
+            p.closedSessions.remove(sid)
+        }
+        let s = SessionState(id: sid, ts: b.ts)
+        if !seqs.ranges.isEmpty { s.seqs = seqs }
         p.sessions.insert(s)
         counters.sessionsOpened += 1
         if b.event != .viewStart {
@@ -324,6 +346,16 @@ public final class QoSEngine<K: SketchKit> {
             body(&w.tables[2].metrics[g.geo])
             body(&w.tables[3].metrics[g.device])
             body(&w.tables[4].metrics[g.cdn])
+        }
+    }
+
+    /// A duplicate of a closed session's beacon, in the closed session's
+    /// groups of the window of its `ts` (as for an open session's duplicate).
+    func contributeDuplicate(_ ts: Int64, _ dims: SessionDims, _ p: PartitionState<K>) {
+        let w = p.aggregator.window(for: ts)
+        for t in MetricTable.allCases {
+            let i = w.tables[t.rawValue].slot(dims.key(t), cap: config.groupsPerWindowMax)
+            w.tables[t.rawValue].metrics[i].duplicates += 1
         }
     }
 

@@ -29,6 +29,12 @@ public struct SeqSet: Sendable, Equatable {
 
     public static func == (a: SeqSet, b: SeqSet) -> Bool { a.ranges == b.ranges }
 
+    /// Whether `seq` is in the set.
+    public func contains(_ seq: UInt32) -> Bool {
+        if spilled.isEmpty { return lo <= seq && seq <= hi }
+        return spilled.contains { $0.contains(seq) }
+    }
+
     /// Inserts `seq`; returns false when it was already present (a duplicate).
     public mutating func insert(_ seq: UInt32) -> Bool {
         if spilled.isEmpty {

@@ -256,7 +256,8 @@ import Sketches
     }
 
     @Test func snapshotWithoutCdnStateHasNoCdnSection() throws {
-        // A beacon-only partition's snapshot ends where version 2 ended.
+        // A beacon-only partition's snapshot flags no cdn_edge section (version 3;
+        // version 2 ended before it), then lists no closed sessions.
         let e = QoSEngine<DataSketchesKit>()
         let bytes = e.snapshot(partition: 3)
         var r = StateReader(bytes, end: bytes.count - 4)
@@ -266,6 +267,8 @@ import Sketches
         #expect(try r.count() == 0)  // windows
         #expect(try r.count() == 0)  // sessions
         #expect(try r.count() == 0)  // rejects
+        #expect(try r.bool() == false)  // no cdn_edge section
+        #expect(try r.count() == 0)  // closed sessions
         #expect(r.atEnd)
     }
 
