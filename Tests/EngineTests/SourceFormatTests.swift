@@ -42,6 +42,15 @@ import QoSCore
         // Started at an offset (a restart), earlier records are not delivered again.
         let resumed = try drain(FileRecordSource(paths: [a, b]), max: 3, start: 3)
         #expect(resumed.map(\.0) == [3, 4] && resumed.map(\.2) == ["b1", "b2"])
+        // Lines of spaces and tabs are blank too (they were `invalid_json`
+        // rejects while an empty line was skipped), mapped or read.
+        let c = try write(" \t \n\r\n c3\n\t\n   ")
+        for mapped in [true, false] {
+            let source = FileRecordSource(paths: [c])
+            source.mapFiles = mapped
+            let lines = try drain(source)
+            #expect(lines.map(\.2) == [" c3"] && lines.map(\.1) == ["\(name(c)):3"], "mapped \(mapped)")
+        }
     }
 
     @Test func formatsAreFoundByName() throws {

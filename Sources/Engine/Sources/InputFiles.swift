@@ -212,6 +212,15 @@ struct LineReader {
     /// How far behind the next line `releaseMappedPages` stops.
     static let releaseLag = 16 << 20
 
+    /// A line of nothing but spaces, tabs and carriage returns (or none):
+    /// no record, skipped like an empty line. (Only a line starting with a
+    /// space or tab is scanned further.)
+    @inline(__always) static func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let first = line.first else { return true }
+        guard first == 0x20 || first == 0x09 || first == 0x0D else { return false }
+        return line.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
     init(_ source: ByteSource) {
         self.source = source
         mapped = source.mapped
@@ -235,11 +244,13 @@ struct LineReader {
                 if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
                 let s = start
                 // Blank lines carry no beacon and are skipped.
-                try buffer.withUnsafeBytes { b in
-                    let len = min(lineEnd - s, LineReader.limit)
-                    if len > 0 { try body(UnsafeRawBufferPointer(rebasing: b[s..<(s + len)]), lineNumber) }
+                let carries = try buffer.withUnsafeBytes { b -> Bool in
+                    let line = UnsafeRawBufferPointer(rebasing: b[s..<(s + min(lineEnd - s, LineReader.limit))])
+                    guard !LineReader.isBlank(line) else { return false }
+                    try body(line, lineNumber)
+                    return true
                 }
-                if lineEnd > s { count += 1 }
+                if carries { count += 1 }
                 overlong = false
                 start = nl + 1
                 continue
@@ -249,7 +260,8 @@ struct LineReader {
                     lineNumber += 1
                     let s = start, e = end
                     try buffer.withUnsafeBytes { b in
-                        try body(UnsafeRawBufferPointer(rebasing: b[s..<min(e, s + LineReader.limit)]), lineNumber)
+                        let line = UnsafeRawBufferPointer(rebasing: b[s..<min(e, s + LineReader.limit)])
+                        if !LineReader.isBlank(line) { try body(line, lineNumber) }
                     }
                     start = end
                 }
@@ -285,8 +297,9 @@ struct LineReader {
             mappedAt = next
             source.consumedMapped(next - s)
             // Blank lines carry no beacon and are skipped.
-            if len > 0 {
-                try body(UnsafeRawBufferPointer(start: base + s, count: len), lineNumber)
+            let line = UnsafeRawBufferPointer(start: base + s, count: len)
+            if !LineReader.isBlank(line) {
+                try body(line, lineNumber)
                 count += 1
             }
         }
