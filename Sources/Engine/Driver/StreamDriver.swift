@@ -476,7 +476,7 @@ public final class StreamDriver {
         let saturated = SaturationCounter.total
         if saturated != status.saturatedValues {
             o.log("qos run: \(saturated - status.saturatedValues) sums saturated at Int64.max in this flush "
-                  + "(\(saturated) in all) — a value past the beacon bounds; see README \"Numeric safety\"")
+                  + "(\(saturated) in all) — values at or past the beacon bounds; see README \"Numeric safety\"")
             status.saturatedValues = saturated
         }
         let atCap = windows.reduce(0) { $0 + $1.tablesAtGroupCap }
