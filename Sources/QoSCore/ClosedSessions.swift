@@ -7,8 +7,10 @@
 /// An entry lives until the partition's watermark passes its session's close
 /// instant (or latest `ts`, if later) + the session timeout: what is kept
 /// stays bounded by the sessions that closed within one timeout of event
-/// time. Entries expire in the order they were added (a FIFO of ids; an id
-/// closed again gets a later expiry, and its earlier FIFO slot is skipped).
+/// time. Entries are dropped in the order they were added (a FIFO of ids; an
+/// id closed again gets a later expiry, and its earlier FIFO slot is
+/// skipped), so one may outlive its expiry in memory; the engine ignores an
+/// entry past its expiry, so decisions depend on the watermark alone.
 /// Sessions that saw no `seq` leave no entry, and the end of input leaves
 /// none (nothing follows it).
 struct ClosedSessions {

@@ -268,7 +268,10 @@ public final class QoSEngine<K: SketchKit> {
     private func open(_ b: Beacon, id: UnsafeRawBufferPointer?, in p: PartitionState<K>) -> Unmanaged<SessionState>? {
         let sid = id.map { String(decoding: $0, as: UTF8.self) } ?? b.sessionId
         var seqs = SeqSet()
-        if !p.closedSessions.isEmpty, let closed = p.closedSessions.entry(sid) {
+        // An entry past its expiry counts as gone even before `expire` drops
+        // it (its FIFO is in close order, not expiry order): the decision
+        // depends on the watermark alone, as after a restore.
+        if !p.closedSessions.isEmpty, let closed = p.closedSessions.entry(sid), closed.expires > p.watermark(config) {
             if let seq = b.seq, closed.seqs.contains(seq) {
                 counters.duplicates += 1
                 contributeDuplicate(b.ts, closed.dims, p)

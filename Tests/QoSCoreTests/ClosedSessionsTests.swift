@@ -52,6 +52,34 @@ import Testing
         #expect(h.engine.counters.duplicates == 1 && h.sessionRows.filter { $0.sessionId == "A" }.count == 2)
     }
 
+    /// Entries leave memory in close order, not expiry order; an entry past
+    /// its expiry must count as gone all the same, or a restored engine
+    /// (whose entries are in expiry order) would decide otherwise.
+    @Test func anEntryPastItsExpiryIsGoneWhateverTheCloseOrder() throws {
+        func run(restoreBeforeRepeat: Bool) throws -> (duplicates: Int64, sessions: Int) {
+            let h = Harness()
+            h.beacon("view_start", 1000, "A", ["seq": 0])
+            h.beacon("heartbeat", 100_000, "A", ["seq": 1])
+            h.beacon("view_end", 100_000, "A", ["seq": 2])      // A's entry expires at 400 000
+            h.beacon("view_start", 2000, "B", ["seq": 0])
+            h.beacon("view_end", 2000, "B", ["seq": 1])         // closed after A; expires at 302 000
+            h.beacon("heartbeat", 380_000, "C", ["seq": 0])     // watermark 350 000: B's expired, A's not
+            var engine = h.engine
+            if restoreBeforeRepeat {
+                engine = QoSEngine<ExactKit>(config: h.config)
+                try engine.restore(partition: 0, from: h.engine.snapshot(partition: 0))
+            }
+            let repeatLine = Harness.json([("event", "view_end"), ("ts", 2000), ("session_id", "B"), ("seq", 1)])
+            Array(repeatLine.utf8).withUnsafeBytes {
+                engine.ingest(message: $0, partition: 0, source: .file(name: "t", line: 9), nowMs: h.nowMs)
+            }
+            return (engine.counters.duplicates, engine.partition(0).sessions.count)
+        }
+        let straight = try run(restoreBeforeRepeat: false), restored = try run(restoreBeforeRepeat: true)
+        #expect(straight.duplicates == 0 && restored.duplicates == 0)
+        #expect(straight.sessions == restored.sessions)
+    }
+
     @Test func sessionsWithoutSeqAndTheEndOfInputLeaveNoRecord() {
         let h = Harness()
         h.beacon("view_start", 1000, "A")
