@@ -46,6 +46,10 @@ public final class Collector: @unchecked Sendable {
         /// Records (beacons, CMCD reports, rejects) in one request, at most;
         /// more are answered 413 before anything is produced.
         public var recordsPerRequestMax = 10_000
+        /// Answers written but not yet taken by the socket, per connection:
+        /// a client pipelining requests without reading the answers is cut
+        /// off past it (README, "qos collect").
+        public var unsentResponsesMax = 32
         /// Rejects listed in a 400 answer by index; `rejected_count` has them all.
         public var rejectsListedMax = 100
         public var retryAfterSeconds = 5
@@ -84,6 +88,9 @@ public final class Collector: @unchecked Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let collector = box.collector else { throw ChannelError.ioOnClosedChannel }
+                    // Back-pressure first: no bytes are read from a client while its
+                    // answers cannot be written (it does not read them).
+                    try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(CollectHandler(collector))
                 }
@@ -446,6 +453,8 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     var discarding = false
     var deadline: Scheduled<Void>?
     var started = false
+    /// Answers written whose bytes the socket has not taken yet.
+    var unsent = 0
 
     init(_ collector: Collector) { self.collector = collector }
 
@@ -471,7 +480,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         let loop = context.eventLoop.assumeIsolated()
         deadline = loop.scheduleTask(in: timeout) { [weak self] in
             guard let self else { return }
-            if self.head != nil {
+            if self.head != nil && context.channel.isWritable {
                 self.collector.stats.refused("timeout")
                 var res = CollectResponse.text(.requestTimeout, "request not completed in time\n")
                 self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"))
@@ -480,6 +489,14 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
                 context.close(promise: nil)
             }
         }
+    }
+
+    /// Closes the connection at the timeout whatever it is doing: after a
+    /// last answer that the client may never read.
+    func armClose(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        let timeout = TimeAmount.milliseconds(Int64(collector.options.requestTimeoutSeconds * 1000))
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -498,6 +515,12 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
             body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
         case .end:
             guard let h = head, !discarding else { return }
+            // Pipelined requests whose answers the client does not read:
+            // answering more would only queue them in memory.
+            guard unsent < collector.options.unsentResponsesMax else {
+                collector.stats.refused("unread_responses")
+                return context.close(promise: nil)
+            }
             let (path, query) = splitURI(h.uri)
             let peer = context.channel.remoteAddress?.ipAddress ?? "unknown"
             let client = clientAddress(peer: peer, forwardedFor: h.headers["x-forwarded-for"],
@@ -532,10 +555,13 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         if !res.body.isEmpty {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: res.body)))), promise: nil)
         }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        unsent += 1
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated()
+        done.whenComplete { [weak self] _ in self?.unsent -= 1 }
         if close {
-            deadline?.cancel()
-            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            // Closed once written, or at the timeout if the client never reads it.
+            done.whenComplete { _ in context.close(promise: nil) }
+            armClose(context)
         } else {
             arm(context)
         }

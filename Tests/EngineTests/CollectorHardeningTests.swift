@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Kafka
+import Testing
+@testable import Engine
+import QoSCore
+
+/// `qos collect` against hostile or unusual clients: memory stays bounded
+/// (pipelining without reading, many stalled bodies), nothing is produced
+/// for a request that is refused, and the protocol corners (100-continue,
+/// HEAD, 405, 408) answer as the README says.
+@Suite(.serialized) struct CollectorHardeningTests {
+    typealias Client = MetricsServerTests.Client
+    let base = CollectorTests()
+
+    /// A client socket whose receive buffer is tiny and whose sends give up
+    /// after `sendTimeout` seconds: a client that sends and never reads.
+    final class Pipeliner {
+        let fd: Int32
+        init(port: Int, sendTimeout: Int = 1) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var small: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            var tv = timeval(tv_sec: sendTimeout, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+            let ok = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if ok != 0 { close(fd); throw UserError("connect: \(String(cString: strerror(errno)))") }
+        }
+        deinit { close(fd) }
+        /// Sends `bytes` repeatedly until `limit` bytes went out, a send
+        /// blocked for the timeout, or the server closed; the bytes sent.
+        func flood(_ bytes: [UInt8], limit: Int) -> Int {
+            var sent = 0
+            while sent < limit {
+                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { break }
+                sent += n
+            }
+            return sent
+        }
+    }
+
+    func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let until = monotonicSeconds() + seconds
+        while monotonicSeconds() < until { if condition() { return true }; usleep(20_000) }
+        return condition()
+    }
+
+    // MARK: 1. Pipelining without reading
+
+    /// Requests pipelined by a client that never reads its answers: the
+    /// collector stops reading once its answers cannot be written, and closes
+    /// the connection; it does not answer (and queue) every request sent.
+    @Test func pipeliningWithoutReadingIsBounded() throws {
+        let s = try base.start { $0.requestTimeoutSeconds = 1 }
+        defer { s.stop() }
+        let p = try Pipeliner(port: s.collector.port)
+        let burst = Array(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 1000).utf8)
+        #expect(waitUntil(5) { s.collector.openConnections == 1 })
+        let sent = p.flood(burst, limit: 3_000_000)
+        #expect(waitUntil(10) { s.collector.openConnections == 0 }, "the connection is closed")
+        // ≈ 85 000 requests in 3 MB; the kernel's socket buffers hold a few
+        // thousand /metrics answers at most, and the collector queues at most
+        // `unsentResponsesMax` more.
+        let answered = s.collector.stats.snapshot().responses[200] ?? 0
+        #expect(answered < 20_000, "answered \(answered) of the \(sent / 35) requests sent")
+    }
+
+}
