@@ -19,7 +19,8 @@ struct Collect: ParsableCommand {
         table has it; at most 100 listed, rejected_count has the number); 413 body too large, more \
         records than --max-records, or a record larger than Kafka's message.max.bytes; 408 request not sent within --request-timeout; 429 over \
         the per-client rate; 403 origin not allowed; \
-        503 + Retry-After when --buffer records are waiting for Kafka. Records are keyed by session id; \
+        503 + Retry-After when --buffer records are waiting for Kafka or the bodies in progress \
+        hold --max-body-total bytes. Records are keyed by session id; \
         the producer is idempotent and zstd-compressed. SIGTERM/SIGINT: stop accepting, finish \
         requests, wait for Kafka to acknowledge what was accepted, exit 0. The daemon reads both \
         topics with qos run --topic beacons --topic cmcd:cmcd.
@@ -35,6 +36,8 @@ struct Collect: ParsableCommand {
     @Option(help: "Proxy (address or CIDR) whose X-Forwarded-For is believed, repeatable (default: none, the peer address is the client).")
     var trustedProxy: [String] = []
     @Option(help: "Largest request body, bytes.") var maxBody: Int = 1 << 20
+    @Option(help: "Request body bytes held at once across all connections (a declared Content-Length counts from the headers); past it requests get 503 + Retry-After (default 256 MiB).")
+    var maxBodyTotal: Int = Collector.bodyBytesTotalDefault
     @Option(help: "Seconds a client has to send a whole request (also closes idle keep-alive connections).")
     var requestTimeout: Double = 10
     @Option(help: "Open connections at most; more are closed at once.") var maxConnections: Int = 10_000
@@ -49,6 +52,7 @@ struct Collect: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024 bytes") }
+        guard maxBodyTotal >= maxBody else { throw ValidationError("--max-body-total must be at least --max-body (\(maxBody))") }
         guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be > 0") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be ≥ 1") }
         guard rate >= 0, burst >= 1 else { throw ValidationError("--rate must be ≥ 0 and --burst ≥ 1") }
@@ -69,6 +73,7 @@ struct Collect: ParsableCommand {
         if !corsOrigin.isEmpty { o.corsOrigins = corsOrigin }
         o.trustedProxies = trustedProxy.compactMap(IPNetwork.init)
         o.bodyBytesMax = maxBody
+        o.bodyBytesTotalMax = maxBodyTotal
         o.requestTimeoutSeconds = requestTimeout
         o.connectionsMax = maxConnections
         o.ratePerSecond = rate; o.rateBurst = burst

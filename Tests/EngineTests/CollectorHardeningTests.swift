@@ -74,4 +74,33 @@ import QoSCore
         #expect(answered < 20_000, "answered \(answered) of the \(sent / 35) requests sent")
     }
 
+    // MARK: 2. Body bytes across connections
+
+    /// Declared bodies are counted against one budget across connections: a
+    /// request that would pass it is refused (503 + Retry-After) without
+    /// being read, and the budget comes back when a request ends.
+    @Test func bodyBytesAcrossConnectionsAreBounded() throws {
+        let s = try base.start { $0.bodyBytesMax = 65_536; $0.bodyBytesTotalMax = 200_000 }
+        defer { s.stop() }
+        let head = "POST /v1/beacons HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n" + String(repeating: "a", count: 1000)
+        let stalled = try (0..<3).map { _ in try Client(port: s.collector.port, timeout: 2) }
+        for c in stalled { c.send(head) }
+        #expect(waitUntil(5) { s.collector.bodyBytesReserved == 3 * 65_536 })
+        let fourth = try Client(port: s.collector.port, timeout: 5)
+        fourth.send(head)
+        let refused = fourth.readAll().text
+        #expect(refused.hasPrefix("HTTP/1.1 503"))
+        #expect(refused.contains("Retry-After: "))
+        #expect(s.collector.renderMetrics().contains(#"qos_collect_requests_refused_total{why="body_budget"} 1"#))
+        // Chunked bodies count as they arrive.
+        let chunked = try Client(port: s.collector.port, timeout: 5)
+        chunked.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + "c350\r\n" + String(repeating: "a", count: 50_000) + "\r\n")
+        #expect(chunked.readAll().text.hasPrefix("HTTP/1.1 503"))
+        for c in stalled { close(c.fd) }
+        #expect(waitUntil(5) { s.collector.bodyBytesReserved == 0 })
+        let ok = try base.post(s.collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"b"}"#)
+        #expect(ok.hasPrefix("HTTP/1.1 202"))
+    }
+
 }

@@ -35,6 +35,10 @@ public final class Collector: @unchecked Sendable {
         /// Peers whose `X-Forwarded-For` is believed.
         public var trustedProxies: [IPNetwork] = []
         public var bodyBytesMax = BeaconLimits.messageBytesMax
+        /// Request body bytes held at once across all connections (a
+        /// declared `Content-Length` counts from the headers on); a request
+        /// that would pass it gets 503 + `Retry-After` before its body is read.
+        public var bodyBytesTotalMax = Collector.bodyBytesTotalDefault
         public var requestTimeoutSeconds = 10.0
         public var connectionsMax = 10_000
         /// Requests per second per client address (0 = unlimited), and the burst.
@@ -56,6 +60,9 @@ public final class Collector: @unchecked Sendable {
         public init() {}
     }
 
+    /// The default of `--max-body-total`: 256 MiB.
+    public static let bodyBytesTotalDefault = 256 << 20
+
     public let options: Options
     public let producer: KafkaProducer
     public let port: Int
@@ -68,6 +75,7 @@ public final class Collector: @unchecked Sendable {
     private var inFlight = 0
     private var draining = false
     private var produced = 0
+    private var bodyBytes = 0
     private var pollThread: Thread?
     private let pollStop = ManagedAtomicFlag()
     private let pollDone = DispatchSemaphore(value: 0)
@@ -146,6 +154,18 @@ public final class Collector: @unchecked Sendable {
     func requestStarted() { lock.withLock { inFlight += 1 } }
     func requestEnded() { lock.withLock { inFlight -= 1 } }
     var openConnections: Int { lock.withLock { open } }
+
+    /// Counts `n` more body bytes in if the total stays within `bodyBytesTotalMax`.
+    func reserveBody(_ n: Int) -> Bool {
+        lock.withLock {
+            guard bodyBytes + n <= options.bodyBytesTotalMax else { return false }
+            bodyBytes += n
+            return true
+        }
+    }
+    func releaseBody(_ n: Int) { lock.withLock { bodyBytes -= n } }
+    /// Body bytes held (or promised by a `Content-Length`) across connections.
+    var bodyBytesReserved: Int { lock.withLock { bodyBytes } }
 
     // MARK: Requests
 
@@ -354,13 +374,16 @@ public final class Collector: @unchecked Sendable {
         metric("qos_collect_records_accepted_total", "counter", "Records accepted and handed to Kafka.", [("", s.accepted)])
         metric("qos_collect_records_rejected_total", "counter", "Records refused (400), by reason; also produced for the rejects table.",
                s.rejected.sorted { $0.key < $1.key }.map { ("{reason=\"\($0.key)\"}", $0.value) })
-        metric("qos_collect_requests_refused_total", "counter", "Requests refused before decoding: rate (429), origin (403), unavailable (503), too_large (413), timeout (408).",
+        metric("qos_collect_requests_refused_total", "counter", "Requests refused before decoding: rate (429), origin (403), unavailable (503), body_budget (503), too_large (413), timeout (408), unread_responses (closed).",
                s.refused.sorted { $0.key < $1.key }.map { ("{why=\"\($0.key)\"}", $0.value) })
         metric("qos_collect_kafka_delivered_total", "counter", "Records Kafka acknowledged.", [("", d.delivered)])
         metric("qos_collect_kafka_failed_total", "counter", "Records Kafka permanently refused.", [("", d.failed)])
         metric("qos_collect_kafka_buffered", "gauge", "Records waiting for Kafka's acknowledgement.", [("", buffered)])
         metric("qos_collect_buffer_capacity", "gauge", "Records that may wait for Kafka before requests get 503.", [("", options.bufferMessages)])
         metric("qos_collect_connections", "gauge", "Open client connections.", [("", openConnections)])
+        metric("qos_collect_body_bytes", "gauge", "Request body bytes held or announced, across connections.", [("", bodyBytesReserved)])
+        metric("qos_collect_body_bytes_capacity", "gauge", "Body bytes held at once before requests get 503 (--max-body-total).",
+               [("", options.bodyBytesTotalMax)])
         metric("qos_collect_rate_limited_clients", "gauge", "Client addresses with a token bucket.", [("", limiter.clients)])
         return out
     }
@@ -455,6 +478,8 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     var started = false
     /// Answers written whose bytes the socket has not taken yet.
     var unsent = 0
+    /// Body bytes of the current request counted in the collector's total.
+    var reserved = 0
 
     init(_ collector: Collector) { self.collector = collector }
 
@@ -467,6 +492,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
+        releaseBody()
         if started { collector.requestEnded(); started = false }
         if admitted { collector.release(); admitted = false }
         context.fireChannelInactive()
@@ -506,12 +532,16 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
             body = []
             discarding = false
             if !started { started = true; collector.requestStarted() }
-            if let len = h.headers.first(name: "content-length").flatMap(Int.init), len > collector.options.bodyBytesMax {
-                tooLarge(context)
+            if let len = h.headers.first(name: "content-length").flatMap(Int.init) {
+                if len > collector.options.bodyBytesMax { return tooLarge(context) }
+                // The declared body counts from now: a client that stalls
+                // after the headers holds its share of the budget.
+                if !reserve(len) { return overBudget(context) }
             }
         case .body(var buf):
             guard !discarding else { return }
             if body.count + buf.readableBytes > collector.options.bodyBytesMax { return tooLarge(context) }
+            if !reserve(body.count + buf.readableBytes) { return overBudget(context) }
             body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
         case .end:
             guard let h = head, !discarding else { return }
@@ -529,13 +559,42 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
                                          body: body, client: client)
             body = []
             let res = collector.respond(request)
+            releaseBody()
             send(context, res, close: !h.isKeepAlive)
         }
+    }
+
+    /// Grows this request's share of the body budget to `total` bytes; false when the budget has no room.
+    private func reserve(_ total: Int) -> Bool {
+        guard total > reserved else { return true }
+        guard collector.reserveBody(total - reserved) else { return false }
+        reserved = total
+        return true
+    }
+
+    private func releaseBody() {
+        if reserved > 0 { collector.releaseBody(reserved); reserved = 0 }
+    }
+
+    /// The bodies in progress across connections hold `--max-body-total`:
+    /// 503, nothing more of this one is read.
+    private func overBudget(_ context: ChannelHandlerContext) {
+        discarding = true
+        body = []
+        releaseBody()
+        collector.stats.refused("body_budget")
+        let retry = collector.options.retryAfterSeconds
+        var res = CollectResponse.text(.serviceUnavailable, "too many request bodies in progress (--max-body-total "
+                                       + "\(collector.options.bodyBytesTotalMax) bytes): retry after \(retry) s\n")
+        res.headers.append(("Retry-After", String(retry)))
+        collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
+        send(context, res, close: true)
     }
 
     private func tooLarge(_ context: ChannelHandlerContext) {
         discarding = true
         body = []
+        releaseBody()
         collector.stats.refused("too_large")
         var res = CollectResponse.text(.payloadTooLarge, "body larger than \(collector.options.bodyBytesMax) bytes: send smaller batches\n")
         collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
