@@ -103,4 +103,23 @@ import QoSCore
         #expect(ok.hasPrefix("HTTP/1.1 202"))
     }
 
+    // MARK: 3. Records counted before decoding
+
+    @Test func recordsAreCountedBeforeDecoding() throws {
+        #expect(RecordCount.jsonElements(Array(#"[{"a":"x,y"},{"b":[1,2,{"c":3}]}, 3 ]"#.utf8)) == 3)
+        #expect(RecordCount.jsonElements(Array(#"  {"a":[1,2,3]}"#.utf8)) == 1)
+        #expect(RecordCount.jsonElements(Array("[]".utf8)) == 0)
+        #expect(RecordCount.jsonElements(Array(#"["\"],[", 1]"#.utf8)) == 2)
+        #expect(RecordCount.lines(Array("a\n\n  \r\nb\r\nc".utf8)) == 3)
+        let s = try base.start { $0.recordsPerRequestMax = 5 }
+        defer { s.stop() }
+        // Six elements of a truncated array: refused by their count, not decoded.
+        let truncated = "[" + Array(repeating: #"{"event":"heartbeat"}"#, count: 6).joined(separator: ",")
+        let r = try base.post(s.collector.port, "/v1/beacons", truncated)
+        #expect(r.hasPrefix("HTTP/1.1 413"), "\(r)")
+        let lines = try base.post(s.collector.port, "/v1/cmcd", String(repeating: "a\n", count: 100_000))
+        #expect(lines.hasPrefix("HTTP/1.1 413") && lines.contains("--max-records 5"))
+        #expect(s.collector.buffered == 0)
+    }
+
 }

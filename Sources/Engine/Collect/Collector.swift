@@ -244,6 +244,7 @@ public final class Collector: @unchecked Sendable {
     /// `POST /v1/beacons`: one beacon object or an array (README "Beacons"),
     /// any content type (`navigator.sendBeacon` sends `text/plain`).
     private func ingestBeacons(_ r: CollectRequest) -> CollectResponse {
+        if let refused = tooManyRecords(RecordCount.jsonElements(r.body)) { return refused }
         var out: [Outgoing] = []
         var rejects: [(Int, RejectReason)] = []
         var index = 0
@@ -268,6 +269,10 @@ public final class Collector: @unchecked Sendable {
     /// `/v1/cmcd`: CMCD reports (docs/cmcd.md), produced as CMCD records to
     /// the CMCD topic; the `cmcd` format turns them into sessions.
     private func ingestCMCD(_ r: CollectRequest) -> CollectResponse {
+        if r.method == .POST, let first = r.body.first(where: { !RecordCount.isSpace($0) }) {
+            let json = first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+            if let refused = tooManyRecords(json ? RecordCount.jsonElements(r.body) : RecordCount.lines(r.body)) { return refused }
+        }
         let records = CMCDHTTP.records(method: r.method == .GET ? "GET" : "POST", query: r.query,
                                        header: { r.header($0) }, body: r.body, ip: r.client,
                                        userAgent: r.header("user-agent"), nowMs: wallClockMs())
@@ -312,12 +317,7 @@ public final class Collector: @unchecked Sendable {
     /// retry could succeed — more records than one request may hold, or a
     /// record larger than the producer takes — with nothing produced.
     private func produce(_ out: [Outgoing], topic: String, accepted: Int, rejects: [(Int, RejectReason)]) -> CollectResponse {
-        let most = min(options.recordsPerRequestMax, options.bufferMessages)
-        guard out.count <= most else {
-            stats.refused("too_large")
-            return .text(.payloadTooLarge, "\(out.count) records in one request; at most \(most) are taken at once "
-                         + "(--max-records \(options.recordsPerRequestMax), --buffer \(options.bufferMessages)): send smaller batches\n")
-        }
+        if let refused = tooManyRecords(out.count) { return refused }
         if let i = out.firstIndex(where: { ($0.key?.count ?? 0) + $0.payload.count > producer.recordBytesMax }) {
             stats.refused("too_large")
             return .text(.payloadTooLarge, "record \(i) is \((out[i].key?.count ?? 0) + out[i].payload.count) bytes, more than "
@@ -349,6 +349,16 @@ public final class Collector: @unchecked Sendable {
         var res = CollectResponse(status: rejects.isEmpty ? .accepted : .badRequest, body: Array(body.utf8))
         res.contentType = "application/json"
         return res
+    }
+
+    /// 413 when `count` records are more than one request may hold: counted
+    /// before decoding (`RecordCount`), and again once decoded.
+    private func tooManyRecords(_ count: Int) -> CollectResponse? {
+        let most = min(options.recordsPerRequestMax, options.bufferMessages)
+        guard count > most else { return nil }
+        stats.refused("too_large")
+        return .text(.payloadTooLarge, "\(count) records in one request; at most \(most) are taken at once "
+                     + "(--max-records \(options.recordsPerRequestMax), --buffer \(options.bufferMessages)): send smaller batches\n")
     }
 
     private func unavailable(_ why: String) -> CollectResponse {
