@@ -243,6 +243,8 @@ final class ClientBox: @unchecked Sendable {
     // Producer: delivery report counters.
     var delivered = 0
     var failed = 0
+    var deliveredBytes = 0
+    var failedBytes = 0
     var firstDeliveryError: String?
 
     init(logHandler: KafkaLogHandler?) { self.logHandler = logHandler }

@@ -17,6 +17,17 @@ public struct DeliveryStats: Sendable, Equatable {
     public var failed: Int
     /// The first failure's reason.
     public var firstError: String?
+    /// Key and value bytes of the messages delivered and failed.
+    public var deliveredBytes = 0
+    public var failedBytes = 0
+
+    public init(delivered: Int, failed: Int, firstError: String?, deliveredBytes: Int = 0, failedBytes: Int = 0) {
+        self.delivered = delivered
+        self.failed = failed
+        self.firstError = firstError
+        self.deliveredBytes = deliveredBytes
+        self.failedBytes = failedBytes
+    }
 }
 
 /// A producer. Keys are hashed with `murmur2_random` (the Java client's
@@ -41,6 +52,9 @@ public final class KafkaProducer: @unchecked Sendable {
     /// timestamp and offset deltas, key and value lengths, header count: its
     /// `RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD`, 36 bytes), rounded up.
     public static let recordOverheadMax = 64
+    /// librdkafka's local queue bound in bytes (its effective
+    /// `queue.buffering.max.kbytes` × 1024): past it `produce` is refused.
+    public let queueBytesMax: Int
 
     /// - Parameters:
     ///   - extra: passed verbatim to `rd_kafka_conf_set` after the defaults
@@ -66,6 +80,7 @@ public final class KafkaProducer: @unchecked Sendable {
         self.rk = rk
         self.opaque = opaque
         recordBytesMax = max(0, (confInt(rk, "message.max.bytes") ?? 1_000_000) - Self.recordOverheadMax)
+        queueBytesMax = (confInt(rk, "queue.buffering.max.kbytes") ?? 1_048_576) * 1024
     }
 
     deinit { close(flushTimeoutMs: 0) }
@@ -148,7 +163,10 @@ public final class KafkaProducer: @unchecked Sendable {
     public var outstanding: Int { Int(rd_kafka_outq_len(rk)) }
 
     public var stats: DeliveryStats {
-        box.lock.withLock { DeliveryStats(delivered: box.delivered, failed: box.failed, firstError: box.firstDeliveryError) }
+        box.lock.withLock {
+            DeliveryStats(delivered: box.delivered, failed: box.failed, firstError: box.firstDeliveryError,
+                          deliveredBytes: box.deliveredBytes, failedBytes: box.failedBytes)
+        }
     }
 
     /// Checks reachability and that `topic` exists (no auto-creation).
@@ -194,11 +212,14 @@ private func withOptionalBytes<R>(_ a: [UInt8]?, _ body: (UnsafeRawPointer?, Int
 private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = { _, m, opaque in
     guard let m, let box = ClientBox.from(opaque) else { return }
     let err = m.pointee.err
+    let bytes = m.pointee.len + m.pointee.key_len
     box.lock.withLock {
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
             box.delivered += 1
+            box.deliveredBytes += bytes
         } else {
             box.failed += 1
+            box.failedBytes += bytes
             if box.firstDeliveryError == nil { box.firstDeliveryError = errName(err) }
         }
     }

@@ -122,4 +122,40 @@ import QoSCore
         #expect(s.collector.buffered == 0)
     }
 
+    // MARK: 4. Bytes waiting for Kafka
+
+    /// librdkafka's queue is bounded in bytes too (queue.buffering.max.kbytes):
+    /// the collector checks a request's bytes before producing any of it, so
+    /// a 503 never follows a partly produced request.
+    @Test func aRequestOverTheKafkaByteBudgetIsRefusedWhole() throws {
+        let broker = try MockBroker(brokers: 1, topics: ["beacons": 1])
+        defer { broker.close() }
+        var settings = collectorKafkaSettings(bufferMessages: 1000)
+        settings["queue.buffering.max.kbytes"] = "100"
+        let producer = try KafkaProducer(brokers: broker.bootstrapServers, extra: settings, logHandler: nil)
+        defer { producer.close(flushTimeoutMs: 0) }
+        var o = Collector.Options()
+        o.host = "127.0.0.1"; o.port = 0; o.threads = 1; o.bufferMessages = 1000
+        let collector = try Collector(options: o, producer: producer)
+        defer { collector.drain(graceSeconds: 1, flushSeconds: 5) }
+        #expect(collector.bufferBytesMax > 0 && collector.bufferBytesMax < 100 * 1024)
+        #expect(try base.post(collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"w"}"#).hasPrefix("HTTP/1.1 202"))
+        try producer.flush(timeoutMs: 10_000)
+        try broker.setBrokerDown(1)
+        let video = String(repeating: "v", count: 250), agent = String(repeating: "u", count: 1000)
+        func batch(_ tag: String) -> String {
+            "[" + (0..<40).map { #"{"event":"heartbeat","ts":1764560000000,"session_id":"\#(tag)\#($0)","video_id":"\#(video)","user_agent":"\#(agent)"}"# }
+                .joined(separator: ",") + "]"
+        }
+        #expect(try base.post(collector.port, "/v1/beacons", batch("a")).hasPrefix("HTTP/1.1 202"))   // ≈ 60 KB
+        let second = try base.post(collector.port, "/v1/beacons", batch("b"))                        // ≈ 60 KB more
+        #expect(second.hasPrefix("HTTP/1.1 503"))
+        #expect(collector.buffered == 40)
+        try broker.setBrokerUp(1)
+        try producer.flush(timeoutMs: 20_000)
+        let msgs = try base.consume(broker, "beacons", count: 41)
+        #expect(msgs.count == 41)
+        #expect(!msgs.contains { $0.0.hasPrefix("b") }, "nothing of the refused request reached Kafka")
+    }
+
 }

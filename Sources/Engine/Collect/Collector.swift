@@ -75,6 +75,7 @@ public final class Collector: @unchecked Sendable {
     private var inFlight = 0
     private var draining = false
     private var produced = 0
+    private var producedBytes = 0
     private var bodyBytes = 0
     private var pollThread: Thread?
     private let pollStop = ManagedAtomicFlag()
@@ -302,12 +303,36 @@ public final class Collector: @unchecked Sendable {
         return lock.withLock { produced } - d.delivered - d.failed
     }
 
-    /// Counts `n` records in if the buffer has room for all of them.
-    private func reserve(_ n: Int) -> Bool {
+    /// What librdkafka may hold per record besides its key and value (its
+    /// message struct), counted with every record so that the byte budget
+    /// stays below librdkafka's own whatever it counts.
+    static let recordBytesOverhead = 256
+
+    /// Bytes the collector lets wait for Kafka: nine tenths of librdkafka's
+    /// effective `queue.buffering.max.kbytes`, so that librdkafka does not
+    /// refuse a record of a request the collector has taken (README,
+    /// "qos collect": a request is taken whole or not at all).
+    public var bufferBytesMax: Int { producer.queueBytesMax / 10 * 9 }
+
+    /// Bytes (key, value and `recordBytesOverhead` per record) handed to the
+    /// producer and not acknowledged yet.
+    public var bufferedBytes: Int {
+        let d = producer.stats
+        let (n, bytes) = lock.withLock { (produced, producedBytes) }
+        return bytes - d.deliveredBytes - d.failedBytes + (n - d.delivered - d.failed) * Self.recordBytesOverhead
+    }
+
+    /// Counts `n` records of `bytes` key and value bytes in if the buffer has
+    /// room for all of them, by count and by bytes.
+    private func reserve(_ n: Int, bytes: Int) -> Bool {
         let d = producer.stats
         return lock.withLock {
-            guard produced - d.delivered - d.failed + n <= options.bufferMessages else { return false }
+            let waiting = produced - d.delivered - d.failed
+            let waitingBytes = producedBytes - d.deliveredBytes - d.failedBytes + waiting * Self.recordBytesOverhead
+            guard waiting + n <= options.bufferMessages,
+                  waitingBytes + bytes + n * Self.recordBytesOverhead <= bufferBytesMax else { return false }
             produced += n
+            producedBytes += bytes
             return true
         }
     }
@@ -324,14 +349,18 @@ public final class Collector: @unchecked Sendable {
                          + "Kafka's message.max.bytes lets the producer send (\(producer.recordBytesMax)): raise it with "
                          + "--kafka message.max.bytes=N (and the topic's max.message.bytes), or lower --max-body\n")
         }
-        guard reserve(out.count) else { return unavailable("buffer full") }
+        let bytes = out.reduce(0) { $0 + ($1.key?.count ?? 0) + $1.payload.count }
+        guard reserve(out.count, bytes: bytes) else { return unavailable("buffer full") }
         for (i, m) in out.enumerated() {
             do {
                 try producer.produce(topic: topic, key: m.key, payload: m.payload, blockTimeoutMs: 0)
             } catch {
-                lock.withLock { produced -= out.count - i }
-                // librdkafka's own queue refused (it is sized above our bound,
-                // so only under a race); the records before i are in.
+                let left = out[i...].reduce(0) { $0 + ($1.key?.count ?? 0) + $1.payload.count }
+                lock.withLock { produced -= out.count - i; producedBytes -= left }
+                // librdkafka's own queue refused although the collector's
+                // bounds (records and bytes) are below it: only a race with
+                // its accounting or a fatal producer error; the records
+                // before i are in (README, "qos collect").
                 stats.count(accepted: 0, rejects: [], lost: out.count - i)
                 return unavailable("\(error)")
             }
@@ -390,6 +419,10 @@ public final class Collector: @unchecked Sendable {
         metric("qos_collect_kafka_failed_total", "counter", "Records Kafka permanently refused.", [("", d.failed)])
         metric("qos_collect_kafka_buffered", "gauge", "Records waiting for Kafka's acknowledgement.", [("", buffered)])
         metric("qos_collect_buffer_capacity", "gauge", "Records that may wait for Kafka before requests get 503.", [("", options.bufferMessages)])
+        metric("qos_collect_kafka_buffered_bytes", "gauge", "Bytes waiting for Kafka's acknowledgement (key, value, 256 per record).",
+               [("", bufferedBytes)])
+        metric("qos_collect_buffer_bytes_capacity", "gauge",
+               "Bytes that may wait for Kafka before requests get 503 (nine tenths of queue.buffering.max.kbytes).", [("", bufferBytesMax)])
         metric("qos_collect_connections", "gauge", "Open client connections.", [("", openConnections)])
         metric("qos_collect_body_bytes", "gauge", "Request body bytes held or announced, across connections.", [("", bodyBytesReserved)])
         metric("qos_collect_body_bytes_capacity", "gauge", "Body bytes held at once before requests get 503 (--max-body-total).",
