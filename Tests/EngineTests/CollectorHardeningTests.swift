@@ -158,4 +158,32 @@ import QoSCore
         #expect(!msgs.contains { $0.0.hasPrefix("b") }, "nothing of the refused request reached Kafka")
     }
 
+    // MARK: 5. CMCD's JSON form
+
+    func cmcd(_ json: String) -> [CMCDIncoming] {
+        CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: Array(json.utf8), ip: "192.0.2.1",
+                         userAgent: nil, nowMs: 1764560000000)
+    }
+    func reason(_ r: [CMCDIncoming]) -> String? {
+        guard r.count == 1, case .reject(let why, _) = r[0] else { return nil }
+        return why.code
+    }
+
+    @Test func cmcdJSONValuesAndKeysAreCheckedAndQuoted() throws {
+        let ts = "1764560000000"
+        #expect(reason(cmcd(#"{"sid":"c5","ts":\#(ts),"sta":"p,sid=\"evil\""}"#)) == "invalid_cmcd:value:sta")
+        #expect(reason(cmcd(#"{"a=1,sid":"c6","ts":\#(ts)}"#)) == "invalid_cmcd:key")
+        #expect(reason(cmcd(#"{"Sid":"c6","ts":\#(ts)}"#)) == "invalid_cmcd:key")
+        #expect(reason(cmcd(#"{"sid":"é","ts":\#(ts)}"#)) == "invalid_cmcd:value:sid")
+        #expect(reason(cmcd(#"{"sid":"c7","ts":\#(ts),"pt":1e300}"#)) == "invalid_cmcd:value:pt")
+        #expect(reason(cmcd(#"{"sid":"c7","ts":\#(ts),"br":[1e300]}"#)) == "invalid_cmcd:value:br")
+        // The text form refuses the same.
+        #expect(reason(cmcd("sid=\"é\",ts=\(ts)\n")) == "invalid_cmcd:value:sid")
+        // Quotes and backslashes in strings are escaped, not copied.
+        let ok = cmcd(#"{"sid":"a\"b\\c,sid=\"x","ts":\#(ts),"cid":"m"}"#)
+        guard ok.count == 1, case .record(let text, let sid) = ok[0] else { Issue.record("\(ok)"); return }
+        #expect(sid == #"a"b\c,sid="x"#)
+        #expect(text.hasPrefix(#"cid="m",sid="a\"b\\c,sid=\"x","#))
+    }
+
 }

@@ -76,7 +76,10 @@ public enum CMCDHTTP {
 
     /// CMCD's JSON form (CTA-5004 §3.4 "json" transmission): members are
     /// keys; numbers, strings, booleans and arrays map to the CMCD types
-    /// (tokens for `ot`, `sf`, `st`, `sta`, `e`).
+    /// (tokens for `ot`, `sf`, `st`, `sta`, `e`). Keys, tokens, strings and
+    /// numbers are held to the rules of the text form (`CMCDParser`) before
+    /// they are written as CMCD text, with the same reject reasons: a value
+    /// can never add keys of its own to the record (docs/cmcd.md).
     static func fromJSON(_ body: [UInt8]) -> Result<[[UInt8]], CMCDReject> {
         // Foundation's parser recurses per nesting level: refuse deep input first.
         guard nestingDepth(body) <= BeaconLimits.nestingDepthMax else { return .failure(CMCDReject(.invalidJSON)) }
@@ -90,6 +93,7 @@ public enum CMCDHTTP {
             guard let dict = o as? [String: Any] else { return .failure(CMCDReject(.notAnObject)) }
             var parts: [String] = []
             for (k, v) in dict.sorted(by: { $0.key < $1.key }) {
+                guard isKey(k) else { return .failure(CMCDReject(RejectReason("invalid_cmcd:key"))) }
                 guard let value = cmcdValue(k, v) else { return .failure(CMCDReject(CMCDParser.badValue(k).reason)) }
                 if case .boolean(true) = value { parts.append(k) } else { parts.append("\(k)=\(CMCDParser.serialize(value))") }
             }
@@ -117,14 +121,36 @@ public enum CMCDHTTP {
         return deepest
     }
 
+    /// key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ), as `CMCDParser` reads it.
+    static func isKey(_ k: String) -> Bool {
+        guard let first = k.utf8.first, CMCDParser.Cursor.isLCAlpha(first) || first == UInt8(ascii: "*") else { return false }
+        return k.utf8.allSatisfy { CMCDParser.Cursor.isLCAlpha($0) || CMCDParser.Cursor.isDigit($0) || "_-.*".utf8.contains($0) }
+    }
+
+    /// token = ( ALPHA / "*" ) *( tchar / ":" / "/" ).
+    static func isToken(_ t: String) -> Bool {
+        guard let first = t.utf8.first, CMCDParser.Cursor.isAlpha(first) || first == UInt8(ascii: "*") else { return false }
+        return t.utf8.allSatisfy { CMCDParser.Cursor.isTchar($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "/") }
+    }
+
+    /// A JSON value as a CMCD value, or nil when the text form could not
+    /// carry it: a string with a byte outside printable ASCII, a token that
+    /// is not one, a number with more digits than CMCD's integers (15) and
+    /// decimals (12 before the point) have.
     private static func cmcdValue(_ key: String, _ v: Any) -> CMCDValue? {
         if let n = v as? NSNumber {
             if String(cString: n.objCType) == "c" { return .boolean(n.boolValue) }
             let d = n.doubleValue
+            guard d.isFinite else { return nil }
             if d == d.rounded(), abs(d) < 1e15 { return .integer(Int64(d)) }
+            guard abs(d) < 1e12 else { return nil }
             return .decimal(d)
         }
-        if let s = v as? String { return tokenKeys.contains(key) ? .token(s) : .string(s) }
+        if let s = v as? String {
+            if tokenKeys.contains(key) { return isToken(s) ? .token(s) : nil }
+            guard s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value <= 0x7e }) else { return nil }
+            return .string(s)
+        }
         if let a = v as? [Any] {
             var items: [CMCDItem] = []
             for e in a {
