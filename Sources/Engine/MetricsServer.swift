@@ -196,7 +196,7 @@ private final class ConnectionGuard: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         guard server.admit() else { return context.close(promise: nil) }
         admitted = true
-        let timeout = TimeAmount.milliseconds(Int64(server.limits.requestTimeoutSeconds * 1000))
+        let timeout = timeAmount(seconds: server.limits.requestTimeoutSeconds)
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
         context.fireChannelActive()
     }

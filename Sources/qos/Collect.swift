@@ -49,16 +49,45 @@ struct Collect: ParsableCommand {
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
     @Option(help: "Stop after this many seconds (for tests and demos).") var duration: Double?
 
+    /// Bounds of the numeric options: each keeps the arithmetic done with it
+    /// (timeouts in nanoseconds, librdkafka's `message.max.bytes` ≤ 10⁹ and
+    /// `queue.buffering.max.messages`) far from overflow.
+    static let maxBodyMax = 512 << 20
+    static let maxBodyTotalMax = 1 << 40
+    static let requestTimeoutMax = 3600.0
+    static let maxConnectionsMax = 1_000_000
+    static let rateMin = 0.001, rateMax = 1e6
+    static let bufferMax = 10_000_000
+    static let threadsMax = 256
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-        guard maxBody >= 1024 else { throw ValidationError("--max-body must be at least 1024 bytes") }
-        guard maxBodyTotal >= maxBody else { throw ValidationError("--max-body-total must be at least --max-body (\(maxBody))") }
-        guard requestTimeout > 0 else { throw ValidationError("--request-timeout must be > 0") }
-        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be ≥ 1") }
-        guard rate >= 0, burst >= 1 else { throw ValidationError("--rate must be ≥ 0 and --burst ≥ 1") }
-        guard buffer >= 1 else { throw ValidationError("--buffer must be ≥ 1") }
-        guard maxRecords >= 1 else { throw ValidationError("--max-records must be ≥ 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be ≥ 1") }
+        guard (1024...Self.maxBodyMax).contains(maxBody) else {
+            throw ValidationError("--max-body must be between 1024 and \(Self.maxBodyMax) bytes")
+        }
+        guard (maxBody...Self.maxBodyTotalMax).contains(maxBodyTotal) else {
+            throw ValidationError("--max-body-total must be between --max-body (\(maxBody)) and \(Self.maxBodyTotalMax) bytes")
+        }
+        guard requestTimeout > 0, requestTimeout <= Self.requestTimeoutMax else {
+            throw ValidationError("--request-timeout must be > 0 and at most \(Int(Self.requestTimeoutMax)) seconds")
+        }
+        guard (1...Self.maxConnectionsMax).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be between 1 and \(Self.maxConnectionsMax)")
+        }
+        guard rate == 0 || (rate >= Self.rateMin && rate <= Self.rateMax) else {
+            throw ValidationError("--rate must be 0 (unlimited) or between \(Self.rateMin) and \(Int(Self.rateMax)) requests per second")
+        }
+        guard burst >= 1, burst <= Self.rateMax else { throw ValidationError("--burst must be between 1 and \(Int(Self.rateMax))") }
+        guard (1...Self.bufferMax).contains(buffer) else { throw ValidationError("--buffer must be between 1 and \(Self.bufferMax)") }
+        guard (1...Self.bufferMax).contains(maxRecords) else {
+            throw ValidationError("--max-records must be between 1 and \(Self.bufferMax)")
+        }
+        if let threads, !(1...Self.threadsMax).contains(threads) {
+            throw ValidationError("--threads must be between 1 and \(Self.threadsMax)")
+        }
+        if let duration, !(duration >= 0 && duration.isFinite) {
+            throw ValidationError("--duration must be a finite number of seconds ≥ 0")
+        }
         for p in trustedProxy where IPNetwork(p) == nil {
             throw ValidationError("--trusted-proxy '\(p)' is not an address or CIDR network (e.g. 10.0.0.0/8)")
         }

@@ -186,4 +186,20 @@ import QoSCore
         #expect(text.hasPrefix(#"cid="m",sid="a\"b\\c,sid=\"x","#))
     }
 
+    // MARK: 6. Numbers that do not fit
+
+    @Test func extremeTimeoutsAndRatesSaturate() throws {
+        #expect(Collector.retryAfterSeconds(1 / 1e-20) == Collector.retryAfterSecondsMax)
+        #expect(Collector.retryAfterSeconds(.infinity) == Collector.retryAfterSecondsMax)
+        #expect(Collector.retryAfterSeconds(0.2) == 1)
+        #expect(Collector.retryAfterSeconds(2.1) == 3)
+        let s = try base.start { $0.ratePerSecond = 1e-20; $0.rateBurst = 1; $0.requestTimeoutSeconds = 1e300 }
+        defer { s.stop() }
+        let beacon = #"{"event":"view_start","ts":1764560000000,"session_id":"r"}"#
+        #expect(try base.post(s.collector.port, "/v1/beacons", beacon).hasPrefix("HTTP/1.1 202"))
+        let limited = try base.post(s.collector.port, "/v1/beacons", beacon)
+        #expect(limited.hasPrefix("HTTP/1.1 429"))
+        #expect(limited.contains("Retry-After: \(Collector.retryAfterSecondsMax)\r\n"))
+    }
+
 }

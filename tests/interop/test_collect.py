@@ -136,3 +136,17 @@ def test_abuse_does_not_stop_health_or_valid_beacons():
             s.close()
         col.stop()
         broker.stop()
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--request-timeout", "1e300"), ("--request-timeout", "nan"), ("--max-body", "9223372036854775807"),
+    ("--buffer", "9223372036854775807"), ("--max-connections", "9223372036854775807"),
+    ("--rate", "1e-20"), ("--rate", "inf"), ("--burst", "1e300"), ("--max-records", "9223372036854775807"),
+    ("--threads", "1000000"), ("--max-body-total", "9223372036854775807"), ("--duration", "inf"),
+])
+def test_numeric_options_out_of_range_are_one_line_usage_errors(flag, value):
+    r = qos("collect", "--brokers", "127.0.0.1:1", "--port", "0", f"{flag}={value}", check=False, timeout=30)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("Error:")]
+    assert r.returncode == 64 and len(errors) == 1 and flag in errors[0], r.stderr
+    assert "Fatal error" not in r.stderr
+

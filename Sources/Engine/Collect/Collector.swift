@@ -60,6 +60,16 @@ public final class Collector: @unchecked Sendable {
         public init() {}
     }
 
+    /// The largest `Retry-After` sent: a day.
+    public static let retryAfterSecondsMax = 86_400
+
+    /// Seconds for a `Retry-After` header: `seconds` rounded up, at least 1,
+    /// at most `retryAfterSecondsMax` (an infinite or NaN wait included).
+    public static func retryAfterSeconds(_ seconds: Double) -> Int {
+        guard seconds < Double(retryAfterSecondsMax) else { return retryAfterSecondsMax }
+        return max(1, Int(seconds.rounded(.up)))
+    }
+
     /// The default of `--max-body-total`: 256 MiB.
     public static let bodyBytesTotalDefault = 256 << 20
 
@@ -236,7 +246,7 @@ public final class Collector: @unchecked Sendable {
         guard limiter.allow(r.client, now: monotonicSeconds()) else {
             stats.refused("rate")
             var res = CollectResponse.text(.tooManyRequests, "too many requests from \(r.client): slow down\n")
-            res.headers.append(("Retry-After", String(max(1, Int((1 / options.ratePerSecond).rounded(.up))))))
+            res.headers.append(("Retry-After", String(Collector.retryAfterSeconds(1 / options.ratePerSecond))))
             return res
         }
         return nil
@@ -441,12 +451,12 @@ public final class Collector: @unchecked Sendable {
 /// a malformed body near it could not be produced for the rejects table).
 public func collectorKafkaSettings(bufferMessages: Int, bodyBytesMax: Int = BeaconLimits.messageBytesMax) -> [String: String] {
     [
-        "message.max.bytes": String(max(1_000_000, bodyBytesMax + 65_536)),
+        "message.max.bytes": String(max(1_000_000, bodyBytesMax.addingReportingOverflow(65_536).overflow ? .max : bodyBytesMax + 65_536)),
         "enable.idempotence": "true",
         "compression.type": "zstd",
         "linger.ms": "5",
         "batch.num.messages": "10000",
-        "queue.buffering.max.messages": String(bufferMessages + 100_000),
+        "queue.buffering.max.messages": String(bufferMessages.addingReportingOverflow(100_000).overflow ? .max : bufferMessages + 100_000),
         "queue.buffering.max.kbytes": "1048576",
         "message.timeout.ms": "0",
     ]
@@ -545,7 +555,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     /// connection became idle (opened, or its previous response sent).
     func arm(_ context: ChannelHandlerContext) {
         deadline?.cancel()
-        let timeout = TimeAmount.milliseconds(Int64(collector.options.requestTimeoutSeconds * 1000))
+        let timeout = timeAmount(seconds: collector.options.requestTimeoutSeconds)
         let loop = context.eventLoop.assumeIsolated()
         deadline = loop.scheduleTask(in: timeout) { [weak self] in
             guard let self else { return }
@@ -564,7 +574,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     /// last answer that the client may never read.
     func armClose(_ context: ChannelHandlerContext) {
         deadline?.cancel()
-        let timeout = TimeAmount.milliseconds(Int64(collector.options.requestTimeoutSeconds * 1000))
+        let timeout = timeAmount(seconds: collector.options.requestTimeoutSeconds)
         deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
     }
 
@@ -670,6 +680,13 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
+
+/// `seconds` as a NIO time amount, saturating: at most 10⁹ s (an
+/// infinite or absurd timeout is a very long one, not a crash); NaN is 0.
+func timeAmount(seconds: Double) -> TimeAmount {
+    guard seconds > 0 else { return .zero }
+    return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
 }
 
 private func splitURI(_ uri: String) -> (String, String) {
