@@ -202,4 +202,16 @@ import QoSCore
         #expect(limited.contains("Retry-After: \(Collector.retryAfterSecondsMax)\r\n"))
     }
 
+    // MARK: 7, 10. The ops server and the live view
+
+    @Test func liveViewErrorsAreJSON() throws {
+        let live = LiveReport(sink: NSTemporaryDirectory() + "qos-live-\(UUID().uuidString)")
+        for table in ["a%5C", "a%0Ab", "%22%3C%3E", "x%01y"] {
+            let r = try #require(live.route("/api/windows?table=" + table))
+            #expect(r.status == 400)
+            let parsed = try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any]
+            let error = try #require(parsed?["error"] as? String)
+            #expect(error.contains("unknown table '\(LiveReport.decode(table))'"))
+        }
+    }
 }

@@ -179,7 +179,8 @@ public final class LiveReport: @unchecked Sendable {
         case "/api/windows":
             let table = query["table"] ?? "overall"
             guard let mt = MetricTable.allCases.first(where: { $0.name == table }) else {
-                return (400, "application/json", "{\"error\":\"unknown table '\(ReportHTML.esc(table))' — one of overall, video, geo, device, cdn\"}\n")
+                return (400, "application/json",
+                        "{\"error\":\(LiveReport.jsonString("unknown table '\(table)' — one of overall, video, geo, device, cdn"))}\n")
             }
             var from = Int64.min
             if let f = query["from"] {
@@ -206,6 +207,28 @@ public final class LiveReport: @unchecked Sendable {
             ("windows_written", "windows written", Double(s.windowsWritten)), ("files_written", "files written", Double(s.filesWritten)),
             ("epoch", "checkpoint epoch", Double(s.epoch)), ("lag", "consumer lag", Double(s.lag.values.reduce(0, +))),
         ], note: "checkpoint \(s.epoch)" + (s.watermarkMs.map { ", watermark \(CivilTime(epochMs: $0).iso)" } ?? ""))
+    }
+
+    /// `s` as a JSON string literal (RFC 8259 §7): quotes, backslashes and
+    /// control characters escaped — not HTML escaping, which is no JSON.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7f || u.value == 0x2028 || u.value == 0x2029 {
+                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
     }
 
     /// `a=1&b=2`, percent-decoded.
