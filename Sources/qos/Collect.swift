@@ -40,7 +40,8 @@ struct Collect: ParsableCommand {
     var maxBodyTotal: Int = Collector.bodyBytesTotalDefault
     @Option(help: "Seconds a client has to send a whole request (also closes idle keep-alive connections).")
     var requestTimeout: Double = 10
-    @Option(help: "Open connections at most; more are closed at once.") var maxConnections: Int = 10_000
+    @Option(help: "Open connections at most; more are closed at once (default 10 000, lowered with a warning to fit the open-files limit; a value given that does not fit is an error).")
+    var maxConnections: Int?
     @Option(help: "Requests per second per client address (token bucket; 0 = unlimited).") var rate: Double = 100
     @Option(help: "Burst of requests per client address.") var burst: Double = 200
     @Option(help: "Records waiting for Kafka at most; past it requests get 503 + Retry-After.") var buffer: Int = 100_000
@@ -71,7 +72,7 @@ struct Collect: ParsableCommand {
         guard requestTimeout > 0, requestTimeout <= Self.requestTimeoutMax else {
             throw ValidationError("--request-timeout must be > 0 and at most \(Int(Self.requestTimeoutMax)) seconds")
         }
-        guard (1...Self.maxConnectionsMax).contains(maxConnections) else {
+        if let maxConnections, !(1...Self.maxConnectionsMax).contains(maxConnections) {
             throw ValidationError("--max-connections must be between 1 and \(Self.maxConnectionsMax)")
         }
         guard rate == 0 || (rate >= Self.rateMin && rate <= Self.rateMax) else {
@@ -104,16 +105,51 @@ struct Collect: ParsableCommand {
         o.bodyBytesMax = maxBody
         o.bodyBytesTotalMax = maxBodyTotal
         o.requestTimeoutSeconds = requestTimeout
-        o.connectionsMax = maxConnections
+        o.connectionsMax = maxConnections ?? Self.maxConnectionsDefault
         o.ratePerSecond = rate; o.rateBurst = burst
         o.bufferMessages = buffer
         o.recordsPerRequestMax = maxRecords
         return o
     }
 
+    static let maxConnectionsDefault = 10_000
+    /// File descriptors the collector needs besides its client connections:
+    /// stdio, the listening socket, NIO's epoll/eventfd/timerfd per thread,
+    /// librdkafka's broker sockets and pipes.
+    static let descriptorsBesidesConnections = 128
+
+    /// Raises the soft open-files limit to the hard one when
+    /// `--max-connections` needs more, then checks that it fits: a process
+    /// out of descriptors cannot accept, and NIO retries the accept in a
+    /// loop. A value given that does not fit is an error naming both
+    /// numbers; the default is lowered to fit, with a warning (README,
+    /// "qos collect"). Returns the connection bound to use.
+    func fitOpenFilesLimit() throws -> Int {
+        let wanted = maxConnections ?? Self.maxConnectionsDefault
+        let needed = rlim_t(wanted + Self.descriptorsBesidesConnections)
+        let infinity = rlim_t.max   // RLIM_INFINITY on Linux
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        if limit.rlim_cur != infinity && limit.rlim_cur < needed {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max == infinity ? needed : min(limit.rlim_max, needed)
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        guard limit.rlim_cur != infinity, limit.rlim_cur < needed else { return wanted }
+        let fits = Int(limit.rlim_cur) - Self.descriptorsBesidesConnections
+        if maxConnections != nil || fits < 1 {
+            throw UserError("collect: --max-connections \(wanted) needs \(needed) open files but the limit (ulimit -n, hard \(limit.rlim_max)) "
+                            + "is \(limit.rlim_cur) — raise it (ulimit -n, systemd LimitNOFILE=) or lower --max-connections")
+        }
+        collectPrint("qos collect: --max-connections lowered from \(wanted) to \(fits): the open-files limit is \(limit.rlim_cur) "
+                     + "(ulimit -n; raise it, e.g. systemd LimitNOFILE=, to serve more)\n")
+        return fits
+    }
+
     func run() throws {
         try QoS.guarded {
-            let o = options()
+            var o = options()
+            o.connectionsMax = try fitOpenFilesLimit()
             var extra = collectorKafkaSettings(bufferMessages: buffer, bodyBytesMax: maxBody)
             for kv in kafka {
                 guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else {

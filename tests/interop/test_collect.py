@@ -150,3 +150,31 @@ def test_numeric_options_out_of_range_are_one_line_usage_errors(flag, value):
     assert r.returncode == 64 and len(errors) == 1 and flag in errors[0], r.stderr
     assert "Fatal error" not in r.stderr
 
+
+def test_max_connections_is_checked_against_the_open_files_limit():
+    """The soft RLIMIT_NOFILE is raised to the hard limit; a --max-connections
+    that still does not fit is one line naming both numbers; the default is
+    lowered to fit, with a warning (README, "qos collect")."""
+    import resource
+
+    def limit(soft, hard):
+        return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    broker = Broker(partitions=1)
+    try:
+        args = [qos_bin(), "collect", "--brokers", broker.address, "--host", "127.0.0.1", "--port", "0", "--duration", "1"]
+        r = subprocess.run(args + ["--max-connections", "10000"], preexec_fn=limit(256, 256),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0, r.stderr
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and "10000" in lines[0] and "256" in lines[0], r.stderr
+        # Raised to the hard limit: 2000 connections fit under 4096.
+        r = subprocess.run(args + ["--max-connections", "2000"], preexec_fn=limit(256, 4096),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "listening" in r.stderr, r.stderr
+        # The default (10 000) is lowered, with a warning, and the collector serves.
+        r = subprocess.run(args, preexec_fn=limit(256, 256), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "listening" in r.stderr, r.stderr
+        assert "--max-connections" in r.stderr and "lowered" in r.stderr, r.stderr
+    finally:
+        broker.stop()
