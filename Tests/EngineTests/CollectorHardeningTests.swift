@@ -202,6 +202,20 @@ import QoSCore
         #expect(limited.contains("Retry-After: \(Collector.retryAfterSecondsMax)\r\n"))
     }
 
+    // MARK: 9. X-Forwarded-For forms
+
+    @Test func forwardedForWithPortsBracketsAndZones() {
+        let proxies = [IPNetwork("10.0.0.0/8")!]
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["1.2.3.4:443"], trusted: proxies) == "1.2.3.4")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["[2001:db8::1]"], trusted: proxies) == "2001:db8::1")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["[2001:db8::1]:443"], trusted: proxies) == "2001:db8::1")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["fe80::1%eth0"], trusted: proxies) == "fe80::1")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["5.6.7.8, 10.0.0.9:8080"], trusted: proxies) == "5.6.7.8")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["1.2.3.4:99999"], trusted: proxies) == "10.1.2.3")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["[2001:db8::1"], trusted: proxies) == "10.1.2.3")
+        #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["2001:db8::1"], trusted: proxies) == "2001:db8::1")
+    }
+
     // MARK: 7, 10. The ops server and the live view
 
     @Test func liveViewErrorsAreJSON() throws {

@@ -65,16 +65,42 @@ public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
 /// that peer is a trusted proxy — then the right-most `X-Forwarded-For`
 /// entry that is not itself a trusted proxy (entries left of it can be
 /// forged by the client, so they are never used). README, "qos collect".
+/// An entry may carry a port or brackets (`1.2.3.4:443`, `[2001:db8::1]`,
+/// `[2001:db8::1]:443` — Azure Application Gateway writes `ip:port`) or an
+/// IPv6 zone (`fe80::1%eth0`): the bare address is used.
 public func clientAddress(peer: String, forwardedFor: [String], trusted: [IPNetwork]) -> String {
     guard !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return peer }
     let hops = forwardedFor.flatMap { $0.split(separator: ",") }
         .map { $0.trimmingSpaces() }
         .filter { !$0.isEmpty }
     for hop in hops.reversed() {
-        guard IPNetwork.isAddress(hop) else { return peer }   // garbage: do not trust the chain further
-        if !trusted.contains(where: { $0.contains(hop) }) { return hop }
+        guard let address = forwardedAddress(hop) else { return peer }   // garbage: do not trust the chain further
+        if !trusted.contains(where: { $0.contains(address) }) { return address }
     }
-    return hops.first.flatMap { IPNetwork.isAddress($0) ? $0 : nil } ?? peer
+    return hops.first.flatMap(forwardedAddress) ?? peer
+}
+
+/// The bare address of an `X-Forwarded-For` entry: `a.b.c.d`, `a.b.c.d:port`,
+/// an IPv6 address, `[v6]`, `[v6]:port`, `v6%zone`; nil when it is none of them.
+func forwardedAddress(_ hop: String) -> String? {
+    func port(_ p: Substring) -> Bool { !p.isEmpty && p.count <= 5 && p.allSatisfy(\.isASCIIDigit) && Int(p)! <= 65535 }
+    var address = Substring(hop)
+    if address.hasPrefix("[") {
+        guard let close = address.firstIndex(of: "]") else { return nil }
+        let rest = address[address.index(after: close)...]
+        guard rest.isEmpty || (rest.first == ":" && port(rest.dropFirst())) else { return nil }
+        address = address[address.index(after: address.startIndex)..<close]
+    } else if let colon = address.firstIndex(of: ":"), address.lastIndex(of: ":") == colon {
+        guard port(address[address.index(after: colon)...]) else { return nil }   // IPv4 with a port
+        address = address[..<colon]
+    }
+    if let zone = address.firstIndex(of: "%"), address.contains(":") { address = address[..<zone] }
+    let bare = String(address)
+    return IPNetwork.isAddress(bare) ? bare : nil
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
 extension Substring {
