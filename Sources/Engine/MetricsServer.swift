@@ -216,31 +216,37 @@ private final class ConnectionGuard: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }
 
-/// Answers the first complete request and closes the connection.
+/// Answers the first complete request and closes the connection: GET, HEAD
+/// (the same headers, no body), or 405 with `Allow` for any other method.
 private final class RequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     let server: MetricsServer
     var path: String?
+    var method = HTTPMethod.GET
     var answered = false
 
     init(server: MetricsServer) { self.server = server }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): path = head.uri
+        case .head(let head): path = head.uri; method = head.method
         case .body: break
         case .end:
             guard !answered, let path else { return }
             answered = true
-            let (status, type, text) = server.response(path)
+            let (status, type, text) = method == .GET || method == .HEAD
+                ? server.response(path) : (.methodNotAllowed, "text/plain", "method not allowed: GET, HEAD\n")
             var headers = HTTPHeaders()
+            if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
             headers.add(name: "Content-Type", value: type)
             headers.add(name: "Content-Length", value: String(text.utf8.count))
             headers.add(name: "Connection", value: "close")
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
                           promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            if method != .HEAD {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            }
             context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }

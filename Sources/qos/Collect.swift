@@ -14,7 +14,7 @@ struct Collect: ParsableCommand {
         Endpoints: POST /v1/beacons (one beacon object or an array; any content type, so \
         navigator.sendBeacon's text/plain works), POST or GET /v1/cmcd (CMCD v2 reports: one per line \
         or JSON in the body, or CMCD in the query string and the CMCD-Request/-Object/-Status/-Session \
-        headers; docs/cmcd.md), GET /healthz, GET /metrics. Answers: 202 {"accepted":n}; 400 with the \
+        headers; docs/cmcd.md), GET or HEAD /healthz and /metrics (another method: 405 with Allow). Answers: 202 {"accepted":n}; 400 with the \
         reject reason of each malformed record (its bytes still go to Kafka, so the daemon's rejects \
         table has it; at most 100 listed, rejected_count has the number); 413 body too large, more \
         records than --max-records, or a record larger than Kafka's message.max.bytes; 408 request not sent within --request-timeout; 429 over \

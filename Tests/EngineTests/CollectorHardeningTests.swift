@@ -216,7 +216,57 @@ import QoSCore
         #expect(clientAddress(peer: "10.1.2.3", forwardedFor: ["2001:db8::1"], trusted: proxies) == "2001:db8::1")
     }
 
+    // MARK: 10. Protocol corners
+
+    @Test func expectContinueHeadAndMethodAnswers() throws {
+        let s = try base.start { $0.bodyBytesMax = 2048; $0.requestTimeoutSeconds = 1 }
+        defer { s.stop() }
+        let beacon = #"{"event":"view_start","ts":1764560000000,"session_id":"e"}"#
+        let c = try Client(port: s.collector.port, timeout: 1)
+        c.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: \(beacon.utf8.count)\r\n\r\n")
+        var buf = [UInt8](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, 0) }
+        #expect(n > 0 && String(decoding: buf[0..<max(0, n)], as: UTF8.self).hasPrefix("HTTP/1.1 100 Continue\r\n"))
+        c.send(beacon)
+        #expect(c.readAll().text.contains("HTTP/1.1 202"))
+        let big = try Client(port: s.collector.port)
+        big.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+        let refused = big.readAll().text
+        #expect(refused.hasPrefix("HTTP/1.1 413") && !refused.contains("100 Continue"))
+        let put = try Client(port: s.collector.port)
+        put.send("PUT /v1/beacons HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        let m = put.readAll().text
+        #expect(m.hasPrefix("HTTP/1.1 405") && m.contains("Allow: POST, OPTIONS\r\n"))
+        let postMetrics = try base.post(s.collector.port, "/metrics", "")
+        #expect(postMetrics.hasPrefix("HTTP/1.1 405") && postMetrics.contains("Allow: GET, HEAD\r\n"))
+        let head = try Client(port: s.collector.port)
+        head.send("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let h = head.readAll().text
+        #expect(h.hasPrefix("HTTP/1.1 200") && h.hasSuffix("\r\n\r\n") && !h.contains("qos_collect"))
+        // Headers never finished: 408 at the timeout, as for a body.
+        let partial = try Client(port: s.collector.port, timeout: 5)
+        partial.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\n")
+        #expect(partial.readAll().text.hasPrefix("HTTP/1.1 408"))
+        // An idle connection is just closed.
+        let idle = try Client(port: s.collector.port, timeout: 5)
+        let i = idle.readAll()
+        #expect(i.closed && i.text.isEmpty)
+    }
+
     // MARK: 7, 10. The ops server and the live view
+
+    @Test func opsServerHeadAnd405() throws {
+        let s = try MetricsServerTests().server()
+        defer { s.stop() }
+        let head = try Client(port: s.port)
+        head.send("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let h = head.readAll().text
+        #expect(h.hasPrefix("HTTP/1.1 200") && h.hasSuffix("\r\n\r\n") && !h.contains("qos_checkpoint_epoch"))
+        let post = try Client(port: s.port)
+        post.send("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        let p = post.readAll().text
+        #expect(p.hasPrefix("HTTP/1.1 405") && p.contains("Allow: GET, HEAD\r\n"))
+    }
 
     @Test func liveViewErrorsAreJSON() throws {
         let live = LiveReport(sink: NSTemporaryDirectory() + "qos-live-\(UUID().uuidString)")

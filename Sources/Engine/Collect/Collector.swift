@@ -110,8 +110,10 @@ public final class Collector: @unchecked Sendable {
                     // Back-pressure first: no bytes are read from a client while its
                     // answers cannot be written (it does not read them).
                     try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
+                    let seen = RequestBytesSeen()
+                    try channel.pipeline.syncOperations.addHandler(seen)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(CollectHandler(collector))
+                    try channel.pipeline.syncOperations.addHandler(CollectHandler(collector, seen: seen))
                 }
             }
         do {
@@ -204,23 +206,34 @@ public final class Collector: @unchecked Sendable {
         switch (r.method, r.path) {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return .text(.ok, lock.withLock { draining } ? "draining\n" : "ok\n")
-        case (.GET, "/metrics"):
+        case (.GET, "/metrics"), (.HEAD, "/metrics"):
             var res = CollectResponse.text(.ok, renderMetrics())
             res.contentType = "text/plain; version=0.0.4"
             return res
         case (.OPTIONS, _):
             return preflight(r)
+        case (_, "/healthz"), (_, "/metrics"):
+            return methodNotAllowed("GET, HEAD")
         case (.POST, "/v1/beacons"):
             if let refused = refuse(r) { return refused }
             return ingestBeacons(r)
         case (.POST, "/v1/cmcd"), (.GET, "/v1/cmcd"):
             if let refused = refuse(r) { return refused }
             return ingestCMCD(r)
-        case (_, "/v1/beacons"), (_, "/v1/cmcd"):
-            return .text(.methodNotAllowed, "method not allowed: POST (or GET for /v1/cmcd)\n")
+        case (_, "/v1/beacons"):
+            return methodNotAllowed("POST, OPTIONS")
+        case (_, "/v1/cmcd"):
+            return methodNotAllowed("GET, POST, OPTIONS")
         default:
             return .text(.notFound, "not found: POST /v1/beacons, POST or GET /v1/cmcd, GET /healthz, GET /metrics\n")
         }
+    }
+
+    /// 405 with the `Allow` header RFC 9110 §15.5.6 asks for.
+    private func methodNotAllowed(_ allow: String) -> CollectResponse {
+        var res = CollectResponse.text(.methodNotAllowed, "method not allowed: \(allow)\n")
+        res.headers.append(("Allow", allow))
+        return res
     }
 
     /// CORS preflight: allowed when the origin is (README, "qos collect").
@@ -534,7 +547,10 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     /// Body bytes of the current request counted in the collector's total.
     var reserved = 0
 
-    init(_ collector: Collector) { self.collector = collector }
+    /// Whether bytes of a request whose headers are not complete arrived.
+    let seen: RequestBytesSeen
+
+    init(_ collector: Collector, seen: RequestBytesSeen) { self.collector = collector; self.seen = seen }
 
     func channelActive(context: ChannelHandlerContext) {
         guard collector.admit() else { return context.close(promise: nil) }
@@ -559,7 +575,15 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         let loop = context.eventLoop.assumeIsolated()
         deadline = loop.scheduleTask(in: timeout) { [weak self] in
             guard let self else { return }
-            if self.head != nil && context.channel.isWritable {
+            // Mid-request (headers or body incomplete): 408, as README says.
+            if self.head == nil && self.seen.partial && context.channel.isWritable {
+                // Headers not complete: NIO's HTTP handlers have no request
+                // to answer, so the 408 goes out below them.
+                self.collector.stats.refused("timeout")
+                self.seen.answerAndClose(Array(("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    + "Content-Length: 30\r\nConnection: close\r\n\r\nrequest not completed in time\n").utf8))
+                self.armClose(context)
+            } else if self.head != nil && context.channel.isWritable {
                 self.collector.stats.refused("timeout")
                 var res = CollectResponse.text(.requestTimeout, "request not completed in time\n")
                 self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"))
@@ -591,12 +615,22 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
                 // after the headers holds its share of the budget.
                 if !reserve(len) { return overBudget(context) }
             }
+            if let expect = h.headers.first(name: "expect") {
+                // RFC 9110 §10.1.1: the only expectation is 100-continue,
+                // answered once the declared body is known to be welcome.
+                guard expect.lowercased() == "100-continue" else { return expectationFailed(context) }
+                if h.version.major == 1 && h.version.minor >= 1 {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .continue))),
+                                          promise: nil)
+                }
+            }
         case .body(var buf):
             guard !discarding else { return }
             if body.count + buf.readableBytes > collector.options.bodyBytesMax { return tooLarge(context) }
             if !reserve(body.count + buf.readableBytes) { return overBudget(context) }
             body.append(contentsOf: buf.readBytes(length: buf.readableBytes) ?? [])
         case .end:
+            seen.partial = false
             guard let h = head, !discarding else { return }
             // Pipelined requests whose answers the client does not read:
             // answering more would only queue them in memory.
@@ -644,6 +678,12 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         send(context, res, close: true)
     }
 
+    private func expectationFailed(_ context: ChannelHandlerContext) {
+        discarding = true
+        releaseBody()
+        send(context, .text(.expectationFailed, "only Expect: 100-continue is supported\n"), close: true)
+    }
+
     private func tooLarge(_ context: ChannelHandlerContext) {
         discarding = true
         body = []
@@ -661,10 +701,11 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         for (k, v) in res.headers { headers.add(name: k, value: v) }
         if close { headers.add(name: "Connection", value: "close") }
         let version = head?.version ?? .http1_1
+        let bodyless = head?.method == .HEAD   // HEAD: the headers a GET would get, no body
         head = nil
         if started { started = false; collector.requestEnded() }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: res.status, headers: headers))), promise: nil)
-        if !res.body.isEmpty {
+        if !res.body.isEmpty && !bodyless {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: res.body)))), promise: nil)
         }
         unsent += 1
@@ -687,6 +728,33 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
 func timeAmount(seconds: Double) -> TimeAmount {
     guard seconds > 0 else { return .zero }
     return .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
+}
+
+/// Notes that bytes of a request arrived; the collector's handler clears
+/// it when the request is complete. At the timeout, a connection with a
+/// partial request gets 408, an idle one is just closed.
+final class RequestBytesSeen: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    var partial = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partial = true
+        context.fireChannelRead(data)
+    }
+
+    /// Writes a whole HTTP response as bytes, below the HTTP handlers, and
+    /// closes the connection once it is written.
+    func answerAndClose(_ bytes: [UInt8]) {
+        guard let context else { return }
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
 }
 
 private func splitURI(_ uri: String) -> (String, String) {
