@@ -253,6 +253,26 @@ import QoSCore
         #expect(i.closed && i.text.isEmpty)
     }
 
+    // MARK: 11. Credentialed CORS
+
+    /// `navigator.sendBeacon` with a JSON Blob sends a credentialed
+    /// preflight: the answer echoes the origin and allows credentials.
+    @Test func ingestAnswersAllowCredentialsForAllowedOrigins() throws {
+        let s = try base.start { $0.corsOrigins = ["*"] }
+        defer { s.stop() }
+        let c = try Client(port: s.collector.port)
+        c.send("OPTIONS /v1/beacons HTTP/1.1\r\nHost: x\r\nConnection: close\r\nOrigin: https://player.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\n\r\n")
+        let pre = c.readAll().text
+        #expect(pre.hasPrefix("HTTP/1.1 204"))
+        #expect(pre.contains("Access-Control-Allow-Origin: https://player.example\r\n"))
+        #expect(pre.contains("Access-Control-Allow-Credentials: true\r\n"))
+        #expect(pre.contains("Vary: Origin\r\n"))
+        let post = try base.post(s.collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"c"}"#,
+                                 headers: ["Origin: https://player.example"])
+        #expect(post.hasPrefix("HTTP/1.1 202") && post.contains("Access-Control-Allow-Credentials: true\r\n"))
+        #expect(!post.contains("Access-Control-Allow-Origin: *"))
+    }
+
     // MARK: 7, 10. The ops server and the live view
 
     @Test func opsServerHeadAnd405() throws {

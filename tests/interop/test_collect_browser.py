@@ -1,7 +1,8 @@
 """A real browser against qos collect: headless Chromium (Debian `chromium`)
 loads a player page served from another origin; the page posts beacons with
-fetch (a CORS preflight), CMCD v2 event reports, and a last beacon with
-navigator.sendBeacon on pagehide. The beacons are read back from the
+fetch (a CORS preflight), CMCD v2 event reports, and two last beacons with
+navigator.sendBeacon on pagehide (text/plain, and a JSON Blob whose
+credentialed preflight needs Access-Control-Allow-Credentials). The beacons are read back from the
 `overall` and `sessions` tables written by `qos run`."""
 import functools
 import http.server
@@ -51,7 +52,7 @@ def test_a_browser_posts_beacons_and_cmcd(tmp_path):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 metrics = urllib.request.urlopen(f"http://127.0.0.1:{col.port}/metrics").read().decode()
-                if "qos_collect_records_accepted_total 5" in metrics:
+                if "qos_collect_records_accepted_total 6" in metrics:
                     break
                 time.sleep(0.2)
         finally:
@@ -59,7 +60,7 @@ def test_a_browser_posts_beacons_and_cmcd(tmp_path):
             browser.wait(10)
         done = [p for p in visited if p.startswith("/done.html")]
         assert done and "beacons%3A202%3A2%20cmcd%3A202%3A2" in done[0], visited
-        assert "qos_collect_records_accepted_total 5" in metrics, metrics
+        assert "qos_collect_records_accepted_total 6" in metrics, metrics   # the JSON Blob beacon too
         assert 'qos_collect_responses_total{code="204"}' in metrics      # the preflights
         assert "qos_collect_kafka_failed_total 0" in metrics
         code, _ = col.stop()
@@ -73,7 +74,9 @@ def test_a_browser_posts_beacons_and_cmcd(tmp_path):
         assert sum(r["completed"] for r in overall) == 1          # the sendBeacon view_end
         assert sum(r["startup_ms_sum"] for r in overall) == 900
         sessions = pq.read_table(sink / "sessions").to_pylist()
-        assert [s["video_id"] for s in sessions] == ["browser-video"]
+        # The JSON Blob's heartbeat is a session of its own, without a video.
+        assert sorted((s["session_id"], s["video_id"]) for s in sessions) == [
+            ("browser-1", "browser-video"), ("browser-1-blob", "unknown")]
     finally:
         if col.proc.poll() is None:
             col.stop()

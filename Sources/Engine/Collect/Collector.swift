@@ -185,18 +185,29 @@ public final class Collector: @unchecked Sendable {
     /// One complete request, after the connection's limits were checked.
     func respond(_ r: CollectRequest) -> CollectResponse {
         var res = route(r)
-        addCORS(&res, origin: r.header("origin"))
+        addCORS(&res, origin: r.header("origin"), path: r.path)
         stats.response(res.status.code)
         return res
     }
 
     /// The CORS answer headers for an allowed origin, on every response a
     /// browser must be able to read (refusals such as 413 and 408 too).
-    func addCORS(_ res: inout CollectResponse, origin: String?) {
+    /// The origin is echoed, never `*`. On the ingest paths credentials are
+    /// allowed too: `navigator.sendBeacon` sends its request (and, for a
+    /// JSON Blob, its preflight) in credentials mode "include", and a browser
+    /// drops it unless the answer says `Access-Control-Allow-Credentials:
+    /// true` (README, "qos collect"). Nothing here reads cookies.
+    func addCORS(_ res: inout CollectResponse, origin: String?, path: String) {
         guard let origin, corsAllows(origin) else { return }
         res.headers.append(("Access-Control-Allow-Origin", origin))
+        if Collector.ingestPaths.contains(path) { res.headers.append(("Access-Control-Allow-Credentials", "true")) }
         res.headers.append(("Vary", "Origin"))
     }
+
+    static let ingestPaths: Set<String> = ["/v1/beacons", "/v1/cmcd"]
+
+    /// The path of a request head, without its query.
+    static func path(_ head: HTTPRequestHead?) -> String { splitURI(head?.uri ?? "").0 }
 
     func corsAllows(_ origin: String) -> Bool {
         options.corsOrigins.contains("*") || options.corsOrigins.contains(origin)
@@ -586,7 +597,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
             } else if self.head != nil && context.channel.isWritable {
                 self.collector.stats.refused("timeout")
                 var res = CollectResponse.text(.requestTimeout, "request not completed in time\n")
-                self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"))
+                self.collector.addCORS(&res, origin: self.head?.headers.first(name: "origin"), path: Collector.path(self.head))
                 self.send(context, res, close: true)
             } else {
                 context.close(promise: nil)
@@ -674,7 +685,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         var res = CollectResponse.text(.serviceUnavailable, "too many request bodies in progress (--max-body-total "
                                        + "\(collector.options.bodyBytesTotalMax) bytes): retry after \(retry) s\n")
         res.headers.append(("Retry-After", String(retry)))
-        collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
+        collector.addCORS(&res, origin: head?.headers.first(name: "origin"), path: Collector.path(head))
         send(context, res, close: true)
     }
 
@@ -690,7 +701,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         releaseBody()
         collector.stats.refused("too_large")
         var res = CollectResponse.text(.payloadTooLarge, "body larger than \(collector.options.bodyBytesMax) bytes: send smaller batches\n")
-        collector.addCORS(&res, origin: head?.headers.first(name: "origin"))
+        collector.addCORS(&res, origin: head?.headers.first(name: "origin"), path: Collector.path(head))
         send(context, res, close: true)
     }
 
