@@ -273,6 +273,21 @@ import QoSCore
         #expect(!post.contains("Access-Control-Allow-Origin: *"))
     }
 
+    // MARK: 12. Static beacon checks
+
+    @Test func beaconsTheDaemonWouldRejectStaticallyGet400() throws {
+        let s = try base.start()
+        defer { s.stop() }
+        let res = try base.post(s.collector.port, "/v1/beacons",
+                                #"[{"event":"view_start","ts":1764560000000,"session_id":"ok"},{"event":"heartbeat","ts":1000,"session_id":"old"}]"#)
+        #expect(res.hasPrefix("HTTP/1.1 400"))
+        #expect(res.contains(#"{"accepted":1,"rejected_count":1,"rejected":[{"index":1,"reason":"invalid_value:ts"}]}"#))
+        let msgs = try base.consume(s.broker, "beacons", count: 2)
+        #expect(msgs.count == 2)
+        #expect(msgs.contains { $0.1.contains(#""session_id":"old""#) }, "still produced for the rejects table")
+        #expect(s.collector.renderMetrics().contains(#"qos_collect_records_rejected_total{reason="invalid_value:ts"} 1"#))
+    }
+
     // MARK: 7, 10. The ops server and the live view
 
     @Test func opsServerHeadAnd405() throws {

@@ -288,6 +288,7 @@ public final class Collector: @unchecked Sendable {
                 switch item {
                 case .beacon(var b):
                     if b.ip == nil { b.ip = r.client }
+                    if let reason = Collector.staticReject(b) { rejects.append((index, reason)) }
                     out.append(Outgoing(key: Array(b.sessionId.utf8), payload: BeaconEncoder.encode(b)))
                 case .reject(let reason, let range):
                     rejects.append((index, reason))
@@ -299,6 +300,17 @@ public final class Collector: @unchecked Sendable {
             }
         }
         return produce(out, topic: options.beaconsTopic, accepted: out.count - rejects.count, rejects: rejects)
+    }
+
+    /// What the daemon refuses in a decoded beacon whatever its clock says
+    /// (QoSEngine's time admission, docs/semantics.md §1): a `ts` before
+    /// 2000-01-01 (`BeaconLimits.tsMinMs`, the daemon's default) is
+    /// `invalid_value:ts`. The collector answers 400 for it, as `/v1/cmcd`
+    /// does (`CMCDFormat.validate`), and still produces it for the rejects
+    /// table. The future and lateness rules depend on the daemon's clock and
+    /// watermark and stay the daemon's.
+    static func staticReject(_ b: Beacon) -> RejectReason? {
+        b.ts < BeaconLimits.tsMinMs ? .invalidValue("ts") : nil
     }
 
     /// `/v1/cmcd`: CMCD reports (docs/cmcd.md), produced as CMCD records to
