@@ -637,6 +637,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
                 // The declared body counts from now: a client that stalls
                 // after the headers holds its share of the budget.
                 if !reserve(len) { return overBudget(context) }
+                body.reserveCapacity(len)   // held as counted: no growth past the declared length
             }
             if let expect = h.headers.first(name: "expect") {
                 // RFC 9110 §10.1.1: the only expectation is 100-continue,
