@@ -42,6 +42,8 @@ struct Collect: ParsableCommand {
     var requestTimeout: Double = 10
     @Option(help: "Open connections at most; more are closed at once (default 10 000, lowered with a warning to fit the open-files limit; a value given that does not fit is an error).")
     var maxConnections: Int?
+    @Option(help: "Open connections from one peer address at most; more are closed at once (0 = no bound; a --trusted-proxy is not bounded).")
+    var maxConnectionsPerClient: Int = 0
     @Option(help: "Requests per second per client address (token bucket; 0 = unlimited).") var rate: Double = 100
     @Option(help: "Burst of requests per client address.") var burst: Double = 200
     @Option(help: "Records waiting for Kafka at most; past it requests get 503 + Retry-After.") var buffer: Int = 100_000
@@ -71,6 +73,9 @@ struct Collect: ParsableCommand {
         }
         guard requestTimeout > 0, requestTimeout <= Self.requestTimeoutMax else {
             throw ValidationError("--request-timeout must be > 0 and at most \(Int(Self.requestTimeoutMax)) seconds")
+        }
+        guard (0...Self.maxConnectionsMax).contains(maxConnectionsPerClient) else {
+            throw ValidationError("--max-connections-per-client must be between 0 (no bound) and \(Self.maxConnectionsMax)")
         }
         if let maxConnections, !(1...Self.maxConnectionsMax).contains(maxConnections) {
             throw ValidationError("--max-connections must be between 1 and \(Self.maxConnectionsMax)")
@@ -106,6 +111,7 @@ struct Collect: ParsableCommand {
         o.bodyBytesTotalMax = maxBodyTotal
         o.requestTimeoutSeconds = requestTimeout
         o.connectionsMax = maxConnections ?? Self.maxConnectionsDefault
+        o.connectionsPerClientMax = maxConnectionsPerClient
         o.ratePerSecond = rate; o.rateBurst = burst
         o.bufferMessages = buffer
         o.recordsPerRequestMax = maxRecords

@@ -103,6 +103,29 @@ import QoSCore
         #expect(ok.hasPrefix("HTTP/1.1 202"))
     }
 
+    /// One peer address cannot take every connection: past
+    /// `connectionsPerClientMax` its new ones are closed at accept, and a
+    /// trusted proxy (many clients behind one address) is not bounded.
+    @Test func connectionsPerClientAreBounded() throws {
+        let s = try base.start { $0.connectionsPerClientMax = 2 }
+        defer { s.stop() }
+        let held = try (0..<2).map { _ in try Client(port: s.collector.port) }
+        #expect(waitUntil(5) { s.collector.openConnections == 2 })
+        let third = try Client(port: s.collector.port, timeout: 5)
+        third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        let r = third.readAll()
+        #expect(r.closed && r.text.isEmpty)
+        #expect(s.collector.renderMetrics().contains(#"qos_collect_requests_refused_total{why="client_connections"} 1"#))
+        close(held[0].fd)
+        #expect(waitUntil(5) { s.collector.openConnections == 1 })
+        #expect(try MetricsServerTests().get(s.collector.port, "/healthz").hasPrefix("HTTP/1.1 200"))
+        let proxied = try base.start { $0.connectionsPerClientMax = 2; $0.trustedProxies = [IPNetwork("127.0.0.1")!] }
+        defer { proxied.stop() }
+        let behind = try (0..<3).map { _ in try Client(port: proxied.collector.port) }
+        #expect(waitUntil(5) { proxied.collector.openConnections == 3 })
+        _ = behind
+    }
+
     // MARK: 3. Records counted before decoding
 
     @Test func recordsAreCountedBeforeDecoding() throws {

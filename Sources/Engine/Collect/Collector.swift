@@ -41,6 +41,9 @@ public final class Collector: @unchecked Sendable {
         public var bodyBytesTotalMax = Collector.bodyBytesTotalDefault
         public var requestTimeoutSeconds = 10.0
         public var connectionsMax = 10_000
+        /// Open connections from one peer address at most (0 = no bound);
+        /// a trusted proxy's connections are not bounded by it.
+        public var connectionsPerClientMax = 0
         /// Requests per second per client address (0 = unlimited), and the burst.
         public var ratePerSecond = 100.0
         public var rateBurst = 200.0
@@ -82,6 +85,8 @@ public final class Collector: @unchecked Sendable {
     private let channel: Channel
     private let lock = NSLock()
     private var open = 0
+    /// Open connections by peer address (only when `connectionsPerClientMax` > 0).
+    private var openByPeer: [String: Int] = [:]
     private var inFlight = 0
     private var draining = false
     private var produced = 0
@@ -156,14 +161,31 @@ public final class Collector: @unchecked Sendable {
 
     // MARK: Connection accounting (called on event loops)
 
-    func admit() -> Bool {
-        lock.withLock {
+    /// Counts a connection from `peer` in; false (close it) when draining,
+    /// at `connectionsMax`, or when `peer` holds `connectionsPerClientMax`.
+    /// Returns the key its release must name (nil: not counted per peer).
+    func admit(peer: String) -> (ok: Bool, key: String?) {
+        let perPeer = options.connectionsPerClientMax > 0 && !options.trustedProxies.contains { $0.contains(peer) }
+        let ok: Bool = lock.withLock {
             guard !draining, open < options.connectionsMax else { return false }
+            if perPeer {
+                guard openByPeer[peer, default: 0] < options.connectionsPerClientMax else { return false }
+                openByPeer[peer, default: 0] += 1
+            }
             open += 1
             return true
         }
+        if !ok && perPeer && !lock.withLock({ draining }) && openConnections < options.connectionsMax {
+            stats.refused("client_connections")
+        }
+        return (ok, ok && perPeer ? peer : nil)
     }
-    func release() { lock.withLock { open -= 1 } }
+    func release(peer: String?) {
+        lock.withLock {
+            open -= 1
+            if let peer, let n = openByPeer[peer] { openByPeer[peer] = n > 1 ? n - 1 : nil }
+        }
+    }
     func requestStarted() { lock.withLock { inFlight += 1 } }
     func requestEnded() { lock.withLock { inFlight -= 1 } }
     var openConnections: Int { lock.withLock { open } }
@@ -459,7 +481,7 @@ public final class Collector: @unchecked Sendable {
         metric("qos_collect_records_accepted_total", "counter", "Records accepted and handed to Kafka.", [("", s.accepted)])
         metric("qos_collect_records_rejected_total", "counter", "Records refused (400), by reason; also produced for the rejects table.",
                s.rejected.sorted { $0.key < $1.key }.map { ("{reason=\"\($0.key)\"}", $0.value) })
-        metric("qos_collect_requests_refused_total", "counter", "Requests refused before decoding: rate (429), origin (403), unavailable (503), body_budget (503), too_large (413), timeout (408), unread_responses (closed).",
+        metric("qos_collect_requests_refused_total", "counter", "Requests refused before decoding: rate (429), origin (403), unavailable (503), body_budget (503), too_large (413), timeout (408), unread_responses (closed), client_connections (closed at accept).",
                s.refused.sorted { $0.key < $1.key }.map { ("{why=\"\($0.key)\"}", $0.value) })
         metric("qos_collect_kafka_delivered_total", "counter", "Records Kafka acknowledged.", [("", d.delivered)])
         metric("qos_collect_kafka_failed_total", "counter", "Records Kafka permanently refused.", [("", d.failed)])
@@ -560,6 +582,8 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     typealias OutboundOut = HTTPServerResponsePart
     let collector: Collector
     var admitted = false
+    /// The peer address counted per client at admission, if it was.
+    var peerKey: String?
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var discarding = false
@@ -576,8 +600,10 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
     init(_ collector: Collector, seen: RequestBytesSeen) { self.collector = collector; self.seen = seen }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard collector.admit() else { return context.close(promise: nil) }
+        let (ok, key) = collector.admit(peer: context.channel.remoteAddress?.ipAddress ?? "unknown")
+        guard ok else { return context.close(promise: nil) }
         admitted = true
+        peerKey = key
         arm(context)
         context.fireChannelActive()
     }
@@ -586,7 +612,7 @@ private final class CollectHandler: ChannelInboundHandler, RemovableChannelHandl
         deadline?.cancel()
         releaseBody()
         if started { collector.requestEnded(); started = false }
-        if admitted { collector.release(); admitted = false }
+        if admitted { collector.release(peer: peerKey); admitted = false }
         context.fireChannelInactive()
     }
 
