@@ -38,12 +38,18 @@ extension ReaggregateJob {
     func compactTable(_ table: String, _ infos: [TableReader.FileInfo]) throws {
         // A directory holding a file of several windows (late deltas of an
         // hour, the daemon's compaction) is compacted whole, into one file
-        // of every window of the hour, as the daemon does (Compactor.swift).
-        let hourDirs = Dictionary(grouping: infos.filter { info in
-            infos.contains { $0.isMultiWindow && dirname($0.path) == dirname(info.path) }
-        }) { dirname($0.path) }
-        for (d, dir) in hourDirs.keys.sorted().enumerated() where hourDirs[dir]!.count > 1 {
-            let files = hourDirs[dir]!
+        // of every window of the hour, as the daemon does (Compactor.swift) —
+        // per window length: a file of another length in the same directory
+        // (a roll-up copied there, a sink whose `window` changed between
+        // runs) covers other windows, so its rows are never folded into the
+        // rows that share their `window_start` (README *Roll-ups and compaction*).
+        let hourGroups = Dictionary(grouping: infos.filter { info in
+            infos.contains { $0.isMultiWindow && dirname($0.path) == dirname(info.path) && $0.windowMs == info.windowMs }
+        }) { HourKey(dir: dirname($0.path), windowMs: $0.windowMs) }
+        let hourKeys = hourGroups.keys.sorted { ($0.dir, $0.windowMs) < ($1.dir, $1.windowMs) }
+        for (d, key) in hourKeys.enumerated() where hourGroups[key]!.count > 1 {
+            let files = hourGroups[key]!
+            let dir = key.dir
             let staging = "\(options.sink)/.qos-compact/\(table)-\(getpid())-h\(d)"
             try removeTree(staging)
             try FileSink.makeDirectories(staging)
@@ -62,7 +68,7 @@ extension ReaggregateJob {
         }
         // Windows with more than one file, grouped by their directory.
         var byDir: [String: [[TableReader.FileInfo]]] = [:]
-        let windows = Dictionary(grouping: infos.filter { hourDirs[dirname($0.path)] == nil }) {
+        let windows = Dictionary(grouping: infos.filter { hourGroups[HourKey(dir: dirname($0.path), windowMs: $0.windowMs)] == nil }) {
             WindowKey(dir: dirname($0.path), start: $0.windowStart, end: $0.windowEnd)
         }
         for (k, files) in windows where files.count > 1 { byDir[k.dir, default: []].append(ReaggregateJob.ordered(files)) }
@@ -126,6 +132,9 @@ extension ReaggregateJob {
     }
 
     struct WindowKey: Hashable { var dir: String, start: Int64, end: Int64 }
+
+    /// The files of one window length in one hour directory.
+    struct HourKey: Hashable { var dir: String, windowMs: Int64 }
 
     /// A swapped-out hour directory, deleted after the grace period.
     struct PendingCleanup { var old: String, live: String, known: Set<String> }

@@ -260,6 +260,49 @@ import Sketches
         #expect(again.windowsOut == 0 && again.filesWritten == 0)
     }
 
+    /// Views per (window_start, window_end) over every file of `dir`.
+    static func viewsByWindow(_ dir: String) throws -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for path in Inspector.parquetFiles(under: dir) {
+            let r = try ParquetFileReader(bytes: Inspector.readFile(path))
+            guard case .int64(let s) = try r.column(named: "window_start"), case .int64(let e) = try r.column(named: "window_end"),
+                  case .int64(let v) = try r.column(named: "views") else { throw UserError("types") }
+            for i in 0..<r.numRows { out["\(s[i]!)-\(e[i]!)", default: 0] += v[i]! }
+        }
+        return out
+    }
+
+    /// A file of another window length in an hour directory with late
+    /// deltas (a 1 h roll-up copied there, or a sink whose `window`
+    /// changed between runs) covers other windows: compaction must not
+    /// fold its 13:00–14:00 row into the 13:00–13:02 row.
+    @Test func compactionKeepsWindowsOfAnotherLengthApart() throws {
+        let f = try fx()
+        let sink = f.dir + "/mixed-lengths"
+        try Self.copyTree(f.dir + "/w2m", sink)
+        let late = Inspector.parquetFiles(under: sink + "/overall").filter { $0.contains("_late") }
+        guard let lateFile = late.first else { Issue.record("the fixture has no late-delta file"); return }
+        let hourDir = String(lateFile[..<lateFile.lastIndex(of: "/")!])
+        let relHour = hourDir.dropFirst((sink + "/overall").count)
+        guard let hourFile = Inspector.parquetFiles(under: f.dir + "/w1h/overall" + relHour).first(where: { $0.contains("_base_") }) else {
+            Issue.record("no 1 h file for \(relHour)"); return
+        }
+        let copied = hourDir + "/overall_hour_3600s_base_other.parquet"
+        try FileManager.default.copyItem(atPath: hourFile, toPath: copied)
+        let before = try Self.viewsByWindow(sink + "/overall")
+        #expect(before.keys.contains { k in k.hasSuffix("-" + String(Int64(k.split(separator: "-")[0])! + 3_600_000_000)) })
+        let s = try Self.reaggregate(sink: sink, tables: ["overall"], compact: true)
+        #expect(s.filesWritten > 0)
+        #expect(try Self.viewsByWindow(sink + "/overall") == before, "every (start, end) window keeps its views")
+        #expect(FileManager.default.fileExists(atPath: copied), "the only 1 h file of the hour is left as it is")
+        // The daemon's merge refuses to fold two lengths into one file.
+        let twoMinute = Inspector.parquetFiles(under: hourDir).first { !$0.hasSuffix("_other.parquet") }!
+        let e = #expect(throws: UserError.self) {
+            try Compactor.merge(table: "overall", paths: [twoMinute, copied], options: ParquetWriterOptions())
+        }
+        #expect(e?.message.contains(copied) == true, "\(e?.message ?? "")")
+    }
+
     @Test func filesOfSeveralWritersMergeLikeDeltas() throws {
         // Two instances that each wrote half of the windows' files: a copy of a
         // file under another writer's name must count twice.

@@ -363,8 +363,8 @@ public final class Compactor {
                 guard dims == nil || dims! == info.dims else {
                     throw UserError("files of '\(p.split(separator: "/").dropLast().joined(separator: "/"))' have different dimensions")
                 }
+                try sameWindowLength(&ms, info, p)
                 dims = info.dims
-                ms = info.windowMs
                 let keep = info.dims.compactMap { mt.dimensions.firstIndex(of: $0) }
                 for r in rows {
                     if byWindow[r.start] == nil { byWindow[r.start] = GroupMerger(dimCount: mt.dimensions.count, keep: keep) }
@@ -400,8 +400,8 @@ public final class Compactor {
             guard dims == nil || dims! == info.dims else {
                 throw UserError("files of '\(p.split(separator: "/").dropLast().joined(separator: "/"))' have different dimensions")
             }
+            try sameWindowLength(&ms, info, p)
             dims = info.dims
-            ms = info.windowMs
             for r in rows { byWindow[r.start, default: [:]][r.key.values, default: CdnEdgeMetrics()].merge(r.m) }
         }
         let starts = byWindow.keys.sorted()
@@ -418,6 +418,18 @@ public final class Compactor {
                                          dims: keep == CdnEdgeKey.dimensions ? nil : keep)
         let bytes = try OutputColumn.encode(cols, rows, options: opts)
         return Merged(bytes: bytes, rows: rows.count, hour: hourOf(starts.first ?? 0), windowMs: ms)
+    }
+
+    /// One merged file has one window length: rows of a 1 h window merged
+    /// by `window_start` into the 2-minute window starting with it would
+    /// count the hour inside two minutes. `ms` is 0 before the first file.
+    static func sameWindowLength(_ ms: inout Int64, _ info: TableReader.FileInfo, _ path: String) throws {
+        guard info.windowMs != 0 else { return }  // no rows
+        guard ms == 0 || info.windowMs == ms else {
+            throw UserError("'\(path)' holds \(info.windowMs / 1000) s windows, the other files of its directory "
+                            + "\(ms / 1000) s ones — cannot merge windows of different lengths into one file")
+        }
+        ms = info.windowMs
     }
 
     static func hourOf(_ ms: Int64) -> Int64 { let r = ms % 3_600_000; return ms - (r >= 0 ? r : r + 3_600_000) }

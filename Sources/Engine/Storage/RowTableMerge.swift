@@ -64,8 +64,14 @@ enum RowTableMerge {
             try TableReader.checkSchema(r, schema, p, table)
             let ws = try TableReader.int64s(r, "window_start", p)
             let w = try TableReader.window(ws, TableReader.int64s(r, "window_end", p), p)
+            // Compaction keeps each row's window: one file holds one window
+            // length (`TableReader.window` refuses a mix on reading it back).
+            if rewindow == nil, w.ms != 0, ms != 0, w.ms != ms {
+                throw UserError("'\(p)' holds \(w.ms / 1000) s windows, the other files merged with it \(ms / 1000) s ones "
+                                + "— cannot merge windows of different lengths into one file")
+            }
             starts.formUnion(w.starts)
-            ms = w.ms
+            if w.ms != 0 { ms = w.ms }
             windowStart += ws
             inputs.append(Input(path: p, reader: r))
         }
