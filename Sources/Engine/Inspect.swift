@@ -77,11 +77,14 @@ public enum Inspector {
         }
     }
 
-    /// KPIs of a metric-table directory: sums over every file, sketches merged.
+    /// KPIs of a metric-table directory: sums over every file (saturating at
+    /// Int64.max, and said so), sketches merged (one of another accuracy is
+    /// an error naming its file).
     public static func summarizeDirectory(_ dir: String) throws -> String {
         let files = parquetFiles(under: dir)
         guard !files.isEmpty else { throw UserError("no .parquet files under '\(dir)'") }
         var sums: [String: Int64] = [:]
+        var saturated = Set<String>()
         var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
         var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         var clients = HLLSketch(lgK: SketchParameters.hllLgK)
@@ -99,30 +102,57 @@ public enum Inspector {
             }
             for (i, f) in r.schema.enumerated() {
                 let col = try r.column(i)
+                func hll(_ b: [UInt8]) throws -> HLLSketch {
+                    do { return try HLLSketch(bytes: b) } catch {
+                        throw UserError("'\(path)': \(f.name) is not a DataSketches HLL sketch (\(error))")
+                    }
+                }
+                func dd(_ b: [UInt8], _ into: DDSketch) throws -> DDSketch {
+                    let s: DDSketch
+                    do { s = try DDSketch(protobuf: b) } catch {
+                        throw UserError("'\(path)': \(f.name) is not a DDSketch protobuf (\(error))")
+                    }
+                    guard s.canMerge(into) else {
+                        throw UserError("'\(path)': \(f.name) has relative accuracy \(s.relativeAccuracy), not "
+                                        + "\(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
+                    }
+                    return s
+                }
                 if f.name == "window_start", case .int64(let v) = col {
                     let mine = Set(v.compactMap { $0 })
                     windows.formUnion(mine)
                     for w in mine { filesPerWindow[w, default: 0] += 1 }
                 }
                 if f.name == "viewers_hll", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { viewers.merge(try HLLSketch(bytes: b)) }
+                    for b in v.compactMap({ $0 }) { viewers.merge(try hll(b)) }
                 }
                 if f.name == "startup_ms_sketch", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { startup.merge(try DDSketch(protobuf: b)) }
+                    for b in v.compactMap({ $0 }) { startup.merge(try dd(b, startup)) }
                 }
                 if f.name == "clients_hll", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { clients.merge(try HLLSketch(bytes: b)) }
+                    for b in v.compactMap({ $0 }) { clients.merge(try hll(b)) }
                 }
                 if f.name == "serve_ms_sketch", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { serve.merge(try DDSketch(protobuf: b)) }
+                    for b in v.compactMap({ $0 }) { serve.merge(try dd(b, serve)) }
                 }
                 if f.physical == .int64, f.logical == .none, case .int64(let v) = col {
-                    sums[f.name, default: 0] += v.reduce(0) { $0 + ($1 ?? 0) }
+                    // Sums saturate (an accepted beacon's values can reach Int64.max together).
+                    for x in v {
+                        let (r, o) = sums[f.name, default: 0].addingReportingOverflow(x ?? 0)
+                        if o || saturated.contains(f.name) {
+                            if !saturated.contains(f.name) { sums[f.name] = (x ?? 0) < 0 ? .min : .max }
+                            saturated.insert(f.name)
+                        } else {
+                            sums[f.name] = r
+                        }
+                    }
                 }
             }
         }
-        if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) }
-        return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup)
+        let note = saturated.isEmpty ? "" : "  sums saturated at Int64.max (the true sum is larger): "
+            + saturated.sorted().joined(separator: ", ") + " (see README \"Numeric safety\")\n"
+        if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) + note }
+        return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup) + note
             + fileLayoutText(filesPerWindow: filesPerWindow, filesPerHour: filesPerHour)
     }
 
@@ -163,10 +193,10 @@ public enum Inspector {
         }
         let v = s["views", default: 0], p = s["plays", default: 0]
         out += "  views \(v), unique viewers ≈ \(Int(viewers.estimate.rounded())), plays \(p)\n"
-        out += "  startup p50 \(startup.quantile(0.5).map { "\(Int($0)) ms" } ?? "n/a"), "
-        out += "p95 \(startup.quantile(0.95).map { "\(Int($0)) ms" } ?? "n/a")\n"
+        out += "  startup p50 \(ms(startup.quantile(0.5))), p95 \(ms(startup.quantile(0.95)))\n"
         let play = s["playing_ms", default: 0], reb = s["rebuffer_ms", default: 0]
-        out += "  rebuffer ratio \(pct(reb, play + reb)), VSF \(pct(s["vsf", default: 0], v)), "
+        let (both, o) = play.addingReportingOverflow(reb)
+        out += "  rebuffer ratio \(pct(reb, o ? .max : both)), VSF \(pct(s["vsf", default: 0], v)), "
         out += "EBVS \(pct(s["ebvs", default: 0], v)), VPF \(pct(s["vpf", default: 0], p))\n"
         out += "  sessions ended \(s["sessions_ended", default: 0]), completed \(s["completed", default: 0]), "
         out += "late events \(s["late_events", default: 0]), duplicates \(s["duplicates", default: 0])\n"
@@ -175,6 +205,12 @@ public enum Inspector {
             out += "cache hits \(pct(s["cache_hits", default: 0], req))\n"
         }
         return out
+    }
+
+    /// A duration in whole ms; a value past Int64 (a huge sketch bin) as is, not trapping.
+    static func ms(_ x: Double?) -> String {
+        guard let x else { return "n/a" }
+        return abs(x) < 9e18 ? "\(Int(x)) ms" : "\(x) ms"
     }
 
     static func format2(_ x: Double) -> String {

@@ -82,6 +82,8 @@ public struct ReaggregateSummary: Sendable {
     public var fallbacks = 0
     public var outputRoot = ""
     public var seconds = 0.0
+    /// Sums that stuck at Int64.max (`SaturationCounter`) while merging.
+    public var saturatedValues: Int64 = 0
 
     public var text: String {
         let secs = (seconds * 100).rounded() / 100
@@ -89,10 +91,15 @@ public struct ReaggregateSummary: Sendable {
             var s = "compacted \(windowsOut) windows in \(tables) tables: \(filesReplaced) files → \(filesWritten) files"
             s += " (\(rowsIn) rows → \(rowsOut) rows), \(filesRead) files read, in \(secs) s"
             if fallbacks > 0 { s += "\n\(fallbacks) directories compacted without an atomic directory swap (see --help)" }
-            return s
+            return s + saturationText
         }
         return "read \(filesRead) files (\(rowsIn) rows) from \(tables) tables, wrote \(filesWritten) files "
-            + "(\(rowsOut) rows, \(windowsOut) windows) under \(outputRoot) in \(secs) s"
+            + "(\(rowsOut) rows, \(windowsOut) windows) under \(outputRoot) in \(secs) s" + saturationText
+    }
+
+    /// As `qos replay`'s summary says it (Driver/Replay.swift).
+    var saturationText: String {
+        saturatedValues > 0 ? "\nsums saturated at Int64.max: \(saturatedValues) (see README \"Numeric safety\")" : ""
     }
 }
 
@@ -216,6 +223,7 @@ public final class ReaggregateJob {
         defer { withExtendedLifetime(sinkLock) {} }
         summary.compact = options.compact
         summary.outputRoot = options.outputRoot
+        let saturatedBefore = SaturationCounter.total
         // Pass 1: check every input file before anything is written.
         var inputs: [(String, [TableReader.FileInfo])] = []
         let (lo, hi) = range
@@ -253,6 +261,7 @@ public final class ReaggregateJob {
         if options.compact { try finishCompaction() }
         if options.progress { writeStderr("\r\u{1B}[K") }
         summary.seconds = monotonicSeconds() - started
+        summary.saturatedValues = SaturationCounter.total - saturatedBefore
         return summary
     }
 

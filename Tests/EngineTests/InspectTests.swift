@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Engine
+import Parquet
+import QoSCore
+import Sketches
+import Synchronization
+import Dispatch
+
+/// `qos inspect` and the file checks it shares with `qos reaggregate`:
+/// hostile or unusual files in a table directory are one-line errors naming
+/// them — never a trap, a hang, or a silently wrong sum.
+@Suite(.serialized) struct InspectTests {
+    /// A copy of the 2-minute replay of `ReaggregateTests`' fixture.
+    static func sinkCopy(_ name: String, tables: [String] = ["overall"]) throws -> String {
+        let f = try ReaggregateTests.fixture.get()
+        let sink = makeTemporaryDirectory("qos-inspect") + "/" + name
+        try FileManager.default.createDirectory(atPath: sink, withIntermediateDirectories: true)
+        for t in tables { try FileManager.default.copyItem(atPath: f.dir + "/w2m/" + t, toPath: sink + "/" + t) }
+        return sink
+    }
+
+    /// Rewrites `path` with some columns (or metadata) changed.
+    static func rewrite(_ path: String, metadata: [String: String] = [:],
+                        _ change: (String, ParquetColumnData) -> ParquetColumnData = { $1 }) throws {
+        let r = try ParquetFileReader(bytes: Inspector.readFile(path))
+        var opts = ParquetWriterOptions()
+        opts.keyValueMetadata = r.keyValueMetadata.map { kv in (kv.key, metadata[kv.key] ?? kv.value) }
+        let cols = try r.schema.indices.map { change(r.schema[$0].name, try r.column($0)) }
+        try Data(try writeParquet(schema: r.schema, columns: cols, options: opts)).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func setAll(_ c: ParquetColumnData, _ v: Int64) -> ParquetColumnData {
+        guard case .int64(let xs) = c else { return c }
+        return .int64(xs.map { _ in v })
+    }
+
+    static func setBlobs(_ c: ParquetColumnData, _ b: [UInt8]) -> ParquetColumnData {
+        guard case .byteArray(let xs) = c else { return c }
+        return .byteArray(xs.map { _ in b })
+    }
+
+    static func reaggregate(_ sink: String, compact: Bool = false, tables: [String] = ["overall"],
+                            skipMissing: Bool = false) throws -> ReaggregateSummary {
+        var o = ReaggregateOptions()
+        o.sink = sink
+        o.tables = tables
+        o.compact = compact
+        o.graceSeconds = 0
+        o.skipMissingTables = skipMissing
+        return try ReaggregateJob(o).run()
+    }
+
+    /// The error `body` throws: it must be a `UserError` naming `needle`.
+    static func expectError(_ needle: String, _ what: String, _ body: () throws -> Void) {
+        do {
+            try body()
+            Issue.record("\(what): no error")
+        } catch let e as UserError {
+            #expect(e.message.contains(needle), "\(what): \(e.message)")
+            #expect(!e.message.contains("\n"), "\(what): one line")
+        } catch {
+            Issue.record("\(what): \(type(of: error)) \(error), not a UserError naming '\(needle)'")
+        }
+    }
+
+    // MARK: - Sums and sketches
+
+    /// Sums near Int64.max (bitrate_ms_sum 4e18 in three windows of one
+    /// hour) — values qos accepts from beacons — must saturate and say so.
+    @Test func sumsPastInt64MaxSaturateAndAreReported() throws {
+        let sink = try Self.sinkCopy("saturated")
+        let files = Inspector.parquetFiles(under: sink + "/overall").filter { $0.contains("_base_") }.prefix(3)
+        for p in files { try Self.rewrite(p) { $0 == "bitrate_ms_sum" ? Self.setAll($1, 4_000_000_000_000_000_000) : $1 } }
+        let text = try Inspector.summarizeDirectory(sink + "/overall")
+        #expect(text.contains("saturated") && text.contains("bitrate_ms_sum"), "\(text)")
+        var o = ReaggregateOptions()
+        o.sink = sink
+        o.tables = ["overall"]
+        let s = try ReaggregateJob(o).run()
+        #expect(s.text.contains("saturated at Int64.max"), "\(s.text)")
+    }
+
+    /// A DDSketch of another relative accuracy cannot be merged: inspect
+    /// refuses it naming the file (it trapped in DDSketch.merge).
+    @Test func aSketchOfAnotherAccuracyIsRefusedNamingTheFile() throws {
+        let sink = try Self.sinkCopy("gamma")
+        let victim = Inspector.parquetFiles(under: sink + "/overall")[2]
+        var other = DDSketch(relativeAccuracy: 0.02)
+        other.add(120)
+        try Self.rewrite(victim) { $0 == "startup_ms_sketch" ? Self.setBlobs($1, other.protobufBytes()) : $1 }
+        Self.expectError(victim, "inspect") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+    }
+
+    /// A percentile of a huge but finite value (1e300 ms) trapped `Int(x)`.
+    @Test func aPercentileBeyondInt64IsPrintedNotTrapped() throws {
+        let sink = try Self.sinkCopy("hugekey")
+        var big = DDSketch()
+        big.add(1e300)
+        for p in Inspector.parquetFiles(under: sink + "/overall") {
+            try Self.rewrite(p) { $0 == "startup_ms_sketch" ? Self.setBlobs($1, big.protobufBytes()) : $1 }
+        }
+        let text = try Inspector.summarizeDirectory(sink + "/overall")
+        #expect(text.contains("e+299 ms") || text.contains("e+300 ms"), "\(text)")
+    }
+
+    /// ddsketch.proto bytes with one positive bin (map form).
+    static func ddsketchBytes(gamma: Double, key: Int32, count: Double) -> [UInt8] {
+        func varint(_ v: UInt64) -> [UInt8] {
+            var v = v, out: [UInt8] = []
+            while v >= 0x80 { out.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
+            return out + [UInt8(v)]
+        }
+        func fixed64(_ d: Double) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: d.bitPattern >> (8 * UInt64($0))) } }
+        let zz = UInt64(UInt32(bitPattern: (key << 1) ^ (key >> 31)))
+        let entry = [0x08] + varint(zz) + [0x11] + fixed64(count)
+        let store = [0x0A] + varint(UInt64(entry.count)) + entry
+        let mapping = [0x09] + fixed64(gamma)
+        return [0x0A] + varint(UInt64(mapping.count)) + mapping + [0x12] + varint(UInt64(store.count)) + store
+    }
+
+    // MARK: - What a table directory may hold
+
+    /// Runs `body` on a thread; false when it has not returned within `seconds`.
+    static func finishes(within seconds: Double, unblock: () -> Void, _ body: @escaping @Sendable () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        Thread { body(); done.signal() }.start()
+        if done.wait(timeout: .now() + seconds) == .success { return true }
+        unblock()
+        _ = done.wait(timeout: .now() + 30)
+        return false
+    }
+
+    // MARK: - reaggregate's sink and arguments
+
+}
+
+/// Moves a non-Sendable closure to the watchdog thread (it runs there alone).
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
