@@ -7,6 +7,8 @@ import Sketches
 /// `qos inspect`: a file's schema, row groups and first rows, or a KPI
 /// summary of a table directory (all its files merged).
 public enum Inspector {
+    /// The bytes of any file (a configuration, `/proc` text, a pipe such as
+    /// `--config <(…)`). A table's files are read with `readRegularFile`.
     public static func readFile(_ path: String) throws -> [UInt8] {
         let fd = Glibc.open(path, O_RDONLY)
         guard fd >= 0 else { throw UserError("cannot open '\(path)': \(String(cString: strerror(errno)))") }
@@ -19,6 +21,51 @@ public enum Inspector {
             if n == 0 { return out }
             out.append(contentsOf: chunk[0..<n])
         }
+    }
+
+    /// The bytes of a table's file, which must be a regular file (after
+    /// symbolic links): a FIFO would block the reader forever and
+    /// `/dev/zero` or `/dev/urandom` would fill memory. Checked by `stat`
+    /// before opening (opening a FIFO blocks, opening a device may act),
+    /// then opened non-blocking and checked again with `fstat` (the entry
+    /// may have changed in between); at most the size `fstat` saw is read.
+    public static func readRegularFile(_ path: String) throws -> [UInt8] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw UserError("cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        try requireRegular(st, path)
+        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw UserError("cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fstat(fd, &st) == 0 else { throw UserError("cannot stat '\(path)': \(String(cString: strerror(errno)))") }
+        try requireRegular(st, path)
+        let size = Int(st.st_size)
+        var out = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw UserError("cannot read '\(path)': \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }  // truncated meanwhile: the Parquet checks report it
+            done += n
+        }
+        if done < size { out.removeSubrange(done...) }
+        return out
+    }
+
+    static func requireRegular(_ st: stat, _ path: String) throws {
+        let kind: String
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        default: kind = "not a regular file"
+        }
+        throw UserError("'\(path)' is \(kind), not a regular file — a table holds only the files qos wrote; move it out of the table directory")
     }
 
     public static func isDirectory(_ path: String) -> Bool {
@@ -37,7 +84,7 @@ public enum Inspector {
     }
 
     static func openReader(_ path: String) throws -> ParquetFileReader {
-        do { return try ParquetFileReader(bytes: readFile(path)) } catch let e as ParquetError {
+        do { return try ParquetFileReader(bytes: readRegularFile(path)) } catch let e as ParquetError {
             throw UserError("'\(path)' is not a readable Parquet file: \(e.description)")
         }
     }

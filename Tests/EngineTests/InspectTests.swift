@@ -132,6 +132,37 @@ import Dispatch
         return false
     }
 
+    /// A FIFO named like a table file blocked every reader forever; a link to
+    /// a device (`/dev/zero`) filled memory. Only regular files are read.
+    @Test func aTableFileMustBeARegularFile() throws {
+        let sink = try Self.sinkCopy("fifo")
+        let hourDir = Inspector.parquetFiles(under: sink + "/overall")[0].split(separator: "/").dropLast().joined(separator: "/")
+        let fifo = "/" + hourDir + "/overall_fifo.parquet"
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let unblock = {
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+        }
+        for (what, body) in [("inspect", { _ = try Inspector.summarizeDirectory(sink + "/overall") }),
+                             ("roll-up", { _ = try Self.reaggregate(sink) }),
+                             ("compact", { _ = try Self.reaggregate(sink, compact: true) })] as [(String, () throws -> Void)] {
+            let result = Mutex<(any Error)?>(nil)
+            let body = UncheckedBox(body)
+            let ok = Self.finishes(within: 10, unblock: unblock) {
+                do { try body.value() } catch { result.withLock { $0 = error } }
+            }
+            #expect(ok, "\(what) blocked on a FIFO")
+            let e = result.withLock { $0 }
+            #expect((e as? UserError)?.message.contains(fifo) == true && (e as? UserError)?.message.contains("FIFO") == true,
+                    "\(what): \(String(describing: e))")
+        }
+        unlink(fifo)
+        let device = "/" + hourDir + "/overall_dev.parquet"
+        #expect(symlink("/dev/null", device) == 0)
+        Self.expectError("character device", "inspect") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        Self.expectError(device, "reaggregate") { _ = try Self.reaggregate(sink) }
+    }
+
     // MARK: - reaggregate's sink and arguments
 
 }

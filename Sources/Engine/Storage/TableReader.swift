@@ -80,7 +80,8 @@ public enum TableReader {
     /// of an s3:// sink); `path` then only names it.
     static func open(_ path: String, table: String, bytes: [UInt8]? = nil) throws -> ParquetFileReader {
         let r: ParquetFileReader
-        do { r = try ParquetFileReader(bytes: bytes ?? Inspector.readFile(path)) } catch let e as ParquetError {
+        // Only a regular file: a FIFO would block, a link to /dev/zero fill memory.
+        do { r = try ParquetFileReader(bytes: bytes ?? Inspector.readRegularFile(path)) } catch let e as ParquetError {
             throw UserError("'\(path)' is not a readable Parquet file (\(e.description)) — move it out of the table directory or restore it")
         }
         guard let v = r.metadataValue(forKey: "videoqos.spec_version") else {
