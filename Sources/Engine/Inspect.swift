@@ -73,12 +73,61 @@ public enum Inspector {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Every visible `.parquet` file under `dir` (skipping `.` and `_` names), sorted.
+    /// Every visible `.parquet` file under `dir` (skipping `.` and `_` names),
+    /// sorted; a directory it cannot list is skipped. Whatever reports
+    /// numbers uses `tableFiles`, which refuses to skip.
     public static func parquetFiles(under dir: String) -> [String] {
         var out: [String] = []
         for name in CheckpointStore.listFiles(dir) where !name.hasPrefix("_") {  // listFiles skips dot names
             let path = "\(dir)/\(name)"
             if isDirectory(path) { out += parquetFiles(under: path) } else if name.hasSuffix(".parquet") { out.append(path) }
+        }
+        return out.sorted()
+    }
+
+    /// Directory levels `tableFiles` descends (a table has two: `dt=…/hour=…`).
+    static let maxDepth = 8
+
+    /// Every visible `.parquet` entry under `dir` (skipping `.` and `_`
+    /// names), sorted. A directory that cannot be listed (permissions, I/O)
+    /// is an error naming it: skipping it would leave its hour out of every
+    /// sum without a word. A missing `dir` has no files.
+    public static func tableFiles(under dir: String) throws -> [String] {
+        guard access(dir, F_OK) == 0 else { return [] }
+        return try tableFiles(dir, depth: 0).sorted()
+    }
+
+    static func tableFiles(_ dir: String, depth: Int) throws -> [String] {
+        guard depth <= maxDepth else {
+            throw UserError("'\(dir)' lies more than \(maxDepth) directories deep in the table (a symbolic link loop?) — move it out")
+        }
+        var out: [String] = []
+        for name in try listDirectory(dir) where !name.hasPrefix("_") && !name.hasPrefix(".") {
+            let path = "\(dir)/\(name)"
+            if isDirectory(path) { out += try tableFiles(path, depth: depth + 1) } else if name.hasSuffix(".parquet") { out.append(path) }
+        }
+        return out
+    }
+
+    /// The names in `dir` (`.` and `..` excluded), sorted; an error naming
+    /// `dir` when it cannot be listed.
+    public static func listDirectory(_ dir: String) throws -> [String] {
+        guard let d = opendir(dir) else {
+            throw UserError("cannot list directory '\(dir)': \(String(cString: strerror(errno))) — its files would be "
+                            + "left out; fix its permissions or run as its owner")
+        }
+        defer { closedir(d) }
+        var out: [String] = []
+        while true {
+            errno = 0
+            guard let e = readdir(d) else {
+                if errno != 0 { throw UserError("cannot list directory '\(dir)': \(String(cString: strerror(errno)))") }
+                break
+            }
+            let name = withUnsafePointer(to: e.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { out.append(name) }
         }
         return out.sorted()
     }
@@ -128,7 +177,7 @@ public enum Inspector {
     /// Int64.max, and said so), sketches merged (one of another accuracy is
     /// an error naming its file).
     public static func summarizeDirectory(_ dir: String) throws -> String {
-        let files = parquetFiles(under: dir)
+        let files = try tableFiles(under: dir)
         guard !files.isEmpty else { throw UserError("no .parquet files under '\(dir)'") }
         var sums: [String: Int64] = [:]
         var saturated = Set<String>()

@@ -201,7 +201,7 @@ public final class ReaggregateJob {
             throw UserError("no table directory '\(dir)' — check --sink and --table")
         }
         let (lo, hi) = range
-        return Inspector.parquetFiles(under: dir).filter { path in
+        return try Inspector.tableFiles(under: dir).filter { path in
             guard let h = hourStart(path) else { return true }
             return h < hi && h + 3_600_000 > lo
         }

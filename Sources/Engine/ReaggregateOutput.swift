@@ -25,7 +25,7 @@ extension ReaggregateJob {
         }
         let suffix = "_\(options.grainMs / 1000)s_rollup.parquet"
         for table in options.tables {
-            let other = Inspector.parquetFiles(under: root + "/" + table).first { !$0.hasSuffix(suffix) }
+            let other = try Inspector.tableFiles(under: root + "/" + table).first { !$0.hasSuffix(suffix) }
             if let other {
                 throw UserError("--out '\(out)' already holds other files of table \(table) ('\(other)'): the roll-up "
                                 + "would be counted with them — choose an empty directory, or this grain's own")

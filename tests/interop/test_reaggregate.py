@@ -5,12 +5,15 @@ output equals a 1 h replay, bad inputs are one-line errors naming the file."""
 import io
 import os
 import shutil
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import duckdb
 import pytest
 import pyarrow.parquet as pq
-from conftest import qos
+from conftest import qos, qos_bin
 from datasketches import hll_sketch, hll_union
 from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchProto
 
@@ -220,3 +223,32 @@ def test_bad_arguments_are_one_line_errors(replayed, tmp_path):
     assert sorted(p.name for p in sink.rglob("*.parquet")) == before
     h = qos("reaggregate", "--help").stdout
     assert "MEMORY" in h and "RENAME_EXCHANGE" in h
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runuser") is None,
+                    reason="needs root and runuser to run qos as a user who cannot list a directory")
+def test_an_hour_directory_that_cannot_be_listed_is_an_error(replayed):
+    """It was skipped: inspect, reaggregate and report exited 0 with that hour missing."""
+    base = Path(tempfile.mkdtemp(prefix="qos-unlistable-", dir="/tmp"))
+    hidden = None
+    try:
+        os.chmod(base, 0o755)
+        sink = base / "sink"
+        shutil.copytree(replayed[0] / "overall", sink / "overall")
+        hours = sorted((sink / "overall").glob("dt=*/hour=*"))
+        hidden = hours[len(hours) // 2]
+        os.chmod(hidden, 0)
+        out = base / "out"
+        out.mkdir()
+        os.chmod(out, 0o777)
+        for args in (["inspect", sink / "overall"],
+                     ["reaggregate", "--sink", sink, "--table", "overall", "--grain", "1h", "--out", out / "r", "--quiet"],
+                     ["report", "--sink", sink, "--out", out / "r.html"]):
+            r = subprocess.run(["runuser", "-u", "nobody", "--", qos_bin(), *map(str, args)], capture_output=True, text=True)
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode != 0, (args[0], r.stdout)
+            assert len(lines) == 1 and str(hidden) in lines[0] and "cannot list" in lines[0], (args[0], r.stderr)
+    finally:
+        if hidden is not None:
+            os.chmod(hidden, 0o755)
+        shutil.rmtree(base, ignore_errors=True)

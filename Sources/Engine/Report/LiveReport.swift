@@ -78,7 +78,7 @@ public final class LiveReport: @unchecked Sendable {
     /// The files of `table` (every hour).
     func entries(_ table: String) throws -> [Entry] {
         guard sink.hasPrefix("s3://") else {
-            return ReportReader.files(sink: sink, table: table, fromMs: .min, toMs: .max).map { p in
+            return try ReportReader.files(sink: sink, table: table, fromMs: .min, toMs: .max).map { p in
                 Entry(id: p, hour: ReportReader.hourStart(p)) {
                     do { return try ReportReader.read(p, table: table) } catch {
                         // A file compacted away between the listing and the read comes back next time.

@@ -85,11 +85,11 @@ enum ReportReader {
     static let tables = MetricTable.allCases.map(\.name) + ["sessions", "rejects", "cdn_edge"]
 
     /// Files of `table` whose `dt=/hour=` directory overlaps [from, to) (a
-    /// missing table directory has none).
-    static func files(sink: String, table: String, fromMs: Int64, toMs: Int64) -> [String] {
+    /// missing table directory has none; one that cannot be listed is an error).
+    static func files(sink: String, table: String, fromMs: Int64, toMs: Int64) throws -> [String] {
         let dir = "\(sink)/\(table)"
         guard Inspector.isDirectory(dir) else { return [] }
-        return Inspector.parquetFiles(under: dir).filter { path in
+        return try Inspector.tableFiles(under: dir).filter { path in
             guard let h = hourStart(path) else { return true }
             return h < toMs && h + 3_600_000 > fromMs
         }
@@ -274,7 +274,7 @@ public enum ReportBuilder {
         guard options.fromMs < options.toMs else { throw UserError("--from must be before --to") }
         var acc = ReportAccumulator(options)
         for t in ReportReader.tables {
-            let paths = ReportReader.files(sink: options.sink, table: t, fromMs: options.fromMs, toMs: options.toMs)
+            let paths = try ReportReader.files(sink: options.sink, table: t, fromMs: options.fromMs, toMs: options.toMs)
             for (i, p) in paths.enumerated() {
                 progress?("\(t): \(i + 1)/\(paths.count) files")
                 for f in try ReportReader.read(p, table: t) { acc.add(f) }
