@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Parquet
+import QoSCore
 import Sketches
 
 /// `qos inspect`: a file's schema, row groups and first rows, or a KPI
@@ -173,126 +174,188 @@ public enum Inspector {
         }
     }
 
-    /// KPIs of a metric-table directory: sums over every file (saturating at
-    /// Int64.max, and said so), sketches merged (one of another accuracy is
-    /// an error naming its file).
+    // MARK: - Table summary
+
+    /// KPIs of one table's directory (or a `dt=…` / `hour=…` directory in
+    /// it): every file read and checked as `qos reaggregate` reads it (a
+    /// file of another table or schema, a newer `videoqos.spec_version`, a
+    /// corrupt page or sketch, a negative counter is a one-line error
+    /// naming the file), counters summed (saturating at Int64.max, said in
+    /// the text), sketches merged. A sink (or roll-up) root, or a directory
+    /// holding several tables' files, is refused: their sum would mean
+    /// nothing (README *Commands*, `qos inspect`).
     public static func summarizeDirectory(_ dir: String) throws -> String {
+        try refuseSeveralTables(dir)
         let files = try tableFiles(under: dir)
+        let table = try tableOfDirectory(dir, files: files)
         guard !files.isEmpty else { throw UserError("no .parquet files under '\(dir)'") }
-        var sums: [String: Int64] = [:]
-        var saturated = Set<String>()
-        var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
-        var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
-        var clients = HLLSketch(lgK: SketchParameters.hllLgK)
-        var serve = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
-        var rows = 0
-        var windows = Set<Int64>()
-        var filesPerWindow: [Int64: Int] = [:]
-        var filesPerHour: [String: Int] = [:]
+        var s = TableSummary(table: table)
+        for path in files { try s.add(path) }
+        return s.text(dir, files: files.count)
+    }
+
+    /// The table whose files `dir` holds: named by the directory's path
+    /// (`…/overall/dt=…`), else by the files' `videoqos.table` (a copy of a
+    /// table's directory under another name).
+    static func tableOfDirectory(_ dir: String, files: [String]) throws -> String {
+        // `<table>`, `<table>/dt=…` or `<table>/dt=…/hour=…`.
+        let named = ReaggregateJob.resolvedPath(dir).split(separator: "/").map(String.init)
+            .reversed().first { !$0.hasPrefix("dt=") && !$0.hasPrefix("hour=") }
+        if let named, TableSchemas.schemaTables.contains(named) { return named }
+        var found: [String: String] = [:]  // table → first file
         for path in files {
-            let r = try openReader(path)
-            rows += r.numRows
-            let parts = path.split(separator: "/")
-            if parts.count >= 3, parts[parts.count - 3].hasPrefix("dt="), parts[parts.count - 2].hasPrefix("hour=") {
-                filesPerHour["\(parts[parts.count - 3])/\(parts[parts.count - 2])", default: 0] += 1
+            let t = try openReader(path).metadataValue(forKey: "videoqos.table")
+            guard let t else { continue }  // refused by `TableReader.open` below
+            if found[t] == nil { found[t] = path }
+        }
+        guard found.count <= 1 else {
+            throw UserError("'\(dir)' holds files of several tables (" + found.keys.sorted().map { "\($0): '\(found[$0]!)'" }
+                .joined(separator: ", ") + ") — inspect one table's directory")
+        }
+        guard let t = found.keys.first else {
+            throw UserError("'\(dir)' is not a table directory (no file says which table it belongs to) — inspect a table directory such as <sink>/overall")
+        }
+        guard TableSchemas.schemaTables.contains(t) else {
+            throw UserError("'\(found[t]!)' belongs to an unknown table '\(t)' — this qos reads \(TableSchemas.schemaTables.joined(separator: ", "))")
+        }
+        return t
+    }
+
+    /// A sink or roll-up root holds tables: their sum means nothing.
+    static func refuseSeveralTables(_ dir: String) throws {
+        let tables = try listDirectory(dir).filter { TableSchemas.schemaTables.contains($0) && isDirectory("\(dir)/\($0)") }
+        let trimmed = dir.hasSuffix("/") && dir.count > 1 ? String(dir.dropLast()) : dir
+        if !tables.isEmpty {
+            throw UserError("'\(dir)' is not a table directory: it holds the table\(tables.count == 1 ? "" : "s") "
+                            + "\(tables.joined(separator: ", ")) (a sink or roll-up root) — inspect one table, e.g. qos inspect \(trimmed)/\(tables.contains("overall") ? "overall" : tables[0])")
+        }
+    }
+
+    static func format2(_ x: Double) -> String {
+        let r = (x * 100).rounded() / 100
+        return String(r)
+    }
+
+    /// A duration in whole ms, or the number as is when it is beyond Int64.
+    static func ms(_ x: Double?) -> String {
+        guard let x else { return "n/a" }
+        return abs(x) < 9e18 ? "\(Int(x)) ms" : "\(x) ms"
+    }
+}
+
+/// The running sums of one table's files for `Inspector.summarizeDirectory`.
+struct TableSummary {
+    let table: String
+    var rows = 0
+    /// Column → sum, saturating; `saturated` names the sums that stuck.
+    var sums: [String: Int64] = [:]
+    var saturated = Set<String>()
+    var viewers = HLLSketch(lgK: SketchParameters.hllLgK)
+    var startup = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+    var clients = HLLSketch(lgK: SketchParameters.hllLgK)
+    var serve = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+    /// (window start, length) → files holding rows of it.
+    var filesPerWindow: [WindowID: Int] = [:]
+    var filesPerHour: [String: Int] = [:]
+
+    struct WindowID: Hashable { var start: Int64, ms: Int64 }
+
+    init(table: String) { self.table = table }
+
+    mutating func add(_ name: String, _ x: Int64) {
+        let (r, o) = sums[name, default: 0].addingReportingOverflow(x)
+        if o {
+            sums[name] = x < 0 ? .min : .max
+            saturated.insert(name)
+        } else if !saturated.contains(name) {
+            sums[name] = r
+        }
+    }
+
+    mutating func add(_ path: String) throws {
+        let info: TableReader.FileInfo
+        if let mt = MetricTable.allCases.first(where: { $0.name == table }) {
+            let (i, rows) = try TableReader.readMetricFile(path, table: mt)
+            info = i
+            let present = Set(TableReader.metricColumns(mt, keeping: i.dims).map(\.field.name))
+            let columns = TableReader.additiveColumns.filter { present.contains($0.name) }
+            for r in rows {
+                for (name, kp) in columns { add(name, r.m[keyPath: kp]) }
+                viewers.merge(r.m.viewers.hll)
+                startup.merge(r.m.startupSketch.sketch)
             }
-            for (i, f) in r.schema.enumerated() {
-                let col = try r.column(i)
-                func hll(_ b: [UInt8]) throws -> HLLSketch {
-                    do { return try HLLSketch(bytes: b) } catch {
-                        throw UserError("'\(path)': \(f.name) is not a DataSketches HLL sketch (\(error))")
-                    }
-                }
-                func dd(_ b: [UInt8], _ into: DDSketch) throws -> DDSketch {
-                    let s: DDSketch
-                    do { s = try DDSketch(protobuf: b) } catch {
-                        throw UserError("'\(path)': \(f.name) is not a DDSketch protobuf (\(error))")
-                    }
-                    guard s.canMerge(into) else {
-                        throw UserError("'\(path)': \(f.name) has relative accuracy \(s.relativeAccuracy), not "
-                                        + "\(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
-                    }
-                    return s
-                }
-                if f.name == "window_start", case .int64(let v) = col {
-                    let mine = Set(v.compactMap { $0 })
-                    windows.formUnion(mine)
-                    for w in mine { filesPerWindow[w, default: 0] += 1 }
-                }
-                if f.name == "viewers_hll", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { viewers.merge(try hll(b)) }
-                }
-                if f.name == "startup_ms_sketch", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { startup.merge(try dd(b, startup)) }
-                }
-                if f.name == "clients_hll", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { clients.merge(try hll(b)) }
-                }
-                if f.name == "serve_ms_sketch", case .byteArray(let v) = col {
-                    for b in v.compactMap({ $0 }) { serve.merge(try dd(b, serve)) }
-                }
-                if f.physical == .int64, f.logical == .none, case .int64(let v) = col {
-                    // Sums saturate (an accepted beacon's values can reach Int64.max together).
-                    for x in v {
-                        let (r, o) = sums[f.name, default: 0].addingReportingOverflow(x ?? 0)
-                        if o || saturated.contains(f.name) {
-                            if !saturated.contains(f.name) { sums[f.name] = (x ?? 0) < 0 ? .min : .max }
-                            saturated.insert(f.name)
-                        } else {
-                            sums[f.name] = r
-                        }
-                    }
-                }
+        } else if table == TableSchemas.cdnEdgeTable {
+            let (i, rows) = try TableReader.readCdnEdgeFile(path)
+            info = i
+            let names = CdnEdgeMetrics<DataSketchesKit>.counterColumns
+            for r in rows {
+                var m = r.m
+                var values: [Int64] = []
+                m.visitCounters { values.append($0) }
+                for (name, v) in zip(names, values) { add(name, v) }
+                clients.merge(r.m.clients.hll)
+                serve.merge(r.m.serveSketch.sketch)
+            }
+        } else {
+            let f = try TableReader.readRowFile(path, table: table)
+            info = f.info
+            for (field, c) in zip(f.schema, f.columns) where field.physical == .int64 && field.logical == .none {
+                guard case .int64(let v) = c else { continue }
+                for x in v { add(field.name, x ?? 0) }
             }
         }
-        let note = saturated.isEmpty ? "" : "  sums saturated at Int64.max (the true sum is larger): "
-            + saturated.sorted().joined(separator: ", ") + " (see README \"Numeric safety\")\n"
-        if sums["http_errors"] != nil { return cdnEdgeText(dir, files.count, rows, windows.count, sums, clients, serve) + note }
-        return kpiText(dir, files.count, rows, windows.count, sums, viewers, startup) + note
-            + fileLayoutText(filesPerWindow: filesPerWindow, filesPerHour: filesPerHour)
+        rows += info.rows
+        for start in info.windowStarts { filesPerWindow[WindowID(start: start, ms: info.windowMs), default: 0] += 1 }
+        let parts = path.split(separator: "/")
+        if parts.count >= 3, parts[parts.count - 3].hasPrefix("dt="), parts[parts.count - 2].hasPrefix("hour=") {
+            filesPerHour["\(parts[parts.count - 3])/\(parts[parts.count - 2])", default: 0] += 1
+        }
     }
 
-    /// How many files hold each window and each hour directory (README "Late
-    /// data and compaction": a compacted hour has one file per window).
-    static func fileLayoutText(filesPerWindow: [Int64: Int], filesPerHour: [String: Int]) -> String {
-        var byCount: [Int: Int] = [:]
-        for n in filesPerWindow.values { byCount[n, default: 0] += 1 }
-        var out = "  files per window: " + byCount.sorted { $0.key < $1.key }
-            .map { "\($0.value) window\($0.value == 1 ? "" : "s") in \($0.key) file\($0.key == 1 ? "" : "s")" }.joined(separator: ", ") + "\n"
-        out += "  files per hour directory:\n"
-        out += filesPerHour.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
-        return out
+    func text(_ dir: String, files: Int) -> String {
+        var out = "\(dir): \(files) files, \(rows) rows, \(filesPerWindow.count) windows\n"
+        if table == TableSchemas.cdnEdgeTable { out += cdnEdgeText() } else if sums["views"] != nil || MetricTable.allCases.contains(where: { $0.name == table }) {
+            out += kpiText()
+        } else {
+            out += sums.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined()
+        }
+        if !saturated.isEmpty {
+            out += "  sums saturated at Int64.max (the true sum is larger): \(saturated.sorted().joined(separator: ", ")) "
+                + "(see README \"Numeric safety\")\n"
+        }
+        return out + layoutText()
     }
 
-    /// KPIs of a `cdn_edge` directory.
-    static func cdnEdgeText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],
-                            _ clients: HLLSketch, _ serve: DDSketch) -> String {
-        func pct(_ a: Int64, _ b: Int64) -> String { b > 0 ? String(format2(100 * Double(a) / Double(b))) + " %" : "n/a" }
+    func pct(_ a: Int64, _ b: Int64) -> String {
+        b > 0 ? Inspector.format2(100 * Double(a) / Double(b)) + " %" : "n/a"
+    }
+
+    /// The sum of two sums, saturating (a ratio's denominator).
+    func plus(_ a: Int64, _ b: Int64) -> Int64 {
+        let (r, o) = a.addingReportingOverflow(b)
+        return o ? (b < 0 ? .min : .max) : r
+    }
+
+    func cdnEdgeText() -> String {
+        let s = sums
         let req = s["requests", default: 0]
-        var out = "\(dir): \(files) files, \(rows) rows, \(windows) windows\n"
-        out += "  CDN requests \(req), unique clients ≈ \(Int(clients.estimate.rounded())), bytes out \(s["bytes_out", default: 0])\n"
+        var out = "  CDN requests \(req), unique clients ≈ \(Int(clients.estimate.rounded())), bytes out \(s["bytes_out", default: 0])\n"
         out += "  http errors (> 299) \(pct(s["http_errors", default: 0], req)), 4xx \(s["http_4xx", default: 0]), "
         out += "5xx \(s["http_5xx", default: 0]), slow \(pct(s["slow_responses", default: 0], req))\n"
         out += "  cache hits \(pct(s["cache_hits", default: 0], req)), misses \(pct(s["cache_misses", default: 0], req)), "
         out += "incomplete \(s["incomplete_responses", default: 0])\n"
-        out += "  serve p50 \(serve.quantile(0.5).map { "\(format2($0)) ms" } ?? "n/a"), "
-        out += "p95 \(serve.quantile(0.95).map { "\(format2($0)) ms" } ?? "n/a")\n"
+        out += "  serve p50 \(serve.quantile(0.5).map { "\(Inspector.format2($0)) ms" } ?? "n/a"), "
+        out += "p95 \(serve.quantile(0.95).map { "\(Inspector.format2($0)) ms" } ?? "n/a")\n"
         return out
     }
 
-    static func kpiText(_ dir: String, _ files: Int, _ rows: Int, _ windows: Int, _ s: [String: Int64],
-                        _ viewers: HLLSketch, _ startup: DDSketch) -> String {
-        func pct(_ a: Int64, _ b: Int64) -> String { b > 0 ? String(format2(100 * Double(a) / Double(b))) + " %" : "n/a" }
-        var out = "\(dir): \(files) files, \(rows) rows, \(windows) windows\n"
-        guard s["views"] != nil else {
-            return out + s.sorted { $0.key < $1.key }.map { "  \($0.key): \($0.value)\n" }.joined()
-        }
+    func kpiText() -> String {
+        let s = sums
         let v = s["views", default: 0], p = s["plays", default: 0]
-        out += "  views \(v), unique viewers ≈ \(Int(viewers.estimate.rounded())), plays \(p)\n"
-        out += "  startup p50 \(ms(startup.quantile(0.5))), p95 \(ms(startup.quantile(0.95)))\n"
+        var out = "  views \(v), unique viewers ≈ \(Int(viewers.estimate.rounded())), plays \(p)\n"
+        out += "  startup p50 \(Inspector.ms(startup.quantile(0.5))), p95 \(Inspector.ms(startup.quantile(0.95)))\n"
         let play = s["playing_ms", default: 0], reb = s["rebuffer_ms", default: 0]
-        let (both, o) = play.addingReportingOverflow(reb)
-        out += "  rebuffer ratio \(pct(reb, o ? .max : both)), VSF \(pct(s["vsf", default: 0], v)), "
+        out += "  rebuffer ratio \(pct(reb, plus(play, reb))), VSF \(pct(s["vsf", default: 0], v)), "
         out += "EBVS \(pct(s["ebvs", default: 0], v)), VPF \(pct(s["vpf", default: 0], p))\n"
         out += "  sessions ended \(s["sessions_ended", default: 0]), completed \(s["completed", default: 0]), "
         out += "late events \(s["late_events", default: 0]), duplicates \(s["duplicates", default: 0])\n"
@@ -303,14 +366,24 @@ public enum Inspector {
         return out
     }
 
-    /// A duration in whole ms; a value past Int64 (a huge sketch bin) as is, not trapping.
-    static func ms(_ x: Double?) -> String {
-        guard let x else { return "n/a" }
-        return abs(x) < 9e18 ? "\(Int(x)) ms" : "\(x) ms"
-    }
-
-    static func format2(_ x: Double) -> String {
-        let r = (x * 100).rounded() / 100
-        return String(r)
+    /// How many files hold each window and each hour directory (README "Late
+    /// data and compaction": a compacted hour has one file per window), and
+    /// the window lengths when there are several.
+    func layoutText() -> String {
+        var out = ""
+        var lengths: [Int64: Int] = [:]
+        for w in filesPerWindow.keys { lengths[w.ms, default: 0] += 1 }
+        if lengths.count > 1 {
+            out += "  window lengths: " + lengths.sorted { $0.key < $1.key }
+                .map { "\(ReaggregateOptions.grainName($0.key)) (\($0.value) window\($0.value == 1 ? "" : "s"))" }
+                .joined(separator: ", ") + " — windows of different lengths overlap: a sum over every file counts their time twice\n"
+        }
+        var byCount: [Int: Int] = [:]
+        for n in filesPerWindow.values { byCount[n, default: 0] += 1 }
+        out += "  files per window: " + byCount.sorted { $0.key < $1.key }
+            .map { "\($0.value) window\($0.value == 1 ? "" : "s") in \($0.key) file\($0.key == 1 ? "" : "s")" }.joined(separator: ", ") + "\n"
+        out += "  files per hour directory:\n"
+        out += filesPerHour.sorted { $0.key < $1.key }.map { "    \($0.key): \($0.value)\n" }.joined()
+        return out
     }
 }

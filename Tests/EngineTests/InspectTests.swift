@@ -163,6 +163,43 @@ import Dispatch
         Self.expectError(device, "reaggregate") { _ = try Self.reaggregate(sink) }
     }
 
+    /// A sink root summed every table together (views 5× the truth).
+    @Test func inspectRefusesASinkRoot() throws {
+        let sink = try Self.sinkCopy("root", tables: ["overall", "video"])
+        Self.expectError("overall, video", "sink root") { _ = try Inspector.summarizeDirectory(sink) }
+        // One table's directory, and an hour directory in it, are summarized.
+        #expect(try Inspector.summarizeDirectory(sink + "/overall").contains("views "))
+        let hourDir = Inspector.parquetFiles(under: sink + "/video")[0].split(separator: "/").dropLast().joined(separator: "/")
+        #expect(try Inspector.summarizeDirectory("/" + hourDir).contains("views "))
+    }
+
+    /// Inspect applies reaggregate's checks instead of quietly summing a
+    /// file that does not belong: another table's file, a newer
+    /// spec_version, no videoqos metadata, a missing column, negative counters.
+    @Test func inspectChecksEveryFileAsReaggregateDoes() throws {
+        let sink = try Self.sinkCopy("checks", tables: ["overall", "video"])
+        let files = Inspector.parquetFiles(under: sink + "/overall")
+        let victim = files[4]
+        let original = try Inspector.readFile(victim)
+        func restore() throws { try Data(original).write(to: URL(fileURLWithPath: victim)) }
+        // Another table's file.
+        try FileManager.default.removeItem(atPath: victim)
+        try FileManager.default.copyItem(atPath: Inspector.parquetFiles(under: sink + "/video")[0], toPath: victim)
+        Self.expectError("belongs to table 'video'", "other table") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        try restore()
+        try Self.rewrite(victim, metadata: ["videoqos.spec_version": "2"])
+        Self.expectError("spec_version=2", "newer") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        try restore()
+        try Self.rewrite(victim, metadata: ["videoqos.spec_version": "x", "videoqos.table": "overall"])
+        Self.expectError(victim, "bad metadata") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        try restore()
+        try Self.rewrite(victim) { $0 == "views" ? Self.setAll($1, -5) : $1 }
+        Self.expectError(victim, "negative views (inspect)") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        Self.expectError("negative", "negative views (reaggregate)") { _ = try Self.reaggregate(sink) }
+        try restore()
+        #expect(try Inspector.summarizeDirectory(sink + "/overall").contains("views "))
+    }
+
     // MARK: - reaggregate's sink and arguments
 
 }

@@ -13,8 +13,9 @@ import Sketches
 /// ignored: they are recomputed from the state on write (`TableSchemas`).
 /// A `sessions` / `rejects` / `alerts` file is read as its raw columns.
 ///
-/// Every check names the file: not Parquet / corrupt, not a VideoQoS file,
-/// a newer `videoqos.spec_version`, a schema this version does not write.
+/// Every check names the file: not a regular file, not Parquet / corrupt,
+/// not a VideoQoS file, a newer `videoqos.spec_version`, a schema this
+/// version does not write, a negative counter, a sketch that cannot be merged.
 public enum TableReader {
     typealias M = GroupMetrics<DataSketchesKit>
 
@@ -125,6 +126,14 @@ public enum TableReader {
         }
     }
 
+    /// Counters count things: a negative one was not written by qos, and
+    /// summed it would quietly lower every total it enters.
+    static func nonNegative(_ x: Int64, _ name: String, _ row: Int, _ path: String) throws {
+        guard x >= 0 else {
+            throw UserError("'\(path)': row \(row): \(name) is negative (\(x)) — not a file written by qos; move it out of the table directory")
+        }
+    }
+
     static func blobs(_ r: ParquetFileReader, _ name: String, _ path: String) throws -> [[UInt8]] {
         guard case .byteArray(let v) = try column(r, name, path) else {
             throw UserError("'\(path)': column '\(name)' is not BYTE_ARRAY")
@@ -185,7 +194,10 @@ public enum TableReader {
         }
         for i in 0..<n { rows[i].dims = dimValues.map { $0[i] } }
         for (name, kp) in additiveColumns where names.contains(name) {
-            for (i, x) in try int64s(r, name, path).enumerated() { rows[i].m[keyPath: kp] = x }
+            for (i, x) in try int64s(r, name, path).enumerated() {
+                try nonNegative(x, name, i, path)
+                rows[i].m[keyPath: kp] = x
+            }
         }
         for (i, b) in try blobs(r, "viewers_hll", path).enumerated() {
             do { rows[i].m.viewers = ViewerHLL(try HLLSketch(bytes: b)) } catch {
@@ -279,7 +291,11 @@ public enum TableReader {
                                                          owner: dimValues[2][i], pop: dimValues[3][i]),
                        m: CdnEdgeMetrics<DataSketchesKit>())
         }
-        let counters = try CdnEdgeMetrics<DataSketchesKit>.counterColumns.map { try int64s(r, $0, path) }
+        let counterNames = CdnEdgeMetrics<DataSketchesKit>.counterColumns
+        let counters = try counterNames.map { try int64s(r, $0, path) }
+        for (name, values) in zip(counterNames, counters) {
+            for (i, x) in values.enumerated() { try nonNegative(x, name, i, path) }
+        }
         for i in 0..<n {
             var k = 0
             rows[i].m.visitCounters { $0 = counters[k][i]; k += 1 }
