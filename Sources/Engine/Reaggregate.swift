@@ -197,6 +197,9 @@ public final class ReaggregateJob {
     func candidates(_ table: String) throws -> [String] {
         let dir = "\(options.sink)/\(table)"
         guard Inspector.isDirectory(dir) else {
+            if access(dir, F_OK) == 0 {
+                throw UserError("'\(dir)' is not a directory — a sink's table is a directory of dt=…/hour=… directories; move the entry away")
+            }
             if options.skipMissingTables { return [] }
             throw UserError("no table directory '\(dir)' — check --sink and --table")
         }
@@ -216,7 +219,20 @@ public final class ReaggregateJob {
         return day + h * 3_600_000
     }
 
+    /// The sink must be a directory: a typo, or a file, read as an empty
+    /// sink and "read 0 files … from 0 tables" with exit 0.
+    func checkSink() throws {
+        var st = stat()
+        guard stat(options.sink, &st) == 0 else {
+            throw UserError("no sink directory '\(options.sink)': \(String(cString: strerror(errno))) — check --sink")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw UserError("--sink '\(options.sink)' is not a directory — give the directory qos replay or qos run writes")
+        }
+    }
+
     public func run() throws -> ReaggregateSummary {
+        try checkSink()
         // A compaction runs alone on its sink: no daemon publishes into an hour it swaps (`SinkLock`).
         let sinkLock = options.compact && Inspector.isDirectory(options.sink)
             ? try SinkLock(sinkRoot: options.sink, for: .compaction) : nil
@@ -248,6 +264,9 @@ public final class ReaggregateJob {
             }
             if Inspector.isDirectory("\(options.sink)/\(t)") { summary.tables += 1 }
             inputs.append((t, infos))
+        }
+        guard summary.tables > 0 else {
+            throw UserError("'\(options.sink)' holds none of the tables \(options.tables.joined(separator: ", ")) — check --sink")
         }
         // Pass 2: one output window at a time.
         do {

@@ -202,6 +202,29 @@ import Dispatch
 
     // MARK: - reaggregate's sink and arguments
 
+    /// A missing sink, a sink that is a file, a table entry that is a file:
+    /// "read 0 files … from 0 tables" and exit 0 before.
+    @Test func aSinkThatIsNotADirectoryIsAnError() throws {
+        let dir = makeTemporaryDirectory("qos-inspect-sink")
+        for compact in [false, true] {
+            Self.expectError(dir + "/typo", "missing sink") {
+                _ = try Self.reaggregate(dir + "/typo", compact: compact, tables: TableSchemas.tableNames, skipMissing: true)
+            }
+        }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/file"))
+        Self.expectError(dir + "/file", "sink is a file") {
+            _ = try Self.reaggregate(dir + "/file", tables: TableSchemas.tableNames, skipMissing: true)
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/s", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/s/overall"))
+        Self.expectError(dir + "/s/overall", "table is a file") {
+            _ = try Self.reaggregate(dir + "/s", tables: TableSchemas.tableNames, skipMissing: true)
+        }
+        Self.expectError(dir + "/s/overall", "table is a file, compact") {
+            _ = try Self.reaggregate(dir + "/s", compact: true, tables: TableSchemas.tableNames, skipMissing: true)
+        }
+    }
+
 }
 
 /// Moves a non-Sendable closure to the watchdog thread (it runs there alone).
