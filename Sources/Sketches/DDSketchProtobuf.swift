@@ -92,6 +92,13 @@ extension DDSketch {
             throw SketchError.invalidFormat("DDSketch gamma \(gamma) (relative accuracy \(accuracy))")
         }
         self.init(relativeAccuracy: accuracy, binLimit: binLimit)
+        // Only keys a finite positive value maps to (`add` refuses values
+        // above maxPossible and counts those below minPossible as zero): a
+        // key past them reads back as an infinite percentile.
+        let lowest = key(minPossible), highest = key(maxPossible)
+        if let bad = positive.first(where: { $0.1 != 0 && ($0.0 < lowest || $0.0 > highest) }) {
+            throw SketchError.invalidFormat("DDSketch bin key \(bad.0) is outside the keys of finite values (\(lowest)...\(highest))")
+        }
         zeros = zero
         // Highest key first so collapsing (if the range exceeds binLimit) happens once.
         for (k, c) in positive.sorted(by: { $0.0 > $1.0 }) where c != 0 {

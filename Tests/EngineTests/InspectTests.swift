@@ -120,6 +120,35 @@ import Dispatch
         return [0x0A] + varint(UInt64(mapping.count)) + mapping + [0x12] + varint(UInt64(store.count)) + store
     }
 
+    /// A bin whose value is not a finite double (key 2^30 at 1 %): no value
+    /// qos sketches maps there. It trapped inspect (`Int(inf)`) and gave
+    /// reaggregate p50 = inf.
+    @Test func aSketchBinBeyondEveryDoubleIsRefused() throws {
+        let sink = try Self.sinkCopy("infkey")
+        let victim = Inspector.parquetFiles(under: sink + "/overall")[1]
+        let bytes = Self.ddsketchBytes(gamma: DDSketch().gamma, key: 1 << 30, count: 1)
+        #expect(throws: (any Error).self) { try DDSketch(protobuf: bytes) }
+        try Self.rewrite(victim) { $0 == "startup_ms_sketch" ? Self.setBlobs($1, bytes) : $1 }
+        Self.expectError(victim, "inspect") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        Self.expectError(victim, "reaggregate") { _ = try Self.reaggregate(sink) }
+        // A bin just inside the range still reads.
+        #expect(throws: Never.self) {
+            try DDSketch(protobuf: Self.ddsketchBytes(gamma: DDSketch().gamma, key: Int32(DDSketch().key(1e300)), count: 1))
+        }
+    }
+
+    /// An HLL sketch of another lg_k would lower the union's precision while
+    /// the metadata still says lg_k=12: refused like a DDSketch of another accuracy.
+    @Test func anHLLSketchOfAnotherLgKIsRefused() throws {
+        let sink = try Self.sinkCopy("lgk")
+        let victim = Inspector.parquetFiles(under: sink + "/overall")[3]
+        var h = HLLSketch(lgK: 10)
+        for i in 0..<5000 { h.update("viewer-\(i)") }
+        try Self.rewrite(victim) { $0 == "viewers_hll" ? Self.setBlobs($1, h.compactBytes()) : $1 }
+        Self.expectError(victim, "reaggregate") { _ = try Self.reaggregate(sink) }
+        Self.expectError(victim, "inspect") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+    }
+
     // MARK: - What a table directory may hold
 
     /// Runs `body` on a thread; false when it has not returned within `seconds`.

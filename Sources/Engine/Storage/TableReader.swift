@@ -126,6 +126,22 @@ public enum TableReader {
         }
     }
 
+    /// An HLL sketch of the sink's lg_k: a union with a smaller one is
+    /// downsampled to it (DataSketches' rule, Sketches/HLLUnion.swift), so one
+    /// such file would lower the precision of every estimate it enters while
+    /// the output's metadata still says lg_k=12 — refused, as a DDSketch of
+    /// another accuracy is.
+    static func hll(_ b: [UInt8], _ name: String, _ row: Int, _ path: String) throws -> HLLSketch {
+        let h: HLLSketch
+        do { h = try HLLSketch(bytes: b) } catch {
+            throw UserError("'\(path)': row \(row): \(name) is not a DataSketches HLL sketch (\(error))")
+        }
+        guard h.lgK == SketchParameters.hllLgK else {
+            throw UserError("'\(path)': row \(row): \(name) has lg_k \(h.lgK), not \(SketchParameters.hllLgK) — it cannot be merged")
+        }
+        return h
+    }
+
     /// Counters count things: a negative one was not written by qos, and
     /// summed it would quietly lower every total it enters.
     static func nonNegative(_ x: Int64, _ name: String, _ row: Int, _ path: String) throws {
@@ -200,9 +216,7 @@ public enum TableReader {
             }
         }
         for (i, b) in try blobs(r, "viewers_hll", path).enumerated() {
-            do { rows[i].m.viewers = ViewerHLL(try HLLSketch(bytes: b)) } catch {
-                throw UserError("'\(path)': row \(i): viewers_hll is not a DataSketches HLL sketch (\(error))")
-            }
+            rows[i].m.viewers = ViewerHLL(try hll(b, "viewers_hll", i, path))
         }
         let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         for (name, kp) in quantileColumns where names.contains(name) {
@@ -301,9 +315,7 @@ public enum TableReader {
             rows[i].m.visitCounters { $0 = counters[k][i]; k += 1 }
         }
         for (i, b) in try blobs(r, "clients_hll", path).enumerated() {
-            do { rows[i].m.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
-                throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
-            }
+            rows[i].m.clients = ViewerHLL(try hll(b, "clients_hll", i, path))
         }
         let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         for (name, kp) in [("serve_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.serveSketch),
