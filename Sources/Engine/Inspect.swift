@@ -151,7 +151,7 @@ public enum Inspector {
         for (i, g) in r.rowGroups.enumerated() { s += "row group \(i): \(g.numRows) rows, \(g.totalByteSize) bytes\n" }
         let n = min(rows, r.numRows)
         // No rows asked: the footer alone is read (an s3:// file is then fetched by ranged GETs).
-        let columns = n == 0 ? [] : try r.schema.indices.map { try r.column($0) }
+        let columns = n == 0 ? [] : try r.schema.map { try TableReader.column(r, $0.name, path) }  // errors name the file
         if n > 0 { s += "first \(n) rows:\n" }
         for row in 0..<n {
             let cells = zip(r.schema, columns).map { f, c in "\(f.name)=\(cell(c, row, f))" }

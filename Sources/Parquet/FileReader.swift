@@ -139,7 +139,8 @@ public struct ParquetFileReader: Sendable {
         var c = ByteCursor(bytes, range: (bytes.count - 8)..<(bytes.count - 4), context: "footer")
         let length = Int(try c.readLE(UInt32.self))
         guard length <= bytes.count - 12 else {
-            throw ParquetError.corrupt("footer length \(length) exceeds file size \(bytes.count)")
+            // 12: the leading and trailing PAR1 and the 4-byte length itself.
+            throw ParquetError.corrupt("footer length \(length) + 12 > file size \(bytes.count) (the footer, its length and both PAR1 magics must fit)")
         }
         let start = bytes.count - 8 - length
         var r = CompactReader(bytes, range: start..<(bytes.count - 8), context: "footer")

@@ -229,6 +229,30 @@ import Dispatch
         #expect(try Inspector.summarizeDirectory(sink + "/overall").contains("views "))
     }
 
+    /// A page that does not decode: the error names the file (reaggregate's did).
+    @Test func aCorruptPageIsAnErrorNamingTheFile() throws {
+        let sink = try Self.sinkCopy("corrupt")
+        let victim = Inspector.parquetFiles(under: sink + "/overall")[5]
+        var bytes = try Inspector.readFile(victim)
+        for i in 4..<min(400, bytes.count - 100) { bytes[i] = 0xFF }
+        try Data(bytes).write(to: URL(fileURLWithPath: victim))
+        Self.expectError(victim, "inspect") { _ = try Inspector.summarizeDirectory(sink + "/overall") }
+        Self.expectError(victim, "inspect file") { _ = try Inspector.describeFile(victim, rows: 3) }
+    }
+
+    /// The footer, its length field and the two magics must fit in the file:
+    /// "footer length 20 exceeds file size 28" read as false.
+    @Test func footerLengthMessageCountsTheTrailer() throws {
+        let n: UInt32 = 20
+        let bytes = Array("PAR1".utf8) + [UInt8](repeating: 0, count: 16) + (0..<4).map { UInt8(truncatingIfNeeded: n >> (8 * $0)) } + Array("PAR1".utf8)
+        do {
+            _ = try ParquetFileReader(bytes: bytes)
+            Issue.record("no error")
+        } catch let e as ParquetError {
+            #expect(e.description.contains("footer length 20 + 12 > file size 28"), "\(e.description)")
+        }
+    }
+
     // MARK: - reaggregate's sink and arguments
 
     /// A missing sink, a sink that is a file, a table entry that is a file:
@@ -251,6 +275,20 @@ import Dispatch
         }
         Self.expectError(dir + "/s/overall", "table is a file, compact") {
             _ = try Self.reaggregate(dir + "/s", compact: true, tables: TableSchemas.tableNames, skipMissing: true)
+        }
+    }
+
+    /// A second compaction is held off by the first: the message says so
+    /// (it said "qos run is running").
+    @Test func aCompactionBlockedByAnotherSaysWhatHoldsTheLock() throws {
+        let sink = try Self.sinkCopy("locked")
+        let held = try SinkLock(sinkRoot: sink, for: .compaction)
+        defer { withExtendedLifetime(held) {} }
+        do {
+            _ = try Self.reaggregate(sink, compact: true)
+            Issue.record("no error")
+        } catch let e as UserError {
+            #expect(e.message.contains("another qos reaggregate --compact") && !e.message.contains("qos run is running"), "\(e.message)")
         }
     }
 

@@ -34,11 +34,25 @@ final class SinkLock {
                 throw UserError("qos reaggregate --compact is compacting sink '\(sinkRoot)' (it holds \(path)) "
                                 + "— start qos run when it has finished")
             case .compaction:
+                // Held alone: another compaction; shared: daemons (a shared
+                // probe succeeds only beside shared holders).
+                if Self.heldExclusively(path) {
+                    throw UserError("another qos reaggregate --compact is compacting sink '\(sinkRoot)' (it holds \(path) alone) "
+                                    + "— wait for it to finish; two compactions of one hour would count its windows twice")
+                }
                 throw UserError("qos run is running on sink '\(sinkRoot)' (it holds \(path)) and compacts the sink "
                                 + "itself — two compactions of one hour would count its windows twice; stop it "
                                 + "first, or leave compaction to it")
             }
         }
+    }
+
+    /// Whether the lock at `path` is held exclusively (by a compaction).
+    private static func heldExclusively(_ path: String) -> Bool {
+        guard let probe = try? openLockFile(path) else { return false }
+        defer { close(probe) }
+        if flock(probe, LOCK_SH | LOCK_NB) == 0 { flock(probe, LOCK_UN); return false }
+        return errno == EWOULDBLOCK
     }
 
     deinit { close(fd) }
