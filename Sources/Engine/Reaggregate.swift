@@ -114,7 +114,7 @@ public enum UTCTime {
             return r.reduce(0) { $0 * 10 + Int(b[$1] - 48) }
         }
         guard b.count >= 10, let y = num(0..<4), b[4] == 45, let mo = num(5..<7), b[7] == 45, let d = num(8..<10),
-              (1...12).contains(mo), (1...31).contains(d) else { return nil }
+              (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d) else { return nil }
         var rest = Array(b[10...])
         if rest.last == 90 || rest.last == 122 { rest.removeLast() }  // Z / z
         var h = 0, mi = 0, sec = 0
@@ -128,6 +128,21 @@ public enum UTCTime {
             if parts.count == 3 { guard let ss = Int(parts[2]), ss < 60 else { return nil }; sec = ss }
         }
         return (daysFromCivil(y, mo, d) * 86_400 + Int64(h * 3600 + mi * 60 + sec)) * 1000
+    }
+
+    /// The first time `--from` / `--to` may name: beacons before it are
+    /// rejected (README *Limits and guarantees*, `ts` ≥ 2000-01-01), so an
+    /// earlier time is a mistake — typically epoch seconds read as
+    /// milliseconds (1767272400 is 1970-01-21).
+    public static let earliestMs: Int64 = 946_684_800_000
+
+    /// Days of month `m` of year `y` (Gregorian): 2026-02-30 is not a date.
+    static func daysInMonth(_ y: Int, _ m: Int) -> Int {
+        switch m {
+        case 2: return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
     }
 
     /// H. Hinnant's days_from_civil.
@@ -157,6 +172,15 @@ public final class ReaggregateJob {
         }
         guard options.compact || options.grainMs > 0 else { throw UserError("--grain must be > 0") }
         guard options.fromMs < options.toMs else { throw UserError("--from must be before --to") }
+        for (flag, t, unset) in [("--from", options.fromMs, Int64.min), ("--to", options.toMs, Int64.max)] where t != unset {
+            guard t >= UTCTime.earliestMs else {
+                throw UserError("\(flag) \(t) is before 2000 — times are epoch milliseconds "
+                                + "(epoch seconds? append 000) or a date such as 2026-01-01")
+            }
+        }
+        guard options.compact || options.grainMs <= Self.maxGrainMs else {
+            throw UserError("--grain \(ReaggregateOptions.grainName(options.grainMs)) is longer than 366 days — choose at most 366d")
+        }
         guard (0...Defaults.zstdLevelMax).contains(options.zstdLevel) else {
             throw UserError("--zstd-level must be 0 (uncompressed) to \(Defaults.zstdLevelMax)")
         }
@@ -179,6 +203,10 @@ public final class ReaggregateJob {
             }
         }
     }
+
+    /// The longest `--grain`: a window must end at a time every reader can
+    /// hold (a longer one saturated `window_end` at Int64.max µs).
+    public static let maxGrainMs: Int64 = 366 * 86_400_000
 
     /// The window starts a table's input files must have: for a roll-up,
     /// every source window of the output windows overlapping [from, to);

@@ -39,13 +39,14 @@ struct Reaggregate: ParsableCommand {
         another table or a newer videoqos.spec_version stops the command with its name, before anything \
         is written.
 
-        TIMES: epoch milliseconds, 2026-01-01 or 2026-01-01T10:00:00Z (UTC).
+        TIMES: epoch milliseconds, 2026-01-01 or 2026-01-01T10:00:00Z (UTC); a time before 2000 (epoch seconds \
+        given as milliseconds) or an impossible date (2026-02-30) is refused. --grain is at most 366d.
         """)
 
     @Option(help: "The sink to read (the --sink of qos replay / run; an s3:// sink is read from a local copy).") var sink: String = "output"
     @Option(help: "Table: overall, video, geo, device, cdn, sessions, rejects or cdn_edge.") var table: String?
     @Flag(help: "Every table of the sink.") var allTables = false
-    @Option(help: "Output window: 10m, 1h, 1d, or any multiple of the source window.") var grain: String?
+    @Option(help: "Output window: 10m, 1h, 1d, or any multiple of the source window up to 366d.") var grain: String?
     @Option(help: "Start of the time range (inclusive).") var from: String?
     @Option(help: "End of the time range (exclusive).") var to: String?
     @Option(help: "Dimensions to keep, comma-separated (\"\" = none, rows merge into one per window); default all.")
@@ -84,7 +85,11 @@ struct Reaggregate: ParsableCommand {
 
     static func time(_ s: String, _ flag: String) throws -> Int64 {
         guard let t = UTCTime.parse(s) else {
-            throw ValidationError("\(flag): '\(s)' is not a time — use epoch ms, 2026-01-01 or 2026-01-01T10:00:00Z")
+            throw ValidationError("\(flag): '\(s)' is not a time — use epoch ms, 2026-01-01 or 2026-01-01T10:00:00Z (a real date)")
+        }
+        guard t >= UTCTime.earliestMs else {
+            throw ValidationError("\(flag): '\(s)' is before 2000 — times are epoch milliseconds (epoch seconds? append 000) "
+                                  + "or a date such as 2026-01-01")
         }
         return t
     }

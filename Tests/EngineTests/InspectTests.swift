@@ -292,6 +292,27 @@ import Dispatch
         }
     }
 
+    /// Times that cannot be meant: an impossible date, epoch seconds read as
+    /// milliseconds (January 1970); a grain past a year.
+    @Test func impossibleTimesAndGrainsAreRefused() throws {
+        #expect(UTCTime.parse("2026-02-30") == nil && UTCTime.parse("2025-02-29") == nil && UTCTime.parse("2026-04-31") == nil)
+        #expect(UTCTime.parse("2024-02-29") == 1_709_164_800_000 && UTCTime.parse("2026-12-31") != nil)
+        let sink = try Self.sinkCopy("times")
+        var o = ReaggregateOptions()
+        o.sink = sink
+        o.tables = ["overall"]
+        o.fromMs = 1_767_272_400
+        Self.expectError("before 2000", "--from in seconds") { _ = try ReaggregateJob(o) }
+        o.fromMs = .min
+        o.toMs = 1_767_272_400
+        Self.expectError("before 2000", "--to in seconds") { _ = try ReaggregateJob(o) }
+        o.toMs = .max
+        o.grainMs = 200_000_000 * 86_400_000
+        Self.expectError("--grain", "huge grain") { _ = try ReaggregateJob(o) }
+        o.grainMs = 366 * 86_400_000
+        #expect(throws: Never.self) { _ = try ReaggregateJob(o) }
+    }
+
 }
 
 /// Moves a non-Sendable closure to the watchdog thread (it runs there alone).
