@@ -265,6 +265,8 @@ public final class ReaggregateJob {
         let sinkLock = options.compact && Inspector.isDirectory(options.sink)
             ? try SinkLock(sinkRoot: options.sink, for: .compaction) : nil
         defer { withExtendedLifetime(sinkLock) {} }
+        // Alone on the sink now: whatever a killed compaction left is ours to finish.
+        if options.compact { try recoverLeftovers() }
         summary.compact = options.compact
         summary.outputRoot = options.outputRoot
         let saturatedBefore = SaturationCounter.total

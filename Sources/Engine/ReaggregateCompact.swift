@@ -126,9 +126,42 @@ extension ReaggregateJob {
         for c in pendingCleanups {
             try adoptNewcomers(old: c.old, live: c.live, known: c.known)
             try removeTree(c.old)
+            unlink(c.old + ".swap")
         }
         pendingCleanups.removeAll()
         rmdir("\(options.sink)/.qos-compact")
+    }
+
+    /// Finishes or rolls back what a killed compaction left under
+    /// `<sink>/.qos-compact/` (called holding the sink lock alone, so its
+    /// process is gone). A staging directory whose `.swap` marker names
+    /// compacted files now in the live directory was swapped: it holds the
+    /// old directory, whose newcomers are adopted before it is deleted.
+    /// Any other was never swapped (the live directory is untouched): it
+    /// is deleted.
+    func recoverLeftovers() throws {
+        let root = "\(options.sink)/.qos-compact"
+        guard Inspector.isDirectory(root) else { return }
+        for name in try Inspector.listDirectory(root) where Inspector.isDirectory("\(root)/\(name)") {
+            let staging = "\(root)/\(name)", marker = staging + ".swap"
+            if access(marker, F_OK) == 0 {
+                let lines = String(decoding: try Inspector.readRegularFile(marker), as: UTF8.self)
+                    .split(separator: "\n").map(String.init)
+                if let live = lines.first {
+                    let known = Set(lines.filter { $0.hasPrefix("K ") }.map { String($0.dropFirst(2)) })
+                    let compacted = lines.filter { $0.hasPrefix("C ") }.map { String($0.dropFirst(2)) }
+                    if !compacted.isEmpty && compacted.allSatisfy({ access("\(live)/\($0)", F_OK) == 0 }) {
+                        try adoptNewcomers(old: staging, live: live, known: known)
+                    }
+                }
+            }
+            try removeTree(staging)
+            guard !Inspector.isDirectory(staging) else {
+                throw UserError("cannot remove '\(staging)' left by a killed compaction: \(String(cString: strerror(errno))) — remove it by hand")
+            }
+            unlink(marker)
+        }
+        for name in try Inspector.listDirectory(root) where name.hasSuffix(".swap") { unlink("\(root)/\(name)") }
     }
 
     struct WindowKey: Hashable { var dir: String, start: Int64, end: Int64 }
@@ -152,6 +185,15 @@ extension ReaggregateJob {
             break
         }
         try FileSink.fsyncDirectory(staging)
+        // What the next run needs if this one is killed after the swap: the
+        // live directory, the entries it had, the compacted names (README
+        // *Roll-ups and compaction*; `recoverLeftovers`).
+        let marker = staging + ".swap"
+        if canSwap {
+            let lines = [live] + before.map { "K " + $0 } + compacted.map { "C " + $0 }
+            try FileSink.writeDurably(Array(lines.joined(separator: "\n").utf8), to: marker)
+            try FileSink.fsyncDirectory(parentDir(staging))
+        }
         if canSwap && c_renameat2(AT_FDCWD, staging, AT_FDCWD, live, renameExchange) == 0 {
             // `staging` now holds the old directory.
             try FileSink.fsyncDirectory(parentDir(live))
@@ -160,6 +202,7 @@ extension ReaggregateJob {
             return
         }
         // Fallback: publish each compacted file, then unlink what it replaces.
+        unlink(marker)  // nothing was swapped
         summary.fallbacks += 1
         for name in linked { unlink("\(staging)/\(name)") }
         for name in compacted {

@@ -29,8 +29,8 @@ struct Reaggregate: ParsableCommand {
         afterwards gets "file not found" (retry), never a wrong number. Replaced files are deleted after \
         --grace. Where the swap is unavailable (non-Linux or a refusing file system) it falls back to \
         publish-then-unlink, where a reader can count a delta twice between two syscalls; the summary says so. \
-        A killed compaction leaves the table either as it was or compacted, plus at most a <sink>/.qos-compact/ \
-        directory to delete. A local sink is compacted by one process at a time and never while qos run runs \
+        A killed compaction leaves the table either as it was or compacted, plus a <sink>/.qos-compact/ \
+        directory that the next --compact finishes (adopting what was published meanwhile) and removes. A local sink is compacted by one process at a time and never while qos run runs \
         on it (the daemon compacts by itself; two compactions of one hour would count it twice): each refuses \
         to start while the other holds <sink>/_qos/sink.lock.
 

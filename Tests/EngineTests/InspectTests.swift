@@ -313,6 +313,27 @@ import Dispatch
         #expect(throws: Never.self) { _ = try ReaggregateJob(o) }
     }
 
+    /// A killed --compact leaves staging under `<sink>/.qos-compact/`: the
+    /// next run removes what was never swapped in, and finishes what was.
+    @Test func theNextCompactionCleansWhatAKilledOneLeft() throws {
+        let sink = try Self.sinkCopy("leftovers")
+        let staging = sink + "/.qos-compact/overall-999999-0"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let someFile = Inspector.parquetFiles(under: sink + "/overall")[0]
+        #expect(link(someFile, staging + "/" + (someFile.split(separator: "/").last.map(String.init) ?? "")) == 0)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: staging + "/overall_compacted_but_not_swapped.parquet"))
+        // Killed after the swap: the staging directory is the old hour
+        // directory, and an entry published into it meanwhile is adopted.
+        let live = "/" + someFile.split(separator: "/").dropLast().joined(separator: "/")
+        let swapped = sink + "/.qos-compact/overall-999998-1"
+        try FileManager.default.createDirectory(atPath: swapped, withIntermediateDirectories: true)
+        try Data("late".utf8).write(to: URL(fileURLWithPath: swapped + "/newcomer.txt"))
+        try Data("\(live)\nC \(someFile.split(separator: "/").last!)".utf8).write(to: URL(fileURLWithPath: swapped + ".swap"))
+        _ = try Self.reaggregate(sink, compact: true)
+        #expect(!FileManager.default.fileExists(atPath: sink + "/.qos-compact"), "leftovers removed")
+        #expect(FileManager.default.fileExists(atPath: live + "/newcomer.txt"), "the newcomer was adopted")
+        #expect(FileManager.default.fileExists(atPath: someFile) || Inspector.parquetFiles(under: sink + "/overall").count > 0)
+    }
 }
 
 /// Moves a non-Sendable closure to the watchdog thread (it runs there alone).
@@ -320,4 +341,3 @@ struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
-
