@@ -14,7 +14,8 @@ struct Reaggregate: ParsableCommand {
         counters, merges the sketches (HLL union, DDSketch bins) and recomputes the derived columns \
         (rates, ratios, unique_viewers, percentiles, watch_ms). Every additive column and every sketch is \
         exactly what the engine computes with --window GRAIN; unique_viewers is re-estimated from the \
-        merged HLL (same registers, composite estimator). Exceptions: concurrent_plays is a point sample — \
+        merged HLL (same registers; its coupon estimate in LIST/SET mode, its HIP estimate while the union \
+        only added coupons, the composite estimator once two sketches in HLL mode were unioned). Exceptions: concurrent_plays is a point sample — \
         summed over the files and dropped dimensions of one source window, then the max over the source \
         windows; late_events is summed (it depends on when windows were written). sessions and rejects rows \
         are re-windowed by their own time (closed_at / ingested_at). Output: same schema (minus dropped \
