@@ -30,7 +30,7 @@ import Testing
     @Test func aNewSeqAfterTheCloseOpensANewSessionThatKeepsTheOldSeqs() {
         let h = Harness()
         endedThenRepeated(h)
-        h.beacon("heartbeat", 5000, "A", ["seq": 4, "played_ms": 500])   // a new session (SPEC §3)
+        h.beacon("heartbeat", 5000, "A", ["seq": 4, "played_ms": 500])   // a new session (docs/semantics.md §2)
         h.beacon("heartbeat", 2500, "A", ["seq": 1, "played_ms": 500])   // a repeat of the first session's
         h.finish()
         let m = h.metrics(0)
@@ -91,7 +91,7 @@ import Testing
     }
 
     /// Restored from a checkpoint between the close and the repeat, the
-    /// engine decides as one that ran through (SPEC §3: a replay after a crash
+    /// engine decides as one that ran through (docs/semantics.md §2: a replay after a crash
     /// makes the same decisions); equal states give equal snapshot bytes.
     @Test func theRecordIsCheckpointed() throws {
         let h = Harness()
