@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Kafka
 import Testing
+import TestSupport
 @testable import Engine
 import QoSCore
 
@@ -20,19 +21,7 @@ import QoSCore
     final class Pipeliner {
         let fd: Int32
         init(port: Int, sendTimeout: Int = 1) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var small: Int32 = 4096
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-            var tv = timeval(tv_sec: sendTimeout, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-            let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            if ok != 0 { close(fd); throw UserError("connect: \(String(cString: strerror(errno)))") }
+            fd = try connectLoopback(port: port, receiveBuffer: 4096, sendTimeout: sendTimeout)
         }
         deinit { close(fd) }
         /// Sends `bytes` repeatedly until `limit` bytes went out, a send

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Testing
+import TestSupport
 @testable import Engine
 @testable import Kafka
 
@@ -14,19 +15,7 @@ import Testing
     final class Client {
         let fd: Int32
         init(port: Int, timeout: Int = 5) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var tv = timeval(tv_sec: timeout, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
-            let ok = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            if ok != 0 { close(fd); throw UserError("connect: \(String(cString: strerror(errno)))") }
+            fd = try connectLoopback(port: port, receiveTimeout: timeout)
         }
         deinit { close(fd) }
 
