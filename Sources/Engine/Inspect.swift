@@ -10,7 +10,10 @@ import Sketches
 public enum Inspector {
     /// The bytes of any file (a configuration, `/proc` text, a pipe such as
     /// `--config <(…)`). A table's files are read with `readRegularFile`.
-    public static func readFile(_ path: String) throws -> [UInt8] {
+    /// `atMost`: more bytes than this is an error (a path such as
+    /// `/dev/zero` given for a small file would otherwise fill memory; a
+    /// pipe, e.g. `--config <(…)`, is read like a file).
+    public static func readFile(_ path: String, atMost limit: Int = .max) throws -> [UInt8] {
         let fd = Glibc.open(path, O_RDONLY)
         guard fd >= 0 else { throw UserError("cannot open '\(path)': \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -21,6 +24,7 @@ public enum Inspector {
             if n < 0 { throw UserError("cannot read '\(path)': \(String(cString: strerror(errno)))") }
             if n == 0 { return out }
             out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw UserError("'\(path)' is larger than \(limit) bytes") }
         }
     }
 

@@ -233,6 +233,14 @@ import QoSCore
         #expect(error(yaml: "window: 2m\nkafka: {acks: all, linger.ms: 5}") == nil)
     }
 
+    /// `--config /dev/zero` read until memory ran out; a config file is bounded.
+    @Test func aConfigPathThatNeverEndsIsAnError() {
+        var l = ConfigurationLayers()
+        #expect(throws: ConfigurationError.file("config file: '/dev/zero' is larger than \(16 << 20) bytes")) {
+            try l.load(file: "/dev/zero")
+        }
+    }
+
     /// Nesting thousands deep overflowed the composer's stack (a crash); now
     /// one line. A wrong value is echoed clipped, not whole.
     @Test func deeplyNestedOrHugeValuesAreShortErrors() {

@@ -31,9 +31,12 @@ public struct ConfigurationLayers {
 
     // MARK: Config file
 
+    /// A config file is a few kilobytes; 16 MiB is far above any.
+    static let fileBytesMax = 16 << 20
+
     public mutating func load(file path: String) throws {
         let text: String
-        do { text = String(decoding: try Inspector.readFile(path), as: UTF8.self) } catch let e as UserError {
+        do { text = String(decoding: try Inspector.readFile(path, atMost: Self.fileBytesMax), as: UTF8.self) } catch let e as UserError {
             throw ConfigurationError.file("config file: \(e.message)")
         }
         try load(yaml: text, path: path)
