@@ -25,6 +25,10 @@ struct ClosedSessions {
     /// Ids in the order added, with the expiry they were added with.
     private var fifo: [(expires: Int64, id: String)] = []
     private var head = 0
+    /// The expiry at the FIFO's head (`.max` when empty): nothing is dropped
+    /// before the watermark reaches it. Stored, so the per-beacon check
+    /// (`QoSEngine.closeDueSessions`) reads one integer.
+    private(set) var nextExpiry: Int64 = .max
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
@@ -34,16 +38,13 @@ struct ClosedSessions {
         guard !seqs.ranges.isEmpty else { return }
         entries[id] = Entry(seqs: seqs, dims: dims, expires: expires)
         fifo.append((expires, id))
+        if head == fifo.count - 1 { nextExpiry = expires }
     }
 
     func entry(_ id: String) -> Entry? { entries[id] }
 
     /// Removes `id`'s entry (a new session of the id takes its seqs over).
     mutating func remove(_ id: String) { entries[id] = nil }
-
-    /// The earliest expiry in the FIFO (`.max` when empty): nothing expires
-    /// before the watermark reaches it.
-    var nextExpiry: Int64 { head < fifo.count ? fifo[head].expires : .max }
 
     /// Drops the entries whose expiry the watermark has reached, in FIFO order.
     mutating func expire(_ watermark: Int64) {
@@ -56,6 +57,7 @@ struct ClosedSessions {
             fifo.removeFirst(head)
             head = 0
         }
+        nextExpiry = head < fifo.count ? fifo[head].expires : .max
         assert(entries.isEmpty || head < fifo.count, "every entry has a FIFO slot")
     }
 
@@ -82,6 +84,7 @@ struct ClosedSessions {
         head = 0
         for (id, e) in list { entries[id] = e }
         fifo = list.map { ($0.entry.expires, $0.id) }.sorted { $0.expires != $1.expires ? $0.expires < $1.expires : $0.id < $1.id }
+        nextExpiry = fifo.first?.expires ?? .max
     }
 }
 
