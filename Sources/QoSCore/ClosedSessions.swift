@@ -35,7 +35,7 @@ struct ClosedSessions {
 
     /// Keeps `id`'s seqs and groups until the watermark reaches `expires`.
     mutating func add(_ id: String, seqs: SeqSet, dims: SessionDims, expires: Int64) {
-        guard !seqs.ranges.isEmpty else { return }
+        guard !seqs.isEmpty else { return }
         entries[id] = Entry(seqs: seqs, dims: dims, expires: expires)
         fifo.append((expires, id))
         if head == fifo.count - 1 { nextExpiry = expires }

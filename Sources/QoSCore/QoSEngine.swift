@@ -282,7 +282,7 @@ public final class QoSEngine<K: SketchKit> {
             p.closedSessions.remove(sid)
         }
         let s = SessionState(id: sid, ts: b.ts)
-        if !seqs.ranges.isEmpty { s.seqs = seqs }
+        if !seqs.isEmpty { s.seqs = seqs }
         p.sessions.insert(s)
         counters.sessionsOpened += 1
         if b.event != .viewStart {

@@ -29,6 +29,9 @@ public struct SeqSet: Sendable, Equatable {
 
     public static func == (a: SeqSet, b: SeqSet) -> Bool { a.ranges == b.ranges }
 
+    /// No number seen.
+    public var isEmpty: Bool { spilled.isEmpty && lo > hi }
+
     /// Whether `seq` is in the set.
     public func contains(_ seq: UInt32) -> Bool {
         if spilled.isEmpty { return lo <= seq && seq <= hi }
