@@ -264,6 +264,38 @@ import SplitMix
         #expect(diff.isEmpty, "\(diff.count) differ: \(diff.prefix(5).map { "\($0): run \(got[$0] ?? 0) replay \(replayed[$0] ?? 0)" })")
     }
 
+    /// An hour holding windows of two lengths (`window` changed between
+    /// runs) cannot become one file: the daemon's compactor skips it with
+    /// one warning, not one per epoch, and tries again once a file comes.
+    @Test func anHourItCannotCompactIsTriedAgainOnlyWhenItChanges() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sink = dir + "/sink"
+        func replay(_ name: String, windowMs: Int64, sessions: [String]) throws {
+            let input = "\(dir)/\(name).ndjson"
+            let lines = sessions.map { #"{"event":"view_start","ts":1767225700000,"session_id":"\#($0)"}"# }
+            try lines.joined(separator: "\n").write(toFile: input, atomically: true, encoding: .utf8)
+            var o = ReplayOptions()
+            o.inputs = [input]
+            o.sink = sink
+            o.config.windowMs = windowMs
+            o.nowMs = { 1_767_225_700_000 }
+            _ = try ReplayJob(o).run()
+        }
+        try replay("a", windowMs: 120_000, sessions: ["a"])
+        try replay("b", windowMs: 600_000, sessions: ["b"])
+        var warnings: [String] = []
+        let compactor = try Compactor(sink: FileSink(root: sink), instance: "t", policy: CompactionPolicy(),
+                                      log: Logger { level, message in if level == .warn { warnings.append(message) } })
+        compactor.recover(nowMs: 1_767_300_000_000)
+        for _ in 0..<3 { try compactor.afterEpoch(watermark: 1_767_300_000_000, nowMs: 1_767_300_000_000) }
+        let overall = warnings.filter { $0.contains("overall/") }
+        #expect(overall.count == 1 && overall[0].contains("windows of different lengths"), "\(warnings)")
+        try replay("c", windowMs: 600_000, sessions: ["c"])  // a new file: tried again
+        try compactor.afterEpoch(watermark: 1_767_300_000_000, nowMs: 1_767_300_000_000)
+        #expect(warnings.filter { $0.contains("overall/") }.count == 2, "\(warnings)")
+    }
+
     @Test func crashesDuringCompactionNeitherLoseNorDoubleCount() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -50,6 +50,11 @@ public final class Compactor {
     /// Hour directories (relative to the sink) that may need compaction:
     /// every one found at start or published into since.
     var dirs = Set<String>()
+    /// Directories whose compaction was not done, with their file count
+    /// then: not tried again (nor logged again, every epoch) until a file
+    /// comes or goes — e.g. an hour holding windows of two lengths after
+    /// `window` changed, which one file cannot hold.
+    var notCompacted: [String: Int] = [:]
     public private(set) var compactions = 0
     public private(set) var filesReplaced = 0
     /// False once the file system refused RENAME_EXCHANGE (then nothing is compacted).
@@ -137,10 +142,15 @@ public final class Compactor {
         guard !sink.isRemote else { return }
         for d in dirs.sorted() {
             let n = count(d)
-            if n > policy.maxFiles { try compact(d, nowMs: nowMs); continue }
+            if notCompacted[d] == n { continue }
+            notCompacted[d] = nil
+            if n > policy.maxFiles {
+                if try !compact(d, nowMs: nowMs) { notCompacted[d] = n }
+                continue
+            }
             guard let end = hourEnd(d), watermark != .min, end <= watermark - policy.afterMs else { continue }
-            if n > 1 { try compact(d, nowMs: nowMs) }
-            if count(d) <= 1 { dirs.remove(d) }  // closed and single: until a late file comes
+            if n > 1, try !compact(d, nowMs: nowMs) { notCompacted[d] = n }
+            if count(d) <= 1 { dirs.remove(d); notCompacted[d] = nil }  // closed and single: until a late file comes
         }
         emptyTrash(nowMs: nowMs)
     }
