@@ -7,8 +7,11 @@ import TestSupport
 /// `DirectPublish`, replay's encode + publish: flushes submitted faster than
 /// they are published (the submitter then encodes pending flushes' files
 /// itself) are still published whole, once each, in submit order; a
-/// failure to publish reaches the submitter without a hang.
-@Suite(.timeLimit(.minutes(1))) struct DirectPublishTests {
+/// failure to publish reaches the submitter without a hang. (The limit
+/// guards against a hang: alone the suite takes well under a second, but
+/// each file is fsynced twice, and on a disk busy with a parallel build
+/// both tests once took over a minute.)
+@Suite(.timeLimit(.minutes(5))) struct DirectPublishTests {
     static let t0: Int64 = 1_767_225_600_000  // 2026-01-01T00:00Z
 
     /// `count` on-time windows two minutes apart, each with two sessions.
