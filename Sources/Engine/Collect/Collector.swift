@@ -92,6 +92,8 @@ public final class Collector: @unchecked Sendable {
     private var produced = 0
     private var producedBytes = 0
     private var bodyBytes = 0
+    /// The most body bytes held at once since the poll thread last looked (`BodyMemoryTrim`).
+    private var bodyBytesPeak = 0
     private var pollThread: Thread?
     private let pollStop = ManagedAtomicFlag()
     private let pollDone = DispatchSemaphore(value: 0)
@@ -131,8 +133,15 @@ public final class Collector: @unchecked Sendable {
         port = channel.localAddress?.port ?? options.port
         box.collector = self
         let producer = self.producer, stop = pollStop, done = pollDone
-        let thread = Thread {
-            while !stop.isSet { producer.poll(timeoutMs: 100) }   // delivery reports
+        let thread = Thread { [weak self] in
+            var trim = BodyMemoryTrim(nowSeconds: monotonicSeconds())
+            while !stop.isSet {
+                producer.poll(timeoutMs: 100)   // delivery reports
+                if let bodies = self?.takeBodyBytes() {
+                    trim.observe(heldBytes: bodies.peak)
+                    trim.check(heldBytes: bodies.held, nowSeconds: monotonicSeconds())
+                }
+            }
             done.signal()
         }
         thread.name = "qos-collect-kafka"
@@ -195,12 +204,20 @@ public final class Collector: @unchecked Sendable {
         lock.withLock {
             guard bodyBytes + n <= options.bodyBytesTotalMax else { return false }
             bodyBytes += n
+            if bodyBytes > bodyBytesPeak { bodyBytesPeak = bodyBytes }
             return true
         }
     }
     func releaseBody(_ n: Int) { lock.withLock { bodyBytes -= n } }
     /// Body bytes held (or promised by a `Content-Length`) across connections.
     var bodyBytesReserved: Int { lock.withLock { bodyBytes } }
+    /// Body bytes held now and the most held since the last call.
+    func takeBodyBytes() -> (held: Int, peak: Int) {
+        lock.withLock {
+            defer { bodyBytesPeak = bodyBytes }
+            return (bodyBytes, bodyBytesPeak)
+        }
+    }
 
     // MARK: Requests
 
