@@ -1,26 +1,22 @@
-import CMalloc
-
 /// Gives request-body memory back after a burst (README "qos collect",
 /// memory under abuse). Bodies are buffered in full, up to
 /// `--max-body-total` at once; freed, glibc keeps most of their pages (free
 /// chunks between live ones), so after a burst of stalled bodies the
 /// collector's RSS stayed at hundreds of MB while it held none. Checked on
 /// the producer's poll thread: once no body is held and the last burst held
-/// at least `burstBytes`, every free page goes back to the kernel — at most
-/// once per `intervalSeconds`, never while bodies arrive.
+/// at least `burstBytes`, the daemon's `HeapTrim` gives every free page back
+/// — at most once per `intervalSeconds`, never while bodies arrive.
 struct BodyMemoryTrim {
     static let burstBytes = 64 << 20
     static let intervalSeconds = 10.0
 
     /// Most body bytes held at once since the last trim.
     private(set) var peakBytes = 0
-    private(set) var lastSeconds: Double
-    private(set) var trims = 0
-    let release: () -> Void
+    private var heap: HeapTrim
+    var trims: Int { heap.trims }
 
-    init(nowSeconds: Double, release: @escaping () -> Void = { _ = qos_heap_trim() }) {
-        lastSeconds = nowSeconds
-        self.release = release
+    init(nowSeconds: Double, release: @escaping () -> Void = HeapTrim.releaseFreePages) {
+        heap = HeapTrim(intervalSeconds: Self.intervalSeconds, nowSeconds: nowSeconds, release: release)
     }
 
     /// Records the bytes held now (the peak since the last trim).
@@ -31,11 +27,8 @@ struct BodyMemoryTrim {
     @discardableResult
     mutating func check(heldBytes: Int, nowSeconds: Double) -> Bool {
         observe(heldBytes: heldBytes)
-        guard heldBytes == 0, peakBytes >= Self.burstBytes, nowSeconds - lastSeconds >= Self.intervalSeconds else { return false }
-        release()
+        guard heldBytes == 0, peakBytes >= Self.burstBytes, heap.afterEpoch(nowSeconds: nowSeconds) else { return false }
         peakBytes = 0
-        lastSeconds = nowSeconds
-        trims += 1
         return true
     }
 }

@@ -29,8 +29,11 @@ struct HeapTrim {
     /// Gives the free pages back (`qos_heap_trim`; a counter in tests).
     let release: () -> Void
 
+    /// Every whole free page of every arena back to the kernel.
+    static func releaseFreePages() { _ = qos_heap_trim() }
+
     init(intervalSeconds: Double = defaultIntervalSeconds, nowSeconds: Double,
-         release: @escaping () -> Void = { _ = qos_heap_trim() }) {
+         release: @escaping () -> Void = releaseFreePages) {
         precondition(intervalSeconds > 0, "the trim interval must be positive")
         self.intervalSeconds = intervalSeconds
         lastSeconds = nowSeconds
