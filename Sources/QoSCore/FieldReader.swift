@@ -320,9 +320,9 @@ struct FieldReader: Equatable {
     private mutating func readReason(_ p: inout JSONCursor) -> Bool {
         guard p.peek() == UInt8(ascii: "\"") else { fail(.wrongType("reason")); return p.skipValue(depth: 1) }
         guard let raw = p.readRawString() else { return false }
-        if FieldReader.matches(raw, p, "ended") { beacon.reason = .ended }
-        else if FieldReader.matches(raw, p, "exit") { beacon.reason = .exit }
-        else if FieldReader.matches(raw, p, "error") { beacon.reason = .error }
+        if p.keyEquals(raw, "ended") { beacon.reason = .ended }
+        else if p.keyEquals(raw, "exit") { beacon.reason = .exit }
+        else if p.keyEquals(raw, "error") { beacon.reason = .error }
         else { fail(.invalidValue("reason")) }
         return true
     }
@@ -331,13 +331,6 @@ struct FieldReader: Equatable {
         "view_start", "play_start", "heartbeat", "rebuffer_start", "rebuffer_end", "pause", "resume",
         "seek_start", "seek_end", "bitrate_change", "error", "view_end", "segment",
     ]
-
-    /// Token equals literal; escaped tokens are compared after unescaping.
-    static func matches(_ raw: JSONCursor.RawString, _ p: JSONCursor, _ lit: StaticString) -> Bool {
-        if !raw.hasEscapes { return p.keyEquals(raw, lit) }
-        guard let bytes = p.unescaped(raw) else { return false }
-        return bytes.elementsEqual(UnsafeBufferPointer(start: lit.utf8Start, count: lit.utf8CodeUnitCount))
-    }
 
     /// A token's first 24 bytes as little-endian words, bytes past its end
     /// zeroed (no known key or event is longer); nil when it is longer.
@@ -365,7 +358,7 @@ struct FieldReader: Equatable {
     /// The known key a token names (escaped tokens are compared after unescaping).
     static func field(_ raw: JSONCursor.RawString, _ p: JSONCursor) -> Field? {
         if raw.hasEscapes {
-            for f in Field.allCases where matches(raw, p, names[f.rawValue]) { return f }
+            for f in Field.allCases where p.keyEquals(raw, names[f.rawValue]) { return f }
             return nil
         }
         guard let w = words(raw, p) else { return nil }
@@ -377,7 +370,7 @@ struct FieldReader: Equatable {
             guard let w = words(raw, p) else { return nil }
             return eventByWords(raw.length, w.0, w.1, w.2)
         }
-        for e in EventType.allCases where matches(raw, p, eventNames[Int(e.rawValue)]) { return e }
+        for e in EventType.allCases where p.keyEquals(raw, eventNames[Int(e.rawValue)]) { return e }
         return nil
     }
 

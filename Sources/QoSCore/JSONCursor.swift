@@ -401,13 +401,21 @@ struct JSONCursor {
         }
     }
 
-    /// Compares a key token with an ASCII literal.
+    /// Compares a key token with an ASCII literal; a token with escapes is
+    /// compared after unescaping (`"status\u005fcode"` is `status_code`).
     @inline(__always) func keyEquals(_ raw: RawString, _ lit: StaticString) -> Bool {
+        if raw.hasEscapes { return unescapedEquals(raw, lit) }
         let n = lit.utf8CodeUnitCount
         guard raw.length == n else { return false }
         let p = lit.utf8Start
         for k in 0..<n where base[raw.start + k] != p[k] { return false }
         return true
+    }
+
+    /// `keyEquals` for a token with escapes (rare: kept out of line).
+    @inline(never) func unescapedEquals(_ raw: RawString, _ lit: StaticString) -> Bool {
+        guard let bytes = unescaped(raw) else { return false }
+        return bytes.elementsEqual(UnsafeBufferPointer(start: lit.utf8Start, count: lit.utf8CodeUnitCount))
     }
 }
 

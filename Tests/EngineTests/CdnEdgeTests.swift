@@ -54,6 +54,17 @@ import Sketches
         }
     }
 
+    /// A key written with escapes names the same field (JSON compares
+    /// keys by their characters, not their spelling).
+    @Test func escapedKeysNameTheSameFields() {
+        let escaped = #"{"t\u0069mestamp":1631233904.999,"pop":"dce","status\u005fcode":404,"write_time":0.25,"bytes\u005Fout":10,"cache_status":"TCP_EXPIRED_MISS","rewritten_path":"/80C078/o/slices/x/ba63d50dca2149d9a23b30587c75465d/56dce28cdd2940a1bd268be0b5c265bc/a.ts","client_ip":"2001:db8::1","last_byte_served":0,"extra":{"nested":[1,2]}}"#
+        let items = parse(escaped)
+        #expect(rejects(items).isEmpty)
+        #expect(records(items) == records(parse(Self.record)))
+        // An escape that does not spell the key is another key.
+        #expect(rejects(parse(#"{"timestamp":1631233904,"status\u0060code":200}"#)) == ["missing_field:status_code"])
+    }
+
     @Test func arrayAndBatchOfStringsGiveTheSameRecords() {
         let escaped = Self.record.replacingOccurrences(of: "\"", with: "\\\"")
         let array = records(parse("[\(Self.record), \(Self.record)]"))
