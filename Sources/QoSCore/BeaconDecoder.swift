@@ -140,6 +140,28 @@ public enum BeaconDecoder {
         }
     }
 
+    /// The payload of an item of `message` refused after it was decoded
+    /// (time admission, docs/semantics.md §1): the top-level array element
+    /// that holds byte `offset`, like a reject found while decoding; the
+    /// whole message when it is not an array or no element holds `offset`.
+    /// Reads the message again: for the reject path only.
+    public static func element(of message: UnsafeRawBufferPointer, containing offset: Int) -> UnsafeRawBufferPointer {
+        guard offset >= 0, offset < message.count else { return message }
+        var p = JSONCursor(message)
+        p.skipByteOrderMark()
+        p.skipWhitespace()
+        guard p.peek() == UInt8(ascii: "[") else { return message }
+        p.advance()
+        while true {
+            p.skipWhitespace()
+            let start = p.index
+            guard p.skipValue(depth: 1) else { return message }
+            if offset >= start && offset < p.index { return UnsafeRawBufferPointer(rebasing: message[start..<p.index]) }
+            p.skipWhitespace()
+            guard p.next() == UInt8(ascii: ",") else { return message }
+        }
+    }
+
     /// Convenience for tests and tools: decode a byte array into an array.
     public static func decode(_ bytes: [UInt8]) -> [DecodedItem] {
         var out: [DecodedItem] = []

@@ -158,7 +158,7 @@ public final class QoSEngine<K: SketchKit> {
     @inline(__always)
     private func apply(_ b: Beacon, id: UnsafeRawBufferPointer?, idHash: UInt32?, in p: PartitionState<K>,
                        source: SourcePosition, raw: UnsafeRawBufferPointer?, nowMs: Int64) {
-        guard admit(b.ts, field: "ts", p, source: source, raw: raw, nowMs: nowMs) else { return }
+        guard admit(b.ts, field: "ts", p, source: source, raw: raw, within: id, nowMs: nowMs) else { return }
         let wm = p.watermark(config)
         closeDueSessions(p, watermark: wm)
         let found = id.map { p.sessions.find($0, hash: idHash ?? SessionTable.hash($0)) }
@@ -201,20 +201,22 @@ public final class QoSEngine<K: SketchKit> {
     /// Time admission (docs/semantics.md §1) of an event time `ts` in `p`:
     /// before 2000 (`invalid_value:<field>`), too far ahead of `nowMs`, or too
     /// far behind the partition's watermark is a reject row; otherwise the
-    /// partition's clock moves to `ts` and it returns true.
+    /// partition's clock moves to `ts` and it returns true. `within`: bytes
+    /// of `raw` inside the item (a beacon's lent session id), so that a
+    /// refused item of a batch stores its own object, not the batch's start.
     @inline(__always)
     func admit(_ ts: Int64, field: String, _ p: PartitionState<K>, source: SourcePosition,
-               raw: UnsafeRawBufferPointer?, nowMs: Int64) -> Bool {
+               raw: UnsafeRawBufferPointer?, within: UnsafeRawBufferPointer? = nil, nowMs: Int64) -> Bool {
         if _slowPath(ts < config.tsMinMs) {
-            reject(.invalidValue(field), partition: p, source: source, payload: raw)
+            refuse(.invalidValue(field), p, source: source, raw: raw, within: within)
             return false
         }
         if ts > nowMs &+ config.futureToleranceMs {
-            reject(.tsInFuture, partition: p, source: source, payload: raw)
+            refuse(.tsInFuture, p, source: source, raw: raw, within: within)
             return false
         }
         if p.maxTs != .min && ts < p.watermark(config) - config.maxLatenessMs {
-            reject(.tsTooOld, partition: p, source: source, payload: raw)
+            refuse(.tsTooOld, p, source: source, raw: raw, within: within)
             return false
         }
         if ts > p.maxTs {
@@ -224,6 +226,18 @@ public final class QoSEngine<K: SketchKit> {
         return true
     }
 
+    /// The reject row of an item `admit` refused: its payload is the batch
+    /// element holding `within` (`BeaconDecoder.element`), else `raw`.
+    @inline(never)
+    private func refuse(_ reason: RejectReason, _ p: PartitionState<K>, source: SourcePosition,
+                        raw: UnsafeRawBufferPointer?, within: UnsafeRawBufferPointer?) {
+        var payload = raw
+        if let raw, let inner = within?.baseAddress, let base = raw.baseAddress {
+            payload = BeaconDecoder.element(of: raw, containing: inner - base)
+        }
+        reject(reason, partition: p, source: source, payload: payload)
+    }
+
     /// `admit` for a caller that only keeps the clock and the rejects (the
     /// router of a sharded replay, docs/architecture.md "Sharding"): the
     /// item is refused (a reject row held here) or admitted (the clock moved).
@@ -231,7 +245,8 @@ public final class QoSEngine<K: SketchKit> {
                       source: SourcePosition, nowMs: Int64) -> Bool {
         switch item {
         case .beacon(let b):
-            return admit(beaconAt: b.ts, message: message, partition: pid, source: source, nowMs: nowMs)
+            return admit(beaconAt: b.ts, id: b.sessionIdBytes(in: message), message: message, partition: pid,
+                         source: source, nowMs: nowMs)
         case .cdnLog(let r):
             return admit(r.timeMs, field: "timestamp", partition(pid), source: source, raw: message, nowMs: nowMs)
         case .reject:
@@ -240,10 +255,11 @@ public final class QoSEngine<K: SketchKit> {
         }
     }
 
-    /// `admit` for a beacon at `ts` (the router's beacons come apart from its other items).
-    public func admit(beaconAt ts: Int64, message: UnsafeRawBufferPointer, partition pid: Int32,
+    /// `admit` for a beacon at `ts` (the router's beacons come apart from its
+    /// other items); `id`: its session id's bytes when lent from `message`.
+    public func admit(beaconAt ts: Int64, id: UnsafeRawBufferPointer?, message: UnsafeRawBufferPointer, partition pid: Int32,
                       source: SourcePosition, nowMs: Int64) -> Bool {
-        admit(ts, field: "ts", partition(pid), source: source, raw: message, nowMs: nowMs)
+        admit(ts, field: "ts", partition(pid), source: source, raw: message, within: id, nowMs: nowMs)
     }
 
     /// Moves partition `pid`'s clock (its max applied `ts`) to `maxTs`, taken

@@ -184,3 +184,39 @@ extension RejectsTests {
         #expect(gRows == 10 && g.counters.rejectedTotal == 10 && gf.count >= 5)
     }
 }
+
+extension RejectsTests {
+    /// A beacon of a batch that time admission refuses stores its own object
+    /// (docs/semantics.md "Never silent"), like a reject found while decoding;
+    /// whichever way the engine is handed the message.
+    @Test func aRefusedBeaconOfABatchStoresItsOwnObject() {
+        let ok = beacon(Self.t0)
+        let future = beacon(Self.now + 3_600_000, seq: 2)
+        let early = beacon(946_684_799_999, "s2", seq: 3)                      // before 2000: invalid_value:ts
+        let escaped = #"{"event":"heartbeat","ts":\#(Self.now + 3_600_000),"session_id":"s\u0031","seq":4}"#
+        let message = "[\(ok),\n \(future) , \(early),\(escaped)]"
+        let expected = [("ts_in_future", future), ("invalid_value:ts", early), ("ts_in_future", message)]
+        func check(_ rows: [RejectRow]) {
+            #expect(rows.map(\.reason) == expected.map(\.0))
+            #expect(rows.map { String(decoding: $0.payload, as: UTF8.self) } == expected.map(\.1))
+        }
+        // Decoded and applied in one call (`qos run`).
+        let direct = E()
+        send(direct, message, line: 1)
+        check(direct.takeRejects(nowMs: Self.now))
+        // Decoded on another thread, applied item by item (`qos replay`).
+        let staged = E()
+        var scratch = DecodeScratch()
+        var bytes = Array(message.utf8)
+        bytes.withUnsafeMutableBytes { raw in
+            let m = UnsafeRawBufferPointer(raw)
+            BeaconDecoder.decodeLending(m, scratch: &scratch) { item in
+                staged.ingest(item, message: m, partition: 0, source: .file(name: "t", line: 1), nowMs: Self.now)
+            }
+        }
+        check(staged.takeRejects(nowMs: Self.now))
+        // One object alone is its own payload; offsets outside any element give the message.
+        #expect(Array(message.utf8).withUnsafeBytes { BeaconDecoder.element(of: $0, containing: 0).count } == message.utf8.count)
+        #expect(Array(message.utf8).withUnsafeBytes { BeaconDecoder.element(of: $0, containing: 1).count } == ok.utf8.count)
+    }
+}

@@ -101,7 +101,7 @@ final class ShardRouter {
         clock.countMessage()
         var routed = false
         items.forEach(beacon: { b, _ in
-            guard clock.admit(beaconAt: b.ts, message: r.bytes, partition: partition, source: r.position, nowMs: now) else { return }
+            guard clock.admit(beaconAt: b.ts, id: b.sessionIdBytes(in: r.bytes), message: r.bytes, partition: partition, source: r.position, nowMs: now) else { return }
             var own = b
             // The worker gets the beacon without its record: own the lent id.
             if own.sessionIdSpan != nil { own.ownSessionId(from: r.bytes) }
