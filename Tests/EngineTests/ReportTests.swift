@@ -221,22 +221,26 @@ import Sketches
 
     /// A `cdn_edge` table (CDN access logs; columns as `TableSchemas.cdnEdgeColumns` writes them)
     /// becomes the PoP view: requests and errors summed, serve-time sketches merged, per cdn × pop.
-    @Test func cdnEdgeTableBecomesThePoPView() throws {
+    /// A sink with the test's `overall` table and two `cdn_edge` windows
+    /// written by hand; returns it and the merged serve sketch of the first PoP.
+    /// `lgK`, `accuracy`, `requests`: what a file not written by qos might hold.
+    func edgeSink(_ name: String, lgK: Int = 12, accuracy: Double = 0.01,
+                  requests: Int64 = 100) throws -> (sink: String, serveAll: DDSketch) {
         let f = try fx()
-        let sink = f.dir + "/edge-sink"
+        let sink = f.dir + "/" + name
         try FileManager.default.createDirectory(atPath: sink, withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: sink + "/overall", withDestinationPath: f.sink + "/overall")
         let w0: Int64 = 1_767_225_600_000
-        var serveAll = DDSketch(relativeAccuracy: 0.01)
+        var serveAll = DDSketch(relativeAccuracy: accuracy)
         for (i, (pops, slow)) in [(["ams", "fra"], 900.0), (["ams", "lhr"], 40.0)].enumerated() {
             let start = w0 + Int64(i) * 120_000
             var serve: [[UInt8]] = [], hll: [[UInt8]] = []
             for (j, _) in pops.enumerated() {
-                var d = DDSketch(relativeAccuracy: 0.01)
+                var d = DDSketch(relativeAccuracy: accuracy)
                 for k in 0..<50 { _ = d.add(j == 0 ? slow + Double(k) : 30 + Double(k)) }
                 if j == 0 { serveAll.merge(d) }
                 serve.append(d.protobufBytes())
-                var h = HLLSketch(lgK: 12)
+                var h = HLLSketch(lgK: lgK)
                 for k in 0..<(10 + j) { h.update("10.0.\(i).\(k)") }
                 hll.append(h.compactBytes())
             }
@@ -256,7 +260,7 @@ import Sketches
                 ints(Array(repeating: start * 1000, count: n)), ints(Array(repeating: (start + 120_000) * 1000, count: n)),
                 strs(Array(repeating: "edgecast", count: n)), strs(Array(repeating: "acct", count: n)),
                 strs(Array(repeating: "", count: n)), strs(pops),
-                ints([100, 200]), ints([30, 2]), ints([20, 0]), ints([50, 0]), ints([1000, 2000]), ints([60, 190]), ints([40, 10]),
+                ints([requests, 200]), ints([30, 2]), ints([20, 0]), ints([50, 0]), ints([1000, 2000]), ints([60, 190]), ints([40, 10]),
                 .byteArray(serve.map { Optional($0) }), .byteArray(hll.map { Optional($0) })]
             var o = ParquetWriterOptions()
             o.keyValueMetadata = [("videoqos.spec_version", "1"), ("videoqos.table", "cdn_edge")]
@@ -264,6 +268,11 @@ import Sketches
             try FileSink(root: sink).publish(try writeParquet(schema: schema, columns: cols, options: o), dir: dir,
                                              name: "cdn_edge_\(i)_base.parquet")
         }
+        return (sink, serveAll)
+    }
+
+    @Test func cdnEdgeTableBecomesThePoPView() throws {
+        let (sink, serveAll) = try edgeSink("edge-sink")
         var o = ReportOptions()
         o.sink = sink
         let m = try ReportBuilder.model(o)
@@ -277,6 +286,24 @@ import Sketches
         #expect(number(ams[col("serve_p95")]) == serveAll.quantile(0.95))
         #expect(number(rows["edgecast/lhr"]![col("requests")]) == 200)
         #expect(rows.count == 3)
+    }
+
+    /// A `cdn_edge` file whose sketches cannot be merged into ours (another
+    /// HLL lg_k, another DDSketch accuracy) or whose counter is negative is
+    /// refused with its path, as `qos inspect` and `qos reaggregate` refuse it.
+    @Test(arguments: [("lgk", 10, 0.01, Int64(100), "lg_k 10"), ("accuracy", 12, 0.02, 100, "relative accuracy"),
+                      ("negative", 12, 0.01, -5, "requests is negative")])
+    func aCdnEdgeFileQosCouldNotHaveWrittenIsRefused(_ name: String, _ lgK: Int, _ accuracy: Double,
+                                                     _ requests: Int64, _ says: String) throws {
+        var o = ReportOptions()
+        o.sink = try edgeSink("edge-" + name, lgK: lgK, accuracy: accuracy, requests: requests).sink
+        do {
+            _ = try ReportBuilder.model(o)
+            Issue.record("\(name): no error")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains(says) && text.contains("cdn_edge_0_base.parquet"), "\(text)")
+        }
     }
 
     /// Numbers for people, and no trap on a saturated sum (Int64.max).

@@ -163,17 +163,12 @@ enum ReportReader {
                 var groups: [[String]: EdgeAgg] = [:]
                 for i in rows {
                     var g = EdgeAgg()
-                    for c in cols.indices { g.sums[c] = cols[c][i] }
-                    if let b = serve?[i] {
-                        do { g.serve = DurationSketch(try DDSketch(protobuf: b)) } catch {
-                            throw UserError("'\(path)': row \(i): serve_ms_sketch is not a DDSketch protobuf (\(error))")
-                        }
+                    for c in cols.indices {
+                        try TableReader.nonNegative(cols[c][i], EdgeAgg.additive[c], i, path)
+                        g.sums[c] = cols[c][i]
                     }
-                    if let b = clients?[i] {
-                        do { g.clients = ViewerHLL(try HLLSketch(bytes: b)) } catch {
-                            throw UserError("'\(path)': row \(i): clients_hll is not a DataSketches HLL sketch (\(error))")
-                        }
-                    }
+                    if let b = serve?[i] { g.serve = DurationSketch(try TableReader.ddsketch(b, "serve_ms_sketch", i, path)) }
+                    if let b = clients?[i] { g.clients = ViewerHLL(try TableReader.hll(b, "clients_hll", i, path)) }
                     groups[[cdn[i], pop[i]], default: EdgeAgg()].merge(g)
                 }
                 return .edge(start: start, groups: groups)

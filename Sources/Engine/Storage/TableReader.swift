@@ -142,6 +142,21 @@ public enum TableReader {
         return h
     }
 
+    /// A `*_sketch` cell: a DDSketch protobuf with our relative accuracy
+    /// (another accuracy's bins cannot be merged into ours).
+    static func ddsketch(_ b: [UInt8], _ name: String, _ row: Int, _ path: String) throws -> DDSketch {
+        let s: DDSketch
+        do { s = try DDSketch(protobuf: b) } catch {
+            throw UserError("'\(path)': row \(row): \(name) is not a DDSketch protobuf (\(error))")
+        }
+        guard s.canMerge(Self.referenceSketch) else {
+            throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
+        }
+        return s
+    }
+
+    static let referenceSketch = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
+
     /// Counters count things: a negative one was not written by qos, and
     /// summed it would quietly lower every total it enters.
     static func nonNegative(_ x: Int64, _ name: String, _ row: Int, _ path: String) throws {
@@ -218,17 +233,9 @@ public enum TableReader {
         for (i, b) in try blobs(r, "viewers_hll", path).enumerated() {
             rows[i].m.viewers = ViewerHLL(try hll(b, "viewers_hll", i, path))
         }
-        let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         for (name, kp) in quantileColumns where names.contains(name) {
             for (i, b) in try blobs(r, name, path).enumerated() {
-                let s: DDSketch
-                do { s = try DDSketch(protobuf: b) } catch {
-                    throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
-                }
-                guard s.canMerge(reference) else {
-                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
-                }
-                rows[i].m[keyPath: kp] = DurationSketch(s)
+                rows[i].m[keyPath: kp] = DurationSketch(try ddsketch(b, name, i, path))
             }
         }
         let info = FileInfo(path: path, table: table.name, windowStart: w.start, windowEnd: w.end,
@@ -317,18 +324,10 @@ public enum TableReader {
         for (i, b) in try blobs(r, "clients_hll", path).enumerated() {
             rows[i].m.clients = ViewerHLL(try hll(b, "clients_hll", i, path))
         }
-        let reference = DDSketch(relativeAccuracy: SketchParameters.ddsketchRelativeAccuracy)
         for (name, kp) in [("serve_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.serveSketch),
                            ("ttfb_ms_sketch", \CdnEdgeMetrics<DataSketchesKit>.ttfbSketch)] {
             for (i, b) in try blobs(r, name, path).enumerated() {
-                let s: DDSketch
-                do { s = try DDSketch(protobuf: b) } catch {
-                    throw UserError("'\(path)': row \(i): \(name) is not a DDSketch protobuf (\(error))")
-                }
-                guard s.canMerge(reference) else {
-                    throw UserError("'\(path)': \(name) has relative accuracy \(s.relativeAccuracy), not \(SketchParameters.ddsketchRelativeAccuracyText) — it cannot be merged")
-                }
-                rows[i].m[keyPath: kp] = DurationSketch(s)
+                rows[i].m[keyPath: kp] = DurationSketch(try ddsketch(b, name, i, path))
             }
         }
         let info = FileInfo(path: path, table: table, windowStart: w.start, windowEnd: w.end,
