@@ -50,12 +50,23 @@ public struct EngineConfig: Sendable, Equatable {
     /// offsets from their earliest `ts` (2^31 − 1 ms ≈ 24.8 days).
     public static let sessionTimeSpanMaxMs = Int64(Int32.max)
 
+    /// The longest window (1 day): the daemon writes a window once the
+    /// watermark passes its end, so a month-long window would be written
+    /// after a month; longer periods are roll-ups of written windows.
+    public static let windowMaxMs: Int64 = 86_400_000
+
     /// One line naming what is wrong with this config and how to fix it, or
     /// nil when it is usable.
     public var problem: String? {
         let durations = [("lateness", latenessMs), ("max_lateness", maxLatenessMs),
                          ("session_timeout", sessionTimeoutMs), ("session_max", sessionMaxMs)]
         for (name, v) in durations where v < 0 { return "\(name) must be ≥ 0 (got \(v) ms)" }
+        // A zero timeout or length would end a session at every beacon.
+        for (name, v) in durations.suffix(2) where v == 0 { return "\(name) must be > 0" }
+        if windowMs > Self.windowMaxMs {
+            return "window must be at most 1 day (got \(windowMs / 1000) s): a longer window is written only "
+                + "after it ends — roll windows up with `qos reaggregate --grain` instead"
+        }
         if sessionTimeSpanMs > Self.sessionTimeSpanMaxMs {
             let days = Double(sessionTimeSpanMs) / 86_400_000
             return "session_max + session_timeout + lateness + max_lateness is "

@@ -18,7 +18,7 @@ func defaultDuration(_ ms: Int64) -> String { "(default \(DurationText.format(ms
 /// The engine's event-time knobs, shared by `run` and `replay` (keys window,
 /// lateness, max_lateness, session_timeout, session_max, group_cap, slow_request_ms).
 struct EngineOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Window size, whole seconds, e.g. 2m, 10m, 1h, 90s \(defaultDuration(Defaults.engine.windowMs)).")) var window: String?
+    @Option(help: ArgumentHelp("Window size, whole seconds up to 1d, e.g. 2m, 10m, 1h, 90s \(defaultDuration(Defaults.engine.windowMs)).")) var window: String?
     @Option(help: ArgumentHelp("Allowed lateness subtracted from the max ts for the watermark \(defaultDuration(Defaults.engine.latenessMs)).")) var lateness: String?
     @Option(help: ArgumentHelp("Reject beacons further than this behind the watermark \(defaultDuration(Defaults.engine.maxLatenessMs)).")) var maxLateness: String?
     @Option(help: ArgumentHelp("Session inactivity timeout \(defaultDuration(Defaults.engine.sessionTimeoutMs)).")) var sessionTimeout: String?

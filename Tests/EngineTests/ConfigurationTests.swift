@@ -257,6 +257,12 @@ import QoSCore
     @Test func valuesThatDoNotFitTogetherAreErrors() {
         let e = error(env: [("QOS_MAX_LATENESS", "30d")])
         #expect(e?.contains("must stay below 24.8 days") == true, "\(e ?? "no error")")
+        // A window the daemon would write only after a month, a session that ends at every beacon.
+        #expect(error(env: [("QOS_WINDOW", "2d")])?.hasPrefix("window must be at most 1 day (got 172800 s)") == true)
+        #expect(error(env: [("QOS_WINDOW", "1d")]) == nil)
+        #expect(error(env: [("QOS_SESSION_TIMEOUT", "0s")]) == "session_timeout must be > 0")
+        #expect(error(env: [("QOS_SESSION_MAX", "0s")]) == "session_max must be > 0")
+        #expect(error(env: [("QOS_SESSION_TIMEOUT", "1ms")]) == nil)
     }
 
     @Test func durationTextRoundTrips() {
