@@ -140,16 +140,9 @@ import QoSCore
     /// the collector checks a request's bytes before producing any of it, so
     /// a 503 never follows a partly produced request.
     @Test func aRequestOverTheKafkaByteBudgetIsRefusedWhole() throws {
-        let broker = try MockBroker(brokers: 1, topics: ["beacons": 1])
-        defer { broker.close() }
-        var settings = collectorKafkaSettings(bufferMessages: 1000)
-        settings["queue.buffering.max.kbytes"] = "100"
-        let producer = try KafkaProducer(brokers: broker.bootstrapServers, extra: settings, logHandler: nil)
-        defer { producer.close(flushTimeoutMs: 0) }
-        var o = Collector.Options()
-        o.host = "127.0.0.1"; o.port = 0; o.threads = 1; o.bufferMessages = 1000
-        let collector = try Collector(options: o, producer: producer)
-        defer { collector.drain(graceSeconds: 1, flushSeconds: 5) }
+        let s = try base.start({ $0.bufferMessages = 1000 }, kafka: { $0["queue.buffering.max.kbytes"] = "100" })
+        defer { s.stop() }
+        let (broker, producer, collector) = (s.broker, s.producer, s.collector)
         #expect(collector.bufferBytesMax > 0 && collector.bufferBytesMax < 100 * 1024)
         #expect(try base.post(collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"w"}"#).hasPrefix("HTTP/1.1 202"))
         try producer.flush(timeoutMs: 10_000)

@@ -19,13 +19,17 @@ import QoSCore
         func stop() { collector.drain(graceSeconds: 1, flushSeconds: 5); producer.close(flushTimeoutMs: 0); broker.close() }
     }
 
-    func start(_ edit: (inout Collector.Options) -> Void = { _ in }) throws -> Setup {
+    /// A collector on a free loopback port producing to a fresh mock
+    /// broker; `kafka` edits the producer's settings (as `--kafka` would).
+    func start(_ edit: (inout Collector.Options) -> Void = { _ in },
+               kafka: (inout [String: String]) -> Void = { _ in }) throws -> Setup {
         let broker = try MockBroker(brokers: 1, topics: ["beacons": 1, "cmcd": 1])
         var o = Collector.Options()
         o.host = "127.0.0.1"; o.port = 0; o.threads = 1
         edit(&o)
-        let producer = try KafkaProducer(brokers: broker.bootstrapServers,
-                                         extra: collectorKafkaSettings(bufferMessages: o.bufferMessages), logHandler: nil)
+        var settings = collectorKafkaSettings(bufferMessages: o.bufferMessages)
+        kafka(&settings)
+        let producer = try KafkaProducer(brokers: broker.bootstrapServers, extra: settings, logHandler: nil)
         let collector = try Collector(options: o, producer: producer)
         return Setup(broker: broker, producer: producer, collector: collector)
     }
@@ -135,16 +139,9 @@ import QoSCore
             .joined(separator: ",") + "]"
         #expect(try post(small.collector.port, "/v1/beacons", three).hasPrefix("HTTP/1.1 413"))
         // A producer whose message.max.bytes (set with --kafka) is below the body limit.
-        let broker = try MockBroker(brokers: 1, topics: ["beacons": 1])
-        defer { broker.close() }
-        var settings = collectorKafkaSettings(bufferMessages: 100)
-        settings["message.max.bytes"] = "20000"
-        let producer = try KafkaProducer(brokers: broker.bootstrapServers, extra: settings, logHandler: nil)
-        defer { producer.close(flushTimeoutMs: 0) }
-        var o = Collector.Options()
-        o.host = "127.0.0.1"; o.port = 0; o.threads = 1
-        let collector = try Collector(options: o, producer: producer)
-        defer { collector.drain(graceSeconds: 1, flushSeconds: 1) }
+        let capped = try start(kafka: { $0["message.max.bytes"] = "20000" })
+        defer { capped.stop() }
+        let collector = capped.collector
         let ok = #"{"event":"heartbeat","ts":1764560000000,"session_id":"k"}"#
         let big = "[" + ok + "," + String(repeating: "x", count: 30_000) + "]"
         let refused = try post(collector.port, "/v1/beacons", big)
