@@ -29,6 +29,18 @@ import Testing
         #expect(reasons(#"{"event":"heartbeat","ts":1,"session_id":"s","bitrate_kbps":4e18}"#) == ["wrong_type:bitrate_kbps"])
     }
 
+    /// A key written twice (README "Input: beacons"): every value must be
+    /// valid, the last one counts.
+    @Test func aKeyWrittenTwiceTakesItsLastValueAndEachMustBeValid() {
+        #expect(reasons(#"{"event":"heartbeat","ts":1,"session_id":"s","played_ms":99999999999,"played_ms":5}"#)
+                == ["invalid_value:played_ms"])
+        #expect(reasons(#"{"event":"heartbeat","ts":1,"session_id":"s","played_ms":5,"played_ms":99999999999}"#)
+                == ["invalid_value:played_ms"])
+        let items = BeaconDecoder.decode(Array(#"{"event":"heartbeat","ts":1,"session_id":"s","played_ms":7,"played_ms":5}"#.utf8))
+        guard case .beacon(let b)? = items.first else { Issue.record("not a beacon"); return }
+        #expect(b.playedMs == 5)
+    }
+
     @Test func aByteOrderMarkStartingAMessageIsSkipped() {
         let bom = "\u{FEFF}"
         #expect(reasons(bom + #"{"event":"heartbeat","ts":1,"session_id":"s"}"#) == ["ok"])
