@@ -58,8 +58,9 @@ import Testing
     @Test func jsonReportsNameOnlyDefinedKeysInReasons() {
         for (json, reason) in [(#"[{"sid":"a","ts":1767225600000,"made-up-key-123":{"x":1}}]"#, "invalid_cmcd:value:other"),
                                (#"[{"sid":"a","ts":1767225600000,"br":{"x":1}}]"#, "invalid_cmcd:value:br")] {
-            guard case .failure(let r) = CMCDHTTP.fromJSON(Array(json.utf8)) else { Issue.record("accepted: \(json)"); continue }
-            #expect(r.reason.code == reason)
+            guard case .success(let reports) = CMCDJSON.reports(Array(json.utf8)), reports.count == 1,
+                  case .failure(let r) = reports[0] else { Issue.record("accepted: \(json)"); continue }
+            #expect(r.reason.reason.code == reason)
         }
     }
 
@@ -136,6 +137,40 @@ import Testing
             [], ["view_start", "play_start"], ["view_end+100"],
         ])
         #expect(f.sessions.count == 0)   // ended sessions are forgotten
+    }
+
+    /// A response report carries its request's start, earlier than the
+    /// report before it (docs/cmcd.md "Played time"): it adds no played time
+    /// and the next report counts from the latest time, not from it.
+    @Test func aReportStampedEarlierDoesNotCountPlayingTwice() {
+        let t = 1_764_560_000_000
+        let got = events(CMCDFormat(), [
+            "sid=\"a\",ts=\(t),e=ps,sta=s",
+            "sid=\"a\",ts=\(t + 1000),e=ps,sta=p",
+            "sid=\"a\",ts=\(t + 10000),e=t,sta=p",
+            "sid=\"a\",ts=\(t + 8000),e=rr,sta=p,ot=v,rc=200",
+            "sid=\"a\",ts=\(t + 20000),e=t,sta=p",
+            "sid=\"a\",ts=\(t + 21000),e=ps,sta=e",
+        ])
+        #expect(got == [["view_start"], ["play_start"], ["heartbeat+9000"], ["segment"], ["heartbeat+10000"], ["view_end+1000"]])
+        let played = got.joined().compactMap { $0.split(separator: "+").last.flatMap { Int($0) } }.reduce(0, +)
+        #expect(played == 20_000)   // from the play state to the end, once
+    }
+
+    /// `w` (waiting, not for data) ends a stall or a seek and plays no time.
+    @Test func waitingEndsAStallAndPlaysNothing() {
+        let t = 1_764_560_000_000
+        let got = events(CMCDFormat(), [
+            "sid=\"w\",ts=\(t),e=ps,sta=s",
+            "sid=\"w\",ts=\(t + 1000),e=ps,sta=p",
+            "sid=\"w\",ts=\(t + 3000),e=ps,sta=r",
+            "sid=\"w\",ts=\(t + 4000),e=ps,sta=w",
+            "sid=\"w\",ts=\(t + 9000),e=ps,sta=p",
+            "sid=\"w\",ts=\(t + 10000),e=ps,sta=k",
+            "sid=\"w\",ts=\(t + 11000),e=ps,sta=w",
+        ])
+        #expect(got == [["view_start"], ["play_start"], ["rebuffer_start+2000"], ["rebuffer_end"], ["heartbeat"],
+                        ["seek_start+1000"], ["seek_end"]])
     }
 
     /// The collector's client address replaces one the client wrote itself

@@ -191,6 +191,52 @@ import QoSCore
         #expect(text.hasPrefix(#"cid="m",sid="a\"b\\c,sid=\"x","#))
     }
 
+    /// Each object of a JSON array is a report of its own: the valid ones are
+    /// taken; a bad one is produced as a one-element array of its JSON, which
+    /// the daemon's `cmcd` format refuses with the collector's reason.
+    @Test func aBadObjectOfACMCDJSONArrayIsOneRejectWithTheDaemonsReason() throws {
+        let ts = 1_764_560_000_000
+        let got = cmcd(#"[{"sid":"j1","ts":\#(ts),"e":"ps","sta":"s"},{"sid":"j2","ts":\#(ts),"br":[1e300]},7,"#
+                       + #"{"sid":"j3","ts":\#(ts),"e":"ps","sta":"s"}]"#)
+        var records: [String] = [], refused: [(String, [UInt8])] = []
+        for g in got {
+            switch g {
+            case .record(let text, _): records.append(text)
+            case .reject(let why, let bytes): refused.append((why.code, bytes))
+            }
+        }
+        #expect(records.count == 2 && records.allSatisfy { $0.contains("sta=s") })
+        #expect(refused.map(\.0) == ["invalid_cmcd:value:br", "not_an_object"])
+        for (why, bytes) in refused {
+            var daemon: [String] = []
+            bytes.withUnsafeBytes { CMCDFormat().decode($0) { if case .reject(let r, _) = $0 { daemon.append(r.code) } } }
+            #expect(daemon == [why], "\(String(decoding: bytes, as: UTF8.self))")
+        }
+        // The daemon reads a JSON array of reports as the collector does.
+        var beacons: [String] = []
+        Array(#"[{"sid":"j4","ts":\#(ts),"e":"ps","sta":"s"},{"sid":"j4","ts":\#(ts + 1000),"e":"ps","sta":"p"}]"#.utf8)
+            .withUnsafeBytes { CMCDFormat().decode($0) { if case .beacon(let b) = $0 { beacons.append(b.event.name) } } }
+        #expect(beacons == ["view_start", "play_start"])
+    }
+
+    /// A report under the 64 KiB limit stays valid with what the collector
+    /// appends (a long User-Agent is clipped to 1 KiB), and the daemon reads it.
+    @Test func aReportNearTheLimitWithALongUserAgentIsTaken() throws {
+        let pad = String(repeating: "a", count: CMCDParser.recordBytesMax - 60)
+        let report = "sid=\"n1\",ts=1764560000000,e=ps,sta=s,cid=\"\(pad)\""
+        #expect(report.utf8.count < CMCDParser.recordBytesMax)
+        let got = CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: Array(report.utf8),
+                                   ip: "2001:db8::1", userAgent: String(repeating: "\"ua\\", count: 20_000), nowMs: 0)
+        guard got.count == 1, case .record(let text, _) = got[0] else { Issue.record("\(got.map { "\($0)".prefix(200) })"); return }
+        var events: [String] = []
+        Array(text.utf8).withUnsafeBytes { CMCDFormat().decode($0) { if case .beacon(let b) = $0 { events.append(b.event.name) } } }
+        #expect(events == ["view_start"])
+        // A report over the limit is refused as before.
+        let over = "sid=\"n2\",ts=1764560000000,cid=\"\(pad)\(pad.prefix(100))\""
+        #expect(reason(CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: Array(over.utf8),
+                                        ip: "192.0.2.1", userAgent: nil, nowMs: 0)) == "invalid_cmcd:too_large")
+    }
+
     // MARK: 6. Numbers that do not fit
 
     @Test func extremeTimeoutsAndRatesSaturate() throws {

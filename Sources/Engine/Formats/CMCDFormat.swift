@@ -48,8 +48,28 @@ public struct CMCDFormat: RecordFormat {
         var end = record.count
         while end > 0, record[end - 1] == 0x0a || record[end - 1] == 0x0d { end -= 1 }
         let whole = 0..<record.count
+        let first = record.first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0a && $0 != 0x0d }
+        guard first != UInt8(ascii: "{") && first != UInt8(ascii: "[") else {
+            // The JSON form (CMCDJSON): each report in turn, a bad one a reject.
+            switch CMCDJSON.reports(Array(record)) {
+            case .failure(let r): sink(.reject(r.reason, payload: whole))
+            case .success(let reports):
+                for report in reports {
+                    switch report {
+                    case .failure(let bad): sink(.reject(bad.reason.reason, payload: whole))
+                    case .success(let text): text.withUnsafeBytes { decodeText($0, payload: whole, sink) }
+                    }
+                }
+            }
+            return
+        }
+        decodeText(UnsafeRawBufferPointer(rebasing: record[0..<end]), payload: whole, sink)
+    }
+
+    /// One report in the text form; a reject's payload is `payload` (of the record).
+    private func decodeText(_ text: UnsafeRawBufferPointer, payload whole: Range<Int>, _ sink: (DecodedItem) -> Void) {
         let rec: CMCDRecord
-        switch CMCDParser.parse(UnsafeRawBufferPointer(rebasing: record[0..<end])) {
+        switch CMCDParser.parse(text, limit: CMCDParser.annotatedRecordBytesMax) {
         case .failure(let e): return sink(.reject(e.reason, payload: whole))
         case .success(let r): rec = r
         }
@@ -153,6 +173,9 @@ public struct CMCDFormat: RecordFormat {
                     if from == "r" { emit(.rebufferEnd) }
                     if from == "k" { emit(.seekEnd) }
                     emit(.pause)
+                case "w":   // waiting, not for data: a stall or a seek is over
+                    if from == "r" { emit(.rebufferEnd) }
+                    if from == "k" { emit(.seekEnd) }
                 case "e":
                     emit(.viewEnd) { $0.reason = .ended }
                 case "q":
@@ -185,7 +208,10 @@ public struct CMCDFormat: RecordFormat {
             // the periodic one): a heartbeat, once the view is known.
             if out.isEmpty, s.viewStarted || s.playStarted || event == "t" { emit(.heartbeat) }
             if let played, !out.isEmpty { out[0].playedMs = played }
-            s.ts = h.ts
+            // The latest report time, never back: a response report (`e=rr`)
+            // carries its request's start, earlier than the report before it;
+            // going back would credit that stretch of playing twice.
+            if s.ts.map({ h.ts > $0 }) ?? true { s.ts = h.ts }
             if newState == "e" || newState == "q" || newState == "f" { s.ended = true }
             return out
         })
@@ -209,7 +235,7 @@ public struct CMCDFormat: RecordFormat {
 /// timeout (5 minutes of event time behind the newest report) are dropped,
 /// and if that is not enough, all are (each then restarts as unknown).
 final class CMCDSessions: @unchecked Sendable {
-    static let states: Set<String> = ["s", "p", "k", "r", "a", "e", "f", "q", "d"]
+    static let states: Set<String> = ["s", "p", "k", "r", "a", "w", "e", "f", "q", "d"]
     struct State { var state: String?; var ts: Int64?; var viewStarted = false; var playStarted = false; var ended = false }
     private var map: [String: State] = [:]
     private var newest: Int64 = 0

@@ -79,7 +79,12 @@ public struct CMCDReject: Error, Sendable {
 /// boolean true; values are integers, decimals, "strings", tokens, `?0`/`?1`
 /// and inner lists `( … )` whose items may carry `;parameters`.
 public enum CMCDParser {
+    /// The longest report a player may send (docs/cmcd.md).
     public static let recordBytesMax = 64 * 1024
+    /// The longest record the daemon reads: a report plus what `qos collect`
+    /// appends (`ts`, the client address, its User-Agent clipped to
+    /// `BeaconLimits.userAgentBytesMax`, quoted: each byte at most escaped).
+    public static let annotatedRecordBytesMax = recordBytesMax + 2 * BeaconLimits.userAgentBytesMax + 1024
 
     /// The keys CMCD defines (versions 1 and 2) and the two `qos collect`
     /// adds (docs/cmcd.md, "Keys we read" and "Read but not mapped").
@@ -97,13 +102,14 @@ public enum CMCDParser {
         CMCDSyntaxError(what: definedKeys.contains(key) ? "value:\(key)" : "value:other")
     }
 
-    public static func parse(_ text: String) -> Result<CMCDRecord, CMCDSyntaxError> {
+    public static func parse(_ text: String, limit: Int = recordBytesMax) -> Result<CMCDRecord, CMCDSyntaxError> {
         var s = text
-        return s.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+        return s.withUTF8 { parse(UnsafeRawBufferPointer($0), limit: limit) }
     }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) -> Result<CMCDRecord, CMCDSyntaxError> {
-        guard bytes.count <= recordBytesMax else { return .failure(.init(what: "too_large")) }
+    public static func parse(_ bytes: UnsafeRawBufferPointer,
+                             limit: Int = recordBytesMax) -> Result<CMCDRecord, CMCDSyntaxError> {
+        guard bytes.count <= limit else { return .failure(.init(what: "too_large")) }
         var p = Cursor(bytes: bytes)
         var rec = CMCDRecord()
         p.skipSpaces()
