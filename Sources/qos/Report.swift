@@ -12,11 +12,12 @@ struct Report: ParsableCommand {
         present) for the windows starting in [--from, --to), merges each window's files (base, late deltas, \
         other instances: counters summed, HLL sketches unioned, DDSketches merged, rates and percentiles \
         recomputed) and writes --out: KPI tiles (views, unique viewers, plays, startup p50/p95, rebuffer \
-        ratio, VSF / EBVS / VPF rates, CDN failed-request rate), time series of the overall table (one point \
+        ratio, VSF / EBVS / VPF rates, CDN failed-request rate, peak concurrent plays, rejected beacons), time series of the overall table (one point \
         per window; above 600 windows each point merges several whole windows exactly, the step is printed \
         on the page), sortable breakdowns (CDN × PoP, device type, player, player × version from the \
         sessions table, country, video, trending videos: the last hour against the one before), the \
-        cdn_edge PoP view, and the rejects by reason. The file has no external references: it opens from \
+        cdn_edge PoP view, and the rejects by reason. A sink of CDN access logs alone (no overall table) \
+        gives the cdn_edge view over its windows. The file has no external references: it opens from \
         disk offline; light and dark mode follow the system. `qos run` and `qos demo` serve the same page, \
         live, at / on the operations port.
 

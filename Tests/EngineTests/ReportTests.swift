@@ -137,6 +137,28 @@ import Sketches
         var got: [String: Int64] = [:]
         for r in pv.rows { got[text(r[0]) + "|" + text(r[1])] = Int64(number(r[2])!) }
         #expect(got == sessions.keyed)
+        // VSF and EBVS per closed session with a view_start (docs/semantics.md §7), read here
+        // from the sessions files' boolean columns.
+        var views: [String: Int], vsfs: [String: Int]
+        (views, vsfs) = ([:], [:])
+        for path in Inspector.parquetFiles(under: f.sink + "/sessions") {
+            let r = try ParquetFileReader(bytes: Inspector.readFile(path))
+            func col(_ n: String) throws -> [Bool] { guard case .boolean(let v) = try r.column(named: n) else { return [] }; return v.map { $0! } }
+            let names = try r.column(named: "player_name").stringValues!, versions = try r.column(named: "player_version").stringValues!
+            let missing = try col("missing_start"), vsf = try col("vsf")
+            for i in 0..<r.numRows where !missing[i] {
+                let k = names[i]! + "|" + versions[i]!
+                views[k, default: 0] += 1
+                if vsf[i] { vsfs[k, default: 0] += 1 }
+            }
+        }
+        #expect(views.count > 1 && vsfs.values.reduce(0, +) > 0 && views.values.reduce(0, +) < Int(sessions.keyed.values.reduce(0, +)),
+                "the fixture has sessions without a view_start and start failures")
+        let vsfCol = pv.columns.firstIndex { $0.id == "vsf_rate" }!
+        for r in pv.rows {
+            let k = text(r[0]) + "|" + text(r[1])
+            #expect(number(r[vsfCol]) == views[k].map { Double(vsfs[k] ?? 0) / Double($0) }, "\(k)")
+        }
         // The broken player version is the worst by VPF among those with plays.
         let vpf = pv.columns.firstIndex { $0.id == "vpf_rate" }!
         let worst = pv.rows.filter { number($0[2])! >= 20 }.max { (number($0[vpf]) ?? 0) < (number($1[vpf]) ?? 0) }!
@@ -209,6 +231,11 @@ import Sketches
         let s = try ReportTests.sums(f.sink + "/overall")
         #expect(rows.count == s.perWindow.count)
         #expect(rows.map { ($0["views"] as! NSNumber).int64Value }.reduce(0, +) == s.ints["views"]!)
+        #expect(rows.map { ($0["requests"] as! NSNumber).int64Value }.reduce(0, +) == s.ints["requests"]!)
+        // A table without segment columns has no segment numbers (they read as 0 before).
+        let video = try #require(live.route("/api/windows?table=video&from=0"))
+        let videoRows = (try JSONSerialization.jsonObject(with: Data(video.body.utf8)) as! [String: Any])["rows"] as! [[String: Any]]
+        #expect(!videoRows.isEmpty && videoRows.allSatisfy { $0["requests"] == nil && $0["failed_requests"] == nil && $0["views"] != nil })
         let last = rows.map { ($0["window_start_ms"] as! NSNumber).int64Value }.max()!
         let newer = try #require(live.route("/api/windows?table=overall&from=\(last + 1)"))
         #expect(newer.body.contains("\"rows\":[\n]"))
@@ -225,11 +252,13 @@ import Sketches
     /// written by hand; returns it and the merged serve sketch of the first PoP.
     /// `lgK`, `accuracy`, `requests`: what a file not written by qos might hold.
     func edgeSink(_ name: String, lgK: Int = 12, accuracy: Double = 0.01,
-                  requests: Int64 = 100) throws -> (sink: String, serveAll: DDSketch) {
+                  requests: Int64 = 100, withOverall: Bool = true) throws -> (sink: String, serveAll: DDSketch) {
         let f = try fx()
         let sink = f.dir + "/" + name
         try FileManager.default.createDirectory(atPath: sink, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: sink + "/overall", withDestinationPath: f.sink + "/overall")
+        if withOverall {
+            try FileManager.default.createSymbolicLink(atPath: sink + "/overall", withDestinationPath: f.sink + "/overall")
+        }
         let w0: Int64 = 1_767_225_600_000
         var serveAll = DDSketch(relativeAccuracy: accuracy)
         for (i, (pops, slow)) in [(["ams", "fra"], 900.0), (["ams", "lhr"], 40.0)].enumerated() {
@@ -286,6 +315,34 @@ import Sketches
         #expect(number(ams[col("serve_p95")]) == serveAll.quantile(0.95))
         #expect(number(rows["edgecast/lhr"]![col("requests")]) == 200)
         #expect(rows.count == 3)
+    }
+
+    /// A sink of CDN access logs alone (`qos replay --format edgecast`) has
+    /// no `overall` table: the page is the PoP view over `cdn_edge`'s windows.
+    @Test func aSinkOfCdnLogsAloneIsReported() throws {
+        var o = ReportOptions()
+        o.sink = try edgeSink("edge-only", withOverall: false).sink
+        let m = try ReportBuilder.model(o)
+        #expect(m.windows == 2 && m.files == 2 && m.grainMs == 120_000)
+        #expect(m.firstStart == 1_767_225_600_000 && m.lastEnd == 1_767_225_600_000 + 240_000)
+        let t = try #require(table(m, "cdn_edge"))
+        #expect(t.rows.count == 3)
+        #expect(kpi(m, "views") == 0)
+    }
+
+    /// "N files" counts files, not the windows they hold: a late-delta file
+    /// of several windows is one file.
+    @Test func theFileCountIsOfFiles() throws {
+        let f = try fx()
+        var all = 0, multi = false
+        for t in ReportReader.tables {
+            for p in try ReportReader.files(sink: f.sink, table: t, fromMs: .min, toMs: .max) {
+                all += 1
+                if try ReportReader.read(p, table: t).count > 1 { multi = true }
+            }
+        }
+        #expect(multi, "the fixture has a file of several windows")
+        #expect(f.model.files == all)
     }
 
     /// A `cdn_edge` file whose sketches cannot be merged into ours (another

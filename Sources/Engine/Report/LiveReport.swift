@@ -281,9 +281,12 @@ public final class LiveReport: @unchecked Sendable {
                 let derived = ["views", "unique_viewers", "plays", "startup_p50", "startup_p95", "rebuffer_ratio",
                                "vsf_rate", "ebvs_rate", "vpf_rate", "concurrent_plays"]
                 for k in derived { fields.append("\(json(k)):\(v[k].map(ReportHTML.num) ?? "null")") }
-                let additive: [(String, Int64)] = [("vsf", m.vsf), ("ebvs", m.ebvs), ("vpf", m.vpf), ("playing_ms", m.playingMs),
-                                                   ("rebuffer_ms", m.rebufferMs), ("requests", m.segment.requests),
-                                                   ("failed_requests", m.segment.failedRequests)]
+                var additive: [(String, Int64)] = [("vsf", m.vsf), ("ebvs", m.ebvs), ("vpf", m.vpf), ("playing_ms", m.playingMs),
+                                                   ("rebuffer_ms", m.rebufferMs)]
+                // Segment counts exist only in the tables that have their columns.
+                if table.hasSegmentMetrics {
+                    additive += [("requests", m.segment.requests), ("failed_requests", m.segment.failedRequests)]
+                }
                 for (k, x) in additive { fields.append("\(json(k)):\(x)") }
                 rows.append("{" + fields.joined(separator: ",") + "}")
             }

@@ -36,11 +36,11 @@ enum ReportFile {
     /// `rejects`: rows per reason.
     case rejects(start: Int64, byReason: [String: Int64])
     /// `cdn_edge` (CDN access logs), per cdn × pop.
-    case edge(start: Int64, groups: [[String]: EdgeAgg])
+    case edge(start: Int64, end: Int64, groups: [[String]: EdgeAgg])
 
     var start: Int64 {
         switch self {
-        case .metric(_, let s, _, _), .sessions(let s, _), .rejects(let s, _), .edge(let s, _): return s
+        case .metric(_, let s, _, _), .sessions(let s, _), .rejects(let s, _), .edge(let s, _, _): return s
         }
     }
 }
@@ -48,6 +48,9 @@ enum ReportFile {
 /// Closed sessions of one player name × version.
 struct PlayerAgg {
     var sessions: Int64 = 0
+    /// Closed sessions with a `view_start` (not `missing_start`): the views
+    /// VSF and EBVS are rates of (docs/semantics.md §7, `sessions`).
+    var views: Int64 = 0
     var played: Int64 = 0
     var vsf: Int64 = 0
     var ebvs: Int64 = 0
@@ -57,7 +60,7 @@ struct PlayerAgg {
     var startup = DurationSketch()
 
     mutating func merge(_ o: PlayerAgg) {
-        sessions +|= o.sessions; played +|= o.played; vsf +|= o.vsf; ebvs +|= o.ebvs; vpf +|= o.vpf
+        sessions +|= o.sessions; views +|= o.views; played +|= o.played; vsf +|= o.vsf; ebvs +|= o.ebvs; vpf +|= o.vpf
         playingMs +|= o.playingMs; rebufferMs +|= o.rebufferMs
         startup.merge(o.startup)
     }
@@ -130,6 +133,7 @@ enum ReportReader {
             let names = try strings(r, "player_name", path), versions = try strings(r, "player_version", path)
             let played = try bools(r, "played", path), vsf = try bools(r, "vsf", path)
             let ebvs = try bools(r, "ebvs", path), vpf = try bools(r, "vpf", path)
+            let missingStart = try bools(r, "missing_start", path)
             let playing = try TableReader.int64s(r, "playing_ms", path), reb = try TableReader.int64s(r, "rebuffer_ms", path)
             guard case .int64(let startup) = try TableReader.column(r, "startup_ms", path) else {
                 throw UserError("'\(path)': column 'startup_ms' is not INT64")
@@ -139,6 +143,7 @@ enum ReportReader {
                 for i in rows {
                     var g = groups[[names[i], versions[i]], default: PlayerAgg()]
                     g.sessions += 1
+                    if !missingStart[i] { g.views += 1 }
                     if played[i] { g.played += 1 }
                     if vsf[i] { g.vsf += 1 }
                     if ebvs[i] { g.ebvs += 1 }
@@ -152,6 +157,7 @@ enum ReportReader {
             }
         default:  // cdn_edge: read by column name, so a later column set still reads
             let n = r.numRows
+            let ends = try TableReader.int64s(r, "window_end", path).map { $0 / 1000 }
             let cdn = try strings(r, "cdn", path), pop = try strings(r, "pop", path)
             var cols: [[Int64]] = []
             for name in EdgeAgg.additive {
@@ -171,7 +177,7 @@ enum ReportReader {
                     if let b = clients?[i] { g.clients = ViewerHLL(try TableReader.hll(b, "clients_hll", i, path)) }
                     groups[[cdn[i], pop[i]], default: EdgeAgg()].merge(g)
                 }
-                return .edge(start: start, groups: groups)
+                return .edge(start: start, end: rows.first.map { ends[$0] } ?? start, groups: groups)
             }
         }
     }
@@ -206,7 +212,11 @@ struct ReportAccumulator {
     var players: [[String]: PlayerAgg] = [:]
     var rejects: [String: Int64] = [:]
     var edge: [[String]: EdgeAgg] = [:]
-    var hasEdge = false
+    /// Per `cdn_edge` window start: its end (a sink of CDN logs alone has no `overall`).
+    var edgeWindows: [Int64: Int64] = [:]
+    var hasEdge: Bool { !edgeWindows.isEmpty }
+    var edgeGrains: [Int64: Int] = [:]
+    /// Files with a window in range (a late-delta or compacted file of several windows counts once).
     var files = 0
 
     /// Breakdown key → (table, dimensions kept).
@@ -220,7 +230,6 @@ struct ReportAccumulator {
 
     mutating func add(_ f: ReportFile) {
         guard inRange(f.start) else { return }
-        files += 1
         switch f {
         case .metric(let t, let s, let e, let rows):
             grains[e - s, default: 0] += 1
@@ -249,14 +258,18 @@ struct ReportAccumulator {
             for (k, g) in groups { players[k, default: PlayerAgg()].merge(g) }
         case .rejects(_, let by):
             for (k, n) in by { rejects[k, default: 0] += n }
-        case .edge(_, let groups):
-            hasEdge = true
+        case .edge(let s, let e, let groups):
+            edgeWindows[s] = max(edgeWindows[s] ?? e, e)
+            edgeGrains[e - s, default: 0] += 1
+            newestEnd = max(newestEnd, e)
             for (k, g) in groups { edge[k, default: EdgeAgg()].merge(g) }
         }
     }
 
     /// The window length most files have.
-    var grainMs: Int64 { grains.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key ?? 120_000 }
+    var grainMs: Int64 {
+        (grains.isEmpty ? edgeGrains : grains).max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key ?? 120_000
+    }
 }
 
 /// Reads the sink for `qos report`.
@@ -272,11 +285,13 @@ public enum ReportBuilder {
             let paths = try ReportReader.files(sink: options.sink, table: t, fromMs: options.fromMs, toMs: options.toMs)
             for (i, p) in paths.enumerated() {
                 progress?("\(t): \(i + 1)/\(paths.count) files")
-                for f in try ReportReader.read(p, table: t) { acc.add(f) }
+                let pieces = try ReportReader.read(p, table: t).filter { acc.inRange($0.start) }
+                if !pieces.isEmpty { acc.files += 1 }
+                for f in pieces { acc.add(f) }
             }
         }
-        guard !acc.overall.isEmpty else {
-            throw UserError("no windows of the overall table in '\(options.sink)'\(options.fromMs == .min && options.toMs == .max ? "" : " between --from and --to") — check --sink (a qos replay / qos run output) and the range")
+        guard !acc.overall.isEmpty || acc.hasEdge else {
+            throw UserError("no windows of the overall or cdn_edge table in '\(options.sink)'\(options.fromMs == .min && options.toMs == .max ? "" : " between --from and --to") — check --sink (a qos replay / qos run output) and the range")
         }
         return acc
     }

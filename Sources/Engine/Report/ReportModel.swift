@@ -81,11 +81,13 @@ public struct ReportModel: Sendable {
     static func ratio(_ a: Int64, _ b: Int64) -> Double? { b > 0 ? Double(a) / Double(b) : nil }
 
     init(_ acc: ReportAccumulator) {
-        let starts = acc.overall.keys.sorted()
+        // The beacon tables' windows; a sink of CDN logs alone has only `cdn_edge`'s.
+        let ends = acc.overall.isEmpty ? acc.edgeWindows : acc.overall.mapValues(\.end)
+        let starts = ends.keys.sorted()
         sink = acc.options.sinkName ?? acc.options.sink
         grainMs = acc.grainMs
         firstStart = starts.first ?? 0
-        lastEnd = starts.last.map { acc.overall[$0]!.end } ?? 0
+        lastEnd = starts.last.flatMap { ends[$0] } ?? 0
         windows = starts.count
         files = acc.files
         // The smallest multiple of the window whose epoch-aligned buckets number at most maxPoints.
@@ -100,7 +102,7 @@ public struct ReportModel: Sendable {
         var buckets: [(start: Int64, m: ReportMetrics)] = []
         for s in starts {
             var m = ReportMetrics()
-            for r in acc.overall[s]!.merger.rows(start: s, end: 0) { m = r.m }
+            for r in acc.overall[s]?.merger.rows(start: s, end: 0) ?? [] { m = r.m }
             let c = m.concurrentPlays
             peakConcurrent = max(peakConcurrent, c)
             let b = stepMs == grainMs ? s : ReportModel.floorDiv(s, stepMs) * stepMs
@@ -204,10 +206,10 @@ public struct ReportModel: Sendable {
             let cells: [[Cell]] = rows.prefix(limit).map { k, g in
                 [.text(k[0]), .text(k[1]), .number(Double(g.sessions)), .number(g.startup.quantile(0.5)),
                  .number(ratio(g.rebufferMs, g.playingMs +| g.rebufferMs)),
-                 .number(ratio(g.vsf, g.sessions)), .number(ratio(g.ebvs, g.sessions)), .number(ratio(g.vpf, g.played))]
+                 .number(ratio(g.vsf, g.views)), .number(ratio(g.ebvs, g.views)), .number(ratio(g.vpf, g.played))]
             }
             out.append(Table(id: "player_version", title: "Player × version",
-                             note: "sessions table (closed sessions, in their close's window); rates per closed session, VPF per session that played",
+                             note: "sessions table (closed sessions, in their close's window); VSF and EBVS per closed session with a view_start (as alerts count them), VPF per session that played",
                              columns: cols, rows: cells, groups: rows.count))
         }
         if acc.hasEdge {
