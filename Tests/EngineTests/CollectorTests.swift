@@ -68,9 +68,10 @@ import QoSCore
         defer { s.stop() }
         let body = """
             [{"event":"view_start","ts":1764560000000,"session_id":"s1","video_id":"v"},
-             {"event":"play_start","ts":1764560001000,"session_id":"s2","ip":"203.0.113.9"}]
+             {"event":"play_start","ts":1764560001000,"session_id":"s2","ip":"203.0.113.9","user_agent":"Own/1"}]
             """
-        let res = try post(s.collector.port, "/v1/beacons", body, headers: ["Content-Type: text/plain;charset=UTF-8"])
+        let res = try post(s.collector.port, "/v1/beacons", body, headers: ["Content-Type: text/plain;charset=UTF-8",
+                                                                         "User-Agent: Mozilla/5.0 (SMART-TV; Tizen 6.5)"])
         #expect(res.hasPrefix("HTTP/1.1 202"))
         #expect(res.hasSuffix("{\"accepted\":2}\n"))
         let msgs = try consume(s.broker, "beacons", count: 2).sorted { $0.0 < $1.0 }
@@ -78,6 +79,8 @@ import QoSCore
         #expect(msgs[0].1.contains("\"ip\":\"127.0.0.1\""))      // added: the peer
         #expect(msgs[1].1.contains("\"ip\":\"203.0.113.9\""))    // kept: the player's own
         #expect(msgs[0].1.contains("\"video_id\":\"v\""))
+        #expect(msgs[0].1.contains("\"user_agent\":\"Mozilla/5.0 (SMART-TV; Tizen 6.5)\""))  // added: the request's
+        #expect(msgs[1].1.contains("\"user_agent\":\"Own/1\""))                                 // kept: the beacon's own
     }
 
     @Test func malformedRecordsGet400AndStillReachKafkaForTheRejectsTable() throws {
@@ -165,6 +168,19 @@ import QoSCore
         let other = try Client(port: s.collector.port)
         other.send("OPTIONS /v1/beacons HTTP/1.1\r\nHost: x\r\nConnection: close\r\nOrigin: https://evil.example\r\n\r\n")
         #expect(other.readAll().text.hasPrefix("HTTP/1.1 403"))
+        // A no-cors GET (an <img>, a fetch in no-cors mode) carries no Origin: the
+        // browser's Sec-Fetch-Site and the Referer say where it came from.
+        func get(_ headers: String) throws -> String {
+            let c = try Client(port: s.collector.port)
+            c.send("GET /v1/cmcd?CMCD=sid%3D%22g%22%2Cts%3D1764560000000%2Ce%3Dps%2Csta%3Ds HTTP/1.1\r\nHost: x\r\n"
+                   + "Connection: close\r\n" + headers + "\r\n")
+            return c.readAll().text
+        }
+        #expect(try get("Sec-Fetch-Site: cross-site\r\nReferer: https://evil.example/watch\r\n").hasPrefix("HTTP/1.1 403"))
+        #expect(try get("Sec-Fetch-Site: cross-site\r\n").hasPrefix("HTTP/1.1 403"), "no Referer: origin null")
+        #expect(try get("Sec-Fetch-Site: cross-site\r\nReferer: https://player.example/watch?v=1\r\n").hasPrefix("HTTP/1.1 202"))
+        #expect(try get("").hasPrefix("HTTP/1.1 202"), "not a browser's cross-site request")
+        #expect(try get("Sec-Fetch-Site: same-origin\r\n").hasPrefix("HTTP/1.1 202"))
         let ok = try post(s.collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"a"}"#,
                           headers: ["Origin: https://player.example"])
         #expect(ok.hasPrefix("HTTP/1.1 202"))

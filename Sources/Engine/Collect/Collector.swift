@@ -248,6 +248,19 @@ public final class Collector: @unchecked Sendable {
     /// The path of a request head, without its query.
     static func path(_ head: HTTPRequestHead?) -> String { splitURI(head?.uri ?? "").0 }
 
+    /// The origin a browser sent the request from: its `Origin` header; for
+    /// a request without one (a no-cors `GET`, an `<img>`) that the browser
+    /// marks as from another site (`Sec-Fetch-Site`), the origin of its
+    /// `Referer`, or `null` when it has none. Nil for a request that is not
+    /// a browser's cross-site one (curl, a server, a same-origin page).
+    static func browserOrigin(_ r: CollectRequest) -> String? {
+        if let origin = r.header("origin") { return origin }
+        guard let site = r.header("sec-fetch-site")?.lowercased(), site == "cross-site" || site == "same-site" else { return nil }
+        guard let referer = r.header("referer"), let u = URLComponents(string: referer),
+              let scheme = u.scheme?.lowercased(), let host = u.host?.lowercased(), !host.isEmpty else { return "null" }
+        return scheme + "://" + (host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) + (u.port.map { ":\($0)" } ?? "")
+    }
+
     func corsAllows(_ origin: String) -> Bool {
         options.corsOrigins.contains("*") || options.corsOrigins.contains(origin)
     }
@@ -302,7 +315,7 @@ public final class Collector: @unchecked Sendable {
 
     /// A disallowed origin or a client over its rate: the answer; else nil.
     private func refuse(_ r: CollectRequest) -> CollectResponse? {
-        if let origin = r.header("origin"), !corsAllows(origin) {
+        if let origin = Collector.browserOrigin(r), !corsAllows(origin) {
             stats.refused("origin")
             return .text(.forbidden, "origin not allowed: add it with --cors-origin\n")
         }
@@ -323,10 +336,13 @@ public final class Collector: @unchecked Sendable {
         var rejects: [(Int, RejectReason)] = []
         var index = 0
         r.body.withUnsafeBytes { raw in
+            let agent = r.header("user-agent").flatMap { $0.isEmpty ? nil : CMCDFormat.clip($0, BeaconLimits.userAgentBytesMax) }
             BeaconDecoder.decode(raw) { item in
                 switch item {
                 case .beacon(var b):
                     if b.ip == nil { b.ip = r.client }
+                    // The player's browser, as for CMCD (a beacon's own user_agent wins).
+                    if b.userAgent == nil { b.userAgent = agent }
                     if let reason = Collector.staticReject(b) { rejects.append((index, reason)) }
                     out.append(Outgoing(key: Array(b.sessionId.utf8), payload: BeaconEncoder.encode(b)))
                 case .reject(let reason, let range):
