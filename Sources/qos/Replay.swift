@@ -9,7 +9,7 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the engine over NDJSON beacon (or CDN access-log) files and write every table to the sink.",
         discussion: """
-        Inputs are read in order as one partition (plain .ndjson, .ndjson.zst, or - for stdin). \
+        Inputs are read in order as one partition (plain .ndjson, .ndjson.zst, .gz, or - for stdin). \
         Output is what `qos run` writes for the same beacons; replaying the same input twice \
         writes byte-identical files with the same names. \(SettingsHelp.layering), as for `qos run`: \
         a daemon's config file and QOS_* environment give the replay the daemon's window, lateness, \

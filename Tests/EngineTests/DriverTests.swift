@@ -475,7 +475,7 @@ import QoSCore
     /// `qos demo` at --duration: the traffic stops (`afterDuration`, once),
     /// and the run reads what is left before it stops, however far behind.
     @Test func atTheDurationTheRunReadsWhatIsLeftThenStops() throws {
-        func run(drain: Bool) throws -> (messages: Int64, stops: Int, total: Int) {
+        func run(drain: Bool) throws -> (messages: Int64, stops: Int, total: Int, closedAll: Bool) {
             let sink = DriverTests.tempDir()
             defer { try? FileManager.default.removeItem(atPath: sink) }
             let src = DriverTests.source(partitions: 3)
@@ -499,10 +499,14 @@ import QoSCore
             src.assign(src.ids)
             let status = try d.run(src)
             #expect(!status.drainCutShort)
-            return (status.counters.messages, stops, src.records.reduce(0) { $0 + $1.count })
+            let c = status.counters
+            return (c.messages, stops, src.records.reduce(0) { $0 + $1.count },
+                    c.sessionsOpened > 0 && c.sessionsClosed == c.sessionsOpened)
         }
         let drained = try run(drain: true)
         #expect(drained.stops == 1)
+        // Drained, the input ends: every session closes (and every window is written).
+        #expect(drained.closedAll)
         #expect(drained.total > 3 * 50 && drained.messages == Int64(drained.total))
         let stopped = try run(drain: false)  // without it, the run stops at --duration
         #expect(stopped.messages < Int64(stopped.total))

@@ -62,9 +62,11 @@ public struct RunOptions {
     public var durationSeconds: Double?
     /// With `durationSeconds`: called once when they are up (`qos demo`
     /// stops its producers there); the run then goes on until it has read
-    /// every partition to its end (as `untilCaughtUp` sees it, but without
-    /// ending the input), at most `drainLimitSeconds` more, and stops as
-    /// at `durationSeconds`. A machine slower than the producers still
+    /// every partition to its end (as `untilCaughtUp` sees it), at most
+    /// `drainLimitSeconds` more. Drained, it ends the input as
+    /// `untilCaughtUp` does — every session closes, every window is
+    /// written, the last one partial; cut short, it stops as at
+    /// `durationSeconds`. A machine slower than the producers still
     /// counts everything they produced.
     public var afterDuration: (() -> Void)?
     /// The longest a drain after `afterDuration` may take (monotonic seconds

@@ -140,7 +140,8 @@ public final class StreamDriver {
             if let d = o.durationSeconds, t - started >= d {
                 guard let stopInput = o.afterDuration else { break }
                 if let since = drainStarted {
-                    if try checkCaughtUp(records: lastPolled) { break }
+                    // Drained: nothing more comes, so the input ends here (every window written).
+                    if try checkCaughtUp(records: lastPolled) { try finish(); break }
                     if t - since >= o.drainLimitSeconds {
                         status.drainCutShort = true
                         o.log.warn("the drain after the run's duration reached its limit (\(Int(o.drainLimitSeconds)) s) "
