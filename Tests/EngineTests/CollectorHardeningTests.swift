@@ -19,11 +19,16 @@ import QoSCore
     /// A client socket whose receive buffer is tiny and whose sends give up
     /// after `sendTimeout` seconds: a client that sends and never reads.
     final class Pipeliner {
-        let fd: Int32
+        private(set) var fd: Int32
         init(port: Int, sendTimeout: Int = 1) throws {
             fd = try connectLoopback(port: port, receiveBuffer: 4096, sendTimeout: sendTimeout)
         }
-        deinit { close(fd) }
+        deinit { hangUp() }
+        /// Closes the connection now, once (as `Client.hangUp`).
+        func hangUp() {
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
         /// Sends `bytes` repeatedly until `limit` bytes went out, a send
         /// blocked for the timeout, or the server closed; the bytes sent.
         func flood(_ bytes: [UInt8], limit: Int) -> Int {
@@ -86,7 +91,7 @@ import QoSCore
         chunked.send("POST /v1/beacons HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                      + "c350\r\n" + String(repeating: "a", count: 50_000) + "\r\n")
         #expect(chunked.readAll().text.hasPrefix("HTTP/1.1 503"))
-        for c in stalled { close(c.fd) }
+        for c in stalled { c.hangUp() }
         #expect(waitUntil(5) { s.collector.bodyBytesReserved == 0 })
         let ok = try base.post(s.collector.port, "/v1/beacons", #"{"event":"view_start","ts":1764560000000,"session_id":"b"}"#)
         #expect(ok.hasPrefix("HTTP/1.1 202"))
@@ -105,7 +110,7 @@ import QoSCore
         let r = third.readAll()
         #expect(r.closed && r.text.isEmpty)
         #expect(s.collector.renderMetrics().contains(#"qos_collect_requests_refused_total{why="client_connections"} 1"#))
-        close(held[0].fd)
+        held[0].hangUp()
         #expect(waitUntil(5) { s.collector.openConnections == 1 })
         #expect(try MetricsServerTests().get(s.collector.port, "/healthz").hasPrefix("HTTP/1.1 200"))
         let proxied = try base.start { $0.connectionsPerClientMax = 2; $0.trustedProxies = [IPNetwork("127.0.0.1")!] }

@@ -13,11 +13,19 @@ import TestSupport
 @Suite(.serialized) struct MetricsServerTests {
     /// A TCP connection to 127.0.0.1:port whose reads give up after `timeout` s.
     final class Client {
-        let fd: Int32
+        private(set) var fd: Int32
         init(port: Int, timeout: Int = 5) throws {
             fd = try connectLoopback(port: port, receiveTimeout: timeout)
         }
-        deinit { close(fd) }
+        deinit { hangUp() }
+
+        /// Closes the connection now, once: closing its number again later
+        /// (in `deinit`) could close a descriptor another test has since
+        /// been given — in the test process, an event loop's epoll fd.
+        func hangUp() {
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
 
         func send(_ s: String) {
             _ = Array(s.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

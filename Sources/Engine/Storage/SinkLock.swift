@@ -24,7 +24,10 @@ final class SinkLock {
 
     init(sinkRoot: String, for use: Use) throws {
         let path = try lockFilePath([sinkRoot, "_qos"], "sink.lock")
-        fd = try openLockFile(path)
+        // Held in a local until locked: a class whose stored properties are
+        // all set runs `deinit` when its init throws, and that would close
+        // the descriptor a second time — by then perhaps another file's.
+        let fd = try openLockFile(path)
         guard flock(fd, (use == .daemon ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 else {
             let e = errno
             close(fd)
@@ -45,6 +48,7 @@ final class SinkLock {
                                 + "first, or leave compaction to it")
             }
         }
+        self.fd = fd
     }
 
     /// Whether the lock at `path` is held exclusively (by a compaction).
