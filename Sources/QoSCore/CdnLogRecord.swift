@@ -2,7 +2,7 @@
 /// (docs/semantics.md, "CDN access logs"). Every CDN format (EdgeCast,
 /// CloudFront, Fastly, Akamai) parses its own fields into this one shape, so
 /// the engine aggregates them the same way.
-public struct CdnLogRecord: Sendable, Equatable {
+public struct CdnLogRecord: Sendable {
     /// The record's own time in Unix milliseconds, already truncated to whole
     /// seconds (the window rule for CDN logs).
     public var timeMs: Int64
@@ -32,6 +32,11 @@ public struct CdnLogRecord: Sendable, Equatable {
     /// True when the format says the last byte was not served; nil when the
     /// format cannot tell.
     public var incomplete: Bool?
+    /// The bytes of its message that hold the record (its line, its JSON
+    /// object or string), set by the parser: what a reject row of the record
+    /// stores when time admission refuses it, rather than the message's
+    /// start. Where it came from, not what it says: `==` leaves it out.
+    public var span: Range<Int> = 0..<0
 
     public init(timeMs: Int64, cdn: String, account: String = "", owner: String = "", pop: String = "",
                 status: Int32, serveMs: Double? = nil, ttfbMs: Double? = nil, bytesOut: Int64 = 0,
@@ -51,11 +56,27 @@ public struct CdnLogRecord: Sendable, Equatable {
         self.incomplete = incomplete
     }
 
+    /// The record's own value: every field but `span`.
+    public static func == (a: CdnLogRecord, b: CdnLogRecord) -> Bool {
+        a.timeMs == b.timeMs && a.cdn == b.cdn && a.account == b.account && a.owner == b.owner && a.pop == b.pop
+            && a.status == b.status && a.serveMs == b.serveMs && a.ttfbMs == b.ttfbMs && a.bytesOut == b.bytesOut
+            && a.cache == b.cache && a.clientIP == b.clientIP && a.incomplete == b.incomplete
+    }
+
+    /// The record with its `span` in the message.
+    public func spanning(_ range: Range<Int>) -> CdnLogRecord {
+        var r = self
+        r.span = range
+        return r
+    }
+
     /// The cache result, mapped from each vendor's own vocabulary.
     public enum CacheOutcome: Sendable, Equatable {
         case hit, miss, other
     }
 }
+
+extension CdnLogRecord: Equatable {}
 
 /// One element of a parsed CDN log record: a record, or a reject with the
 /// byte range of the offending record (relative to the message).

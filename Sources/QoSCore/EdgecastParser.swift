@@ -80,7 +80,7 @@ public final class EdgecastParser: CdnLogParser {
             ic.skipWhitespace()
             guard ic.peek() == UInt8(ascii: "{") else { return .reject(.notAnObject, payload: range) }
             switch record(inner, from: ic.index) {
-            case .record(let r): return .record(r)
+            case .record(let r): return .record(r.spanning(range))   // the string, in the message
             case .reject(let reason, _): return .reject(reason, payload: range)
             }
         }
@@ -118,7 +118,7 @@ public final class EdgecastParser: CdnLogParser {
         } ?? pathParts(f.path)
         return .record(CdnLogRecord(timeMs: ms, cdn: formatName, account: account, owner: owner, pop: f.pop,
                                     status: status, serveMs: f.serveMs, ttfbMs: nil, bytesOut: f.bytesOut,
-                                    cache: f.cache, clientIP: f.clientIP, incomplete: f.incomplete))
+                                    cache: f.cache, clientIP: f.clientIP, incomplete: f.incomplete).spanning(range))
     }
 
     /// End of the (validated) value starting at `start`.

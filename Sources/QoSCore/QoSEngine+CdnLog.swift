@@ -9,7 +9,7 @@ extension QoSEngine {
                       raw: UnsafeRawBufferPointer? = nil, nowMs: Int64) {
         let p = partition(pid)
         let ts = r.timeMs
-        guard admit(ts, field: "timestamp", p, source: source, raw: raw, nowMs: nowMs) else { return }
+        guard admit(ts, field: "timestamp", p, source: source, raw: Self.bytes(of: r, in: raw), nowMs: nowMs) else { return }
         // The watermark moved: sessions of this partition (if it also
         // carries beacons) close as they would at a beacon.
         let wm = p.watermark(config)
@@ -20,5 +20,12 @@ extension QoSEngine {
         let key = CdnEdgeKey(cdn: r.cdn, account: r.account, owner: r.owner, pop: r.pop)
         let slot = w.cdnEdge.slot(key, cap: config.groupsPerWindowMax)
         w.cdnEdge.metrics[slot].add(r, slowMs: Double(config.slowResponseMs))
+    }
+
+    /// The bytes of `message` that hold `r` (its `span`), for the payload of
+    /// its reject row; the whole message when the parser set no span.
+    static func bytes(of r: CdnLogRecord, in message: UnsafeRawBufferPointer?) -> UnsafeRawBufferPointer? {
+        guard let message, !r.span.isEmpty, r.span.upperBound <= message.count else { return message }
+        return UnsafeRawBufferPointer(rebasing: message[r.span])
     }
 }

@@ -248,7 +248,8 @@ public final class QoSEngine<K: SketchKit> {
             return admit(beaconAt: b.ts, id: b.sessionIdBytes(in: message), message: message, partition: pid,
                          source: source, nowMs: nowMs)
         case .cdnLog(let r):
-            return admit(r.timeMs, field: "timestamp", partition(pid), source: source, raw: message, nowMs: nowMs)
+            return admit(r.timeMs, field: "timestamp", partition(pid), source: source, raw: Self.bytes(of: r, in: message),
+                         nowMs: nowMs)
         case .reject:
             ingest(item, message: message, partition: pid, source: source, nowMs: nowMs)
             return false

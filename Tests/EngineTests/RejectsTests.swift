@@ -3,6 +3,7 @@ import Testing
 @testable import Engine
 import Parquet
 import QoSCore
+@testable import Generator
 
 /// Reject rows are written by every flush (by ingestion time), whatever the
 /// state of the windows, and are held in memory only until then.
@@ -218,5 +219,53 @@ extension RejectsTests {
         // One object alone is its own payload; offsets outside any element give the message.
         #expect(Array(message.utf8).withUnsafeBytes { BeaconDecoder.element(of: $0, containing: 0).count } == message.utf8.count)
         #expect(Array(message.utf8).withUnsafeBytes { BeaconDecoder.element(of: $0, containing: 1).count } == ok.utf8.count)
+    }
+}
+
+extension RejectsTests {
+    /// A CDN log record that time admission refuses stores its own line,
+    /// object or string (docs/semantics.md "Never silent"), not the start of
+    /// a message of several records, in every CDN format.
+    @Test func aRefusedCdnRecordStoresItsOwnLineOrObject() throws {
+        func line(_ format: String, _ ts: Int64) -> String {
+            var b = Beacon(event: .segment, ts: ts, sessionId: "c1")
+            b.videoId = "v1"; b.httpStatus = 200; b.bytes = 50_000; b.seq = 3; b.pop = "ams"; b.ip = "192.0.2.7"
+            let bytes: [UInt8]
+            switch format {
+            case "edgecast": bytes = CdnLogGenerator.edgecast(b)
+            case "cloudfront": bytes = CdnLogGenerator.cloudfront(b)
+            case "fastly": bytes = CdnLogGenerator.fastly(b)
+            default: bytes = CdnLogGenerator.akamai(b)
+            }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        let future = Self.now + 3_600_000
+        var cases: [(format: String, message: String, payload: String)] = []
+        for f in ["cloudfront", "fastly", "akamai"] {
+            let ok = line(f, Self.t0), late = line(f, future)
+            cases.append((f, ok + "\n" + late + "\n" + ok + "\n", late))
+        }
+        let ok = line("edgecast", Self.t0), late = line("edgecast", future)
+        cases.append(("edgecast", "[\(ok),\n \(late) ,\(ok)]", late))
+        // The batch form: each record a JSON string holding the object.
+        let quoted = String(decoding: try JSONSerialization.data(withJSONObject: [late], options: [.fragmentsAllowed]),
+                            as: UTF8.self).dropFirst().dropLast()
+        cases.append(("edgecast", "[\(ok), \(quoted)]", String(quoted)))
+        for c in cases {
+            let e = E(), format = try RecordFormats.named(c.format).forSource(named: "t")
+            var applied = 0
+            var bytes = Array(c.message.utf8)
+            bytes.withUnsafeMutableBytes { raw in
+                let m = UnsafeRawBufferPointer(raw)
+                format.decode(m) { item in
+                    if case .cdnLog = item { applied += 1 }
+                    e.ingest(item, message: m, partition: 0, source: .file(name: "t", line: 1), nowMs: Self.now)
+                }
+            }
+            let rows = e.takeRejects(nowMs: Self.now)
+            #expect(applied >= 2, "\(c.format): \(c.message)")
+            #expect(rows.map(\.reason) == ["ts_in_future"], "\(c.format)")
+            #expect(rows.map { String(decoding: $0.payload, as: UTF8.self) } == [c.payload], "\(c.format)")
+        }
     }
 }

@@ -36,7 +36,7 @@ public final class AkamaiParser: CdnLogParser {
             }) else { return .reject(.invalidJSON, payload: start..<max(start, r.index)) }
             let range = start..<r.index
             switch record(r) {
-            case .success(let rec): return .record(rec)
+            case .success(let rec): return .record(rec.spanning(range))
             case .failure(let reason): return .reject(reason.reason, payload: range)
             }
         }

@@ -196,7 +196,7 @@ public final class CloudFrontParser: CdnLogParser {
         emit(.record(CdnLogRecord(
             timeMs: Int64(day * 86_400 + tod) * 1000, cdn: Self.formatName, owner: owner, pop: text(.edgeLocation),
             status: status, serveMs: seconds[0], ttfbMs: seconds[1], bytesOut: bytesOut, cache: cache,
-            clientIP: text(.clientIP), incomplete: incomplete)))
+            clientIP: text(.clientIP), incomplete: incomplete).spanning(line)))
     }
 
     /// `d111111abcdef8` of `d111111abcdef8.cloudfront.net`, else nil.

@@ -126,7 +126,7 @@ public final class FastlyParser: CdnLogParser {
                 if let f = lookup[key] { values[f.rawValue] = value }
             }) else { return .reject(.invalidJSON, payload: start..<max(start, r.index)) }
             switch record(r) {
-            case .success(let rec): return .record(rec)
+            case .success(let rec): return .record(rec.spanning(start..<r.index))
             case .failure(let e): return .reject(e.reason, payload: start..<r.index)
             }
         }
