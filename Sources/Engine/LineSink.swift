@@ -5,11 +5,14 @@ import CZstd
 
 /// Writes lines to a file or stdout (`-`), zstd-compressed when the path
 /// ends in `.zst`. Buffered; `close()` flushes and ends the zstd frame.
+/// The descriptor and the zstd stream are released once: by the first
+/// `close()` (also when its last write fails), else by `deinit`, which
+/// writes nothing more.
 public final class LineSink {
     let path: String
-    private let fd: Int32
+    private var fd: Int32
     private var buffer: [UInt8] = []
-    private let zstd: OpaquePointer?
+    private var zstd: OpaquePointer?
     private var compressed = [UInt8](repeating: 0, count: 1 << 17)
 
     public init(path: String) throws {
@@ -28,15 +31,25 @@ public final class LineSink {
     }
 
     public func writeLine(_ bytes: [UInt8]) throws {
+        precondition(fd >= 0, "a LineSink written after close()")
         buffer.append(contentsOf: bytes)
         buffer.append(0x0A)
         if buffer.count >= 1 << 20 { try drain(end: false) }
     }
 
     public func close() throws {
+        guard fd >= 0 else { return }
+        defer { release() }
         try drain(end: true)
+    }
+
+    deinit { release() }
+
+    private func release() {
         if fd > 1 { Glibc.close(fd) }
+        fd = -1
         if let z = zstd { ZSTD_freeCStream(z) }
+        zstd = nil
     }
 
     private func drain(end: Bool) throws {
