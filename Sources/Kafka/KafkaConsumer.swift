@@ -305,6 +305,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// or a `KafkaOffset` constant; partitions without an entry start at
     /// `otherwise` (default: the oldest retained message).
     public func completeAssign(startOffsets: [TopicPartition: Int64] = [:], otherwise: Int64 = KafkaOffset.beginning) throws {
+        requireOpen("completeAssign")
         guard let pending = box.lock.withLock({ box.pendingRebalance }), pending.kind == .assign else { return }
         let entries = pending.partitions.map { ($0, startOffsets[$0] ?? otherwise) }
         let list = makePartitionList(entries)
@@ -330,6 +331,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Releases the partitions of the last `.revoked` event (call after the
     /// flush/checkpoint of those partitions is durable).
     public func completeRevoke() throws {
+        requireOpen("completeRevoke")
         guard let pending = box.lock.withLock({ box.pendingRebalance }), pending.kind == .revoke else { return }
         let errText = unassign(pending.partitions)
         box.lock.withLock { box.pendingRebalance = nil }
@@ -370,6 +372,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// processed + 1). For lag monitoring only — the checkpoint is the truth.
     /// `async: true` returns immediately (result ignored).
     public func commit(_ offsets: [TopicPartition: Int64], async: Bool = true) throws {
+        requireOpen("commit")
         guard !offsets.isEmpty else { return }
         let list = makePartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -382,6 +385,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// The group's committed offsets (next offset to read) for `partitions`;
     /// partitions without a committed offset are absent.
     public func committed(_ partitions: [TopicPartition], timeoutMs: Int = 10_000) throws -> [TopicPartition: Int64] {
+        requireOpen("committed")
         guard !partitions.isEmpty else { return [:] }
         let list = makePartitionList(partitions.map { ($0, KafkaOffset.invalid) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -397,6 +401,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Moves the fetch position of an assigned partition (next offset to read,
     /// or a `KafkaOffset` constant). Messages already returned are not undone.
     public func seek(_ tp: TopicPartition, to offset: Int64, timeoutMs: Int = 10_000) throws {
+        requireOpen("seek")
         let list = makePartitionList([(tp, offset)])
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let (code, text) = takeError(rd_kafka_seek_partitions(rk, list, Int32(clamping: timeoutMs))) {
@@ -413,6 +418,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func resume(_ partitions: [TopicPartition]) throws { try pauseResume(partitions, pause: false) }
 
     private func pauseResume(_ partitions: [TopicPartition], pause: Bool) throws {
+        requireOpen("pause/resume")
         guard !partitions.isEmpty else { return }
         let list = makePartitionList(partitions.map { ($0, KafkaOffset.invalid) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -479,7 +485,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Queries the partition leader for (low, high) watermarks. Blocking; call
     /// from the polling thread or any thread that is not inside a callback.
     public func queryWatermarks(_ tp: TopicPartition, timeoutMs: Int = 5000) throws -> (low: Int64, high: Int64) {
-        try Kafka.queryWatermarks(rk: rk, tp, timeoutMs: timeoutMs)
+        requireOpen("queryWatermarks")
+        return try Kafka.queryWatermarks(rk: rk, tp, timeoutMs: timeoutMs)
     }
 
     /// Checks that the cluster is reachable and every subscribed topic exists;
@@ -488,12 +495,14 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// exist on brokers … — create it or fix --topic") errors.
     @discardableResult
     public func checkTopics(timeoutMs: Int = 10_000) throws -> [String: Int] {
-        try Kafka.checkTopics(rk: rk, box: box, brokers: brokers, topics: topics, timeoutMs: timeoutMs)
+        requireOpen("checkTopics")
+        return try Kafka.checkTopics(rk: rk, box: box, brokers: brokers, topics: topics, timeoutMs: timeoutMs)
     }
 
     /// The cluster id the brokers report in their metadata (nil when the
     /// cluster does not report one, or does not answer within `timeoutMs`).
     public func clusterId(timeoutMs: Int = 10_000) -> String? {
+        requireOpen("clusterId")
         guard let p = rd_kafka_clusterid(rk, Int32(timeoutMs)) else { return nil }
         defer { rd_kafka_mem_free(rk, p) }
         return String(cString: p)
@@ -502,6 +511,12 @@ public final class KafkaConsumer: @unchecked Sendable {
     // MARK: Close
 
     private var isClosed: Bool { stateLock.withLock { closed } }
+
+    /// A call that uses the librdkafka handle after `close()` destroyed it
+    /// is a programming error: stop here rather than touch freed memory.
+    private func requireOpen(_ what: String) {
+        precondition(!isClosed, "KafkaConsumer.\(what) after close()")
+    }
 
     /// Leaves the group and destroys the client. Flush/checkpoint BEFORE
     /// calling: partitions are released without a `.revoked` event.
