@@ -495,7 +495,11 @@ import Glibc
                     // Stopped (`stop` shut the socket down): only now is the
                     // descriptor closed, so this thread can never accept on a
                     // number another test's socket has reused meanwhile.
-                    if c < 0 { close(listener); return }
+                    if c < 0 {
+                        if lock.withLock({ stopped }) { close(listener); return }
+                        Thread.sleep(forTimeInterval: 0.01)   // EINTR, EMFILE, …: the socket is still ours
+                        continue
+                    }
                     var data: [UInt8] = []
                     var buf = [UInt8](repeating: 0, count: 4096)
                     // Read the head, then Content-Length bytes of body.
@@ -524,7 +528,11 @@ import Glibc
                 }
             }.start()
         }
-        func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
+        private var stopped = false
+        func stop() {
+            lock.withLock { stopped = true }
+            shutdown(fd, Int32(SHUT_RDWR))
+        }
         var received: [String] { lock.withLock { requests } }
     }
 
