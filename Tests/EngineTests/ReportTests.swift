@@ -327,7 +327,19 @@ import Sketches
         #expect(m.firstStart == 1_767_225_600_000 && m.lastEnd == 1_767_225_600_000 + 240_000)
         let t = try #require(table(m, "cdn_edge"))
         #expect(t.rows.count == 3)
-        #expect(kpi(m, "views") == 0)
+        // No beacon numbers to show: no tiles, charts or beacon breakdowns.
+        #expect(m.kpis.isEmpty && m.charts.isEmpty && m.tables.map(\.id).allSatisfy { ["cdn_edge", "rejects"].contains($0) })
+        let html = ReportHTML.page(m)
+        #expect(html.contains("No beacon tables in this sink") && !html.contains("<h2>Totals</h2>"))
+    }
+
+    /// A count axis is labelled in whole numbers, however small its values.
+    @Test func countAxesHaveWholeSteps() {
+        for (v, f) in [(0.0, ReportModel.Format.count), (1, .count), (3, .count), (2, .ms), (7, .bytes)] {
+            let (top, step) = ReportSVG.niceScale(v, f)
+            #expect(step >= 1 && step == step.rounded() && top >= v, "\(v) \(f)")
+        }
+        #expect(ReportSVG.niceScale(0.004, .percent).step < 0.01)
     }
 
     /// "N files" counts files, not the windows they hold: a late-delta file

@@ -148,6 +148,12 @@ public struct ReportModel: Sendable {
             Chart(id: "concurrent", title: "Concurrent plays", format: .count, series: [("concurrent_plays", "concurrent plays")]),
         ]
         tables = ReportModel.breakdownTables(acc, limit: acc.options.maxRows)
+        if acc.overall.isEmpty {
+            // CDN access logs alone: no beacon numbers to show, only the PoP view and rejects.
+            kpis = []
+            charts = []
+            tables = tables.filter { $0.id == "cdn_edge" || $0.id == "rejects" }
+        }
     }
 
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }

@@ -109,7 +109,9 @@ enum ReportSVG {
         var mag = 1.0
         while mag * 10 <= raw { mag *= 10 }
         while mag > raw { mag /= 10 }
-        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? mag * 10
+        var step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? mag * 10
+        // Counts, milliseconds and bytes are whole: a step below 1 would label 0, 0, 1, 1.
+        if f != .percent { step = max(step, 1) }
         let top = (target / step).rounded(.up) * step
         return (max(top, step), step)
     }
