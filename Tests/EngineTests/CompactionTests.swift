@@ -296,6 +296,36 @@ import SplitMix
         #expect(warnings.filter { $0.contains("overall/") }.count == 2, "\(warnings)")
     }
 
+    /// A lease the compactor cannot write (here: its temporary name taken by
+    /// a directory; in the field, permissions or a full disk) skips the hour
+    /// with a warning naming it, not in silence.
+    @Test func aLeaseThatCannotBeWrittenIsSaid() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sink = dir + "/sink"
+        for name in ["a", "b"] {
+            let input = "\(dir)/\(name).ndjson"
+            try #"{"event":"view_start","ts":1767225700000,"session_id":"\#(name)"}"#.write(toFile: input, atomically: true, encoding: .utf8)
+            var o = ReplayOptions()
+            o.inputs = [input]
+            o.sink = sink
+            o.nowMs = { 1_767_225_700_000 }
+            _ = try ReplayJob(o).run()
+        }
+        var warnings: [String] = []
+        let compactor = try Compactor(sink: FileSink(root: sink), instance: "t", policy: CompactionPolicy(),
+                                      log: Logger { level, message in if level == .warn { warnings.append(message) } })
+        compactor.recover(nowMs: 1_767_300_000_000)
+        let hours = Inspector.parquetFiles(under: sink + "/overall").map { String($0.dropFirst(sink.count + 1).split(separator: "/").dropLast().joined(separator: "/")) }
+        let rel = try #require(Set(hours).first)
+        #expect(Set(hours).count == 1 && hours.count > 1, "one hour of several files: \(hours)")
+        try FileManager.default.createDirectory(atPath: "\(compactor.dir)/.\(rel.replacingOccurrences(of: "/", with: "~")).t.tmp",
+                                                withIntermediateDirectories: true)
+        try compactor.afterEpoch(watermark: 1_767_300_000_000, nowMs: 1_767_300_000_000)
+        #expect(warnings.contains { $0.contains(rel) && $0.contains("cannot write its lease") }, "\(warnings)")
+        #expect(Inspector.parquetFiles(under: sink + "/overall").count == hours.count)
+    }
+
     @Test func crashesDuringCompactionNeitherLoseNorDoubleCount() throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

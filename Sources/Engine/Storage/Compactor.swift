@@ -201,10 +201,16 @@ public final class Compactor {
             try FileSink.fsyncDirectory(staging)
             try beforeSwap?(rel)
             guard c_renameat2(AT_FDCWD, staging, AT_FDCWD, live, renameExchange) == 0 else {
-                let reason = String(cString: strerror(errno))
-                supported = false
+                let code = errno, reason = String(cString: strerror(code))
                 Compactor.removeAll(staging)
                 release(key)
+                // Only a kernel or file system without the exchange turns compaction off;
+                // anything else (permissions, a read-only mount) skips this directory.
+                guard Compactor.exchangeUnsupported(code) else {
+                    log.warn("qos run: compaction of \(rel) skipped: renameat2(RENAME_EXCHANGE) failed (\(reason))")
+                    return false
+                }
+                supported = false
                 log.warn("qos run: cannot compact \(rel): renameat2(RENAME_EXCHANGE) failed (\(reason)) — "
                          + "compaction is off (it needs Linux ≥ 3.15 and a local file system); run qos reaggregate --compact offline")
                 return false
@@ -281,6 +287,12 @@ public final class Compactor {
         return l.host == host && l.pid != getpid() && kill(l.pid, 0) != 0 && errno == ESRCH
     }
 
+    /// Whether `renameat2(RENAME_EXCHANGE)` failing with `code` means the
+    /// kernel or the file system cannot exchange at all.
+    static func exchangeUnsupported(_ code: Int32) -> Bool {
+        code == EINVAL || code == ENOSYS || code == EOPNOTSUPP || code == EXDEV
+    }
+
     func acquire(key: String, live: String, nowMs: Int64) -> Lease? {
         let path = "\(dir)/\(key).lease"
         let me = Compactor.safe(instance)
@@ -290,7 +302,14 @@ public final class Compactor {
                           token: "\(key)~\(me)~\(nowMs)-\(serial)", live: live)
             let tmp = "\(dir)/.\(key).\(me).tmp"
             let text = [l.instance, l.host, String(l.pid), String(l.expiryMs), l.token, l.live, ""].joined(separator: "\n")
-            guard (try? FileSink.writeDurably(Array(text.utf8), to: tmp)) != nil else { return nil }
+            do {
+                try FileSink.writeDurably(Array(text.utf8), to: tmp)
+            } catch {
+                // Not another holder: a storage error (permissions, space), said once per
+                // directory state (`notCompacted`), as the other skips are.
+                log.warn("qos run: compaction of \(live) skipped: cannot write its lease: \(error)")
+                return nil
+            }
             defer { unlink(tmp) }
             if link(tmp, path) == 0 {
                 try? FileSink.fsyncDirectory(dir)
