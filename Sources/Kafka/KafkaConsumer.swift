@@ -508,6 +508,16 @@ public final class KafkaConsumer: @unchecked Sendable {
         return String(cString: p)
     }
 
+    /// True when the group has taken this member's assignment away (its
+    /// session timed out: the process was paused, or cut off from the
+    /// coordinator, for longer than `session.timeout.ms`; or it did not poll
+    /// within `max.poll.interval.ms`) and the lost revoke is not served yet.
+    /// Its partitions may already be another member's.
+    public var assignmentLost: Bool {
+        requireOpen("assignmentLost")
+        return rd_kafka_assignment_lost(rk) != 0
+    }
+
     // MARK: Close
 
     private var isClosed: Bool { stateLock.withLock { closed } }

@@ -533,3 +533,33 @@ import QoSCore
         #expect(status.drainCutShort, "the status says the drain stopped short")
     }
 }
+
+extension DriverTests {
+    /// A process whose partitions the group took away while it was paused
+    /// (the lost revoke not served yet) must not commit the epoch it was in:
+    /// its successor resumes from the last checkpoint, and a commit now would
+    /// count that stretch twice (docs/architecture.md "Fencing"). It stops
+    /// before the commit point; a restart resumes from the last checkpoint.
+    @Test func anEpochOfPartitionsTheGroupTookAwayIsNotCommitted() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let src = Self.source(partitions: 2)
+        let h = try Harness(sink: dir + "/sink")
+        let d = try h.start(src)
+        src.assign(src.ids)
+        for _ in 0..<3 { try d.step() }
+        try d.checkpoint(reason: "test")
+        let manifests = try d.store.manifests().count
+        let visible = Inspector.parquetFiles(under: h.sink).count
+        #expect(manifests >= 1)
+        for _ in 0..<3 { try d.step() }
+        src.assignmentLost = true
+        #expect(throws: SourceFenced.self) { try d.checkpoint(reason: "test") }
+        #expect(try d.store.manifests().count == manifests)
+        #expect(Inspector.parquetFiles(under: h.sink).count == visible)
+        // The fence is what stopped it: with the assignment intact the same epoch commits.
+        src.assignmentLost = false
+        try d.checkpoint(reason: "test")
+        #expect(try d.store.manifests().count == manifests + 1)
+    }
+}

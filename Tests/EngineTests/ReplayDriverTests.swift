@@ -493,6 +493,7 @@ import QoSCore
         func endOffset(_ partition: Int32) throws -> Int64 { try inner.endOffset(partition) }
         func idle(next: [Int32: Int64]) { inner.idle(next: next) }
         func lag() -> [Int32: Int64] { inner.lag() }
+        func checkStillAssigned() throws { try inner.checkStillAssigned() }
         func close() { inner.close() }
     }
 
@@ -515,6 +516,7 @@ import QoSCore
         func endOffset(_ partition: Int32) throws -> Int64 { try inner.endOffset(partition) }
         func idle(next: [Int32: Int64]) { inner.idle(next: next) }
         func lag() -> [Int32: Int64] { inner.lag() }
+        func checkStillAssigned() throws { try inner.checkStillAssigned() }
         func close() { inner.close() }
     }
 }

@@ -447,6 +447,35 @@ struct KafkaTests {
         try broker.setBrokerUp(1)
     }
 
+    /// A member that stops polling for longer than max.poll.interval.ms (as
+    /// a paused process does) loses its assignment before the lost revoke
+    /// reaches it: `assignmentLost` says so in between, which is what the
+    /// daemon's fence reads before an epoch's commit point.
+    @Test func aMemberThatStoppedPollingSeesItsAssignmentLost() throws {
+        let broker = try MockBroker(topics: ["f": 2], logHandler: testLog)
+        defer { broker.close() }
+        let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g10"), topics: ["f"],
+                                  extra: fastGroup.merging(["max.poll.interval.ms": "6000"]) { $1 }, logHandler: testLog)
+        defer { c.close() }
+        var assigned = false
+        let d = now() + 20
+        while !assigned && now() < d {
+            for ev in try c.poll(timeoutMs: 100) { if case .assigned = ev { assigned = true; try c.completeAssign() } }
+        }
+        #expect(assigned)
+        #expect(!c.assignmentLost)
+        // No poll: librdkafka leaves the group once the interval is over.
+        let lostBy = now() + 20
+        while !c.assignmentLost && now() < lostBy { Thread.sleep(forTimeInterval: 0.2) }
+        #expect(c.assignmentLost)
+        var lostRevoke = false
+        let r = now() + 10
+        while !lostRevoke && now() < r {
+            for ev in try c.poll(timeoutMs: 100) { if case .revoked(_, let lost) = ev { lostRevoke = lost; try c.completeRevoke() } }
+        }
+        #expect(lostRevoke)
+    }
+
     @Test func checkpointOffsetBelowRetentionIsReported() throws {
         // The mock keeps only ~5 MiB per partition: 25 000 × 300 B pushes the
         // log start past 0, so a checkpoint at offset 0 is out of range.

@@ -279,6 +279,8 @@ final class DecodeStage: RecordSource, @unchecked Sendable {
     /// Not known across the thread boundary.
     func lag() -> [Int32: Int64] { [:] }
 
+    func checkStillAssigned() throws { try source.checkStillAssigned() }
+
     /// Stops the decode thread, waits for it, and closes the source.
     func close() {
         guard !closed else { return }

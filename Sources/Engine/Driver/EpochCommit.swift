@@ -23,6 +23,9 @@ struct EpochCommit {
     /// Runs with the planned files before the commit (the compactor keeps
     /// their hour directories under the cap: README "Late data and compaction").
     var beforeCommit: (([WindowFileWriter.PlannedFile]) throws -> Void)?
+    /// Runs last before the commit point: throws when the epoch's partitions
+    /// may be another process's by now (`RecordSource.checkStillAssigned`).
+    var fence: (() throws -> Void)?
     /// Alert rules evaluated on the epoch's windows: their firings are an
     /// `alerts` file of this epoch, logged and posted once it is committed.
     var alerts: AlertPipeline?
@@ -74,7 +77,7 @@ struct EpochCommit {
                                 formatState: formatState(p))
         }
         // Commit.
-        let manifest = try store.commitManifest(files: files, partitions: parts)
+        let manifest = try store.commitManifest(files: files, partitions: parts, fence: fence ?? {})
         book.epochCommitted()
         try afterCommit?()
         // Publish.

@@ -123,7 +123,7 @@ public final class StreamDriver {
         if direct == nil {
             epochCommit = EpochCommit(store: store, writer: writer, stream: source.name, streams: source.streams,
                                       instance: o.instance, afterCommit: epochCommit.afterCommit, beforeCommit: epochCommit.beforeCommit,
-                                      alerts: epochCommit.alerts)
+                                      fence: { [source] in try source.checkStillAssigned() }, alerts: epochCommit.alerts)
         }
         lastCheckpointWall = clock.wallMs()
     }

@@ -99,6 +99,9 @@ public final class FileRecordSource: RecordSource {
     public func endOffset(_ partition: Int32) throws -> Int64 { atEnd ? offset : .max }
     public func idle(next: [Int32: Int64]) {}
     public func lag() -> [Int32: Int64] { [:] }
+
+    /// Files have no group: their partition is always this process's.
+    public func checkStillAssigned() throws {}
     public func close() {
         reader = nil
         file = nil

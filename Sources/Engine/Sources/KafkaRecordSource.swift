@@ -75,6 +75,14 @@ public final class KafkaRecordSource: RecordSource {
 
     public func completeRevoke() throws { try consumer.completeRevoke() }
 
+    public func checkStillAssigned() throws {
+        guard consumer.assignmentLost else { return }
+        throw SourceFenced("the Kafka group took this instance's partitions away (its session timed out: the "
+                           + "process was paused or cut off from the coordinator for longer than session.timeout.ms, "
+                           + "or did not poll within max.poll.interval.ms); stopping before the epoch's commit point "
+                           + "so that nothing is counted twice — restart it: it resumes from the last checkpoint")
+    }
+
     public func commit(_ next: [Int32: Int64]) {
         let offsets = Dictionary(uniqueKeysWithValues: next.map { (topicPartition($0.key), $0.value) })
         if !offsets.isEmpty { try? consumer.commit(offsets, async: true) }

@@ -143,6 +143,14 @@ public final class MemoryRecordSource: RecordSource {
     public func endOffset(_ partition: Int32) throws -> Int64 { Int64(records[slot(partition)].count) }
     public func startOffset(_ partition: Int32) throws -> Int64 { first[slot(partition)] }
     public func idle(next: [Int32: Int64]) {}
+    /// Set by a test: the group took the partitions away and the lost
+    /// revoke has not been served yet (`KafkaConsumer.assignmentLost`).
+    public var assignmentLost = false
+
+    public func checkStillAssigned() throws {
+        if assignmentLost { throw SourceFenced("the memory source's partitions were taken away") }
+    }
+
     public func lag() -> [Int32: Int64] {
         // A position no longer in the log will move to its first offset.
         Dictionary(uniqueKeysWithValues: position.map { p, i in

@@ -84,7 +84,18 @@ public protocol RecordSource: AnyObject {
     func idle(next: [Int32: Int64])
     /// Records not yet delivered, per owned partition, as far as known.
     func lag() -> [Int32: Int64]
+    /// Throws `SourceFenced` when the partitions this process holds may
+    /// already be another member's (a Kafka group that timed its session
+    /// out): an epoch must then not be committed (docs/architecture.md,
+    /// "Fencing").
+    func checkStillAssigned() throws
     func close()
+}
+
+/// The source's partitions were taken away while this process held them.
+public struct SourceFenced: OperatorError {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 extension RecordSource {

@@ -194,7 +194,10 @@ public final class CheckpointStore {
 
     /// Steps 1 and 2 of an epoch: stages the files, then writes the manifest
     /// (the commit point). `rollForward` publishes it.
-    func commitManifest(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint]) throws -> Manifest {
+    /// `fence` runs last before the commit point when the epoch holds
+    /// partitions: it throws when they may be another process's by now.
+    func commitManifest(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint],
+                        fence: () throws -> Void = {}) throws -> Manifest {
         try checkIdentity()
         epoch += 1
         let stage = "_staging/\(instance)/\(CivilTime.pad(Int(epoch), 12))"
@@ -209,7 +212,9 @@ public final class CheckpointStore {
         if !files.isEmpty { try storage.syncDirectory(stage) }
         let m = Manifest(instance: instance, epoch: epoch, sinkId: sinkId, clusterId: clusterId, partitions: partitions, files: list)
         let name = "\(manifestDir)/\(CivilTime.pad(Int(epoch), 12)).manifest"
-        guard try storage.commit(name, try m.encode()) else {
+        let bytes = try m.encode()
+        if !partitions.isEmpty { try fence() }
+        guard try storage.commit(name, bytes) else {
             throw UserError("epoch \(epoch) of instance '\(instance)' was already committed by another writer in '\(storage.display(name))' — "
                             + "give each daemon its own --instance name")
         }
