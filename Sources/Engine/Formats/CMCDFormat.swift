@@ -149,12 +149,16 @@ public struct CMCDFormat: RecordFormat {
 
             if let st = newState, st != s.state {
                 let from = s.state
+                /// Leaving a stall or a seek ends it.
+                func endStallOrSeek() {
+                    if from == "r" { emit(.rebufferEnd) }
+                    if from == "k" { emit(.seekEnd) }
+                }
                 switch st {
                 case "s":
                     emit(.viewStart); s.viewStarted = true
                 case "p":
-                    if from == "r" { emit(.rebufferEnd) }
-                    if from == "k" { emit(.seekEnd) }
+                    endStallOrSeek()
                     if from == "a" { emit(.resume) }
                     if !s.playStarted {
                         if !s.viewStarted, let msd = rec.integer("msd") {
@@ -170,12 +174,10 @@ public struct CMCDFormat: RecordFormat {
                     if from == "k" { emit(.seekEnd) }
                     emit(.rebufferStart)
                 case "a":
-                    if from == "r" { emit(.rebufferEnd) }
-                    if from == "k" { emit(.seekEnd) }
+                    endStallOrSeek()
                     emit(.pause)
                 case "w":   // waiting, not for data: a stall or a seek is over
-                    if from == "r" { emit(.rebufferEnd) }
-                    if from == "k" { emit(.seekEnd) }
+                    endStallOrSeek()
                 case "e":
                     emit(.viewEnd) { $0.reason = .ended }
                 case "q":
