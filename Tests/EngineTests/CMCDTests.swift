@@ -64,6 +64,32 @@ import Testing
         }
     }
 
+    /// A Kafka message in the JSON form with several reports (a direct
+    /// producer's; the collector splits them): each refused report is a
+    /// `rejects` row whose payload is its own element, not the message.
+    @Test func aRefusedReportOfAJSONArrayKeepsItsOwnBytes() {
+        let good = #"{"sid":"s1","ts":1767225600000,"e":"ps","sta":"p"}"#
+        let noSid = #"{"ts":1767225600000,"note":"a,]\"[{"}"#
+        let notObject = #"[1, {"x": 2}]"#
+        let message = " [ \(good) ,\n\(noSid),\(notObject) ]\n"
+        var payloads: [String] = [], beacons = 0
+        Array(message.utf8).withUnsafeBytes { raw in
+            CMCDFormat().forSource(named: "t").decode(raw) { item in
+                switch item {
+                case .beacon: beacons += 1
+                case .reject(_, let range): payloads.append(String(decoding: raw[range], as: UTF8.self))
+                case .cdnLog: Issue.record("a CDN record from CMCD")
+                }
+            }
+        }
+        #expect(beacons >= 1)
+        #expect(payloads == [noSid, notObject])
+        // Not an array: the object itself, without the whitespace around it.
+        let one = "  \(noSid)\n"
+        let spans = Array(one.utf8).withUnsafeBytes { CMCDJSON.elementSpans($0) }
+        #expect(spans.map { String(decoding: Array(one.utf8)[$0], as: UTF8.self) } == [noSid])
+    }
+
     @Test func malformedStringsAreRejectedWithAReason() {
         let bad: [(String, String)] = [
             ("", "invalid_cmcd:empty"),

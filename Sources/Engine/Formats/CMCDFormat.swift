@@ -54,10 +54,13 @@ public struct CMCDFormat: RecordFormat {
             switch CMCDJSON.reports(Array(record)) {
             case .failure(let r): sink(.reject(r.reason, payload: whole))
             case .success(let reports):
-                for report in reports {
+                // A refused report's `rejects` payload is its own element.
+                let spans = CMCDJSON.elementSpans(record)
+                for (i, report) in reports.enumerated() {
+                    let own = spans.count == reports.count ? spans[i] : whole
                     switch report {
-                    case .failure(let bad): sink(.reject(bad.reason.reason, payload: whole))
-                    case .success(let text): text.withUnsafeBytes { decodeText($0, payload: whole, sink) }
+                    case .failure(let bad): sink(.reject(bad.reason.reason, payload: own))
+                    case .success(let text): text.withUnsafeBytes { decodeText($0, payload: own, sink) }
                     }
                 }
             }

@@ -71,6 +71,43 @@ enum CMCDJSON {
         return deepest
     }
 
+    /// The byte range of each element of a top-level JSON array in `body`
+    /// (whitespace around it left out), in order; for a body that is not an
+    /// array, the body without its surrounding whitespace. Meaningful only
+    /// for a body `reports` parsed: a refused element's `rejects` payload is
+    /// its own bytes, not the whole message.
+    static func elementSpans(_ body: UnsafeRawBufferPointer) -> [Range<Int>] {
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d }
+        var lo = 0, hi = body.count
+        while lo < hi, isSpace(body[lo]) { lo += 1 }
+        while hi > lo, isSpace(body[hi - 1]) { hi -= 1 }
+        guard lo < hi, body[lo] == UInt8(ascii: "["), body[hi - 1] == UInt8(ascii: "]") else { return [lo..<hi] }
+        var spans: [Range<Int>] = []
+        var depth = 0, inString = false, escaped = false, start = lo + 1
+        func close(_ end: Int) {
+            var a = start, b = end
+            while a < b, isSpace(body[a]) { a += 1 }
+            while b > a, isSpace(body[b - 1]) { b -= 1 }
+            if a < b { spans.append(a..<b) }
+        }
+        for i in (lo + 1)..<(hi - 1) {
+            let c = body[i]
+            if inString {
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            case UInt8(ascii: ",") where depth == 0: close(i); start = i + 1
+            default: break
+            }
+        }
+        close(hi - 1)
+        return spans
+    }
+
     /// key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ), as `CMCDParser` reads it.
     static func isKey(_ k: String) -> Bool {
         guard let first = k.utf8.first, CMCDParser.Cursor.isLCAlpha(first) || first == UInt8(ascii: "*") else { return false }
