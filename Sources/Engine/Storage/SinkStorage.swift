@@ -99,7 +99,12 @@ public final class LocalStorage: SinkStorage {
     public func move(_ from: String, to: String) throws -> Bool {
         guard access(path(from), F_OK) == 0 else { return false }
         try FileSink.makeDirectories(LocalStorage.split(path(to)).dir)
-        guard rename(path(from), path(to)) == 0 else { throw StorageError("rename", path(to)) }
+        guard rename(path(from), path(to)) == 0 else {
+            // Another instance rolling the same manifest forward (its
+            // `recover` on an assignment) moved it first: published once.
+            if errno == ENOENT && access(path(from), F_OK) != 0 { return false }
+            throw StorageError("rename", path(to))
+        }
         return true
     }
 
