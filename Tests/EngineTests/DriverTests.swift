@@ -561,4 +561,78 @@ extension DriverTests {
         try d.checkpoint(reason: "test")
         #expect(try d.store.manifests().last.map { $0.epoch > committed } == true)
     }
+
+    /// Instances "a" and "b" on one sink, each holding both partitions of
+    /// the same records from the start, three polls in.
+    static func twoReaders(sink: String) throws
+        -> (MemoryRecordSource, MemoryRecordSource, StreamDriver, StreamDriver) {
+        let srcA = source(partitions: 2), srcB = reopen(srcA)
+        let da = try Harness(sink: sink, instance: "a").start(srcA), db = try Harness(sink: sink, instance: "b").start(srcB)
+        srcA.assign([0, 1])
+        srcB.assign([0, 1])
+        for _ in 0..<3 { try da.step(); try db.step() }
+        return (srcA, srcB, da, db)
+    }
+
+    /// Two daemons reading the same partitions into one sink (another
+    /// --group on the same --sink, or a member resumed after the group gave
+    /// its partitions away without librdkafka noticing yet): whichever
+    /// checkpoints second finds the other's newer checkpoint sequence in the
+    /// sink and stops before its commit point, so nothing is published twice
+    /// (docs/architecture.md "Fencing"). A restart resumes from the newest
+    /// checkpoint.
+    @Test func aSecondReaderOfTheSamePartitionsIntoOneSinkIsRefused() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (srcA, srcB, da, db) = try Self.twoReaders(sink: dir + "/out")
+        try da.checkpoint(reason: "test")
+        let visible = try Self.visible(dir + "/out")
+        #expect(!visible.isEmpty)
+        let refused = #expect(throws: ConcurrentHolder.self) { try db.checkpoint(reason: "test") }
+        #expect(refused?.otherInstance == "a" && refused?.ours == 1 && refused?.theirs == 1)
+        #expect(refused?.description.contains("another --group") == true)
+        #expect(try db.store.manifests().allSatisfy { $0.instance == "a" })
+        #expect(try Self.visible(dir + "/out") == visible)
+        // a, alone now, keeps committing; b restarted resumes from a's newest checkpoint.
+        try da.step()
+        try da.checkpoint(reason: "test")
+        let srcC = Self.reopen(srcA)
+        let c = try Harness(sink: dir + "/out", instance: "c")
+        let dc = try c.start(srcC)
+        srcA.revoke([0, 1])
+        try da.step()
+        srcC.assign([0, 1])
+        try dc.step()
+        #expect(dc.book[0]?.seq == 3 && dc.book[1]?.seq == 3)
+        try c.drain(srcC)
+        try dc.finish()
+    }
+
+    /// The same two readers racing: b passes both fences, then — paused
+    /// right there — a commits the same checkpoint, then b's manifest lands
+    /// too. b's check after its commit point finds a's and withdraws its
+    /// manifest before publishing a file of it.
+    @Test func aCheckpointCommittedInTheSameMomentAsAnotherHoldersIsWithdrawn() throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (srcA, srcB, da, db) = try Self.twoReaders(sink: dir + "/out")
+        srcB.whileFenceChecks = {
+            srcB.whileFenceChecks = nil
+            try da.checkpoint(reason: "test")
+        }
+        let refused = #expect(throws: ConcurrentHolder.self) { try db.checkpoint(reason: "test") }
+        #expect(refused?.otherInstance == "a" && refused?.ours == 1 && refused?.theirs == 1)
+        #expect(srcB.whileFenceChecks == nil, "the race was not staged")
+        let manifests = try da.store.manifests()
+        #expect(manifests.count == 1 && manifests.allSatisfy { $0.instance == "a" })
+        // Only a's files are visible: a's alone, checkpointed again, adds nothing new.
+        let visible = try Self.visible(dir + "/out")
+        #expect(!visible.isEmpty)
+        let other = try Harness(sink: dir + "/solo", instance: "a")
+        let solo = Self.reopen(srcA), ds = try other.start(solo)
+        solo.assign([0, 1])
+        for _ in 0..<3 { try ds.step() }
+        try ds.checkpoint(reason: "test")
+        #expect(try Self.visible(dir + "/solo").count == visible.count)
+    }
 }

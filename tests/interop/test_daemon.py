@@ -176,6 +176,43 @@ def test_rebalance_two_instances_equal_one(loaded):
     assert_same(sink, expected)
 
 
+def test_two_groups_on_one_sink_stop_instead_of_counting_twice(loaded):
+    """Two daemons in different --groups on one sink each read every
+    partition: before the sink's fence (docs/architecture.md "Fencing")
+    every number came out twice. Now the one that checkpoints second stops
+    with one line, and the tables end equal to the replay. Local sink only:
+    on s3:// two daemons started at once on an empty sink race to create its
+    identity (`_qos/sink-id`, not written conditionally) and the loser stops
+    with "sink was replaced" (noted, not fixed)."""
+    broker, expected, base = loaded
+    sink = base / "two-groups"
+    procs = {g: subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", g, "--sink", str(sink),
+                                  "--idle-timeout", "2s", "--instance", g, "--checkpoint-interval", "1s",
+                                  "--metrics-port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for g in ("tg1", "tg2")}
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.2)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        errs = {g: p.communicate(timeout=60)[1] for g, p in procs.items()}
+    # One stops; both, when their checkpoints crossed in the same moment
+    # (each withdraws its own).
+    stopped = [g for g, p in procs.items() if p.returncode == 1]
+    assert stopped, {g: (p.returncode, errs[g][-600:]) for g, p in procs.items()}
+    for g in stopped:
+        lines = [l for l in errs[g].splitlines() if l.startswith("qos: error")]
+        assert len(lines) == 1 and "two processes are reading it into one sink" in lines[0], errs[g]
+    for g in set(procs) - set(stopped):
+        assert procs[g].returncode == 0, errs[g]
+    r = run(broker, sink, "tg1", "--instance", "tg-final", "--until-caught-up")
+    assert "caught up" in r.stderr
+    assert_same(sink, expected)
+
+
 def test_one_process_per_instance_id_on_a_sink(loaded):
     """Two processes with one --instance on one sink overwrote each other's
     manifests (same epoch numbers), and the restart counted half the beacons

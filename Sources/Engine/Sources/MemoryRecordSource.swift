@@ -147,7 +147,13 @@ public final class MemoryRecordSource: RecordSource {
     /// revoke has not been served yet (`KafkaConsumer.assignmentLost`).
     public var assignmentLost = false
 
+    /// Set by a test: runs when an epoch asks whether the partitions are
+    /// still this process's — the last moment before its commit point (a
+    /// pause there is the race docs/architecture.md "Fencing" describes).
+    public var whileFenceChecks: (() throws -> Void)?
+
     public func checkStillAssigned() throws {
+        try whileFenceChecks?()
         if assignmentLost { throw SourceFenced("the memory source's partitions were taken away") }
     }
 

@@ -172,6 +172,10 @@ public final class CheckpointStore {
     /// relative to the sink: a manifest never changes once committed, so
     /// garbage collection reads each one at most once (`collectGarbage`).
     var summaries: [String: ManifestSummary] = [:]
+    /// The manifest listing `checkSoleHolder` took last, after the epoch's
+    /// commit point: `collectGarbage` uses it instead of listing again (one
+    /// request fewer per epoch on object storage).
+    var fenceListing: [String]?
     /// Manifests read and decoded so far (tests: collection reads only new ones).
     private(set) var manifestsDecoded = 0
 
@@ -194,11 +198,16 @@ public final class CheckpointStore {
 
     /// Steps 1 and 2 of an epoch: stages the files, then writes the manifest
     /// (the commit point). `rollForward` publishes it.
-    /// `fence` runs last before the commit point when the epoch holds
-    /// partitions: it throws when they may be another process's by now.
+    /// When the epoch holds partitions, two fences run last before the commit
+    /// point: the sink's (`checkSoleHolder`: no other instance checkpointed
+    /// them since we restored them) and `fence`, the source's: both throw when
+    /// the partitions may be another process's by now. The sink's runs again
+    /// right after the commit point: a manifest committed in the same moment
+    /// as another holder's is withdrawn before its files are published.
     func commitManifest(files: [WindowFileWriter.PlannedFile], partitions: [PartitionCheckpoint],
                         fence: () throws -> Void = {}) throws -> Manifest {
         try checkIdentity()
+        fenceListing = nil
         epoch += 1
         let stage = "_staging/\(instance)/\(CivilTime.pad(Int(epoch), 12))"
         var list: [(staged: String, final: String)] = []
@@ -213,12 +222,35 @@ public final class CheckpointStore {
         let m = Manifest(instance: instance, epoch: epoch, sinkId: sinkId, clusterId: clusterId, partitions: partitions, files: list)
         let name = "\(manifestDir)/\(CivilTime.pad(Int(epoch), 12)).manifest"
         let bytes = try m.encode()
-        if !partitions.isEmpty { try fence() }
+        if !partitions.isEmpty {
+            try checkSoleHolder(partitions)
+            try fence()
+        }
         guard try storage.commit(name, bytes) else {
             throw UserError("epoch \(epoch) of instance '\(instance)' was already committed by another writer in '\(storage.display(name))' — "
                             + "give each daemon its own --instance name")
         }
         summaries[name] = ManifestSummary(m)
+        if !partitions.isEmpty {
+            // Another holder that passed its fences in the same moment may
+            // have committed the same checkpoint meanwhile: withdraw ours
+            // before any file of it is published (HolderFence.swift).
+            do {
+                try checkSoleHolder(partitions)
+            } catch let e as ConcurrentHolder {
+                storage.remove(name)
+                try? storage.syncDirectory(manifestDir)  // withdrawn for good, also across a power loss
+                summaries[name] = nil
+                fenceListing = nil
+                // `remove` reports nothing: a manifest still there would be
+                // rolled forward by the next start, its files published twice.
+                if (try? storage.read(name)) != .some(nil) {
+                    throw UserError("\(e) — but this epoch's manifest '\(storage.display(name))' could not be withdrawn: "
+                                    + "delete it before restarting any daemon on this sink, or its files are published twice")
+                }
+                throw e
+            }
+        }
         // After the commit point (a ledger ahead of the manifests would refuse
         // a start), before the files become visible.
         try recordInLedger(partitions)
@@ -310,7 +342,10 @@ public final class CheckpointStore {
     /// 20 000 beacons/s soak, docs/architecture.md "The daemon's heap".)
     public func collectGarbage() throws {
         var all: [(rel: String, summary: ManifestSummary)] = []
-        let listed = try manifestPaths()
+        // A manifest committed by another instance since that listing is
+        // collected at the next epoch.
+        let listed = try fenceListing ?? manifestPaths()
+        fenceListing = nil
         for rel in listed {
             if summaries[rel] == nil { _ = try readManifest(rel) }  // keeps its summary (none: deleted since the listing)
             if let s = summaries[rel] { all.append((rel, s)) }
