@@ -151,6 +151,52 @@ import TestSupport
     }
 
     @Test(arguments: StorageUnderTest.all)
+    func daemonsStartedAtOnceOnAnEmptySinkShareOneIdentity(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        // The primitive: of two creates of one name, the second is refused
+        // and leaves the first's bytes.
+        #expect(try t.storage.create("_qos/probe", [1]))
+        #expect(try !t.storage.create("_qos/probe", [2]))
+        #expect(try t.storage.read("_qos/probe") == [1])
+        #expect(try t.storage.list("_qos") == ["probe"])  // no temporary name left
+
+        // Stores opened at the same moment on an empty sink: each used to
+        // write its own identity, and all but the last stopped at their
+        // first checkpoint with "sink was replaced". Local only: moto checks
+        // If-None-Match and then writes, so two of its request threads can
+        // both create (S3 itself decides atomically).
+        guard storage == .local else { return }
+        let n = 8
+        let stores = try (0..<n).map { try CheckpointStore(sink: t.sink, instance: "i\($0)") }
+        final class Outcomes: @unchecked Sendable {  // guarded by `lock`
+            let lock = NSLock()
+            var all: [Result<String, any Error>] = []
+        }
+        let outcomes = Outcomes()
+        let ready = DispatchGroup(), go = DispatchSemaphore(value: 0), done = DispatchGroup()
+        for s in stores {
+            let store = UncheckedBox(s)  // each thread owns its store
+            ready.enter(); done.enter()
+            Thread {
+                ready.leave()
+                go.wait()
+                let r = Result { try store.value.openState(accept: false, log: { _ in }); return store.value.sinkId }
+                outcomes.lock.lock(); outcomes.all.append(r); outcomes.lock.unlock()
+                done.leave()
+            }.start()
+        }
+        ready.wait()
+        for _ in 0..<n { go.signal() }
+        done.wait()
+        let ids = try outcomes.all.map { try $0.get() }
+        #expect(Set(ids).count == 1)
+        #expect(try stores[0].readSinkId() == ids.first)
+        for (i, s) in stores.enumerated() {
+            try s.commit(files: [], partitions: [part(Int32(i), seq: 1, next: 1)])  // none finds the sink replaced
+        }
+    }
+
+    @Test(arguments: StorageUnderTest.all)
     func otherClusterIsRefused(_ storage: StorageUnderTest) throws {
         let t = try storage.make()
         let s = try store(t)

@@ -181,9 +181,9 @@ def test_two_groups_on_one_sink_stop_instead_of_counting_twice(loaded):
     partition: before the sink's fence (docs/architecture.md "Fencing")
     every number came out twice. Now the one that checkpoints second stops
     with one line, and the tables end equal to the replay. Local sink only:
-    on s3:// two daemons started at once on an empty sink race to create its
-    identity (`_qos/sink-id`, not written conditionally) and the loser stops
-    with "sink was replaced" (noted, not fixed)."""
+    both start at once on an empty sink and create its identity
+    (`_qos/sink-id`) conditionally, which moto, unlike S3, does not decide
+    atomically (CheckpointTests.daemonsStartedAtOnceOnAnEmptySinkShareOneIdentity)."""
     broker, expected, base = loaded
     sink = base / "two-groups"
     procs = {g: subprocess.Popen([qos_bin(), "run", "--brokers", broker.address, "--group", g, "--sink", str(sink),

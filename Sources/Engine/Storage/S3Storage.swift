@@ -136,6 +136,13 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
         }
     }
 
+    public func create(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
+        switch try client.put(key(rel), bytes, ifAbsent: true) {
+        case .created: return true
+        case .exists: return false
+        }
+    }
+
     public func move(_ from: String, to: String) throws -> Bool {
         do {
             try client.copy(key(from), to: key(to))

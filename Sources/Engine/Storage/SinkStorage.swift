@@ -27,6 +27,10 @@ public protocol SinkStorage: AnyObject, Sendable {
     /// The commit point of an epoch: creates `rel` unless an object with
     /// other bytes is already there (false: another writer committed it).
     func commit(_ rel: String, _ bytes: [UInt8]) throws -> Bool
+    /// Creates `rel` durably, seen whole or not at all, unless something is
+    /// already there (false, and it is left as it was): of writers racing
+    /// to create one file, exactly one gets true.
+    func create(_ rel: String, _ bytes: [UInt8]) throws -> Bool
     /// Moves a staged file to its final place; false when the staged file is
     /// gone (moved before: recovery repeats moves).
     func move(_ from: String, to: String) throws -> Bool
@@ -93,6 +97,24 @@ public final class LocalStorage: SinkStorage {
     /// One instance writes its own manifests, in order: the rename is the commit point.
     public func commit(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
         try publish(rel, bytes)
+        return true
+    }
+
+    public func create(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
+        let (dir, name) = LocalStorage.split(path(rel))
+        try FileSink.makeDirectories(dir)
+        // A name of this writer's own: racing writers never share one.
+        let tmp = "\(dir)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        try FileSink.writeDurably(bytes, to: tmp)
+        // link(2) fails with EEXIST when the name is taken: exactly one wins.
+        let linked = link(tmp, "\(dir)/\(name)") == 0
+        let linkErrno = errno
+        unlink(tmp)
+        guard linked else {
+            if linkErrno == EEXIST { return false }
+            throw StorageError("link", "\(dir)/\(name)", errno: linkErrno)
+        }
+        try FileSink.fsyncDirectory(dir)
         return true
     }
 

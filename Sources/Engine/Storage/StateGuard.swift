@@ -62,7 +62,8 @@ public enum CheckpointError: OperatorError, Equatable {
 
 /// The sink's identity and the checkpoint ledger, both under `<sink>/_qos/`:
 /// - `sink-id`: a random id written once, when the daemon first starts on
-///   the sink; every manifest carries it, and it is checked before every
+///   the sink (created conditionally: of daemons started at once on an empty
+///   sink, one writes it and the others adopt it); every manifest carries it, and it is checked before every
 ///   checkpoint, so a sink deleted or replaced under a running daemon stops it.
 /// - `ledger/<instance>`: per partition, the highest checkpoint sequence (and
 ///   next offset) this instance has committed, rewritten after every manifest.
@@ -135,7 +136,20 @@ extension CheckpointStore {
             }
             if let i = id, ids.contains(where: { $0 != i }) { id = nil }  // adopt a fresh identity
         }
-        if try id == nil || readSinkId() != id {
+        if id == nil, try readSinkId() == nil {
+            // A new sink. Daemons started on it at once each come here: one
+            // creates the identity, the others adopt it.
+            let fresh = CheckpointStore.newSinkId()
+            if try storage.create(sinkIdRel, Array((fresh + "\n").utf8)) {
+                id = fresh
+            } else {
+                guard let winner = try readSinkId() else {
+                    throw CheckpointError.sinkReplaced(sink: root, detail: "lost its identity file '\(sinkIdPath)' just after another daemon created it")
+                }
+                id = winner
+            }
+        } else if try id == nil || readSinkId() != id {
+            // Restored from the manifests, or a fresh one accepted over a foreign one.
             let fresh = id ?? CheckpointStore.newSinkId()
             try storage.publish(sinkIdRel, Array((fresh + "\n").utf8))
             id = fresh
