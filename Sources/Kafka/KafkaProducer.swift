@@ -85,6 +85,16 @@ public final class KafkaProducer: @unchecked Sendable {
 
     deinit { close(flushTimeoutMs: 0) }
 
+    /// The client handle for a call that must come before `close()`, which
+    /// destroys it: a call after it would use freed memory, so it stops the
+    /// process instead. Callers close the producer only once nothing uses
+    /// it any more (`Collector.drain` stops its event loops first).
+    private func live(_ what: String) -> OpaquePointer {
+        let isClosed = closeLock.withLock { closed }
+        precondition(!isClosed, "KafkaProducer.\(what) after close()")
+        return rk
+    }
+
     /// Enqueues one message (payload and key are copied). When librdkafka's
     /// local queue is full, serves delivery reports and retries (backpressure)
     /// for up to `blockTimeoutMs`, then throws.
@@ -94,6 +104,7 @@ public final class KafkaProducer: @unchecked Sendable {
     ///     real broker, old timestamps make retention delete data early.)
     public func produce(topic: String, key: [UInt8]?, payload: [UInt8], partition: Int32? = nil,
                         timestampMs: Int64? = nil, blockTimeoutMs: Int = 60_000) throws {
+        let rk = live("produce")
         let deadline = monotonicNanos() + UInt64(max(0, blockTimeoutMs)) * 1_000_000
         while true {
             let result: (rd_kafka_resp_err_t, String)? = topic.withCString { topicC in
@@ -144,12 +155,13 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Serves delivery reports and errors; returns the number of events served.
     @discardableResult
     public func poll(timeoutMs: Int = 0) -> Int {
-        Int(rd_kafka_poll(rk, Int32(clamping: timeoutMs)))
+        Int(rd_kafka_poll(live("poll"), Int32(clamping: timeoutMs)))
     }
 
     /// Waits until every queued message is delivered or failed; throws if
     /// some are still outstanding after `timeoutMs`.
     public func flush(timeoutMs: Int = 30_000) throws {
+        let rk = live("flush")
         let err = rd_kafka_flush(rk, Int32(clamping: timeoutMs))
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let n = rd_kafka_outq_len(rk)
@@ -160,7 +172,7 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Messages (and requests) not yet delivered.
-    public var outstanding: Int { Int(rd_kafka_outq_len(rk)) }
+    public var outstanding: Int { Int(rd_kafka_outq_len(live("outstanding"))) }
 
     public var stats: DeliveryStats {
         box.lock.withLock {
@@ -173,12 +185,12 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Returns the partition count.
     @discardableResult
     public func checkTopic(_ topic: String, timeoutMs: Int = 10_000) throws -> Int {
-        try checkTopics(rk: rk, box: box, brokers: brokers, topics: [topic], timeoutMs: timeoutMs)[topic] ?? 0
+        try checkTopics(rk: live("checkTopic"), box: box, brokers: brokers, topics: [topic], timeoutMs: timeoutMs)[topic] ?? 0
     }
 
     /// Queries a partition's (low, high) watermarks from its leader.
     public func queryWatermarks(_ tp: TopicPartition, timeoutMs: Int = 5000) throws -> (low: Int64, high: Int64) {
-        try Kafka.queryWatermarks(rk: rk, tp, timeoutMs: timeoutMs)
+        try Kafka.queryWatermarks(rk: live("queryWatermarks"), tp, timeoutMs: timeoutMs)
     }
 
     /// Flushes (up to `flushTimeoutMs`) and destroys the client. Undelivered
