@@ -33,6 +33,7 @@ func c_renameat2(_ olddirfd: Int32, _ oldpath: UnsafePointer<CChar>, _ newdirfd:
                          _ newpath: UnsafePointer<CChar>, _ flags: UInt32) -> Int32
 
 let renameExchange: UInt32 = 2  // RENAME_EXCHANGE (linux/fs.h)
+let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE (linux/fs.h)
 
 extension ReaggregateJob {
     func compactTable(_ table: String, _ infos: [TableReader.FileInfo]) throws {

@@ -196,6 +196,29 @@ import TestSupport
         }
     }
 
+    @Test func aFileSystemWithoutHardLinksStillCreatesOnce() throws {
+        let dir = NSTemporaryDirectory() + "qos-create-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // link(2) refused (a FUSE mount, FAT): renameat2(RENAME_NOREPLACE);
+        // that refused too: O_EXCL.
+        let noLinks = LocalStorage.ExclusivePlacement(link: { _, _ in errno = EPERM; return -1 })
+        let noLinksNoRename = LocalStorage.ExclusivePlacement(link: { _, _ in errno = EOPNOTSUPP; return -1 },
+                                                              renameNoReplace: { _, _ in errno = EINVAL; return -1 })
+        for (i, placement) in [noLinks, noLinksNoRename].enumerated() {
+            let s = LocalStorage(root: dir, exclusivePlacement: placement)
+            #expect(try s.create("_qos/f\(i)", [1, 2]))
+            #expect(try !s.create("_qos/f\(i)", [3]))
+            #expect(try s.read("_qos/f\(i)") == [1, 2])
+        }
+        #expect(try LocalStorage(root: dir).list("_qos") == ["f0", "f1"])  // no temporary name left
+        // Any other failure is an error naming the file.
+        let failing = LocalStorage(root: dir, exclusivePlacement: .init(link: { _, _ in errno = EIO; return -1 }))
+        #expect(performing: { try failing.create("_qos/f2", [1]) }, throws: { e in
+            (e as? StorageError)?.errno == EIO && "\(e)".contains("_qos/f2")
+        })
+        #expect(try LocalStorage(root: dir).list("_qos") == ["f0", "f1"])
+    }
+
     @Test(arguments: StorageUnderTest.all)
     func otherClusterIsRefused(_ storage: StorageUnderTest) throws {
         let t = try storage.make()

@@ -60,7 +60,14 @@ extension SinkStorage {
 public final class LocalStorage: SinkStorage {
     public let location: String
 
-    public init(root: String) { location = root }
+    let exclusivePlacement: ExclusivePlacement
+
+    public convenience init(root: String) { self.init(root: root, exclusivePlacement: ExclusivePlacement()) }
+
+    init(root: String, exclusivePlacement: ExclusivePlacement) {
+        location = root
+        self.exclusivePlacement = exclusivePlacement
+    }
 
     func path(_ rel: String) -> String { rel.isEmpty ? location : "\(location)/\(rel)" }
 
@@ -103,19 +110,68 @@ public final class LocalStorage: SinkStorage {
     public func create(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
         let (dir, name) = LocalStorage.split(path(rel))
         try FileSink.makeDirectories(dir)
+        let final = "\(dir)/\(name)"
         // A name of this writer's own: racing writers never share one.
         let tmp = "\(dir)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         try FileSink.writeDurably(bytes, to: tmp)
-        // link(2) fails with EEXIST when the name is taken: exactly one wins.
-        let linked = link(tmp, "\(dir)/\(name)") == 0
-        let linkErrno = errno
-        unlink(tmp)
-        guard linked else {
-            if linkErrno == EEXIST { return false }
-            throw StorageError("link", "\(dir)/\(name)", errno: linkErrno)
+        // link(2) fails with EEXIST when the name is taken: exactly one wins,
+        // and the file appears whole.
+        var placed = exclusivePlacement.link(tmp, final) == 0
+        var code = errno
+        if !placed && LocalStorage.refusesHardLinks(code) {
+            // No hard links here (a FUSE mount, FAT): a rename that refuses to replace.
+            placed = exclusivePlacement.renameNoReplace(tmp, final) == 0
+            code = errno
         }
+        unlink(tmp)  // gone already after the rename
+        if placed {
+            try FileSink.fsyncDirectory(dir)
+            return true
+        }
+        if code == EEXIST { return false }
+        guard LocalStorage.refusesHardLinks(code) || code == EINVAL else {
+            throw StorageError("link", final, errno: code)
+        }
+        return try createExclusively(final, bytes, dir: dir)
+    }
+
+    /// link(2) failing with `code` means the file system has no hard links.
+    static func refusesHardLinks(_ code: Int32) -> Bool {
+        code == EPERM || code == EOPNOTSUPP || code == ENOTSUP || code == ENOSYS
+    }
+
+    /// `create` where neither link(2) nor renameat2(RENAME_NOREPLACE) works:
+    /// `O_EXCL` still lets exactly one writer create the file, but a reader
+    /// racing the writer may see it before its bytes (the sink identity:
+    /// "not a sink id", and a restart reads it whole).
+    private func createExclusively(_ final: String, _ bytes: [UInt8], dir: String) throws -> Bool {
+        let fd = open(final, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 {
+            if errno == EEXIST { return false }
+            throw StorageError("create", final)
+        }
+        defer { close(fd) }
+        var off = 0
+        try bytes.withUnsafeBytes { b in
+            while off < b.count {
+                let n = write(fd, b.baseAddress! + off, b.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StorageError("write", final)
+                }
+                off += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw StorageError("fsync", final) }
         try FileSink.fsyncDirectory(dir)
         return true
+    }
+
+    /// The two system calls `create` places a file with; tests replace
+    /// them to take the paths of a file system without them.
+    struct ExclusivePlacement: Sendable {
+        var link: @Sendable (String, String) -> Int32 = { Glibc.link($0, $1) }
+        var renameNoReplace: @Sendable (String, String) -> Int32 = { c_renameat2(AT_FDCWD, $0, AT_FDCWD, $1, Engine.renameNoReplace) }
     }
 
     public func move(_ from: String, to: String) throws -> Bool {
