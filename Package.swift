@@ -45,10 +45,12 @@ let package = Package(
         .systemLibrary(name: "CPrefetch"),
         // glibc's heap tuning and trim for the daemon (a header; nothing to link).
         .systemLibrary(name: "CMalloc"),
+        // CRC-32C with the CPU's crc32 instruction (a header; nothing to link).
+        .systemLibrary(name: "CCRC32C"),
 
-        // Pure logic: no I/O, no C libraries (a compiler hint aside).
+        // Pure logic: no I/O, no C libraries (a compiler hint and a CPU instruction aside).
         .target(name: "Sketches", swiftSettings: hotPath),
-        .target(name: "QoSCore", dependencies: ["CPrefetch", "SecretHash"], swiftSettings: hotPath),
+        .target(name: "QoSCore", dependencies: ["CPrefetch", "CCRC32C", "SecretHash"], swiftSettings: hotPath),
         .target(name: "SecretHash", swiftSettings: hotPath),
         .target(name: "SplitMix"),
         .target(name: "Generator", dependencies: ["QoSCore", "SplitMix"]),

@@ -156,6 +156,26 @@ public enum MicroBench {
     public static func sketches() -> [Result] {
         SketchBench.run().map { Result(name: $0.name, opsPerSec: $0.opsPerSec, note: "1 thread") }
     }
+
+    /// CRC-32C of a 4 MiB partition snapshot, as each checkpoint seals and
+    /// each restore verifies it: the CPU's instruction and the tables.
+    public static func checksums() -> [Result] {
+        var rng = SplitMix64(seed: 3)
+        let snapshot = (0..<(4 << 20)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        func timed(_ name: String, _ crc: (UnsafeRawBufferPointer) -> UInt32) -> Result {
+            var sink: UInt32 = 0
+            let rounds = 40
+            let t0 = monotonicSeconds()
+            snapshot.withUnsafeBytes { for _ in 0..<rounds { sink ^= crc($0) } }
+            let dt = monotonicSeconds() - t0
+            precondition(sink != 1, "keeps the checksums")  // read, so they are computed
+            return Result(name: name, opsPerSec: Double(rounds) / dt,
+                          note: "\(Int(Double(rounds * snapshot.count) / dt / 1_048_576)) MB/s, 4 MiB each")
+        }
+        var out = [timed("CRC-32C of a snapshot, tables", { CRC32C.checksumByTables($0) })]
+        if CRC32C.hardware { out.append(timed("CRC-32C of a snapshot, CPU instruction", { CRC32C.checksum($0) })) }
+        return out
+    }
 }
 
 /// The monotonic clock the benchmarks time with (one reading function for QoSBench).

@@ -1,7 +1,9 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
-/// checkpoint files (README "The daemon": state integrity). Table-driven,
-/// eight bytes per step ("slicing-by-8"), so checksumming a multi-MiB
-/// partition snapshot costs little next to writing it.
+/// checkpoint files (README "The daemon": state integrity). The CPU's crc32
+/// instruction where it has one (`hardware`), else table-driven, eight
+/// bytes per step ("slicing-by-8"); both give the same value.
 /// Check value: `crc32c("123456789") == 0xE3069283`.
 public enum CRC32C {
     static let polynomial: UInt32 = 0x82F6_3B78
@@ -20,8 +22,19 @@ public enum CRC32C {
         return t
     }()
 
+    /// Whether the CPU computes the CRC itself (SSE 4.2's crc32 on x86-64,
+    /// `Sources/CCRC32C/shim.h`): ≈ 6× the tables' speed on the snapshots a
+    /// checkpoint seals (bench/results/speed.md section 52).
+    public static let hardware = qos_crc32c_hardware() != 0
+
     /// The CRC of `bytes`, continuing from `crc` (the CRC of what came before; 0 to start).
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
+        guard hardware, let base = bytes.baseAddress else { return checksumByTables(bytes, continuing: crc) }
+        return ~qos_crc32c_fold(~crc, base, bytes.count)
+    }
+
+    /// `checksum` with the tables, on any CPU (tests and `qos bench` compare the two).
+    public static func checksumByTables(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = bytes.count

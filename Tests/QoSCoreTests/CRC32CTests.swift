@@ -34,6 +34,23 @@ import SplitMix
             #expect(CRC32C.checksum(prefix) == Self.reference(prefix))
             let cut = n / 3
             #expect(CRC32C.checksum(data[cut..<n], continuing: CRC32C.checksum(data[..<cut])) == Self.reference(prefix))
+            // The tables, whichever way `checksum` goes on this CPU.
+            prefix.withUnsafeBytes { #expect(CRC32C.checksumByTables($0) == Self.reference(prefix)) }
+        }
+    }
+
+    /// Every x86-64 CPU this runs on since 2008 has SSE 4.2: a build that
+    /// stopped using the instruction would pass the vectors above unnoticed.
+    @Test func theCPUsInstructionIsUsedWhereThereIsOne() {
+        #if arch(x86_64)
+        #expect(CRC32C.hardware)
+        #endif
+        // At every alignment of the start, which the instruction reads 8 bytes at a time.
+        var rng = SplitMix64(seed: 11)
+        let data = (0..<1000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        for start in 0..<16 {
+            let part = Array(data[start...])
+            #expect(CRC32C.checksum(data[start...]) == Self.reference(part))
         }
     }
 
