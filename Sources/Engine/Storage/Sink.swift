@@ -104,6 +104,12 @@ public struct FileSink: Sendable {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw StorageError("create", path) }
         defer { close(fd) }
+        try writeDurably(bytes, fd: fd, path: path)
+    }
+
+    /// Writes all of `bytes` to the open file `fd` and syncs it; `path`
+    /// names it in errors.
+    static func writeDurably(_ bytes: [UInt8], fd: Int32, path: String) throws {
         var off = 0
         try bytes.withUnsafeBytes { b in
             while off < b.count {

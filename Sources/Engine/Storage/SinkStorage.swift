@@ -151,18 +151,7 @@ public final class LocalStorage: SinkStorage {
             throw StorageError("create", final)
         }
         defer { close(fd) }
-        var off = 0
-        try bytes.withUnsafeBytes { b in
-            while off < b.count {
-                let n = write(fd, b.baseAddress! + off, b.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw StorageError("write", final)
-                }
-                off += n
-            }
-        }
-        guard fsync(fd) == 0 else { throw StorageError("fsync", final) }
+        try FileSink.writeDurably(bytes, fd: fd, path: final)
         try FileSink.fsyncDirectory(dir)
         return true
     }
