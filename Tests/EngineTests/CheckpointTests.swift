@@ -160,6 +160,24 @@ import TestSupport
         #expect(try t.storage.read("_qos/probe") == [1])
         #expect(try t.storage.list("_qos") == ["probe"])  // no temporary name left
 
+        // A daemon that found no identity file a moment ago, while another
+        // created one since, adopts it: it never writes its own over it.
+        let first = try store(t, "first")
+        let late = try CheckpointStore(sink: t.sink, instance: "late")
+        #expect(try late.settleIdentity(known: nil, replace: false) == first.sinkId)
+        #expect(try late.readSinkId() == first.sinkId)
+        // One restored from the manifests by two daemons at once: the same.
+        t.storage.remove("_qos/sink-id")
+        #expect(try late.settleIdentity(known: first.sinkId, replace: false) == first.sinkId)
+        #expect(try first.settleIdentity(known: first.sinkId, replace: false) == first.sinkId)
+        try first.checkIdentity()
+        // Restored while another daemon wrote a different one: refused.
+        #expect(performing: { try late.settleIdentity(known: CheckpointStore.newSinkId(), replace: false) }, throws: { e in
+            guard case .sinkReplaced(_, let detail)? = e as? CheckpointError else { return false }
+            return detail.contains("another identity")
+        })
+        t.storage.removeTree("")
+
         // Stores opened at the same moment on an empty sink: each used to
         // write its own identity, and all but the last stopped at their
         // first checkpoint with "sink was replaced". Local only: moto checks

@@ -107,6 +107,7 @@ extension CheckpointStore {
         var ledgers = try readLedgers()
         let all = try recover()
         var problems: [String] = []
+        var replaceIdentity = false
         let ids = Set(all.map(\.sinkId).filter { !$0.isEmpty })
         var id = try readSinkId()
         if let id, let other = ids.first(where: { $0 != id }) {
@@ -134,28 +135,38 @@ extension CheckpointStore {
                 if lowered != entries { try writeLedger(lowered, instance: inst) }
                 ledgers[inst] = lowered
             }
-            if let i = id, ids.contains(where: { $0 != i }) { id = nil }  // adopt a fresh identity
+            if let i = id, ids.contains(where: { $0 != i }) { replaceIdentity = true }  // adopt a fresh identity
         }
-        if id == nil, try readSinkId() == nil {
-            // A new sink. Daemons started on it at once each come here: one
-            // creates the identity, the others adopt it.
-            let fresh = CheckpointStore.newSinkId()
-            if try storage.create(sinkIdRel, Array((fresh + "\n").utf8)) {
-                id = fresh
-            } else {
-                guard let winner = try readSinkId() else {
-                    throw CheckpointError.sinkReplaced(sink: root, detail: "lost its identity file '\(sinkIdPath)' just after another daemon created it")
-                }
-                id = winner
-            }
-        } else if try id == nil || readSinkId() != id {
-            // Restored from the manifests, or a fresh one accepted over a foreign one.
-            let fresh = id ?? CheckpointStore.newSinkId()
-            try storage.publish(sinkIdRel, Array((fresh + "\n").utf8))
-            id = fresh
-        }
-        sinkId = id!
+        sinkId = try settleIdentity(known: id, replace: replaceIdentity)
         ledger = ledgers[instance] ?? [:]
+    }
+
+    /// The sink's identity once `openState`'s checks are done. `known`: the
+    /// one its file or its manifests name (nil: a new sink); `replace`: a
+    /// fresh one over a foreign one (`--accept-state-loss`). Daemons started
+    /// at once on one sink each come here, and may have read no file a
+    /// moment ago while another has created it since: the file is only ever
+    /// created conditionally (`SinkStorage.create`), so exactly one identity
+    /// is written and the others adopt it — never overwritten, except by
+    /// `replace`.
+    func settleIdentity(known: String?, replace: Bool) throws -> String {
+        if replace {
+            let fresh = CheckpointStore.newSinkId()
+            try storage.publish(sinkIdRel, Array((fresh + "\n").utf8))
+            return fresh
+        }
+        if let known, try readSinkId() == known { return known }  // the usual start: nothing to write
+        let wanted = known ?? CheckpointStore.newSinkId()
+        if try storage.create(sinkIdRel, Array((wanted + "\n").utf8)) { return wanted }
+        guard let found = try readSinkId() else {
+            throw CheckpointError.sinkReplaced(sink: root, detail: "lost its identity file '\(sinkIdPath)' just after another daemon created it")
+        }
+        // A new sink: another daemon's identity won. A known one restored
+        // by another daemon in the same moment is the same.
+        guard known == nil || found == known else {
+            throw CheckpointError.sinkReplaced(sink: root, detail: "was given another identity ('\(found)', its checkpoints name '\(known!)') while this daemon started")
+        }
+        return found
     }
 
     /// Refuses to continue from checkpoints of `topic` taken from another
