@@ -35,6 +35,11 @@ public struct DDSketch: Sendable, Equatable {
     public let relativeAccuracy: Double
     /// Maximum number of bins; lower keys are collapsed into the lowest kept bin.
     public let binLimit: Int
+    /// The most observations a sketch read from bytes may count (2^53: past
+    /// it a Double no longer counts one by one). Sums of such counts, as
+    /// merges make, stay finite: a sketch from a hostile file cannot make a
+    /// merged count infinite and the merged sketch unreadable.
+    public static let countMax: Double = 9_007_199_254_740_992
     /// gamma = 1 + 2a/(1-a) (KeyMapping.__init__).
     public let gamma: Double
     /// (1 / log1p(2a/(1-a))) * log(2): the multiplier of log2(v) (LogarithmicMapping).

@@ -83,7 +83,7 @@ extension DDSketch {
         guard interpolation == 0 else { throw SketchError.unsupported("DDSketch interpolation \(interpolation)") }
         guard indexOffset == 0 else { throw SketchError.unsupported("DDSketch index offset \(indexOffset)") }
         guard gamma > 1, gamma.isFinite else { throw SketchError.invalidFormat("DDSketch gamma \(gamma)") }
-        guard zero >= 0, zero.isFinite else { throw SketchError.invalidFormat("DDSketch zeroCount \(zero)") }
+        guard zero >= 0, zero <= DDSketch.countMax else { throw SketchError.invalidFormat("DDSketch zeroCount \(zero)") }
         // KeyMapping.from_gamma_offset: relative accuracy (gamma - 1) / (gamma + 1).
         // A huge gamma rounds it to 1 (or 0 once gamma + 1 overflows): refused,
         // not left to the initializer's precondition.
@@ -100,9 +100,14 @@ extension DDSketch {
             throw SketchError.invalidFormat("DDSketch bin key \(bad.0) is outside the keys of finite values (\(lowest)...\(highest))")
         }
         zeros = zero
+        var total = zero
         // Highest key first so collapsing (if the range exceeds binLimit) happens once.
         for (k, c) in positive.sorted(by: { $0.0 > $1.0 }) where c != 0 {
             guard c > 0, c.isFinite else { throw SketchError.invalidFormat("DDSketch bin count \(c)") }
+            total += c
+            guard total <= DDSketch.countMax else {
+                throw SketchError.invalidFormat("DDSketch count \(total) above \(DDSketch.countMax) (2^53)")
+            }
             addKey(k, weight: c)
         }
     }

@@ -52,6 +52,22 @@ import SplitMix
         #expect(throws: SketchError.unsupported("DDSketch with negative values")) { try DDSketch(protobuf: fixture) }
     }
 
+    /// Counts no stream reaches (over 2^53 in one sketch, in a bin or the
+    /// zero count) are refused when read: summed by merges they would
+    /// reach infinity, and an infinite count does not read back.
+    @Test func countsPastTwoToThe53AreRefusedWhenRead() throws {
+        func bytes(bin: Double, zero: Double) -> [UInt8] {
+            var s = DDSketch()
+            s.addKey(s.key(1000), weight: bin)
+            s.zeros = zero
+            return s.protobufBytes()
+        }
+        #expect(try DDSketch(protobuf: bytes(bin: DDSketch.countMax - 1, zero: 1)).count == DDSketch.countMax)
+        for (bin, zero) in [(1e300, 0.0), (DDSketch.countMax, 2.0), (1.0, 1e300)] {
+            #expect(throws: SketchError.self) { try DDSketch(protobuf: bytes(bin: bin, zero: zero)) }
+        }
+    }
+
     @Test func emptyAndRejectedValues() throws {
         var s = DDSketch()
         #expect(s.isEmpty && s.quantile(0.5) == nil)
