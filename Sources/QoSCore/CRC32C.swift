@@ -23,7 +23,7 @@ public enum CRC32C {
     }()
 
     /// Whether the CPU computes the CRC itself (SSE 4.2's crc32 on x86-64,
-    /// `Sources/CCRC32C/shim.h`): ≈ 6× the tables' speed on the snapshots a
+    /// `Sources/CCRC32C/shim.h`): ≈ 10× the tables' speed on the snapshots a
     /// checkpoint seals (bench/results/speed.md section 52).
     public static let hardware = qos_crc32c_hardware() != 0
 
