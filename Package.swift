@@ -106,7 +106,7 @@ let package = Package(
         // Test helpers shared by test targets (moto on loopback).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine", "TestSupport"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Kafka", "QoSCore", "Parquet", "Generator", "SplitMix", "ObjectStore", "TestSupport", "QoSBench"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Kafka", "QoSCore", "Parquet", "Generator", "SplitMix", "ObjectStore", "TestSupport", "QoSBench", "Sketches"]),
         // The CLI's --help and flags against the typed configuration.
         .testTarget(name: "QoSCLITests", dependencies: ["qos", "Engine"]),
     ]

@@ -49,12 +49,17 @@ struct Generate: ParsableCommand {
     var futureFraction: Double = 0
     @Option(help: "Start as if traffic had flowed this many ms already: sessions in progress, their earlier beacons not sent (steady-state rate at once; count their sessions in --sessions).")
     var warmStartMs: Int64 = 0
+    @Option(help: "Players batch their beacons: each session's beacons of up to this many seconds leave as one message, a JSON array (also at view_end, or at \(PlayerBatching.maxBeacons) beacons); 0 sends one beacon per message. Keep it within the daemon's --lateness.")
+    var batchSeconds: Double = 0
     @Flag(help: "Put country/region explicitly into view_start beacons.") var explicitGeo = false
     @Flag(help: "Print the generator's IP-range table as CSV (input of tools/build_mmdb.py) and exit.")
     var geoTable = false
 
     /// 2100-01-01T00:00:00Z.
     static let startMsMax: Int64 = 4_102_444_800_000
+
+    /// A player holds beacons back for at most an hour.
+    static let batchSecondsMax: Double = 3600
 
     /// 100 million sessions: about 7 billion beacons.
     static let sessionsMax = 100_000_000
@@ -73,6 +78,12 @@ struct Generate: ParsableCommand {
         guard format == "beacon-json" || format == "cmcd" else { throw ValidationError("--format '\(format)': use beacon-json or cmcd") }
         guard format == "beacon-json" || cdnLogs == nil else { throw ValidationError("--format cmcd is for beacons; it does not combine with --cdn-logs") }
         guard cdnLogs == nil || input == nil else { throw ValidationError("--cdn-logs generates traffic; it does not combine with --input") }
+        guard batchSeconds == 0 || (0.001...Generate.batchSecondsMax).contains(batchSeconds) else {
+            throw ValidationError("--batch-seconds must be 0 (no batching) or between 0.001 and \(Int(Generate.batchSecondsMax))")
+        }
+        guard batchSeconds == 0 || (format == "beacon-json" && cdnLogs == nil && input == nil) else {
+            throw ValidationError("--batch-seconds batches generated beacon-json traffic; it does not combine with --format cmcd, --cdn-logs or --input")
+        }
         guard warmStartMs >= 0 else { throw ValidationError("--warm-start-ms must be ≥ 0") }
         // Event times are start + offsets of up to days: keep them far from Int64's end (2262).
         if let startMs, !(0...Generate.startMsMax).contains(startMs) {
@@ -143,6 +154,8 @@ struct Generate: ParsableCommand {
                 return out
             })
         }
+        let periodMs = Int64((batchSeconds * 1000).rounded())
+        if periodMs > 0 { return AnySequence(PlayerBatcher(TrafficGenerator(options), periodMs: periodMs)) }
         return AnySequence(TrafficGenerator(options))
     }
 

@@ -58,6 +58,17 @@ import Testing
         _ = try Generate.parse(["--rate", "max"])
     }
 
+    /// `--batch-seconds` is 0 (no batching) or a period from 1 ms to an hour,
+    /// for generated beacon-json traffic only.
+    @Test func generateBatchSecondsIsAPeriodForGeneratedBeacons() throws {
+        for bad in [["--batch-seconds", "nan"], ["--batch-seconds", "-1"], ["--batch-seconds", "0.0001"], ["--batch-seconds", "3601"],
+                    ["--batch-seconds", "5", "--format", "cmcd"], ["--batch-seconds", "5", "--cdn-logs", "edgecast"],
+                    ["--batch-seconds", "5", "--kafka", "h:1", "--input", "f"]] {
+            #expect(throws: (any Error).self, "\(bad)") { try Generate.parse(bad) }
+        }
+        for good in ["0", "0.001", "10", "3600"] { _ = try Generate.parse(["--batch-seconds", good]) }
+    }
+
     /// `qos broker --partitions 100000000` listened and then grew towards
     /// 23 GB; the broker now stops where `qos run` stops reading.
     @Test func brokerPartitionsAreBoundedByWhatRunReads() throws {
