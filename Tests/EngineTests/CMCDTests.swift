@@ -59,7 +59,7 @@ import Testing
         for (json, reason) in [(#"[{"sid":"a","ts":1767225600000,"made-up-key-123":{"x":1}}]"#, "invalid_cmcd:value:other"),
                                (#"[{"sid":"a","ts":1767225600000,"br":{"x":1}}]"#, "invalid_cmcd:value:br")] {
             guard case .success(let reports) = CMCDJSON.reports(Array(json.utf8)), reports.count == 1,
-                  case .failure(let r) = reports[0] else { Issue.record("accepted: \(json)"); continue }
+                  case .failure(let r) = reports[0].result else { Issue.record("accepted: \(json)"); continue }
             #expect(r.reason.reason.code == reason)
         }
     }
@@ -86,8 +86,30 @@ import Testing
         #expect(payloads == [noSid, notObject])
         // Not an array: the object itself, without the whitespace around it.
         let one = "  \(noSid)\n"
-        let spans = Array(one.utf8).withUnsafeBytes { CMCDJSON.elementSpans($0) }
+        let spans = Array(one.utf8).withUnsafeBytes { CMCDJSON.scan($0).elements }
         #expect(spans.map { String(decoding: Array(one.utf8)[$0], as: UTF8.self) } == [noSid])
+        // The collector produces a refused report as its own bytes in a
+        // one-element array — refused while converting (not an object) or
+        // after (no sid): what the daemon then keeps is the same element.
+        let records = CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: Array(message.utf8),
+                                       ip: "192.0.2.1", userAgent: nil, nowMs: 1_767_225_600_000)
+        // In request order: the answer's `index` of a refused report is its position.
+        #expect(records.map { if case .record = $0 { "ok" } else { "refused" } } == ["ok", "refused", "refused"])
+        let swapped = CMCDHTTP.records(method: "POST", query: "", header: { _ in nil }, body: Array("[\(notObject), \(good)]".utf8),
+                                       ip: "192.0.2.1", userAgent: nil, nowMs: 1_767_225_600_000)
+        #expect(swapped.map { if case .record = $0 { "ok" } else { "refused" } } == ["refused", "ok"])
+        var produced: [(String, String)] = []
+        for case .reject(let reason, let bytes) in records { produced.append((reason.code, String(decoding: bytes, as: UTF8.self))) }
+        #expect(produced.map(\.1) == ["[\(noSid)]", "[\(notObject)]"])
+        var again: [(String, String)] = []
+        for (_, json) in produced {
+            Array(json.utf8).withUnsafeBytes { raw in
+                CMCDFormat().forSource(named: "t").decode(raw) { item in
+                    if case .reject(let r, let range) = item { again.append((r.code, String(decoding: raw[range], as: UTF8.self))) }
+                }
+            }
+        }
+        #expect(again.map(\.0) == produced.map(\.0) && again.map(\.1) == [noSid, notObject])
     }
 
     @Test func malformedStringsAreRejectedWithAReason() {

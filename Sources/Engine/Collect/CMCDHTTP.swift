@@ -13,6 +13,16 @@ enum CMCDIncoming {
 /// a POST (event and response mode): one report per line, or JSON — an
 /// object or an array of objects whose members are CMCD keys.
 public enum CMCDHTTP {
+    /// A report of one request before it is checked: CMCD text — with, for
+    /// a report of the JSON form, what to produce if the checks refuse it:
+    /// its own element as a one-element array, which the daemon refuses with
+    /// the same reason and keeps as the element, as it keeps a direct
+    /// producer's (CMCDFormat.decode) — or a report already refused.
+    enum Pending {
+        case text([UInt8], refusedAs: [UInt8]?)
+        case refused(RejectReason, [UInt8])
+    }
+
     /// Keys the collector adds: the client address and its User-Agent
     /// (custom keys carry a hyphenated prefix, as CTA-5004 requires).
     public static let ipKey = "org.videoqos-ip"
@@ -24,7 +34,8 @@ public enum CMCDHTTP {
     /// (request mode), the time the collector received it.
     static func records(method: String, query: String, header: (String) -> String?, body: [UInt8],
                         ip: String, userAgent: String?, nowMs: Int64) -> [CMCDIncoming] {
-        var raw: [[UInt8]] = []
+        // The request's reports in order (the answer's `index` is a position in it).
+        var raw: [Pending] = []
         var out: [CMCDIncoming] = []
         var requestMode: [String] = []
         for part in query.split(separator: "&") where part.hasPrefix("CMCD=") {
@@ -36,20 +47,21 @@ public enum CMCDHTTP {
             if !decoded.isEmpty { requestMode.append(decoded) }
         }
         for name in headerNames { if let v = header(name), !v.isEmpty { requestMode.append(v) } }
-        if !requestMode.isEmpty { raw.append(Array(requestMode.joined(separator: ",").utf8)) }
+        if !requestMode.isEmpty { raw.append(.text(Array(requestMode.joined(separator: ",").utf8), refusedAs: nil)) }
 
         if method == "POST", let first = body.first(where: { $0 != 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 }) {
             if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
                 // Each report of the JSON form on its own: the valid ones are
                 // taken; a bad one is produced as a one-element array of its
-                // JSON, which the daemon refuses with the same reason.
+                // own bytes (`Pending`).
                 switch CMCDJSON.reports(body) {
-                case .failure(let r): out.append(.reject(r.reason, body))
+                case .failure(let r): raw.append(.refused(r.reason, body))
                 case .success(let reports):
                     for report in reports {
-                        switch report {
-                        case .success(let line): raw.append(line)
-                        case .failure(let bad): out.append(.reject(bad.reason.reason, bad.json))
+                        switch report.result {
+                        case .success(let line):
+                            raw.append(.text(line, refusedAs: report.span.map { [UInt8(ascii: "[")] + body[$0] + [UInt8(ascii: "]")] }))
+                        case .failure(let bad): raw.append(.refused(bad.reason.reason, bad.json))
                         }
                     }
                 }
@@ -57,15 +69,19 @@ public enum CMCDHTTP {
                 for line in body.split(separator: 0x0a) {
                     var l = Array(line)
                     while let c = l.last, c == 0x0d || c == 0x20 { l.removeLast() }
-                    if !l.isEmpty { raw.append(l) }
+                    if !l.isEmpty { raw.append(.text(l, refusedAs: nil)) }
                 }
             }
         }
 
-        for bytes in raw {
+        for pending in raw {
+            guard case .text(let bytes, let refusedAs) = pending else {
+                if case .refused(let reason, let payload) = pending { out.append(.reject(reason, payload)) }
+                continue
+            }
             let parsed = bytes.withUnsafeBytes { CMCDParser.parse($0) }
             guard case .success(let rec) = parsed else {
-                if case .failure(let e) = parsed { out.append(.reject(e.reason, bytes)) }
+                if case .failure(let e) = parsed { out.append(.reject(e.reason, refusedAs ?? bytes)) }
                 continue
             }
             var text = String(decoding: bytes, as: UTF8.self)
@@ -76,10 +92,10 @@ public enum CMCDHTTP {
             }
             // The report passed the 64 KiB limit above; what was appended is bounded.
             guard case .success(let full) = CMCDParser.parse(text, limit: CMCDParser.annotatedRecordBytesMax) else {
-                out.append(.reject(RejectReason("invalid_cmcd:syntax"), bytes))
+                out.append(.reject(RejectReason("invalid_cmcd:syntax"), refusedAs ?? bytes))
                 continue
             }
-            if let r = CMCDFormat.validate(full) { out.append(.reject(r, bytes)); continue }
+            if let r = CMCDFormat.validate(full) { out.append(.reject(r, refusedAs ?? bytes)); continue }
             out.append(.record(text, sid: full.string("sid")))
         }
         return out

@@ -55,10 +55,9 @@ public struct CMCDFormat: RecordFormat {
             case .failure(let r): sink(.reject(r.reason, payload: whole))
             case .success(let reports):
                 // A refused report's `rejects` payload is its own element.
-                let spans = CMCDJSON.elementSpans(record)
-                for (i, report) in reports.enumerated() {
-                    let own = spans.count == reports.count ? spans[i] : whole
-                    switch report {
+                for report in reports {
+                    let own = report.span ?? whole
+                    switch report.result {
                     case .failure(let bad): sink(.reject(bad.reason.reason, payload: own))
                     case .success(let text): text.withUnsafeBytes { decodeText($0, payload: own, sink) }
                     }

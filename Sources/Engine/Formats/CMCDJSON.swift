@@ -15,28 +15,44 @@ enum CMCDJSON {
 
     /// A report of a JSON body that cannot be used: why, and its JSON as a
     /// one-element array (what the collector produces for the `rejects` table:
-    /// read again, it gives the same reason, an element that is not an object too).
+    /// read again, it gives the same reason, an element that is not an object
+    /// too). The element's bytes are the player's own, as they came.
     struct Refused: Error {
         let reason: CMCDReject
         let json: [UInt8]
     }
 
-    /// Each report of `body` as CMCD text, or why it cannot be one. The
-    /// whole body fails when it is not JSON (or nested too deep) or is an
-    /// empty array.
-    static func reports(_ body: [UInt8]) -> Result<[Result<[UInt8], Refused>], CMCDReject> {
+    /// One report of a JSON body: where its element lies in the body (nil
+    /// when it could not be located, e.g. behind a byte-order mark) and its
+    /// CMCD text, or why it cannot be one.
+    struct Report {
+        let span: Range<Int>?
+        let result: Result<[UInt8], Refused>
+    }
+
+    /// Each report of `body`, in order. The whole body fails when it is not
+    /// JSON (or nested too deep) or is an empty array.
+    static func reports(_ body: [UInt8]) -> Result<[Report], CMCDReject> {
+        let (depth, spans) = body.withUnsafeBytes { scan($0) }
         // Foundation's parser recurses per nesting level: refuse deep input first.
-        guard nestingDepth(body) <= BeaconLimits.nestingDepthMax else { return .failure(CMCDReject(.invalidJSON)) }
+        guard depth <= BeaconLimits.nestingDepthMax else { return .failure(CMCDReject(.invalidJSON)) }
         guard let any = try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) else {
             return .failure(CMCDReject(.invalidJSON))
         }
         let elements: [Any] = (any as? [Any]) ?? [any]
         if elements.isEmpty { return .failure(CMCDReject(.emptyBatch)) }
-        return .success(elements.map { e in
-            report(e).mapError { reason in
-                let json = (try? JSONSerialization.data(withJSONObject: [e], options: [.sortedKeys])).map { Array($0) } ?? []
+        let located = spans.count == elements.count
+        return .success(elements.enumerated().map { i, e in
+            let span = located ? spans[i] : nil
+            return Report(span: span, result: report(e).mapError { reason in
+                let json: [UInt8]
+                if let span {
+                    json = [UInt8(ascii: "[")] + body[span] + [UInt8(ascii: "]")]
+                } else {
+                    json = (try? JSONSerialization.data(withJSONObject: [e], options: [.sortedKeys])).map { Array($0) } ?? []
+                }
                 return Refused(reason: reason, json: json)
-            }
+            })
         })
     }
 
@@ -53,10 +69,27 @@ enum CMCDJSON {
         return .success(Array(parts.joined(separator: ",").utf8))
     }
 
-    /// The deepest `[`/`{` nesting of `body` outside strings.
-    static func nestingDepth(_ body: [UInt8]) -> Int {
-        var depth = 0, deepest = 0, inString = false, escaped = false
-        for c in body {
+    /// One walk over `body`, outside its strings: the deepest `[`/`{`
+    /// nesting, and the byte range of each element of a top-level array
+    /// (whitespace around it left out), in order; for a body that is not an
+    /// array, the body without its surrounding whitespace. The ranges are
+    /// meaningful only for a body that parses as JSON.
+    static func scan(_ body: UnsafeRawBufferPointer) -> (depth: Int, elements: [Range<Int>]) {
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d }
+        var lo = 0, hi = body.count
+        while lo < hi, isSpace(body[lo]) { lo += 1 }
+        while hi > lo, isSpace(body[hi - 1]) { hi -= 1 }
+        let isArray = lo < hi && body[lo] == UInt8(ascii: "[") && body[hi - 1] == UInt8(ascii: "]")
+        var spans: [Range<Int>] = []
+        var depth = 0, deepest = 0, inString = false, escaped = false, start = lo + 1
+        func close(_ end: Int) {
+            var a = start, b = end
+            while a < b, isSpace(body[a]) { a += 1 }
+            while b > a, isSpace(body[b - 1]) { b -= 1 }
+            if a < b { spans.append(a..<b) }
+        }
+        for i in lo..<hi {
+            let c = body[i]
             if inString {
                 if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
                 continue
@@ -65,47 +98,12 @@ enum CMCDJSON {
             case UInt8(ascii: "\""): inString = true
             case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1; deepest = max(deepest, depth)
             case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            case UInt8(ascii: ",") where isArray && depth == 1: close(i); start = i + 1
             default: break
             }
         }
-        return deepest
-    }
-
-    /// The byte range of each element of a top-level JSON array in `body`
-    /// (whitespace around it left out), in order; for a body that is not an
-    /// array, the body without its surrounding whitespace. Meaningful only
-    /// for a body `reports` parsed: a refused element's `rejects` payload is
-    /// its own bytes, not the whole message.
-    static func elementSpans(_ body: UnsafeRawBufferPointer) -> [Range<Int>] {
-        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d }
-        var lo = 0, hi = body.count
-        while lo < hi, isSpace(body[lo]) { lo += 1 }
-        while hi > lo, isSpace(body[hi - 1]) { hi -= 1 }
-        guard lo < hi, body[lo] == UInt8(ascii: "["), body[hi - 1] == UInt8(ascii: "]") else { return [lo..<hi] }
-        var spans: [Range<Int>] = []
-        var depth = 0, inString = false, escaped = false, start = lo + 1
-        func close(_ end: Int) {
-            var a = start, b = end
-            while a < b, isSpace(body[a]) { a += 1 }
-            while b > a, isSpace(body[b - 1]) { b -= 1 }
-            if a < b { spans.append(a..<b) }
-        }
-        for i in (lo + 1)..<(hi - 1) {
-            let c = body[i]
-            if inString {
-                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch c {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            case UInt8(ascii: ",") where depth == 0: close(i); start = i + 1
-            default: break
-            }
-        }
-        close(hi - 1)
-        return spans
+        if isArray { close(hi - 1) } else if lo < hi { spans = [lo..<hi] }
+        return (deepest, spans)
     }
 
     /// key = ( lcalpha / "*" ) *( lcalpha / DIGIT / "_" / "-" / "." / "*" ), as `CMCDParser` reads it.
