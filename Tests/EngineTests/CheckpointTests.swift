@@ -214,6 +214,19 @@ import TestSupport
         }
     }
 
+    /// The commit point never replaces a manifest: what is there stays, and
+    /// only the same bytes count as committed (our own earlier attempt).
+    @Test(arguments: StorageUnderTest.all)
+    func aCommitNeverReplacesAnotherWritersManifest(_ storage: StorageUnderTest) throws {
+        let t = try storage.make()
+        let s = t.sink.storage
+        #expect(try s.commit("_qos/manifests/x/000000000001.manifest", [1, 2]))
+        #expect(try s.commit("_qos/manifests/x/000000000001.manifest", [1, 2]))
+        #expect(try !s.commit("_qos/manifests/x/000000000001.manifest", [1, 3]))
+        #expect(try s.read("_qos/manifests/x/000000000001.manifest") == [1, 2])
+        #expect(try s.list("_qos/manifests/x") == ["000000000001.manifest"])  // no temporary name left
+    }
+
     @Test func aFileSystemWithoutHardLinksStillCreatesOnce() throws {
         let dir = NSTemporaryDirectory() + "qos-create-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -101,10 +101,14 @@ public final class LocalStorage: SinkStorage {
         guard rename(tmp, "\(dir)/\(name)") == 0 else { throw StorageError("rename", "\(dir)/\(name)") }
     }
 
-    /// One instance writes its own manifests, in order: the rename is the commit point.
+    /// Created only if absent, as on object storage. One process per
+    /// instance name writes its manifests (`InstanceLock`), but a lock that
+    /// a file system does not honour (another host on NFS) must not let a
+    /// second process replace a committed epoch: it gets false. Our own
+    /// bytes already there are our own commit.
     public func commit(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
-        try publish(rel, bytes)
-        return true
+        if try create(rel, bytes) { return true }
+        return try read(rel) == bytes
     }
 
     public func create(_ rel: String, _ bytes: [UInt8]) throws -> Bool {
