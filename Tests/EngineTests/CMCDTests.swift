@@ -1,6 +1,7 @@
 import Foundation
 import Generator
 import QoSCore
+import SplitMix
 import Testing
 @testable import Engine
 
@@ -110,6 +111,49 @@ import Testing
             }
         }
         #expect(again.map(\.0) == produced.map(\.0) && again.map(\.1) == [noSid, notObject])
+    }
+
+    /// `CMCDJSON.scan` against generated JSON: its depth is the deepest
+    /// nesting and its ranges are exactly the array's elements, whatever the
+    /// strings hold (brackets, commas, escaped quotes and backslashes) and
+    /// however much whitespace lies between tokens.
+    @Test func scanFindsTheElementsAndDepthOfAnyJSONArray() throws {
+        var rng = SplitMix64(seed: 36)
+        func pick(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
+        func space() -> String { ["", " ", "\n", "\t ", "\r\n  "][pick(5)] }
+        let pieces = ["a", ",", "]", "[", "{", "}", "\\\"", "\\\\", ":", "é", "\\u005d", " "]
+        /// A value and its depth (1 for an array or object, 0 for a scalar).
+        func value(_ budget: Int) -> (String, Int) {
+            switch budget <= 0 ? pick(3) : pick(5) {
+            case 0: return (["0", "-12.5e3", "true", "null", "7"][pick(5)], 0)
+            case 1, 2:
+                var t = "\""
+                for _ in 0..<pick(6) { t += pieces[pick(pieces.count)] }
+                return (t + "\"", 0)
+            case 3:
+                var parts: [String] = [], deepest = 0
+                for _ in 0..<pick(4) { let (v, d) = value(budget - 1); parts.append(space() + v + space()); deepest = max(deepest, d) }
+                return ("[" + parts.joined(separator: ",") + "]", deepest + 1)
+            default:
+                var parts: [String] = [], deepest = 0
+                for i in 0..<pick(4) {
+                    let (v, d) = value(budget - 1)
+                    parts.append(space() + "\"k\(i)\"" + space() + ":" + space() + v + space())
+                    deepest = max(deepest, d)
+                }
+                return ("{" + parts.joined(separator: ",") + "}", deepest + 1)
+            }
+        }
+        for _ in 0..<2_000 {
+            var elements: [String] = [], deepest = 0
+            for _ in 0..<(1 + pick(5)) { let (v, d) = value(4); elements.append(v); deepest = max(deepest, d) }
+            let body = Array((space() + "[" + elements.map { space() + $0 + space() }.joined(separator: ",") + "]" + space()).utf8)
+            let (depth, spans) = body.withUnsafeBytes { CMCDJSON.scan($0) }
+            #expect(depth == deepest + 1)
+            #expect(spans.map { String(decoding: body[$0], as: UTF8.self) } == elements)
+            let parsed = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) as? [Any]
+            #expect(parsed?.count == elements.count)
+        }
     }
 
     @Test func malformedStringsAreRejectedWithAReason() {
