@@ -60,7 +60,7 @@ public enum CMCDHTTP {
                     for report in reports {
                         switch report.result {
                         case .success(let line):
-                            raw.append(.text(line, refusedAs: report.span.map { [UInt8(ascii: "[")] + body[$0] + [UInt8(ascii: "]")] }))
+                            raw.append(.text(line, refusedAs: report.span.map { CMCDJSON.oneElementArray(body, $0) }))
                         case .failure(let bad): raw.append(.refused(bad.reason.reason, bad.json))
                         }
                     }

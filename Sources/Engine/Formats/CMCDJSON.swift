@@ -45,15 +45,17 @@ enum CMCDJSON {
         return .success(elements.enumerated().map { i, e in
             let span = located ? spans[i] : nil
             return Report(span: span, result: report(e).mapError { reason in
-                let json: [UInt8]
-                if let span {
-                    json = [UInt8(ascii: "[")] + body[span] + [UInt8(ascii: "]")]
-                } else {
-                    json = (try? JSONSerialization.data(withJSONObject: [e], options: [.sortedKeys])).map { Array($0) } ?? []
-                }
+                let json = span.map { oneElementArray(body, $0) }
+                    ?? (try? JSONSerialization.data(withJSONObject: [e], options: [.sortedKeys])).map { Array($0) } ?? []
                 return Refused(reason: reason, json: json)
             })
         })
+    }
+
+    /// The element at `span` of `body`, in its own bytes, as a one-element
+    /// array: how the collector produces a refused report of the JSON form.
+    static func oneElementArray(_ body: [UInt8], _ span: Range<Int>) -> [UInt8] {
+        [UInt8(ascii: "[")] + body[span] + [UInt8(ascii: "]")]
     }
 
     /// One element as CMCD text.
