@@ -14,12 +14,13 @@ enum CMCDIncoming {
 /// object or an array of objects whose members are CMCD keys.
 public enum CMCDHTTP {
     /// A report of one request before it is checked: CMCD text — with, for
-    /// a report of the JSON form, what to produce if the checks refuse it:
-    /// its own element as a one-element array, which the daemon refuses with
-    /// the same reason and keeps as the element, as it keeps a direct
-    /// producer's (CMCDFormat.decode) — or a report already refused.
+    /// a report of the JSON form, where its element lies in the body: if the
+    /// checks refuse it, the element is produced in its own bytes as a
+    /// one-element array, which the daemon refuses with the same reason and
+    /// keeps as the element, as it keeps a direct producer's
+    /// (CMCDFormat.decode) — or a report already refused.
     enum Pending {
-        case text([UInt8], refusedAs: [UInt8]?)
+        case text([UInt8], element: Range<Int>?)
         case refused(RejectReason, [UInt8])
     }
 
@@ -47,7 +48,7 @@ public enum CMCDHTTP {
             if !decoded.isEmpty { requestMode.append(decoded) }
         }
         for name in headerNames { if let v = header(name), !v.isEmpty { requestMode.append(v) } }
-        if !requestMode.isEmpty { raw.append(.text(Array(requestMode.joined(separator: ",").utf8), refusedAs: nil)) }
+        if !requestMode.isEmpty { raw.append(.text(Array(requestMode.joined(separator: ",").utf8), element: nil)) }
 
         if method == "POST", let first = body.first(where: { $0 != 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 }) {
             if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
@@ -60,7 +61,7 @@ public enum CMCDHTTP {
                     for report in reports {
                         switch report.result {
                         case .success(let line):
-                            raw.append(.text(line, refusedAs: report.span.map { CMCDJSON.oneElementArray(body, $0) }))
+                            raw.append(.text(line, element: report.span))
                         case .failure(let bad): raw.append(.refused(bad.reason.reason, bad.json))
                         }
                     }
@@ -69,19 +70,21 @@ public enum CMCDHTTP {
                 for line in body.split(separator: 0x0a) {
                     var l = Array(line)
                     while let c = l.last, c == 0x0d || c == 0x20 { l.removeLast() }
-                    if !l.isEmpty { raw.append(.text(l, refusedAs: nil)) }
+                    if !l.isEmpty { raw.append(.text(l, element: nil)) }
                 }
             }
         }
 
         for pending in raw {
-            guard case .text(let bytes, let refusedAs) = pending else {
+            guard case .text(let bytes, let element) = pending else {
                 if case .refused(let reason, let payload) = pending { out.append(.reject(reason, payload)) }
                 continue
             }
+            // What a refusal below produces (built only then).
+            var refusedAs: [UInt8] { element.map { CMCDJSON.oneElementArray(body, $0) } ?? bytes }
             let parsed = bytes.withUnsafeBytes { CMCDParser.parse($0) }
             guard case .success(let rec) = parsed else {
-                if case .failure(let e) = parsed { out.append(.reject(e.reason, refusedAs ?? bytes)) }
+                if case .failure(let e) = parsed { out.append(.reject(e.reason, refusedAs)) }
                 continue
             }
             var text = String(decoding: bytes, as: UTF8.self)
@@ -92,10 +95,10 @@ public enum CMCDHTTP {
             }
             // The report passed the 64 KiB limit above; what was appended is bounded.
             guard case .success(let full) = CMCDParser.parse(text, limit: CMCDParser.annotatedRecordBytesMax) else {
-                out.append(.reject(RejectReason("invalid_cmcd:syntax"), refusedAs ?? bytes))
+                out.append(.reject(RejectReason("invalid_cmcd:syntax"), refusedAs))
                 continue
             }
-            if let r = CMCDFormat.validate(full) { out.append(.reject(r, refusedAs ?? bytes)); continue }
+            if let r = CMCDFormat.validate(full) { out.append(.reject(r, refusedAs)); continue }
             out.append(.record(text, sid: full.string("sid")))
         }
         return out
