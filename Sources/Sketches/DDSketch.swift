@@ -30,24 +30,76 @@ import Darwin
 }
 
 public struct DDSketch: Sendable, Equatable {
-    /// The accuracy asked for (a decoded sketch reports (gamma - 1) / (gamma + 1)).
-    /// Sketches compare and merge by `gamma`.
-    public let relativeAccuracy: Double
-    /// Maximum number of bins; lower keys are collapsed into the lowest kept bin.
-    public let binLimit: Int
+    /// The constants of one index mapping and bin limit. Every sketch of the
+    /// same parameters shares one instance, so a sketch holds one reference
+    /// instead of seven numbers: the engine keeps five sketches in every
+    /// group of every window share (docs/architecture.md "Window shares in
+    /// memory"), and their size is memory allocated, copied and paged in.
+    @usableFromInline final class Mapping: Sendable {
+        @usableFromInline let relativeAccuracy: Double
+        @usableFromInline let binLimit: Int
+        @usableFromInline let gamma: Double
+        @usableFromInline let multiplier: Double
+        @usableFromInline let minPossible: Double
+        @usableFromInline let maxPossible: Double
+        /// The address of `SmallKeys.table` when this is its mapping (the
+        /// default accuracy), else 0: looked up once here, not per value.
+        @usableFromInline let smallKeys: UInt
+
+        init(relativeAccuracy: Double, binLimit: Int) {
+            precondition(relativeAccuracy > 0 && relativeAccuracy < 1, "relative accuracy must be in (0, 1)")
+            precondition(binLimit >= 1, "binLimit must be positive")
+            self.relativeAccuracy = relativeAccuracy
+            self.binLimit = binLimit
+            (gamma, multiplier) = DDSketch.mapping(relativeAccuracy: relativeAccuracy)
+            precondition(gamma > 1, "relative accuracy too small")
+            minPossible = Double.leastNormalMagnitude * gamma
+            maxPossible = Double.greatestFiniteMagnitude / gamma
+            smallKeys = multiplier == SmallKeys.multiplier ? UInt(bitPattern: SmallKeys.table) : 0
+        }
+
+        /// The default parameters, as asked for (1 %, 2 048 bins).
+        static let standard = Mapping(relativeAccuracy: 0.01, binLimit: DDSketch.defaultBinLimit)
+        /// The default parameters as read back from bytes, which carry gamma:
+        /// the accuracy (gamma - 1) / (gamma + 1) differs from 0.01 in its
+        /// last bits, and a decoded sketch reports it.
+        static let standardRead: Mapping = {
+            let g = standard.gamma
+            return Mapping(relativeAccuracy: (g - 1) / (g + 1), binLimit: DDSketch.defaultBinLimit)
+        }()
+
+        /// The shared instance for these parameters, or a new one.
+        static func of(relativeAccuracy: Double, binLimit: Int) -> Mapping {
+            if binLimit == DDSketch.defaultBinLimit {
+                if relativeAccuracy == standard.relativeAccuracy { return standard }
+                if relativeAccuracy == standardRead.relativeAccuracy { return standardRead }
+            }
+            return Mapping(relativeAccuracy: relativeAccuracy, binLimit: binLimit)
+        }
+    }
+
+    /// The bin limit of `init` when none is given.
+    public static let defaultBinLimit = 2048
     /// The most observations a sketch read from bytes may count (2^53: past
     /// it a Double no longer counts one by one). Sums of such counts, as
     /// merges make, stay finite: a sketch from a hostile file cannot make a
     /// merged count infinite and the merged sketch unreadable.
     public static let countMax: Double = 9_007_199_254_740_992
+
+    @usableFromInline let mapping: Mapping
+    /// The accuracy asked for (a decoded sketch reports (gamma - 1) / (gamma + 1)).
+    /// Sketches compare and merge by `gamma`.
+    public var relativeAccuracy: Double { mapping.relativeAccuracy }
+    /// Maximum number of bins; lower keys are collapsed into the lowest kept bin.
+    public var binLimit: Int { mapping.binLimit }
     /// gamma = 1 + 2a/(1-a) (KeyMapping.__init__).
-    public let gamma: Double
+    public var gamma: Double { mapping.gamma }
     /// (1 / log1p(2a/(1-a))) * log(2): the multiplier of log2(v) (LogarithmicMapping).
-    @usableFromInline let multiplier: Double
+    @inlinable var multiplier: Double { mapping.multiplier }
     /// Values <= DBL_MIN * gamma count as zero (KeyMapping.min_possible).
-    @usableFromInline let minPossible: Double
+    @inlinable var minPossible: Double { mapping.minPossible }
     /// Values > DBL_MAX / gamma are rejected (KeyMapping.max_possible).
-    @usableFromInline let maxPossible: Double
+    @inlinable var maxPossible: Double { mapping.maxPossible }
 
     /// bins[i] counts key `offset + i`; keys outside [minKey, maxKey] are 0.
     @usableFromInline var bins: ContiguousArray<Double>
@@ -64,23 +116,11 @@ public struct DDSketch: Sendable, Equatable {
     /// §11). `DDSketchTests` checks it equals `log(2.0)`.
     @usableFromInline static let ln2: Double = 0.693_147_180_559_945_3
 
-    /// The address of `SmallKeys.table` when this sketch uses its mapping
-    /// (the default accuracy), else 0: looked up once here, not per value.
-    @usableFromInline let smallKeys: UInt
-
-    public init(relativeAccuracy: Double = 0.01, binLimit: Int = 2048) {
-        precondition(relativeAccuracy > 0 && relativeAccuracy < 1, "relative accuracy must be in (0, 1)")
-        precondition(binLimit >= 1, "binLimit must be positive")
-        self.binLimit = binLimit
+    public init(relativeAccuracy: Double = 0.01, binLimit: Int = DDSketch.defaultBinLimit) {
         // Canonical accuracy: the one a reader recovers from gamma (KeyMapping.from_gamma_offset,
         // (gamma - 1) / (gamma + 1)), so a sketch maps and answers identically before and after
         // a protobuf round trip, in Swift and in sketches-py.
-        self.relativeAccuracy = relativeAccuracy
-        (gamma, multiplier) = Self.mapping(relativeAccuracy: relativeAccuracy)
-        precondition(gamma > 1, "relative accuracy too small")
-        minPossible = Double.leastNormalMagnitude * gamma
-        maxPossible = Double.greatestFiniteMagnitude / gamma
-        smallKeys = multiplier == SmallKeys.multiplier ? UInt(bitPattern: SmallKeys.table) : 0
+        mapping = Mapping.of(relativeAccuracy: relativeAccuracy, binLimit: binLimit)
         bins = []
         offset = 0
         minKey = 0
@@ -155,7 +195,7 @@ public struct DDSketch: Sendable, Equatable {
         if value > minPossible {
             if !(value <= maxPossible) { return false }
             // Whole milliseconds below 2^14 under the default mapping: a table lookup, no log.
-            if value < Double(SmallKeys.count), let table = UnsafePointer<Int32>(bitPattern: smallKeys),
+            if value < Double(SmallKeys.count), let table = UnsafePointer<Int32>(bitPattern: mapping.smallKeys),
                let i = Int(exactly: value) {
                 addKey(Int(table[i]), weight: 1)
             } else {

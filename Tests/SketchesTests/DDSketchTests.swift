@@ -27,12 +27,32 @@ import SplitMix
 
     @Test func mappingMatchesPythonConstants() {
         #expect(DDSketch.ln2 == log(2.0))  // a literal, so reading it needs no one-time initialization
-        #expect(DDSketch(relativeAccuracy: 0.01).smallKeys != 0 && DDSketch(relativeAccuracy: 0.02).smallKeys == 0)
+        #expect(DDSketch(relativeAccuracy: 0.01).mapping.smallKeys != 0 && DDSketch(relativeAccuracy: 0.02).mapping.smallKeys == 0)
         let s = DDSketch()
         #expect(s.gamma.bitPattern == 0x3ff0_52bf_5a81_4afd)  // 1.0202020202020203, as Python
         #expect(s.key(1.0) == 0 && s.key(1.01) == 1 && s.key(1.03) == 2 && s.key(2.5) == 46)
         // bucket k covers (gamma^(k-1), gamma^k]
         #expect(s.key(s.gamma) == 1)
+    }
+
+    /// Sketches of the same parameters share one `Mapping` (a window group
+    /// holds five sketches: docs/architecture.md "Window shares in memory"),
+    /// and a decoded sketch keeps reporting the accuracy its gamma gives.
+    @Test func sketchesOfTheSameParametersShareTheirConstants() throws {
+        #expect(MemoryLayout<DDSketch>.size <= 56)
+        let a = DDSketch(), b = DDSketch(relativeAccuracy: 0.01)
+        #expect(a.mapping === b.mapping)
+        var filled = DDSketch()
+        filled.add(12.5)
+        let read = try DDSketch(protobuf: filled.protobufBytes())
+        #expect(read.mapping === (try DDSketch(protobuf: a.protobufBytes())).mapping)
+        #expect(read.relativeAccuracy == (a.gamma - 1) / (a.gamma + 1) && read.gamma == a.gamma)
+        #expect(read.relativeAccuracy != a.relativeAccuracy && a.relativeAccuracy == 0.01)
+        var other = DDSketch(relativeAccuracy: 0.02)
+        #expect(other.mapping !== a.mapping && other.binLimit == DDSketch.defaultBinLimit)
+        #expect(DDSketch(relativeAccuracy: 0.01, binLimit: 64).binLimit == 64)
+        other.add(3)
+        #expect(other.quantile(0.5).map { abs($0 - 3) <= 3 * 0.02 } == true && !a.canMerge(other))
     }
 
     /// Fixture from Python ddsketch 3.0.1, without its negative value.
