@@ -32,7 +32,21 @@ public struct GroupMetrics<K: SketchKit>: Sendable, Equatable {
     public var missingStart: Int64 = 0
     public var lateEvents: Int64 = 0
     public var duplicates: Int64 = 0
-    public var segment = SegmentMetrics<K>()
+    /// Held by the groups of the tables with segment columns only (overall,
+    /// cdn: `MetricTable.hasSegmentMetrics`), so the rest carry 8 bytes for
+    /// it, not 232 (docs/architecture.md "Window shares in memory").
+    var segmentSlot = SegmentSlot<K>()
+
+    /// The segment metrics; a group that never had any reads zeros and
+    /// empty sketches.
+    public var segment: SegmentMetrics<K> {
+        get { segmentSlot.box?.value ?? SegmentMetrics<K>() }
+        set { segmentSlot.box = SegmentSlot.Box(newValue) }
+        _modify { yield &segmentSlot.unique().value }
+    }
+
+    /// Whether any segment beacon (or a file's segment column) reached this group.
+    public var hasSegment: Bool { segmentSlot.box != nil }
 
     public init() {}
 
@@ -48,7 +62,7 @@ public struct GroupMetrics<K: SketchKit>: Sendable, Equatable {
         sessionsEnded +|= o.sessionsEnded; sessionMsSum +|= o.sessionMsSum; sessionSketch.merge(o.sessionSketch)
         completed +|= o.completed; concurrentPlays +|= o.concurrentPlays
         missingStart +|= o.missingStart; lateEvents +|= o.lateEvents; duplicates +|= o.duplicates
-        segment.merge(o.segment)
+        if let theirs = o.segmentSlot.box { segment.merge(theirs.value) }
     }
 
     // Derived columns.
@@ -62,6 +76,36 @@ public struct GroupMetrics<K: SketchKit>: Sendable, Equatable {
     }
     public var avgBitrateKbps: Double? {
         bitratePlayedMs > 0 ? Double(bitrateMsSum) / Double(bitratePlayedMs) : nil
+    }
+}
+
+/// Where a group keeps its segment metrics: nothing until the first one,
+/// then a box of its own. Copies of a group share the box until one of
+/// them changes it (copy on write), and two slots compare by the metrics
+/// they read as, so a group whose box holds no segment yet equals one
+/// without a box.
+struct SegmentSlot<K: SketchKit>: Sendable, Equatable {
+    /// Changed only through `unique()`, i.e. when no other slot holds it:
+    /// a box shared between copies (and threads) is only read.
+    final class Box: @unchecked Sendable {
+        var value: SegmentMetrics<K>
+        init(_ value: SegmentMetrics<K>) { self.value = value }
+    }
+    var box: Box?
+
+    /// The box, made first or copied first so that this slot alone holds it.
+    @inline(__always) mutating func unique() -> Box {
+        if box == nil {
+            box = Box(SegmentMetrics<K>())
+        } else if !isKnownUniquelyReferenced(&box) {
+            box = Box(box!.value)
+        }
+        return box!
+    }
+
+    static func == (a: SegmentSlot, b: SegmentSlot) -> Bool {
+        if a.box === b.box { return true }
+        return (a.box?.value ?? SegmentMetrics<K>()) == (b.box?.value ?? SegmentMetrics<K>())
     }
 }
 

@@ -106,17 +106,37 @@ extension GroupMetrics {
         try f(&vpf); try f(&playingMs); try f(&rebufferCount); try f(&rebufferMs); try f(&seekCount); try f(&seekMs)
         try f(&bitrateMsSum); try f(&bitratePlayedMs); try f(&upshifts); try f(&downshifts); try f(&sessionsEnded)
         try f(&sessionMsSum); try f(&completed); try f(&concurrentPlays); try f(&missingStart); try f(&lateEvents)
-        try f(&duplicates); try f(&segment.requests); try f(&segment.failedRequests); try f(&segment.http4xx)
-        try f(&segment.http5xx); try f(&segment.slowRequests); try f(&segment.cacheHits); try f(&segment.bytes)
-        try f(&segment.downloadMsSum)
+        try f(&duplicates)
     }
 
-    /// How many counters a checkpoint holds per group: counted from
-    /// `visitCounters`, not written by hand.
+    /// How many counters a checkpoint holds per group, the segment's
+    /// included: counted from the visits, not written by hand.
     static var counterCount: Int {
         var m = GroupMetrics<K>(), n = 0
         m.visitCounters { _ in n += 1 }
+        return n + SegmentMetrics<K>.counterCount
+    }
+}
+
+extension SegmentMetrics {
+    /// The segment counters in checkpoint order; they follow the group's
+    /// own (`GroupMetrics.visitCounters`) in a checkpoint.
+    @inline(__always) mutating func visitCounters(_ f: (inout Int64) throws -> Void) rethrows {
+        try f(&requests); try f(&failedRequests); try f(&http4xx); try f(&http5xx); try f(&slowRequests)
+        try f(&cacheHits); try f(&bytes); try f(&downloadMsSum)
+    }
+
+    static var counterCount: Int {
+        var m = SegmentMetrics<K>(), n = 0
+        m.visitCounters { _ in n += 1 }
         return n
+    }
+
+    /// No request counted and every sketch empty: what a group without segment metrics reads as.
+    var isEmpty: Bool {
+        requests == 0 && failedRequests == 0 && http4xx == 0 && http5xx == 0 && slowRequests == 0
+            && cacheHits == 0 && bytes == 0 && downloadMsSum == 0
+            && downloadSketch.isEmpty && ttfbSketch.isEmpty && throughputSketch.isEmpty
     }
 }
 
@@ -124,6 +144,10 @@ extension GroupMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
         var counters = self  // copies the counters; the sketches are shared, not copied
         counters.visitCounters { w.int($0) }
+        // A group without segment metrics writes what it reads as (zeros,
+        // empty sketches) without making a box for them.
+        var segment = segmentSlot.box?.value ?? SegmentMetrics<K>()
+        segment.visitCounters { w.int($0) }
         w.blob(viewers.checkpointBytes())
         w.blob(startupSketch.checkpointBytes())
         w.blob(sessionSketch.checkpointBytes())
@@ -135,12 +159,15 @@ extension GroupMetrics where K: CheckpointableSketchKit {
     static func decode(_ r: inout StateReader) throws -> GroupMetrics<K> {
         var m = GroupMetrics<K>()
         try m.visitCounters { $0 = try r.int() }
+        var segment = SegmentMetrics<K>()
+        try segment.visitCounters { $0 = try r.int() }
         m.viewers = try K.Distinct(checkpoint: r.blob())
         m.startupSketch = try K.Quantiles(checkpoint: r.blob())
         m.sessionSketch = try K.Quantiles(checkpoint: r.blob())
-        m.segment.downloadSketch = try K.Quantiles(checkpoint: r.blob())
-        m.segment.ttfbSketch = try K.Quantiles(checkpoint: r.blob())
-        m.segment.throughputSketch = try K.Quantiles(checkpoint: r.blob())
+        segment.downloadSketch = try K.Quantiles(checkpoint: r.blob())
+        segment.ttfbSketch = try K.Quantiles(checkpoint: r.blob())
+        segment.throughputSketch = try K.Quantiles(checkpoint: r.blob())
+        if !segment.isEmpty { m.segment = segment }
         return m
     }
 }

@@ -12,6 +12,6 @@ import Testing
         let sketch = MemoryLayout<DurationSketch>.size
 
         #expect(sketch <= 56, "DurationSketch is \(sketch) bytes")
-        #expect(group <= 608, "GroupMetrics is \(group) bytes")
+        #expect(group <= 384, "GroupMetrics is \(group) bytes")
     }
 }
