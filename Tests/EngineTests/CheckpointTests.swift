@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Engine
 import Parquet
@@ -248,6 +249,55 @@ import TestSupport
             (e as? StorageError)?.errno == EIO && "\(e)".contains("_qos/f2")
         })
         #expect(try LocalStorage(root: dir).list("_qos") == ["f0", "f1"])
+    }
+
+    /// A daemon killed while `create` wrote a manifest leaves the temporary
+    /// file (hidden, so never read as a manifest). The next start of that
+    /// instance deletes it once it is surely no other writer's; so does the
+    /// instance that collects a dead instance's manifests, and then its
+    /// directory goes too. Other dot files are left alone.
+    @Test func temporaryManifestsOfKilledWritersAreDeletedOnceStale() throws {
+        let t = try StorageUnderTest.local.make()
+        // The temporary name `create` really uses, caught on its way to link(2).
+        let seen = Mutex<String?>(nil)
+        let spy = LocalStorage(root: t.root, exclusivePlacement: .init(link: { tmp, final in
+            seen.withLock { $0 = tmp }
+            return Glibc.link(tmp, final)
+        }))
+        #expect(try spy.create("_probe/000000000001.manifest", [1]))
+        let tmp = try #require(seen.withLock { $0 })
+        let name = String(tmp.split(separator: "/").last!)
+        #expect(LocalStorage.isCreateTemporary(name) && !FileManager.default.fileExists(atPath: tmp))
+        #expect(!LocalStorage.isCreateTemporary(".a.tmp") && !LocalStorage.isCreateTemporary("000000000001.manifest"))
+
+        func leave(_ rel: String, minutesAgo: Double) throws {
+            let path = "\(t.root)/\(rel)"
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: path, contents: Data([9, 9])))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -minutesAgo * 60)], ofItemAtPath: path)
+        }
+        let stale = "_qos/manifests/a/\(name)"
+        let fresh = "_qos/manifests/a/.000000000002.manifest.77.12345.tmp"
+        try leave(stale, minutesAgo: 20)
+        try leave(fresh, minutesAgo: 1)
+        try leave("_qos/manifests/a/.notes", minutesAgo: 60)
+        let hidden = { (inst: String) in Set(CheckpointStore.listFiles("\(t.root)/_qos/manifests/\(inst)", hidden: true)) }
+
+        let a = try store(t, "a")
+        #expect(a.epoch == 0)
+        #expect(hidden("a") == [".notes", String(fresh.split(separator: "/").last!)])
+
+        // A dead instance: its last manifest holds no partition and is old, and
+        // a temporary one of an epoch it never committed is there too.
+        let dead = try store(t, "dead")
+        try dead.commit(files: [], partitions: [])
+        try leave("_qos/manifests/dead/.000000000002.manifest.4242.99.tmp", minutesAgo: 15)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -15 * 60)],
+                                              ofItemAtPath: "\(t.root)/_qos/manifests/dead/000000000001.manifest")
+        try a.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
+        try a.collectGarbage()
+        #expect(!FileManager.default.fileExists(atPath: "\(t.root)/_qos/manifests/dead"))
+        #expect(try t.storage.list("_qos/manifests") == ["a"])
     }
 
     @Test(arguments: StorageUnderTest.all)

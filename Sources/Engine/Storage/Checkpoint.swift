@@ -179,6 +179,11 @@ public final class CheckpointStore {
     /// Manifests read and decoded so far (tests: collection reads only new ones).
     private(set) var manifestsDecoded = 0
 
+    /// How long a writer's leftovers (a staging directory, a temporary
+    /// manifest, a manifest of no partition) wait before another start or
+    /// instance deletes them: far longer than any epoch takes to write.
+    static let deadWriterSeconds = 600.0
+
     public init(sink: FileSink, instance: String) throws {
         self.sink = sink
         storage = sink.storage
@@ -186,6 +191,7 @@ public final class CheckpointStore {
         try storage.makeDirectory("_qos/manifests/\(instance)")
         epoch = try storage.list("_qos/manifests/\(instance)")
             .compactMap { Int64($0.split(separator: ".")[0]) }.max() ?? 0
+        _ = storage.removeStaleTemporaries(manifestDir, olderThan: Self.deadWriterSeconds)
     }
 
     /// Stages, commits and publishes one epoch. Returns the final paths.
@@ -317,7 +323,7 @@ public final class CheckpointStore {
         for inst in try storage.list("_staging") {
             for ep in try storage.list("_staging/\(inst)") where !committed.contains("\(inst)/\(ep)") {
                 // Only our own, or another instance's that is clearly dead (its epoch is older than 10 min).
-                if inst == instance || storage.ageSeconds("_staging/\(inst)/\(ep)") > 600 {
+                if inst == instance || storage.ageSeconds("_staging/\(inst)/\(ep)") > Self.deadWriterSeconds {
                     storage.removeTree("_staging/\(inst)/\(ep)")
                 }
             }
@@ -369,20 +375,28 @@ public final class CheckpointStore {
         // this, every restart left its last manifest (a full state) forever.
         var collectedOthers = false
         for (rel, m) in all where m.instance != instance {
-            let due = m.seqs.isEmpty ? storage.ageSeconds(rel) > 600 : superseded(m)
+            let due = m.seqs.isEmpty ? storage.ageSeconds(rel) > Self.deadWriterSeconds : superseded(m)
             if due {
                 storage.remove(rel)
                 summaries[rel] = nil
-                storage.removeEmptyDirectory("_qos/manifests/\(m.instance)")  // only once the instance has no manifest left
+                // Only once the instance has no manifest left (nor a temporary one a crash left).
+                _ = storage.removeStaleTemporaries("_qos/manifests/\(m.instance)", olderThan: Self.deadWriterSeconds)
+                storage.removeEmptyDirectory("_qos/manifests/\(m.instance)")
                 collectedOthers = true
             }
         }
         // Other instances' ledgers: when one of their manifests went, and
         // every 20 epochs (each is a listing and a read per instance).
-        if collectedOthers || epoch % 20 == 0 { collectLedgers(newest) }
+        if collectedOthers || epoch % 20 == 0 {
+            collectLedgers(newest)
+            // A temporary manifest of this instance's earlier run, killed
+            // while writing it, once it is surely no other writer's.
+            _ = storage.removeStaleTemporaries(manifestDir, olderThan: Self.deadWriterSeconds)
+        }
     }
 
-    public static func listFiles(_ dir: String) -> [String] {
+    /// The names in `dir`, sorted; dot names only when `hidden`.
+    public static func listFiles(_ dir: String, hidden: Bool = false) -> [String] {
         guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }
         var out: [String] = []
@@ -390,7 +404,7 @@ public final class CheckpointStore {
             let name = withUnsafePointer(to: e.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if name != "." && name != ".." && !name.hasPrefix(".") { out.append(name) }
+            if name != "." && name != ".." && (hidden || !name.hasPrefix(".")) { out.append(name) }
         }
         return out.sorted()
     }

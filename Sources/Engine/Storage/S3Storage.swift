@@ -166,6 +166,9 @@ public final class S3Storage: SinkStorage, @unchecked Sendable {
 
     public func removeEmptyDirectory(_ rel: String) {}
 
+    /// A conditional PUT creates an object whole: no temporaries.
+    public func removeStaleTemporaries(_ rel: String, olderThan seconds: Double) -> Int { 0 }
+
     public func removeTree(_ rel: String) {
         guard let objects = try? client.list(prefix: dirPrefix(rel)) else { return }
         for o in objects { try? client.delete(o.key) }

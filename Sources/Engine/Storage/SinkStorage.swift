@@ -49,6 +49,11 @@ public protocol SinkStorage: AnyObject, Sendable {
     func ageSeconds(_ rel: String) -> Double
     /// Some visible file ending in `suffix` (outside `_` directories), at most 5 levels down.
     func firstFile(suffix: String) -> String?
+    /// Deletes the temporary files `create` left in directory `rel` that
+    /// were last written over `seconds` ago: a writer killed between
+    /// writing one and placing or removing it. Returns how many went.
+    /// Nothing where `create` makes none (object storage).
+    func removeStaleTemporaries(_ rel: String, olderThan seconds: Double) -> Int
 }
 
 extension SinkStorage {
@@ -116,6 +121,8 @@ public final class LocalStorage: SinkStorage {
         try FileSink.makeDirectories(dir)
         let final = "\(dir)/\(name)"
         // A name of this writer's own: racing writers never share one.
+        // Hidden from `list`; left behind only by a writer killed before
+        // its unlink below, and then deleted by `removeStaleTemporaries`.
         let tmp = "\(dir)/.\(name).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         try FileSink.writeDurably(bytes, to: tmp)
         // link(2) fails with EEXIST when the name is taken: exactly one wins,
@@ -193,6 +200,23 @@ public final class LocalStorage: SinkStorage {
     public func removeTree(_ rel: String) { CheckpointStore.removeTree(path(rel)) }
 
     public func ageSeconds(_ rel: String) -> Double { CheckpointStore.ageSeconds(path(rel)) }
+
+    public func removeStaleTemporaries(_ rel: String, olderThan seconds: Double) -> Int {
+        let dir = path(rel)
+        var removed = 0
+        for name in CheckpointStore.listFiles(dir, hidden: true) where LocalStorage.isCreateTemporary(name) {
+            let file = "\(dir)/\(name)"
+            if CheckpointStore.ageSeconds(file) > seconds && unlink(file) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
+    /// `create`'s temporary names: `.<name>.<pid>.<random>.tmp`.
+    static func isCreateTemporary(_ name: String) -> Bool {
+        guard name.hasPrefix("."), name.hasSuffix(".tmp") else { return false }
+        let parts = name.dropFirst().dropLast(4).split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count >= 3 && UInt32(parts[parts.count - 1]) != nil && Int32(parts[parts.count - 2]) != nil
+    }
 
     public func firstFile(suffix: String) -> String? {
         func search(_ dir: String, _ depth: Int) -> String? {
