@@ -55,7 +55,7 @@ extension DDSketch {
 
     /// Decodes a ddsketch.proto message. Only the logarithmic mapping (interpolation NONE)
     /// with index offset 0 is supported; a non-empty negative store is rejected.
-    public init(protobuf: [UInt8], binLimit: Int = 2048) throws {
+    public init(protobuf: [UInt8], binLimit: Int = DDSketch.defaultBinLimit) throws {
         var gamma = 0.0, indexOffset = 0.0, interpolation: UInt64 = 0
         var positive: [(Int, Double)] = [], zero = 0.0
         var r = ProtoReader(protobuf[...])
