@@ -1,3 +1,4 @@
+import SecretHash
 /// Output tables and their dimensions (docs/semantics.md §4), and the interning of
 /// dimension values into small integers.
 
@@ -75,24 +76,20 @@ public final class StringInterner: @unchecked Sendable {
     public static let unknown = "unknown"
     public static let other = "__other__"
 
-    private var ids: [String: UInt32] = [StringInterner.unknown: 0, StringInterner.other: 1]
-    public private(set) var strings: [String] = [StringInterner.unknown, StringInterner.other]
+    private var ids = StringIds([StringInterner.unknown, StringInterner.other])
+    public var strings: [String] { ids.strings }
 
     public init() {}
 
     /// The id of `s`; nil and empty strings are `unknown`.
     public func intern(_ s: String?) -> UInt32 {
         guard let s, !s.isEmpty else { return StringInterner.unknownID }
-        if let id = ids[s] { return id }
-        let id = UInt32(strings.count)
-        ids[s] = id
-        strings.append(s)
-        return id
+        return ids.id(s)
     }
 
-    @inline(__always) public func string(_ id: UInt32) -> String { strings[Int(id)] }
+    @inline(__always) public func string(_ id: UInt32) -> String { ids.strings[Int(id)] }
 
-    public var count: Int { strings.count }
+    public var count: Int { ids.strings.count }
 
     /// A new interner with the strings whose id is marked in `live` (ids 0
     /// and 1 always), in id order, and the map old id → new id (`UInt32.max`
@@ -114,31 +111,66 @@ public final class StringInterner: @unchecked Sendable {
 /// dimension interner, it keeps every distinct value it has seen until the
 /// engine rebuilds it from the values still referenced.
 public final class ValueInterner: @unchecked Sendable {
-    private var ids: [String: UInt32] = [:]
-    private var strings: [String] = [""]  // index 0: nil
+    /// Id 0 stands for nil; its entry is never found (no lookup is made for nil).
+    private var ids = StringIds([])
+    private var strings: [String] { ids.strings }
 
     public init() {}
 
     public func intern(_ s: String?) -> UInt32 {
         guard let s else { return 0 }
-        if let id = ids[s] { return id }
-        let id = UInt32(strings.count)
-        ids[s] = id
-        strings.append(s)
-        return id
+        return ids.id(s) + 1
     }
 
-    @inline(__always) public func string(_ id: UInt32) -> String? { id == 0 ? nil : strings[Int(id)] }
+    @inline(__always) public func string(_ id: UInt32) -> String? { id == 0 ? nil : ids.strings[Int(id) - 1] }
 
-    public var count: Int { strings.count }
+    public var count: Int { ids.strings.count + 1 }
 
     /// As `StringInterner.keeping`: the marked values (id 0 always) and the id map.
     public func keeping(_ live: [Bool]) -> (ValueInterner, [UInt32]) {
         let out = ValueInterner()
-        var map = [UInt32](repeating: .max, count: strings.count)
+        var map = [UInt32](repeating: .max, count: count)
         map[0] = 0
-        for (id, s) in strings.enumerated().dropFirst() where live[id] { map[id] = out.intern(s) }
+        for (i, s) in strings.enumerated() where live[i + 1] { map[i + 1] = out.intern(s) }
         return (out, map)
+    }
+}
+
+/// Ids of distinct strings, numbered in the order first seen, found by
+/// their UTF-8 bytes in a `ByteStringIndex` (the process's secret hash: the
+/// strings come from beacons, docs/architecture.md "Keys from anyone")
+/// rather than through a `[String: UInt32]`, whose SipHash of every string
+/// and Unicode-aware comparison cost ≈ 420 instructions a lookup, 2.6 % of
+/// a replay (bench/results/speed.md section 56). Strings are equal when
+/// their bytes are: two spellings of one accented letter (composed or not)
+/// are two values, as they are to DuckDB's or Spark's GROUP BY over the
+/// files.
+struct StringIds {
+    private var index = ByteStringIndex()
+    private(set) var strings: [String] = []
+
+    init(_ first: [String]) {
+        for s in first { _ = id(s) }
+    }
+
+    /// The id of `s`, added as the next one if it is new.
+    mutating func id(_ s: String) -> UInt32 {
+        var s = s
+        let (h, found) = s.withUTF8 { u in
+            let bytes = UnsafeRawBufferPointer(u)
+            let h = ByteStringIndex.hash(bytes)
+            return (h, index.find(hash: h) { k in Self.equal(strings[k], bytes) })
+        }
+        if let found { return UInt32(found) }
+        let i = index.insert(hash: h)
+        assert(i == strings.count, "the index numbers strings in order")
+        strings.append(s)
+        return UInt32(i)
+    }
+
+    @inline(__always) private static func equal(_ a: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        a.utf8.withContiguousStorageIfAvailable { ByteStringIndex.equal(UnsafeRawBufferPointer($0), bytes) }
+            ?? a.utf8.elementsEqual(bytes)
     }
 }
 
