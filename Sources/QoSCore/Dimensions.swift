@@ -141,7 +141,8 @@ public final class ValueInterner: @unchecked Sendable {
 /// strings come from beacons, docs/architecture.md "Keys from anyone")
 /// rather than through a `[String: UInt32]`, whose SipHash of every string
 /// and Unicode-aware comparison cost ≈ 420 instructions a lookup, 2.6 % of
-/// a replay (bench/results/speed.md section 56). Strings are equal when
+/// a replay (bench/results/speed.md section 56); the `sessions` rows'
+/// strings are numbered the same way (`SessionRows`). Strings are equal when
 /// their bytes are: two spellings of one accented letter (composed or not)
 /// are two values, as they are to DuckDB's or Spark's GROUP BY over the
 /// files.

@@ -1,4 +1,3 @@
-import SecretHash
 
 /// The `sessions` rows of one window state, packed (bench/results/speed.md
 /// "Memory per session"): a closed session waits here until its window is
@@ -136,14 +135,15 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     public private(set) var packed = Chunked<Packed>()
     /// The ids' UTF-8 bytes, row after row (session id, then viewer id).
     private var bytes = IdBytes()
+    /// The distinct strings of the rows' string fields, numbered by their
+    /// bytes (`StringIds`, as the engine's interners).
+    private var nameIds = StringIds([])
     /// The distinct strings of the rows' string fields, by id.
-    public private(set) var names: [String] = []
+    public var names: [String] { nameIds.strings }
     /// Each of `names` as its UTF-8 bytes, built once: a `sessions` file's
     /// string cells share these arrays instead of each copying its string
     /// (bench/results/speed.md section 25).
     public private(set) var nameBytes: [[UInt8]] = []
-    /// The id of each of `names` by its bytes.
-    private var nameIds = ByteStringIndex()
 
     public init() {}
 
@@ -156,7 +156,7 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
 
     public subscript(i: Int) -> SessionRow {
         let p = packed[i]
-        func s(_ id: UInt32) -> String { names[Int(id)] }
+        func s(_ id: UInt32) -> String { nameIds.strings[Int(id)] }
         return SessionRow(
             sessionId: sessionId(i), viewerId: viewerId(i), videoId: s(p.videoId),
             country: s(p.country), region: s(p.region), city: s(p.city), asn: p.asnValue,
@@ -174,8 +174,8 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     }
 
     /// The string of a `Packed` string id (not `nil`).
-    @inline(__always) public func name(_ id: UInt32) -> String { names[Int(id)] }
-    public func optionalName(_ id: UInt32) -> String? { id == SessionRows.nil ? nil : names[Int(id)] }
+    @inline(__always) public func name(_ id: UInt32) -> String { nameIds.strings[Int(id)] }
+    public func optionalName(_ id: UInt32) -> String? { id == SessionRows.nil ? nil : nameIds.strings[Int(id)] }
     /// The UTF-8 bytes of a `Packed` string id (not `nil`), shared.
     @inline(__always) public func nameUTF8(_ id: UInt32) -> [UInt8] { nameBytes[Int(id)] }
 
@@ -204,19 +204,9 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
     }
 
     private mutating func id(_ s: String) -> UInt32 {
-        var utf8 = s
-        return utf8.withUTF8 { u in
-            let bytes = UnsafeRawBufferPointer(u)
-            let h = ByteStringIndex.hash(bytes)
-            if let i = nameIds.find(hash: h, matches: { nameBytes[$0].withUnsafeBytes { ByteStringIndex.equal($0, bytes) } }) {
-                return UInt32(i)
-            }
-            let i = nameIds.insert(hash: h)
-            assert(i == names.count, "the index numbers names in order")
-            names.append(s)
-            nameBytes.append(Array(bytes))
-            return UInt32(i)
-        }
+        let id = nameIds.id(s)
+        if Int(id) == nameBytes.count { nameBytes.append(Array(s.utf8)) }  // a new name
+        return id
     }
 
     public mutating func append(_ r: SessionRow) {

@@ -5,10 +5,11 @@
 /// order, and says whether id `k`'s string is the one looked for (`find`'s
 /// `matches`, compared after the stored hash agrees).
 ///
-/// Two users: the `sessions` rows' string fields (`SessionRows`, where it
-/// replaced a `[String: UInt32]` whose SipHash of every string cost ≈ 1 %
-/// of a replay: bench/results/speed.md section 37) and the Parquet writer's
-/// dictionary pages (`ColumnChunkWriter`, section 40). Nothing written
+/// Two users: `StringIds` (QoSCore: the `sessions` rows' string fields, where
+/// it replaced a `[String: UInt32]` whose SipHash of every string cost ≈ 1 %
+/// of a replay, bench/results/speed.md section 37, and the engine's
+/// interners, section 56) and the Parquet writer's dictionary pages
+/// (`ColumnChunkWriter`, section 40). Nothing written
 /// depends on the bucket order, which differs from process to process:
 /// ids follow insertion.
 public struct ByteStringIndex: Sendable {
