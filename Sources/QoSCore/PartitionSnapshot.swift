@@ -1,11 +1,17 @@
 /// Checkpoint encoding of one partition's state (see StateCodec.swift).
 extension QoSEngine where K: CheckpointableSketchKit {
+    /// Version 4 is laid out as version 3, but its windows' `overall`
+    /// groups hold no segment metrics: the flush sums them from `cdn`
+    /// (`WindowState.fillOverallSegment`), and a binary that read them as
+    /// the window's own must refuse such a snapshot rather than write zeros.
     /// Version 3 adds, after the `cdn_edge` section (now flagged), the
     /// recently closed sessions' `seq`s (`ClosedSessions`). Version 2 holds
     /// the partition's pending reject rows after its sessions and ends with a
     /// CRC32C of the bytes before it; version 1 (reject rows inside windows,
-    /// no checksum) is still read, as is version 2 (no closed sessions).
-    static var snapshotMagic: [UInt8] { Array("QOSPART3".utf8) }
+    /// no checksum) is still read, as are versions 2 (no closed sessions)
+    /// and 3 (its `overall` segment metrics are replaced at the flush).
+    static var snapshotMagic: [UInt8] { Array("QOSPART4".utf8) }
+    static var snapshotMagicV3: [UInt8] { Array("QOSPART3".utf8) }
     static var snapshotMagicV2: [UInt8] { Array("QOSPART2".utf8) }
     static var snapshotMagicV1: [UInt8] { Array("QOSPART1".utf8) }
 
@@ -40,7 +46,7 @@ extension QoSEngine where K: CheckpointableSketchKit {
     /// where its content ends. Throws `StateError.checksumMismatch` when the
     /// bytes are not the ones written.
     public static func verifySnapshot(_ bytes: [UInt8]) throws -> Int {
-        if bytes.starts(with: snapshotMagic) || bytes.starts(with: snapshotMagicV2) {
+        if bytes.starts(with: snapshotMagic) || bytes.starts(with: snapshotMagicV3) || bytes.starts(with: snapshotMagicV2) {
             guard CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
             return bytes.count - 4
         }

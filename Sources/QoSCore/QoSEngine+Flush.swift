@@ -5,7 +5,8 @@ extension QoSEngine {
     /// Writes (returns) every window the `watermark` has passed, plus every
     /// pending late delta when `releaseLate` (else they wait in the
     /// partitions' state: docs/semantics.md §3), merged over partitions.
-    /// Concurrent plays are sampled for the base windows. The windows' group
+    /// Concurrent plays are sampled for the base windows, and the `overall`
+    /// groups' segment metrics summed from `cdn` (`fillOverallSegment`). The windows' group
     /// keys are ids of `interner` as it is on return: a later flush may rebuild it.
     public func flush(watermark: Int64, releaseLate: Bool = true) -> [WindowState<K>] {
         var out: [WindowState<K>] = []
@@ -16,6 +17,7 @@ extension QoSEngine {
             out += p.aggregator.flush(watermark, releaseLate: releaseLate)
         }
         let windows = WindowState.mergedByWindow(out, cap: config.groupsPerWindowMax)
+        for w in windows { w.fillOverallSegment(cap: config.groupsPerWindowMax) }
         rebuildInternersIfDue(flushed: windows)
         return windows
     }

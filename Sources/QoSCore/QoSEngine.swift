@@ -457,14 +457,16 @@ public final class QoSEngine<K: SketchKit> {
         s.pendingBitrateMsSum = 0
     }
 
-    /// Segment metrics go to `overall` and to `cdn` under the beacon's own
-    /// cdn/pop when present, else the session's.
+    /// Segment metrics go to `cdn`, under the beacon's own cdn/pop when
+    /// present, else the session's. `overall` gets its group in the window
+    /// but not the beacon: a flush sums its segment metrics from `cdn`
+    /// (`WindowState.fillOverallSegment`; docs/architecture.md "Segment
+    /// metrics added once").
     func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         let slow = config.slowRequestMs
         if b.cdn == nil && b.pop == nil {
-            let (window, g) = groups(b.ts, s, p)
+            let (window, g) = groups(b.ts, s, p)  // makes the `overall` group too
             window._withUnsafeGuaranteedRef { w in
-                w.tables[MetricTable.overall.rawValue].metrics[g.overall].segment.add(b, slowMs: slow)
                 w.tables[MetricTable.cdn.rawValue].metrics[g.cdn].segment.add(b, slowMs: slow)
             }
             return
@@ -473,8 +475,7 @@ public final class QoSEngine<K: SketchKit> {
         let cap = config.groupsPerWindowMax
         let cdn = b.cdn != nil ? interner.intern(b.cdn) : s.dims.cdn
         let pop = b.pop != nil ? interner.intern(b.pop) : s.dims.pop
-        let o = w.tables[MetricTable.overall.rawValue].slot(GroupKey(), cap: cap)
-        w.tables[MetricTable.overall.rawValue].metrics[o].segment.add(b, slowMs: slow)
+        _ = w.tables[MetricTable.overall.rawValue].slot(GroupKey(), cap: cap)
         let c = w.tables[MetricTable.cdn.rawValue].slot(GroupKey(cdn, pop), cap: cap)
         w.tables[MetricTable.cdn.rawValue].metrics[c].segment.add(b, slowMs: slow)
     }

@@ -147,6 +147,32 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
         tables.filter(\.hasOther).count + (cdnEdge.hasOther ? 1 : 0)
     }
 
+    /// Makes the `overall` group's segment metrics the sum of the `cdn`
+    /// groups' (docs/architecture.md "Segment metrics added once"). The
+    /// engine adds a segment beacon to its `cdn` group only, and every one
+    /// has exactly one there (its cdn and pop, or `__other__` past the group
+    /// cap), so the sum is what adding each to `overall` as well would
+    /// give: counters add up, and a quantile sketch's contents depend on
+    /// its values alone (merging is exact). It replaces, so calling it
+    /// twice, or on a state that also holds `overall` segment metrics (a
+    /// snapshot of version 3 or older), gives the same.
+    public func fillOverallSegment(cap: Int) {
+        var sum: SegmentMetrics<K>?
+        let cdn = tables[MetricTable.cdn.rawValue]
+        cdn.metrics.withUnsafeBufferPointer { metrics in
+            for m in metrics where m.hasSegment {
+                if sum == nil { sum = m.segment } else { sum!.merge(m.segment) }
+            }
+        }
+        let o = MetricTable.overall.rawValue
+        if let sum {
+            let i = tables[o].slot(GroupKey(), cap: cap)
+            tables[o].metrics[i].segment = sum
+        } else if let i = tables[o].existingSlot(GroupKey()), tables[o].metrics[i].hasSegment {
+            tables[o].metrics[i].segment = SegmentMetrics<K>()
+        }
+    }
+
     /// Adds another state of the same window (another partition's share).
     public func merge(_ o: WindowState<K>, cap: Int) {
         for t in tables.indices {

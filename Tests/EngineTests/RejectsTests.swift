@@ -70,7 +70,7 @@ extension RejectsTests {
         send(e, "unclocked", partition: 1, line: 4)
         let snaps = [Int32(0), 1].map { p -> [UInt8] in
             let s = e.snapshot(partition: p)
-            #expect(s.starts(with: Array("QOSPART3".utf8)))  // the format with held rows
+            #expect(s.starts(with: Array("QOSPART4".utf8)))  // the format with held rows
             return s
         }
         let r = E()

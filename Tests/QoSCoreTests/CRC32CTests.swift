@@ -82,7 +82,7 @@ import SplitMix
             }
         }
         let snap = engine.snapshot(partition: 0)
-        #expect(snap.starts(with: Array("QOSPART3".utf8)) && CRC32C.verifySealed(snap))
+        #expect(snap.starts(with: Array("QOSPART4".utf8)) && CRC32C.verifySealed(snap))
         try QoSEngine<ExactKit>().restore(partition: 0, from: snap)
         var rng = SplitMix64(seed: 11)
         for _ in 0..<200 {
