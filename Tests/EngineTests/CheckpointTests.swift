@@ -251,6 +251,33 @@ import TestSupport
         #expect(try LocalStorage(root: dir).list("_qos") == ["f0", "f1"])
     }
 
+    /// `removeTree` (staging directories, a dead instance's manifests, a
+    /// compaction's leftovers) removes what `rm -rf` would: hidden names
+    /// too, or the directory holding one stays; a symbolic link goes as a
+    /// link, and what it points to outside the tree is left alone.
+    @Test func removeTreeTakesHiddenNamesAndNeverFollowsLinks() throws {
+        let root = DriverTests.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        let tree = "\(root)/_staging/i/000000000007", outside = "\(root)/outside"
+        try fm.createDirectory(atPath: "\(tree)/.hidden-dir", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        for f in ["\(tree)/.a.tmp", "\(tree)/b.parquet", "\(tree)/.hidden-dir/c", "\(outside)/keep"] {
+            #expect(fm.createFile(atPath: f, contents: Data([1])))
+        }
+        try fm.createSymbolicLink(atPath: "\(tree)/to-outside", withDestinationPath: outside)
+        try fm.createSymbolicLink(atPath: "\(tree)/.to-keep", withDestinationPath: "\(outside)/keep")
+        CheckpointStore.removeTree("\(root)/_staging")
+        #expect(!fm.fileExists(atPath: "\(root)/_staging"))
+        #expect(fm.fileExists(atPath: "\(outside)/keep"))
+        #expect(try fm.contentsOfDirectory(atPath: outside) == ["keep"])
+        CheckpointStore.removeTree("\(root)/no-such-thing")  // nothing there: nothing happens
+        // A link named as the tree itself goes as a link.
+        try fm.createSymbolicLink(atPath: "\(root)/link", withDestinationPath: outside)
+        CheckpointStore.removeTree("\(root)/link")
+        #expect(fm.fileExists(atPath: "\(outside)/keep") && (try? fm.destinationOfSymbolicLink(atPath: "\(root)/link")) == nil)
+    }
+
     /// A daemon killed while `create` wrote a manifest leaves the temporary
     /// file (hidden, so never read as a manifest). The next start of that
     /// instance deletes it once it is surely no other writer's; so does the

@@ -409,9 +409,15 @@ public final class CheckpointStore {
         return out.sorted()
     }
 
+    /// Removes `path` and, if it is a directory, everything in it, as
+    /// `rm -rf` does: hidden names included (a dot file left in a
+    /// directory kept it from going), and a symbolic link removed as a
+    /// link, never followed (whatever it points to stays).
     public static func removeTree(_ path: String) {
-        if Inspector.isDirectory(path) {
-            for n in listFiles(path) { removeTree("\(path)/\(n)") }
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for n in listFiles(path, hidden: true) { removeTree("\(path)/\(n)") }
             rmdir(path)
         } else {
             unlink(path)
