@@ -355,8 +355,14 @@ struct AhoCorasick: Sendable {
         byteClass = cls
         classCount = k
         // Trie: row s of `table` holds state s's edges, -1 for none yet.
+        // Room for as many states as the atoms have bytes (the most there
+        // can be), so the rows are never copied to a larger array as it
+        // grows; the unused room is dropped below.
+        let statesMax = 1 + atoms.reduce(0) { $0 + $1.count }
         var table = [Int32](repeating: -1, count: k)
+        table.reserveCapacity(statesMax * k)
         var own: [[Int32]] = [[]]
+        own.reserveCapacity(statesMax)
         for (id, a) in atoms.enumerated() {
             var s = 0
             for b in a {
@@ -407,7 +413,7 @@ struct AhoCorasick: Sendable {
             ids.append(contentsOf: lists[s])
         }
         start[states] = Int32(ids.count)
-        next = table
+        next = Array(table[...])  // a copy of its own size
         outputStart = start
         outputIds = ids
     }

@@ -112,6 +112,45 @@ struct UserAgentTests {
         #expect(UAPRegexes.icuPattern("[]a]") == "[]a]")
         #expect(UAPRegexes.icuPattern("[a&&b]x[^]]") == "[a\\&\\&b]x[^]]")
         #expect(UAPRegexes.icuPattern("\\[x\\]") == "\\[x\\]")
+        #expect(UAPRegexes.icuPattern("[a--b]") == "[a-\\-b]")
+        #expect(UAPRegexes.icuPattern("é[ü[&]ß\\é]") == "é[ü\\[\\&]ß\\é]")  // other characters pass as they are
+    }
+
+    /// The pattern is read as UTF-8 bytes; every byte it acts on is ASCII.
+    /// It must give what reading it code point by code point gives (as ICU
+    /// reads a pattern; a combining mark after `]` does not hide the `]`),
+    /// on patterns of the special characters mixed with characters of two
+    /// to four bytes and combining marks.
+    @Test func icuPatternByBytesEqualsByCharacters() {
+        func byCharacters(_ p: String) -> String {
+            var out = "", inClass = false, classStart = false, escaped = false
+            for ch in p.unicodeScalars {
+                if escaped { out.unicodeScalars.append(ch); escaped = false; classStart = false; continue }
+                if ch == "\\" { out.unicodeScalars.append(ch); escaped = true; continue }
+                if inClass {
+                    if ch == "]" && !classStart { inClass = false; out.unicodeScalars.append(ch); continue }
+                    if ch == "^" && classStart { out.unicodeScalars.append(ch); continue }
+                    classStart = false
+                    if ch == "[" || ch == "&" { out += "\\"; out.unicodeScalars.append(ch); continue }
+                    if ch == "-", out.unicodeScalars.last == "-" { out += "\\-"; continue }
+                    out.unicodeScalars.append(ch)
+                } else {
+                    if ch == "[" { inClass = true; classStart = true }
+                    out.unicodeScalars.append(ch)
+                }
+            }
+            return out
+        }
+        let pieces = ["[", "]", "^", "&", "-", "\\", "a", "é", "€", "𝄞", "\u{301}", "(", "|"]
+        var seed: UInt64 = 7
+        for _ in 0..<3000 {
+            var p = ""
+            for _ in 0..<12 {
+                seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                p += pieces[Int((seed >> 33) % UInt64(pieces.count))]
+            }
+            #expect(UAPRegexes.icuPattern(p) == byCharacters(p), "\(p)")
+        }
     }
 
     @Test func replacementSemantics() throws {
