@@ -3,6 +3,7 @@ import QoSBench
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Run the micro-benchmarks (decoder, core engine, sketches, checksums, enrichment) and print one line each.",
         discussion: "Build with -c release for meaningful numbers; `make bench` runs this plus the end-to-end and peer comparisons.")
 

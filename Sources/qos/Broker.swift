@@ -12,6 +12,7 @@ import Darwin
 
 struct Broker: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "broker",
         abstract: "Run an embedded development Kafka broker (in memory only; not for production).",
         discussion: """
         Built on librdkafka's mock cluster: consumer groups, offset commits and \

@@ -9,6 +9,7 @@ import Glibc
 
 struct Collect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "collect",
         abstract: "Take beacons and CMCD reports from players over HTTP and produce them to Kafka.",
         discussion: """
         Endpoints: POST /v1/beacons (one beacon object or an array; any content type, so \

@@ -8,6 +8,7 @@ import QoSCore
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Embedded broker + traffic generator + daemon in one process, with a live view.",
         discussion: """
         Starts the in-memory development broker, produces synthetic traffic (a degraded CDN PoP and a \

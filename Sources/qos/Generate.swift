@@ -10,6 +10,7 @@ import Glibc
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "generate",
         abstract: "Write realistic synthetic beacon traffic (deterministic for a --seed).",
         discussion: """
         Sessions start by a Poisson process; each plays a scripted view (startup, \

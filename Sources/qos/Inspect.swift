@@ -4,6 +4,7 @@ import Foundation
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show a partition file's schema, row groups and first rows, or a KPI summary of a table directory.")
 
     @Argument(help: "A .parquet file, or a table directory such as output/overall (either may be an s3:// address).") var path: String
@@ -23,6 +24,7 @@ struct Inspect: ParsableCommand {
 
 struct Schemas: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "schemas",
         abstract: "Print (or write to a directory) the JSON schema of every output table.")
 
     @Option(help: "Write <table>.json files into this directory instead of printing.") var write: String?

@@ -6,6 +6,7 @@ import Glibc
 
 struct Reaggregate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reaggregate",
         abstract: "Roll written partitions up to a coarser window and/or fewer dimensions, or compact late deltas.",
         discussion: """
         ROLL-UP (default). Reads the table's files whose windows fall in the output windows overlapping \

@@ -7,6 +7,7 @@ import Glibc
 
 struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "replay",
         abstract: "Run the engine over NDJSON beacon (or CDN access-log) files and write every table to the sink.",
         discussion: """
         Inputs are read in order as one partition (plain .ndjson, .ndjson.zst, .gz, or - for stdin). \

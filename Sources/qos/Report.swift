@@ -6,6 +6,7 @@ import Glibc
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "report",
         abstract: "Write one self-contained HTML page of the sink's QoS: KPIs, charts over time, breakdowns, rejects.",
         discussion: """
         Reads every table of --sink (overall, video, geo, device, cdn, sessions, rejects, and cdn_edge when \

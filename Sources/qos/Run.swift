@@ -7,6 +7,7 @@ import Glibc
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Consume beacons from Kafka and write windowed Parquet partitions, exactly once.",
         discussion: """
         \(SettingsHelp.layering); keys (file key, QOS_<KEY>, --<key-with-dashes>): \(SettingsHelp.keys) \
