@@ -50,7 +50,10 @@ extension QoSEngine where K: CheckpointableSketchKit {
             guard CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
             return bytes.count - 4
         }
-        guard bytes.starts(with: snapshotMagicV1) else { throw StateError(message: "not a partition snapshot") }
+        guard bytes.starts(with: snapshotMagicV1) else {
+            throw StateError.newerFormat(bytes, family: "QOSPART", known: 4, what: "a partition snapshot")
+                ?? StateError(message: "not a partition snapshot")
+        }
         return bytes.count
     }
 

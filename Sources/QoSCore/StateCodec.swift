@@ -6,10 +6,33 @@
 
 public struct StateError: Error, CustomStringConvertible, Equatable {
     public let message: String
-    public init(message: String) { self.message = message }
+    /// The bytes are of a later version of their format than this build
+    /// reads: written by a newer qos, not damaged (`newerFormat`).
+    public let isNewerFormat: Bool
+    public init(message: String) { self.init(message: message, isNewerFormat: false) }
+    private init(message: String, isNewerFormat: Bool) {
+        self.message = message
+        self.isNewerFormat = isNewerFormat
+    }
     /// The bytes are not the ones written (the CRC32C trailer does not match).
     public static let checksumMismatch = StateError(message: "CRC32C mismatch")
     public var description: String { "checkpoint state: \(message)" }
+
+    /// The error for `bytes` that begin with the magic of `family` (eight
+    /// bytes: a seven-letter name and a version digit) of a version above
+    /// `known` and end with the CRC32C of the rest, as every sealed version
+    /// does; nil for anything else. A release that changes a format bumps
+    /// its digit, so the release before it says this instead of calling
+    /// the state damaged — and a damaged version digit, which breaks the
+    /// checksum, is still called damaged.
+    public static func newerFormat(_ bytes: [UInt8], family: String, known: Int, what: String) -> StateError? {
+        let name = Array(family.utf8)
+        guard name.count == 7, bytes.count > 7, bytes.starts(with: name) else { return nil }
+        let version = Int(bytes[7]) - Int(UInt8(ascii: "0"))
+        guard version > known && version <= 9 && CRC32C.verifySealed(bytes) else { return nil }
+        return StateError(message: "\(what) of format version \(version), newer than this build reads (up to \(known))",
+                          isNewerFormat: true)
+    }
 }
 
 /// Appends LEB128 varints, zigzag integers, length-prefixed bytes.

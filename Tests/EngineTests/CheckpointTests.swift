@@ -43,6 +43,50 @@ import TestSupport
         }
     }
 
+    /// A manifest or partition snapshot of a later format version (a newer
+    /// qos ran on the sink) is refused as such, with the way out, not as
+    /// damage; the same bytes with a broken checksum are still damage.
+    @Test func stateOfANewerFormatIsNamedAsSuch() throws {
+        func bumped(_ bytes: [UInt8], to digit: Character, reseal: Bool) -> [UInt8] {
+            var b = Array(bytes.dropLast(4))
+            b[7] = UInt8(ascii: digit.unicodeScalars.first!)
+            if reseal { CRC32C.seal(&b) } else { b += bytes.suffix(4) }
+            return b
+        }
+        let t = try StorageUnderTest.local.make()
+        let s = try store(t)
+        try s.commit(files: [], partitions: [part(0, seq: 1, next: 10)])
+        let rel = try #require(try t.files("_qos/manifests").first)
+        let good = try #require(try t.storage.read(rel))
+        #expect(good.starts(with: Array("QOSMANI3".utf8)))
+        try t.storage.publish(rel, bumped(good, to: "4", reseal: true))
+        #expect(performing: { try s.manifests() }, throws: { e in
+            guard case .newerFormat(let p, let detail)? = e as? CheckpointError else { return false }
+            return p == t.storage.display(rel) && detail.contains("format version 4")
+                && "\(e)".contains("newer release of qos") && !"\(e)".contains("corrupt")
+        })
+        try t.storage.publish(rel, bumped(good, to: "4", reseal: false))
+        #expect(performing: { try s.manifests() }, throws: { e in
+            guard case .corrupt? = e as? CheckpointError else { return false }
+            return true
+        })
+
+        let engine = QoSEngine<DataSketchesKit>()
+        engine.apply(Beacon(event: .viewStart, ts: 1_767_225_600_000, sessionId: "s"), partition: 0,
+                     source: .memory(name: "t", partition: 0, index: 0), nowMs: 1_767_225_600_000)
+        let snap = engine.snapshot(partition: 0)
+        #expect(snap.starts(with: Array("QOSPART4".utf8)))
+        #expect(performing: { try QoSEngine<DataSketchesKit>().restore(partition: 0, from: bumped(snap, to: "5", reseal: true)) },
+                throws: { e in
+                    guard let e = e as? StateError else { return false }
+                    return e.isNewerFormat && e.message.contains("partition snapshot of format version 5")
+                })
+        #expect(throws: StateError(message: "not a partition snapshot")) {
+            try QoSEngine<DataSketchesKit>().restore(partition: 0, from: bumped(snap, to: "5", reseal: false))
+        }
+        #expect(CheckpointError.newerFormat(path: "m", detail: "d").description.contains("run that release or a later one"))
+    }
+
     @Test(arguments: StorageUnderTest.all)
     func lostNewestManifestIsRefusedUntilAccepted(_ storage: StorageUnderTest) throws {
         let t = try storage.make()

@@ -308,6 +308,8 @@ public final class StreamDriver {
                 do {
                     try engine.restore(partition: p, from: ck.state)
                     try restoreFormatState(of: p, from: ck.formatState)
+                } catch let e as StateError where e.isNewerFormat {
+                    throw CheckpointError.newerFormat(path: ck.source, detail: "partition \(p): \(e.message)")
                 } catch let e as StateError {
                     throw CheckpointError.corrupt(path: ck.source, detail: "partition \(p): \(e.message)")
                 }

@@ -110,7 +110,9 @@ public struct Manifest: Sendable {
     static func decode(_ bytes: [UInt8], path: String = "") throws -> Manifest {
         let v3 = bytes.starts(with: magic)
         let sealed = v3 || bytes.starts(with: magicV2)
-        guard sealed || bytes.starts(with: magicV1) else { throw StateError(message: "not a manifest") }
+        guard sealed || bytes.starts(with: magicV1) else {
+            throw StateError.newerFormat(bytes, family: "QOSMANI", known: 3, what: "a manifest") ?? StateError(message: "not a manifest")
+        }
         guard !sealed || CRC32C.verifySealed(bytes) else { throw StateError.checksumMismatch }
         var r = StateReader(bytes, end: sealed ? bytes.count - 4 : bytes.count)
         for _ in magic { _ = try r.uint() }
@@ -309,6 +311,8 @@ public final class CheckpointStore {
             manifestsDecoded += 1
             summaries[rel] = ManifestSummary(m)
             return m
+        } catch let e as StateError where e.isNewerFormat {
+            throw CheckpointError.newerFormat(path: path, detail: e.message)
         } catch let e as StateError {
             throw CheckpointError.corrupt(path: path, detail: e == .checksumMismatch ? e.message : "\(e)")
         }

@@ -32,6 +32,9 @@ public struct StorageError: OperatorError {
 public enum CheckpointError: OperatorError, Equatable {
     /// A manifest, snapshot or ledger whose bytes are not the ones written.
     case corrupt(path: String, detail: String)
+    /// A manifest or snapshot of a later format than this build reads (a
+    /// newer qos ran on the sink, and this one is older).
+    case newerFormat(path: String, detail: String)
     /// The sink holds published output that the checkpoint state does not cover.
     case stateLost(sink: String, detail: String)
     /// The checkpoints were taken from another Kafka cluster.
@@ -46,6 +49,9 @@ public enum CheckpointError: OperatorError, Equatable {
         case .corrupt(let path, let detail):
             return "checkpoint '\(path)' is corrupt (\(detail)) — move it away to restart its partitions from "
                 + "their previous checkpoint (then pass \(Self.acceptFlag) if the daemon reports state loss), or restore it from a backup"
+        case .newerFormat(let path, let detail):
+            return "checkpoint '\(path)' was written by a newer release of qos (\(detail)) — run that release or a "
+                + "later one on this sink; this one cannot continue from it"
         case .stateLost(let sink, let detail):
             return "sink '\(sink)': \(detail); starting would count again what is already published — restore the "
                 + "missing checkpoint files of '\(sink)/_qos', use an empty --sink, or pass \(Self.acceptFlag) to start anyway"
