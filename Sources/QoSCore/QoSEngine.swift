@@ -458,14 +458,14 @@ public final class QoSEngine<K: SketchKit> {
     }
 
     /// Segment metrics go to `cdn`, under the beacon's own cdn/pop when
-    /// present, else the session's. `overall` gets its group in the window
-    /// but not the beacon: a flush sums its segment metrics from `cdn`
+    /// present, else the session's. Not to `overall`: a flush sums its
+    /// segment metrics from `cdn`, making its group if need be
     /// (`WindowState.fillOverallSegment`; docs/architecture.md "Segment
     /// metrics added once").
     func contributeSegment(_ b: Beacon, _ s: SessionState, _ p: PartitionState<K>) {
         let slow = config.slowRequestMs
         if b.cdn == nil && b.pop == nil {
-            let (window, g) = groups(b.ts, s, p)  // makes the `overall` group too
+            let (window, g) = groups(b.ts, s, p)
             window._withUnsafeGuaranteedRef { w in
                 w.tables[MetricTable.cdn.rawValue].metrics[g.cdn].segment.add(b, slowMs: slow)
             }
@@ -475,7 +475,6 @@ public final class QoSEngine<K: SketchKit> {
         let cap = config.groupsPerWindowMax
         let cdn = b.cdn != nil ? interner.intern(b.cdn) : s.dims.cdn
         let pop = b.pop != nil ? interner.intern(b.pop) : s.dims.pop
-        _ = w.tables[MetricTable.overall.rawValue].slot(GroupKey(), cap: cap)
         let c = w.tables[MetricTable.cdn.rawValue].slot(GroupKey(cdn, pop), cap: cap)
         w.tables[MetricTable.cdn.rawValue].metrics[c].segment.add(b, slowMs: slow)
     }
