@@ -54,10 +54,14 @@ extension ViewerHLL: CheckpointableSketch {
     /// The updatable form keeps LIST/SET slot layout, so a restored sketch
     /// serializes exactly as one that was never checkpointed.
     public func checkpointBytes() -> [UInt8] { hll.updatableBytes() }
+    public var checkpointByteCount: Int { hll.updatableByteCount }
+    public func writeCheckpoint(into buffer: UnsafeMutableBufferPointer<UInt8>) { hll.writeUpdatable(into: buffer) }
     public init(checkpoint: [UInt8]) throws { hll = try HLLSketch(bytes: checkpoint) }
 }
 
 extension DurationSketch: CheckpointableSketch {
     public func checkpointBytes() -> [UInt8] { sketch.protobufBytes() }
+    public var checkpointByteCount: Int { sketch.protobufByteCount }
+    public func writeCheckpoint(into buffer: UnsafeMutableBufferPointer<UInt8>) { sketch.writeProtobuf(into: buffer) }
     public init(checkpoint: [UInt8]) throws { sketch = try DDSketch(protobuf: checkpoint) }
 }

@@ -92,15 +92,22 @@ extension QoSEngine where K: CheckpointableSketchKit {
     private func encode(_ win: WindowState<K>, _ w: inout StateWriter) {
         w.int(win.start)
         w.bool(win.isDelta)
-        for (t, table) in zip(MetricTable.allCases, win.tables) {
+        let noSegment = SegmentMetrics<K>()
+        for t in MetricTable.allCases {
+            let table = win.tables[t.rawValue]
             w.uint(UInt64(table.keys.count))
             let n = t.dimensions.count
-            for (k, m) in zip(table.keys, table.metrics) {
-                if n > 0 { w.string(interner.string(k.a)) }
-                if n > 1 { w.string(interner.string(k.b)) }
-                if n > 2 { w.string(interner.string(k.c)) }
-                if n > 3 { w.string(interner.string(k.d)) }
-                m.encode(&w)
+            // Each group read in place: iterating the metrics by value (a
+            // `zip`) copied every group, retaining and releasing each of its
+            // sketches, through this generic code's runtime type lookups.
+            table.metrics.withUnsafeBufferPointer { metrics in
+                for (i, k) in table.keys.enumerated() {
+                    if n > 0 { w.string(interner.string(k.a)) }
+                    if n > 1 { w.string(interner.string(k.b)) }
+                    if n > 2 { w.string(interner.string(k.c)) }
+                    if n > 3 { w.string(interner.string(k.d)) }
+                    metrics[i].encode(&w, noSegment: noSegment)
+                }
             }
         }
         w.uint(UInt64(win.sessions.count))

@@ -50,6 +50,17 @@ public struct StateWriter {
     @inline(__always) public mutating func int(_ v: Int64) { uint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
     @inline(__always) public mutating func bool(_ v: Bool) { bytes.append(v ? 1 : 0) }
     public mutating func blob(_ b: [UInt8]) { uint(UInt64(b.count)); bytes.append(contentsOf: b) }
+    /// A sketch's checkpoint bytes as `blob` writes them (length first),
+    /// written by the sketch in place.
+    public mutating func sketch<S: CheckpointableSketch>(_ s: S) {
+        let n = s.checkpointByteCount
+        uint(UInt64(n))
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: n))
+        bytes.withUnsafeMutableBufferPointer { all in
+            s.writeCheckpoint(into: UnsafeMutableBufferPointer(rebasing: all[start ..< start + n]))
+        }
+    }
     public mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { u in uint(UInt64(u.count)); bytes.append(contentsOf: u) }
@@ -115,21 +126,52 @@ where Distinct: CheckpointableSketch, Quantiles: CheckpointableSketch {}
 public protocol CheckpointableSketch {
     /// Exact state (for HLL: the updatable form, so later updates give the same bytes).
     func checkpointBytes() -> [UInt8]
+    /// `checkpointBytes().count`.
+    var checkpointByteCount: Int { get }
+    /// Writes `checkpointBytes()` into `buffer` of exactly
+    /// `checkpointByteCount` bytes. A checkpoint writes every sketch of
+    /// every open window group this way (`StateWriter.sketch`): an array
+    /// per sketch cost its allocation and, from generic code, a runtime
+    /// type lookup each (bench/results/speed.md section 58).
+    func writeCheckpoint(into buffer: UnsafeMutableBufferPointer<UInt8>)
     init(checkpoint: [UInt8]) throws
+}
+
+extension CheckpointableSketch {
+    /// Through `checkpointBytes()`, for sketches that cannot write in place.
+    public var checkpointByteCount: Int { checkpointBytes().count }
+    public func writeCheckpoint(into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        let b = checkpointBytes()
+        precondition(b.count == buffer.count, "writeCheckpoint needs exactly checkpointByteCount bytes")
+        _ = buffer.initialize(from: b)
+    }
 }
 
 extension GroupMetrics {
     /// The counters in checkpoint order, one call each (explicit, not key
     /// paths or an array: this runs for every group of every open window at
-    /// every checkpoint). The one list both `encode` (reads each) and
-    /// `decode` (assigns each) walk, so the number of counters and their
-    /// order cannot differ between writer and reader.
+    /// every checkpoint). `decode` assigns each through it and
+    /// `counterCount` counts them; `encode` reads them through
+    /// `forEachCounter`, which a test holds to this list, so the number of
+    /// counters and their order cannot differ between writer and reader.
     @inline(__always) mutating func visitCounters(_ f: (inout Int64) throws -> Void) rethrows {
         try f(&views); try f(&plays); try f(&startupMsSum); try f(&startupMsCount); try f(&vsf); try f(&ebvs)
         try f(&vpf); try f(&playingMs); try f(&rebufferCount); try f(&rebufferMs); try f(&seekCount); try f(&seekMs)
         try f(&bitrateMsSum); try f(&bitratePlayedMs); try f(&upshifts); try f(&downshifts); try f(&sessionsEnded)
         try f(&sessionMsSum); try f(&completed); try f(&concurrentPlays); try f(&missingStart); try f(&lateEvents)
         try f(&duplicates)
+    }
+
+    /// The counters in `visitCounters`' order, read only: `encode` visits
+    /// them without copying the group (a copy retains and releases each of
+    /// its sketches). `StateCodecCounterTests.everyCounterSurvivesEncodeDecodeInPlace`
+    /// holds this list to `visitCounters`', which `decode` walks.
+    @inline(__always) func forEachCounter(_ f: (Int64) -> Void) {
+        f(views); f(plays); f(startupMsSum); f(startupMsCount); f(vsf); f(ebvs)
+        f(vpf); f(playingMs); f(rebufferCount); f(rebufferMs); f(seekCount); f(seekMs)
+        f(bitrateMsSum); f(bitratePlayedMs); f(upshifts); f(downshifts); f(sessionsEnded)
+        f(sessionMsSum); f(completed); f(concurrentPlays); f(missingStart); f(lateEvents)
+        f(duplicates)
     }
 
     /// How many counters a checkpoint holds per group, the segment's
@@ -149,6 +191,12 @@ extension SegmentMetrics {
         try f(&cacheHits); try f(&bytes); try f(&downloadMsSum)
     }
 
+    /// `visitCounters`' list, read only (see `GroupMetrics.forEachCounter`).
+    @inline(__always) func forEachCounter(_ f: (Int64) -> Void) {
+        f(requests); f(failedRequests); f(http4xx); f(http5xx); f(slowRequests)
+        f(cacheHits); f(bytes); f(downloadMsSum)
+    }
+
     static var counterCount: Int {
         var m = SegmentMetrics<K>(), n = 0
         m.visitCounters { _ in n += 1 }
@@ -164,19 +212,16 @@ extension SegmentMetrics {
 }
 
 extension GroupMetrics where K: CheckpointableSketchKit {
-    func encode(_ w: inout StateWriter) {
-        var counters = self  // copies the counters; the sketches are shared, not copied
-        counters.visitCounters { w.int($0) }
-        // A group without segment metrics writes what it reads as (zeros,
-        // empty sketches) without making a box for them.
-        var segment = segmentSlot.box?.value ?? SegmentMetrics<K>()
-        segment.visitCounters { w.int($0) }
-        w.blob(viewers.checkpointBytes())
-        w.blob(startupSketch.checkpointBytes())
-        w.blob(sessionSketch.checkpointBytes())
-        w.blob(segment.downloadSketch.checkpointBytes())
-        w.blob(segment.ttfbSketch.checkpointBytes())
-        w.blob(segment.throughputSketch.checkpointBytes())
+    /// `noSegment`: what a group without segment metrics writes as its
+    /// own (zeros, empty sketches), so it needs no box for them; a caller
+    /// encoding many groups makes it once for all.
+    func encode(_ w: inout StateWriter, noSegment: SegmentMetrics<K> = SegmentMetrics<K>()) {
+        forEachCounter { w.int($0) }
+        if let box = segmentSlot.box { box.value.forEachCounter { w.int($0) } } else { noSegment.forEachCounter { w.int($0) } }
+        w.sketch(viewers)
+        w.sketch(startupSketch)
+        w.sketch(sessionSketch)
+        if let box = segmentSlot.box { box.value.encodeSketches(&w) } else { noSegment.encodeSketches(&w) }
     }
 
     static func decode(_ r: inout StateReader) throws -> GroupMetrics<K> {
@@ -195,13 +240,22 @@ extension GroupMetrics where K: CheckpointableSketchKit {
     }
 }
 
+extension SegmentMetrics where K: CheckpointableSketchKit {
+    /// Its sketches, after the group's own in a checkpoint.
+    func encodeSketches(_ w: inout StateWriter) {
+        w.sketch(downloadSketch)
+        w.sketch(ttfbSketch)
+        w.sketch(throughputSketch)
+    }
+}
+
 extension CdnEdgeMetrics where K: CheckpointableSketchKit {
     func encode(_ w: inout StateWriter) {
         var counters = self  // copies the counters; the sketches are shared, not copied
         counters.visitCounters { w.int($0) }
-        w.blob(serveSketch.checkpointBytes())
-        w.blob(ttfbSketch.checkpointBytes())
-        w.blob(clients.checkpointBytes())
+        w.sketch(serveSketch)
+        w.sketch(ttfbSketch)
+        w.sketch(clients)
     }
 
     static func decode(_ r: inout StateReader) throws -> CdnEdgeMetrics<K> {

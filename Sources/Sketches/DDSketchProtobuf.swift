@@ -24,29 +24,38 @@ extension DDSketch {
     }
 
     public func protobufBytes() -> [UInt8] {
-        // One buffer of the exact size, written in place (this runs for
-        // every sketch of every open window group at every checkpoint).
-        let (n, countsLen, storeLen, total) = protobufLayout
+        // One buffer of the exact size, written in place.
+        let total = protobufByteCount
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, written in
-            var out = SizedByteWriter(buffer)
-            out.tag(1, 2)
-            out.rawVarint(9)
-            out.fixed64(field: 1, gamma.bitPattern)
-            if n > 0 {
-                out.tag(2, 2)
-                out.rawVarint(UInt64(storeLen))
-                out.tag(2, 2)
-                out.rawVarint(UInt64(countsLen))
-                bins.withUnsafeBufferPointer { b in
-                    let from = minKey - offset
-                    for i in from ..< (from + n) { out.rawFixed64(b[i].bitPattern) }
-                }
-                if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
-            }
-            if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
-            precondition(out.count == total, "protobufLayout disagrees with the bytes written")
-            written = out.count
+            writeProtobuf(into: UnsafeMutableBufferPointer(rebasing: buffer[..<total]))
+            written = total
         }
+    }
+
+    /// Writes `protobufBytes()` into `buffer`, which must hold exactly
+    /// `protobufByteCount` bytes: a checkpoint writes every sketch of every
+    /// open window group straight into its own buffer this way, with no
+    /// array per sketch (bench/results/speed.md section 58).
+    public func writeProtobuf(into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        let (n, countsLen, storeLen, total) = protobufLayout
+        precondition(buffer.count == total, "writeProtobuf needs exactly protobufByteCount bytes")
+        var out = SizedByteWriter(buffer)
+        out.tag(1, 2)
+        out.rawVarint(9)
+        out.fixed64(field: 1, gamma.bitPattern)
+        if n > 0 {
+            out.tag(2, 2)
+            out.rawVarint(UInt64(storeLen))
+            out.tag(2, 2)
+            out.rawVarint(UInt64(countsLen))
+            bins.withUnsafeBufferPointer { b in
+                let from = minKey - offset
+                for i in from ..< (from + n) { out.rawFixed64(b[i].bitPattern) }
+            }
+            if minKey != 0 { out.varint(field: 3, zigzag(Int32(minKey))) }
+        }
+        if zeros != 0 { out.fixed64(field: 4, zeros.bitPattern) }
+        precondition(out.count == total, "protobufLayout disagrees with the bytes written")
     }
 
     /// `protobufBytes().count`, without building the bytes (Parquet row

@@ -44,33 +44,54 @@ extension HLLSketch {
     }
 
     func serialize(compact: Bool) -> [UInt8] {
+        let length = byteCount(compact: compact)
+        return [UInt8](unsafeUninitializedCapacity: length) { buffer, written in
+            write(compact: compact, into: UnsafeMutableBufferPointer(rebasing: buffer[..<length]))
+            written = length
+        }
+    }
+
+    /// `updatableBytes().count`, without building the bytes.
+    public var updatableByteCount: Int { byteCount(compact: false) }
+
+    /// Writes `updatableBytes()` into `buffer`, which must hold exactly
+    /// `updatableByteCount` bytes (a checkpoint writes each sketch into its
+    /// own buffer: bench/results/speed.md section 58).
+    public func writeUpdatable(into buffer: UnsafeMutableBufferPointer<UInt8>) {
+        write(compact: false, into: buffer)
+    }
+
+    /// The exact length of the compact or updatable image.
+    func byteCount(compact: Bool) -> Int {
+        compact ? compactByteCount
+            : (mode == .hll ? 40 + registers.count : 8 + (mode == .set ? 4 : 0) + 4 * coupons.count)
+    }
+
+    /// Writes the image of exactly `byteCount(compact:)` bytes (SizedByteWriter).
+    func write(compact: Bool, into buffer: UnsafeMutableBufferPointer<UInt8>) {
         precondition(!rebuildPending, "internal: kxq rebuild pending")
+        let length = byteCount(compact: compact)
+        precondition(buffer.count == length, "an HLL image needs exactly its computed length")
         let preInts: UInt8 = mode == .list ? 2 : (mode == .set ? 3 : 10)
         let lgArr: UInt8 = mode == .hll ? 0 : UInt8(coupons.count.trailingZeroBitCount)
         let byte6: UInt8 = mode == .list ? UInt8(couponCount) : (mode == .set ? 0 : curMin)
-        // The exact length, so the bytes are written in place (SizedByteWriter).
-        let length = compact ? compactByteCount
-            : (mode == .hll ? 40 + registers.count : 8 + (mode == .set ? 4 : 0) + 4 * coupons.count)
-        return [UInt8](unsafeUninitializedCapacity: length) { buffer, written in
-            var out = SizedByteWriter(buffer)
-            out.byte(preInts); out.byte(Self.serVer); out.byte(Self.familyID); out.byte(UInt8(lgK))
-            out.byte(lgArr); out.byte(flagsByte(compact: compact)); out.byte(byte6)
-            out.byte(Self.tgtHLL8 << 2 | mode.rawValue)
-            switch mode {
-            case .list, .set:
-                if mode == .set { out.littleEndian(UInt32(couponCount)) }
-                for c in coupons where !compact || c != 0 { out.littleEndian(c) }
-            case .hll:
-                out.littleEndian(hipAccum.bitPattern)
-                out.littleEndian(kxq0.bitPattern)
-                out.littleEndian(kxq1.bitPattern)
-                out.littleEndian(numAtCurMin)
-                out.littleEndian(UInt32(0))  // auxCount: HLL_8 has no exceptions
-                out.bytes(registers)
-            }
-            precondition(out.count == length, "the computed length disagrees with the bytes written")
-            written = out.count
+        var out = SizedByteWriter(buffer)
+        out.byte(preInts); out.byte(Self.serVer); out.byte(Self.familyID); out.byte(UInt8(lgK))
+        out.byte(lgArr); out.byte(flagsByte(compact: compact)); out.byte(byte6)
+        out.byte(Self.tgtHLL8 << 2 | mode.rawValue)
+        switch mode {
+        case .list, .set:
+            if mode == .set { out.littleEndian(UInt32(couponCount)) }
+            for c in coupons where !compact || c != 0 { out.littleEndian(c) }
+        case .hll:
+            out.littleEndian(hipAccum.bitPattern)
+            out.littleEndian(kxq0.bitPattern)
+            out.littleEndian(kxq1.bitPattern)
+            out.littleEndian(numAtCurMin)
+            out.littleEndian(UInt32(0))  // auxCount: HLL_8 has no exceptions
+            out.bytes(registers)
         }
+        precondition(out.count == length, "the computed length disagrees with the bytes written")
     }
 
     /// Reads DataSketches compact or updatable images of LIST, SET and HLL mode sketches

@@ -4,6 +4,7 @@ import Testing
 @testable import Engine
 import Parquet
 import QoSCore
+import Sketches
 import TestSupport
 
 /// The checkpoint store's integrity checks: CRC32C of manifests, the ledger
@@ -11,6 +12,48 @@ import TestSupport
 /// keep errno. Those about the sink's state run on a local directory and on
 /// S3 (moto on loopback, `StorageUnderTest`): one logic over `SinkStorage`.
 @Suite struct CheckpointTests {
+    /// A checkpoint writes each sketch in place (`StateWriter.sketch`): the
+    /// same bytes as its `checkpointBytes()` behind their length, for HLL
+    /// sketches in every mode and DDSketches empty, of zeros only, wide and
+    /// collapsed; and they restore to equal sketches.
+    @Test func sketchesWrittenInPlaceEqualTheirCheckpointBytes() throws {
+        var hlls: [ViewerHLL] = [ViewerHLL()]
+        for n in [1, 7, 60, 900, 20_000] {
+            var h = ViewerHLL()
+            for i in 0 ..< n { h.insert("viewer-\(n)-\(i)") }
+            hlls.append(h)
+        }
+        var ddsketches: [DurationSketch] = [DurationSketch()]
+        var zeros = DurationSketch()
+        zeros.add(0)
+        ddsketches.append(zeros)
+        var wide = DurationSketch()
+        for i in 0 ..< 3_000 { wide.add(Double(i % 13 == 0 ? 0 : i * i)) }
+        ddsketches.append(wide)
+        var collapsed = DurationSketch(DDSketch(binLimit: 40))
+        for e in 0 ..< 200 { collapsed.add(pow(1.3, Double(e))) }
+        ddsketches.append(collapsed)
+        for h in hlls {
+            var inPlace = StateWriter(), copied = StateWriter()
+            inPlace.sketch(h)
+            copied.blob(h.checkpointBytes())
+            #expect(inPlace.bytes == copied.bytes && h.checkpointByteCount == h.checkpointBytes().count)
+            var r = StateReader(inPlace.bytes)
+            #expect(try ViewerHLL(checkpoint: r.blob()).estimate == h.estimate)
+        }
+        for d in ddsketches {
+            var inPlace = StateWriter(), copied = StateWriter()
+            inPlace.int(-3)  // written after other fields, as in a group
+            copied.int(-3)
+            inPlace.sketch(d)
+            copied.blob(d.checkpointBytes())
+            #expect(inPlace.bytes == copied.bytes && d.checkpointByteCount == d.checkpointBytes().count)
+            var r = StateReader(inPlace.bytes)
+            _ = try r.int()
+            #expect(try DurationSketch(checkpoint: r.blob()).sketch == d.sketch)
+        }
+    }
+
     func part(_ p: Int32, seq: Int64, next: Int64) -> PartitionCheckpoint {
         PartitionCheckpoint(topic: "beacons", partition: p, seq: seq, nextOffset: next, state: [1, 2, 3, UInt8(p)])
     }
