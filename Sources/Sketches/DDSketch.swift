@@ -268,7 +268,7 @@ public struct DDSketch: Sendable, Equatable {
         let margin = 2 * Swift.min(24, binLimit)
         let size = bins.isEmpty ? needed + margin : Swift.max(needed + margin, 2 * needed)
         let newOffset = lo - (size - needed) / 2
-        var fresh = ContiguousArray<Double>(repeating: 0, count: size)
+        var fresh = ContiguousArray<Double>.zeros(size)
         if positiveCount > 0 || !bins.isEmpty {
             // copy the live range that intersects the new window
             let from = Swift.max(offset, newOffset), to = Swift.min(offset + bins.count, newOffset + size)

@@ -147,7 +147,7 @@ extension HLLSketch {
         mode = .set
         if compact {
             // CouponHashSet::newSet re-inserts compact coupons into a fresh table.
-            coupons = [UInt32](repeating: 0, count: 32)
+            coupons = [UInt32].zeros(32)
             for i in 0 ..< count {
                 let c = r.u32(12 + 4 * i)
                 guard c != 0 else { throw SketchError.invalidFormat("HLL SET coupon 0") }
@@ -203,7 +203,7 @@ extension HLLSketch {
     /// HLL_4: nibble + curMin, nibble 15 = look the value up in the aux (exception) map.
     static func unpackHLL4(_ r: ByteReader, lgK: Int, compact: Bool) throws -> [UInt8] {
         let k = 1 << lgK, curMin = r.bytes[6]
-        var regs = [UInt8](repeating: 0, count: k)
+        var regs = [UInt8].zeros(k)
         for i in 0 ..< k {
             let b = r.bytes[40 + (i >> 1)]
             let nib = i & 1 == 1 ? b >> 4 : b & 0x0F

@@ -37,7 +37,7 @@ public struct HLLSketch: Sendable, Equatable {
         precondition(lgK >= Self.minLgK && lgK <= Self.maxLgK, "lgK must be in 4...21")
         self.lgK = lgK
         mode = .list
-        coupons = [UInt32](repeating: 0, count: 8)
+        coupons = [UInt32].zeros(8)
         couponCount = 0
         registers = []
         hipAccum = 0
@@ -83,7 +83,7 @@ public struct HLLSketch: Sendable, Equatable {
     /// coupons would set, so sketches can be compared whatever their mode.
     public var registerValues: [UInt8] {
         if mode == .hll { return registers }
-        var regs = [UInt8](repeating: 0, count: 1 << lgK)
+        var regs = [UInt8].zeros(1 << lgK)
         let mask = UInt32((1 << lgK) - 1)
         for c in coupons where c != 0 {
             let slot = Int(c & mask), v = UInt8(truncatingIfNeeded: c >> 26)
@@ -229,7 +229,7 @@ public struct HLLSketch: Sendable, Equatable {
     }
 
     mutating func growSet(_ lgArr: Int) {
-        var table = [UInt32](repeating: 0, count: 1 << lgArr)
+        var table = [UInt32].zeros(1 << lgArr)
         for c in coupons where c != 0 {
             table[~Self.find(table, lgArr: lgArr, coupon: c)] = c
         }
@@ -239,7 +239,7 @@ public struct HLLSketch: Sendable, Equatable {
     mutating func promoteListToSet() {
         let old = coupons
         mode = .set
-        coupons = [UInt32](repeating: 0, count: 32)
+        coupons = [UInt32].zeros(32)
         couponCount = 0
         for c in old where c != 0 { setUpdate(c) }
     }
@@ -261,7 +261,7 @@ public struct HLLSketch: Sendable, Equatable {
         mode = .hll
         coupons = []
         couponCount = 0
-        registers = [UInt8](repeating: 0, count: 1 << newLgK)
+        registers = [UInt8].zeros(1 << newLgK)
         hipAccum = 0
         kxq0 = Double(1 << newLgK)
         kxq1 = 0

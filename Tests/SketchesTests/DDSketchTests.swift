@@ -315,3 +315,16 @@ import SplitMix
         }
     }
 }
+
+/// The zero-filled arrays sketches start and widen with (`ZeroedArray.swift`)
+/// equal `Array(repeating: 0, count:)` at every size they are made at.
+@Suite struct ZeroedArrayTests {
+    @Test func zerosEqualRepeatingZero() {
+        for n in [0, 1, 8, 32, 49, 4_096, 1 << 16] {
+            #expect([UInt8].zeros(n) == [UInt8](repeating: 0, count: n))
+            #expect([UInt32].zeros(n) == [UInt32](repeating: 0, count: n))
+            let d = ContiguousArray<Double>.zeros(n)
+            #expect(d.count == n && d.allSatisfy { $0 == 0 } && d.capacity >= n)
+        }
+    }
+}
