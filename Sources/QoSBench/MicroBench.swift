@@ -69,6 +69,37 @@ public enum MicroBench {
         return Result(name: "core engine (no I/O)", opsPerSec: Double(payloads.count) / dt, note: "1 thread")
     }
 
+    /// A checkpoint's partition snapshots (`QoSEngine.snapshot(partition:)`,
+    /// run by every epoch of `qos run` for every partition): the open
+    /// sessions and window shares that `messages` beacons of the
+    /// generator's traffic leave in `partitions` partitions (sessions spread
+    /// by their id, as Kafka keys spread them), nothing flushed, as in a
+    /// catch-up whose windows wait for the slowest partition.
+    public static func snapshots(messages: Int = 300_000, partitions: Int32 = 64, rounds: Int = 5) -> Result {
+        var o = GeneratorOptions()
+        o.sessions = messages / 70 + 1
+        let engine = QoSEngine<DataSketchesKit>()
+        let name = SourceName("b")
+        for (i, m) in TrafficGenerator(o).prefix(messages).enumerated() {
+            var h: UInt32 = 2_166_136_261  // FNV-1a of the key: stable across runs
+            for b in m.key.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+            let p = Int32(h % UInt32(partitions))
+            m.payload.withUnsafeBytes {
+                engine.ingest(message: $0, partition: p, source: .file(name: name, line: Int64(i)), nowMs: .max / 2)
+            }
+        }
+        var bytes = 0
+        let t0 = monotonicSeconds()
+        for _ in 0..<rounds {
+            for p in 0..<partitions { bytes += engine.snapshot(partition: p).count }
+        }
+        let dt = monotonicSeconds() - t0
+        let n = Double(rounds) * Double(partitions)
+        return Result(name: "partition snapshot (\(partitions) partitions, \(messages / 1000) k beacons, none flushed)",
+                      opsPerSec: n / dt,
+                      note: "\(Int(Double(bytes) / dt / 1_048_576)) MB/s, \(bytes / Int(n) / 1024) KiB each, 1 thread")
+    }
+
     /// User-agent classification (warm LRU cache and cold) and GeoIP lookups
     /// on a synthetic City + ASN database.
     public static func enrichment() -> [Result] {

@@ -37,6 +37,7 @@ public struct StateError: Error, CustomStringConvertible, Equatable {
 
 /// Appends LEB128 varints, zigzag integers, length-prefixed bytes.
 public struct StateWriter {
+    private static let zeroPage = [UInt8](repeating: 0, count: 4096)
     public private(set) var bytes: [UInt8] = []
     /// `capacity`: expected size (a previous snapshot's), to grow the buffer once.
     public init(capacity: Int = 0) { if capacity > 0 { bytes.reserveCapacity(capacity) } }
@@ -56,7 +57,14 @@ public struct StateWriter {
         let n = s.checkpointByteCount
         uint(UInt64(n))
         let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: n))
+        // Room for them, copied from a page of zeros (appending `n` zeros
+        // one by one cost an instruction a byte).
+        var left = n
+        while left > 0 {
+            let k = Swift.min(left, Self.zeroPage.count)
+            bytes.append(contentsOf: Self.zeroPage[..<k])
+            left -= k
+        }
         bytes.withUnsafeMutableBufferPointer { all in
             s.writeCheckpoint(into: UnsafeMutableBufferPointer(rebasing: all[start ..< start + n]))
         }
