@@ -93,6 +93,24 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
             }
         }
 
+        /// Row `o` as it reads in another `SessionRows`: its ids at `idOffset`
+        /// there, its string ids renumbered by `map` (nil stays nil), every
+        /// number as it is (an added field fails to compile here until it
+        /// is copied too).
+        init(moving o: Packed, idOffset: Int, names map: (UInt32) -> UInt32) {
+            func m(_ id: UInt32) -> UInt32 { id == SessionRows.nil ? SessionRows.nil : map(id) }
+            startTs = o.startTs; bitrateMsSum = o.bitrateMsSum; self.idOffset = idOffset; wide = o.wide
+            idLength = o.idLength; viewerLength = o.viewerLength
+            (videoId, country, region, city, asOrg) = (m(o.videoId), m(o.country), m(o.region), m(o.city), m(o.asOrg))
+            (deviceType, os, browser, playerName) = (m(o.deviceType), m(o.os), m(o.browser), m(o.playerName))
+            (playerVersion, cdn, pop, fatalErrorCode) = (m(o.playerVersion), m(o.cdn), m(o.pop), m(o.fatalErrorCode))
+            (_asn, _videoDuration, _startup, _end, _close) = (o._asn, o._videoDuration, o._startup, o._end, o._close)
+            (_playing, _rebuffer, _seek, _bitratePlayed, _maxPlayhead) = (o._playing, o._rebuffer, o._seek, o._bitratePlayed, o._maxPlayhead)
+            _beacons = o._beacons
+            (_rebufferCount, _seekCount, _upshifts, _downshifts, _errors) = (o._rebufferCount, o._seekCount, o._upshifts, o._downshifts, o._errors)
+            flags = o.flags; closeReason = o.closeReason
+        }
+
         /// Whether the numbers are in the box (a value outside the compact widths).
         var isWide: Bool { wide != nil }
 
@@ -237,6 +255,24 @@ public struct SessionRows: RandomAccessCollection, Sendable, Equatable {
         for r in rhs { lhs.append(r) }
     }
 
+    /// Appends another window share's rows as they are stored: its names
+    /// numbered here once each, each row's id bytes copied, its numbers
+    /// kept. The flush merges every partition's rows of a window this way;
+    /// taking each row apart into strings and appending it (the generic
+    /// `+=`) decoded both ids and hashed its 13 names again, ≈ 6 800
+    /// instructions a row (bench/results/speed.md section 61).
+    public static func += (lhs: inout SessionRows, rhs: SessionRows) {
+        guard !rhs.isEmpty else { return }
+        var map: [UInt32] = []
+        map.reserveCapacity(rhs.nameIds.strings.count)
+        for name in rhs.nameIds.strings { map.append(lhs.id(name)) }
+        for p in rhs.packed {
+            let n = Int(p.idLength) + Int(p.viewerLength)
+            let offset = rhs.bytes.withBytes(at: p.idOffset) { lhs.bytes.append(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            lhs.packed.append(Packed(moving: p, idOffset: offset, names: { map[Int($0)] }))
+        }
+    }
+
     public static func == (a: SessionRows, b: SessionRows) -> Bool { a.elementsEqual(b) }
 }
 
@@ -290,17 +326,31 @@ struct IdBytes: Sendable {
 
     /// Appends `a` then `b` into one chunk and returns where they start.
     mutating func append(_ a: String.UTF8View, _ b: String.UTF8View) -> Int {
-        let n = a.count + b.count
+        let k = chunk(for: a.count + b.count)
+        let at = chunks[k].count
+        chunks[k].append(contentsOf: a)
+        chunks[k].append(contentsOf: b)
+        return k << 32 | at
+    }
+
+    /// Appends `ids` (a row's session and viewer id bytes) into one chunk
+    /// and returns where they start.
+    mutating func append(_ ids: UnsafeRawBufferPointer) -> Int {
+        let k = chunk(for: ids.count)
+        let at = chunks[k].count
+        chunks[k].append(contentsOf: ids)
+        return k << 32 | at
+    }
+
+    /// The index of the last chunk, after starting a new one if it has no
+    /// room for `n` more bytes.
+    private mutating func chunk(for n: Int) -> Int {
         if chunks.isEmpty || chunks[chunks.count - 1].count + n > chunks[chunks.count - 1].capacity {
             var c: [UInt8] = []
             c.reserveCapacity(max(IdBytes.chunkSize, n))
             chunks.append(c)
         }
-        let k = chunks.count - 1
-        let at = chunks[k].count
-        chunks[k].append(contentsOf: a)
-        chunks[k].append(contentsOf: b)
-        return k << 32 | at
+        return chunks.count - 1
     }
 
     /// The bytes from `offset` (as `append` returned it) to the end of its chunk.

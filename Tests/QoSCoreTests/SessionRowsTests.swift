@@ -36,6 +36,39 @@ import SplitMix
         #expect(merged == packed)
     }
 
+    /// Appending another `SessionRows` moves its stored rows (names
+    /// renumbered, id bytes copied) and reads back as appending its rows
+    /// one by one does: into rows that already hold some of its names in
+    /// another order, across id-byte chunks, with wide numbers, nil and
+    /// non-nil optionals, empty and non-ASCII ids, several times over.
+    @Test func appendingRowsMovesThemAsTheyRead() {
+        var rng = SplitMix64(seed: 61)
+        func share(_ n: Int, _ tag: String) -> [SessionRow] {
+            (0..<n).map { k in
+                let i = Int64(rng.next() % 1_000)
+                let id = k % 9 == 0 ? "sëss-\(tag)-\(k)-" + String(repeating: "y", count: Int(i % 200)) : "\(tag)-\(k)"
+                return row(id, viewer: k % 5 == 0 ? "" : "viewer-\(i)", video: "video-\(rng.next() % 40)", i,
+                           optionals: k % 3 != 0)
+            }
+        }
+        let shares = (0..<6).map { share(700, "p\($0)") }
+        var moved = SessionRows(shares[0].reversed())
+        var oneByOne = moved
+        for s in shares.dropFirst() {
+            let rows = SessionRows(s)
+            moved += rows
+            oneByOne += Array(rows)
+        }
+        moved += SessionRows()
+        #expect(moved.count == 6 * 700)
+        #expect(Array(moved) == Array(oneByOne))
+        #expect(Set(moved.names) == Set(oneByOne.names) && moved.names.count == Set(moved.names).count)
+        #expect(moved.nameBytes == moved.names.map { Array($0.utf8) })
+        for i in stride(from: 0, to: moved.count, by: 97) {
+            #expect(moved.sessionId(i) == oneByOne.sessionId(i) && moved.viewerId(i) == oneByOne.viewerId(i))
+        }
+    }
+
     /// Each distinct string gets one id however many rows carry it (the
     /// index grows through several sizes), strings that differ in one
     /// byte, in length only, or in normalisation only stay apart (the
