@@ -25,10 +25,10 @@ extension DDSketch {
 
     public func protobufBytes() -> [UInt8] {
         // One buffer of the exact size, written in place.
-        let total = protobufByteCount
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, written in
-            writeProtobuf(into: UnsafeMutableBufferPointer(rebasing: buffer[..<total]))
-            written = total
+        let layout = protobufLayout
+        return [UInt8](unsafeUninitializedCapacity: layout.total) { buffer, written in
+            write(into: UnsafeMutableBufferPointer(rebasing: buffer[..<layout.total]), layout)
+            written = layout.total
         }
     }
 
@@ -37,7 +37,13 @@ extension DDSketch {
     /// open window group straight into its own buffer this way, with no
     /// array per sketch (bench/results/speed.md section 58).
     public func writeProtobuf(into buffer: UnsafeMutableBufferPointer<UInt8>) {
-        let (n, countsLen, storeLen, total) = protobufLayout
+        write(into: buffer, protobufLayout)
+    }
+
+    /// `writeProtobuf` with the layout its caller already computed.
+    private func write(into buffer: UnsafeMutableBufferPointer<UInt8>,
+                       _ layout: (bins: Int, countsLen: Int, storeLen: Int, total: Int)) {
+        let (n, countsLen, storeLen, total) = layout
         precondition(buffer.count == total, "writeProtobuf needs exactly protobufByteCount bytes")
         var out = SizedByteWriter(buffer)
         out.tag(1, 2)

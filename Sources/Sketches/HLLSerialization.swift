@@ -46,7 +46,7 @@ extension HLLSketch {
     func serialize(compact: Bool) -> [UInt8] {
         let length = byteCount(compact: compact)
         return [UInt8](unsafeUninitializedCapacity: length) { buffer, written in
-            write(compact: compact, into: UnsafeMutableBufferPointer(rebasing: buffer[..<length]))
+            write(compact: compact, length: length, into: UnsafeMutableBufferPointer(rebasing: buffer[..<length]))
             written = length
         }
     }
@@ -58,7 +58,7 @@ extension HLLSketch {
     /// `updatableByteCount` bytes (a checkpoint writes each sketch into its
     /// own buffer: bench/results/speed.md section 58).
     public func writeUpdatable(into buffer: UnsafeMutableBufferPointer<UInt8>) {
-        write(compact: false, into: buffer)
+        write(compact: false, length: updatableByteCount, into: buffer)
     }
 
     /// The exact length of the compact or updatable image.
@@ -67,10 +67,9 @@ extension HLLSketch {
             : (mode == .hll ? 40 + registers.count : 8 + (mode == .set ? 4 : 0) + 4 * coupons.count)
     }
 
-    /// Writes the image of exactly `byteCount(compact:)` bytes (SizedByteWriter).
-    func write(compact: Bool, into buffer: UnsafeMutableBufferPointer<UInt8>) {
+    /// Writes the image, of `length` = `byteCount(compact:)` bytes (SizedByteWriter).
+    private func write(compact: Bool, length: Int, into buffer: UnsafeMutableBufferPointer<UInt8>) {
         precondition(!rebuildPending, "internal: kxq rebuild pending")
-        let length = byteCount(compact: compact)
         precondition(buffer.count == length, "an HLL image needs exactly its computed length")
         let preInts: UInt8 = mode == .list ? 2 : (mode == .set ? 3 : 10)
         let lgArr: UInt8 = mode == .hll ? 0 : UInt8(coupons.count.trailingZeroBitCount)
