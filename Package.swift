@@ -65,7 +65,7 @@ let package = Package(
 
         // The flag exports the Kafka module's ZSTD_getFrameContentSize, which
         // librdkafka must find before libzstd's (Sources/Kafka/ZstdFrameSizeHint.swift).
-        .target(name: "Kafka", dependencies: ["CRdKafka"],
+        .target(name: "Kafka", dependencies: ["CRdKafka", "CZstd", "QoSCore"],
                 linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic-symbol=ZSTD_getFrameContentSize"],
                                               .when(platforms: [.linux]))]),
         // S3-compatible object storage: SigV4 signing and the requests the sink needs.
@@ -102,7 +102,7 @@ let package = Package(
         ]),
         .testTarget(name: "EnrichmentTests", dependencies: ["Enrichment", "QoSBench", "SplitMix", "SecretHash"], exclude: ["known-failures.txt"]),
         .testTarget(name: "BoundedYAMLTests", dependencies: ["BoundedYAML"]),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "CZstd"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "CZstd", "QoSCore"]),
         // Test helpers shared by test targets (moto on loopback).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ObjectStoreTests", dependencies: ["ObjectStore", "Engine", "TestSupport"]),

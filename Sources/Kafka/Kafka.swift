@@ -442,6 +442,34 @@ func checkTopics(rk: OpaquePointer, box: ClientBox, brokers: String, topics: [St
     return out
 }
 
+/// Brokers and partition leaders of `topics` from librdkafka's metadata
+/// (the fetch path's map; docs/kafka-fetch.md).
+func leaderMap(rk: OpaquePointer, topics: [String], timeoutMs: Int) throws -> LeaderMap {
+    var md: UnsafePointer<rd_kafka_metadata>? = nil
+    let err = rd_kafka_metadata(rk, 1, nil, &md, Int32(clamping: timeoutMs))
+    guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else {
+        throw KafkaError(.other, "Kafka metadata request failed: \(errName(err))", code: err.rawValue)
+    }
+    defer { rd_kafka_metadata_destroy(md) }
+    let m = md.pointee
+    var out = LeaderMap()
+    for i in 0..<Int(m.broker_cnt) {
+        let b = m.brokers[i]
+        out.brokers[b.id] = (String(cString: b.host), b.port)
+    }
+    let wanted = Set(topics)
+    for i in 0..<Int(m.topic_cnt) {
+        let t = m.topics[i]
+        let name = String(cString: t.topic)
+        guard wanted.contains(name), t.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+        for j in 0..<Int(t.partition_cnt) {
+            let p = t.partitions[j]
+            if p.err == RD_KAFKA_RESP_ERR_NO_ERROR, p.leader >= 0 { out.leaders[TopicPartition(name, p.id)] = p.leader }
+        }
+    }
+    return out
+}
+
 /// Queries the broker for a partition's low/high watermark (blocking).
 func queryWatermarks(rk: OpaquePointer, _ tp: TopicPartition, timeoutMs: Int) throws -> (low: Int64, high: Int64) {
     var lo: Int64 = 0, hi: Int64 = 0

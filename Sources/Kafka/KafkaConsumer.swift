@@ -37,7 +37,10 @@ public enum KafkaEvent: Sendable {
 /// A message borrowed from librdkafka by `KafkaConsumer.poll(maxMessages:timeoutMs:onMessage:onEvent:)`:
 /// its bytes are valid only during that callback (`copy()` keeps them).
 public struct KafkaRecord {
-    let message: UnsafeMutablePointer<rd_kafka_message_t>
+    /// librdkafka's message; nil for a record of the fetch path.
+    let message: UnsafeMutablePointer<rd_kafka_message_t>?
+    /// The fetch path's timestamp (when `message` is nil).
+    let fetchedTimestampMs: Int64
     public let topic: String
     public let partition: Int32
     public let offset: Int64
@@ -46,6 +49,7 @@ public struct KafkaRecord {
 
     /// Kafka message timestamp (create or log-append time), epoch ms; nil if unknown.
     public var timestampMs: Int64? {
+        guard let message else { return fetchedTimestampMs >= 0 ? fetchedTimestampMs : nil }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(message, &tsType)
         return ts >= 0 ? ts : nil
@@ -55,6 +59,18 @@ public struct KafkaRecord {
         KafkaMessage(topic: topic, partition: partition, offset: offset, key: key.map { Array($0) },
                      payload: Array(payload), timestampMs: timestampMs)
     }
+}
+
+/// Who fetches the records of the assigned partitions (docs/kafka-fetch.md).
+public enum KafkaFetchPath: String, Sendable, CaseIterable {
+    /// librdkafka, for every partition.
+    case librdkafka
+    /// The consumer's own Fetch requests, for partitions whose leader it can
+    /// reach over plain TCP; librdkafka for the rest (and for any partition
+    /// the path hands back). Falls back to `librdkafka` entirely when the
+    /// properties ask for TLS, SASL, a rack or an isolation level it does
+    /// not know.
+    case native
 }
 
 /// A consumer-group member with `enable.auto.commit=false` and
@@ -88,6 +104,21 @@ public final class KafkaConsumer: @unchecked Sendable {
     private var positions: [TopicPartition: Int64] = [:]
     /// Start offset given at assignment when it was symbolic (beginning/end/committed).
     private var symbolicStart: [TopicPartition: Int64] = [:]
+    /// (low, high) watermarks of the fetch path's partitions, from its responses.
+    private var nativeWatermarks: [TopicPartition: (low: Int64, high: Int64)] = [:]
+
+    /// The fetch path, when `fetchPath` is `.native` and the properties allow
+    /// it; its partitions are paused in librdkafka. Polling thread only.
+    private let native: NativeFetcher?
+    /// Partitions the fetch path handed back to librdkafka, with the next
+    /// offset to hand over: librdkafka's records below it were already
+    /// handed over (a seek right after a handback can race a fetch librdkafka
+    /// had under way) and are dropped. An offset reset or a seek moves it.
+    /// Polling thread only.
+    private var handedBack: [TopicPartition: Int64] = [:]
+
+    /// Whether the fetch path is in use (`fetchPath: .native` and properties it follows).
+    public var fetchesNatively: Bool { native != nil }
 
     /// - Parameters:
     ///   - brokers: `bootstrap.servers`, e.g. "kafka1:9092,kafka2:9092".
@@ -99,8 +130,10 @@ public final class KafkaConsumer: @unchecked Sendable {
     ///     `enable.auto.commit` / `enable.auto.offset.store` may not be set to
     ///     true.
     ///   - logHandler: librdkafka log lines (default: errors to stderr).
+    ///   - fetchPath: who fetches records (`KafkaFetchPath`).
     public init(brokers: String, groupId: String, topics: [String], extra: [String: String] = [:],
-                logHandler: KafkaLogHandler? = KafkaLog.errorsToStderr) throws {
+                logHandler: KafkaLogHandler? = KafkaLog.errorsToStderr,
+                fetchPath: KafkaFetchPath = .librdkafka) throws {
         self.brokers = brokers
         self.groupId = groupId
         self.topics = topics
@@ -131,6 +164,13 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_poll_set_consumer(rk)
         box.cooperative = rebalanceProtocol(rk) == "COOPERATIVE"
             || (extra["partition.assignment.strategy"]?.contains("cooperative") ?? false)
+        if fetchPath == .native, let settings = NativeFetchSettings(extra) {
+            native = NativeFetcher(settings: settings, lookupLeaders: { topics in
+                try leaderMap(rk: rk, topics: topics, timeoutMs: settings.stallMs)
+            })
+        } else {
+            native = nil
+        }
 
         // Subscription is deferred to the first poll() so checkTopics() can
         // run first: the 2.0.2 mock cluster auto-creates a subscribed topic
@@ -207,8 +247,12 @@ public final class KafkaConsumer: @unchecked Sendable {
             run = nil
         }
         defer { endRun() }
+        // With partitions on the fetch path, librdkafka is only asked for
+        // what it has (events, handed-back partitions); the fetch path waits.
+        let nativeActive = native.map { !$0.partitions.isEmpty } ?? false
+        var rebalanced = false
         pollLoop: while messages < maxMessages {
-            let m = rd_kafka_consumer_poll(rk, first ? Int32(clamping: timeoutMs) : 0)
+            let m = rd_kafka_consumer_poll(rk, first && !nativeActive ? Int32(clamping: timeoutMs) : 0)
             first = false
             let (cbEvents, rebalance) = box.signal.load(ordering: .acquiring) == 0 ? ([], nil)
                 : box.lock.withLock { () -> ([KafkaEvent], PendingRebalance?) in
@@ -234,7 +278,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                         r.kind == .revoke && r.partitions.contains(TopicPartition(topicName(rkt), msg.partition))
                     } ?? false
                     // A message popped after the revoke callback is left for the next owner.
-                    if !dropped {
+                    if !dropped, native == nil || keepLibrdkafkaRecord(rkt, msg.partition, msg.offset) {
                         let topic: String
                         if let r = run, r.rkt == rkt, r.partition == msg.partition {
                             topic = r.topic
@@ -247,7 +291,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                         messages += 1
                         let payload = msg.payload.map { UnsafeRawBufferPointer(start: $0, count: msg.len) }
                         try onMessage(KafkaRecord(
-                            message: m, topic: topic, partition: msg.partition, offset: msg.offset,
+                            message: m, fetchedTimestampMs: -1, topic: topic, partition: msg.partition, offset: msg.offset,
                             key: msg.key.map { UnsafeRawBufferPointer(start: $0, count: msg.key_len) },
                             payload: payload ?? UnsafeRawBufferPointer(start: nil, count: 0)))
                     }
@@ -258,14 +302,115 @@ public final class KafkaConsumer: @unchecked Sendable {
                 case .assign: onEvent(.assigned(rebalance.partitions))
                 case .revoke: onEvent(.revoked(rebalance.partitions, lost: rebalance.lost))
                 }
+                rebalanced = true
                 break pollLoop
             }
             if m == nil { break }
+        }
+        if let native, nativeActive, !rebalanced, messages < maxMessages {
+            endRun()
+            messages += try pollNative(native, max: maxMessages - messages, waitMs: messages == 0 ? timeoutMs : 0,
+                                       onMessage: onMessage, onEvent: onEvent)
         }
         if let f = box.lock.withLock({ box.fatal }) {
             throw KafkaError(.fatal, "Kafka consumer failed: \(f)")
         }
         return messages
+    }
+
+    // MARK: The fetch path (docs/kafka-fetch.md)
+
+    /// False for a librdkafka record of a partition on the fetch path (it is
+    /// paused there; one fetched before the pause is the fetch path's to
+    /// hand over), or below where the fetch path handed its partition back.
+    private func keepLibrdkafkaRecord(_ rkt: OpaquePointer, _ partition: Int32, _ offset: Int64) -> Bool {
+        guard let native else { return true }
+        if native.partitions.isEmpty && handedBack.isEmpty { return true }
+        let tp = TopicPartition(topicName(rkt), partition)
+        if native.owns(tp) { return false }
+        if let floor = handedBack[tp] {
+            guard offset >= floor else { return false }
+            handedBack[tp] = offset + 1
+        }
+        return true
+    }
+
+    private func pollNative(_ native: NativeFetcher, max: Int, waitMs: Int, onMessage: (KafkaRecord) throws -> Void,
+                            onEvent: (KafkaEvent) -> Void) throws -> Int {
+        let n = try native.deliver(max: max, waitMs: waitMs, onReport: { onEvent(.error($0)) }) { r in
+            try onMessage(KafkaRecord(message: nil, fetchedTimestampMs: r.timestampMs, topic: r.partition.topic,
+                                      partition: r.partition.partition, offset: r.offset, key: r.key, payload: r.value))
+        }
+        publishNativeState(native)
+        for h in native.takeHandBacks() {
+            onEvent(.error(KafkaError(.other, "Kafka fetch path: \(h.partition) goes back to librdkafka at offset \(h.offset): \(h.reason)")))
+            try giveBack(h.partition, at: h.offset)
+        }
+        return n
+    }
+
+    /// Positions and watermarks of the fetch path's partitions, for `lag()`
+    /// and `nextOffsets` on other threads.
+    private func publishNativeState(_ native: NativeFetcher) {
+        stateLock.withLock {
+            for (tp, st) in native.partitions {
+                positions[tp] = st.next
+                symbolicStart[tp] = nil
+                if st.highWatermark >= 0 { nativeWatermarks[tp] = (st.lowWatermark, st.highWatermark) }
+            }
+        }
+    }
+
+    /// Hands a partition to librdkafka at `offset` (it stays assigned there).
+    /// A seek that fails throws: the caller stops, and restarts from its
+    /// checkpoint, rather than let librdkafka read from elsewhere.
+    private func giveBack(_ tp: TopicPartition, at offset: Int64) throws {
+        native?.remove([tp])
+        handedBack[tp] = offset
+        stateLock.withLock { nativeWatermarks[tp] = nil }
+        try seek(tp, to: offset)
+        try pauseResume([tp], pause: false)
+    }
+
+    /// Puts newly assigned partitions on the fetch path: paused in
+    /// librdkafka, their symbolic start offsets resolved here. A partition
+    /// whose offset cannot be resolved stays with librdkafka.
+    private func takeOnFetchPath(_ native: NativeFetcher, _ entries: [(TopicPartition, Int64)]) throws {
+        guard !entries.isEmpty else { return }
+        try pauseResume(entries.map(\.0), pause: true)
+        var resolved: [TopicPartition: Int64] = [:]
+        var committedAsked: [TopicPartition] = []
+        var earliest: [TopicPartition] = [], latest: [TopicPartition] = []
+        for (tp, off) in entries {
+            switch off {
+            case 0...: resolved[tp] = off
+            case KafkaOffset.beginning: earliest.append(tp)
+            case KafkaOffset.end: latest.append(tp)
+            case KafkaOffset.committed: committedAsked.append(tp)
+            default: break
+            }
+        }
+        if !committedAsked.isEmpty {
+            let committed = (try? self.committed(committedAsked)) ?? [:]
+            for tp in committedAsked {
+                if let c = committed[tp] { resolved[tp] = c; continue }
+                switch native.settings.reset {
+                case .earliest?: earliest.append(tp)
+                case .latest?: latest.append(tp)
+                case nil: break
+                }
+            }
+        }
+        let timeout = native.settings.stallMs
+        if !earliest.isEmpty { resolved.merge(native.listOffsets(earliest, .earliest, timeoutMs: timeout)) { a, _ in a } }
+        if !latest.isEmpty { resolved.merge(native.listOffsets(latest, .latest, timeoutMs: timeout)) { a, _ in a } }
+        native.add(resolved.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        publishNativeState(native)
+        for (tp, off) in entries where resolved[tp] == nil {
+            // librdkafka resolves what could not be resolved here.
+            try pauseResume([tp], pause: false)
+            handedBack[tp] = off >= 0 ? off : 0
+        }
     }
 
     private func convertError(_ m: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaEvent? {
@@ -281,6 +426,8 @@ public final class KafkaConsumer: @unchecked Sendable {
                                      code: msg.err.rawValue))
         }
         if msg.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || msg.err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE {
+            // librdkafka moved the position (even backwards: a recreated topic).
+            if let rkt = msg.rkt { handedBack[TopicPartition(topicName(rkt), msg.partition)]?  = -1 }
             return .error(KafkaError(.offsetReset, "Kafka offset out of range\(where_), position reset by auto.offset.reset: \(text)",
                                      code: msg.err.rawValue,
                                      topicPartition: msg.rkt.map { TopicPartition(topicName($0), msg.partition) },
@@ -319,13 +466,20 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         box.lock.withLock { box.pendingRebalance = nil }
         stateLock.withLock {
-            if !box.cooperative { assigned.removeAll(); positions.removeAll(); symbolicStart.removeAll() }
+            if !box.cooperative {
+                assigned.removeAll(); positions.removeAll(); symbolicStart.removeAll(); nativeWatermarks.removeAll()
+            }
             for (tp, off) in entries {
                 assigned.insert(tp)
                 if off >= 0 { positions[tp] = off; symbolicStart[tp] = nil } else { positions[tp] = nil; symbolicStart[tp] = off }
             }
         }
         if let errText { throw KafkaError(.other, "Kafka assign failed: \(errText)") }
+        if let native {
+            if !box.cooperative { native.removeAll(); handedBack.removeAll() }
+            for (tp, _) in entries { handedBack[tp] = nil }
+            try takeOnFetchPath(native, entries)
+        }
     }
 
     /// Releases the partitions of the last `.revoked` event (call after the
@@ -350,9 +504,17 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         stateLock.withLock {
             if box.cooperative {
-                for tp in partitions { assigned.remove(tp); positions[tp] = nil }
+                for tp in partitions { assigned.remove(tp); positions[tp] = nil; nativeWatermarks[tp] = nil }
             } else {
-                assigned.removeAll(); positions.removeAll()
+                assigned.removeAll(); positions.removeAll(); nativeWatermarks.removeAll()
+            }
+        }
+        if let native {
+            if box.cooperative {
+                native.remove(partitions)
+                for tp in partitions { handedBack[tp] = nil }
+            } else {
+                native.removeAll(); handedBack.removeAll()
             }
         }
         return errText
@@ -402,6 +564,17 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// or a `KafkaOffset` constant). Messages already returned are not undone.
     public func seek(_ tp: TopicPartition, to offset: Int64, timeoutMs: Int = 10_000) throws {
         requireOpen("seek")
+        if let native, native.owns(tp) {
+            if offset >= 0 {
+                native.seek(tp, to: offset)
+                stateLock.withLock { positions[tp] = offset }
+                return
+            }
+            // A symbolic position: librdkafka resolves it.
+            native.remove([tp])
+            try pauseResume([tp], pause: false)
+        }
+        if handedBack[tp] != nil { handedBack[tp] = offset >= 0 ? offset : 0 }
         let list = makePartitionList([(tp, offset)])
         defer { rd_kafka_topic_partition_list_destroy(list) }
         if let (code, text) = takeError(rd_kafka_seek_partitions(rk, list, Int32(clamping: timeoutMs))) {
@@ -414,8 +587,17 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Stops / restarts fetching partitions (backpressure) without leaving the group.
-    public func pause(_ partitions: [TopicPartition]) throws { try pauseResume(partitions, pause: true) }
-    public func resume(_ partitions: [TopicPartition]) throws { try pauseResume(partitions, pause: false) }
+    public func pause(_ partitions: [TopicPartition]) throws { try pauseOrResume(partitions, pause: true) }
+    public func resume(_ partitions: [TopicPartition]) throws { try pauseOrResume(partitions, pause: false) }
+
+    private func pauseOrResume(_ partitions: [TopicPartition], pause: Bool) throws {
+        guard let native else { return try pauseResume(partitions, pause: pause) }
+        var others: [TopicPartition] = []
+        for tp in partitions {
+            if native.owns(tp) { native.setPaused(tp, pause) } else { others.append(tp) }
+        }
+        try pauseResume(others, pause: pause)
+    }
 
     private func pauseResume(_ partitions: [TopicPartition], pause: Bool) throws {
         requireOpen("pause/resume")
@@ -446,6 +628,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func cachedWatermarks(_ tp: TopicPartition) -> (low: Int64, high: Int64)? {
         stateLock.withLock {
             guard !closed else { return nil }
+            if let w = nativeWatermarks[tp] { return w }
             var lo: Int64 = KafkaOffset.invalid, hi: Int64 = KafkaOffset.invalid
             let err = rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &lo, &hi)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, hi >= 0 else { return nil }
@@ -461,6 +644,10 @@ public final class KafkaConsumer: @unchecked Sendable {
             guard !closed else { return [:] }
             var out: [TopicPartition: Int64] = [:]
             for tp in assigned {
+                if let w = nativeWatermarks[tp], let pos = positions[tp] {
+                    out[tp] = max(0, w.high - pos)
+                    continue
+                }
                 var lo: Int64 = KafkaOffset.invalid, hi: Int64 = KafkaOffset.invalid
                 guard rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR,
                       hi >= 0 else { continue }
@@ -538,6 +725,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             if pending.kind == .revoke { _ = unassign(pending.partitions) }
             box.lock.withLock { box.pendingRebalance = nil }
         }
+        native?.close()
         _ = rd_kafka_consumer_close(rk)
         destroyHandle()
     }

@@ -37,6 +37,8 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Compact an hour to one file per table once the watermark is this far past its end \(defaultDuration(Defaults.compactAfterMs)).")) var compactAfter: String?
     @Option(help: "Instance id, unique per running process (default host-pid).") var instance: String?
     @Option(help: "librdkafka property key=value; repeatable.") var kafka: [String] = []
+    @Option(help: ArgumentHelp("Who fetches records: native (our own Fetch requests to each partition leader over plain TCP; librdkafka keeps the group and offsets, and any partition or broker the native path does not read — TLS, SASL, codecs other than zstd, message format 0/1) or librdkafka (default \(Defaults.fetchPath)); docs/kafka-fetch.md."))
+    var fetchPath: String?
     @Option(help: ArgumentHelp("Port for the live QoS page (/), /metrics and /healthz: a number (0 = any free port) or off (default \(Defaults.metricsPort.map(String.init) ?? "off")).")) var metricsPort: String?
     @Option(help: ArgumentHelp("Address the live page, /metrics and /healthz listen on (default \(Defaults.metricsHost), loopback only; 0.0.0.0 for every interface)."))
     var metricsHost: String?
@@ -57,6 +59,7 @@ struct Run: ParsableCommand {
             l.set(.format, flag: format)
             l.set(.fastly_fields, flag: fastlyFields)
             l.set(.group, flag: group)
+            l.set(.fetch_path, flag: fetchPath)
             output.apply(to: &l)
             engine.apply(to: &l)
             l.set(.idle_timeout, flag: idleTimeout)

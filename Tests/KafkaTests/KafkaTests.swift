@@ -123,14 +123,17 @@ func checkpointingLoop(_ c: KafkaConsumer, store: Store, timeout: Double, batch:
 @Suite(.timeLimit(.minutes(2)))
 struct KafkaTests {
 
-    @Test func produceAndConsumeEveryMessageExactlyOnce() throws {
-        let broker = try MockBroker(topics: ["beacons": 6], logHandler: testLog)
+    @Test(arguments: KafkaFetchPath.allCases)
+    func produceAndConsumeEveryMessageExactlyOnce(path: KafkaFetchPath) throws {
+        // Three brokers: the fetch path talks to each partition's leader.
+        let broker = try MockBroker(brokers: 3, topics: ["beacons": 6], logHandler: testLog)
         defer { broker.close() }
         let n = 3000
         try produceKeyed(broker, topic: "beacons", count: n)
 
         let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g1"), topics: ["beacons"],
-                                  extra: fastGroup, logHandler: testLog)
+                                  extra: fastGroup, logHandler: testLog, fetchPath: path)
+        #expect(c.fetchesNatively == (path == .native))
         defer { c.close() }
         #expect(try c.checkTopics() == ["beacons": 6])
         var seen: [String: Int] = [:]              // payload -> times
@@ -185,7 +188,8 @@ struct KafkaTests {
         #expect(c.lag().values.reduce(0, +) == 0)
     }
 
-    @Test func commitThenRestartFromCommittedAndExplicitOffsets() throws {
+    @Test(arguments: KafkaFetchPath.allCases)
+    func commitThenRestartFromCommittedAndExplicitOffsets(path: KafkaFetchPath) throws {
         let broker = try MockBroker(topics: ["t": 6], logHandler: testLog)
         defer { broker.close() }
         let n = 600
@@ -197,7 +201,7 @@ struct KafkaTests {
         var commitOffsets: [TopicPartition: Int64] = [:]
         do {
             let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["t"],
-                                      extra: fastGroup, logHandler: testLog)
+                                      extra: fastGroup, logHandler: testLog, fetchPath: path)
             let deadline = now() + 30
             while first.count < 250 && now() < deadline {
                 for ev in try c.poll(maxMessages: 250 - first.count, timeoutMs: 200) {
@@ -228,7 +232,7 @@ struct KafkaTests {
         var second: [String] = []
         do {
             let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["t"],
-                                      extra: fastGroup, logHandler: testLog)
+                                      extra: fastGroup, logHandler: testLog, fetchPath: path)
             defer { c.close() }
             let deadline = now() + 30
             while first.count + second.count < n && now() < deadline {
@@ -246,7 +250,7 @@ struct KafkaTests {
         // Third consumer, new group: explicit start offsets (a checkpoint).
         let explicit: [TopicPartition: Int64] = [TopicPartition("t", 0): 5, TopicPartition("t", 3): 17]
         let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g2b"), topics: ["t"],
-                                  extra: fastGroup, logHandler: testLog)
+                                  extra: fastGroup, logHandler: testLog, fetchPath: path)
         defer { c.close() }
         var minOffset: [Int32: Int64] = [:]
         var count = 0
@@ -285,8 +289,8 @@ struct KafkaTests {
         #expect(again == Array(10..<high[3]!))
     }
 
-    @Test(arguments: ["range", "cooperative-sticky"])
-    func rebalanceWithSecondMemberLosesAndDuplicatesNothing(strategy: String) throws {
+    @Test(arguments: ["range", "cooperative-sticky"], KafkaFetchPath.allCases)
+    func rebalanceWithSecondMemberLosesAndDuplicatesNothing(strategy: String, path: KafkaFetchPath) throws {
         let broker = try MockBroker(topics: ["r": 6], logHandler: testLog)
         defer { broker.close() }
         let n = 4000
@@ -322,7 +326,7 @@ struct KafkaTests {
             do {
                 let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["r"],
                                           extra: slowRevokeGroup.merging(["debug": "cgrp,broker"]) { $1 },
-                                          logHandler: captureA.handler)
+                                          logHandler: captureA.handler, fetchPath: path)
                 defer { c.close() }
                 // Slow consumer, so B joins while A still has work.
                 try checkpointingLoop(c, store: store, timeout: 60, batch: 50, processed: processedA,
@@ -337,7 +341,7 @@ struct KafkaTests {
         let b = Worker {
             do {
                 let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: group, topics: ["r"],
-                                          extra: slowRevokeGroup, logHandler: testLog)
+                                          extra: slowRevokeGroup, logHandler: testLog, fetchPath: path)
                 defer { c.close() }
                 try checkpointingLoop(c, store: store, timeout: 60, batch: 50, processed: processedB,
                                       events: eventsB, perBatchDelay: 0.02, timeline: timelineB, stop: stop)
@@ -380,14 +384,15 @@ struct KafkaTests {
         #expect(bParts.isDisjoint(with: aLate), "after the rebalance each partition has one owner")
     }
 
-    @Test func brokerOutageReportsErrorThenResumes() throws {
+    @Test(arguments: KafkaFetchPath.allCases)
+    func brokerOutageReportsErrorThenResumes(path: KafkaFetchPath) throws {
         let broker = try MockBroker(topics: ["o": 3], logHandler: testLog)
         defer { broker.close() }
         try produceKeyed(broker, topic: "o", count: 300)
         let capture = LogCapture()
         let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("g4"), topics: ["o"],
                                   extra: fastGroup.merging(["session.timeout.ms": "10000", "debug": "cgrp,fetch"]) { $1 },
-                                  logHandler: capture.handler)
+                                  logHandler: capture.handler, fetchPath: path)
         defer { c.close() }
         var got: [String] = []
         var errors: [KafkaError] = []
@@ -425,6 +430,53 @@ struct KafkaTests {
         try pump(until: { false }, seconds: 0.5)
         #expect(got.count == 600)
         #expect(Set(got).count == 600)
+    }
+
+    /// Topics written with each codec read the same through both fetch
+    /// paths, record for record (offset, key, value, timestamp); what the
+    /// native path does not decompress itself goes back to librdkafka, once
+    /// per partition, and is still read once.
+    @Test(arguments: ["none", "zstd", "gzip", "snappy", "lz4"])
+    func everyCodecReadsTheSameThroughBothFetchPaths(codec: String) throws {
+        let broker = try MockBroker(brokers: 3, topics: ["z": 4], logHandler: testLog)
+        defer { broker.close() }
+        let p = try KafkaProducer(brokers: broker.bootstrapServers,
+                                  extra: ["compression.codec": codec, "linger.ms": "20"], logHandler: testLog)
+        for i in 0..<2000 {
+            try p.produce(topic: "z", key: i % 7 == 0 ? nil : Array("k\(i % 31)".utf8),
+                          payload: Array("value-\(i)-".utf8) + [UInt8](repeating: UInt8(i % 251), count: i % 300))
+        }
+        try p.flush(timeoutMs: 20_000)
+        p.close()
+
+        func read(_ path: KafkaFetchPath) throws -> (records: [String], events: [String]) {
+            let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup("gz"), topics: ["z"],
+                                      extra: fastGroup, logHandler: testLog, fetchPath: path)
+            defer { c.close() }
+            var out: [String] = [], events: [String] = []
+            let d = now() + 30
+            while out.count < 2000 && now() < d {
+                for ev in try c.poll(maxMessages: 333, timeoutMs: 100) {
+                    switch ev {
+                    case .message(let m):
+                        out.append("\(m.partition)@\(m.offset) \(m.key.map { String(decoding: $0, as: UTF8.self) } ?? "nil") "
+                                   + "\(m.payload.count):\(m.payload.hashValue) \(m.timestampMs ?? -1)")
+                    case .assigned: try c.completeAssign()
+                    case .revoked: try c.completeRevoke()
+                    case .error(let e): events.append(e.message)
+                    }
+                }
+            }
+            #expect(c.lag().values.allSatisfy { $0 == 0 }, "\(c.lag())")
+            return (out, events)
+        }
+        let viaLibrdkafka = try read(.librdkafka)
+        let viaNative = try read(.native)
+        #expect(viaLibrdkafka.records.count == 2000)
+        #expect(viaNative.records.count == 2000)
+        #expect(viaNative.records.sorted() == viaLibrdkafka.records.sorted())
+        let handedBack = viaNative.events.filter { $0.contains("goes back to librdkafka") }
+        #expect(handedBack.count == (["none", "zstd"].contains(codec) ? 0 : 4), "\(viaNative.events)")
     }
 
     @Test func closeDuringOutageDoesNotHang() throws {
@@ -476,7 +528,8 @@ struct KafkaTests {
         #expect(lostRevoke)
     }
 
-    @Test func checkpointOffsetBelowRetentionIsReported() throws {
+    @Test(arguments: KafkaFetchPath.allCases)
+    func checkpointOffsetBelowRetentionIsReported(path: KafkaFetchPath) throws {
         // The mock keeps only ~5 MiB per partition: 25 000 × 300 B pushes the
         // log start past 0, so a checkpoint at offset 0 is out of range.
         let broker = try MockBroker(topics: ["x": 1], logHandler: testLog)
@@ -490,7 +543,7 @@ struct KafkaTests {
         /// first offset it reads, and whether the report came first.
         func startAt(_ start: Int64, group: String) throws -> (KafkaError?, Int64?, Bool) {
             let c = try KafkaConsumer(brokers: broker.bootstrapServers, groupId: uniqueGroup(group), topics: ["x"],
-                                      extra: fastGroup, logHandler: testLog)
+                                      extra: fastGroup, logHandler: testLog, fetchPath: path)
             defer { c.close() }
             var reset: KafkaError? = nil
             var first: Int64? = nil

@@ -1,4 +1,5 @@
 import QoSCore
+import Kafka
 
 /// The settings of `qos run`, `qos replay` and `qos demo`: one typed value,
 /// decoded from the layers defaults < YAML config file < `QOS_*` environment
@@ -22,6 +23,9 @@ public struct Configuration: Decodable, Equatable, Sendable {
     public var fastlyFields: [String: String] = [:]
     /// Consumer group.
     public var group = Defaults.group
+    /// `native` (our own Fetch requests where the brokers allow, librdkafka
+    /// for the rest) or `librdkafka` (docs/kafka-fetch.md).
+    public var fetchPath = Defaults.fetchPath
     /// Output directory.
     public var sink = Defaults.sink
     /// The engine's event-time knobs: window, lateness, max_lateness,
@@ -67,7 +71,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         case brokers, topics, format, group, sink, window, lateness
         case max_lateness, session_timeout, session_max, idle_timeout, checkpoint_interval, checkpoint_min_interval
         case instance, geoip_db, ua_regexes, zstd_level, kafka, group_cap, slow_request_ms, slow_response_ms, metrics_port, metrics_host
-        case fastly_fields, alerts, workers
+        case fastly_fields, alerts, workers, fetch_path
         case late_flush_interval, compact_files, compact_after
         case s3_endpoint, s3_region, s3_path_style, s3_connect_timeout
 
@@ -102,6 +106,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
             case .fastly_fields: "a mapping of field names to your log's JSON keys (name=key,… in the environment or a flag), names: \(FastlyFieldMap.names.keys.sorted().joined(separator: ", "))"
             case .alerts: "a list of alert rules (README \"Alerts\"), e.g. [{table: cdn, metric: rebuffer_ratio, above: 0.05}]"
             case .brokers, .group, .sink, .ua_regexes, .metrics_host, .s3_region: "a non-empty string"
+            case .fetch_path: "native or librdkafka"
             case .instance: "a name of letters, digits, '.', '_' and '-' (it names the instance's directories in the sink)"
             case .s3_endpoint: "an http:// or https:// address such as http://minio:9000"
             case .s3_path_style: "true or false"
@@ -169,6 +174,10 @@ public struct Configuration: Decodable, Equatable, Sendable {
             }
         }
         group = try string(.group) ?? group
+        if let f = try string(.fetch_path) {
+            guard ["native", "librdkafka"].contains(f) else { throw ConfigurationError.badValue(.fetch_path, f) }
+            fetchPath = f
+        }
         sink = try string(.sink) ?? sink
         if let w = try duration(.window) {
             // Files are named by the window's start and size in whole seconds
@@ -281,6 +290,7 @@ public struct Configuration: Decodable, Equatable, Sendable {
         o.topics = topics.map { TopicSpec(name: $0.name, format: $0.format ?? format) }
         o.formatSettings = formatSettings
         o.group = group
+        o.fetchPath = fetchPath == "librdkafka" ? .librdkafka : .native
         o.sink = sink
         o.config = engine
         o.zstdLevel = zstdLevel

@@ -8,6 +8,8 @@ import QoSCore
 /// core uses without this module; `Defaults.engine` names them here.
 public enum Defaults {
     public static let brokers = "localhost:9092"
+    /// Who fetches Kafka records (docs/kafka-fetch.md).
+    public static let fetchPath = "native"
     public static let topic = "beacons"
     public static let group = "videoqos"
     public static let sink = "output"

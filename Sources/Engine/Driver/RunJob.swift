@@ -30,6 +30,8 @@ public struct RunOptions {
     public var enricher: Enricher = NoEnricher()
     /// librdkafka properties passed through unchanged (`kafka.*` keys).
     public var kafka: [String: String] = [:]
+    /// Who fetches the records (docs/kafka-fetch.md).
+    public var fetchPath = KafkaFetchPath.native
     public var instance = RunOptions.defaultInstance()
     /// A partition idle this long (wall clock) does not hold the watermark back.
     public var idleTimeoutMs = Defaults.idleTimeoutMs
@@ -191,7 +193,7 @@ public final class RunJob {
                                            logHandler: { m in
                                                guard m.level <= 3 else { return }  // librdkafka errors only
                                                writeStderr(logfmt(level: .warn, message: "kafka: \(m.facility): \(m.message)"))
-                                           })
+                                           }, fetchPath: o.fetchPath)
             for t in o.topics {
                 try store.checkCluster(source.clusterId(), topic: t.name, accept: o.acceptStateLoss, log: o.log.warn)
             }

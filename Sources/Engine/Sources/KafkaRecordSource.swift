@@ -18,12 +18,12 @@ public final class KafkaRecordSource: RecordSource {
 
     /// Connects and checks the topics; throws the consumer's one-line errors.
     public init(brokers: String, group: String, topics: [String], properties: [String: String],
-                logHandler: KafkaLogHandler?) throws {
+                logHandler: KafkaLogHandler?, fetchPath: KafkaFetchPath = .librdkafka) throws {
         precondition(!topics.isEmpty && Set(topics).count == topics.count, "one or more distinct topics")
         streams = topics
         streamNames = topics.map { SourceName($0) }
         consumer = try KafkaConsumer(brokers: brokers, groupId: group, topics: topics, extra: properties,
-                                     logHandler: logHandler)
+                                     logHandler: logHandler, fetchPath: fetchPath)
         // Throws the one-line "unreachable" / "topic does not exist" errors itself.
         let counts = try consumer.checkTopics(timeoutMs: 10_000)
         for t in topics {
@@ -110,6 +110,7 @@ public final class KafkaRecordSource: RecordSource {
     /// which wakes its broker's thread (catch-up of 5 M beacons in 64
     /// partitions: 27 s → 16 s wall).
     public func idle(next: [Int32: Int64]) {
+        guard !consumer.fetchesNatively else { return }  // the fetch path does not wait on librdkafka's threads
         let ids = next.keys.sorted()
         guard !ids.isEmpty else { return }
         for i in 0..<ids.count {

@@ -1,0 +1,172 @@
+// The Kafka protocol's primitive types, written and read big-endian
+// (docs/kafka-fetch.md "The wire"). Every read is bounds-checked: a
+// broker's bytes are input, and a short or lying length is a
+// `WireError`, never a read past the buffer.
+
+/// A response or record batch that does not parse.
+public struct WireError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ what: String) { description = what }
+}
+
+/// Builds a request: big-endian integers, int16-length strings, int32-count arrays.
+struct WireWriter {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func int8(_ v: Int8) { bytes.append(UInt8(bitPattern: v)) }
+    mutating func int16(_ v: Int16) { append(UInt16(bitPattern: v)) }
+    mutating func int32(_ v: Int32) { append(UInt32(bitPattern: v)) }
+    mutating func int64(_ v: Int64) { append(UInt64(bitPattern: v)) }
+
+    private mutating func append<T: FixedWidthInteger>(_ v: T) {
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// A STRING (int16 length, UTF-8); nil is the NULLABLE_STRING null (-1).
+    mutating func string(_ s: String?) {
+        guard let s else { int16(-1); return }
+        let utf8 = Array(s.utf8)
+        precondition(utf8.count <= Int(Int16.max), "a Kafka string is at most 32767 bytes")
+        int16(Int16(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// An ARRAY: its count, then each element.
+    mutating func array<C: Collection>(_ c: C, _ element: (inout WireWriter, C.Element) -> Void) {
+        int32(Int32(c.count))
+        for e in c { element(&self, e) }
+    }
+
+    /// Overwrites 4 bytes at `at` (a size prefix written last).
+    mutating func patchInt32(_ v: Int32, at: Int) {
+        let u = UInt32(bitPattern: v)
+        for i in 0..<4 { bytes[at + i] = UInt8(truncatingIfNeeded: u >> (24 - 8 * UInt32(i))) }
+    }
+}
+
+/// Reads a response or record batch in place; `position` only moves forward.
+struct WireReader {
+    let base: UnsafeRawBufferPointer
+    private(set) var position: Int
+    let end: Int
+
+    init(_ base: UnsafeRawBufferPointer, from: Int = 0, to: Int? = nil) {
+        self.base = base
+        position = from
+        end = to ?? base.count
+        precondition(0 <= from && from <= end && end <= base.count)
+    }
+
+    /// A reader of `base[from..<to]` whose bounds the caller has checked.
+    @inline(__always)
+    init(unchecked base: UnsafeRawBufferPointer, from: Int, to: Int) {
+        assert(0 <= from && from <= to && to <= base.count)
+        self.base = base
+        position = from
+        end = to
+    }
+
+    var remaining: Int { end - position }
+
+    @inline(__always)
+    mutating func need(_ n: Int, _ what: StaticString) throws(WireError) {
+        guard n >= 0, n <= end - position else { throw WireError("truncated \(what)") }
+    }
+
+    private mutating func load<T: FixedWidthInteger>(_: T.Type, _ what: StaticString) throws(WireError) -> T {
+        try need(MemoryLayout<T>.size, what)
+        let v = base.loadUnaligned(fromByteOffset: position, as: T.self)
+        position += MemoryLayout<T>.size
+        return T(bigEndian: v)
+    }
+
+    mutating func int8(_ what: StaticString) throws(WireError) -> Int8 { try load(Int8.self, what) }
+    mutating func int16(_ what: StaticString) throws(WireError) -> Int16 { try load(Int16.self, what) }
+    mutating func int32(_ what: StaticString) throws(WireError) -> Int32 { try load(Int32.self, what) }
+    mutating func int64(_ what: StaticString) throws(WireError) -> Int64 { try load(Int64.self, what) }
+
+    @inline(__always)
+    mutating func skip(_ n: Int, _ what: StaticString) throws(WireError) {
+        try need(n, what)
+        position += n
+    }
+
+    /// A STRING or NULLABLE_STRING (nil for -1).
+    mutating func string(_ what: StaticString) throws(WireError) -> String? {
+        let n = Int(try int16(what))
+        if n < 0 { return nil }
+        try need(n, what)
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: base[position..<position + n]), as: UTF8.self)
+        position += n
+        return s
+    }
+
+    /// An ARRAY's count: 0 for the null array (-1); a count that the
+    /// remaining bytes cannot hold at `minElementBytes` each is an error.
+    mutating func arrayCount(_ what: StaticString, minElementBytes: Int) throws(WireError) -> Int {
+        let n = Int(try int32(what))
+        if n < 0 { return 0 }
+        guard n <= remaining / max(1, minElementBytes) else { throw WireError("\(what): \(n) elements in \(remaining) bytes") }
+        return n
+    }
+
+    /// An unsigned LEB128 of at most `maxBytes` bytes.
+    private mutating func uvarint(maxBytes: Int, _ what: StaticString) throws(WireError) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        for _ in 0..<maxBytes {
+            guard position < end else { throw WireError("truncated \(what)") }
+            let b = base[position]
+            position += 1
+            result |= UInt64(b & 0x7f) << shift
+            if b & 0x80 == 0 { return result }
+            shift += 7
+        }
+        throw WireError("\(what): varint longer than \(maxBytes) bytes")
+    }
+
+    /// A zigzag VARINT (record fields, lengths): fits in 32 bits. Values
+    /// of one byte (-64...63: most of a record's fields) take the short way.
+    @inline(__always)
+    mutating func varint(_ what: StaticString) throws(WireError) -> Int {
+        if position < end {
+            let b = base[position]
+            if b < 0x80 {
+                position += 1
+                return Int(b >> 1) ^ -Int(b & 1)
+            }
+            // Two bytes (-8192...8191: a record's length, a beacon's size).
+            if position + 1 < end, base[position + 1] < 0x80 {
+                let u = Int(b & 0x7f) | Int(base[position + 1]) << 7
+                position += 2
+                return (u >> 1) ^ -(u & 1)
+            }
+        }
+        let u = UInt32(truncatingIfNeeded: try uvarint(maxBytes: 5, what))
+        return Int(Int32(bitPattern: (u >> 1) ^ (0 &- (u & 1))))
+    }
+
+    /// A zigzag VARLONG (a record's timestamp delta).
+    @inline(__always)
+    mutating func varlong(_ what: StaticString) throws(WireError) -> Int64 {
+        if position < end {
+            let b = base[position]
+            if b < 0x80 {
+                position += 1
+                return Int64(b >> 1) ^ -Int64(b & 1)
+            }
+        }
+        let u = try uvarint(maxBytes: 10, what)
+        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+    }
+
+    /// `n` bytes in place (nil for a negative length: the null value).
+    @inline(__always)
+    mutating func bytes(_ n: Int, _ what: StaticString) throws(WireError) -> UnsafeRawBufferPointer? {
+        if n < 0 { return nil }
+        try need(n, what)
+        let b = UnsafeRawBufferPointer(rebasing: base[position..<position + n])
+        position += n
+        return b
+    }
+}
