@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Engine
 import QoSCore
+import Kafka
 
 /// The typed configuration of run / replay / demo: layering, and an error —
 /// never a silent fallback — for every unknown key and bad value.
@@ -67,6 +68,7 @@ import QoSCore
             .late_flush_interval: "30s", .compact_files: "20", .compact_after: "2h",
             .s3_endpoint: "http://minio:9000", .s3_region: "eu-west-1", .s3_path_style: "false", .s3_connect_timeout: "1500ms",
             .alerts: "[{table: cdn, metric: failed_request_rate, above: 0.05}]", .workers: "4",
+            .fetch_path: "librdkafka",
         ]
         var expected = Configuration()
         (expected.brokers, expected.topics, expected.group, expected.sink) = ("b:1", [TopicSpec(name: "t")], "g", "s")
@@ -82,6 +84,10 @@ import QoSCore
         (expected.s3Endpoint, expected.s3Region, expected.s3PathStyle) = ("http://minio:9000", "eu-west-1", false)
         expected.s3ConnectTimeoutMs = 1500
         expected.workers = 4
+        expected.fetchPath = "librdkafka"
+        #expect(try resolve(yaml: "fetch_path: librdkafka").runOptions().fetchPath == .librdkafka)
+        #expect(try resolve(yaml: "brokers: b:1").runOptions().fetchPath == .native)
+        #expect(error(yaml: "fetch_path: rdkafka")?.contains("fetch_path: 'rdkafka' (from config file 'c.yaml') is not native or librdkafka") == true)
         #expect(error(yaml: "workers: 0")?.contains("workers: '0' (from config file 'c.yaml') is not an integer from 1 to 64") == true)
         #expect(error(yaml: "workers: 65") != nil)
         #expect(error(yaml: "compact_files: 1")?.contains("compact_files: '1' (from config file 'c.yaml') is not an integer ≥ 2") == true)

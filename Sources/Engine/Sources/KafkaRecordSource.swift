@@ -1,8 +1,8 @@
 import Kafka
 import QoSCore
 
-/// The topics of a consumer group as a `RecordSource`: records are
-/// librdkafka's own buffers (no copy), rebalances become ownership events,
+/// The topics of a consumer group as a `RecordSource`: records are the
+/// fetch path's or librdkafka's own buffers (no copy; docs/kafka-fetch.md), rebalances become ownership events,
 /// and committed offsets go back to the group for lag monitoring only (the
 /// checkpoints hold the offsets that count). Partition `p` of the `i`-th
 /// topic is the driver's partition `StreamPartition(stream: i, partition: p).id`.
