@@ -120,7 +120,10 @@ func checkpointingLoop(_ c: KafkaConsumer, store: Store, timeout: Double, batch:
 
 // MARK: - Tests
 
-@Suite(.timeLimit(.minutes(2)))
+/// Serialized: each test holds threads in blocking polls against its own
+/// mock cluster, and run side by side (two fetch paths, five codecs) they
+/// starved each other of the test pool's threads past the time limit.
+@Suite(.serialized, .timeLimit(.minutes(2)))
 struct KafkaTests {
 
     @Test(arguments: KafkaFetchPath.allCases)

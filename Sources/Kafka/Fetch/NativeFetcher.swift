@@ -277,6 +277,8 @@ final class NativeFetcher {
     }
 
     private var brokerFailures: [Int32: Int] = [:]
+    /// Fetches sent so far: turns the partitions' order in a request.
+    private var fetchRound: UInt = 0
     private var metadataFailures = 0
 
     /// Counts a failed exchange with `broker`; past `brokerFailuresMax` in a
@@ -315,6 +317,7 @@ final class NativeFetcher {
         }
         var s = settings.fetch
         s.maxWaitMs = Int32(clamping: min(Int(s.maxWaitMs), waitMs))
+        fetchRound &+= 1
         var sent: [(Int32, BrokerConnection, Int16)] = []
         for (leader, tps) in byLeader.sorted(by: { $0.key < $1.key }) {
             guard let conn = connection(leader, timeoutMs: settings.stallMs) else { brokerFailed(leader); continue }
@@ -322,9 +325,18 @@ final class NativeFetcher {
                 for tp in tps { handBack(tp, "broker \(conn.host):\(conn.port) serves no Fetch version 4-11") }
                 continue
             }
-            let topics = Dictionary(grouping: tps.sorted(), by: \.topic).sorted { $0.key < $1.key }.map { t in
-                (t.key, t.value.map { FetchPartitionRequest(partition: $0.partition, offset: partitions[$0]!.next,
-                                                             maxBytes: s.partitionMaxBytes) })
+            // A broker fills a response in request order up to fetch.max.bytes
+            // (KIP-74): the order turns by one partition each fetch, so that
+            // no partition waits behind the others while catching up.
+            let ordered = tps.sorted()
+            let turn = Int(fetchRound % UInt(ordered.count))
+            let rotated = ordered[turn...] + ordered[..<turn]
+            var topics: [(String, [FetchPartitionRequest])] = []
+            for tp in rotated {
+                let request = FetchPartitionRequest(partition: tp.partition, offset: partitions[tp]!.next,
+                                                    maxBytes: s.partitionMaxBytes)
+                if let i = topics.firstIndex(where: { $0.0 == tp.topic }) { topics[i].1.append(request) }
+                else { topics.append((tp.topic, [request])) }
             }
             do {
                 try conn.send(.fetch, version: version, timeoutMs: settings.stallMs) { w in

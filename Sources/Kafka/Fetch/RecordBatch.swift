@@ -101,14 +101,58 @@ struct BatchRecord {
     let value: UnsafeRawBufferPointer?
 }
 
-/// The records of one batch, uncompressed, in order.
+/// The records of one batch, uncompressed, in order. The hot loop of the
+/// fetch path: it reads the buffer through a raw pointer, with every
+/// length checked against the record's own end (docs/kafka-fetch.md
+/// "Record batches").
 struct BatchRecordReader {
-    private var reader: WireReader
+    private let base: UnsafeRawPointer?
+    private var position: Int
+    private let end: Int
     private(set) var left: Int
 
     init(_ buffer: UnsafeRawBufferPointer, range: Range<Int>, count: Int) {
-        reader = WireReader(buffer, from: range.lowerBound, to: range.upperBound)
+        precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "records outside their buffer")
+        base = buffer.baseAddress
+        position = range.lowerBound
+        end = range.upperBound
         left = count
+    }
+
+    /// A zigzag varint at `p`, before `e`: nil when it runs past `e` or
+    /// over 10 bytes. Values written as 32-bit varints read the same.
+    @inline(__always)
+    private static func varint(_ b: UnsafeRawPointer, _ p: inout Int, _ e: Int) -> Int? {
+        guard p < e else { return nil }
+        let b0 = b.load(fromByteOffset: p, as: UInt8.self)
+        if b0 < 0x80 {
+            p += 1
+            return Int(b0 >> 1) ^ -Int(b0 & 1)
+        }
+        var u = UInt64(b0 & 0x7f)
+        var shift: UInt64 = 7
+        var q = p + 1
+        while q < e && shift < 70 {
+            let bx = b.load(fromByteOffset: q, as: UInt8.self)
+            q += 1
+            u |= UInt64(bx & 0x7f) << shift
+            if bx < 0x80 {
+                p = q
+                return Int(Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1))))
+            }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// A length-prefixed field at `p` (-1: null), inside `e`.
+    @inline(__always)
+    private static func field(_ b: UnsafeRawPointer, _ p: inout Int, _ e: Int, nullable: Bool) -> UnsafeRawBufferPointer?? {
+        guard let n = varint(b, &p, e) else { return nil }
+        if n == -1 && nullable { return .some(nil) }
+        guard n >= 0, n <= e - p else { return nil }
+        defer { p += n }
+        return .some(UnsafeRawBufferPointer(start: b + p, count: n))
     }
 
     /// The next record; nil after the batch's count.
@@ -116,26 +160,29 @@ struct BatchRecordReader {
     mutating func next() throws(WireError) -> BatchRecord? {
         guard left > 0 else { return nil }
         left -= 1
-        let length = try reader.varint("record length")
-        try reader.need(length, "record")
-        let recordEnd = reader.position + length
-        var r = WireReader(unchecked: reader.base, from: reader.position, to: recordEnd)
-        try r.skip(1, "record attributes")
-        let timestampDelta = try r.varlong("timestamp delta")
-        let offsetDelta = try r.varint("offset delta")
-        let key = try r.bytes(try r.varint("key length"), "key")
-        let value = try r.bytes(try r.varint("value length"), "value")
-        let headers = try r.varint("header count")
-        if headers != 0 {
-            guard headers > 0 else { throw WireError("negative header count") }
-            for _ in 0..<headers {
-                _ = try r.bytes(try r.varint("header key length"), "header key")
-                _ = try r.bytes(try r.varint("header value length"), "header value")
+        guard let b = base else { throw WireError("a batch of \(left + 1) records has no bytes") }
+        let at = position
+        var p = position
+        guard let length = Self.varint(b, &p, end), length > 0, length <= end - p else { throw malformed(at) }
+        let e = p + length
+        position = e
+        p += 1  // attributes (unused)
+        guard let timestampDelta = Self.varint(b, &p, e),
+              let offsetDelta = Self.varint(b, &p, e), offsetDelta >= 0, offsetDelta <= Int(Int32.max),
+              let key = Self.field(b, &p, e, nullable: true),
+              let value = Self.field(b, &p, e, nullable: true),
+              let headers = Self.varint(b, &p, e), headers >= 0 else { throw malformed(at) }
+        for _ in 0..<headers {
+            guard Self.field(b, &p, e, nullable: false) != nil, Self.field(b, &p, e, nullable: true) != nil else {
+                throw malformed(at)
             }
         }
-        guard r.remaining == 0 else { throw WireError("record of \(length) bytes holds \(length - r.remaining)") }
-        try reader.skip(length, "record")
-        return BatchRecord(offsetDelta: offsetDelta, timestampDelta: timestampDelta, key: key, value: value)
+        guard p == e else { throw malformed(at) }
+        return BatchRecord(offsetDelta: offsetDelta, timestampDelta: Int64(timestampDelta), key: key, value: value)
+    }
+
+    private func malformed(_ at: Int) -> WireError {
+        WireError("malformed record at byte \(at) of its batch")
     }
 }
 

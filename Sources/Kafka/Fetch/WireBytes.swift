@@ -1,5 +1,6 @@
 // The Kafka protocol's primitive types, written and read big-endian
-// (docs/kafka-fetch.md "The wire"). Every read is bounds-checked: a
+// (docs/kafka-fetch.md "The wire"); records' varints are read by
+// `BatchRecordReader`. Every read is bounds-checked: a
 // broker's bytes are input, and a short or lying length is a
 // `WireError`, never a read past the buffer.
 
@@ -108,56 +109,6 @@ struct WireReader {
         if n < 0 { return 0 }
         guard n <= remaining / max(1, minElementBytes) else { throw WireError("\(what): \(n) elements in \(remaining) bytes") }
         return n
-    }
-
-    /// An unsigned LEB128 of at most `maxBytes` bytes.
-    private mutating func uvarint(maxBytes: Int, _ what: StaticString) throws(WireError) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        for _ in 0..<maxBytes {
-            guard position < end else { throw WireError("truncated \(what)") }
-            let b = base[position]
-            position += 1
-            result |= UInt64(b & 0x7f) << shift
-            if b & 0x80 == 0 { return result }
-            shift += 7
-        }
-        throw WireError("\(what): varint longer than \(maxBytes) bytes")
-    }
-
-    /// A zigzag VARINT (record fields, lengths): fits in 32 bits. Values
-    /// of one byte (-64...63: most of a record's fields) take the short way.
-    @inline(__always)
-    mutating func varint(_ what: StaticString) throws(WireError) -> Int {
-        if position < end {
-            let b = base[position]
-            if b < 0x80 {
-                position += 1
-                return Int(b >> 1) ^ -Int(b & 1)
-            }
-            // Two bytes (-8192...8191: a record's length, a beacon's size).
-            if position + 1 < end, base[position + 1] < 0x80 {
-                let u = Int(b & 0x7f) | Int(base[position + 1]) << 7
-                position += 2
-                return (u >> 1) ^ -(u & 1)
-            }
-        }
-        let u = UInt32(truncatingIfNeeded: try uvarint(maxBytes: 5, what))
-        return Int(Int32(bitPattern: (u >> 1) ^ (0 &- (u & 1))))
-    }
-
-    /// A zigzag VARLONG (a record's timestamp delta).
-    @inline(__always)
-    mutating func varlong(_ what: StaticString) throws(WireError) -> Int64 {
-        if position < end {
-            let b = base[position]
-            if b < 0x80 {
-                position += 1
-                return Int64(b >> 1) ^ -Int64(b & 1)
-            }
-        }
-        let u = try uvarint(maxBytes: 10, what)
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
     }
 
     /// `n` bytes in place (nil for a negative length: the null value).
