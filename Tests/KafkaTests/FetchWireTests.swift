@@ -113,7 +113,6 @@ final class ScriptedBroker: @unchecked Sendable {
     let port: Int32
     private let listener: Int32
     private let answer: @Sendable (Int16, Int16, [UInt8]) -> [UInt8]
-    private let thread: Thread
     let requests = Locked<[(Int16, Int16)]>([])
 
     init(fetchVersions: ClosedRange<Int16> = 4...11,
@@ -133,18 +132,38 @@ final class ScriptedBroker: @unchecked Sendable {
         listener = s
         self.answer = answer
         let requests = self.requests
-        thread = Thread {
+        let (client, done) = (Locked<Int32>(-1), DispatchSemaphore(value: 0))
+        self.client = client
+        self.done = done
+        let thread = Thread {
+            defer { done.signal() }
             while true {
                 let c = accept(s, nil, nil)
                 if c < 0 { return }
+                client.with { $0 = c }
                 ScriptedBroker.serve(c, fetchVersions: fetchVersions, answer: answer, requests: requests)
+                client.with { $0 = -1 }
                 close(c)
             }
         }
         thread.start()
     }
 
-    func stop() { shutdown(listener, Int32(SHUT_RDWR)); close(listener) }
+    /// The connection being served (-1: none).
+    private let client: Locked<Int32>
+    /// Signalled when the serving thread ends.
+    private let done: DispatchSemaphore
+
+    /// Stops accepting, ends the connection being served and waits for the
+    /// serving thread before the listening socket's number is freed: a
+    /// thread still looping on a closed number would accept the next
+    /// broker's connections (another test's, with other versions).
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        client.with { if $0 >= 0 { shutdown($0, Int32(SHUT_RDWR)) } }
+        done.wait()
+        close(listener)
+    }
 
     private static func readN(_ fd: Int32, _ n: Int) -> [UInt8]? {
         var buf = [UInt8](repeating: 0, count: n)

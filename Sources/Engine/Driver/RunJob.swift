@@ -200,7 +200,10 @@ public final class RunJob {
         } catch let e as KafkaError {
             throw UserError(e.message)
         }
-        o.log("qos run: consuming \(o.topics.map(\.description).joined(separator: ", ")) from \(o.brokers) as \(o.instance) in group \(o.group), sink \(o.sink)")
+        let fetching = source.consumer.fetchesNatively ? "native"
+            : o.fetchPath == .native ? "librdkafka (the kafka properties ask for TLS, SASL, a rack or an isolation level the native path does not follow)"
+            : "librdkafka"
+        o.log("qos run: consuming \(o.topics.map(\.description).joined(separator: ", ")) from \(o.brokers) as \(o.instance) in group \(o.group), sink \(o.sink), fetch path \(fetching)")
         let status: RunStatus
         do {
             status = try driver.run(source)
