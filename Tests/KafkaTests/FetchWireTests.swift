@@ -419,6 +419,61 @@ func drain(_ f: NativeFetcher, max: Int = 1000, polls: Int = 40, until stop: ([S
         f.close()
     }
 
+    /// An out-of-range partition in front of one with records: the reset
+    /// waits for the next fetch, so its ListOffsets answer does not land in
+    /// the buffer the other partition's records are still read from.
+    @Test func aResetDoesNotOverwriteTheRecordsOfTheSameResponse() throws {
+        let records = testBatch(base: 0, values(0..<50, prefix: "p1-"))
+        let broker = try ScriptedBroker { api, v, body in
+            if api == ApiKey.listOffsets.rawValue {
+                var w = WireWriter()
+                if v >= 2 { w.int32(0) }
+                w.int32(1); w.string("t"); w.int32(1)
+                // A long answer, as if many partitions were asked for.
+                w.int32(0); w.int16(0); w.int64(-1); w.int64(0)
+                return w.bytes + [UInt8](repeating: 0xAB, count: 4096)
+            }
+            var w = WireWriter()
+            w.int32(0)
+            if v >= 7 { w.int16(0); w.int32(0) }
+            w.int32(1); w.string("t")
+            w.int32(2)
+            var out = w.bytes
+            for p in [Int32(0), 1] {
+                let set: [UInt8] = p == 1 ? records : []
+                var pw = WireWriter()
+                pw.int32(p); pw.int16(p == 0 ? KafkaErrorCode.offsetOutOfRange : 0)
+                pw.int64(p == 0 ? 10 : 50); pw.int64(p == 0 ? 10 : 50)
+                if v >= 5 { pw.int64(0) }
+                pw.int32(-1)
+                if v >= 11 { pw.int32(-1) }
+                pw.int32(Int32(set.count))
+                out += pw.bytes + set
+            }
+            return out
+        }
+        defer { broker.stop() }
+        let port = broker.port
+        let f = NativeFetcher(settings: NativeFetchSettings(["socket.timeout.ms": "3000"])!, lookupLeaders: { _ in
+            LeaderMap(brokers: [1: ("127.0.0.1", port)], leaders: [TopicPartition("t", 0): 1, TopicPartition("t", 1): 1])
+        })
+        f.add([(TopicPartition("t", 0), 20), (TopicPartition("t", 1), 0)])
+        var got: [String] = []
+        var reports: [KafkaError] = []
+        _ = f.deliver(max: 10, waitMs: 10, onReport: { reports.append($0) }) { r in
+            got.append(String(decoding: Array(r.value), as: UTF8.self))
+        }
+        for _ in 0..<10 where reports.isEmpty {
+            _ = f.deliver(max: 10, waitMs: 10, onReport: { reports.append($0) }) { r in
+                got.append(String(decoding: Array(r.value), as: UTF8.self))
+            }
+        }
+        #expect(Array(got.prefix(50)) == (0..<50).map { "p1-\($0)" })
+        #expect(reports.contains { $0.kind == .offsetReset && $0.offset == 20 })
+        #expect(f.state(TopicPartition("t", 0))?.next == 0)
+        f.close()
+    }
+
     /// What the path does not read goes back to librdkafka at the offset it
     /// reached: another codec, message format 1, a broken batch, a broker
     /// without Fetch v4+.

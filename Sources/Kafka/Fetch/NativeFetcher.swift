@@ -146,16 +146,19 @@ final class NativeFetcher {
 
     func remove(_ tps: [TopicPartition]) {
         for tp in tps { partitions[tp] = nil }
+        pendingResets.removeAll { tps.contains($0) }
         dropPending()
     }
 
     func removeAll() {
         partitions.removeAll()
+        pendingResets = []
         dropPending()
     }
 
     func seek(_ tp: TopicPartition, to offset: Int64) {
         partitions[tp]?.next = offset
+        pendingResets.removeAll { $0 == tp }
         dropPending()
     }
 
@@ -197,7 +200,10 @@ final class NativeFetcher {
 
     /// The earliest or latest offset of each partition, per leader; partitions
     /// whose leader cannot say are absent.
+    /// Drops the response being handed over: the answers arrive in the
+    /// connections' buffers it is read from.
     func listOffsets(_ tps: [TopicPartition], _ spec: ListOffsetsSpec, timeoutMs: Int) -> [TopicPartition: Int64] {
+        dropPending()
         refreshMetadataIfStale(topics: Set(tps.map(\.topic)))
         var byLeader: [Int32: [TopicPartition]] = [:]
         for tp in tps { if let l = map.leaders[tp] { byLeader[l, default: []].append(tp) } }
@@ -277,6 +283,9 @@ final class NativeFetcher {
     }
 
     private var brokerFailures: [Int32: Int] = [:]
+    /// Partitions whose position the log no longer holds, reset before the
+    /// next fetch (`auto.offset.reset`).
+    private var pendingResets: [TopicPartition] = []
     /// Fetches sent so far: turns the partitions' order in a request.
     private var fetchRound: UInt = 0
     private var metadataFailures = 0
@@ -299,6 +308,15 @@ final class NativeFetcher {
     /// metadata refresh, or handed back after repeated failures.
     private func fetch(waitMs: Int) {
         dropPending()
+        // Resets take this poll: their reports reach the caller before any
+        // record from the new positions (docs/architecture.md "When Kafka
+        // moves a position" reads the records that follow a report).
+        let resets = pendingResets
+        pendingResets = []
+        if !resets.isEmpty {
+            for tp in resets { resetOffset(tp) }
+            return
+        }
         let fetchable = partitions.filter { !$0.value.paused }
         // Nothing to fetch, or a backoff: wait as a fetch would have, so
         // that a caller polling in a loop does not spin.
@@ -407,7 +425,9 @@ final class NativeFetcher {
             abortedProducers = []
             return !part.records.isEmpty
         case KafkaErrorCode.offsetOutOfRange:
-            resetOffset(tp)
+            // Reset before the next fetch, not now: the ListOffsets answer
+            // would land in the buffer the rest of this response is read from.
+            if !pendingResets.contains(tp) { pendingResets.append(tp) }
             return false
         case let e where KafkaErrorCode.isRetriable(e):
             metadataStale = true
