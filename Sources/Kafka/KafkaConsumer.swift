@@ -390,8 +390,9 @@ public final class KafkaConsumer: @unchecked Sendable {
             default: break
             }
         }
-        if !committedAsked.isEmpty {
-            let committed = (try? self.committed(committedAsked)) ?? [:]
+        // Committed offsets that cannot be read now stay librdkafka's to
+        // find (auto.offset.reset would re-read what the group committed).
+        if !committedAsked.isEmpty, let committed = try? self.committed(committedAsked) {
             for tp in committedAsked {
                 if let c = committed[tp] { resolved[tp] = c; continue }
                 switch native.settings.reset {

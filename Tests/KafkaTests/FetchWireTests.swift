@@ -225,6 +225,15 @@ func fetchResponse(version: Int16, topic: String = "t", partition: Int32 = 0, er
     return w.bytes + records
 }
 
+/// A ListOffsets response (v1–v2): partition 0 of topic "t" at `offset`.
+func listOffsetsAnswer(version: Int16, offset: Int64) -> [UInt8] {
+    var w = WireWriter()
+    if version >= 2 { w.int32(0) }
+    w.int32(1); w.string("t"); w.int32(1)
+    w.int32(0); w.int16(0); w.int64(-1); w.int64(offset)
+    return w.bytes
+}
+
 /// The fetch offset of partition 0 in a Fetch request.
 func requestedOffset(version: Int16, _ body: [UInt8]) -> Int64 {
     body.withUnsafeBytes { b in
@@ -397,13 +406,7 @@ func drain(_ f: NativeFetcher, max: Int = 1000, polls: Int = 40, until stop: ([S
 
     @Test func outOfRangeResetsByAutoOffsetResetAndReports() throws {
         let broker = try ScriptedBroker { api, v, body in
-            if api == ApiKey.listOffsets.rawValue {
-                var w = WireWriter()
-                if v >= 2 { w.int32(0) }
-                w.int32(1); w.string("t"); w.int32(1)
-                w.int32(0); w.int16(0); w.int64(-1); w.int64(40)
-                return w.bytes
-            }
+            if api == ApiKey.listOffsets.rawValue { return listOffsetsAnswer(version: v, offset: 40) }
             let from = requestedOffset(version: v, body)
             if from < 40 { return fetchResponse(version: v, error: KafkaErrorCode.offsetOutOfRange, high: 45, records: []) }
             return fetchResponse(version: v, high: 45, records: from == 40 ? testBatch(base: 40, values(40..<45)) : [])
@@ -426,12 +429,8 @@ func drain(_ f: NativeFetcher, max: Int = 1000, polls: Int = 40, until stop: ([S
         let records = testBatch(base: 0, values(0..<50, prefix: "p1-"))
         let broker = try ScriptedBroker { api, v, body in
             if api == ApiKey.listOffsets.rawValue {
-                var w = WireWriter()
-                if v >= 2 { w.int32(0) }
-                w.int32(1); w.string("t"); w.int32(1)
                 // A long answer, as if many partitions were asked for.
-                w.int32(0); w.int16(0); w.int64(-1); w.int64(0)
-                return w.bytes + [UInt8](repeating: 0xAB, count: 4096)
+                return listOffsetsAnswer(version: v, offset: 0) + [UInt8](repeating: 0xAB, count: 4096)
             }
             var w = WireWriter()
             w.int32(0)

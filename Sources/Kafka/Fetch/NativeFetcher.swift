@@ -594,7 +594,4 @@ final class NativeFetcher {
         var left = timespec()
         while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
     }
-
-    /// The number of records the path could fetch now (for tests and /metrics).
-    var fetchableCount: Int { partitions.values.filter { !$0.paused }.count }
 }

@@ -30,14 +30,6 @@ final class RawBuffer {
         count = 0
     }
 
-    /// Makes room for `n` bytes, keeping the first `count`.
-    func grow(to n: Int) {
-        guard n > capacity else { return }
-        guard let p = realloc(base, n) else { fatalError("out of memory for a \(n)-byte Kafka buffer") }
-        base = p
-        capacity = n
-    }
-
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
     var whole: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: capacity) }
 }

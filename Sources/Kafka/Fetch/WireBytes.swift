@@ -58,15 +58,6 @@ struct WireReader {
         precondition(0 <= from && from <= end && end <= base.count)
     }
 
-    /// A reader of `base[from..<to]` whose bounds the caller has checked.
-    @inline(__always)
-    init(unchecked base: UnsafeRawBufferPointer, from: Int, to: Int) {
-        assert(0 <= from && from <= to && to <= base.count)
-        self.base = base
-        position = from
-        end = to
-    }
-
     var remaining: Int { end - position }
 
     @inline(__always)
@@ -109,15 +100,5 @@ struct WireReader {
         if n < 0 { return 0 }
         guard n <= remaining / max(1, minElementBytes) else { throw WireError("\(what): \(n) elements in \(remaining) bytes") }
         return n
-    }
-
-    /// `n` bytes in place (nil for a negative length: the null value).
-    @inline(__always)
-    mutating func bytes(_ n: Int, _ what: StaticString) throws(WireError) -> UnsafeRawBufferPointer? {
-        if n < 0 { return nil }
-        try need(n, what)
-        let b = UnsafeRawBufferPointer(rebasing: base[position..<position + n])
-        position += n
-        return b
     }
 }
