@@ -269,11 +269,15 @@ public struct DDSketch: Sendable, Equatable {
         let size = bins.isEmpty ? needed + margin : Swift.max(needed + margin, 2 * needed)
         let newOffset = lo - (size - needed) / 2
         var fresh = ContiguousArray<Double>.zeros(size)
-        if positiveCount > 0 || !bins.isEmpty {
-            // copy the live range that intersects the new window
-            let from = Swift.max(offset, newOffset), to = Swift.min(offset + bins.count, newOffset + size)
-            if from < to {
-                for key in from ..< to { fresh[key - newOffset] = bins[key - offset] }
+        // The live range that intersects the new window, copied as one block
+        // (element by element it was most of this function's instructions:
+        // bench/results/speed.md section 63).
+        let from = Swift.max(offset, newOffset), to = Swift.min(offset + bins.count, newOffset + size)
+        if from < to {
+            fresh.withUnsafeMutableBufferPointer { dst in
+                bins.withUnsafeBufferPointer { src in
+                    (dst.baseAddress! + (from - newOffset)).update(from: src.baseAddress! + (from - offset), count: to - from)
+                }
             }
         }
         bins = fresh
