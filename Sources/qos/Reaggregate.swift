@@ -59,7 +59,7 @@ struct Reaggregate: ParsableCommand {
     var compact = false
     @Option(help: "Compaction: seconds to keep replaced files for readers still listing the old directory.")
     var grace: Double = 1
-    @Option(help: ArgumentHelp("ZSTD level for Parquet pages, 0 (uncompressed) to \(Defaults.zstdLevelMax).")) var zstdLevel: Int = 3
+    @Option(help: ArgumentHelp("ZSTD level for Parquet pages, 0 (uncompressed) to \(Defaults.zstdLevelMax).")) var zstdLevel: Int = Defaults.zstdLevel
     @Flag(help: "No progress line even on a terminal.") var quiet = false
 
     func validate() throws {

@@ -30,8 +30,11 @@ public enum Defaults {
     public static let compactAfterMs: Int64 = 3_600_000
     /// The most engine threads `qos replay` shards its sessions over (`workers`).
     public static let replayWorkersMax = 64
-    /// ZSTD level of Parquet pages (0 = uncompressed).
-    public static let zstdLevel = 3
+    /// ZSTD level of Parquet pages (0 = uncompressed). Level 1: most pages
+    /// are a few hundred bytes, where level 3 takes up to twice the time
+    /// and wrote the benchmark's files 1.4 % larger (bench/results/speed.md
+    /// section 63).
+    public static let zstdLevel = 1
     /// The highest ZSTD level libzstd accepts.
     public static let zstdLevelMax = 22
     /// Port of /metrics and /healthz (nil = off).
