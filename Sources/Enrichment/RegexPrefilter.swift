@@ -72,7 +72,12 @@ struct LiteralExtractor {
     static let maxExactSet = 16
 
     private enum Info {
-        case exact(Set<[UInt8]>)    // the node matches exactly one of these (lower-cased) strings
+        /// The node matches exactly one of these (lower-cased, distinct)
+        /// strings. An array, not a Set: the sets stay at most
+        /// `maxExactSet` strings, where comparing beats hashing, and the
+        /// analysis runs for every uap-core regex at every start
+        /// (bench/results/speed.md section 64).
+        case exact([[UInt8]])
         case cond(LiteralCondition) // every match contains a satisfying set of literals
     }
 
@@ -113,10 +118,10 @@ struct LiteralExtractor {
             branches.append(parseConcat())
         }
         if branches.count == 1 { return branches[0] }
-        var union = Set<[UInt8]>()
+        var union: [[UInt8]] = []
         var allExact = true
         for b in branches {
-            if case .exact(let s) = b { union.formUnion(s) } else { allExact = false }
+            if case .exact(let s) = b { Self.formUnion(&union, s) } else { allExact = false }
         }
         if allExact && union.count <= Self.maxExactSet { return .exact(union) }
         return .cond(LiteralCondition.makeOr(branches.map(Self.toCond)))
@@ -126,7 +131,7 @@ struct LiteralExtractor {
         var conds: [LiteralCondition] = []
         var cur: [[UInt8]] = [[]]  // the strings the concatenation so far matches exactly (distinct)
         func flush() {
-            conds.append(Self.toCond(.exact(Set(cur))))
+            conds.append(Self.toCond(.exact(cur)))
             cur = [[]]
         }
         while i < p.count && p[i] != UInt8(ascii: "|") && p[i] != UInt8(ascii: ")") {
@@ -145,14 +150,14 @@ struct LiteralExtractor {
                     cur = next
                 } else {
                     flush()
-                    cur = Array(s)
+                    cur = s
                 }
             case .cond(let c):
                 flush()
                 conds.append(c)
             }
         }
-        if conds.isEmpty { return .exact(Set(cur)) }
+        if conds.isEmpty { return .exact(cur) }
         flush()
         return .cond(LiteralCondition.makeAnd(conds))
     }
@@ -207,7 +212,7 @@ struct LiteralExtractor {
         if minCount == 1 && maxCount == 1 { return atom }
         if minCount == 0 {
             if maxCount == 1, case .exact(var s) = atom {
-                s.insert([])
+                Self.formUnion(&s, [[]])
                 return .exact(s)
             }
             return Self.any
@@ -321,7 +326,12 @@ struct LiteralExtractor {
         guard i < p.count else { failed = true; return Self.any }
         i += 1  // ']'
         if negated || big || chars.isEmpty || chars.count > 8 { return Self.any }
-        return .exact(Set(chars.map { [$0] }))
+        return .exact(chars.sorted().map { [$0] })
+    }
+
+    /// Adds to `set` the strings of `more` it does not hold yet.
+    private static func formUnion(_ set: inout [[UInt8]], _ more: [[UInt8]]) {
+        for x in more where !set.contains(x) { set.append(x) }
     }
 
     private func isAlnum(_ c: UInt8) -> Bool {
@@ -355,65 +365,70 @@ struct AhoCorasick: Sendable {
         byteClass = cls
         classCount = k
         // Trie: row s of `table` holds state s's edges, -1 for none yet.
-        // Room for as many states as the atoms have bytes (the most there
-        // can be), so the rows are never copied to a larger array as it
-        // grows; the unused room is dropped below.
+        // Rows for as many states as the atoms have bytes (the most there
+        // can be), filled once, so no row is appended or copied as the trie
+        // grows; the unused rows are dropped below.
         let statesMax = 1 + atoms.reduce(0) { $0 + $1.count }
-        var table = [Int32](repeating: -1, count: k)
-        table.reserveCapacity(statesMax * k)
+        var table = [Int32](repeating: -1, count: statesMax * k)
         var own: [[Int32]] = [[]]
         own.reserveCapacity(statesMax)
-        for (id, a) in atoms.enumerated() {
-            var s = 0
-            for b in a {
-                let edge = s * k + Int(cls[Int(b)])
-                if table[edge] < 0 {
-                    table[edge] = Int32(own.count)
-                    table.append(contentsOf: repeatElement(-1, count: k))
-                    own.append([])
+        table.withUnsafeMutableBufferPointer { t in
+            for (id, a) in atoms.enumerated() {
+                var s = 0
+                for b in a {
+                    let edge = s * k + Int(cls[Int(b)])
+                    if t[edge] < 0 {
+                        t[edge] = Int32(own.count)
+                        own.append([])
+                    }
+                    s = Int(t[edge])
                 }
-                s = Int(table[edge])
+                own[s].append(Int32(id))
             }
-            own[s].append(Int32(id))
         }
-        // BFS: failure links folded into a full DFA; each state's outputs are
-        // its own then its failure state's (already complete: BFS order).
+        // BFS: failure links folded into a full DFA.
         let states = own.count
         var fail = [Int32](repeating: 0, count: states)
         var order: [Int] = [0]
         order.reserveCapacity(states)
         table.withUnsafeMutableBufferPointer { t in
-            for c in 0..<k {
-                if t[c] < 0 { t[c] = 0 } else { order.append(Int(t[c])) }
-            }
-            var head = 1
-            while head < order.count {
-                let s = order[head]; head += 1
-                let f = Int(fail[s])
+            fail.withUnsafeMutableBufferPointer { fail in
                 for c in 0..<k {
-                    let edge = t[s * k + c]
-                    if edge < 0 {
-                        t[s * k + c] = t[f * k + c]
-                    } else {
-                        fail[Int(edge)] = t[f * k + c]
-                        order.append(Int(edge))
+                    if t[c] < 0 { t[c] = 0 } else { order.append(Int(t[c])) }
+                }
+                // Rows by pointer: this loop visits every (state, class) cell.
+                let base = t.baseAddress!
+                var head = 1
+                while head < order.count {
+                    let s = order[head]; head += 1
+                    let row = base + s * k, failRow = base + Int(fail[s]) * k
+                    for c in 0..<k {
+                        let edge = row[c]
+                        if edge < 0 {
+                            row[c] = failRow[c]
+                        } else {
+                            fail[Int(edge)] = failRow[c]
+                            order.append(Int(edge))
+                        }
                     }
                 }
             }
         }
+        // A state's outputs: its own atoms, then those of each state down
+        // its failure chain (which ends at the root).
         var start = [Int32](repeating: 0, count: states + 1)
-        var lists = [[Int32]](repeating: [], count: states)
-        for s in order where s != 0 {
-            lists[s] = own[s] + lists[Int(fail[s])]
-        }
-        lists[0] = own[0]
         var ids: [Int32] = []
         for s in 0..<states {
             start[s] = Int32(ids.count)
-            ids.append(contentsOf: lists[s])
+            var t = s
+            while true {
+                if !own[t].isEmpty { ids.append(contentsOf: own[t]) }
+                if t == 0 { break }
+                t = Int(fail[t])
+            }
         }
         start[states] = Int32(ids.count)
-        next = Array(table[...])  // a copy of its own size
+        next = Array(table[..<(states * k)])  // a copy of its own size
         outputStart = start
         outputIds = ids
     }
