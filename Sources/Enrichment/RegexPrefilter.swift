@@ -98,6 +98,7 @@ struct LiteralExtractor {
         switch info {
         case .cond(let c): return c
         case .exact(let set):
+            assert(Set(set).count == set.count, "an exact set holds each string once")
             if set.isEmpty { return .always }
             var lits: [LiteralCondition] = []
             for s in set.sorted(by: { $0.lexicographicallyPrecedes($1) }) {

@@ -304,16 +304,11 @@ public final class UAPRegexes: Sendable {
 
     /// A mapping's value for a plain string key (the last one, as YAML
     /// loaders take it), compared as text without resolving tags.
-    static func value(_ node: Node, _ key: String) -> Node? {
-        guard case .mapping(let mapping) = node else { return nil }
-        var found: Node?
-        for (k, v) in mapping where k.scalar?.string == key { found = v }
-        return found
-    }
+    static func value(_ node: Node, _ key: String) -> Node? { values(node, [key])[0] }
 
     /// `value(node, key)` for each of `keys`, in one pass over the mapping
-    /// (a rule has a handful of keys; a pass per key was a sixth of the
-    /// regexes' load time before compiling).
+    /// (a rule has a handful of keys; a pass per key cost ≈ 15 M
+    /// instructions at every start, bench/results/speed.md section 64).
     static func values(_ node: Node, _ keys: [String]) -> [Node?] {
         var found = [Node?](repeating: nil, count: keys.count)
         guard case .mapping(let mapping) = node else { return found }
