@@ -173,30 +173,42 @@ public final class WindowState<K: SketchKit>: @unchecked Sendable {
         }
     }
 
-    /// Adds another state of the same window (another partition's share).
-    public func merge(_ o: WindowState<K>, cap: Int) {
+    /// Adds another state of the same window (another partition's share),
+    /// taking its groups: `o`'s metric tables are left empty. (A flush
+    /// drops the shares it merged.)
+    public func absorb(_ o: WindowState<K>, cap: Int) {
+        precondition(o !== self, "a window state cannot absorb itself")
         for t in tables.indices {
-            // Their groups read in place (`o.tables[t].metrics[i]` would copy
-            // each group, retaining and releasing every sketch in it).
-            let theirs = o.tables[t]
-            theirs.metrics.withUnsafeBufferPointer { metrics in
-                for (i, k) in theirs.keys.enumerated() {
-                    let j = tables[t].slot(k, cap: cap)
-                    tables[t].metrics[j].merge(metrics[i])
-                }
+            // Their groups are moved out one at a time, in their order, and
+            // merged from a local. Merged from their array in place, each
+            // was copied first (Swift cannot tell that merging into ours
+            // leaves theirs unchanged), retaining and releasing every sketch
+            // in it (bench/results/speed.md section 65).
+            let keys = o.tables[t].keys
+            var metrics = o.tables[t].metrics
+            o.tables[t] = TableAggregate()
+            // Reversed through the buffer, whose swaps move; the array's own
+            // swaps copy.
+            metrics.withUnsafeMutableBufferPointer { $0.reverse() }
+            for k in keys {
+                let m = metrics.removeLast()
+                let j = tables[t].slot(k, cap: cap)
+                tables[t].metrics[j].merge(m)
             }
         }
         sessions += o.sessions
         cdnEdge.merge(o.cdnEdge, cap: cap)
     }
 
-    /// Merges states of the same (window, base/delta) into one, in time order.
+    /// Merges states of the same (window, base/delta) into one, in time
+    /// order. The states given are changed: each window's first state takes
+    /// in the others (`absorb`).
     public static func mergedByWindow(_ states: [WindowState<K>], cap: Int) -> [WindowState<K>] {
         var byKey: [String: WindowState<K>] = [:]
         var order: [WindowState<K>] = []
         for w in states {
             let key = "\(w.start)/\(w.isDelta)"
-            if let into = byKey[key] { into.merge(w, cap: cap) } else { byKey[key] = w; order.append(w) }
+            if let into = byKey[key] { into.absorb(w, cap: cap) } else { byKey[key] = w; order.append(w) }
         }
         return order.sorted { ($0.start, $0.isDelta ? 1 : 0) < ($1.start, $1.isDelta ? 1 : 0) }
     }
