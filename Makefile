@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev zlib1g-dev uap-core pkg-config mmdb-bin python3-ua-parser chromium
+APT_PACKAGES := librdkafka-dev libmaxminddb-dev libzstd-dev zlib1g-dev libmimalloc-dev uap-core pkg-config mmdb-bin python3-ua-parser chromium
 PY_PACKAGES := pyarrow duckdb datasketches ddsketch protobuf jsonschema mmdb-writer netaddr maxminddb pytest pytest-xdist pyyaml 'moto[server]'
 # make bench only (peer engines; never make test / CI): Spark needs a Java 17+ runtime.
 PY_BENCH_PACKAGES := pyspark

@@ -31,7 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev, zlib1g-dev).
+        // System libraries (Debian: libzstd-dev, libmaxminddb-dev, librdkafka-dev, zlib1g-dev, libmimalloc-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CMaxMindDB", pkgConfig: "libmaxminddb",
@@ -43,8 +43,9 @@ let package = Package(
 
         // The CPU's prefetch hint (a header; nothing to link).
         .systemLibrary(name: "CPrefetch"),
-        // glibc's heap tuning and trim for the daemon (a header; nothing to link).
-        .systemLibrary(name: "CMalloc"),
+        // The process's allocator, mimalloc (Debian: libmimalloc-dev, which has
+        // no pkg-config file: the module map links it by name), and its trim.
+        .systemLibrary(name: "CMalloc", providers: [.apt(["libmimalloc-dev"])]),
         // CRC-32C with the CPU's crc32 instruction (a header; nothing to link).
         .systemLibrary(name: "CCRC32C"),
 

@@ -1,10 +1,12 @@
 /// Gives request-body memory back after a burst (README "qos collect",
 /// memory under abuse). Bodies are buffered in full, up to
-/// `--max-body-total` at once; freed, glibc keeps most of their pages (free
-/// chunks between live ones), so after a burst of stalled bodies the
-/// collector's RSS stayed at hundreds of MB while it held none. Checked on
-/// the producer's poll thread: once no body is held and the last burst held
-/// at least `burstBytes`, the daemon's `HeapTrim` gives every free page back
+/// `--max-body-total` at once; freed, the allocator keeps their pages (under
+/// glibc: free chunks between live ones; under mimalloc: an event loop's
+/// emptied pages until that loop allocates again), so after a burst of
+/// stalled bodies the collector's RSS stayed at hundreds of MB while it held
+/// none. Checked on the producer's poll thread: once no body is held and the
+/// last burst held at least `burstBytes`, `release` has the poll thread and
+/// every event loop give their free pages back (`HeapTrim.releaseFreePages`)
 /// — at most once per `intervalSeconds`, never while bodies arrive.
 struct BodyMemoryTrim {
     static let burstBytes = 64 << 20

@@ -133,8 +133,14 @@ public final class Collector: @unchecked Sendable {
         port = channel.localAddress?.port ?? options.port
         box.collector = self
         let producer = self.producer, stop = pollStop, done = pollDone
-        let thread = Thread { [weak self] in
-            var trim = BodyMemoryTrim(nowSeconds: monotonicSeconds())
+        let thread = Thread { [weak self, group] in
+            // The bodies were read and freed on the event loops: each loop
+            // gives back its own thread's free pages (mimalloc keeps a
+            // thread's emptied pages until that thread allocates again).
+            var trim = BodyMemoryTrim(nowSeconds: monotonicSeconds()) {
+                HeapTrim.releaseFreePages()
+                for loop in group.makeIterator() { loop.execute { HeapTrim.releaseFreePages() } }
+            }
             while !stop.isSet {
                 producer.poll(timeoutMs: 100)   // delivery reports
                 if let bodies = self?.takeBodyBytes() {

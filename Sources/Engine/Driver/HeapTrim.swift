@@ -1,23 +1,17 @@
 import CMalloc
 
-/// How `qos run` uses glibc's heap (docs/architecture.md "The daemon's heap").
+/// How `qos run` uses the process's heap, mimalloc's (docs/architecture.md
+/// "The daemon's heap").
 ///
 /// Each epoch builds buffers of several MiB (Parquet files, partition
-/// snapshots, the manifest). `keepCheckpointBuffers` has glibc serve them
-/// from the heap and keep them there when freed, so the next epoch reuses
-/// the same pages instead of faulting fresh ones in (≈ 4 % of a catch-up's
-/// CPU). Freed that way, though, the pages stay with the process: arenas
-/// fill with free chunks between live ones, and a real-time daemon's RSS
-/// climbed for as long as it ran (a 10-minute soak: 176 → 766 MiB; 5
-/// minutes into another, 510 MiB held, 219 MiB in use). So after an epoch, at most once per
-/// `intervalSeconds`, every whole free page goes back to the kernel: a
-/// catch-up shorter than the interval never pays for it, a long-running
-/// daemon's RSS stays near what it uses.
+/// snapshots, the manifest) and frees them. mimalloc gives an emptied page
+/// back to the kernel once it has been free for its decommit delay (25 ms
+/// by default; none cost 10 % more CPU in a catch-up, 1 s kept 20 % more
+/// resident and saved none), but only when the thread that owns it
+/// allocates or frees again. So after an epoch, at most once per
+/// `intervalSeconds`, the driver has it give back at once what is free
+/// past the delay (`mi_collect(true)`), threads that ended included.
 struct HeapTrim {
-    /// Buffers below this come from the heap, not fresh mappings.
-    static let mmapThresholdBytes: Int32 = 32 << 20
-    /// Free bytes at a heap's top kept without a trim.
-    static let trimThresholdBytes: Int32 = 256 << 20
     /// The least time between two trims.
     static let defaultIntervalSeconds = 30.0
 
@@ -29,7 +23,7 @@ struct HeapTrim {
     /// Gives the free pages back (`qos_heap_trim`; a counter in tests).
     let release: () -> Void
 
-    /// Every whole free page of every arena back to the kernel.
+    /// What mimalloc can release, back to the kernel now.
     static func releaseFreePages() { _ = qos_heap_trim() }
 
     init(intervalSeconds: Double = defaultIntervalSeconds, nowSeconds: Double,
@@ -38,11 +32,6 @@ struct HeapTrim {
         self.intervalSeconds = intervalSeconds
         lastSeconds = nowSeconds
         self.release = release
-    }
-
-    /// Sets glibc's thresholds for the whole process (`qos run`, once at its start).
-    static func keepCheckpointBuffers() {
-        _ = qos_heap_tune(mmapThresholdBytes, trimThresholdBytes)
     }
 
     /// Called after each epoch, once its buffers are freed; true when it trimmed.

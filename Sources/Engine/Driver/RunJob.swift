@@ -175,7 +175,6 @@ public final class RunJob {
 
     /// Connects, checks the topic, and consumes until stopped. Returns the final status.
     public func run() throws -> RunStatus {
-        HeapTrim.keepCheckpointBuffers()
         // Held until run returns: no second process of this instance id on this sink.
         let lock = o.sink.hasPrefix("s3://") ? nil : try InstanceLock(sinkRoot: o.sink, instance: o.instance)
         // And no `qos reaggregate --compact` meanwhile (it swaps hour directories under the daemon).
