@@ -3,7 +3,7 @@ import SecretHash
 import Testing
 
 #if os(Linux)
-/// glibc's block size of an allocation (not in the Swift Glibc module).
+/// The allocator's (mimalloc's) block size of an allocation (not in the Swift Glibc module).
 @_silgen_name("malloc_usable_size") private func mallocUsableSize(_ block: UnsafeMutableRawPointer?) -> Int
 #endif
 
