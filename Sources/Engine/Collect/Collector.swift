@@ -133,13 +133,10 @@ public final class Collector: @unchecked Sendable {
         port = channel.localAddress?.port ?? options.port
         box.collector = self
         let producer = self.producer, stop = pollStop, done = pollDone
-        let thread = Thread { [weak self, group] in
-            // The bodies were read and freed on the event loops: each loop
-            // gives back its own thread's free pages (mimalloc keeps a
-            // thread's emptied pages until that thread allocates again).
-            var trim = BodyMemoryTrim(nowSeconds: monotonicSeconds()) {
+        let thread = Thread { [weak self] in
+            var trim = BodyMemoryTrim(nowSeconds: monotonicSeconds()) { [weak self] in
                 HeapTrim.releaseFreePages()
-                for loop in group.makeIterator() { loop.execute { HeapTrim.releaseFreePages() } }
+                self?.releaseEventLoopsFreePages()
             }
             while !stop.isSet {
                 producer.poll(timeoutMs: 100)   // delivery reports
@@ -153,6 +150,18 @@ public final class Collector: @unchecked Sendable {
         thread.name = "qos-collect-kafka"
         thread.start()
         pollThread = thread
+    }
+
+    /// Has every event loop give its thread's free pages back: the bodies
+    /// were read and freed there, and mimalloc keeps a thread's emptied pages
+    /// until that thread allocates again (docs/architecture.md "The daemon's
+    /// heap"). Not once draining: the loops may be shut down, and `drain`
+    /// marks it under the same lock before it shuts them.
+    private func releaseEventLoopsFreePages() {
+        lock.withLock {
+            guard !draining else { return }
+            for loop in group.makeIterator() { loop.execute { HeapTrim.releaseFreePages() } }
+        }
     }
 
     /// Graceful drain (SIGTERM); call it before closing the producer: stop accepting connections, let requests in
